@@ -1,0 +1,228 @@
+/**
+ * The storage interface of the registry: content-addressed blobs, and models,
+ * versions, tags, downloads and tokens that point into them. Every backend
+ * (SQLite + blob folder, PostgreSQL + S3) implements {@linkcode Store} and
+ * passes the shared conformance suite in `tests/registry/storage/conformance.ts`.
+ *
+ * Values reaching a store are already validated against `sdk/names.ts`; a store
+ * still never builds a path from anything but a checked digest (see `paths.ts`).
+ *
+ * @module
+ */
+
+/** A stored blob. */
+export interface BlobInfo {
+  /** `sha256:<hex>` of its bytes. */
+  digest: string;
+  /** Its length in bytes. */
+  size: number;
+}
+
+/**
+ * An open blob upload. Bytes become visible to readers only on
+ * {@linkcode BlobWriter.commit}; {@linkcode BlobWriter.cancel} (or any error)
+ * leaves nothing behind.
+ */
+export interface BlobWriter {
+  /** Appends bytes; the digest is computed as they arrive. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Bytes written so far. */
+  readonly size: number;
+  /**
+   * Finishes the upload: computes the digest, checks it against `expected`
+   * when given, makes the blob durable (fsync) and visible (rename).
+   * Committing content that already exists is not an error.
+   *
+   * @throws {DigestMismatchError} when `expected` differs; nothing is stored
+   */
+  commit(expected?: string): Promise<BlobInfo>;
+  /** Abandons the upload and removes its temporary data. */
+  cancel(): Promise<void>;
+}
+
+/** Content-addressed blob storage. */
+export interface BlobStore {
+  /** Starts an upload. */
+  writer(): Promise<BlobWriter>;
+  /** The blob's size, or null when absent. */
+  stat(digest: string): Promise<BlobInfo | null>;
+  /**
+   * The blob's bytes from `start` to `end` inclusive (whole blob by default),
+   * or null when absent.
+   */
+  read(
+    digest: string,
+    range?: { start: number; end: number },
+  ): Promise<ReadableStream<Uint8Array> | null>;
+}
+
+/** One file of a version: a path in the checkpoint and the blob holding it. */
+export interface FileEntry {
+  /** Relative path, e.g. `model.json`, `group1-shard1of1.bin`, `README.md`. */
+  path: string;
+  /** `sha256:<hex>`. */
+  digest: string;
+  /** Bytes. */
+  size: number;
+}
+
+/** What a publisher sends and the server computed, stored as one version. */
+export interface NewVersion {
+  namespace: string;
+  name: string;
+  /** A semver string. */
+  version: string;
+  files: FileEntry[];
+  /** The model card (task, labels, dataset, license, preprocessing, metrics, parent, description, …). */
+  card: Record<string, unknown>;
+  /** Architecture metadata computed by the SDK's analysis. */
+  architecture: Record<string, unknown>;
+  /** Who published it (token label), for the record. */
+  publishedBy?: string;
+}
+
+/** A stored version. */
+export interface VersionRecord extends NewVersion {
+  /** ISO 8601 time of publication. */
+  createdAt: string;
+  /** Hidden from tag and `latest` resolution; still downloadable by exact version. */
+  yanked: boolean;
+  /** Downloads of this version's model.json. */
+  downloads: number;
+}
+
+/** A model with the summary of its versions. */
+export interface ModelRecord {
+  namespace: string;
+  name: string;
+  /** Taken from the latest published version's card. */
+  description: string;
+  task: string;
+  labels: string[];
+  /** ISO 8601 time of the last publish, tag move or yank. */
+  updatedAt: string;
+  /** Sum of the downloads of all its versions. */
+  downloads: number;
+  /** Every version, oldest first, without files/card/architecture. */
+  versions: {
+    version: string;
+    createdAt: string;
+    yanked: boolean;
+    downloads: number;
+  }[];
+  /** Tag name → version, as stored (resolution rules live in the registry, not here). */
+  tags: Record<string, string>;
+}
+
+/** Query of {@linkcode MetadataStore.listModels}. */
+export interface ListQuery {
+  /** Case-insensitive substring over namespace/name, description, task and labels. */
+  search?: string;
+  /** Exact task. */
+  task?: string;
+  /** `downloads` (most first) or `updated` (newest first); ties broken by name. Default `updated`. */
+  sort?: "downloads" | "updated";
+  /** 1-100, default 20. */
+  limit?: number;
+  /** Opaque cursor from a previous page. */
+  cursor?: string;
+}
+
+/** A stored API token (only its hash is kept). */
+export interface TokenRecord {
+  /** Short public id, shown in listings. */
+  id: string;
+  /** SHA-256 hex of the secret. */
+  hash: string;
+  /** `read`, `publish:<namespace>`, `admin`. */
+  scopes: string[];
+  label: string;
+  createdAt: string;
+}
+
+/** Models, versions, tags, downloads and tokens. */
+export interface MetadataStore {
+  /**
+   * Records a version and its files in one transaction; the version is visible
+   * to readers only once all of it is. Sets the tag `latest` to it when it is
+   * the highest non-prerelease, non-yanked version (or the first version).
+   *
+   * @throws {ConflictError} when the version exists (even if yanked)
+   */
+  publish(v: NewVersion): Promise<VersionRecord>;
+  /** One model, or null. */
+  getModel(namespace: string, name: string): Promise<ModelRecord | null>;
+  /** One exact version, or null. */
+  getVersion(
+    namespace: string,
+    name: string,
+    version: string,
+  ): Promise<VersionRecord | null>;
+  /** Points `tag` at an existing version. @throws {NotFoundError} when the version is absent */
+  setTag(
+    namespace: string,
+    name: string,
+    tag: string,
+    version: string,
+  ): Promise<void>;
+  /** Yanks or un-yanks a version. @throws {NotFoundError} when absent */
+  setYanked(
+    namespace: string,
+    name: string,
+    version: string,
+    yanked: boolean,
+  ): Promise<void>;
+  /** Counts one download of a version. */
+  countDownload(
+    namespace: string,
+    name: string,
+    version: string,
+  ): Promise<void>;
+  /** Searches models; `nextCursor` is null on the last page. */
+  listModels(
+    q: ListQuery,
+  ): Promise<{ items: ModelRecord[]; nextCursor: string | null }>;
+  /** Stores a token. */
+  addToken(t: TokenRecord): Promise<void>;
+  /** Finds a token by the hash of its secret. */
+  findToken(hash: string): Promise<TokenRecord | null>;
+}
+
+/** A complete backend. */
+export interface Store extends MetadataStore {
+  blobs: BlobStore;
+  /** Releases files and connections. */
+  close(): Promise<void>;
+}
+
+/** A version (or token id) exists already. */
+export class ConflictError extends Error {
+  /** @param key what conflicts, e.g. `zoo/lenet5@1.0.0` */
+  constructor(readonly key: string, message: string) {
+    super(message);
+    this.name = "ConflictError";
+  }
+}
+
+/** A model, version or blob is absent. */
+export class NotFoundError extends Error {
+  /** @param key what is missing */
+  constructor(readonly key: string, message: string) {
+    super(message);
+    this.name = "NotFoundError";
+  }
+}
+
+/** Uploaded bytes do not hash to the digest the uploader announced. */
+export class DigestMismatchError extends Error {
+  /**
+   * @param expected the announced digest
+   * @param actual the digest of the bytes received
+   */
+  constructor(readonly expected: string, readonly actual: string) {
+    super(
+      `Uploaded bytes hash to "${actual}", not the expected "${expected}": nothing was stored; re-send the file`,
+    );
+    this.name = "DigestMismatchError";
+  }
+}
