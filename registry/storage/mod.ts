@@ -1,0 +1,20 @@
+/**
+ * Registry storage: the {@linkcode Store} interface every backend implements,
+ * and the embedded backend (SQLite metadata plus a content-addressed blob
+ * folder) opened with {@linkcode openSqliteFsStore}.
+ *
+ * @example Open the embedded store
+ * ```ts
+ * import { openSqliteFsStore, type Store } from "./mod.ts";
+ * const dir = await Deno.makeTempDir();
+ * const store: Store = await openSqliteFsStore(dir);
+ * console.log(await store.getModel("zoo", "lenet5")); // null
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+
+export * from "./store.ts";
+export { openSqliteFsStore } from "./sqlite_fs.ts";
