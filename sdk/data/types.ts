@@ -74,12 +74,16 @@ export interface BatchOptions {
  * Every batch's `xs` and `ys` belong to the consumer: dispose them (or create
  * them inside `tf.tidy`-managed code that does) once used, or they leak.
  *
- * @example Iterate and dispose
- * ```ts ignore
- * for await (const { xs, ys } of dataset.batches(32, { shuffle: true, seed: epoch })) {
- *   await model.trainOnBatch(xs, tf.oneHot(ys, dataset.classes.length));
- *   xs.dispose();
- *   ys.dispose();
+ * @example One training epoch that disposes every batch
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import type { Dataset } from "./types.ts";
+ * async function trainEpoch(model: tf.LayersModel, data: Dataset, epoch: number) {
+ *   for await (const { xs, ys } of data.batches(32, { shuffle: true, seed: epoch })) {
+ *     const labels = tf.oneHot(ys, data.classes.length);
+ *     await model.trainOnBatch(xs, labels);
+ *     tf.dispose([xs, ys, labels]);
+ *   }
  * }
  * ```
  */

