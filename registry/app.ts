@@ -1,0 +1,151 @@
+/**
+ * The registry as a Hono app with its parts injected: a store, auth options
+ * and limits. `main.ts` serves it; tests and other hosts build their own.
+ *
+ * @example Serve a registry on a temporary data dir
+ * ```ts ignore
+ * import { createRegistryApp } from "./app.ts";
+ * import { openSqliteFsStore } from "./storage/sqlite_fs.ts";
+ * const store = await openSqliteFsStore(await Deno.makeTempDir());
+ * Deno.serve({ port: 0 }, createRegistryApp({ store }).fetch);
+ * ```
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { timeout } from "hono/timeout";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { AuthOptions } from "./auth.ts";
+import { authenticate } from "./middleware/auth.ts";
+import { openApiDocument, ROUTES } from "./openapi.ts";
+import { HttpProblem, problem } from "./problem.ts";
+import { blobRoutes } from "./routes/blobs.ts";
+import { modelRoutes } from "./routes/models.ts";
+import { pageRoutes } from "./pages/mod.tsx";
+import type { Store } from "./storage/store.ts";
+
+/** Size and time limits of a registry. */
+export interface Limits {
+  /**
+   * Largest blob accepted, in bytes.
+   * @default 4 GiB
+   */
+  maxBlobBytes: number;
+  /**
+   * Largest publish request (the JSON manifest), in bytes.
+   * @default 1 MiB
+   */
+  maxManifestBytes: number;
+  /**
+   * Longest a request may take before it is answered with 503, in ms.
+   * @default 600000
+   */
+  requestTimeoutMs: number;
+}
+
+/** The defaults of {@linkcode Limits}. */
+export const DEFAULT_LIMITS: Limits = {
+  maxBlobBytes: 4 * 1024 ** 3,
+  maxManifestBytes: 1024 ** 2,
+  requestTimeoutMs: 10 * 60 * 1000,
+};
+
+/** What handlers find in `c.var`. */
+export type RegistryEnv = {
+  Variables: {
+    store: Store;
+    limits: Limits;
+    auth: AuthOptions;
+    /** The request token's scopes; empty when anonymous. */
+    scopes: string[];
+    /** The token's label, recorded as publisher. */
+    tokenLabel: string;
+  };
+};
+
+/** Parts of a registry. */
+export interface RegistryOptions {
+  /** Where metadata and blobs live. */
+  store: Store;
+  /** Auth behaviour. @default { private: false } */
+  auth?: AuthOptions;
+  /** Limits; missing fields take {@linkcode DEFAULT_LIMITS}. */
+  limits?: Partial<Limits>;
+}
+
+function routePattern(path: string): RegExp {
+  return new RegExp(`^${path.replace(/[.]/g, "\\.").replace(/:[A-Za-z_]+/g, "[^/]+")}$`);
+}
+
+/**
+ * Builds the registry app.
+ *
+ * @param options the store, auth and limits
+ * @returns a Hono app; serve `app.fetch`
+ */
+export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const auth: AuthOptions = { private: false, ...options.auth };
+  const app = new Hono<RegistryEnv>();
+
+  app.onError((err, c) => {
+    if (err instanceof HttpProblem) return problem(c, err.status, err.message, err.extra);
+    if (err instanceof HTTPException) {
+      return problem(c, err.status as ContentfulStatusCode, err.message || "The request failed");
+    }
+    console.error(`${c.req.method} ${c.req.path}:`, err);
+    return problem(
+      c,
+      500,
+      "The registry failed to answer this request: it logged the cause; try again or report it",
+    );
+  });
+
+  app.notFound((c) => {
+    const path = c.req.path;
+    const candidates = ROUTES.filter((r) =>
+      path.startsWith("/api/") ? r.path.startsWith("/api/") : true
+    )
+      .filter((r) => routePattern(r.path).test(path));
+    if (candidates.length > 0) {
+      const allow = [...new Set(candidates.map((r) => r.method))].join(", ");
+      return problem(c, 405, `Method ${c.req.method} is not allowed on ${path}: use ${allow}`, {
+        headers: { allow },
+      });
+    }
+    return problem(c, 404, `No route for ${c.req.method} ${path}: see /openapi.json for the API`);
+  });
+
+  app.use("*", async (c, next) => {
+    c.set("store", options.store);
+    c.set("limits", limits);
+    c.set("auth", auth);
+    await next();
+  });
+  app.use(
+    "*",
+    timeout(
+      limits.requestTimeoutMs,
+      new HTTPException(503, {
+        message: `The request took longer than ${limits.requestTimeoutMs} ms: try again`,
+      }),
+    ),
+  );
+  app.use(
+    "/api/*",
+    cors({
+      origin: "*",
+      exposeHeaders: ["etag", "content-range", "content-length", "accept-ranges"],
+    }),
+  );
+  app.use("*", authenticate());
+
+  app.get("/healthz", (c) => c.text("ok"));
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.route("/", blobRoutes());
+  app.route("/", modelRoutes());
+  app.route("/", pageRoutes());
+  return app;
+}

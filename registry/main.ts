@@ -1,0 +1,96 @@
+/**
+ * The registry's command line: serves the registry on the embedded store and,
+ * on an empty data dir, seeds it with the zoo.
+ *
+ * @module
+ */
+import { parseArgs } from "@std/cli";
+import { createRegistryApp, DEFAULT_LIMITS } from "./app.ts";
+import { openSqliteFsStore } from "./storage/sqlite_fs.ts";
+
+const HELP = `Serve the model zoo registry.
+
+Usage: deno run -A registry/main.ts [flags]
+
+Flags (flag, then environment, then default):
+  --port N               port to listen on          ZOO_PORT      8000
+  --host H               address to listen on       ZOO_HOST      127.0.0.1
+  --data DIR             data dir (SQLite + blobs)  ZOO_DATA      ./.zoo-data
+  --private              reads need a "read" token  ZOO_PRIVATE=1 off
+  --no-seed              do not publish the zoo on an empty data dir
+  --max-blob-bytes N     largest blob               ZOO_MAX_BLOB_BYTES      ${DEFAULT_LIMITS.maxBlobBytes}
+  --max-manifest-bytes N largest publish request    ZOO_MAX_MANIFEST_BYTES  ${DEFAULT_LIMITS.maxManifestBytes}
+  --request-timeout MS   longest request            ZOO_REQUEST_TIMEOUT_MS  ${DEFAULT_LIMITS.requestTimeoutMs}
+  -h, --help             this text
+
+Tokens: deno task token create --scope publish:<namespace> [--data DIR]`;
+
+function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new RangeError(`Invalid ${name} "${value}": use a positive whole number`);
+  }
+  return n;
+}
+
+/**
+ * Runs the registry until the process is stopped.
+ *
+ * @param args command-line arguments
+ * @returns the running server
+ */
+export async function main(args: string[]): Promise<Deno.HttpServer | undefined> {
+  const env = (k: string) => Deno.env.get(k);
+  const flags = parseArgs(args, {
+    string: ["port", "host", "data", "max-blob-bytes", "max-manifest-bytes", "request-timeout"],
+    boolean: ["private", "help", "no-seed"],
+    alias: { h: "help" },
+  });
+  if (flags.help) {
+    console.log(HELP);
+    return undefined;
+  }
+  const str = (f: string, e: string, d: string) => (flags[f] as string | undefined) ?? env(e) ?? d;
+  const port = positiveInt("port", str("port", "ZOO_PORT", "8000"));
+  const hostname = str("host", "ZOO_HOST", "127.0.0.1");
+  const dataDir = str("data", "ZOO_DATA", "./.zoo-data");
+  const store = await openSqliteFsStore(dataDir);
+  const app = createRegistryApp({
+    store,
+    auth: { private: Boolean(flags.private) || env("ZOO_PRIVATE") === "1" },
+    limits: {
+      maxBlobBytes: positiveInt(
+        "max-blob-bytes",
+        str("max-blob-bytes", "ZOO_MAX_BLOB_BYTES", String(DEFAULT_LIMITS.maxBlobBytes)),
+      ),
+      maxManifestBytes: positiveInt(
+        "max-manifest-bytes",
+        str(
+          "max-manifest-bytes",
+          "ZOO_MAX_MANIFEST_BYTES",
+          String(DEFAULT_LIMITS.maxManifestBytes),
+        ),
+      ),
+      requestTimeoutMs: positiveInt(
+        "request-timeout",
+        str("request-timeout", "ZOO_REQUEST_TIMEOUT_MS", String(DEFAULT_LIMITS.requestTimeoutMs)),
+      ),
+    },
+  });
+  const server = Deno.serve({
+    port,
+    hostname,
+    onListen: ({ hostname, port }) =>
+      console.log(`Registry on http://${hostname}:${port} (data: ${dataDir})`),
+  }, app.fetch);
+  return server;
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(1);
+  }
+}

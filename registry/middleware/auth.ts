@@ -1,0 +1,122 @@
+/**
+ * Authentication and authorization middleware: reads the bearer token once
+ * per request, then guards reads (private registries) and writes (scopes).
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler, Next } from "hono";
+import { canPublish, canRead, hashToken } from "../auth.ts";
+import { HttpProblem } from "../problem.ts";
+import type { RegistryEnv } from "../app.ts";
+
+const CHALLENGE = { "www-authenticate": 'Bearer realm="model-zoo"' };
+
+/**
+ * Resolves the `Authorization: Bearer` token into `c.var.scopes` (empty when
+ * anonymous); an unknown or malformed token is a 401 straight away.
+ *
+ * @example Use it before every route
+ * ```ts ignore
+ * app.use("*", authenticate());
+ * ```
+ */
+export function authenticate(): MiddlewareHandler<RegistryEnv> {
+  return async (c, next) => {
+    c.set("scopes", []);
+    c.set("tokenLabel", "");
+    const header = c.req.header("authorization");
+    if (header !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!m?.[1]) {
+        throw new HttpProblem(
+          401,
+          'Malformed Authorization header: use "Authorization: Bearer <token>"',
+          {
+            headers: CHALLENGE,
+          },
+        );
+      }
+      const record = await c.var.store.findToken(await hashToken(m[1]));
+      if (!record) {
+        throw new HttpProblem(
+          401,
+          "Unknown token: mint one with `deno task token create --scope <scope>`",
+          {
+            headers: CHALLENGE,
+          },
+        );
+      }
+      c.set("scopes", record.scopes);
+      c.set("tokenLabel", record.label || record.id);
+    }
+    await next();
+  };
+}
+
+/** Lets a read through unless the registry is private and the token lacks `read`. */
+export const requireRead: MiddlewareHandler<RegistryEnv> = async (c, next) => {
+  if (c.var.auth.private) {
+    if (c.var.scopes.length === 0) {
+      throw new HttpProblem(
+        401,
+        'This registry is private: send "Authorization: Bearer <token>" with a "read" scope',
+        {
+          headers: CHALLENGE,
+        },
+      );
+    }
+    if (!canRead(c.var.scopes)) {
+      throw new HttpProblem(403, 'Your token cannot read this registry: it needs the "read" scope');
+    }
+  }
+  await next();
+};
+
+/** Requires a token that may publish somewhere (blob uploads are not tied to a namespace). */
+export const requireAnyPublish: MiddlewareHandler<RegistryEnv> = async (
+  c: Context<RegistryEnv>,
+  next: Next,
+) => {
+  const scopes = c.var.scopes;
+  if (scopes.length === 0) {
+    throw new HttpProblem(
+      401,
+      'Uploading needs a token: send "Authorization: Bearer <token>" with a "publish:<namespace>" scope',
+      {
+        headers: CHALLENGE,
+      },
+    );
+  }
+  if (!scopes.some((s) => s === "admin" || s.startsWith("publish:"))) {
+    throw new HttpProblem(
+      403,
+      'Your token cannot upload: it needs a "publish:<namespace>" or "admin" scope',
+    );
+  }
+  await next();
+};
+
+/**
+ * Requires a token that may publish in `namespace`.
+ *
+ * @param c the request context
+ * @param namespace the model's namespace
+ * @throws {HttpProblem} 401 without a token, 403 without the scope
+ */
+export function requirePublish(c: Context<RegistryEnv>, namespace: string): void {
+  if (c.var.scopes.length === 0) {
+    throw new HttpProblem(
+      401,
+      `Publishing to "${namespace}" needs a token: send "Authorization: Bearer <token>" with scope "publish:${namespace}"`,
+      {
+        headers: CHALLENGE,
+      },
+    );
+  }
+  if (!canPublish(c.var.scopes, namespace)) {
+    throw new HttpProblem(
+      403,
+      `Your token cannot publish to "${namespace}": it needs scope "publish:${namespace}" or "admin"`,
+    );
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Errors as `application/problem+json` (RFC 9457): every failure the registry
+ * answers carries a title, the status and a detail a person can act on.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** The media type of problem documents. */
+export const PROBLEM_TYPE = "application/problem+json";
+
+/** An RFC 9457 problem document. */
+export interface ProblemDetails {
+  /** A URI naming the kind of problem; `about:blank` when the status says it all. */
+  type: string;
+  /** Short summary of the kind of problem. */
+  title: string;
+  /** The HTTP status. */
+  status: number;
+  /** What went wrong with this request and what to do about it. */
+  detail: string;
+  /** The request path. */
+  instance?: string;
+  /** Itemized problems, e.g. every invalid weight of a manifest. */
+  errors?: string[];
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  411: "Length Required",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  422: "Unprocessable Content",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+/** Thrown inside handlers to answer with a problem document. */
+export class HttpProblem extends Error {
+  /**
+   * @param status the HTTP status
+   * @param detail what went wrong and what to do
+   * @param extra more fields: `errors`, headers to set
+   */
+  constructor(
+    readonly status: ContentfulStatusCode,
+    detail: string,
+    readonly extra: { errors?: string[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail);
+    this.name = "HttpProblem";
+  }
+}
+
+/**
+ * Builds a problem response.
+ *
+ * @param c the request context
+ * @param status the HTTP status
+ * @param detail what went wrong and what to do
+ * @param extra itemized errors and headers
+ * @returns the response
+ */
+export function problem(
+  c: Context,
+  status: ContentfulStatusCode,
+  detail: string,
+  extra: { errors?: string[]; headers?: Record<string, string> } = {},
+): Response {
+  const body: ProblemDetails = {
+    type: "about:blank",
+    title: TITLES[status] ?? "Error",
+    status,
+    detail,
+    instance: new URL(c.req.url).pathname,
+  };
+  if (extra.errors && extra.errors.length > 0) body.errors = extra.errors;
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": PROBLEM_TYPE, ...extra.headers },
+  });
+}

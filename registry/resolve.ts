@@ -1,0 +1,67 @@
+/**
+ * Resolution of a reference (version or tag) to a version, with the rules for
+ * yanked versions in one place.
+ *
+ * @module
+ */
+import { compareSemver, isSemver, SEMVER } from "../sdk/names.ts";
+import type { ModelRecord } from "./storage/store.ts";
+
+/** The outcome of {@linkcode resolveRef}: a version, or why there is none. */
+export type Resolution = { version: string } | { error: string };
+
+/**
+ * The highest version that is not yanked: stable versions first, a
+ * prerelease only when no stable version is left.
+ *
+ * @param model the model and its versions
+ * @returns the version, or undefined when every version is yanked
+ */
+export function highestAvailable(model: ModelRecord): string | undefined {
+  const live = model.versions.filter((v) => !v.yanked).map((v) => v.version);
+  const stable = live.filter((v) => SEMVER.exec(v)?.[4] === undefined);
+  const pool = stable.length > 0 ? stable : live;
+  return pool.sort(compareSemver).at(-1);
+}
+
+/**
+ * Resolves `ref` against a model. An exact version resolves even when yanked
+ * (so pinned users keep working); a tag that points at a yanked version does
+ * not; `latest` falls back to the highest version that is not yanked.
+ *
+ * @param model the model with its versions and tags
+ * @param ref a version or a tag
+ * @returns the version, or a message saying why it cannot be resolved
+ */
+export function resolveRef(model: ModelRecord, ref: string): Resolution {
+  const id = `${model.namespace}/${model.name}`;
+  const known = model.versions.map((v) => v.version);
+  if (isSemver(ref)) {
+    if (known.includes(ref)) return { version: ref };
+    return {
+      error: `Version "${ref}" of "${id}" does not exist: available versions are ${
+        known.map((v) => `"${v}"`).join(", ") || "none"
+      }`,
+    };
+  }
+  const tagged = model.tags[ref];
+  const yanked = (v: string) => model.versions.find((x) => x.version === v)?.yanked ?? true;
+  if (tagged !== undefined && !yanked(tagged)) return { version: tagged };
+  if (ref === "latest") {
+    const v = highestAvailable(model);
+    if (v !== undefined) return { version: v };
+    return { error: `"${id}" has no version left to resolve "latest": every version is yanked` };
+  }
+  if (tagged !== undefined) {
+    return {
+      error:
+        `Tag "${ref}" of "${id}" points at yanked version "${tagged}": pin "${id}@${tagged}" or move the tag`,
+    };
+  }
+  const tags = Object.keys(model.tags);
+  return {
+    error: `Tag "${ref}" of "${id}" does not exist: tags are ${
+      tags.map((t) => `"${t}"`).join(", ") || "none"
+    }`,
+  };
+}

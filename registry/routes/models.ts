@@ -1,0 +1,466 @@
+/**
+ * Model routes: list and search, one model, one version's manifest, a
+ * model.json that stock `tf.loadLayersModel` loads, publishing, tags, yanks.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { checkNamePart, DIGEST, FILE_PATH, isSemver, printable, TAG } from "../../sdk/names.ts";
+import { analyze } from "../../sdk/arch/analyze.ts";
+import { checkModelJson } from "../../sdk/model_json.ts";
+import { HttpProblem } from "../problem.ts";
+import { resolveRef } from "../resolve.ts";
+import {
+  ConflictError,
+  type FileEntry,
+  NotFoundError,
+  type Store,
+  type VersionRecord,
+} from "../storage/store.ts";
+import type { RegistryEnv } from "../app.ts";
+import { requirePublish, requireRead } from "../middleware/auth.ts";
+
+/** The largest model.json the registry parses. */
+const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
+
+function names(c: Context<RegistryEnv>): { ns: string; name: string } {
+  const ns = c.req.param("ns") ?? "";
+  const name = c.req.param("name") ?? "";
+  try {
+    checkNamePart("namespace", ns);
+    checkNamePart("name", name);
+  } catch (e) {
+    throw new HttpProblem(400, (e as Error).message);
+  }
+  return { ns, name };
+}
+
+function checkRef(ref: string): string {
+  if (!isSemver(ref) && !TAG.test(ref)) {
+    throw new HttpProblem(
+      400,
+      `Invalid version or tag "${
+        printable(ref)
+      }": use a semver version such as "1.2.0" or a tag such as "latest"`,
+    );
+  }
+  return ref;
+}
+
+/**
+ * Loads a model and resolves a reference to a stored version.
+ *
+ * @param store the store
+ * @param ns namespace
+ * @param name model name
+ * @param ref version or tag
+ * @returns the version
+ * @throws {HttpProblem} 404 with the reason
+ */
+export async function loadVersion(
+  store: Store,
+  ns: string,
+  name: string,
+  ref: string,
+): Promise<VersionRecord> {
+  const model = await store.getModel(ns, name);
+  if (!model) {
+    throw new HttpProblem(
+      404,
+      `Model "${ns}/${name}" does not exist: search with GET /api/models?search=${name}`,
+    );
+  }
+  const r = resolveRef(model, ref);
+  if ("error" in r) throw new HttpProblem(404, r.error);
+  const v = await store.getVersion(ns, name, r.version);
+  if (!v) throw new HttpProblem(404, `Version "${r.version}" of "${ns}/${name}" does not exist`);
+  return v;
+}
+
+/**
+ * The JSON document of a version, as the API returns it.
+ *
+ * @param v the stored version
+ * @returns the document with URLs
+ */
+export function versionDocument(v: VersionRecord): Record<string, unknown> {
+  const base = `/api/models/${v.namespace}/${v.name}/${v.version}`;
+  return {
+    namespace: v.namespace,
+    name: v.name,
+    version: v.version,
+    reference: `${v.namespace}/${v.name}@${v.version}`,
+    yanked: v.yanked,
+    createdAt: v.createdAt,
+    downloads: v.downloads,
+    files: v.files,
+    card: v.card,
+    architecture: v.architecture,
+    urls: {
+      self: base,
+      modelJson: `${base}/model.json`,
+      page: `/${v.namespace}/${v.name}/${v.version}`,
+    },
+  };
+}
+
+/** Reads a whole stream up to a byte limit. */
+async function readAll(
+  stream: ReadableStream<Uint8Array>,
+  limit: number,
+  what: string,
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.byteLength;
+    if (total > limit) throw new HttpProblem(413, `${what} is over the limit of ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+async function readJsonBody(
+  c: Context<RegistryEnv>,
+  limit: number,
+  what: string,
+): Promise<unknown> {
+  const body = c.req.raw.body;
+  if (!body) throw new HttpProblem(400, `${what} is missing: send it as a JSON request body`);
+  const bytes = await readAll(body, limit, what);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new HttpProblem(400, `${what} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** Checks a publish request's shape; returns its files and card or every problem found. */
+function parsePublishBody(body: unknown): { files: FileEntry[]; card: Record<string, unknown> } {
+  const errors: string[] = [];
+  if (!isRecord(body)) {
+    throw new HttpProblem(
+      422,
+      'The publish request must be a JSON object: { "files": [...], "card": {...} }',
+    );
+  }
+  const files: FileEntry[] = [];
+  if (!Array.isArray(body.files) || body.files.length === 0) {
+    errors.push('"files" must be a non-empty array of { "path", "digest", "size" }');
+  } else {
+    const seen = new Set<string>();
+    body.files.forEach((f: unknown, i: number) => {
+      if (!isRecord(f)) {
+        return errors.push(`files[${i}] must be an object with "path", "digest" and "size"`);
+      }
+      const { path, digest, size } = f;
+      if (typeof path !== "string" || path.length > 255 || !FILE_PATH.test(path)) {
+        errors.push(
+          `files[${i}].path "${
+            printable(String(path))
+          }" must be a relative path without ".." segments`,
+        );
+      } else if (seen.has(path)) errors.push(`files[${i}].path "${path}" is listed twice`);
+      else seen.add(path);
+      if (typeof digest !== "string" || !DIGEST.test(digest)) {
+        errors.push(
+          `files[${i}].digest "${
+            printable(String(digest))
+          }" must be "sha256:" and 64 lowercase hex digits`,
+        );
+      }
+      if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+        errors.push(`files[${i}].size must be a non-negative integer`);
+      }
+      if (typeof path === "string" && typeof digest === "string" && typeof size === "number") {
+        files.push({ path, digest, size });
+      }
+    });
+    if (!seen.has("model.json")) errors.push('"files" must include "model.json"');
+  }
+  const card = body.card ?? {};
+  if (!isRecord(card)) errors.push('"card" must be an object');
+  else {
+    for (const key of ["task", "description", "license", "source"] as const) {
+      if (card[key] !== undefined && typeof card[key] !== "string") {
+        errors.push(`card.${key} must be a string`);
+      }
+    }
+    if (
+      card.labels !== undefined &&
+      !(Array.isArray(card.labels) && card.labels.every((l) => typeof l === "string"))
+    ) {
+      errors.push("card.labels must be an array of strings");
+    }
+  }
+  if (errors.length > 0) {
+    throw new HttpProblem(422, `The publish request is invalid: ${errors[0]}`, { errors });
+  }
+  return { files, card: card as Record<string, unknown> };
+}
+
+/** Validates the uploaded files of a new version and computes its architecture. */
+async function validateVersion(
+  store: Store,
+  files: FileEntry[],
+): Promise<{ architecture: Record<string, unknown> }> {
+  const missing: string[] = [];
+  for (const f of files) {
+    const info = await store.blobs.stat(f.digest);
+    if (!info) {
+      missing.push(`"${f.path}" (${f.digest}) has not been uploaded: POST it to /api/blobs first`);
+    } else if (info.size !== f.size) {
+      missing.push(
+        `"${f.path}" is listed with ${f.size} bytes but blob ${f.digest} has ${info.size}`,
+      );
+    }
+  }
+  if (missing.length > 0) {
+    throw new HttpProblem(422, `The version's files are incomplete: ${missing[0]}`, {
+      errors: missing,
+    });
+  }
+  const entry = files.find((f) => f.path === "model.json")!;
+  if (entry.size > MAX_MODEL_JSON_BYTES) {
+    throw new HttpProblem(
+      422,
+      `model.json is ${entry.size} bytes, over the limit of ${MAX_MODEL_JSON_BYTES}`,
+    );
+  }
+  const stream = await store.blobs.read(entry.digest);
+  if (!stream) throw new HttpProblem(422, `model.json blob ${entry.digest} vanished`);
+  let modelJson: unknown;
+  try {
+    modelJson = JSON.parse(
+      new TextDecoder().decode(await readAll(stream, MAX_MODEL_JSON_BYTES, "model.json")),
+    );
+  } catch (e) {
+    if (e instanceof HttpProblem) throw e;
+    throw new HttpProblem(422, `model.json is not valid JSON: ${(e as Error).message}`);
+  }
+  const sizes = new Map(files.filter((f) => f.path !== "model.json").map((f) => [f.path, f.size]));
+  const problems = checkModelJson(modelJson, sizes);
+  if (problems.length > 0) {
+    throw new HttpProblem(
+      422,
+      `model.json is not a valid TensorFlow.js LayersModel: ${problems[0]}`,
+      {
+        errors: problems,
+      },
+    );
+  }
+  try {
+    return {
+      architecture: analyze(modelJson as Parameters<typeof analyze>[0]) as unknown as Record<
+        string,
+        unknown
+      >,
+    };
+  } catch (e) {
+    throw new HttpProblem(
+      422,
+      `Cannot analyze the architecture of model.json: ${(e as Error).message}`,
+    );
+  }
+}
+
+function parseLimit(value: string | undefined): number {
+  if (value === undefined) return 20;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 100) {
+    throw new HttpProblem(
+      400,
+      `Invalid limit "${printable(value)}": use a whole number from 1 to 100`,
+    );
+  }
+  return n;
+}
+
+/**
+ * The model routes.
+ *
+ * @returns a Hono app with every `/api/models` route
+ */
+export function modelRoutes(): Hono<RegistryEnv> {
+  const app = new Hono<RegistryEnv>();
+
+  app.get("/api/models", requireRead, async (c) => {
+    const sort = c.req.query("sort") ?? "updated";
+    if (sort !== "downloads" && sort !== "updated") {
+      throw new HttpProblem(400, `Invalid sort "${printable(sort)}": use "downloads" or "updated"`);
+    }
+    const search = c.req.query("search");
+    const task = c.req.query("task");
+    const cursor = c.req.query("cursor");
+    if (search !== undefined && search.length > 200) {
+      throw new HttpProblem(400, "Search text is over 200 characters");
+    }
+    try {
+      const page = await c.var.store.listModels({
+        sort,
+        limit: parseLimit(c.req.query("limit")),
+        ...(search ? { search } : {}),
+        ...(task ? { task } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
+      return c.json(page);
+    } catch (e) {
+      if (e instanceof RangeError) throw new HttpProblem(400, e.message);
+      throw e;
+    }
+  });
+
+  app.get("/api/models/:ns/:name", requireRead, async (c) => {
+    const { ns, name } = names(c);
+    const model = await c.var.store.getModel(ns, name);
+    if (!model) {
+      throw new HttpProblem(
+        404,
+        `Model "${ns}/${name}" does not exist: search with GET /api/models?search=${name}`,
+      );
+    }
+    const latest = resolveRef(model, "latest");
+    return c.json({ ...model, latest: "version" in latest ? latest.version : null });
+  });
+
+  app.get("/api/models/:ns/:name/:ref", requireRead, async (c) => {
+    const { ns, name } = names(c);
+    const v = await loadVersion(c.var.store, ns, name, checkRef(c.req.param("ref")));
+    await c.var.store.countDownload(ns, name, v.version);
+    return c.json(versionDocument({ ...v, downloads: v.downloads + 1 }));
+  });
+
+  app.get("/api/models/:ns/:name/:ref/model.json", requireRead, async (c) => {
+    const { ns, name } = names(c);
+    const v = await loadVersion(c.var.store, ns, name, checkRef(c.req.param("ref")));
+    const entry = v.files.find((f) => f.path === "model.json");
+    const stream = entry && await c.var.store.blobs.read(entry.digest);
+    if (!entry || !stream) {
+      throw new HttpProblem(
+        500,
+        `model.json of "${ns}/${name}@${v.version}" is missing from the store`,
+      );
+    }
+    const modelJson = JSON.parse(
+      new TextDecoder().decode(await readAll(stream, MAX_MODEL_JSON_BYTES, "model.json")),
+    );
+    const byPath = new Map(v.files.map((f) => [f.path, f.digest]));
+    // tfjs joins the model.json URL's folder and each path as strings, so an
+    // absolute path would be appended, not resolved: go up from
+    // /api/models/ns/name/ref/ to /api/ instead.
+    for (const group of modelJson.weightsManifest ?? []) {
+      group.paths = group.paths.map((p: string) => `../../../../blobs/${byPath.get(p)}`);
+    }
+    await c.var.store.countDownload(ns, name, v.version);
+    c.header("cache-control", "no-cache");
+    return c.json(modelJson);
+  });
+
+  app.put("/api/models/:ns/:name/:version", async (c) => {
+    const { ns, name } = names(c);
+    requirePublish(c, ns);
+    const version = c.req.param("version");
+    if (!isSemver(version)) {
+      throw new HttpProblem(
+        422,
+        `Invalid version "${printable(version)}": use a semver version such as "1.0.0"`,
+      );
+    }
+    const { store, limits } = c.var;
+    const body = await readJsonBody(c, limits.maxManifestBytes, "The publish request");
+    const { files, card } = parsePublishBody(body);
+    if (await store.getVersion(ns, name, version)) {
+      throw new HttpProblem(
+        409,
+        `Version "${ns}/${name}@${version}" exists: versions are immutable; publish a new version`,
+      );
+    }
+    const { architecture } = await validateVersion(store, files);
+    try {
+      const v = await store.publish({
+        namespace: ns,
+        name,
+        version,
+        files,
+        card,
+        architecture,
+        publishedBy: c.var.tokenLabel,
+      });
+      return c.json(versionDocument(v), 201, { location: `/api/models/${ns}/${name}/${version}` });
+    } catch (e) {
+      if (e instanceof ConflictError) {
+        throw new HttpProblem(
+          409,
+          `Version "${ns}/${name}@${version}" exists: versions are immutable; publish a new version`,
+        );
+      }
+      throw e;
+    }
+  });
+
+  app.put("/api/models/:ns/:name/tags/:tag", async (c) => {
+    const { ns, name } = names(c);
+    requirePublish(c, ns);
+    const tag = c.req.param("tag");
+    if (!TAG.test(tag) || isSemver(tag)) {
+      throw new HttpProblem(
+        400,
+        `Invalid tag "${
+          printable(tag)
+        }": start with a letter; use lowercase letters, digits, "-", "_", "."`,
+      );
+    }
+    const body = await readJsonBody(c, 4096, "The tag request");
+    const version = isRecord(body) ? body.version : undefined;
+    if (typeof version !== "string" || !isSemver(version)) {
+      throw new HttpProblem(422, 'The tag request must be { "version": "<semver>" }');
+    }
+    try {
+      await c.var.store.setTag(ns, name, tag, version);
+    } catch (e) {
+      if (e instanceof NotFoundError) {
+        throw new HttpProblem(404, `Version "${ns}/${name}@${version}" does not exist`);
+      }
+      throw e;
+    }
+    return c.json({ namespace: ns, name, tag, version });
+  });
+
+  app.post("/api/models/:ns/:name/:version/yank", async (c) => {
+    const { ns, name } = names(c);
+    requirePublish(c, ns);
+    const version = c.req.param("version");
+    if (!isSemver(version)) {
+      throw new HttpProblem(
+        422,
+        `Invalid version "${printable(version)}": yank an exact version such as "1.0.0"`,
+      );
+    }
+    const body = c.req.header("content-length") === "0" || !c.req.raw.body
+      ? {}
+      : await readJsonBody(c, 4096, "The yank request");
+    const yanked = isRecord(body) && body.yanked === false ? false : true;
+    try {
+      await c.var.store.setYanked(ns, name, version, yanked);
+    } catch (e) {
+      if (e instanceof NotFoundError) {
+        throw new HttpProblem(404, `Version "${ns}/${name}@${version}" does not exist`);
+      }
+      throw e;
+    }
+    return c.json({ namespace: ns, name, version, yanked });
+  });
+
+  return app;
+}

@@ -1,0 +1,396 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
+import { createToken } from "../../registry/auth.ts";
+import { ROUTES } from "../../registry/openapi.ts";
+import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
+import type { Store } from "../../registry/storage/store.ts";
+import { digestOf, modelFiles, type TestFile, tinyConvnet } from "./_helpers.ts";
+
+await tf.setBackend("cpu");
+
+interface Ctx {
+  app: ReturnType<typeof createRegistryApp>;
+  store: Store;
+  token: string;
+  req(path: string, init?: RequestInit & { token?: string | null }): Promise<Response>;
+  upload(files: TestFile[]): Promise<{ path: string; digest: string; size: number }[]>;
+}
+
+async function withApp(fn: (ctx: Ctx) => Promise<void>, opts: Omit<RegistryOptions, "store"> = {}) {
+  const dir = await Deno.makeTempDir({ prefix: "zoo-app-" });
+  const store = await openSqliteFsStore(dir);
+  const { token } = await createToken(store, ["publish:zoo"], "test");
+  const app = createRegistryApp({ store, ...opts });
+  const req: Ctx["req"] = (path, init = {}) => {
+    const headers = new Headers(init.headers);
+    const t = init.token === undefined ? token : init.token;
+    if (t !== null) headers.set("authorization", `Bearer ${t}`);
+    return Promise.resolve(app.request(path, { ...init, headers }));
+  };
+  const upload: Ctx["upload"] = async (files) => {
+    const out = [];
+    for (const f of files) {
+      const digest = await digestOf(f.bytes);
+      const r = await req(`/api/blobs?digest=${digest}`, { method: "POST", body: f.bytes });
+      assert(r.ok, `upload ${f.path}: ${r.status}`);
+      out.push({ path: f.path, digest, size: f.bytes.byteLength });
+    }
+    return out;
+  };
+  try {
+    await fn({ app, store, token, req, upload });
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function problemOf(r: Response, status: number): Promise<string> {
+  assertEquals(r.status, status, await r.clone().text());
+  assertEquals(r.headers.get("content-type"), "application/problem+json");
+  const body = await r.json() as { status: number; title: string; detail: string };
+  assertEquals(body.status, status);
+  assert(body.title.length > 0);
+  assert(!/\bat .*\.ts:\d+/.test(body.detail), "no stack traces in problems");
+  return body.detail;
+}
+
+const put = (files: unknown, card: unknown = {}) => ({
+  method: "PUT",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ files, card }),
+});
+
+let modelCache: TestFile[] | undefined;
+async function tinyFiles(): Promise<TestFile[]> {
+  if (!modelCache) {
+    const m = tinyConvnet();
+    modelCache = await modelFiles(m);
+    m.dispose();
+  }
+  return modelCache;
+}
+
+Deno.test("names, versions, tags and digests with path tricks are rejected before the store", async () => {
+  await withApp(async ({ req }) => {
+    for (
+      const path of [
+        "/api/models/zoo/..",
+        "/api/models/zoo/%2e%2e",
+        "/api/models/%2e%2e/x",
+        "/api/models/zoo/a%2Fb",
+      ]
+    ) {
+      const detail = await problemOf(await req(path), 400);
+      assertMatch(detail, /Invalid (namespace|name)/);
+    }
+    await problemOf(await req("/api/models/zoo/a%00b"), 400);
+    await problemOf(await req("/api/models/zoo/a%0Ab"), 400);
+    await problemOf(await req(`/api/models/zoo/${"a".repeat(65)}`), 400);
+    await problemOf(await req("/api/models/Zoo/upper"), 400);
+    await problemOf(await req("/api/models/zoo/x/%2e%2e"), 400);
+    await problemOf(await req("/api/blobs/sha256:..%2F..%2Fetc"), 400);
+    await problemOf(await req("/api/blobs/md5:abc"), 400);
+    const files = await tinyFiles();
+    const detail = await problemOf(await req("/api/models/zoo/x/1.0", put([], {})), 422);
+    assertStringIncludes(detail, 'Invalid version "1.0"');
+    const evil = [{ path: "../../etc/passwd", digest: await digestOf(files[0]!.bytes), size: 1 }];
+    const errs = await problemOf(await req("/api/models/zoo/x/1.0.0", put(evil)), 422);
+    assertStringIncludes(errs, 'without ".." segments');
+  });
+});
+
+Deno.test("publishing validates JSON, files, digests, weights and layer classes", async () => {
+  await withApp(async ({ req, upload }) => {
+    const files = await tinyFiles();
+    const malformed = await req("/api/models/zoo/x/1.0.0", {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
+    assertStringIncludes(await problemOf(malformed, 400), "not valid JSON");
+
+    const missing = files.map((f, i) => ({
+      path: f.path,
+      digest: `sha256:${String(i).repeat(64)}`,
+      size: 1,
+    }));
+    assertStringIncludes(
+      await problemOf(await req("/api/models/zoo/x/1.0.0", put(missing)), 422),
+      "has not been uploaded",
+    );
+
+    const entries = await upload(files);
+    const noModel = entries.filter((e) => e.path !== "model.json");
+    assertStringIncludes(
+      await problemOf(await req("/api/models/zoo/x/1.0.0", put(noModel)), 422),
+      "model.json",
+    );
+
+    const wrongSize = entries.map((e) => ({ ...e, size: e.size + 1 }));
+    assertStringIncludes(
+      await problemOf(await req("/api/models/zoo/x/1.0.0", put(wrongSize)), 422),
+      "bytes but blob",
+    );
+
+    // A shard one float short of what the weights need.
+    const shard = files[1]!.bytes.slice(0, files[1]!.bytes.byteLength - 4);
+    const [short] = await upload([{ path: "group1-shard1of1.bin", bytes: shard }]);
+    const truncated = [entries[0]!, short!];
+    const r = await req("/api/models/zoo/x/1.0.0", put(truncated));
+    const detail = await problemOf(r.clone(), 422);
+    assertStringIncludes(detail, "not a valid TensorFlow.js LayersModel");
+
+    const json = JSON.parse(new TextDecoder().decode(files[0]!.bytes));
+    json.modelTopology.config.layers[0].class_name = "NoSuchLayer";
+    const [bad] = await upload([{
+      path: "model.json",
+      bytes: new TextEncoder().encode(JSON.stringify(json)),
+    }]);
+    const unknown = await problemOf(
+      await req("/api/models/zoo/x/1.0.0", put([bad!, entries[1]!])),
+      422,
+    );
+    assertStringIncludes(unknown, "NoSuchLayer");
+
+    const [notJson] = await upload([{
+      path: "model.json",
+      bytes: new TextEncoder().encode("<html>"),
+    }]);
+    assertStringIncludes(
+      await problemOf(await req("/api/models/zoo/x/1.0.0", put([notJson!])), 422),
+      "not valid JSON",
+    );
+
+    const badCard = await req("/api/models/zoo/x/1.0.0", put(entries, { labels: "cat" }));
+    assertStringIncludes(await problemOf(badCard, 422), "card.labels");
+
+    assertEquals((await req("/api/models/zoo/x/1.0.0", put(entries))).status, 201);
+    const again = await problemOf(await req("/api/models/zoo/x/1.0.0", put(entries)), 409);
+    assertStringIncludes(again, "immutable");
+  });
+});
+
+Deno.test("a publish request over the manifest limit is refused with 413", async () => {
+  await withApp(async ({ req }) => {
+    const body = JSON.stringify({ files: [], card: { description: "x".repeat(5000) } });
+    const r = await req("/api/models/zoo/x/1.0.0", { method: "PUT", body });
+    assertStringIncludes(await problemOf(r, 413), "over the limit");
+  }, { limits: { maxManifestBytes: 1000 } });
+});
+
+Deno.test("writes need a token with the namespace's publish scope", async () => {
+  await withApp(async ({ req, store }) => {
+    const files = await tinyFiles();
+    const digest = await digestOf(files[1]!.bytes);
+    await problemOf(
+      await req(`/api/blobs?digest=${digest}`, {
+        method: "POST",
+        body: files[1]!.bytes,
+        token: null,
+      }),
+      401,
+    );
+    const r401 = await req("/api/models/zoo/x/1.0.0", { ...put([]), token: "zoo_bad_token" });
+    assertStringIncludes(await problemOf(r401, 401), "Unknown token");
+    assertEquals(r401.headers.get("www-authenticate"), 'Bearer realm="model-zoo"');
+    await problemOf(
+      await req("/api/models/zoo/x/1.0.0", {
+        ...put([]),
+        headers: { authorization: "Basic abc" },
+        token: null,
+      }),
+      401,
+    );
+
+    const { token: other } = await createToken(store, ["publish:other"], "other");
+    const detail = await problemOf(
+      await req("/api/models/zoo/x/1.0.0", { ...put([]), token: other }),
+      403,
+    );
+    assertStringIncludes(detail, '"publish:zoo"');
+    const { token: reader } = await createToken(store, ["read"], "reader");
+    await problemOf(
+      await req(`/api/blobs?digest=${digest}`, {
+        method: "POST",
+        body: files[1]!.bytes,
+        token: reader,
+      }),
+      403,
+    );
+    await problemOf(
+      await req("/api/models/zoo/x/tags/stable", { method: "PUT", body: "{}", token: reader }),
+      403,
+    );
+    await problemOf(
+      await req("/api/models/zoo/x/1.0.0/yank", { method: "POST", token: null }),
+      401,
+    );
+    // Reads are anonymous by default.
+    assertEquals((await req("/api/models", { token: null })).status, 200);
+  });
+});
+
+Deno.test("a private registry needs a read token for reads", async () => {
+  await withApp(async ({ req, store }) => {
+    assertStringIncludes(
+      await problemOf(await req("/api/models", { token: null }), 401),
+      "private",
+    );
+    const { token: publisher } = await createToken(store, ["publish:zoo"]);
+    await problemOf(await req("/api/models", { token: publisher }), 403);
+    const { token: reader } = await createToken(store, ["read"]);
+    assertEquals((await req("/api/models", { token: reader })).status, 200);
+    assertEquals((await req("/healthz", { token: null })).status, 200);
+  }, { auth: { private: true } });
+});
+
+Deno.test("tags move, yanked versions are skipped by tags and latest but stay downloadable by version", async () => {
+  await withApp(async ({ req, upload }) => {
+    const entries = await upload(await tinyFiles());
+    for (const v of ["1.0.0", "1.1.0", "2.0.0-rc.1"]) {
+      assertEquals((await req(`/api/models/zoo/m/${v}`, put(entries))).status, 201);
+    }
+    const latest = async () => (await (await req("/api/models/zoo/m/latest")).json()).version;
+    assertEquals(await latest(), "1.1.0", "a prerelease does not take latest");
+    const tag = await req("/api/models/zoo/m/tags/stable", {
+      method: "PUT",
+      body: JSON.stringify({ version: "1.0.0" }),
+    });
+    assertEquals(tag.status, 200);
+    assertEquals((await (await req("/api/models/zoo/m/stable")).json()).version, "1.0.0");
+    await problemOf(
+      await req("/api/models/zoo/m/tags/stable", {
+        method: "PUT",
+        body: JSON.stringify({ version: "9.9.9" }),
+      }),
+      404,
+    );
+    await problemOf(
+      await req("/api/models/zoo/m/tags/1.0.0", {
+        method: "PUT",
+        body: JSON.stringify({ version: "1.0.0" }),
+      }),
+      400,
+    );
+
+    assertEquals((await req("/api/models/zoo/m/1.1.0/yank", { method: "POST" })).status, 200);
+    assertEquals(await latest(), "1.0.0");
+    assertEquals((await req("/api/models/zoo/m/1.0.0/yank", { method: "POST" })).status, 200);
+    assertEquals(await latest(), "2.0.0-rc.1", "a prerelease is used when nothing stable is left");
+    const stable = await problemOf(await req("/api/models/zoo/m/stable"), 404);
+    assertStringIncludes(stable, 'points at yanked version "1.0.0"');
+    const exact = await req("/api/models/zoo/m/1.0.0");
+    assertEquals(exact.status, 200);
+    assertEquals((await exact.json()).yanked, true);
+    assertEquals((await req("/api/models/zoo/m/1.0.0/model.json")).status, 200);
+    const unyank = await req("/api/models/zoo/m/1.1.0/yank", {
+      method: "POST",
+      body: JSON.stringify({ yanked: false }),
+    });
+    assertEquals((await unyank.json()).yanked, false);
+    assertEquals(await latest(), "1.1.0");
+    assertStringIncludes(
+      await problemOf(await req("/api/models/zoo/m/3.0.0"), 404),
+      "available versions",
+    );
+    assertStringIncludes(
+      await problemOf(await req("/api/models/zoo/m/nightly"), 404),
+      'Tag "nightly"',
+    );
+    await problemOf(await req("/api/models/zoo/none/latest"), 404);
+    await problemOf(await req("/api/models/zoo/m/9.9.9/yank", { method: "POST" }), 404);
+  });
+});
+
+Deno.test("listing sorts by downloads or update time and pages with a cursor", async () => {
+  await withApp(async ({ req, upload }) => {
+    const entries = await upload(await tinyFiles());
+    for (const name of ["a", "b", "c", "d", "e"]) {
+      assertEquals(
+        (await req(
+          `/api/models/zoo/${name}/1.0.0`,
+          put(entries, { task: name === "e" ? "other" : "cls" }),
+        )).status,
+        201,
+      );
+    }
+    for (let i = 0; i < 3; i++) await req("/api/models/zoo/c/latest");
+    const top = await (await req("/api/models?sort=downloads&limit=1")).json();
+    assertEquals(top.items[0].name, "c");
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { items: { name: string }[]; nextCursor: string | null } = await (await req(
+        `/api/models?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+      )).json();
+      seen.push(...page.items.map((m) => m.name));
+      cursor = page.nextCursor;
+    } while (cursor);
+    assertEquals(seen.toSorted(), ["a", "b", "c", "d", "e"]);
+    const other = await (await req("/api/models?task=other")).json();
+    assertEquals(other.items.map((m: { name: string }) => m.name), ["e"]);
+    await problemOf(await req("/api/models?sort=stars"), 400);
+    await problemOf(await req("/api/models?limit=0"), 400);
+    await problemOf(await req("/api/models?limit=1000"), 400);
+    await problemOf(await req("/api/models?cursor=garbage!!"), 400);
+  });
+});
+
+Deno.test("unknown routes, wrong methods and server faults answer problem+json", async () => {
+  await withApp(async ({ req }) => {
+    assertStringIncludes(
+      await problemOf(await req("/api/nothing/here/at/all/x"), 404),
+      "openapi.json",
+    );
+    const r405 = await req("/api/blobs", { method: "GET" });
+    assertStringIncludes(await problemOf(r405.clone(), 405), "POST");
+    assertEquals(r405.headers.get("allow"), "POST");
+    const del = await req(`/api/blobs/sha256:${"0".repeat(64)}`, { method: "DELETE" });
+    await problemOf(del, 405);
+  });
+  const dir = await Deno.makeTempDir();
+  const store = await openSqliteFsStore(dir);
+  try {
+    const broken = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === "getModel") return () => Promise.reject(new Error("disk on fire"));
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const app = createRegistryApp({ store: broken });
+    const original = console.error;
+    console.error = () => {};
+    try {
+      const detail = await problemOf(await app.request("/api/models/zoo/x"), 500);
+      assert(!detail.includes("disk on fire"), "internal causes stay in the log");
+    } finally {
+      console.error = original;
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("the OpenAPI document lists exactly the routes the app serves", async () => {
+  await withApp(async ({ app, req }) => {
+    const doc = await (await req("/openapi.json")).json();
+    assertEquals(doc.openapi, "3.1.0");
+    const documented = new Set<string>();
+    for (
+      const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)
+    ) {
+      for (const m of Object.keys(ops)) documented.add(`${m.toUpperCase()} ${path}`);
+    }
+    const served = new Set<string>();
+    for (const r of app.routes) {
+      if (r.method === "ALL") continue;
+      served.add(`${r.method} ${r.path.replace(/:([A-Za-z_]+)/g, "{$1}")}`);
+      // Hono answers HEAD with the GET handler; the blob route documents it.
+    }
+    served.add("HEAD /api/blobs/{digest}");
+    assertEquals([...documented].sort(), [...served].sort());
+    assertEquals(ROUTES.length, documented.size);
+  });
+});
