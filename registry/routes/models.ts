@@ -7,22 +7,12 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { checkNamePart, DIGEST, FILE_PATH, isSemver, printable, TAG } from "../../sdk/names.ts";
-import { analyze } from "../../sdk/arch/analyze.ts";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import { MAX_MODEL_JSON_BYTES, publishVersion, readAll } from "../publish.ts";
 import { HttpProblem } from "../problem.ts";
 import { resolveRef } from "../resolve.ts";
-import {
-  ConflictError,
-  type FileEntry,
-  NotFoundError,
-  type Store,
-  type VersionRecord,
-} from "../storage/store.ts";
+import { type FileEntry, NotFoundError, type Store, type VersionRecord } from "../storage/store.ts";
 import type { RegistryEnv } from "../app.ts";
 import { requirePublish, requireRead } from "../middleware/auth.ts";
-
-/** The largest model.json the registry parses. */
-const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
 
 function names(c: Context<RegistryEnv>): { ns: string; name: string } {
   const ns = c.req.param("ns") ?? "";
@@ -103,28 +93,6 @@ export function versionDocument(v: VersionRecord): Record<string, unknown> {
       page: `/${v.namespace}/${v.name}/${v.version}`,
     },
   };
-}
-
-/** Reads a whole stream up to a byte limit. */
-async function readAll(
-  stream: ReadableStream<Uint8Array>,
-  limit: number,
-  what: string,
-): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += chunk.byteLength;
-    if (total > limit) throw new HttpProblem(413, `${what} is over the limit of ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 async function readJsonBody(
@@ -208,71 +176,6 @@ function parsePublishBody(body: unknown): { files: FileEntry[]; card: Record<str
     throw new HttpProblem(422, `The publish request is invalid: ${errors[0]}`, { errors });
   }
   return { files, card: card as Record<string, unknown> };
-}
-
-/** Validates the uploaded files of a new version and computes its architecture. */
-async function validateVersion(
-  store: Store,
-  files: FileEntry[],
-): Promise<{ architecture: Record<string, unknown> }> {
-  const missing: string[] = [];
-  for (const f of files) {
-    const info = await store.blobs.stat(f.digest);
-    if (!info) {
-      missing.push(`"${f.path}" (${f.digest}) has not been uploaded: POST it to /api/blobs first`);
-    } else if (info.size !== f.size) {
-      missing.push(
-        `"${f.path}" is listed with ${f.size} bytes but blob ${f.digest} has ${info.size}`,
-      );
-    }
-  }
-  if (missing.length > 0) {
-    throw new HttpProblem(422, `The version's files are incomplete: ${missing[0]}`, {
-      errors: missing,
-    });
-  }
-  const entry = files.find((f) => f.path === "model.json")!;
-  if (entry.size > MAX_MODEL_JSON_BYTES) {
-    throw new HttpProblem(
-      422,
-      `model.json is ${entry.size} bytes, over the limit of ${MAX_MODEL_JSON_BYTES}`,
-    );
-  }
-  const stream = await store.blobs.read(entry.digest);
-  if (!stream) throw new HttpProblem(422, `model.json blob ${entry.digest} vanished`);
-  let modelJson: unknown;
-  try {
-    modelJson = JSON.parse(
-      new TextDecoder().decode(await readAll(stream, MAX_MODEL_JSON_BYTES, "model.json")),
-    );
-  } catch (e) {
-    if (e instanceof HttpProblem) throw e;
-    throw new HttpProblem(422, `model.json is not valid JSON: ${(e as Error).message}`);
-  }
-  const sizes = new Map(files.filter((f) => f.path !== "model.json").map((f) => [f.path, f.size]));
-  const problems = checkModelJson(modelJson, sizes);
-  if (problems.length > 0) {
-    throw new HttpProblem(
-      422,
-      `model.json is not a valid TensorFlow.js LayersModel: ${problems[0]}`,
-      {
-        errors: problems,
-      },
-    );
-  }
-  try {
-    return {
-      architecture: analyze(modelJson as Parameters<typeof analyze>[0]) as unknown as Record<
-        string,
-        unknown
-      >,
-    };
-  } catch (e) {
-    throw new HttpProblem(
-      422,
-      `Cannot analyze the architecture of model.json: ${(e as Error).message}`,
-    );
-  }
 }
 
 function parseLimit(value: string | undefined): number {
@@ -380,33 +283,15 @@ export function modelRoutes(): Hono<RegistryEnv> {
     const { store, limits } = c.var;
     const body = await readJsonBody(c, limits.maxManifestBytes, "The publish request");
     const { files, card } = parsePublishBody(body);
-    if (await store.getVersion(ns, name, version)) {
-      throw new HttpProblem(
-        409,
-        `Version "${ns}/${name}@${version}" exists: versions are immutable; publish a new version`,
-      );
-    }
-    const { architecture } = await validateVersion(store, files);
-    try {
-      const v = await store.publish({
-        namespace: ns,
-        name,
-        version,
-        files,
-        card,
-        architecture,
-        publishedBy: c.var.tokenLabel,
-      });
-      return c.json(versionDocument(v), 201, { location: `/api/models/${ns}/${name}/${version}` });
-    } catch (e) {
-      if (e instanceof ConflictError) {
-        throw new HttpProblem(
-          409,
-          `Version "${ns}/${name}@${version}" exists: versions are immutable; publish a new version`,
-        );
-      }
-      throw e;
-    }
+    const v = await publishVersion(store, {
+      namespace: ns,
+      name,
+      version,
+      files,
+      card,
+      publishedBy: c.var.tokenLabel,
+    });
+    return c.json(versionDocument(v), 201, { location: `/api/models/${ns}/${name}/${version}` });
   });
 
   app.put("/api/models/:ns/:name/tags/:tag", async (c) => {
