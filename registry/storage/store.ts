@@ -44,11 +44,19 @@ export interface BlobWriter {
 export interface BlobStore {
   /** Starts an upload. */
   writer(): Promise<BlobWriter>;
-  /** The blob's size, or null when absent. */
+  /**
+   * The blob's size, or null when absent.
+   *
+   * @throws {RangeError} when `digest` is not `sha256:<64 lowercase hex>`
+   */
   stat(digest: string): Promise<BlobInfo | null>;
   /**
    * The blob's bytes from `start` to `end` inclusive (whole blob by default),
-   * or null when absent.
+   * or null when absent. The stream holds an open file or connection until it
+   * ends or is cancelled: consume it or cancel it.
+   *
+   * @throws {RangeError} when `digest` is malformed, or the range is not
+   *   `0 <= start <= end < size`
    */
   read(
     digest: string,
@@ -145,9 +153,11 @@ export interface MetadataStore {
   /**
    * Records a version and its files in one transaction; the version is visible
    * to readers only once all of it is. Sets the tag `latest` to it when it is
-   * the highest non-prerelease, non-yanked version (or the first version).
+   * the highest non-prerelease, non-yanked version by semver precedence, or
+   * when the model has no `latest` yet (its first version, even a prerelease).
    *
    * @throws {ConflictError} when the version exists (even if yanked)
+   * @throws {RangeError} when `version` is not semver or a file path is listed twice
    */
   publish(v: NewVersion): Promise<VersionRecord>;
   /** One model, or null. */
@@ -165,24 +175,36 @@ export interface MetadataStore {
     tag: string,
     version: string,
   ): Promise<void>;
-  /** Yanks or un-yanks a version. @throws {NotFoundError} when absent */
+  /**
+   * Yanks or un-yanks a version. Yanking the version `latest` points at moves
+   * `latest` to the highest remaining non-yanked release (else prerelease);
+   * un-yanking a release above `latest` (or when `latest` is yanked or a
+   * prerelease) moves `latest` back to it. Other tags never move by themselves.
+   *
+   * @throws {NotFoundError} when absent
+   */
   setYanked(
     namespace: string,
     name: string,
     version: string,
     yanked: boolean,
   ): Promise<void>;
-  /** Counts one download of a version. */
+  /** Counts one download of a version. @throws {NotFoundError} when absent */
   countDownload(
     namespace: string,
     name: string,
     version: string,
   ): Promise<void>;
-  /** Searches models; `nextCursor` is null on the last page. */
+  /**
+   * Searches models; `nextCursor` is null on the last page.
+   *
+   * @throws {RangeError} when `limit` is outside 1-100, `sort` is unknown, or
+   *   `cursor` is not one this store returned for the same sort
+   */
   listModels(
     q: ListQuery,
   ): Promise<{ items: ModelRecord[]; nextCursor: string | null }>;
-  /** Stores a token. */
+  /** Stores a token. @throws {ConflictError} when its id or hash exists */
   addToken(t: TokenRecord): Promise<void>;
   /** Finds a token by the hash of its secret. */
   findToken(hash: string): Promise<TokenRecord | null>;
