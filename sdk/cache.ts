@@ -394,11 +394,18 @@ async function fetchInto(
     append: offset > 0,
     truncate: offset === 0,
   });
+  // Read and write chunk by chunk (not pipeTo) so every byte that arrived is
+  // on disk when the connection breaks: stream errors drop queued chunks.
   let held = offset;
-  const count = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      held += chunk.byteLength;
+  try {
+    const reader = res.body?.getReader();
+    for (;;) {
+      if (!reader) break;
+      const { done, value } = await reader.read();
+      if (done) break;
+      held += value.byteLength;
       if (held > size) {
+        await reader.cancel();
         throw new IntegrityError(
           `blob of ${size} bytes`,
           `${size} bytes`,
@@ -406,14 +413,13 @@ async function fetchInto(
           "the server sent more bytes than the manifest lists; the download was discarded",
         );
       }
+      for (let written = 0; written < value.byteLength;) {
+        written += await file.write(value.subarray(written));
+      }
       onBytes(held);
-      controller.enqueue(chunk);
-    },
-  });
-  if (res.body === null) {
+    }
+  } finally {
     file.close();
-  } else {
-    await res.body.pipeThrough(count).pipeTo(file.writable);
   }
   return offset;
 }

@@ -1,0 +1,195 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { join } from "node:path";
+import { sha256, ZooCache } from "../../../sdk/cache.ts";
+import { IntegrityError } from "../../../sdk/errors.ts";
+
+const BLOB = new Uint8Array(10_000).map((_, i) => (i * 7) % 251);
+const DIGEST = sha256(BLOB);
+
+/** A body that sends `bytes` and then breaks the connection when `cutAt` is given. */
+function body(bytes: Uint8Array, cutAt?: number): ReadableStream<Uint8Array> {
+  let sent = false;
+  return new ReadableStream({
+    pull(c) {
+      if (sent) {
+        // Erroring in the same call would drop the chunk still queued.
+        c.error(new TypeError("connection reset"));
+      } else if (cutAt === undefined) {
+        c.enqueue(bytes.slice());
+        c.close();
+      } else {
+        c.enqueue(bytes.slice(0, cutAt));
+        sent = true;
+      }
+    },
+  });
+}
+
+function ranged(start: number, bytes = BLOB, cutAt?: number): Response {
+  if (start === 0) return new Response(body(bytes, cutAt), { status: 200 });
+  return new Response(body(bytes.slice(start), cutAt), {
+    status: 206,
+    headers: { "content-range": `bytes ${start}-${bytes.length - 1}/${bytes.length}` },
+  });
+}
+
+async function entries(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) out.push(e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+Deno.test("download() stores a verified blob under its digest and reuses it", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  let requests = 0;
+  await cache.download(DIGEST, BLOB.length, (start) => {
+    requests++;
+    return Promise.resolve(ranged(start));
+  });
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+  await cache.download(DIGEST, BLOB.length, () => Promise.reject(new Error("no network")));
+  assertEquals(requests, 1);
+  assertEquals(await entries(join(cache.root, "blobs", "sha256")), [DIGEST.slice(7)]);
+});
+
+Deno.test("download() resumes a cut connection with a Range request", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const starts: number[] = [];
+  await cache.download(DIGEST, BLOB.length, (start) => {
+    starts.push(start);
+    return Promise.resolve(ranged(start, BLOB, starts.length === 1 ? 4000 : undefined));
+  });
+  assertEquals(starts, [0, 4000]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+});
+
+Deno.test("download() keeps what arrived when every attempt fails, and a later call resumes it", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const starts: number[] = [];
+  await assertRejects(() =>
+    cache.download(DIGEST, BLOB.length, (start) => {
+      starts.push(start);
+      return Promise.resolve(ranged(start, BLOB, 1000));
+    })
+  );
+  assertEquals(starts, [0, 1000, 2000]);
+  const dir = join(cache.root, "blobs", "sha256");
+  assertEquals(await entries(dir), [`${DIGEST.slice(7)}.partial`]);
+  const later: number[] = [];
+  await cache.download(DIGEST, BLOB.length, (start) => {
+    later.push(start);
+    return Promise.resolve(ranged(start));
+  });
+  assertEquals(later, [3000]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+  assertEquals(await entries(dir), [DIGEST.slice(7)]);
+});
+
+Deno.test("download() starts over when the server ignores Range", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const dir = join(cache.root, "blobs", "sha256");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeFile(join(dir, `${DIGEST.slice(7)}.partial`), BLOB.slice(0, 5000));
+  const starts: number[] = [];
+  await cache.download(DIGEST, BLOB.length, (start) => {
+    starts.push(start);
+    return Promise.resolve(new Response(BLOB.slice(), { status: 200 }));
+  });
+  assertEquals(starts, [5000]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+});
+
+Deno.test("download() throws IntegrityError on wrong bytes and leaves no file behind", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const bad = BLOB.slice();
+  bad[123] = bad[123]! ^ 0xff;
+  const e = await assertRejects(
+    () => cache.download(DIGEST, BLOB.length, () => Promise.resolve(new Response(bad))),
+    IntegrityError,
+  );
+  assertEquals(e.expected, DIGEST);
+  assertEquals(e.actual, sha256(bad));
+  assertEquals(await entries(join(cache.root, "blobs", "sha256")), []);
+});
+
+Deno.test("download() refuses a body longer than the manifest says", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const long = new Uint8Array(BLOB.length + 10);
+  await assertRejects(
+    () => cache.download(DIGEST, BLOB.length, () => Promise.resolve(new Response(long))),
+    IntegrityError,
+  );
+  assertEquals(await entries(join(cache.root, "blobs", "sha256")), []);
+});
+
+Deno.test("download() restarts from 0 once when a resumed partial holds stale bytes", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const dir = join(cache.root, "blobs", "sha256");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeFile(join(dir, `${DIGEST.slice(7)}.partial`), new Uint8Array(5000));
+  const starts: number[] = [];
+  await cache.download(DIGEST, BLOB.length, (start) => {
+    starts.push(start);
+    return Promise.resolve(ranged(start));
+  });
+  assertEquals(starts, [5000, 0]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+});
+
+Deno.test("readBlob() and hasBlob() notice a corrupted cached blob and remove it", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  await cache.download(DIGEST, BLOB.length, (s) => Promise.resolve(ranged(s)));
+  assertEquals(await cache.readBlob(DIGEST), BLOB);
+  const bad = BLOB.slice();
+  bad[0] = bad[0]! ^ 1;
+  await Deno.writeFile(cache.blobPath(DIGEST), bad);
+  assertEquals(await cache.readBlob(DIGEST), null);
+  assertEquals(await cache.hasBlob(DIGEST), false);
+  await Deno.writeFile(cache.blobPath(DIGEST), bad);
+  assertEquals(await cache.hasBlob(DIGEST), false);
+  assertEquals(await entries(join(cache.root, "blobs", "sha256")), []);
+});
+
+Deno.test("two concurrent downloads of one blob both succeed with one verified file", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const slow = (start: number) =>
+    new Promise<Response>((resolve) => setTimeout(() => resolve(ranged(start)), 10));
+  await Promise.all([
+    cache.download(DIGEST, BLOB.length, slow),
+    new ZooCache(cache.root).download(DIGEST, BLOB.length, slow),
+  ]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+  assertEquals(await entries(join(cache.root, "blobs", "sha256")), [DIGEST.slice(7)]);
+});
+
+Deno.test("refs and version documents round-trip and reject unsafe names", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  assertEquals(await cache.readRef("zoo", "lenet5", "latest"), null);
+  await cache.writeRef("zoo", "lenet5", "latest", "1.2.0");
+  assertEquals(await cache.readRef("zoo", "lenet5", "latest"), "1.2.0");
+  const doc = {
+    namespace: "zoo",
+    name: "lenet5",
+    version: "1.2.0",
+    yanked: false,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    downloads: 0,
+    files: [{ path: "model.json", digest: DIGEST, size: BLOB.length }],
+    card: {},
+    architecture: {},
+  };
+  await cache.writeVersion(doc);
+  assertEquals(await cache.readVersion("zoo", "lenet5", "1.2.0"), doc);
+  assert(
+    (await Deno.stat(join(cache.root, "models/zoo/lenet5/versions/1.2.0/manifest.json"))).isFile,
+  );
+  await assertRejects(() => cache.writeRef("..", "x", "latest", "1.0.0"), RangeError);
+  await assertRejects(
+    () => cache.writeVersion({ ...doc, files: [{ path: "../x", digest: DIGEST, size: 1 }] }),
+    RangeError,
+  );
+});
