@@ -237,8 +237,8 @@ export function imagesToTensor(images: readonly RawImage[], p: Preprocessing): t
     if (p.channels === 3 && p.channelOrder === "bgr") x = tf.reverse(x, -1);
     const [min, max] = p.range;
     x = tf.add(tf.mul(x, (max - min) / 255), min);
-    if (p.mean) x = tf.sub(x, tf.tensor1d(p.mean));
-    if (p.std) x = tf.div(x, tf.tensor1d(p.std));
+    if (p.mean) x = tf.sub(x, tf.tensor1d([...p.mean]));
+    if (p.std) x = tf.div(x, tf.tensor1d([...p.std]));
     return x;
   });
 }

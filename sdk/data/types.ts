@@ -36,11 +36,11 @@ export interface Preprocessing {
   /** Input channels: 1 (grayscale) or 3 (color). */
   channels: 1 | 3;
   /** The value range pixels are scaled to, e.g. `[0, 1]` or `[-1, 1]`. */
-  range: [number, number];
+  range: readonly [number, number];
   /** Per-channel mean subtracted after scaling; one value or one per channel. @default none */
-  mean?: number[];
+  mean?: readonly number[];
   /** Per-channel standard deviation divided by after the mean; one value or one per channel. @default none */
-  std?: number[];
+  std?: readonly number[];
   /** Order of color channels. @default "rgb" */
   channelOrder?: "rgb" | "bgr";
 }
