@@ -1,0 +1,119 @@
+/**
+ * Sets up TensorFlow.js's wasm backend (XNNPACK, SIMD) for training in Deno:
+ * points it at the `.wasm` binaries in `node_modules` by absolute path,
+ * registers the gradient kernels it lacks, and optionally runs it on several
+ * threads.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import * as wasm from "@tensorflow/tfjs-backend-wasm";
+import { registerWasmGradKernels } from "./wasm_grad_kernels.ts";
+import { startWasmThreads } from "./_wasm_threads.ts";
+
+/** Where `deno install` puts the wasm binaries (nodeModulesDir "auto"). */
+const WASM_DIR = new URL(
+  "../../node_modules/@tensorflow/tfjs-backend-wasm/dist/",
+  import.meta.url,
+);
+
+/** Options for {@linkcode initWasmBackend}. */
+export interface WasmBackendOptions {
+  /**
+   * Run XNNPACK on several threads: `true` for one per core, a number for that
+   * many, `false` or `1` for one. Threads need the threaded build and Deno's
+   * `node:worker_threads`; when they cannot start, the backend falls back to
+   * one thread and says why in {@linkcode WasmBackendInfo.threadsFallback}.
+   * @default {false}
+   */
+  threads?: boolean | number;
+  /**
+   * Replace the shipped `Slice` and `BatchMatMul` wasm kernels with faster ones.
+   * @default {true}
+   */
+  fastKernels?: boolean;
+  /**
+   * The folder holding `tfjs-backend-wasm*.wasm`.
+   * @default {"<repo>/node_modules/@tensorflow/tfjs-backend-wasm/dist/"}
+   */
+  wasmDir?: string | URL;
+}
+
+/** What {@linkcode initWasmBackend} set up. */
+export interface WasmBackendInfo {
+  /** Always `"wasm"`. */
+  backend: "wasm";
+  /** Threads XNNPACK runs on. */
+  threads: number;
+  /** Whether the SIMD build runs. */
+  simd: boolean;
+  /** The kernels registered by this call. */
+  kernelsRegistered: string[];
+  /** Why threads were asked for but not started; absent when they started or were not asked for. */
+  threadsFallback?: string;
+}
+
+function wasmDirPath(dir: string | URL): string {
+  const url = dir instanceof URL ? dir : new URL(dir, `file://${Deno.cwd()}/`);
+  if (url.protocol !== "file:") {
+    throw new RangeError(`Cannot load the wasm backend from "${url.href}": use a local folder`);
+  }
+  const path = decodeURIComponent(url.pathname);
+  return path.endsWith("/") ? path : `${path}/`;
+}
+
+function threadCount(threads: boolean | number | undefined): number {
+  if (threads === undefined || threads === false) return 1;
+  if (threads === true) return navigator.hardwareConcurrency;
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(
+      `Cannot run the wasm backend on "${threads}" threads: use a positive integer`,
+    );
+  }
+  return threads;
+}
+
+/**
+ * Initializes the wasm backend for training and makes it the active backend.
+ * The first call decides the build (threaded or not); later calls only
+ * re-register kernels and reselect the backend.
+ *
+ * @param options threads, kernel replacements, where the binaries are
+ * @returns what was set up: threads, SIMD, the kernels registered
+ * @throws {RangeError} for a thread count that is not a positive integer, or a non-file `wasmDir`
+ * @throws {Error} when the wasm binaries cannot be loaded (run `deno install`)
+ *
+ * @example Train on wasm
+ * ```ts ignore
+ * import * as tf from "@tensorflow/tfjs";
+ * import { initWasmBackend } from "./wasm.ts";
+ * const info = await initWasmBackend({ threads: false });
+ * console.log(info.threads, tf.getBackend());
+ * ```
+ */
+export async function initWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackendInfo> {
+  const wanted = threadCount(options.threads);
+  const dir = wasmDirPath(options.wasmDir ?? WASM_DIR);
+  const kernelsRegistered = registerWasmGradKernels({ fastKernels: options.fastKernels ?? true });
+  let threadsFallback: string | undefined;
+  const alreadyUp = tf.engine().registry["wasm"] !== undefined;
+  if (!alreadyUp) {
+    wasm.setWasmPaths(dir);
+    if (wanted > 1) {
+      threadsFallback = await startWasmThreads(wanted, dir);
+    } else {
+      tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+    }
+  }
+  if (!(await tf.setBackend("wasm"))) {
+    throw new Error(`Cannot initialize the wasm backend from "${dir}": run \`deno install\``);
+  }
+  const info: WasmBackendInfo = {
+    backend: "wasm",
+    threads: wasm.getThreadsCount(),
+    simd: (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) as boolean,
+    kernelsRegistered,
+  };
+  if (threadsFallback !== undefined) info.threadsFallback = threadsFallback;
+  return info;
+}

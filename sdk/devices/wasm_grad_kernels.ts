@@ -1,0 +1,460 @@
+/**
+ * The gradient kernels that `@tensorflow/tfjs-backend-wasm` does not ship
+ * (`Conv2DBackpropFilter`, `DepthwiseConv2dNativeBackpropFilter`,
+ * `DepthwiseConv2dNativeBackpropInput`), and faster replacements for a few
+ * kernels it ships that training leans on (`Slice`, `BatchMatMul` with a
+ * transposed left operand).
+ *
+ * Each kernel is written on what the wasm backend does fast (XNNPACK matrix
+ * products, depthwise convolutions, elementwise ops): the inputs are
+ * rearranged in JavaScript directly on the wasm heap (one pass, contiguous
+ * copies), and the arithmetic runs in the backend's own kernels.
+ *
+ * - Conv2D filter gradient: `dW = im2col(x)ᵀ · dy`, one matrix product per
+ *   chunk of images (a 1×1 stride-1 convolution needs no im2col at all).
+ * - Depthwise filter gradient: `dW[k, c, m] = Σₙ im2col(x)[n, k, c] · dy[n, c, m]`,
+ *   a broadcast product reduced over `n` by a matrix product with ones.
+ * - Depthwise input gradient: a stride-1 depthwise convolution of the
+ *   zero-upsampled, padded `dy` with the spatially flipped filter.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+
+type Info = tf.TensorInfo;
+type Attrs = Record<string, unknown>;
+type ConvInfo = tf.backend_util.Conv2DInfo;
+
+/** The most floats one im2col buffer may hold (64 MiB); larger jobs run in chunks of images. */
+const MAX_COLS_FLOATS = 16 * 1024 * 1024;
+
+/** The kernels this module adds to the wasm backend. */
+export const WASM_GRAD_KERNEL_NAMES: readonly string[] = [
+  "Conv2DBackpropFilter",
+  "DepthwiseConv2dNativeBackpropFilter",
+  "DepthwiseConv2dNativeBackpropInput",
+];
+
+/** The shipped wasm kernels this module replaces with faster ones. */
+export const WASM_FAST_KERNEL_NAMES: readonly string[] = ["Slice", "BatchMatMul"];
+
+function wasmKernel(name: string): tf.KernelFunc {
+  const config = tf.getKernel(name, "wasm");
+  if (config === undefined) {
+    throw new Error(`Cannot build wasm gradient kernels: kernel "${name}" is not registered`);
+  }
+  return config.kernelFunc;
+}
+
+/** Runs a shipped wasm kernel directly (no engine bookkeeping); the caller owns the result. */
+function run(backend: BackendWasm, name: string, inputs: Record<string, Info>, attrs: Attrs): Info {
+  const out = (original.get(name) ?? wasmKernel(name))({
+    inputs: inputs as tf.NamedTensorInfoMap,
+    backend,
+    attrs: attrs as tf.NamedAttrMap,
+  });
+  return out as Info;
+}
+
+function reshape(backend: BackendWasm, x: Info, shape: number[]): Info {
+  return run(backend, "Reshape", { x }, { shape });
+}
+
+function dispose(backend: BackendWasm, ...infos: Info[]): void {
+  for (const info of infos) backend.disposeData(info.dataId);
+}
+
+function heap(backend: BackendWasm, info: Info): Float32Array {
+  return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+function checkFloat(kernel: string, ...infos: Info[]): void {
+  for (const info of infos) {
+    if (info.dtype !== "float32") {
+      throw new TypeError(`${kernel} on wasm needs float32 tensors: got "${info.dtype}"`);
+    }
+  }
+}
+
+function checkNhwc(kernel: string, dataFormat: unknown): void {
+  if (dataFormat !== undefined && dataFormat !== "NHWC") {
+    throw new RangeError(`${kernel} on wasm supports data format "NHWC" only: got "${dataFormat}"`);
+  }
+}
+
+/**
+ * Writes the im2col rows of images `[b0, b0 + nb)` of `x` into `cols`:
+ * row `(b, oh, ow)` holds the `filterHeight × filterWidth × inChannels`
+ * window the convolution reads for that output position (zeros where the
+ * window hangs over the padding).
+ */
+function im2col(x: Float32Array, cols: Float32Array, info: ConvInfo, b0: number, nb: number): void {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const rowLen = KH * KW * C;
+  let row = 0;
+  for (let b = b0; b < b0 + nb; b++) {
+    const xb = b * H * W * C;
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++, row += rowLen) {
+        const iw0 = ow * sw - pl;
+        // The kw range whose input column lies inside the image.
+        const kwLo = iw0 >= 0 ? 0 : Math.min(KW, Math.ceil(-iw0 / dw));
+        const kwHi = Math.max(kwLo, Math.min(KW, Math.floor((W - 1 - iw0) / dw) + 1));
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sh + kh * dh - pt;
+          const dst = row + kh * KW * C;
+          if (ih < 0 || ih >= H || kwLo >= kwHi) {
+            cols.fill(0, dst, dst + KW * C);
+            continue;
+          }
+          if (kwLo > 0) cols.fill(0, dst, dst + kwLo * C);
+          if (kwHi < KW) cols.fill(0, dst + kwHi * C, dst + KW * C);
+          const src = xb + (ih * W + iw0) * C;
+          if (dw === 1) {
+            const s = src + kwLo * C, n = (kwHi - kwLo) * C, d = dst + kwLo * C;
+            if (n >= 32) cols.set(x.subarray(s, s + n), d);
+            else for (let i = 0; i < n; i++) cols[d + i] = x[s + i]!;
+          } else {
+            for (let kw = kwLo; kw < kwHi; kw++) {
+              const s = src + kw * dw * C, d = dst + kw * C;
+              for (let i = 0; i < C; i++) cols[d + i] = x[s + i]!;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** How many images one im2col chunk holds. */
+function imagesPerChunk(info: ConvInfo): number {
+  const perImage = info.outHeight * info.outWidth * info.filterHeight * info.filterWidth *
+    info.inChannels;
+  return Math.max(1, Math.min(info.batchSize, Math.floor(MAX_COLS_FLOATS / Math.max(1, perImage))));
+}
+
+/** A copy of images `[b0, b0 + nb)` of an NHWC tensor, as `[nb * rest]` rows of `cols` floats. */
+function batchRows(backend: BackendWasm, x: Info, b0: number, nb: number, cols: number): Info {
+  const batch = x.shape[0]!;
+  if (b0 === 0 && nb === batch) return reshape(backend, x, [-1, cols]);
+  const perImage = tf.util.sizeFromShape(x.shape) / batch;
+  const out = backend.makeOutput([(nb * perImage) / cols, cols], "float32");
+  heap(backend, out).set(heap(backend, x).subarray(b0 * perImage, (b0 + nb) * perImage));
+  return out;
+}
+
+/** Adds `b` into `a` on the heap (both small); disposes `b`. */
+function accumulate(backend: BackendWasm, a: Info | null, b: Info): Info {
+  if (a === null) return b;
+  const av = heap(backend, a), bv = heap(backend, b);
+  for (let i = 0; i < av.length; i++) av[i] = av[i]! + bv[i]!;
+  dispose(backend, b);
+  return a;
+}
+
+function conv2DBackpropFilter(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as { x: Info; dy: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  checkFloat("Conv2DBackpropFilter", x, dy);
+  checkNhwc("Conv2DBackpropFilter", attrs.dataFormat);
+  const filterShape = attrs.filterShape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+  );
+  const kkc = info.filterHeight * info.filterWidth * info.inChannels;
+  const direct = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+  const chunk = direct ? info.batchSize : imagesPerChunk(info);
+  let sum: Info | null = null;
+  for (let b0 = 0; b0 < info.batchSize; b0 += chunk) {
+    const nb = Math.min(chunk, info.batchSize - b0);
+    let cols: Info;
+    if (direct) {
+      cols = batchRows(backend, x, b0, nb, kkc);
+    } else {
+      cols = backend.makeOutput([nb * info.outHeight * info.outWidth, kkc], "float32");
+      im2col(heap(backend, x), heap(backend, cols), info, b0, nb);
+    }
+    const dyRows = batchRows(backend, dy, b0, nb, info.outChannels);
+    // XNNPACK multiplies fastest with the small, explicitly transposed operand on the left.
+    const colsT = run(backend, "Transpose", { x: cols }, { perm: [1, 0] });
+    const part = run(backend, "BatchMatMul", { a: colsT, b: dyRows }, {
+      transposeA: false,
+      transposeB: false,
+    });
+    dispose(backend, cols, dyRows, colsT);
+    sum = accumulate(backend, sum, part);
+  }
+  const dw = reshape(backend, sum!, filterShape);
+  dispose(backend, sum!);
+  return dw;
+}
+
+function depthwiseInfo(x: Info, attrs: Attrs): ConvInfo {
+  return tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterShape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    (attrs.dilations ?? 1) as number | [number, number],
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+    true,
+  );
+}
+
+function depthwiseBackpropFilter(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as { x: Info; dy: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  checkFloat("DepthwiseConv2dNativeBackpropFilter", x, dy);
+  const filterShape = attrs.filterShape as [number, number, number, number];
+  const info = depthwiseInfo(x, attrs);
+  const kk = info.filterHeight * info.filterWidth;
+  const C = info.inChannels, M = info.outChannels / C;
+  const chunk = imagesPerChunk(info);
+  let sum: Info | null = null;
+  for (let b0 = 0; b0 < info.batchSize; b0 += chunk) {
+    const nb = Math.min(chunk, info.batchSize - b0);
+    const n = nb * info.outHeight * info.outWidth;
+    const cols = backend.makeOutput([n, kk, C, 1], "float32");
+    im2col(heap(backend, x), heap(backend, cols), info, b0, nb);
+    const dyRows = batchRows(backend, dy, b0, nb, C * M);
+    const dy4 = reshape(backend, dyRows, [n, 1, C, M]);
+    const prod = run(backend, "Multiply", { a: cols, b: dy4 }, {});
+    dispose(backend, cols, dyRows, dy4);
+    const prod2 = reshape(backend, prod, [n, kk * C * M]);
+    const ones = backend.makeOutput([1, n], "float32");
+    heap(backend, ones).fill(1);
+    const part = run(backend, "BatchMatMul", { a: ones, b: prod2 }, {
+      transposeA: false,
+      transposeB: false,
+    });
+    dispose(backend, prod, prod2, ones);
+    sum = accumulate(backend, sum, part);
+  }
+  const dw = reshape(backend, sum!, filterShape);
+  dispose(backend, sum!);
+  return dw;
+}
+
+function depthwiseBackpropInput(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs as { dy: Info; filter: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  checkFloat("DepthwiseConv2dNativeBackpropInput", dy, filter);
+  const inShape = attrs.inputShape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(
+    inShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    (attrs.dilations ?? 1) as number | [number, number],
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+    true,
+  );
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const M = info.outChannels / C, CM = C * M;
+  // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
+  // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.
+  const top = (KH - 1) * dh - info.padInfo.top, left = (KW - 1) * dw - info.padInfo.left;
+  const PH = H + (KH - 1) * dh, PW = W + (KW - 1) * dw;
+  const padded = backend.makeOutput([B, PH, PW, CM], "float32");
+  const flipped = backend.makeOutput([KH, KW, CM, 1], "float32");
+  {
+    const src = heap(backend, dy), dst = heap(backend, padded);
+    dst.fill(0);
+    for (let b = 0; b < B; b++) {
+      for (let oh = 0; oh < OH; oh++) {
+        const ph = top + oh * sh;
+        if (ph < 0 || ph >= PH) continue;
+        for (let ow = 0; ow < OW; ow++) {
+          const pw = left + ow * sw;
+          if (pw < 0 || pw >= PW) continue;
+          const s = ((b * OH + oh) * OW + ow) * CM, d = ((b * PH + ph) * PW + pw) * CM;
+          dst.set(src.subarray(s, s + CM), d);
+        }
+      }
+    }
+    const w = heap(backend, filter), f = heap(backend, flipped);
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        const s = ((KH - 1 - kh) * KW + (KW - 1 - kw)) * CM;
+        f.set(w.subarray(s, s + CM), (kh * KW + kw) * CM);
+      }
+    }
+  }
+  const conv = run(backend, "DepthwiseConv2dNative", { x: padded, filter: flipped }, {
+    strides: [1, 1],
+    pad: "valid",
+    dilations: [dh, dw],
+    dimRoundingMode: undefined,
+  });
+  dispose(backend, padded, flipped);
+  if (M === 1) return conv;
+  const conv5 = reshape(backend, conv, [B, H, W, C, M]);
+  const dx = run(backend, "Sum", { x: conv5 }, { axis: [4], keepDims: false });
+  dispose(backend, conv, conv5);
+  return dx;
+}
+
+/**
+ * The wasm `Slice` copies the whole input out of the heap on every call
+ * (`readSync`); this one copies only the slice, row by row, heap to heap.
+ */
+function slice(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (x.dtype === "string" || x.dtype === "complex64") return run(backend, "Slice", { x }, attrs);
+  const [begin, size] = tf.slice_util.parseSliceParams(
+    x as tf.Tensor,
+    attrs.begin as number[],
+    attrs.size as number[],
+  ) as [number[], number[]];
+  const out = backend.makeOutput(size, x.dtype);
+  if (tf.util.sizeFromShape(size) === 0) return out;
+  const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
+  const rank = x.shape.length;
+  // Merge the trailing axes that are taken whole into one contiguous run.
+  let inner = 1, axis = rank - 1;
+  while (axis >= 0 && begin[axis] === 0 && size[axis] === x.shape[axis]) inner *= size[axis--]!;
+  if (axis < 0) {
+    dst.set(src.subarray(0, inner));
+    return out;
+  }
+  const run1 = size[axis]! * inner;
+  const strides = tf.util.computeStrides(x.shape);
+  const outer = size.slice(0, axis);
+  const count = tf.util.sizeFromShape(outer);
+  const idx = new Array<number>(axis).fill(0);
+  for (let r = 0; r < count; r++) {
+    let s = begin[axis]! * inner;
+    for (let a = 0; a < axis; a++) s += (begin[a]! + idx[a]!) * strides[a]!;
+    const d = r * run1;
+    if (run1 >= 32) dst.set(src.subarray(s, s + run1), d);
+    else for (let i = 0; i < run1; i++) dst[d + i] = src[s + i]!;
+    for (let a = axis - 1; a >= 0; a--) {
+      if (++idx[a]! < outer[a]!) break;
+      idx[a] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * The wasm `BatchMatMul` is many times slower when `transposeA` is set (the
+ * common case in gradients: `xᵀ · dy`); transposing explicitly first is not.
+ */
+function batchMatMul(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { a, b } = args.inputs as { a: Info; b: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (!attrs.transposeA || a.dtype !== "float32") {
+    return run(backend, "BatchMatMul", { a, b }, attrs);
+  }
+  const rank = a.shape.length;
+  const perm = [...Array(rank).keys()];
+  [perm[rank - 2], perm[rank - 1]] = [rank - 1, rank - 2];
+  const aT = run(backend, "Transpose", { x: a }, { perm });
+  const out = run(backend, "BatchMatMul", { a: aT, b }, { ...attrs, transposeA: false });
+  dispose(backend, aT);
+  return out;
+}
+
+/** The shipped kernels, kept so the replacements can call them. */
+const original = new Map<string, tf.KernelFunc>();
+
+const added: tf.KernelConfig[] = [
+  { kernelName: "Conv2DBackpropFilter", backendName: "wasm", kernelFunc: conv2DBackpropFilter },
+  {
+    kernelName: "DepthwiseConv2dNativeBackpropFilter",
+    backendName: "wasm",
+    kernelFunc: depthwiseBackpropFilter,
+  },
+  {
+    kernelName: "DepthwiseConv2dNativeBackpropInput",
+    backendName: "wasm",
+    kernelFunc: depthwiseBackpropInput,
+  },
+];
+
+const replaced: tf.KernelConfig[] = [
+  { kernelName: "Slice", backendName: "wasm", kernelFunc: slice },
+  { kernelName: "BatchMatMul", backendName: "wasm", kernelFunc: batchMatMul },
+];
+
+/** Options for {@linkcode registerWasmGradKernels}. */
+export interface RegisterWasmGradKernelsOptions {
+  /**
+   * Also replace the shipped `Slice` and `BatchMatMul` kernels with faster ones.
+   * @default {true}
+   */
+  fastKernels?: boolean;
+}
+
+/**
+ * Registers the missing wasm gradient kernels (and, by default, the faster
+ * `Slice` and `BatchMatMul`) with TensorFlow.js. Idempotent. Call it after
+ * importing `@tensorflow/tfjs-backend-wasm`; the kernels work once the wasm
+ * backend is initialized (`await tf.setBackend("wasm")`).
+ *
+ * @param options which kernels to register
+ * @returns the names of the kernels registered by this call (empty when all were there)
+ * @throws {Error} when `@tensorflow/tfjs-backend-wasm` has not registered its own kernels
+ *
+ * @example Register the kernels
+ * ```ts
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import { registerWasmGradKernels } from "./wasm_grad_kernels.ts";
+ * const names: string[] = registerWasmGradKernels();
+ * console.log(names);
+ * ```
+ */
+export function registerWasmGradKernels(options: RegisterWasmGradKernelsOptions = {}): string[] {
+  const names: string[] = [];
+  for (const config of added) {
+    if (tf.getKernel(config.kernelName, "wasm") === undefined) {
+      tf.registerKernel(config);
+      names.push(config.kernelName);
+    }
+  }
+  if (options.fastKernels ?? true) {
+    for (const config of replaced) {
+      const current = tf.getKernel(config.kernelName, "wasm");
+      if (current === undefined) {
+        throw new Error(
+          `Cannot replace wasm kernel "${config.kernelName}": it is not registered (import "@tensorflow/tfjs-backend-wasm" first)`,
+        );
+      }
+      if (current.kernelFunc === config.kernelFunc) continue;
+      original.set(config.kernelName, current.kernelFunc);
+      tf.unregisterKernel(config.kernelName, "wasm");
+      tf.registerKernel({ ...current, kernelFunc: config.kernelFunc });
+      names.push(config.kernelName);
+    }
+  }
+  return names;
+}
