@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import * as tf from "@tensorflow/tfjs";
 import pngjs from "pngjs";
 import * as jpeg from "jpeg-js";
@@ -114,14 +115,16 @@ export function decodeImage(bytes: Uint8Array): RawImage {
   let width: number;
   let height: number;
   let stride: number;
+  // Both decoders are Node packages that call Buffer methods on their input.
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
     if (header.format === "png") {
-      const png = PNG.sync.read(bytes);
+      const png = PNG.sync.read(buffer);
       ({ width, height } = png);
       rgba = png.data;
       stride = 4;
     } else {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false });
+      const img = jpeg.decode(buffer, { useTArray: true, formatAsRGBA: false });
       ({ width, height } = img);
       rgba = img.data;
       stride = 3;
