@@ -1,0 +1,407 @@
+import * as tf from "@tensorflow/tfjs";
+import {
+  assert,
+  assertEquals,
+  assertGreater,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
+import { join } from "node:path";
+import { ZooClient } from "../../../sdk/client.ts";
+import { sha256 } from "../../../sdk/cache.ts";
+import { IntegrityError, NotFoundError, OfflineError, RegistryError } from "../../../sdk/errors.ts";
+import { registerZooRouter } from "../../../sdk/io_handler.ts";
+import {
+  cutAfter,
+  denseModel,
+  flipByte,
+  listDir,
+  noNetwork,
+  startProxy,
+  startRegistry,
+  type TestRegistry,
+  writeCheckpointFolder,
+} from "./_registry.ts";
+
+await tf.setBackend("cpu");
+
+const tempCache = () => Deno.makeTempDir({ prefix: "zoo-cache-" });
+
+function client(
+  url: string,
+  cacheDir: string,
+  extra: Partial<ConstructorParameters<typeof ZooClient>[0]> = {},
+) {
+  return new ZooClient({ url, cacheDir, progress: false, ...extra });
+}
+
+/** Publishes the dense model as zoo/dense@version; returns its shard's digest and size. */
+async function publishDense(reg: TestRegistry, version = "1.0.0") {
+  const model = denseModel();
+  try {
+    const pub = client(reg.url, await tempCache(), { token: reg.token });
+    const result = await pub.publish(model, { name: "zoo/dense", version, card: { task: "test" } });
+    const shard = result.version.files.find((f) => f.path.endsWith(".bin"))!;
+    return { result, shard };
+  } finally {
+    model.dispose();
+  }
+}
+
+async function predict(model: tf.LayersModel): Promise<Float32Array> {
+  const x = tf.tidy(() => tf.linspace(-1, 1, 128).reshape([2, 64]));
+  const y = model.predict(x) as tf.Tensor;
+  const data = await y.data() as Float32Array;
+  tf.dispose([x, y]);
+  return data;
+}
+
+Deno.test("publish() of a folder uploads its files and pull() lays out a verified cache", async () => {
+  await using reg = await startRegistry();
+  const model = denseModel();
+  const dir = await writeCheckpointFolder(model);
+  model.dispose();
+  const result = await client(reg.url, await tempCache(), { token: reg.token })
+    .publish(dir, { name: "zoo/folder", version: "1.0.0" });
+  assertEquals(result.reference, "zoo/folder@1.0.0");
+  assertEquals(result.url, `${reg.url}/zoo/folder/1.0.0`);
+  assertEquals(result.modelJsonUrl, `${reg.url}/api/models/zoo/folder/1.0.0/model.json`);
+  assertEquals(result.uploaded, 3);
+  assertEquals(result.version.card.task, "image-classification");
+  assertEquals(result.version.files.map((f) => f.path).sort(), [
+    "README.md",
+    "group1-shard1of1.bin",
+    "model.json",
+  ]);
+
+  const cacheDir = await tempCache();
+  const pulled = await client(reg.url, cacheDir).pull("zoo/folder");
+  assertEquals(pulled.reference, "zoo/folder@1.0.0");
+  for (const f of pulled.files) {
+    const bytes = await Deno.readFile(f.localPath);
+    assertEquals(sha256(bytes), f.digest);
+    assertEquals(await Deno.readFile(join(pulled.dir, f.path)), bytes);
+    assertEquals(bytes, await Deno.readFile(join(dir, f.path)));
+  }
+  assertEquals(
+    (await Deno.readTextFile(join(cacheDir, "models/zoo/folder/refs/latest"))).trim(),
+    "1.0.0",
+  );
+  const manifest = JSON.parse(
+    await Deno.readTextFile(join(cacheDir, "models/zoo/folder/versions/1.0.0/manifest.json")),
+  );
+  assertEquals(manifest.version, "1.0.0");
+  assertEquals((await listDir(join(cacheDir, "blobs/sha256"))).length, 3);
+});
+
+Deno.test("loadModel() predicts like the published model and leaks no tensors", async () => {
+  await using reg = await startRegistry();
+  const original = denseModel();
+  const expected = await predict(original);
+  await client(reg.url, await tempCache(), { token: reg.token })
+    .publish(original, { name: "zoo/dense", version: "1.0.0" });
+  original.dispose();
+
+  const before = tf.memory().numTensors;
+  const fractions: number[] = [];
+  const model = await client(reg.url, await tempCache())
+    .loadModel("zoo/dense@1.0.0", { onProgress: (f) => fractions.push(f) });
+  assertEquals(await predict(model), expected);
+  model.dispose();
+  assertEquals(tf.memory().numTensors, before);
+  assertEquals(fractions.at(-1), 1);
+  assert(fractions.every((f, i) => f >= 0 && f <= 1 && (i === 0 || f >= fractions[i - 1]!)));
+});
+
+Deno.test("a cached exact version loads with no network, and offline mode answers from cached refs", async () => {
+  await using reg = await startRegistry();
+  await publishDense(reg);
+  const cacheDir = await tempCache();
+  (await client(reg.url, cacheDir).loadModel("zoo/dense")).dispose();
+
+  const net = noNetwork();
+  const cached = client(reg.url, cacheDir, { fetch: net.fetch });
+  (await cached.loadModel("zoo/dense@1.0.0")).dispose();
+  assertEquals((await cached.pull("zoo/dense@1.0.0")).reference, "zoo/dense@1.0.0");
+
+  const offline = client(reg.url, cacheDir, { fetch: net.fetch, offline: true });
+  (await offline.loadModel("zoo/dense")).dispose();
+  const e = await assertRejects(() => offline.loadModel("zoo/dense@stable"), OfflineError);
+  assertEquals(
+    e.message,
+    'Cannot load "zoo/dense@stable" offline: no cached ref "stable" for zoo/dense; run once online or pass an exact cached version',
+  );
+  await assertRejects(() => offline.resolve("zoo/dense@2.0.0"), OfflineError, "version 2.0.0");
+  await assertRejects(
+    () => offline.publish(denseModel(), { name: "zoo/x", version: "1.0.0" }),
+    OfflineError,
+  );
+  assertEquals(net.calls, []);
+});
+
+Deno.test("offline mode reads ZOO_OFFLINE and names a missing blob", async () => {
+  await using reg = await startRegistry();
+  await publishDense(reg);
+  const cacheDir = await tempCache();
+  await client(reg.url, cacheDir).resolve("zoo/dense");
+  Deno.env.set("ZOO_OFFLINE", "1");
+  try {
+    const offline = client(reg.url, cacheDir, { fetch: noNetwork().fetch });
+    assert(offline.offline);
+    const e = await assertRejects(() => offline.loadModel("zoo/dense"), OfflineError);
+    const modelJson = (await offline.cache.readVersion("zoo", "dense", "1.0.0"))!.files
+      .find((f) => f.path === "model.json")!;
+    assertStringIncludes(e.message, `"model.json" (${modelJson.digest}) is not cached`);
+    assertStringIncludes(e.message, 'Cannot load "zoo/dense@1.0.0" offline: ');
+  } finally {
+    Deno.env.delete("ZOO_OFFLINE");
+  }
+});
+
+Deno.test("a download cut midway is resumed with a Range request", async () => {
+  await using reg = await startRegistry();
+  const { shard } = await publishDense(reg);
+  const blobPath = `/api/blobs/${shard.digest}`;
+  const cacheDir = await tempCache();
+  {
+    // Every blob response breaks off after 30000 bytes: the pull fails after its retries.
+    await using cutting = startProxy(reg.url, async (req, forward) => {
+      const res = await forward(req);
+      return new URL(req.url).pathname === blobPath ? cutAfter(res, 30_000) : res;
+    });
+    await assertRejects(() => client(cutting.url, cacheDir).pull("zoo/dense@1.0.0"));
+    const ranges = cutting.seen.filter((s) => s.path === blobPath).map((s) => s.range);
+    assertEquals(ranges, [null, "bytes=30000-", "bytes=60000-"]);
+    const hex = shard.digest.slice(7);
+    assert((await listDir(join(cacheDir, "blobs/sha256"))).includes(`${hex}.partial`));
+  }
+  await using honest = startProxy(reg.url);
+  const pulled = await client(honest.url, cacheDir).pull("zoo/dense@1.0.0");
+  const blob = honest.seen.filter((s) => s.path === blobPath);
+  assertEquals(blob.map((s) => [s.range, s.status]), [["bytes=90000-", 206]]);
+  const local = pulled.files.find((f) => f.path === shard.path)!;
+  assertEquals(sha256(await Deno.readFile(local.localPath)), shard.digest);
+  assert(!(await listDir(join(cacheDir, "blobs/sha256"))).some((n) => n.endsWith(".partial")));
+});
+
+Deno.test("a server that ignores Range still gives a verified blob", async () => {
+  await using reg = await startRegistry();
+  const { shard } = await publishDense(reg);
+  const cacheDir = await tempCache();
+  const dir = join(cacheDir, "blobs/sha256");
+  await Deno.mkdir(dir, { recursive: true });
+  const full = new Uint8Array(
+    await (await fetch(`${reg.url}/api/blobs/${shard.digest}`)).arrayBuffer(),
+  );
+  await Deno.writeFile(join(dir, `${shard.digest.slice(7)}.partial`), full.slice(0, 5000));
+  await using ignoring = startProxy(reg.url, (req, forward) => {
+    const headers = new Headers(req.headers);
+    headers.delete("range");
+    return forward(req, headers);
+  });
+  await client(ignoring.url, cacheDir).pull("zoo/dense@1.0.0");
+  const blob = ignoring.seen.filter((s) => s.path.startsWith("/api/blobs/"));
+  assert(blob.some((s) => s.range === "bytes=5000-" && s.status === 200));
+  assertEquals(await Deno.readFile(join(dir, shard.digest.slice(7))), full);
+});
+
+Deno.test("a corrupted cached blob is noticed on use and fetched again", async () => {
+  await using reg = await startRegistry();
+  const { shard } = await publishDense(reg);
+  const cacheDir = await tempCache();
+  await using proxy = startProxy(reg.url);
+  const zoo = client(proxy.url, cacheDir);
+  const pulled = await zoo.pull("zoo/dense@1.0.0");
+  const path = pulled.files.find((f) => f.path === shard.path)!.localPath;
+  const good = await Deno.readFile(path);
+  const bad = good.slice();
+  bad[100] = bad[100]! ^ 0xff;
+  await Deno.writeFile(path, bad);
+  const fetchedBefore = proxy.seen.filter((s) => s.path.startsWith("/api/blobs/")).length;
+  (await zoo.loadModel("zoo/dense@1.0.0")).dispose();
+  assertEquals(
+    proxy.seen.filter((s) => s.path.startsWith("/api/blobs/")).length,
+    fetchedBefore + 1,
+  );
+  assertEquals(await Deno.readFile(path), good);
+});
+
+Deno.test("bytes that do not match their digest throw IntegrityError and leave nothing cached", async () => {
+  await using reg = await startRegistry();
+  const { shard } = await publishDense(reg);
+  const cacheDir = await tempCache();
+  await using flipping = startProxy(reg.url, async (req, forward) => {
+    const res = await forward(req);
+    return new URL(req.url).pathname.startsWith("/api/blobs/") ? flipByte(res, 7) : res;
+  });
+  const e = await assertRejects(
+    () => client(flipping.url, cacheDir).pull("zoo/dense@1.0.0"),
+    IntegrityError,
+  );
+  assert([shard.digest].includes(e.expected) || e.expected.startsWith("sha256:"));
+  assertEquals(await listDir(join(cacheDir, "blobs/sha256")), []);
+});
+
+Deno.test("two processes pulling the same version at once share one verified cache", async () => {
+  await using reg = await startRegistry();
+  await publishDense(reg);
+  const cacheDir = await tempCache();
+  const child = () =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./_pull_child.ts", import.meta.url).pathname,
+        reg.url,
+        cacheDir,
+        "zoo/dense",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const outs = await Promise.all([child(), child()]);
+  for (const o of outs) {
+    assertEquals(o.code, 0, new TextDecoder().decode(o.stderr));
+    assertEquals(new TextDecoder().decode(o.stdout).trim(), "zoo/dense@1.0.0");
+  }
+  const names = await listDir(join(cacheDir, "blobs/sha256"));
+  assertEquals(names.length, 2);
+  for (const n of names) {
+    assertEquals(sha256(await Deno.readFile(join(cacheDir, "blobs/sha256", n))), `sha256:${n}`);
+  }
+});
+
+Deno.test("publish() sends only the blobs the registry lacks", async () => {
+  await using reg = await startRegistry();
+  const model = denseModel();
+  try {
+    const pub = client(reg.url, await tempCache(), { token: reg.token });
+    const first = await pub.publish(model, { name: "zoo/dense", version: "1.0.0" });
+    assertEquals([first.uploaded, first.reused], [2, 0]);
+    const second = await pub.publish(model, { name: "zoo/dense", version: "1.0.1" });
+    assertEquals([second.uploaded, second.reused], [0, 2]);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("publish() surfaces 401, 403, 409 and 422 with the registry's detail", async () => {
+  await using reg = await startRegistry();
+  await publishDense(reg);
+  const model = denseModel();
+  try {
+    const cacheDir = await tempCache();
+    const anonymous = await assertRejects(
+      () =>
+        client(reg.url, cacheDir, { token: "" }).publish(model, {
+          name: "zoo/dense",
+          version: "2.0.0",
+        }),
+      RegistryError,
+    );
+    assertEquals(anonymous.status, 401);
+    assertStringIncludes(anonymous.message, 'Cannot publish "zoo/dense@2.0.0": ');
+    const other = await reg.mint(["publish:other"]);
+    const forbidden = await assertRejects(
+      () =>
+        client(reg.url, cacheDir, { token: other }).publish(model, {
+          name: "zoo/dense",
+          version: "2.0.0",
+        }),
+      RegistryError,
+    );
+    assertEquals(forbidden.status, 403);
+    const exists = await assertRejects(
+      () =>
+        client(reg.url, cacheDir, { token: reg.token }).publish(model, {
+          name: "zoo/dense",
+          version: "1.0.0",
+        }),
+      RegistryError,
+    );
+    assertEquals(exists.status, 409);
+    assertStringIncludes(exists.message, 'Cannot publish "zoo/dense@1.0.0": ');
+    assertStringIncludes(exists.message, "(409): ");
+    const empty = await Deno.makeTempDir();
+    await Deno.writeTextFile(join(empty, "model.json"), JSON.stringify({ weightsManifest: [] }));
+    const invalid = await assertRejects(
+      () =>
+        client(reg.url, cacheDir, { token: reg.token }).publish(empty, {
+          name: "zoo/bad",
+          version: "1.0.0",
+        }),
+      RegistryError,
+    );
+    assertEquals(invalid.status, 422);
+  } finally {
+    model.dispose();
+  }
+});
+
+Deno.test("resolve() of an unknown model throws NotFoundError", async () => {
+  await using reg = await startRegistry();
+  const zoo = client(reg.url, await tempCache());
+  const e = await assertRejects(
+    () => zoo.resolve("zoo/nope"),
+    NotFoundError,
+  );
+  assertEquals(e.status, 404);
+  assertStringIncludes(e.message, 'Cannot resolve "zoo/nope@latest": ');
+  assertInstanceOf(e, RegistryError);
+});
+
+Deno.test("tf.loadLayersModel() loads zoo:// URLs through a registered client", async () => {
+  await using reg = await startRegistry();
+  await publishDense(reg);
+  const zoo = client(reg.url, await tempCache());
+  {
+    using _router = registerZooRouter(zoo);
+    const fractions: number[] = [];
+    const model = await tf.loadLayersModel("zoo://zoo/dense@latest", {
+      onProgress: (f) => fractions.push(f),
+    });
+    assertEquals(model.outputs[0]?.shape, [null, 3]);
+    model.dispose();
+    assertGreater(fractions.length, 0);
+  }
+  await assertRejects(() => tf.loadLayersModel("zoo://zoo/dense@latest"));
+});
+
+Deno.test("the publish CLI publishes a folder, lists its flags, and exits 1 with the registry's message", async () => {
+  await using reg = await startRegistry();
+  const model = denseModel();
+  const dir = await writeCheckpointFolder(model);
+  model.dispose();
+  const cli = (...args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../../../sdk/publish.ts", import.meta.url).pathname, ...args],
+      env: { ZOO_TOKEN: reg.token },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const help = new TextDecoder().decode((await cli("--help")).stdout);
+  for (
+    const flag of [
+      "--name",
+      "--version",
+      "--registry",
+      "--token",
+      "--card",
+      "--readme",
+      "ZOO_URL",
+      "ZOO_TOKEN",
+    ]
+  ) {
+    assertStringIncludes(help, flag);
+  }
+  const ok = await cli(dir, "--name", "zoo/cli", "--version", "1.0.0", "--registry", reg.url);
+  assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
+  assertStringIncludes(new TextDecoder().decode(ok.stdout), "Published zoo/cli@1.0.0");
+  const again = await cli(dir, "--name", "zoo/cli", "--version", "1.0.0", "--registry", reg.url);
+  assertEquals(again.code, 1);
+  assertStringIncludes(new TextDecoder().decode(again.stderr), 'Cannot publish "zoo/cli@1.0.0": ');
+  const missing = await cli(dir, "--version", "1.0.0");
+  assertEquals(missing.code, 1);
+  assertStringIncludes(new TextDecoder().decode(missing.stderr), "--name");
+});
