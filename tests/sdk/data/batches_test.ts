@@ -1,10 +1,4 @@
-import {
-  assert,
-  assertAlmostEquals,
-  assertEquals,
-  assertNotEquals,
-  assertThrows,
-} from "@std/assert";
+import { assertAlmostEquals, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
 import * as tf from "@tensorflow/tfjs";
 import { PackedDataset } from "../../../sdk/data/_batches.ts";
 import { imagesToTensor } from "../../../sdk/data/_image.ts";
