@@ -792,7 +792,8 @@ function analyzeTopology(model: Config, inputShape?: [number, number, number]): 
     }
   }
   const { cutPoints, live } = findCutPoints(graph, sorted);
-  const head = findHead(layers, live);
+  // The head is what the weights were trained as: judge it at the model's own input.
+  const head = findHead(native, live);
   const pos = new Map(layers.map((l, i) => [l.name, i]));
   const startPos = head.start === null ? -1 : pos.get(head.start) ?? -1;
   const featureCut = head.start === null
