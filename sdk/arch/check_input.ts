@@ -321,6 +321,8 @@ function spatialFindings(
     }
   }
 
+  const lastJump = layers.findLast((l) => l.jump !== null)?.jump;
+  const outputStride = lastJump ? Math.max(...lastJump) : arch.totalStride;
   // Stride mismatch: a window layer that drops border pixels ('valid') or pads
   // to a multiple of its stride ('same'), shifting the score map.
   for (const l of layers) {
@@ -346,7 +348,7 @@ function spatialFindings(
         plural(Math.max(rem[1] ?? 0, 0), "column")
       }`
       : `${where} pads to a multiple of its stride, so the output grid no longer aligns with ` +
-        `steps of the total stride ${arch.totalStride ?? "?"}`;
+        `steps of the total stride ${outputStride ?? "?"}`;
     findings.push({
       kind: "stride-mismatch",
       severity: "warning",
