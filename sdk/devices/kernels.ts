@@ -1,0 +1,111 @@
+/**
+ * Which TensorFlow.js kernels a job runs, and which of them a backend lacks:
+ * the check the fine-tuning code runs before it picks a device, so a job
+ * fails up front with the kernel names instead of midway through an epoch.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/**
+ * The kernels one training step of a convolutional classifier runs
+ * (Conv2D and depthwise layers, BatchNormalization, ReLU/ReLU6, max and
+ * average pooling, zero padding, residual Add, global average pooling, Dense
+ * with softmax and cross-entropy, SGD/Adam updates), as recorded on the cpu
+ * backend for LeNet-, ResNet- and MobileNetV2-style models.
+ */
+export const CONVNET_TRAINING_KERNELS: readonly string[] = [
+  "Add",
+  "AvgPool",
+  "AvgPoolGrad",
+  "BatchMatMul",
+  "Cast",
+  "ClipByValue",
+  "Conv2D",
+  "Conv2DBackpropFilter",
+  "Conv2DBackpropInput",
+  "DepthwiseConv2dNative",
+  "DepthwiseConv2dNativeBackpropFilter",
+  "DepthwiseConv2dNativeBackpropInput",
+  "FusedBatchNorm",
+  "FusedConv2D",
+  "GreaterEqual",
+  "Identity",
+  "LessEqual",
+  "Log",
+  "LogicalAnd",
+  "MaxPool",
+  "MaxPoolGrad",
+  "Mean",
+  "Multiply",
+  "Neg",
+  "PadV2",
+  "RealDiv",
+  "Relu",
+  "Reshape",
+  "Rsqrt",
+  "Select",
+  "Slice",
+  "Softmax",
+  "Sqrt",
+  "Square",
+  "Step",
+  "Sub",
+  "Sum",
+  "Tile",
+  "ZerosLike",
+  "_FusedMatMul",
+];
+
+/**
+ * Lists the kernels in `kernelNames` that `backend` has not registered.
+ * Names tfjs records for op-level gradient scopes (`fusedConv2d__op`) are
+ * not kernels and are skipped.
+ *
+ * @param backend a backend name: `"wasm"`, `"webgpu"`, `"cpu"`, …
+ * @param kernelNames the kernels a job needs, e.g. {@linkcode CONVNET_TRAINING_KERNELS} or {@linkcode kernelsUsed}'s result
+ * @returns the missing kernel names, sorted; empty when the backend can run the job
+ * @throws {RangeError} for an empty backend name
+ *
+ * @example Check that the cpu backend can train a convnet
+ * ```ts
+ * import { CONVNET_TRAINING_KERNELS, missingKernels } from "./kernels.ts";
+ * const missing: string[] = missingKernels("cpu", CONVNET_TRAINING_KERNELS);
+ * console.log(missing.length === 0);
+ * ```
+ */
+export function missingKernels(backend: string, kernelNames: Iterable<string>): string[] {
+  if (backend === "") throw new RangeError(`Cannot check kernels: backend name "" is empty`);
+  const missing = new Set<string>();
+  for (const name of kernelNames) {
+    if (name.endsWith("__op")) continue;
+    if (tf.getKernel(name, backend) === undefined) missing.add(name);
+  }
+  return [...missing].sort();
+}
+
+/**
+ * Runs `job` once on the active backend under `tf.profile` and returns the
+ * kernels it ran: run one small training step on the cpu backend (which has
+ * every kernel), then pass the result to {@linkcode missingKernels}.
+ *
+ * @param job the work to record, e.g. one `model.trainOnBatch` on a tiny batch
+ * @returns the kernel names, sorted, without duplicates
+ * @throws {Error} whatever `job` throws
+ *
+ * @example Record the kernels of a matrix product
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { kernelsUsed } from "./kernels.ts";
+ * await tf.setBackend("cpu");
+ * const names = await kernelsUsed(() => tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])));
+ * console.log(names.includes("BatchMatMul"));
+ * ```
+ */
+export async function kernelsUsed(job: () => unknown): Promise<string[]> {
+  const info = await tf.profile(async () => {
+    const result = await job();
+    if (result instanceof tf.Tensor) result.dispose();
+  });
+  return [...new Set(info.kernelNames.filter((n) => !n.endsWith("__op")))].sort();
+}

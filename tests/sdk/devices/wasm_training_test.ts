@@ -1,0 +1,91 @@
+import * as tf from "@tensorflow/tfjs";
+import { assert, assertEquals } from "@std/assert";
+import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import {
+  CONVNET_TRAINING_KERNELS,
+  kernelsUsed,
+  missingKernels,
+} from "../../../sdk/devices/kernels.ts";
+import { lenet, mobilenetV2Small, resnetSmall } from "./_models.ts";
+import { relativeError, seeded } from "./_compare.ts";
+
+await initWasmBackend({ threads: false });
+
+type Build = () => tf.LayersModel;
+
+/** Trains a fresh copy of `build()` from `weights` for `steps` SGD-with-momentum steps; returns the weights after. */
+async function train(
+  backend: string,
+  build: Build,
+  weights: Float32Array[],
+  xs: Float32Array,
+  ys: Float32Array,
+  steps: number,
+): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  const model = build();
+  model.setWeights(model.getWeights().map((w, i) => tf.tensor(weights[i]!, w.shape)));
+  model.compile({ optimizer: tf.train.momentum(0.05, 0.9), loss: "categoricalCrossentropy" });
+  const inShape = model.inputs[0]!.shape.slice(1) as number[];
+  const classes = model.outputs[0]!.shape[1] as number;
+  const batch = ys.length / classes;
+  const x = tf.tensor(xs, [batch, ...inShape]), y = tf.tensor(ys, [batch, classes]);
+  for (let i = 0; i < steps; i++) await model.trainOnBatch(x, y);
+  const after = model.getWeights().map((w) => w.dataSync() as Float32Array);
+  tf.dispose([x, y]);
+  model.dispose();
+  return after;
+}
+
+async function compareTraining(build: Build, batch: number, steps: number): Promise<void> {
+  await tf.setBackend("cpu");
+  const model = build();
+  const initial = model.getWeights().map((w) => w.dataSync() as Float32Array);
+  const inShape = model.inputs[0]!.shape.slice(1) as number[];
+  const classes = model.outputs[0]!.shape[1] as number;
+  model.dispose();
+  const xs = seeded([batch, ...inShape], 1);
+  const ys = new Float32Array(batch * classes);
+  for (let i = 0; i < batch; i++) ys[i * classes + (i % classes)] = 1;
+  const onCpu = await train("cpu", build, initial, xs, ys, steps);
+  const onWasm = await train("wasm", build, initial, xs, ys, steps);
+  assertEquals(onWasm.length, onCpu.length);
+  for (const [i, w] of onWasm.entries()) {
+    // Relative to the weight's scale, with an absolute floor for weights that
+    // stay near zero (a BatchNormalization beta followed by another one gets a
+    // zero gradient, so both backends hold float noise there).
+    const expected = onCpu[i]!;
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const err = relativeError(w, expected) * (scale || 1);
+    assert(
+      err <= 1e-3 * scale + 1e-5,
+      `weight ${i}: error ${err} at scale ${scale} after ${steps} steps`,
+    );
+  }
+}
+
+Deno.test("a LeNet-style CNN trains on wasm to the same weights as on cpu", async () => {
+  await compareTraining(() => lenet([28, 28, 1], 10), 8, 3);
+});
+
+Deno.test("a ResNet-style CNN with BatchNormalization trains on wasm to the same weights as on cpu", async () => {
+  await compareTraining(() => resnetSmall([16, 16, 3], 5), 8, 3);
+});
+
+Deno.test("a MobileNetV2-style inverted-residual CNN trains on wasm to the same weights as on cpu", async () => {
+  await compareTraining(() => mobilenetV2Small([16, 16, 3], 5), 8, 3);
+});
+
+Deno.test("missingKernels() finds nothing missing on wasm for the kernels a convnet training step records", async () => {
+  await tf.setBackend("cpu");
+  const model = mobilenetV2Small();
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: "categoricalCrossentropy" });
+  const x = tf.zeros([2, 16, 16, 3]), y = tf.oneHot(tf.tensor1d([0, 1], "int32"), 5);
+  const used = await kernelsUsed(() => model.trainOnBatch(x, y));
+  tf.dispose([x, y]);
+  model.dispose();
+  assert(used.includes("DepthwiseConv2dNativeBackpropFilter"), used.join(" "));
+  assertEquals(missingKernels("wasm", used), []);
+  assertEquals(missingKernels("wasm", CONVNET_TRAINING_KERNELS), []);
+  assertEquals(missingKernels("wasm", ["NoSuchKernel", "Add"]), ["NoSuchKernel"]);
+});
