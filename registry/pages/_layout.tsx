@@ -43,6 +43,7 @@ pre{background:var(--soft);border:1px solid var(--line);border-radius:6px;paddin
 :not(pre)>code{background:var(--soft);padding:.05rem .3rem;border-radius:4px}
 .badge{display:inline-block;font-size:.75rem;line-height:1.4;padding:0 .45rem;border-radius:999px;border:1px solid var(--line);background:var(--soft);color:var(--muted);white-space:nowrap}
 .badge.warn{color:var(--warn);border-color:#f0c9b5;background:#fff4ee}.badge.ok{color:var(--ok);border-color:#b8e0c9;background:#effaf3}
+code+.badge,strong+.badge{margin-left:.35rem}
 .badge.cut{color:var(--accent);border-color:#c4d3f3;background:#eef3fd}
 form.search{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0 1rem}
 form.search input[type=search]{flex:1 1 18rem;padding:.45rem .6rem;border:1px solid #c9ced8;border-radius:6px;font:inherit}

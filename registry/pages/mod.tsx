@@ -198,7 +198,7 @@ async function versionPage(c: PageContext, next: Next, ref: string | undefined) 
     <ModelPage
       model={model}
       version={version}
-      requested={ref ?? "latest"}
+      requested={ref ?? null}
       readmeHtml={readmeHtml}
       origin={new URL(c.req.url).origin}
       {...(notice ? { notice } : {})}

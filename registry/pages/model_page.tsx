@@ -22,8 +22,8 @@ export interface ModelPageProps {
   model: ModelRecord;
   /** The version shown. */
   version: VersionRecord;
-  /** The reference asked for (`latest`, a tag or a version). */
-  requested: string;
+  /** The version or tag in the path; null on the model page (`latest`). */
+  requested: string | null;
   /** The version's README.md rendered to safe HTML; null when it has none. */
   readmeHtml: string | null;
   /** Why the shown version is not what was asked for, if it is not. */
@@ -130,9 +130,12 @@ function KeyValues(props: { value: unknown }) {
           if (!isRecord(x)) return <li>{plain(x)}</li>;
           const name = str(x.name) ?? str(x.metric);
           const rest = Object.fromEntries(
-            Object.entries(x).filter(([k]) => k !== "name" && k !== "metric"),
+            Object.entries(x).filter(([k]) => !["name", "metric", "value"].includes(k)),
           );
-          return <li>{name ? `${name}: ${plain(rest)}` : plain(x)}</li>;
+          if (!name) return <li>{plain(x)}</li>;
+          const value = x.value === undefined ? "" : ` ${plain(x.value)}`;
+          const more = Object.keys(rest).length > 0 ? ` (${plain(Object.values(rest))})` : "";
+          return <li>{`${name}${value}${more}`}</li>;
         })}
       </ul>
     );
@@ -284,7 +287,7 @@ export function ModelPage(props: ModelPageProps) {
   const id = `${model.namespace}/${model.name}`;
   const card = isRecord(v.card) ? v.card : {};
   const description = str(card.description) ?? model.description;
-  const viaTag = props.requested !== v.version;
+  const viaTag = props.requested !== null && props.requested !== v.version;
   return (
     <Layout title={`${id}@${v.version}`}>
       <p class="muted small">

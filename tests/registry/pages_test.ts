@@ -150,7 +150,8 @@ Deno.test("the model page shows the card, facts, versions, tags, architecture an
     assertStringIncludes(html, "1,797 examples");
     assertStringIncludes(html, "MIT");
     assertStringIncludes(html, 'href="https://example.com/tiny"');
-    assertStringIncludes(html, "accuracy: value: 0.97");
+    assertStringIncludes(html, "accuracy 0.97 (digits-8x8 test)");
+    assert(!html.includes("resolves to"), "the model page names no tag");
     assertStringIncludes(html, 'href="/zoo/tiny/1.0.0"><code>zoo/tiny@1.0.0</code>');
     assertStringIncludes(html, "<strong>1.1.0</strong>");
     assertMatch(html, /<span class="badge ok">stable<\/span> →\s*<a href="\/zoo\/tiny\/1.0.0">/);
