@@ -171,10 +171,10 @@ function specError(spec: string, why: string): SyntaxError {
  * @throws {SyntaxError} when the spec is malformed
  * @throws {Error} whatever the loader throws: a missing folder, bad images, a wrong IDX magic
  *
- * @example Twenty images per class of the Fashion-MNIST validation split
+ * @example Twenty images per class of the MNIST validation split
  * ```ts
  * import { openDataset } from "./spec.ts";
- * const val = await openDataset("fashion-mnist?perClass=20", { split: "validation" });
+ * const val = await openDataset("mnist?perClass=20", { split: "validation" });
  * console.log(val.size); // 200
  * ```
  */
