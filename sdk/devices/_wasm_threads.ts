@@ -74,8 +74,13 @@ function writeWorkerFile(distDir: string): { workerFile: string; factory: string
 }
 
 /**
- * Prepares the threaded build and returns `undefined`, or returns why threads
- * cannot run (the backend then runs on one thread).
+ * Initializes the wasm backend with the threaded build, with the workarounds
+ * above in place while it starts.
+ *
+ * @param threads how many threads XNNPACK should run on
+ * @param distDir the absolute folder holding the `.wasm` binaries, ending in "/"
+ * @returns `undefined` when all threads started, else why not
+ * @throws {Error} when the threaded build fails to initialize (the wasm backend is then unusable in this process)
  */
 export async function startWasmThreads(
   threads: number,

@@ -84,7 +84,7 @@ function threadCount(threads: boolean | number | undefined): number {
  * @throws {Error} when the wasm binaries cannot be loaded (run `deno install`)
  *
  * @example Train on wasm
- * ```ts ignore
+ * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { initWasmBackend } from "./wasm.ts";
  * const info = await initWasmBackend({ threads: false });
