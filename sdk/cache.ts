@@ -336,12 +336,18 @@ export class ZooCache {
       const target = join(root, f.path);
       await Deno.mkdir(dirname(target), { recursive: true });
       const blob = this.blobPath(f.digest);
-      await removeIfExists(target);
+      const link = relative(dirname(target), blob);
+      if (await Deno.readLink(target).catch(() => null) === link) continue;
+      // Build the link under a temporary name and rename it into place: another
+      // process may be linking the same file, and copying onto its fresh
+      // symlink would write through it into the blob.
+      const tmp = `${target}.${crypto.randomUUID()}.tmp`;
       try {
-        await Deno.symlink(relative(dirname(target), blob), target);
+        await Deno.symlink(link, tmp);
       } catch {
-        await Deno.copyFile(blob, target);
+        await Deno.copyFile(blob, tmp);
       }
+      await Deno.rename(tmp, target);
     }
     return root;
   }

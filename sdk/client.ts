@@ -580,9 +580,9 @@ export class ZooClient {
   async #hasRemoteBlob(action: string, digest: string): Promise<boolean> {
     const res = await this.#send(action, `/api/blobs/${digest}`, { method: "HEAD" });
     await res.body?.cancel();
-    if (res.ok) return true;
-    if (res.status === 404) return false;
-    throw await problemError(action, res);
+    // A HEAD answer has no problem body to explain a refusal: let the upload
+    // itself fail with the registry's detail.
+    return res.ok;
   }
 
   /** Sends a request; network failures become a TypeError naming the registry. */

@@ -125,6 +125,7 @@ export class OfflineError extends Error {
 }
 
 function lowerFirst(s: string): string {
-  // Keep acronyms ("URL too long") as they are; lower "Version exists".
-  return /^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s;
+  // "Not Found" and "Version exists" read as "not found", "version exists" mid-sentence;
+  // acronyms ("URL too long") stay as they are.
+  return /^[A-Z][a-z]*(?: [A-Za-z][a-z]*)*$/.test(s) ? s.toLowerCase() : s;
 }

@@ -193,3 +193,23 @@ Deno.test("refs and version documents round-trip and reject unsafe names", async
     RangeError,
   );
 });
+
+Deno.test("linkFiles() run concurrently never writes through a link into the blob", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  await cache.download(DIGEST, BLOB.length, (s) => Promise.resolve(ranged(s)));
+  const doc = {
+    namespace: "zoo",
+    name: "lenet5",
+    version: "1.0.0",
+    yanked: false,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    downloads: 0,
+    files: [{ path: "weights/group1-shard1of1.bin", digest: DIGEST, size: BLOB.length }],
+    card: {},
+    architecture: {},
+  };
+  const dirs = await Promise.all(Array.from({ length: 8 }, () => cache.linkFiles(doc)));
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+  assertEquals(await Deno.readFile(join(dirs[0]!, "weights/group1-shard1of1.bin")), BLOB);
+  assertEquals(await entries(join(dirs[0]!, "weights")), ["group1-shard1of1.bin"]);
+});

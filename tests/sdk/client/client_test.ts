@@ -302,6 +302,16 @@ Deno.test("publish() surfaces 401, 403, 409 and 422 with the registry's detail",
     );
     assertEquals(anonymous.status, 401);
     assertStringIncludes(anonymous.message, 'Cannot publish "zoo/dense@2.0.0": ');
+    const unknown = await assertRejects(
+      () =>
+        client(reg.url, cacheDir, { token: "zoo_bad_token" }).publish(model, {
+          name: "zoo/dense",
+          version: "2.0.0",
+        }),
+      RegistryError,
+    );
+    assertEquals(unknown.status, 401);
+    assert(!unknown.message.includes("no detail"), unknown.message);
     const other = await reg.mint(["publish:other"]);
     const forbidden = await assertRejects(
       () =>
