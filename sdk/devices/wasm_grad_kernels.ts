@@ -37,7 +37,15 @@ export const WASM_GRAD_KERNEL_NAMES: readonly string[] = [
 ];
 
 /** The shipped wasm kernels this module replaces with faster ones. */
-export const WASM_FAST_KERNEL_NAMES: readonly string[] = ["Slice", "BatchMatMul"];
+export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
+  "Slice",
+  "BatchMatMul",
+  "Conv2DBackpropInput",
+  "Identity",
+  "Mean",
+  "Sum",
+  "Tile",
+];
 
 function wasmKernel(name: string): tf.KernelFunc {
   const config = tf.getKernel(name, "wasm");
@@ -276,32 +284,8 @@ function depthwiseBackpropInput(
   // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
   // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.
   const top = (KH - 1) * dh - info.padInfo.top, left = (KW - 1) * dw - info.padInfo.left;
-  const PH = H + (KH - 1) * dh, PW = W + (KW - 1) * dw;
-  const padded = backend.makeOutput([B, PH, PW, CM], "float32");
-  const flipped = backend.makeOutput([KH, KW, CM, 1], "float32");
-  {
-    const src = heap(backend, dy), dst = heap(backend, padded);
-    dst.fill(0);
-    for (let b = 0; b < B; b++) {
-      for (let oh = 0; oh < OH; oh++) {
-        const ph = top + oh * sh;
-        if (ph < 0 || ph >= PH) continue;
-        for (let ow = 0; ow < OW; ow++) {
-          const pw = left + ow * sw;
-          if (pw < 0 || pw >= PW) continue;
-          const s = ((b * OH + oh) * OW + ow) * CM, d = ((b * PH + ph) * PW + pw) * CM;
-          dst.set(src.subarray(s, s + CM), d);
-        }
-      }
-    }
-    const w = heap(backend, filter), f = heap(backend, flipped);
-    for (let kh = 0; kh < KH; kh++) {
-      for (let kw = 0; kw < KW; kw++) {
-        const s = ((KH - 1 - kh) * KW + (KW - 1 - kw)) * CM;
-        f.set(w.subarray(s, s + CM), (kh * KW + kw) * CM);
-      }
-    }
-  }
+  const padded = upsamplePadded(backend, dy, info, top, left);
+  const flipped = flippedFilter(backend, filter, false);
   const conv = run(backend, "DepthwiseConv2dNative", { x: padded, filter: flipped }, {
     strides: [1, 1],
     pad: "valid",
@@ -314,6 +298,189 @@ function depthwiseBackpropInput(
   const dx = run(backend, "Sum", { x: conv5 }, { axis: [4], keepDims: false });
   dispose(backend, conv, conv5);
   return dx;
+}
+
+/**
+ * `dy` zero-upsampled by the stride and placed at offset (`top`, `left`) in a
+ * zero buffer of `inHeight + (filterHeight − 1)·dilation` rows (and as many
+ * columns): a stride-1 "valid" correlation of it with the flipped filter is
+ * the input gradient.
+ */
+function upsamplePadded(
+  backend: BackendWasm,
+  dy: Info,
+  info: ConvInfo,
+  top: number,
+  left: number,
+): Info {
+  const { batchSize: B, inHeight: H, inWidth: W, outHeight: OH, outWidth: OW } = info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const CM = dy.shape[3]!;
+  const PH = H + (KH - 1) * info.dilationHeight, PW = W + (KW - 1) * info.dilationWidth;
+  if (sh === 1 && sw === 1 && top === 0 && left === 0 && PH === OH && PW === OW) {
+    return reshape(backend, dy, [B, PH, PW, CM]);
+  }
+  const padded = backend.makeOutput([B, PH, PW, CM], "float32");
+  const src = heap(backend, dy), dst = heap(backend, padded);
+  dst.fill(0);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const ph = top + oh * sh;
+      if (ph < 0 || ph >= PH) continue;
+      for (let ow = 0; ow < OW; ow++) {
+        const pw = left + ow * sw;
+        if (pw < 0 || pw >= PW) continue;
+        const s = ((b * OH + oh) * OW + ow) * CM, d = ((b * PH + ph) * PW + pw) * CM;
+        if (CM >= 32) dst.set(src.subarray(s, s + CM), d);
+        else for (let i = 0; i < CM; i++) dst[d + i] = src[s + i]!;
+      }
+    }
+  }
+  return padded;
+}
+
+/**
+ * The filter flipped in both spatial axes. For a depthwise filter
+ * `[kh, kw, c, m]` the result is `[kh, kw, c·m, 1]`; for a conv filter
+ * `[kh, kw, ci, co]` (`swapChannels`) it is `[kh, kw, co, ci]`.
+ */
+function flippedFilter(backend: BackendWasm, filter: Info, swapChannels: boolean): Info {
+  const [KH, KW, C, M] = filter.shape as [number, number, number, number];
+  const out = backend.makeOutput(swapChannels ? [KH, KW, M, C] : [KH, KW, C * M, 1], "float32");
+  const w = heap(backend, filter), f = heap(backend, out);
+  const CM = C * M;
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      const s = ((KH - 1 - kh) * KW + (KW - 1 - kw)) * CM, d = (kh * KW + kw) * CM;
+      if (!swapChannels) {
+        f.set(w.subarray(s, s + CM), d);
+        continue;
+      }
+      for (let ci = 0; ci < C; ci++) {
+        for (let co = 0; co < M; co++) f[d + co * C + ci] = w[s + ci * M + co]!;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The wasm `Conv2DBackpropInput` is a scalar loop; this one is one XNNPACK
+ * convolution of the zero-upsampled, padded `dy` with the flipped,
+ * channel-swapped filter.
+ */
+function conv2DBackpropInput(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs as { dy: Info; filter: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (
+    dy.dtype !== "float32" || filter.dtype !== "float32" || (attrs.dataFormat ?? "NHWC") !== "NHWC"
+  ) {
+    return run(backend, "Conv2DBackpropInput", { dy, filter }, attrs);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+  );
+  const top = info.filterHeight - 1 - info.padInfo.top;
+  const left = info.filterWidth - 1 - info.padInfo.left;
+  const padded = upsamplePadded(backend, dy, info, top, left);
+  const flipped = flippedFilter(backend, filter, true);
+  const dx = run(backend, "Conv2D", { x: padded, filter: flipped }, {
+    strides: [1, 1],
+    pad: "valid",
+    dataFormat: "NHWC",
+    dilations: [1, 1],
+    dimRoundingMode: undefined,
+  });
+  dispose(backend, padded, flipped);
+  return dx;
+}
+
+/** Shares the input's buffer (as the cpu backend does) instead of copying it. */
+function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  if (x.dtype === "string") return run(backend, "Identity", { x }, {});
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/**
+ * Reductions over the leading axes (`[0, 1, 2]` of NHWC: BatchNormalization's
+ * statistics and their gradients) as one matrix product with ones, where the
+ * wasm kernels transpose the whole tensor first.
+ */
+function leadingReduction(name: "Mean" | "Sum") {
+  return (
+    args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+  ): Info => {
+    const backend = args.backend as BackendWasm;
+    const { x } = args.inputs as { x: Info };
+    const attrs = (args.attrs ?? {}) as Attrs;
+    const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((a, b) =>
+      a - b
+    );
+    const k = axes.length;
+    const leading = k > 0 && k < x.shape.length && axes.every((a, i) => a === i);
+    const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
+    if (!leading || x.dtype !== "float32" || rows < 2) return run(backend, name, { x }, attrs);
+    const cols = tf.util.sizeFromShape(x.shape.slice(k));
+    const x2 = reshape(backend, x, [rows, cols]);
+    const ones = backend.makeOutput([1, rows], "float32");
+    heap(backend, ones).fill(name === "Mean" ? 1 / rows : 1);
+    const out = run(backend, "BatchMatMul", { a: ones, b: x2 }, {
+      transposeA: false,
+      transposeB: false,
+    });
+    const shape = attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
+    const result = reshape(backend, out, shape);
+    dispose(backend, x2, ones, out);
+    return result;
+  };
+}
+
+/**
+ * The wasm `Tile` computes an index per element; this one copies rows and
+ * doubles blocks, heap to heap.
+ */
+function tile(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  const reps = attrs.reps as number[];
+  if (x.dtype === "string" || reps.length !== x.shape.length) {
+    return run(backend, "Tile", { x }, attrs);
+  }
+  const outShape = x.shape.map((d, i) => d * reps[i]!);
+  const out = backend.makeOutput(outShape, x.dtype);
+  if (tf.util.sizeFromShape(outShape) === 0) return out;
+  const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
+  const rank = x.shape.length;
+  const srcStrides = [...tf.util.computeStrides(x.shape), 1];
+  const dstStrides = [...tf.util.computeStrides(outShape), 1];
+  // Along axis a, output index j·d + i holds input index i: fill the first
+  // repetition recursively, then copy it reps[a] − 1 times.
+  const fill = (a: number, s: number, d: number): void => {
+    const n = x.shape[a]!;
+    if (a === rank - 1) {
+      dst.set(src.subarray(s, s + n), d);
+    } else {
+      for (let i = 0; i < n; i++) fill(a + 1, s + i * srcStrides[a]!, d + i * dstStrides[a]!);
+    }
+    const len = n * dstStrides[a]!;
+    for (let j = 1; j < reps[a]!; j++) dst.copyWithin(d + j * len, d, d + len);
+  };
+  fill(0, 0, 0);
+  return out;
 }
 
 /**
@@ -404,6 +571,11 @@ const added: tf.KernelConfig[] = [
 const replaced: tf.KernelConfig[] = [
   { kernelName: "Slice", backendName: "wasm", kernelFunc: slice },
   { kernelName: "BatchMatMul", backendName: "wasm", kernelFunc: batchMatMul },
+  { kernelName: "Conv2DBackpropInput", backendName: "wasm", kernelFunc: conv2DBackpropInput },
+  { kernelName: "Identity", backendName: "wasm", kernelFunc: identity },
+  { kernelName: "Mean", backendName: "wasm", kernelFunc: leadingReduction("Mean") },
+  { kernelName: "Sum", backendName: "wasm", kernelFunc: leadingReduction("Sum") },
+  { kernelName: "Tile", backendName: "wasm", kernelFunc: tile },
 ];
 
 /** Options for {@linkcode registerWasmGradKernels}. */

@@ -150,3 +150,36 @@ Deno.test("The wasm gradient kernels leak no tensors or heap buffers", async () 
   assertEquals(backend.numDataIds(), ids);
   tf.dispose([x, f, g]);
 });
+
+Deno.test("The replaced Conv2DBackpropInput, Identity, Mean, Sum and Tile kernels on wasm match cpu", async () => {
+  for (const [i, c] of convCases.entries()) {
+    const x = seeded(c.x, 60 + i), f = seeded(c.f, 70 + i);
+    const { cpu, wasm } = await onBoth(() => {
+      const loss = (v: tf.Tensor) =>
+        tf.conv2d(v as tf.Tensor4D, t(f, c.f), c.s, c.pad).square().sum();
+      return tf.grad(loss)(t(x, c.x));
+    });
+    const err = relativeError(wasm, cpu);
+    assert(err <= TOL, `Conv2DBackpropInput case ${JSON.stringify(c)}: relative error ${err}`);
+  }
+  const a = seeded([4, 5, 6, 7], 80);
+  const x = () => tf.tensor(a, [4, 5, 6, 7]);
+  const cases: Array<() => tf.Tensor> = [
+    () => tf.mean(x(), [0, 1, 2]),
+    () => tf.mean(x(), [0, 1, 2], true),
+    () => tf.sum(x(), [1, 0]),
+    () => tf.sum(x(), [2, 3]),
+    () => tf.mean(x(), 0),
+    () => tf.tile(x(), [2, 1, 3, 1]),
+    () => tf.tile(tf.tensor(a.subarray(0, 7), [1, 1, 1, 7]), [4, 5, 6, 1]),
+    () => tf.tile(tf.tensor(a.subarray(0, 6), [2, 3]), [3, 2]),
+    () => (tf.engine().runKernel("Identity", { x: x() }) as tf.Tensor).add(1),
+  ];
+  for (const [i, f] of cases.entries()) {
+    const { cpu, wasm } = await onBoth(f);
+    assert(
+      relativeError(wasm, cpu) <= 1e-5,
+      `case ${i}: relative error ${relativeError(wasm, cpu)}`,
+    );
+  }
+});
