@@ -109,7 +109,8 @@ export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
       path.startsWith("/api/") ? r.path.startsWith("/api/") : true
     )
       .filter((r) => routePattern(r.path).test(path));
-    if (candidates.length > 0) {
+    // A route that matched this method but passed the request on means "no such thing", not 405.
+    if (candidates.length > 0 && !candidates.some((r) => r.method === c.req.method)) {
       const allow = [...new Set(candidates.map((r) => r.method))].join(", ");
       return problem(c, 405, `Method ${c.req.method} is not allowed on ${path}: use ${allow}`, {
         headers: { allow },

@@ -5,8 +5,8 @@
  * @module
  */
 
-/** One part of a model name: lowercase letters, digits, `-`, `_`, `.`; 1-64 chars; not `.` or `..`. */
-export const NAME_PART = /^(?!\.{1,2}$)[a-z0-9][a-z0-9._-]{0,63}$/;
+/** One part of a model name: lowercase letters, digits, `-`, `_`, `.`; 1-64 chars; starts with a letter or digit; no `..`. */
+export const NAME_PART = /^(?!.*\.\.)[a-z0-9][a-z0-9._-]{0,63}$/;
 /** A semantic version (semver.org 2.0.0), without a leading `v`. */
 export const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;

@@ -9,11 +9,11 @@ import { encodeHex } from "../../registry/_hex.ts";
 /** A checkpoint file as uploaded. */
 export interface TestFile {
   path: string;
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
 }
 
 /** sha256 digest string of bytes. */
-export async function digestOf(bytes: Uint8Array): Promise<string> {
+export async function digestOf(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   return `sha256:${encodeHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))}`;
 }
 

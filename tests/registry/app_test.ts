@@ -74,22 +74,21 @@ async function tinyFiles(): Promise<TestFile[]> {
 
 Deno.test("names, versions, tags and digests with path tricks are rejected before the store", async () => {
   await withApp(async ({ req }) => {
-    for (
-      const path of [
-        "/api/models/zoo/..",
-        "/api/models/zoo/%2e%2e",
-        "/api/models/%2e%2e/x",
-        "/api/models/zoo/a%2Fb",
-      ]
-    ) {
-      const detail = await problemOf(await req(path), 400);
-      assertMatch(detail, /Invalid (namespace|name)/);
+    // ".." and "%2e%2e" are dot segments that URL parsing collapses before any
+    // route sees them: the request lands on another path and finds nothing.
+    for (const path of ["/api/models/zoo/..", "/api/models/zoo/%2e%2e", "/api/models/%2e%2e/x"]) {
+      const r = await req(path);
+      assertEquals(r.headers.get("content-type"), "application/problem+json");
+      assert(r.status === 404 || r.status === 400, `${path}: ${r.status}`);
     }
+    assertMatch(await problemOf(await req("/api/models/zoo/a%2Fb"), 400), /Invalid name/);
+    assertMatch(await problemOf(await req("/api/models/zoo/a%2e%2e"), 400), /Invalid name/);
+    assertMatch(await problemOf(await req("/api/models/zoo/..x"), 400), /Invalid name/);
     await problemOf(await req("/api/models/zoo/a%00b"), 400);
     await problemOf(await req("/api/models/zoo/a%0Ab"), 400);
     await problemOf(await req(`/api/models/zoo/${"a".repeat(65)}`), 400);
     await problemOf(await req("/api/models/Zoo/upper"), 400);
-    await problemOf(await req("/api/models/zoo/x/%2e%2e"), 400);
+    await problemOf(await req("/api/models/zoo/x/v%2F1"), 400);
     await problemOf(await req("/api/blobs/sha256:..%2F..%2Fetc"), 400);
     await problemOf(await req("/api/blobs/md5:abc"), 400);
     const files = await tinyFiles();
