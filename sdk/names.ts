@@ -149,8 +149,9 @@ export function compareSemver(a: string, b: string): number {
 /** Makes a value safe to quote in a message: control characters escaped, long values cut. */
 export function printable(value: string): string {
   // deno-lint-ignore no-control-regex
+  const controls = /[\u0000-\u001f\u007f]/g;
   const s = value.replace(
-    /[\u0000-\u001f\u007f]/g,
+    controls,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
