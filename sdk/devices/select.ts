@@ -1,0 +1,193 @@
+/**
+ * Device choice for a job: `webgpu` (Deno's built-in WebGPU), `wasm`
+ * (XNNPACK, with the gradient kernels the shipped build lacks) or `cpu`.
+ * `auto` checks that the candidate has every kernel the job needs before
+ * any work starts and says in one line why it picked what it picked.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+// Registers the webgpu backend factory and its kernels; the GPU is only touched on setBackend.
+import "@tensorflow/tfjs-backend-webgpu";
+import type { DeviceName } from "../finetune/types.ts";
+import { CONVNET_TRAINING_KERNELS, missingKernels } from "./kernels.ts";
+import { initWasmBackend } from "./wasm.ts";
+
+/** The devices {@linkcode selectDevice} can name, in the order `--device` lists them. */
+export const DEVICE_NAMES: readonly DeviceName[] = ["auto", "webgpu", "wasm", "cpu"];
+
+/** What a job needs from a device. */
+export interface DeviceJob {
+  /** Whether the job computes gradients (a forward-only job needs fewer kernels). */
+  training: boolean;
+  /**
+   * The kernels the job runs, e.g. from `kernelsUsed()`.
+   * @default {CONVNET_TRAINING_KERNELS when training, else none checked}
+   */
+  kernels?: readonly string[];
+  /**
+   * Threads of the wasm backend, as `initWasmBackend`'s `threads`.
+   * @default {false}
+   */
+  wasmThreads?: boolean | number;
+}
+
+/** The device chosen and why. */
+export interface DeviceChoice {
+  /** The tfjs backend now active. */
+  backend: "webgpu" | "wasm" | "cpu";
+  /** The WebGPU adapter's description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+  adapter?: string;
+  /** One line for a person: what was picked and why. */
+  reason: string;
+}
+
+/** What the WebGPU adapter of this machine is, if there is one. */
+interface AdapterProbe {
+  description: string;
+  software: boolean;
+}
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|basic render/i;
+
+async function probeAdapter(): Promise<AdapterProbe | null> {
+  const gpu = (navigator as { gpu?: GPU }).gpu;
+  if (gpu === undefined) return null;
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch {
+    return null;
+  }
+  if (adapter === null) return null;
+  const info = adapter.info;
+  const description = info.description || info.device || info.vendor || "unknown adapter";
+  const fallback = (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+    (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;
+  return { description, software: fallback || SOFTWARE_ADAPTER.test(description) };
+}
+
+function neededKernels(job: DeviceJob): readonly string[] {
+  return job.kernels ?? (job.training ? CONVNET_TRAINING_KERNELS : []);
+}
+
+async function activate(backend: "webgpu" | "cpu"): Promise<void> {
+  if (!(await tf.setBackend(backend))) {
+    throw new Error(`Cannot use device "${backend}": the tfjs ${backend} backend did not start`);
+  }
+}
+
+async function useWasm(job: DeviceJob): Promise<string> {
+  const info = await initWasmBackend({ threads: job.wasmThreads ?? false });
+  const missing = missingKernels("wasm", neededKernels(job));
+  if (missing.length > 0) {
+    throw new Error(
+      `Cannot use device "wasm": it lacks the kernels ${missing.join(", ")} this job needs`,
+    );
+  }
+  return `${info.threads} thread${info.threads === 1 ? "" : "s"}, SIMD ${info.simd ? "on" : "off"}${
+    info.threadsFallback ? ` (threads: ${info.threadsFallback})` : ""
+  }`;
+}
+
+/**
+ * Makes a device the active tfjs backend for a job. An explicit device is
+ * used or refused with the reason (no adapter, missing kernels); `auto`
+ * prefers a real GPU through WebGPU, and wasm over a software WebGPU adapter
+ * (llvmpipe, lavapipe, SwiftShader), where wasm trains LeNet about 20×
+ * faster on the same CPU; it falls back down the list webgpu, wasm, cpu
+ * when a candidate lacks a kernel the job needs.
+ *
+ * @param requested `auto`, `webgpu`, `wasm` or `cpu`
+ * @param job whether it trains, the kernels it runs, the wasm threads
+ * @returns the backend now active, the WebGPU adapter if used, and why
+ * @throws {RangeError} for an unknown device name
+ * @throws {Error} when an explicit device cannot run the job: no WebGPU
+ *   adapter, a backend that does not start, missing kernels (named)
+ *
+ * @example Pick a device for a training job
+ * ```ts
+ * import { selectDevice } from "./select.ts";
+ * const device = await selectDevice("cpu", { training: true });
+ * console.log(device.backend, device.reason); // "cpu" "cpu: as asked"
+ * ```
+ */
+export async function selectDevice(
+  requested: DeviceName,
+  job: DeviceJob,
+): Promise<DeviceChoice> {
+  switch (requested) {
+    case "cpu": {
+      await activate("cpu");
+      return { backend: "cpu", reason: "cpu: as asked" };
+    }
+    case "wasm": {
+      const setup = await useWasm(job);
+      return { backend: "wasm", reason: `wasm: as asked (${setup})` };
+    }
+    case "webgpu": {
+      const probe = await probeAdapter();
+      if (probe === null) {
+        throw new Error(
+          `Cannot use device "webgpu": no WebGPU adapter (navigator.gpu gave none): ` +
+            `use --device wasm or auto, or set XDG_RUNTIME_DIR if wgpu complains`,
+        );
+      }
+      const missing = missingKernels("webgpu", neededKernels(job));
+      if (missing.length > 0) {
+        throw new Error(
+          `Cannot use device "webgpu": it lacks the kernels ${
+            missing.join(", ")
+          } this job needs: use --device wasm or auto`,
+        );
+      }
+      await activate("webgpu");
+      return {
+        backend: "webgpu",
+        adapter: probe.description,
+        reason: `webgpu: as asked, on adapter "${probe.description}"${
+          probe.software && job.training
+            ? " (a software adapter: wasm trains faster on this machine)"
+            : ""
+        }`,
+      };
+    }
+    case "auto":
+      return await autoSelect(job);
+    default:
+      throw new RangeError(
+        `Unknown device "${requested as string}": use one of ${DEVICE_NAMES.join(", ")}`,
+      );
+  }
+}
+
+async function autoSelect(job: DeviceJob): Promise<DeviceChoice> {
+  const notes: string[] = [];
+  const probe = await probeAdapter();
+  const gpuMissing = missingKernels("webgpu", neededKernels(job));
+  if (probe === null) {
+    notes.push("no WebGPU adapter");
+  } else if (gpuMissing.length > 0) {
+    notes.push(`webgpu lacks ${gpuMissing.join(", ")}`);
+  } else if (probe.software) {
+    notes.push(
+      `the WebGPU adapter "${probe.description}" is a software rasterizer on the CPU, ` +
+        `where wasm ${job.training ? "trains" : "runs"} about 20× faster`,
+    );
+  } else {
+    await activate("webgpu");
+    return {
+      backend: "webgpu",
+      adapter: probe.description,
+      reason: `auto chose webgpu: adapter "${probe.description}" is a GPU`,
+    };
+  }
+  try {
+    const setup = await useWasm(job);
+    return { backend: "wasm", reason: `auto chose wasm (${setup}): ${notes.join("; ")}` };
+  } catch (e) {
+    notes.push(e instanceof Error ? e.message : String(e));
+  }
+  await activate("cpu");
+  return { backend: "cpu", reason: `auto chose cpu: ${notes.join("; ")}` };
+}
