@@ -6,7 +6,11 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import type { TrainCommonOptions, TrainOutcome } from "../finetune/types.ts";
+import { type CheckpointState, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
+import { attachHead } from "./head.ts";
+import { type Phase, runEpochs, splitForward, type VariableGroup } from "./_loop.ts";
 
 /** The optimizer of each variable group. */
 export type OptimizerName = "adam" | "sgd" | "momentum";
@@ -36,13 +40,278 @@ export interface FineTuneNetworkOptions extends TrainCommonOptions {
   optimizer?: OptimizerName;
 }
 
+function positiveInteger(name: string, value: number | undefined, min = 1): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= min)) {
+    throw new RangeError(
+      `Cannot fine-tune: option "${name}" is "${value}": use an integer of at least ${min}`,
+    );
+  }
+}
+
+function validate(opts: FineTuneNetworkOptions): void {
+  if (opts.strategy !== "partial" && opts.strategy !== "full") {
+    throw new RangeError(
+      `Cannot fine-tune: strategy "${String(opts.strategy)}" is not "partial" or "full"`,
+    );
+  }
+  positiveInteger("epochs", opts.epochs, 0);
+  positiveInteger("headEpochs", opts.headEpochs, 0);
+  positiveInteger("batchSize", opts.batchSize);
+  positiveInteger("microBatch", opts.microBatch);
+  positiveInteger("patience", opts.patience);
+  positiveInteger("numClasses", opts.numClasses, 2);
+  if (!Number.isInteger(opts.seed)) {
+    throw new RangeError(`Cannot fine-tune: seed "${opts.seed}" is not an integer`);
+  }
+  if (!(opts.lr > 0 && Number.isFinite(opts.lr))) {
+    throw new RangeError(`Cannot fine-tune: learning rate "${opts.lr}" is not a positive number`);
+  }
+  const mult = opts.baseLrMult ?? 0.1;
+  if (!(mult >= 0 && Number.isFinite(mult))) {
+    throw new RangeError(`Cannot fine-tune: baseLrMult "${mult}" is not a number of at least 0`);
+  }
+  if (opts.numClasses !== opts.train.classes.length) {
+    throw new RangeError(
+      `Cannot fine-tune: numClasses "${opts.numClasses}" differs from the ${opts.train.classes.length} classes of "${opts.train.name}"`,
+    );
+  }
+  if (opts.train.size === 0) {
+    throw new RangeError(`Cannot fine-tune: the training data "${opts.train.name}" is empty`);
+  }
+  if (opts.resume && opts.checkpointDir === undefined) {
+    throw new TypeError("Cannot resume: no checkpointDir was given");
+  }
+  const optimizer = opts.optimizer ?? "adam";
+  if (!["adam", "sgd", "momentum"].includes(optimizer)) {
+    throw new RangeError(
+      `Cannot fine-tune: optimizer "${optimizer}" is not "adam", "sgd" or "momentum"`,
+    );
+  }
+}
+
+function makeOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
+  switch (name) {
+    case "adam":
+      return tf.train.adam(lr);
+    case "sgd":
+      return tf.train.sgd(lr);
+    case "momentum":
+      return tf.train.momentum(lr, 0.9);
+  }
+}
+
+function variablesOf(model: tf.LayersModel, layers: Iterable<string>): tf.Variable[] {
+  return [...layers].flatMap((name) =>
+    model.getLayer(name).trainableWeights.map((w) => w.read() as tf.Variable)
+  );
+}
+
 /**
- * Fine-tunes a pretrained network on a new classification task.
+ * Fine-tunes a pretrained network on a new classification task, as
+ * practitioners do when the new dataset is large enough: the classifier is
+ * replaced by a new Dense(numClasses, softmax) at `cut`, then
  *
- * @param opts the checkpoint, data, strategy and schedule
- * @returns the trained predictor and its history
- * @throws {RangeError} for invalid options, a `cut` or `freezeUntil` that is not a cut point
+ * 1. for `headEpochs` epochs only the head trains (every pretrained layer
+ *    frozen, BatchNormalization in inference mode), then
+ * 2. for `epochs` epochs the head trains at `lr` together with the pretrained
+ *    layers after `freezeUntil` (`partial`) or all of them (`full`) at
+ *    `lr × baseLrMult`.
+ *
+ * Frozen layers run in inference mode outside the gradient tape, so their
+ * weights and BatchNormalization moving statistics stay exactly as
+ * pretrained. Each variable group (head, base) has its own optimizer.
+ * With `validation`, training stops after `patience` epochs without a lower
+ * validation loss (a stalled head phase moves on to the second phase) and
+ * the returned model has the weights of the best epoch. Epoch `e` sees the
+ * training data in an order fixed by `seed` and `e`, so with `checkpointDir`
+ * and `resume` a killed run continues to the same result as an
+ * uninterrupted one (up to float rounding; layers that draw random numbers
+ * without a seed, such as an unseeded Dropout in the kept layers, differ).
+ *
+ * The default `freezeUntil` is the middle one of the cut points strictly
+ * between the input and `cut` (LeNet-5 at `pool2`: `pool1`); with none, the
+ * whole base stays frozen.
+ *
+ * @param opts the checkpoint (not modified), data, strategy and schedule
+ * @returns the trained predictor, its history, the frozen layers, the cut and learning rates
+ * @throws {RangeError} for invalid options, or a `cut` or `freezeUntil` that is not a cut point
+ * @throws {TypeError} for `resume` without `checkpointDir`, or a model `attachHead()` cannot rebuild
+ * @throws {Error} whatever reading the data or writing checkpoints throws
+ *
+ * @example Fine-tune a tiny net on two synthetic classes
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import type { Dataset } from "../data/types.ts";
+ * import { fineTuneNetwork } from "./network.ts";
+ * const net = tf.sequential({
+ *   layers: [
+ *     tf.layers.conv2d({ name: "conv", inputShape: [4, 4, 1], filters: 2, kernelSize: 3 }),
+ *     tf.layers.flatten({ name: "flatten" }),
+ *     tf.layers.dense({ name: "logits", units: 10, activation: "softmax" }),
+ *   ],
+ * });
+ * const train: Dataset = {
+ *   name: "two blobs", identity: "two-blobs", classes: ["dark", "light"], size: 4,
+ *   imageShape: [4, 4, 1], counts: [2, 2],
+ *   async *batches(n) {
+ *     for (let i = 0; i < 4; i += n) {
+ *       const k = Math.min(n, 4 - i);
+ *       const ys = Array.from({ length: k }, (_, j) => (i + j) % 2);
+ *       yield {
+ *         xs: tf.stack(ys.map((y) => tf.fill([4, 4, 1], y))) as tf.Tensor4D,
+ *         ys: tf.tensor1d(ys, "int32"),
+ *       };
+ *     }
+ *   },
+ * };
+ * const run = await fineTuneNetwork({
+ *   model: net, train, strategy: "full", cut: "conv", numClasses: 2,
+ *   preprocess: { height: 4, width: 4, channels: 1, range: [0, 1] },
+ *   epochs: 2, batchSize: 2, lr: 0.01, seed: 0,
+ * });
+ * console.log(run.history.map((m) => m.phase), run.learningRates); // ["all", "all"] { head: 0.01, base: 0.001 }
+ * run.model.dispose();
+ * net.dispose();
+ * ```
  */
-export function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<TrainOutcome> {
-  return Promise.reject(new Error(`Not implemented yet: ${opts.strategy}`));
+export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<TrainOutcome> {
+  validate(opts);
+  const baseLrMult = opts.baseLrMult ?? 0.1;
+  const headEpochs = opts.headEpochs ?? 0;
+  const optimizerName = opts.optimizer ?? "adam";
+  const headOpts = opts.cut === undefined
+    ? { numClasses: opts.numClasses, seed: opts.seed }
+    : { numClasses: opts.numClasses, seed: opts.seed, cut: opts.cut };
+  const headed = attachHead(opts.model, headOpts);
+  const { model, cutLayer, baseLayers, headLayers, innerCutPoints } = headed;
+  const optimizers: Record<string, tf.Optimizer> = {};
+  try {
+    let lastFrozen: string | null = null;
+    if (opts.strategy === "partial") {
+      if (opts.freezeUntil === undefined) {
+        lastFrozen = innerCutPoints[Math.floor((innerCutPoints.length - 1) / 2)] ?? cutLayer;
+      } else if (opts.freezeUntil === cutLayer || innerCutPoints.includes(opts.freezeUntil)) {
+        lastFrozen = opts.freezeUntil;
+      } else {
+        throw new RangeError(
+          `Cannot freeze until layer "${opts.freezeUntil}": it is not a cut point before the head at "${cutLayer}": use one of ${
+            JSON.stringify([...innerCutPoints, cutLayer])
+          }`,
+        );
+      }
+    }
+    const frozenCount = lastFrozen === null ? 0 : baseLayers.indexOf(lastFrozen) + 1;
+    const frozen = baseLayers.slice(0, frozenCount);
+    const unfrozen = baseLayers.slice(frozenCount);
+    optimizers.head = makeOptimizer(optimizerName, opts.lr);
+    optimizers.base = makeOptimizer(optimizerName, opts.lr * baseLrMult);
+    const headGroup: VariableGroup = {
+      name: "head",
+      vars: variablesOf(model, headLayers),
+      optimizer: optimizers.head,
+    };
+    const baseGroup: VariableGroup = {
+      name: "base",
+      vars: variablesOf(model, unfrozen),
+      optimizer: optimizers.base,
+    };
+    const headPhase: Phase = { split: splitForward(model, cutLayer), groups: [headGroup] };
+    const allPhase: Phase = {
+      split: splitForward(model, lastFrozen),
+      groups: baseGroup.vars.length > 0 ? [headGroup, baseGroup] : [headGroup],
+    };
+    const options: CheckpointState["options"] = {
+      model: opts.model.name,
+      strategy: opts.strategy,
+      cut: cutLayer,
+      freezeUntil: lastFrozen,
+      numClasses: opts.numClasses,
+      batchSize: opts.batchSize,
+      lr: opts.lr,
+      baseLrMult,
+      headEpochs,
+      optimizer: optimizerName,
+      seed: opts.seed,
+      train: opts.train.identity,
+      validation: opts.validation?.identity ?? null,
+      preprocess: JSON.stringify(opts.preprocess),
+    };
+    let state: CheckpointState = {
+      epoch: 0,
+      phase: headEpochs > 0 ? "head" : "all",
+      headEpochsDone: 0,
+      allEpochsDone: 0,
+      stopped: false,
+      bestEpoch: null,
+      bestValLoss: null,
+      epochsSinceBest: 0,
+      history: [],
+      seed: opts.seed,
+      options,
+    };
+    let bestWeights: tf.Tensor[] | undefined;
+    const dir = opts.checkpointDir;
+    if (opts.resume && dir !== undefined) {
+      const last = await readCheckpoint(dir);
+      if (last !== null) {
+        try {
+          for (const [key, value] of Object.entries(options)) {
+            if (last.state.options[key] !== value) {
+              throw new RangeError(
+                `Cannot resume from "${last.path}": option "${key}" was "${
+                  last.state.options[key]
+                }" there and is "${value}" now`,
+              );
+            }
+          }
+          model.setWeights(last.weights);
+          for (const [name, weights] of Object.entries(last.optimizers)) {
+            await optimizers[name]?.setWeights(weights);
+          }
+          state = last.state;
+          bestWeights = last.bestWeights ??
+            (state.bestEpoch === null ? undefined : last.weights.map((w) => w.clone()));
+        } finally {
+          tf.dispose([last.weights, Object.values(last.optimizers).flat().map((w) => w.tensor)]);
+        }
+      }
+    }
+    const finalState = await runEpochs({
+      model,
+      train: opts.train,
+      validation: opts.validation,
+      preprocess: opts.preprocess,
+      numClasses: opts.numClasses,
+      batchSize: opts.batchSize,
+      seed: opts.seed,
+      patience: opts.patience ?? 3,
+      microBatch: opts.microBatch,
+      headEpochs,
+      epochs: opts.epochs,
+      head: headPhase,
+      all: allPhase,
+      onEpoch: opts.onEpoch,
+      onBatch: opts.onBatch,
+      checkpoint: dir === undefined
+        ? undefined
+        : async (s) => void await writeCheckpoint(dir, { model, optimizers, state: s }),
+      state,
+      bestWeights,
+    });
+    const allRan = finalState.allEpochsDone > 0;
+    const withWeights = (names: string[]) =>
+      names.filter((n) => model.getLayer(n).weights.length > 0);
+    return {
+      model,
+      history: finalState.history,
+      frozenLayers: withWeights(allRan ? frozen : baseLayers),
+      cutLayer,
+      learningRates: { head: opts.lr, base: opts.lr * baseLrMult },
+    };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    for (const o of Object.values(optimizers)) o.dispose();
+  }
 }

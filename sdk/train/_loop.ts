@@ -1,0 +1,359 @@
+/**
+ * The custom training loop behind `fineTuneNetwork()`: a forward pass split
+ * at a cut point into a frozen part (run outside the gradient tape, in
+ * inference mode, so its BatchNormalization layers keep their moving
+ * statistics) and a trainable part (run in training mode), one optimizer per
+ * variable group so each group has its own learning rate, and the epoch loop
+ * with validation, early stopping and per-epoch checkpoints.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type Inbound, layerGraph, type LayerNode, tensorKey } from "../_rebuild.ts";
+import type { Batch, Dataset, Preprocessing } from "../data/types.ts";
+import type { EpochMetrics } from "../finetune/types.ts";
+import { accumulatedGradients, type MicroBatch, splitBatch } from "./accumulate.ts";
+import type { CheckpointState } from "./checkpoint.ts";
+
+/** A model's forward pass split after `lastFrozen`. */
+export interface SplitForward {
+  /** The frozen layers, applied in inference mode. */
+  frozen: LayerNode[];
+  /** The layers after them, applied in training mode. */
+  trainable: LayerNode[];
+  /** The model's input tensor. */
+  input: Inbound;
+  /** The tensor between the two parts. */
+  boundary: Inbound;
+  /** The model's output tensor. */
+  output: Inbound;
+}
+
+/**
+ * Splits `model` after the cut point `lastFrozen` (`null`: nothing frozen).
+ * The model must be one `attachHead()` built: single input, no shared layers.
+ */
+export function splitForward(model: tf.LayersModel, lastFrozen: string | null): SplitForward {
+  const graph = layerGraph(model, "train");
+  const input: Inbound = { layer: graph.inputName, tensorIndex: 0 };
+  if (lastFrozen === null) {
+    return { frozen: [], trainable: graph.layers, input, boundary: input, output: graph.output };
+  }
+  const at = graph.layers.findIndex((n) => n.name === lastFrozen);
+  if (at < 0) throw new RangeError(`Cannot freeze until "${lastFrozen}": no such layer`);
+  return {
+    frozen: graph.layers.slice(0, at + 1),
+    trainable: graph.layers.slice(at + 1),
+    input,
+    boundary: { layer: lastFrozen, tensorIndex: 0 },
+    output: graph.output,
+  };
+}
+
+/**
+ * Applies `nodes` in order to the tensor `start` holds at `from`, with
+ * `training` passed to every layer, and returns the tensor at `to`.
+ * Intermediate tensors are left to the enclosing scope (tidy or tape).
+ */
+function walk(
+  nodes: LayerNode[],
+  from: Inbound,
+  start: tf.Tensor,
+  to: Inbound,
+  training: boolean,
+): tf.Tensor {
+  const tensors = new Map<string, tf.Tensor>([[tensorKey(from), start]]);
+  for (const node of nodes) {
+    const inputs = node.inbound.map((ref) => tensors.get(tensorKey(ref))!);
+    const out = node.layer.apply(inputs.length === 1 ? inputs[0]! : inputs, { training });
+    (Array.isArray(out) ? out : [out]).forEach((t, i) =>
+      tensors.set(tensorKey({ layer: node.name, tensorIndex: i }), t as tf.Tensor)
+    );
+  }
+  return tensors.get(tensorKey(to))!;
+}
+
+/** The frozen part's output for `xs`, computed in inference mode without a gradient tape; the caller disposes it. */
+export function frozenForward(split: SplitForward, xs: tf.Tensor): tf.Tensor {
+  if (split.frozen.length === 0) return xs.clone();
+  return tf.tidy(() => walk(split.frozen, split.input, xs, split.boundary, false));
+}
+
+/** The trainable part's output (class probabilities), in training mode. */
+export function trainableForward(split: SplitForward, h: tf.Tensor): tf.Tensor {
+  return walk(split.trainable, split.boundary, h, split.output, true);
+}
+
+/** The mean categorical cross-entropy of probabilities `probs` against integer labels `ys`. */
+export function crossEntropy(probs: tf.Tensor, ys: tf.Tensor, numClasses: number): tf.Scalar {
+  return tf.tidy(() =>
+    tf.mean(tf.metrics.categoricalCrossentropy(tf.oneHot(ys, numClasses), probs)) as tf.Scalar
+  );
+}
+
+function correctCount(probs: tf.Tensor, ys: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(probs, -1), ys), "int32")));
+}
+
+/**
+ * The micro-batches with the frozen part applied, one at a time as the
+ * accumulation asks for them, outside the gradient tape.
+ */
+async function* frozenParts(
+  split: SplitForward,
+  parts: MicroBatch<{ xs: tf.Tensor; ys: tf.Tensor }>[],
+): AsyncGenerator<MicroBatch<{ h: tf.Tensor; ys: tf.Tensor }>> {
+  for (const part of parts) {
+    const h = frozenForward(split, part.data.xs);
+    try {
+      yield { data: { h, ys: part.data.ys }, size: part.size };
+    } finally {
+      h.dispose();
+    }
+  }
+}
+
+/** Variables that learn with one optimizer (hence at one learning rate). */
+export interface VariableGroup {
+  /** `head` or `base`: the name the optimizer's state is checkpointed under. */
+  name: string;
+  /** The variables, in a fixed order (optimizers keep their state by position). */
+  vars: tf.Variable[];
+  /** The group's optimizer. */
+  optimizer: tf.Optimizer;
+}
+
+/** One training step's figures. */
+export interface StepResult {
+  /** Mean loss over the batch. */
+  loss: number;
+  /** Correct predictions in the batch. */
+  correct: number;
+}
+
+/**
+ * One optimization step on `batch`: gradients of the mean loss over all
+ * groups' variables at once (accumulated over micro-batches when
+ * `microBatch` is smaller than the batch), then each group's optimizer
+ * applies its share. Disposes nothing of `batch`.
+ */
+export async function trainStep(
+  split: SplitForward,
+  groups: VariableGroup[],
+  batch: Batch,
+  numClasses: number,
+  microBatch?: number,
+): Promise<StepResult> {
+  const vars = groups.flatMap((g) => g.vars);
+  const corrects: tf.Scalar[] = [];
+  const loss = (d: { h: tf.Tensor; ys: tf.Tensor }) => {
+    const probs = trainableForward(split, d.h);
+    corrects.push(tf.keep(correctCount(probs, d.ys)));
+    return crossEntropy(probs, d.ys, numClasses);
+  };
+  let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+  if (microBatch === undefined || microBatch >= batch.xs.shape[0]) {
+    const h = frozenForward(split, batch.xs);
+    try {
+      result = tf.variableGrads(() => loss({ h, ys: batch.ys }), vars);
+    } finally {
+      h.dispose();
+    }
+  } else {
+    const parts = splitBatch({ xs: batch.xs, ys: batch.ys }, microBatch);
+    try {
+      result = await accumulatedGradients(loss, vars, frozenParts(split, parts));
+    } finally {
+      tf.dispose(parts.map((p) => p.data));
+    }
+  }
+  const { value, grads } = result;
+  try {
+    for (const group of groups) {
+      const mine: tf.NamedTensorMap = {};
+      for (const v of group.vars) {
+        const g = grads[v.name];
+        if (g !== undefined) mine[v.name] = g;
+      }
+      group.optimizer.applyGradients(mine);
+    }
+    const [lossValue, ...counts] = await Promise.all([
+      value.data(),
+      ...corrects.map((c) => c.data()),
+    ]);
+    return {
+      loss: lossValue![0]!,
+      correct: counts.reduce((sum, c) => sum + c[0]!, 0),
+    };
+  } finally {
+    tf.dispose([value, grads, corrects]);
+  }
+}
+
+/** Mean loss and accuracy of `model` on `data`, in inference mode. */
+export async function evaluate(
+  model: tf.LayersModel,
+  data: Dataset,
+  batchSize: number,
+  preprocess: Preprocessing,
+  numClasses: number,
+): Promise<{ loss: number; accuracy: number }> {
+  let lossSum = 0;
+  let correct = 0;
+  let n = 0;
+  for await (const { xs, ys } of data.batches(batchSize, { preprocess })) {
+    const [l, c] = tf.tidy(() => {
+      const probs = model.apply(xs, { training: false }) as tf.Tensor;
+      return [tf.mul(crossEntropy(probs, ys, numClasses), xs.shape[0]), correctCount(probs, ys)];
+    });
+    const [lv, cv] = await Promise.all([l!.data(), c!.data()]);
+    lossSum += lv[0]!;
+    correct += cv[0]!;
+    n += xs.shape[0];
+    tf.dispose([xs, ys, l!, c!]);
+  }
+  return { loss: n === 0 ? NaN : lossSum / n, accuracy: n === 0 ? NaN : correct / n };
+}
+
+/**
+ * The shuffle seed of epoch `epoch` of a run seeded `seed`: the data order is
+ * a pure function of the two, so a resumed run sees what an uninterrupted one does.
+ */
+export function dataSeed(seed: number, epoch: number): number {
+  return (Math.imul(seed | 0, 0x9e3779b1) + Math.imul(epoch, 0x85ebca6b)) | 0;
+}
+
+/** What one phase trains. */
+export interface Phase {
+  split: SplitForward;
+  groups: VariableGroup[];
+}
+
+/** Everything {@linkcode runEpochs} needs. */
+export interface LoopConfig {
+  model: tf.LayersModel;
+  train: Dataset;
+  validation?: Dataset | undefined;
+  preprocess: Preprocessing;
+  numClasses: number;
+  batchSize: number;
+  seed: number;
+  patience: number;
+  microBatch?: number | undefined;
+  headEpochs: number;
+  epochs: number;
+  head: Phase;
+  all: Phase;
+  onEpoch?: ((m: EpochMetrics) => void) | undefined;
+  onBatch?: ((done: number, total: number, loss: number) => void) | undefined;
+  /** Called after every epoch with the state to save. */
+  checkpoint?: ((state: CheckpointState) => Promise<void>) | undefined;
+  /** Where a resumed run starts. */
+  state: CheckpointState;
+  /** The best epoch's weights when resuming (owned by the loop from then on). */
+  bestWeights?: tf.Tensor[] | undefined;
+}
+
+function copyWeights(model: tf.LayersModel): tf.Tensor[] {
+  return model.weights.map((w) => w.read().clone());
+}
+
+/**
+ * Runs the epochs `config.state` has not done yet: the head phase, then the
+ * all phase; early stopping on validation loss (a stalled head phase moves on
+ * to the all phase, a stalled all phase ends the run); restores the best
+ * epoch's weights at the end. Returns the final state.
+ */
+export async function runEpochs(config: LoopConfig): Promise<CheckpointState> {
+  const { model, train, validation } = config;
+  const state: CheckpointState = structuredClone(config.state);
+  let best = config.bestWeights;
+  try {
+    while (!state.stopped) {
+      const phaseName: "head" | "all" =
+        state.phase === "head" && state.headEpochsDone < config.headEpochs ? "head" : "all";
+      if (phaseName === "all" && state.allEpochsDone >= config.epochs) break;
+      const phase = phaseName === "head" ? config.head : config.all;
+      const epoch = state.epoch + 1;
+      const started = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let done = 0;
+      const batches = train.batches(config.batchSize, {
+        shuffle: true,
+        seed: dataSeed(config.seed, epoch),
+        preprocess: config.preprocess,
+      });
+      for await (const batch of batches) {
+        try {
+          const n = batch.xs.shape[0];
+          const step = await trainStep(
+            phase.split,
+            phase.groups,
+            batch,
+            config.numClasses,
+            config.microBatch,
+          );
+          lossSum += step.loss * n;
+          correct += step.correct;
+          done += n;
+          config.onBatch?.(done, train.size, step.loss);
+        } finally {
+          tf.dispose([batch.xs, batch.ys]);
+        }
+      }
+      const trainSeconds = (performance.now() - started) / 1000;
+      const metrics: EpochMetrics = {
+        epoch,
+        phase: phaseName,
+        trainLoss: lossSum / done,
+        trainAccuracy: correct / done,
+        imagesPerSecond: done / trainSeconds,
+        seconds: 0,
+      };
+      if (validation !== undefined) {
+        const v = await evaluate(
+          model,
+          validation,
+          config.batchSize,
+          config.preprocess,
+          config.numClasses,
+        );
+        metrics.valLoss = v.loss;
+        metrics.valAccuracy = v.accuracy;
+      }
+      metrics.seconds = (performance.now() - started) / 1000;
+      state.epoch = epoch;
+      state.history.push(metrics);
+      if (phaseName === "head") state.headEpochsDone++;
+      else state.allEpochsDone++;
+      let stalled = false;
+      if (metrics.valLoss !== undefined) {
+        if (state.bestValLoss === null || metrics.valLoss < state.bestValLoss) {
+          state.bestValLoss = metrics.valLoss;
+          state.bestEpoch = epoch;
+          state.epochsSinceBest = 0;
+          tf.dispose(best);
+          best = copyWeights(model);
+        } else {
+          state.epochsSinceBest++;
+          stalled = state.epochsSinceBest >= config.patience;
+        }
+      }
+      if (phaseName === "head") {
+        if (stalled || state.headEpochsDone >= config.headEpochs) {
+          state.phase = "all";
+          state.epochsSinceBest = 0;
+        }
+      } else if (stalled) {
+        state.stopped = true;
+      }
+      await config.checkpoint?.(structuredClone(state));
+      config.onEpoch?.(metrics);
+    }
+    if (best !== undefined && state.bestEpoch !== state.epoch) model.setWeights(best);
+    return state;
+  } finally {
+    tf.dispose(best);
+  }
+}
