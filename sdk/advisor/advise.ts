@@ -1,0 +1,175 @@
+/**
+ * The transfer-learning advisor: which of the four scenarios of DESIGN.md a
+ * new dataset falls in, from its size and its similarity to the source data.
+ *
+ * @module
+ */
+import type { Advice, ResolvedStrategy } from "../finetune/types.ts";
+
+/** The thresholds the advisor compares with. */
+export interface AdviceThresholds {
+  /** At or above this many training examples per class (the smallest class) a dataset is large. */
+  examplesPerClass: number;
+  /** At or above this similarity a dataset is similar to the source. */
+  similarity: number;
+}
+
+/**
+ * The default thresholds, calibrated by `bench/scenarios.ts` (table in
+ * `bench/results/scenarios.md`):
+ *
+ * - `examplesPerClass: 100`: at 10 per class a linear classifier on fixed
+ *   codes beat or matched fine-tuning in the experiment, at 250 per class
+ *   fine-tuning won; 100 sits between them on a log scale (10^1, 10^2.4).
+ * - `similarity: 0.5`: held-out MNIST digits measured 0.97 or more on both
+ *   MNIST checkpoints, Fashion-MNIST 0.05 or less; any value between
+ *   separates them, and 0.5 is where the normalized Fréchet distance is
+ *   0.69, i.e. the new codes have moved by most of the source codes' spread.
+ */
+export const DEFAULT_THRESHOLDS: Readonly<AdviceThresholds> = Object.freeze({
+  examplesPerClass: 100,
+  similarity: 0.5,
+});
+
+/** One layer as `analyze()` reports it, as far as the advisor reads it. */
+export interface AdvisorLayer {
+  name: string;
+  /** Batch-first output shape: rank 4 means a spatial map. */
+  outputShape: (number | null)[];
+}
+
+/** What {@linkcode advise} decides from. */
+export interface AdviseInput {
+  /** Training examples per class: the smallest class's count. */
+  examplesPerClass: number;
+  /** Similarity to the source data in [0, 1] (`measureSimilarity`). */
+  similarity: number;
+  /** The checkpoint's cut points in order (`analyze(model).cutPoints`). */
+  cutPoints: readonly string[];
+  /** The top cut point; earlier cut points are chosen before it. @default the last of `cutPoints` */
+  featureCut?: string | null;
+  /** The layers (`analyze(model).layers`), to keep to cut points with a spatial output (the conv trunk). @default every cut point counts */
+  layers?: readonly AdvisorLayer[];
+  /** The source dataset's name, for the explanation. @default "the source data" */
+  source?: string;
+  /** Thresholds to use instead of {@linkcode DEFAULT_THRESHOLDS}. */
+  thresholds?: Partial<AdviceThresholds>;
+}
+
+/**
+ * The earlier cut point for features-early: the middle one of the conv
+ * trunk's cut points before the feature cut (the input excluded, and with
+ * `layers`, only cut points whose output is a spatial map). Halfway up the
+ * trunk the codes are generic edge and stroke detectors rather than the
+ * source's class parts.
+ *
+ * @param cutPoints the cut points in order
+ * @param featureCut the top cut point @default the last of `cutPoints`
+ * @param layers the analyzed layers, to keep spatial outputs only
+ * @returns the cut point, or `undefined` when there is none before the feature cut
+ *
+ * @example LeNet-5's earlier cut point
+ * ```ts
+ * import { earlyCutPoint } from "./advise.ts";
+ * const cuts = ["conv1_input", "conv1", "pool1", "conv2", "pool2", "flatten", "fc1"];
+ * console.log(earlyCutPoint(cuts, "pool2")); // "pool1"
+ * ```
+ */
+export function earlyCutPoint(
+  cutPoints: readonly string[],
+  featureCut?: string | null,
+  layers?: readonly AdvisorLayer[],
+): string | undefined {
+  const top = featureCut ?? cutPoints.at(-1);
+  const end = top === undefined ? -1 : cutPoints.indexOf(top);
+  const shapes = new Map(layers?.map((l) => [l.name, l.outputShape]));
+  const candidates = cutPoints.slice(1, end < 0 ? cutPoints.length : end).filter((c) => {
+    if (!layers) return true;
+    return shapes.get(c)?.length === 4;
+  });
+  return candidates[Math.floor((candidates.length - 1) / 2)];
+}
+
+function round2(x: number): string {
+  return x.toFixed(2);
+}
+
+/**
+ * Picks the transfer-learning scenario of DESIGN.md:
+ *
+ * | examples per class | similarity ≥ threshold | similarity < threshold |
+ * | --- | --- | --- |
+ * | < threshold (small) | `features-top` | `features-early` (with `cut`) |
+ * | ≥ threshold (large) | `partial` | `full` |
+ *
+ * The thresholds default to {@linkcode DEFAULT_THRESHOLDS} (100 examples per
+ * class, similarity 0.5), calibrated by `bench/scenarios.ts`. When no earlier
+ * cut point exists, small and different data falls back to `features-top`.
+ *
+ * @param input examples per class, similarity, the cut points, optional thresholds
+ * @returns the strategy, the figures and thresholds behind it, the cut for features-early, and an explanation
+ * @throws {RangeError} when examples per class is negative or the similarity is outside [0, 1]
+ *
+ * @example Ten fashion images per class on an MNIST LeNet
+ * ```ts
+ * import { advise } from "./advise.ts";
+ * const advice = advise({
+ *   examplesPerClass: 10, similarity: 0.02, source: "mnist",
+ *   cutPoints: ["conv1_input", "conv1", "pool1", "conv2", "pool2", "flatten", "fc1"], featureCut: "pool2",
+ * });
+ * console.log(advice.strategy, advice.cut); // "features-early" "pool1"
+ * ```
+ */
+export function advise(input: AdviseInput): Advice {
+  const { examplesPerClass, similarity } = input;
+  if (!(Number.isFinite(examplesPerClass) && examplesPerClass >= 0)) {
+    throw new RangeError(
+      `Invalid examples per class "${examplesPerClass}": use a number >= 0`,
+    );
+  }
+  if (!(similarity >= 0 && similarity <= 1)) {
+    throw new RangeError(`Invalid similarity "${similarity}": use a number in [0, 1]`);
+  }
+  const thresholds: AdviceThresholds = { ...DEFAULT_THRESHOLDS, ...input.thresholds };
+  const source = input.source ?? "the source data";
+  const large = examplesPerClass >= thresholds.examplesPerClass;
+  const similar = similarity >= thresholds.similarity;
+  const sizeText = `${examplesPerClass} examples per class (${
+    large ? "≥" : "<"
+  } ${thresholds.examplesPerClass})`;
+  const simText = `similarity ${round2(similarity)} to ${source} (${
+    similar ? "≥" : "<"
+  } ${thresholds.similarity})`;
+  let strategy: ResolvedStrategy;
+  let cut: string | undefined;
+  let action: string;
+  if (!large && similar) {
+    strategy = "features-top";
+    action = "training a linear classifier on codes from the top cut point";
+  } else if (!large) {
+    cut = earlyCutPoint(input.cutPoints, input.featureCut, input.layers);
+    if (cut === undefined) {
+      strategy = "features-top";
+      action =
+        "training a linear classifier on codes from the top cut point (the network has no earlier cut point)";
+    } else {
+      strategy = "features-early";
+      action = `training a linear classifier on codes from the earlier cut point "${cut}"`;
+    }
+  } else if (similar) {
+    strategy = "partial";
+    action = "fine-tuning the later layers with the early layers frozen";
+  } else {
+    strategy = "full";
+    action = "fine-tuning the whole network from the pretrained weights";
+  }
+  const advice: Advice = {
+    strategy,
+    examplesPerClass,
+    similarity,
+    thresholds,
+    explanation: `${sizeText} and ${simText}: ${action}.`,
+  };
+  if (cut !== undefined) advice.cut = cut;
+  return advice;
+}

@@ -1,0 +1,17 @@
+/**
+ * The transfer-learning advisor: measure how similar a new dataset is to a
+ * checkpoint's source data ({@linkcode measureSimilarity}, from the card's
+ * `sourceStats`), then pick one of the four scenarios of DESIGN.md from the
+ * dataset's size and that similarity ({@linkcode advise}).
+ *
+ * @example Advice for 500 digits per class
+ * ```ts
+ * import { advise } from "./mod.ts";
+ * const advice = advise({ examplesPerClass: 500, similarity: 0.98, cutPoints: [], source: "mnist" });
+ * console.log(advice.strategy); // "partial"
+ * ```
+ *
+ * @module
+ */
+export * from "./similarity.ts";
+export * from "./advise.ts";

@@ -1,0 +1,271 @@
+/**
+ * Cutting a pretrained network at a cut point and computing its ReLU'd CNN
+ * codes: the fixed-feature-extractor half of transfer learning.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { createHash } from "node:crypto";
+import { analyze } from "../arch/analyze.ts";
+import type { Architecture } from "../arch/types.ts";
+import { layerGraph, type LayerNode, rebuild, tensorKey } from "../_rebuild.ts";
+import type { Dataset, Preprocessing } from "../data/types.ts";
+import type { CnnCodes, CodePooling } from "./code_cache.ts";
+
+export type { CnnCodes, CodePooling } from "./code_cache.ts";
+
+/** A network cut at a cut point, ending in its codes. */
+export interface CodeExtractor {
+  /**
+   * Input images to codes `[batch, dim]`: fresh layers with copies of the
+   * checkpoint's weights up to the cut, then a ReLU when the cut's output can
+   * be negative, then global average pooling or Flatten for a spatial output.
+   */
+  model: tf.LayersModel;
+  /** The cut layer. */
+  cut: string;
+  /** Code length. */
+  dim: number;
+  /** How codes are formed, e.g. `avg-pooled 5x5x16 -> 16`. */
+  description: string;
+  /** Names of the checkpoint's layers the extractor keeps (all frozen). */
+  keptLayers: string[];
+}
+
+/** Activations whose outputs are never negative. */
+const NON_NEGATIVE_ACTIVATIONS = new Set(["relu", "relu6", "sigmoid", "softmax", "softplus"]);
+/** Layers whose output is non-negative when all their inputs are. */
+const SIGN_PRESERVING = new Set([
+  "MaxPooling2D",
+  "AveragePooling2D",
+  "GlobalAveragePooling2D",
+  "GlobalMaxPooling2D",
+  "Flatten",
+  "Reshape",
+  "Dropout",
+  "SpatialDropout2D",
+  "ZeroPadding2D",
+  "Cropping2D",
+  "UpSampling2D",
+  "Concatenate",
+  "Add",
+  "Average",
+  "Maximum",
+]);
+
+/** Whether `name`'s output is non-negative for every input, judged from the configs alone. */
+function nonNegative(byName: Map<string, LayerNode>, name: string): boolean {
+  const node = byName.get(name);
+  if (node === undefined) return false;
+  const config = node.layer.getConfig() as { activation?: unknown; negativeSlope?: unknown };
+  if (node.className === "ReLU") return !config.negativeSlope;
+  if (node.className === "Softmax") return true;
+  if (typeof config.activation === "string" && NON_NEGATIVE_ACTIVATIONS.has(config.activation)) {
+    return true;
+  }
+  if (SIGN_PRESERVING.has(node.className) && config.activation === undefined) {
+    return node.inbound.length > 0 && node.inbound.every((i) => nonNegative(byName, i.layer));
+  }
+  return false;
+}
+
+/**
+ * Checks that `cut` is a cut point of `arch`.
+ *
+ * @throws {RangeError} naming the nearest cut points when it is not
+ */
+export function checkCutPoint(arch: Architecture, cut: string): void {
+  if (arch.cutPoints.includes(cut)) return;
+  const order = new Map(arch.layers.map((l, i) => [l.name, i]));
+  const at = order.get(cut);
+  if (at === undefined) {
+    throw new RangeError(
+      `Cannot cut "${arch.name}" at "${cut}": there is no such layer; cut points: ${
+        arch.cutPoints.map((c) => `"${c}"`).join(", ")
+      }`,
+    );
+  }
+  const before = arch.cutPoints.findLast((c) => (order.get(c) ?? -1) < at);
+  const after = arch.cutPoints.find((c) => (order.get(c) ?? -1) > at);
+  const nearest = [before, after].filter((c) => c !== undefined).map((c) => `"${c}"`);
+  throw new RangeError(
+    `Cannot cut "${arch.name}" at "${cut}": it is not a cut point (another branch bypasses it, so its output alone does not carry what the rest of the network reads); the nearest cut points are ${
+      nearest.join(" and ")
+    }`,
+  );
+}
+
+/**
+ * Builds the code extractor of `model` cut at `cut`: new layers with copies
+ * of the weights of every layer the cut depends on, a ReLU when the cut's
+ * output can be negative, then pooling of a spatial output. The checkpoint is
+ * not modified and can be disposed independently.
+ *
+ * @param model the pretrained checkpoint (single input and output)
+ * @param cut a cut point (`analyze(model).cutPoints`)
+ * @param pooling `avg`: global average pooling of a spatial output; `flatten`: all of it
+ * @returns the extractor and how its codes are formed
+ * @throws {RangeError} when `cut` is not a cut point, naming the nearest ones
+ * @throws {TypeError} when the model cannot be rebuilt (several inputs, shared layers)
+ *
+ * @example Codes of LeNet at its last pooling layer
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { codeExtractor } from "./extract.ts";
+ * const net = tf.sequential({ layers: [
+ *   tf.layers.conv2d({ name: "conv", inputShape: [8, 8, 1], filters: 4, kernelSize: 3 }),
+ *   tf.layers.maxPooling2d({ name: "pool", poolSize: 2 }),
+ *   tf.layers.flatten({ name: "flat" }),
+ *   tf.layers.dense({ name: "out", units: 2 }),
+ * ] });
+ * const extractor = codeExtractor(net, "pool", "avg");
+ * console.log(extractor.description); // "ReLU'd, avg-pooled 3x3x4 -> 4"
+ * ```
+ */
+export function codeExtractor(
+  model: tf.LayersModel,
+  cut: string,
+  pooling: CodePooling = "avg",
+): CodeExtractor {
+  const arch = analyze(model);
+  checkCutPoint(arch, cut);
+  const graph = layerGraph(model, "cut");
+  const byName = new Map(graph.layers.map((n) => [n.name, n]));
+  const keep = new Set<string>();
+  const visit = (name: string) => {
+    const node = byName.get(name);
+    if (node === undefined || keep.has(name)) return;
+    keep.add(name);
+    for (const i of node.inbound) visit(i.layer);
+  };
+  visit(cut);
+  const input = tf.input({ shape: graph.inputShape as number[], name: graph.inputName });
+  const tensors = rebuild(
+    graph,
+    new Map([[tensorKey({ layer: graph.inputName, tensorIndex: 0 }), input]]),
+    { include: (n) => keep.has(n.name) },
+  );
+  let x = cut === graph.inputName ? input : tensors.get(tensorKey({ layer: cut, tensorIndex: 0 }));
+  if (x === undefined) throw new TypeError(`Cannot cut "${model.name}" at "${cut}": no output`);
+  const relu = !nonNegative(byName, cut);
+  if (relu) x = tf.layers.reLU({ name: `${cut}_codes_relu` }).apply(x) as tf.SymbolicTensor;
+  const shape = x.shape.slice(1) as number[];
+  let description = shape.join("x");
+  if (shape.length === 3) {
+    const [h, w, c] = shape as [number, number, number];
+    if (pooling === "avg") {
+      x = tf.layers.globalAveragePooling2d({ name: `${cut}_codes_avg` }).apply(
+        x,
+      ) as tf.SymbolicTensor;
+      description = `avg-pooled ${h}x${w}x${c} -> ${c}`;
+    } else {
+      x = tf.layers.flatten({ name: `${cut}_codes_flatten` }).apply(x) as tf.SymbolicTensor;
+      description = `flattened ${h}x${w}x${c} -> ${h * w * c}`;
+    }
+  } else if (shape.length !== 1) {
+    x = tf.layers.flatten({ name: `${cut}_codes_flatten` }).apply(x) as tf.SymbolicTensor;
+    description = `flattened ${description} -> ${shape.reduce((a, b) => a * b, 1)}`;
+  }
+  const dim = x.shape[1] as number;
+  return {
+    model: tf.model({ name: `${model.name}_codes_${cut}`, inputs: input, outputs: x }),
+    cut,
+    dim,
+    description: `${relu ? "ReLU'd, " : ""}${description}`,
+    keptLayers: graph.layers.filter((n) => keep.has(n.name)).map((n) => n.name),
+  };
+}
+
+/** Options of {@linkcode computeCodes}. */
+export interface ComputeCodesOptions {
+  /** Images per forward pass. @default 128 */
+  batchSize?: number;
+  /** Stop after this many examples. @default all */
+  limit?: number;
+  /** Take the examples in a shuffled order (with `limit`: a random sample). @default false */
+  shuffle?: boolean;
+  /** Seed of the shuffle. @default 0 */
+  seed?: number;
+}
+
+/**
+ * Computes the codes of every example of `data` (or the first `limit`) with
+ * `extractor`, in inference mode on the current backend, one batch at a time.
+ * Reads are asynchronous and every tensor is disposed.
+ *
+ * @param extractor a model from images to `[batch, dim]` (see {@linkcode codeExtractor})
+ * @param data the dataset
+ * @param preprocess the checkpoint's input preprocessing
+ * @param options batch size, sample size and order
+ * @returns codes and labels, in the dataset's order (or the shuffled one)
+ * @throws {RangeError} on an invalid batch size or preprocessing
+ *
+ * @example Codes of 20 digits
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { computeCodes } from "./extract.ts";
+ * import { loadBuiltin } from "../data/builtin.ts";
+ * const data = await loadBuiltin("mnist", { perClass: 2 });
+ * const extractor = tf.sequential({ layers: [tf.layers.globalAveragePooling2d({ inputShape: [28, 28, 1] })] });
+ * const codes = await computeCodes(extractor, data, { height: 28, width: 28, channels: 1, range: [0, 1] });
+ * console.log(codes.count, codes.dim); // 20 1
+ * ```
+ */
+export async function computeCodes(
+  extractor: tf.LayersModel,
+  data: Dataset,
+  preprocess: Preprocessing,
+  options: ComputeCodesOptions = {},
+): Promise<CnnCodes> {
+  const batchSize = options.batchSize ?? 128;
+  const count = Math.min(data.size, options.limit ?? data.size);
+  const dim = extractor.outputs[0]!.shape[1] as number;
+  const codes = new Float32Array(count * dim);
+  const labels = new Int32Array(count);
+  let at = 0;
+  const batches = data.batches(batchSize, {
+    preprocess,
+    shuffle: options.shuffle ?? false,
+    seed: options.seed ?? 0,
+  });
+  for await (const { xs, ys } of batches) {
+    const take = Math.min(xs.shape[0], count - at);
+    const out = tf.tidy(() => {
+      const x = take < xs.shape[0] ? xs.slice(0, take) : xs;
+      return extractor.predict(x, { batchSize }) as tf.Tensor;
+    });
+    const [values, ls] = await Promise.all([out.data(), ys.data()]);
+    tf.dispose([out, xs, ys]);
+    codes.set(values as Float32Array, at * dim);
+    labels.set((ls as Int32Array).subarray(0, take), at);
+    at += take;
+    if (at >= count) break;
+  }
+  return { codes, labels, count: at, dim };
+}
+
+/**
+ * A digest of a model's weights (shapes and values, in order), for cache keys
+ * when the checkpoint's own digest is unknown. Reads every weight
+ * asynchronously.
+ *
+ * @param model the model
+ * @returns `weights-sha256:<hex>`
+ *
+ * @example Two copies of a model hash equally
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { weightsDigest } from "./extract.ts";
+ * const build = () => tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1, kernelInitializer: "ones" })] });
+ * console.log((await weightsDigest(build())) === (await weightsDigest(build()))); // true
+ * ```
+ */
+export async function weightsDigest(model: tf.LayersModel): Promise<string> {
+  const hash = createHash("sha256");
+  for (const w of model.weights) {
+    const values = await w.read().data();
+    hash.update(`${w.shape.join("x")}:${w.dtype};`);
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  return `weights-sha256:${hash.digest("hex")}`;
+}
