@@ -7,11 +7,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-// Registers the webgpu backend factory and its kernels; the GPU is only touched on setBackend.
-import "@tensorflow/tfjs-backend-webgpu";
 import type { DeviceName } from "../finetune/types.ts";
 import { CONVNET_TRAINING_KERNELS, missingKernels } from "./kernels.ts";
-import { initWasmBackend } from "./wasm.ts";
 
 /** The devices {@linkcode selectDevice} can name, in the order `--device` lists them. */
 export const DEVICE_NAMES: readonly DeviceName[] = ["auto", "webgpu", "wasm", "cpu"];
@@ -50,7 +47,18 @@ interface AdapterProbe {
 
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|basic render/i;
 
+/**
+ * Registers the webgpu backend and its kernels. Imported on demand: a static
+ * import (of webgpu or wasm) makes it the highest-priority backend of every
+ * program that imports this module, so a model built before `selectDevice()`
+ * would fail with "backend 'webgpu' has not yet been initialized".
+ */
+async function loadWebgpuBackend(): Promise<void> {
+  await import("@tensorflow/tfjs-backend-webgpu");
+}
+
 async function probeAdapter(): Promise<AdapterProbe | null> {
+  await loadWebgpuBackend();
   const gpu = (navigator as { gpu?: GPU }).gpu;
   if (gpu === undefined) return null;
   let adapter: GPUAdapter | null;
@@ -78,6 +86,8 @@ async function activate(backend: "webgpu" | "cpu"): Promise<void> {
 }
 
 async function useWasm(job: DeviceJob): Promise<string> {
+  // Imported on demand for the same reason as the webgpu backend.
+  const { initWasmBackend } = await import("./wasm.ts");
   const info = await initWasmBackend({ threads: job.wasmThreads ?? false });
   const missing = missingKernels("wasm", neededKernels(job));
   if (missing.length > 0) {

@@ -1,0 +1,643 @@
+/**
+ * `fineTune()`: the whole transfer-learning job in one call. It checks the
+ * data and the checkpoint before any work (class counts, image size against
+ * the strides, channels, the cut), picks a device, asks the advisor for a
+ * strategy when told `auto`, runs the fixed-feature-extractor or the
+ * fine-tuning trainer, evaluates on the test split and, with `outDir`,
+ * leaves a publishable checkpoint whose card records the lineage.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { join } from "node:path";
+import { adaptInputChannels } from "../adapt_channels.ts";
+import { advise, measureSimilarity } from "../advisor/mod.ts";
+import { analyze } from "../arch/analyze.ts";
+import type { Architecture } from "../arch/types.ts";
+import { checkInput } from "../arch/check_input.ts";
+import type { ZooClient } from "../client.ts";
+import { resizeInput } from "../convolutionalize.ts";
+import { openDataset, parseDataSpec } from "../data/spec.ts";
+import type { Dataset, Preprocessing } from "../data/types.ts";
+import { type DeviceChoice, selectDevice } from "../devices/select.ts";
+import { featureStrategy } from "../features/mod.ts";
+import { fineTuneNetwork } from "../train/network.ts";
+import { cardReadme, lineageCard, writeCheckpoint } from "./output.ts";
+import { appendMetrics, trainingCurvesSvg } from "./report.ts";
+import type {
+  Advice,
+  DeviceName,
+  EpochMetrics,
+  LinearClassifier,
+  ResolvedStrategy,
+  SourceStats,
+  Strategy,
+  TrainOutcome,
+} from "./types.ts";
+
+/** Where the pretrained checkpoint came from: recorded as lineage, read by the advisor. */
+export interface SourceInfo {
+  /** `namespace/name@version` of the parent. */
+  reference?: string;
+  /** `sha256:<hex>` of the parent's `model.json`. */
+  digest?: string;
+  /** The parent's model card (`preprocessing`, `sourceStats`, `labels`, …). */
+  card?: Record<string, unknown>;
+}
+
+/** Options of {@linkcode fineTune}. */
+export interface FineTuneOptions {
+  /** The pretrained checkpoint; or give `modelRef` and `client`. */
+  model?: tf.LayersModel;
+  /** A registry reference, e.g. `zoo/lenet5@1.0.0`, loaded with `client`. */
+  modelRef?: string;
+  /** The registry client that resolves `modelRef`. */
+  client?: ZooClient;
+  /** A data spec (`fashion-mnist?perClass=100`, `dir:PATH`, …): its train, validation and test splits are used. */
+  data?: string;
+  /** The training split (instead of `data`). */
+  train?: Dataset;
+  /** The validation split (early stopping). @default from `data`, else none */
+  validation?: Dataset;
+  /** The test split, evaluated at the end. @default from `data`, else none */
+  test?: Dataset;
+  /** With `data`: fraction of each class held out for validation. @default 0.1 */
+  valSplit?: number;
+  /** `auto` asks the advisor. @default "auto" */
+  strategy?: Strategy;
+  /** The feature strategy's linear classifier. @default "softmax" */
+  classifier?: LinearClassifier;
+  /** Cut point the codes (features) or the new head (partial, full) read. @default the feature cut */
+  cut?: string;
+  /** For `partial`: the last frozen layer. @default the trainer's choice */
+  freezeUntil?: string;
+  /** Epochs. @default 100 for the feature strategy (cheap epochs over codes), 5 otherwise */
+  epochs?: number;
+  /** Images per batch. @default 32 */
+  batchSize?: number;
+  /** Learning rate of the new head or linear classifier. @default 0.01 for features, 0.001 otherwise */
+  lr?: number;
+  /** Pretrained layers learn at `lr × baseLrMult`. @default 0.1 */
+  baseLrMult?: number;
+  /** Epochs that train the new head alone first. @default 0 */
+  headEpochs?: number;
+  /** Stop after this many epochs without a better validation loss. @default 3 */
+  patience?: number;
+  /** Accumulate gradients over micro-batches of this many images. @default the whole batch */
+  microBatch?: number;
+  /** `auto`, `webgpu`, `wasm` or `cpu`. @default "auto" */
+  device?: DeviceName;
+  /** Run the model on this input size (images are resized to it; the model through `resizeInput`). @default the data's size */
+  inputSize?: { height: number; width: number };
+  /** Resize images to the checkpoint's native size in preprocessing. @default false */
+  resize?: boolean;
+  /** Seed of shuffles and initializations. @default 0 */
+  seed?: number;
+  /** Write the checkpoint, `metrics.jsonl`, `training-curves.svg` and per-epoch checkpoints here. */
+  outDir?: string;
+  /** Continue from the last per-epoch checkpoint in `outDir/checkpoints`. @default false */
+  resume?: boolean;
+  /** The parent's reference, digest and card; filled in from the registry with `modelRef`. */
+  source?: SourceInfo;
+  /** Where CNN codes are cached. @default the SDK cache */
+  cacheDir?: string;
+  /** Called once the checks passed and the strategy is known, before training starts. */
+  onPlan?: (plan: TrainingPlan) => void;
+  /** Called after every epoch. */
+  onEpoch?: (m: EpochMetrics) => void;
+  /** Called after every batch with images done in the epoch, its size and the batch loss. */
+  onBatch?: (done: number, total: number, loss: number) => void;
+  /** Where decisions are explained (device, input size, advice). @default console.error */
+  log?: (line: string) => void;
+}
+
+/** What {@linkcode fineTune} is about to train, passed to {@linkcode FineTuneOptions.onPlan}. */
+export interface TrainingPlan {
+  strategy: ResolvedStrategy;
+  /** Epochs planned (the head-only epochs included). */
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Training images. */
+  trainSize: number;
+  device: DeviceChoice;
+}
+
+/** What {@linkcode fineTune} returns. */
+export interface FineTuneResult {
+  /** The fine-tuned predictor: images in, class probabilities out. */
+  model: tf.LayersModel;
+  /** The strategy run. */
+  strategy: ResolvedStrategy;
+  /** The advisor's decision when the strategy was `auto`. */
+  advice?: Advice;
+  history: EpochMetrics[];
+  /** Accuracy of the last epoch on the training data. */
+  trainAccuracy?: number;
+  /** Accuracy of the final model on the validation split. */
+  validationAccuracy?: number;
+  /** Accuracy of the final model on the test split. */
+  testAccuracy?: number;
+  device: DeviceChoice;
+  cutLayer: string;
+  frozenLayers: string[];
+  learningRates: { head: number; base: number };
+  /** The model's input `[height, width, channels]`. */
+  inputSize: [number, number, number];
+  /** How images are turned into the model's input. */
+  preprocess: Preprocessing;
+  /** The card written to `outDir/card.json`. */
+  card: Record<string, unknown>;
+  /** The output folder, when one was written. */
+  outDir?: string;
+  /** Wall time of the whole job. */
+  seconds: number;
+}
+
+/**
+ * Fine-tunes a pretrained checkpoint on a new image classification task.
+ *
+ * Checks come first, before any training: at least two classes, no empty
+ * class, the same classes in every split, the image size against the
+ * network (a size the strides do not fit is refused with the nearest valid
+ * sizes; any other size is handled either by resizing images to the native
+ * size with `resize`, or by `resizeInput`, which convolutionalizes the
+ * flatten head and averages the score map), channels (`adaptInputChannels`)
+ * and the cut point. `auto` then asks the advisor, which weighs examples per
+ * class against the similarity of the new data to the checkpoint's source
+ * data (`card.sourceStats`).
+ *
+ * @param opts the checkpoint, data, strategy, schedule, device and output folder
+ * @returns the fine-tuned model, what was done and what it measured
+ * @throws {RangeError} when the data or the checkpoint cannot be used as asked: one class,
+ *   no examples, an empty class, a size or cut the network cannot take (with what would work)
+ * @throws {TypeError} when neither a model nor a reference, or neither data nor a train split, is given
+ * @throws {Error} whatever loading the model or data throws (unknown model, unreachable registry, unreadable images)
+ *
+ * @example Fine-tune LeNet-5 on ten Fashion-MNIST images per class
+ * ```ts
+ * import { fineTune } from "./fine_tune.ts";
+ * import { lenet5 } from "../../zoo/_recipes.ts";
+ * const run = await fineTune({
+ *   model: lenet5(), data: "fashion-mnist?perClass=10", strategy: "features",
+ *   epochs: 5, device: "cpu", log: () => {}, cacheDir: await Deno.makeTempDir(),
+ * });
+ * console.log(run.strategy, run.testAccuracy !== undefined); // "features-top" true
+ * run.model.dispose();
+ * ```
+ */
+export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
+  const started = performance.now();
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const requested = opts.strategy ?? "auto";
+  if (opts.data !== undefined) {
+    const spec = parseDataSpec(opts.data);
+    if (spec.options.split !== undefined) {
+      throw new RangeError(
+        `Cannot fine-tune on "${opts.data}": the spec fixes split=${spec.options.split}, but fine-tuning takes the train, validation and test splits of one source: remove "split"`,
+      );
+    }
+  } else if (opts.train === undefined) {
+    throw new TypeError("Cannot fine-tune: pass a data spec as `data` or a `train` dataset");
+  }
+  if (opts.model === undefined && (opts.modelRef === undefined || opts.client === undefined)) {
+    throw new TypeError("Cannot fine-tune: pass `model`, or `modelRef` with a `client`");
+  }
+
+  const device = await selectDevice(opts.device ?? "auto", { training: true });
+  log(`device: ${device.reason}`);
+
+  // The checkpoint and its lineage.
+  let source: SourceInfo = { ...opts.source };
+  let model: tf.LayersModel;
+  if (opts.model !== undefined) {
+    model = opts.model;
+  } else {
+    const doc = await opts.client!.resolve(opts.modelRef!);
+    const reference = `${doc.namespace}/${doc.name}@${doc.version}`;
+    source = {
+      reference,
+      card: doc.card,
+      ...(doc.files.find((f) => f.path === "model.json")
+        ? { digest: doc.files.find((f) => f.path === "model.json")!.digest }
+        : {}),
+      ...opts.source,
+    };
+    model = await opts.client!.loadModel(reference);
+    log(`checkpoint: ${reference} (${source.digest ?? "no digest"})`);
+  }
+
+  // The data.
+  const seed = opts.seed ?? 0;
+  let train: Dataset, validation: Dataset | undefined, test: Dataset | undefined;
+  if (opts.data !== undefined) {
+    const defaults = {
+      seed,
+      ...(opts.valSplit === undefined ? {} : { validationFraction: opts.valSplit }),
+    };
+    train = await openDataset(opts.data, { ...defaults, split: "train" });
+    validation = opts.validation ??
+      await openDataset(opts.data, { ...defaults, split: "validation" });
+    test = opts.test ?? await openDataset(opts.data, { ...defaults, split: "test" });
+  } else {
+    train = opts.train!;
+    validation = opts.validation;
+    test = opts.test;
+  }
+  checkData(train, validation, test);
+
+  // The network against the data.
+  const arch = analyze(model);
+  const plan = planInput(model, arch, train, opts, source.card);
+  for (const note of plan.notes) log(note);
+  const net = plan.model;
+  const preprocess = plan.preprocess;
+  if (opts.cut !== undefined) {
+    const cutCheck = checkInput(
+      analyze(net),
+      { height: preprocess.height, width: preprocess.width, channels: preprocess.channels },
+      { dropLayer: opts.cut },
+    );
+    if (!cutCheck.ok) throw new RangeError(cutCheck.message);
+  }
+
+  // The strategy.
+  let advice: Advice | undefined;
+  let strategy: ResolvedStrategy;
+  if (requested === "auto") {
+    advice = await adviseStrategy(net, train, preprocess, source.card, log, seed);
+    strategy = advice.strategy;
+    log(`advisor: ${advice.explanation}`);
+  } else if (requested === "features") {
+    strategy = opts.cut !== undefined && opts.cut !== analyze(net).featureCut
+      ? "features-early"
+      : "features-top";
+  } else {
+    strategy = requested;
+  }
+
+  const isFeatures = strategy === "features-top" || strategy === "features-early";
+  const epochs = opts.epochs ?? (isFeatures ? 100 : 5);
+  const batchSize = opts.batchSize ?? 32;
+  const lr = opts.lr ?? (isFeatures ? 0.01 : 0.001);
+  if (opts.outDir !== undefined) await Deno.mkdir(opts.outDir, { recursive: true });
+  const metricsPath = opts.outDir === undefined ? undefined : join(opts.outDir, "metrics.jsonl");
+  if (metricsPath !== undefined && !opts.resume) await Deno.remove(metricsPath).catch(() => {});
+  const history: EpochMetrics[] = [];
+  const title = `${source.reference ?? model.name} → ${opts.data ?? train.name} (${strategy})`;
+  const onEpoch = async (m: EpochMetrics) => {
+    history.push(m);
+    if (metricsPath !== undefined) {
+      await appendMetrics(metricsPath, m);
+      await Deno.writeTextFile(
+        join(opts.outDir!, "training-curves.svg"),
+        trainingCurvesSvg(history, title),
+      );
+    }
+    opts.onEpoch?.(m);
+  };
+  // The trainers call onEpoch synchronously; keep the writes in order and await them at the end.
+  let writes = Promise.resolve();
+  const common = {
+    model: net,
+    train,
+    ...(validation ? { validation } : {}),
+    preprocess,
+    numClasses: train.classes.length,
+    epochs,
+    batchSize,
+    lr,
+    seed,
+    ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
+    onEpoch: (m: EpochMetrics) => {
+      writes = writes.then(() => onEpoch(m));
+    },
+    ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+  };
+  opts.onPlan?.({
+    strategy,
+    epochs: epochs + (isFeatures ? 0 : opts.headEpochs ?? 0),
+    batchSize,
+    lr,
+    trainSize: train.size,
+    device,
+  });
+  log(
+    `strategy: ${strategy}, ${epochs} epochs, batch ${batchSize}, lr ${lr}, ${train.size} training images`,
+  );
+  let outcome: TrainOutcome;
+  if (isFeatures) {
+    const cut = opts.cut ?? (strategy === "features-early" ? advice?.cut : undefined);
+    outcome = await featureStrategy({
+      ...common,
+      classifier: opts.classifier ?? "softmax",
+      ...(cut !== undefined ? { cut } : {}),
+      ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+      ...(source.digest !== undefined && net === model ? { checkpointDigest: source.digest } : {}),
+    });
+  } else {
+    outcome = await fineTuneNetwork({
+      ...common,
+      strategy: strategy as "partial" | "full",
+      ...(opts.freezeUntil !== undefined ? { freezeUntil: opts.freezeUntil } : {}),
+      ...(opts.baseLrMult !== undefined ? { baseLrMult: opts.baseLrMult } : {}),
+      ...(opts.headEpochs !== undefined ? { headEpochs: opts.headEpochs } : {}),
+      ...(opts.cut !== undefined ? { cut: opts.cut } : {}),
+      ...(opts.microBatch !== undefined ? { microBatch: opts.microBatch } : {}),
+      ...(opts.outDir !== undefined ? { checkpointDir: join(opts.outDir, "checkpoints") } : {}),
+      ...(opts.resume ? { resume: true } : {}),
+    });
+  }
+  await writes;
+  if (net !== model) net.dispose();
+  if (opts.model === undefined) model.dispose();
+
+  const evalBatch = Math.max(batchSize, 64);
+  const validationAccuracy = validation
+    ? await accuracyOn(outcome.model, validation, preprocess, evalBatch)
+    : undefined;
+  const testAccuracy = test
+    ? await accuracyOn(outcome.model, test, preprocess, evalBatch)
+    : undefined;
+  const trainAccuracy = outcome.history.at(-1)?.trainAccuracy;
+  const seconds = (performance.now() - started) / 1000;
+
+  const card = lineageCard({
+    lineage: {
+      modelName: model.name,
+      ...(source.reference !== undefined ? { reference: source.reference } : {}),
+      ...(source.digest !== undefined ? { digest: source.digest } : {}),
+    },
+    labels: train.classes,
+    strategy,
+    requestedStrategy: requested,
+    ...(advice ? { advice } : {}),
+    cutLayer: outcome.cutLayer,
+    frozenLayers: outcome.frozenLayers,
+    learningRates: outcome.learningRates,
+    preprocessing: preprocess,
+    ...(plan.inputNote ? { inputNote: plan.inputNote } : {}),
+    ...(plan.channelNote ? { channelNote: plan.channelNote } : {}),
+    dataset: {
+      ...(opts.data !== undefined ? { spec: opts.data } : {}),
+      name: train.name,
+      identity: train.identity,
+      trainSize: train.size,
+      ...(validation ? { validationSize: validation.size } : {}),
+      ...(test ? { testSize: test.size } : {}),
+    },
+    epochs,
+    batchSize,
+    seed,
+    device: device.adapter ? `${device.backend} (${device.adapter})` : device.backend,
+    history: outcome.history,
+    ...(trainAccuracy !== undefined ? { trainAccuracy } : {}),
+    ...(validationAccuracy !== undefined ? { validationAccuracy } : {}),
+    ...(testAccuracy !== undefined ? { testAccuracy } : {}),
+    seconds,
+    ...(outcome.codes ? { codes: outcome.codes } : {}),
+  });
+  if (opts.outDir !== undefined) {
+    await writeCheckpoint(
+      opts.outDir,
+      outcome.model,
+      card,
+      cardReadme(`${model.name} fine-tuned`, card),
+    );
+    await Deno.writeTextFile(
+      join(opts.outDir, "training-curves.svg"),
+      trainingCurvesSvg(outcome.history, title),
+    );
+  }
+  const result: FineTuneResult = {
+    model: outcome.model,
+    strategy,
+    history: outcome.history,
+    device,
+    cutLayer: outcome.cutLayer,
+    frozenLayers: outcome.frozenLayers,
+    learningRates: outcome.learningRates,
+    inputSize: [preprocess.height, preprocess.width, preprocess.channels],
+    preprocess,
+    card,
+    seconds,
+  };
+  if (advice) result.advice = advice;
+  if (trainAccuracy !== undefined) result.trainAccuracy = trainAccuracy;
+  if (validationAccuracy !== undefined) result.validationAccuracy = validationAccuracy;
+  if (testAccuracy !== undefined) result.testAccuracy = testAccuracy;
+  if (opts.outDir !== undefined) result.outDir = opts.outDir;
+  return result;
+}
+
+function checkData(train: Dataset, validation?: Dataset, test?: Dataset): void {
+  const what = `Cannot fine-tune on "${train.name}"`;
+  if (train.size === 0) {
+    throw new RangeError(`${what}: the training split has no examples`);
+  }
+  if (train.classes.length < 2) {
+    throw new RangeError(
+      `${what}: it has ${train.classes.length} class${
+        train.classes.length === 1 ? ` ("${train.classes[0]}")` : "es"
+      }: a classifier needs at least 2`,
+    );
+  }
+  if (train.counts.length !== train.classes.length) {
+    throw new RangeError(
+      `${what}: ${train.counts.length} label counts for ${train.classes.length} classes`,
+    );
+  }
+  const empty = train.classes.filter((_, i) => (train.counts[i] ?? 0) === 0);
+  if (empty.length > 0) {
+    throw new RangeError(
+      `${what}: class${empty.length > 1 ? "es" : ""} ${empty.map((c) => `"${c}"`).join(", ")} ha${
+        empty.length > 1 ? "ve" : "s"
+      } no training examples`,
+    );
+  }
+  for (const [kind, d] of [["validation", validation], ["test", test]] as const) {
+    if (d === undefined) continue;
+    if (d.classes.join("\u0000") !== train.classes.join("\u0000")) {
+      throw new RangeError(
+        `${what}: the ${kind} split's classes (${d.classes.length}) differ from the training split's (${train.classes.length})`,
+      );
+    }
+  }
+}
+
+interface InputPlan {
+  model: tf.LayersModel;
+  preprocess: Preprocessing;
+  notes: string[];
+  inputNote?: string;
+  channelNote?: string;
+}
+
+function cardPreprocessing(card: Record<string, unknown> | undefined): Partial<Preprocessing> {
+  const p = card?.preprocessing;
+  if (typeof p !== "object" || p === null) return {};
+  const r = p as Record<string, unknown>;
+  const out: Partial<Preprocessing> = {};
+  const nums = (v: unknown) =>
+    Array.isArray(v) && v.every((x) => typeof x === "number") ? v as number[] : undefined;
+  const range = nums(r.range);
+  if (range?.length === 2) out.range = [range[0]!, range[1]!];
+  const mean = nums(r.mean);
+  if (mean) out.mean = mean;
+  const std = nums(r.std);
+  if (std) out.std = std;
+  if (r.channelOrder === "rgb" || r.channelOrder === "bgr") out.channelOrder = r.channelOrder;
+  return out;
+}
+
+/** One value per channel for `channels`, from a card's per-channel list. */
+function perChannel(v: readonly number[] | undefined, channels: number): number[] | undefined {
+  if (v === undefined || v.length === channels || v.length === 1) return v?.slice();
+  const avg = v.reduce((a, b) => a + b, 0) / v.length;
+  return Array.from({ length: channels }, () => avg);
+}
+
+function planInput(
+  model: tf.LayersModel,
+  arch: Architecture,
+  train: Dataset,
+  opts: FineTuneOptions,
+  card: Record<string, unknown> | undefined,
+): InputPlan {
+  const native = arch.nativeInputShape;
+  const [nh, nw, nc] = [native[1], native[2], native[3]];
+  if (typeof nh !== "number" || typeof nw !== "number" || typeof nc !== "number") {
+    throw new RangeError(
+      `Cannot fine-tune "${arch.name}": its input shape [${
+        native.join(", ")
+      }] is not a fixed image size`,
+    );
+  }
+  const [dh, dw, dc] = train.imageShape;
+  const notes: string[] = [];
+  const plan: InputPlan = {
+    model,
+    notes,
+    preprocess: { height: nh, width: nw, channels: nc as 1 | 3, range: [0, 1] },
+  };
+  const fromCard = cardPreprocessing(card);
+  let channels = nc;
+  if (dc !== nc) {
+    if (dc !== 1 && dc !== 3) {
+      throw new RangeError(
+        `Cannot fine-tune "${arch.name}" on "${train.name}": its images have ${dc} channels; use 1 or 3`,
+      );
+    }
+    plan.model = adaptInputChannels(model, dc);
+    channels = dc;
+    plan.channelNote =
+      `the data has ${dc} channel${dc === 1 ? "" : "s"} and "${arch.name}" ${nc}: ` +
+      `adaptInputChannels(model, ${dc}) ${
+        dc === 1 ? "summed the first conv's kernels over RGB" : "repeated its kernels"
+      }`;
+    notes.push(`channels: ${plan.channelNote}`);
+  }
+  let height = dh, width = dw;
+  if (opts.inputSize !== undefined) {
+    ({ height, width } = opts.inputSize);
+  } else if (opts.resize) {
+    [height, width] = [nh, nw];
+  }
+  if (height !== dh || width !== dw) {
+    plan.inputNote = `images resized from ${dh}x${dw} to ${height}x${width} in preprocessing${
+      opts.resize ? " (resize)" : ""
+    }`;
+  }
+  if (height !== nh || width !== nw) {
+    const check = checkInput(analyze(plan.model), { height, width, channels });
+    const blocking = check.findings.filter((f) =>
+      f.severity === "error" && f.kind !== "fixed-by-head" && f.kind !== "channel-mismatch"
+    );
+    const hint = opts.resize ? "" : `; or resize the images to the native ${nh}x${nw} (--resize)`;
+    if (blocking.length > 0) {
+      throw new RangeError(
+        `Cannot run "${arch.name}" on ${height}x${width}x${channels}: ${
+          blocking.map((f) => f.message).join("; ")
+        }${hint}`,
+      );
+    }
+    try {
+      const resized = resizeInput(plan.model, { height, width });
+      if (plan.model !== model) plan.model.dispose();
+      plan.model = resized;
+    } catch (e) {
+      if (e instanceof RangeError) throw new RangeError(`${e.message}${hint}`);
+      throw e;
+    }
+    const how = arch.headKind === "flatten-dense" || arch.headKind === "pool-flatten-dense"
+      ? `resizeInput: the flatten head is convolutionalized and its score map averaged`
+      : `resizeInput: the ${arch.headKind} head takes any size`;
+    plan.inputNote = `${
+      plan.inputNote ? `${plan.inputNote}; ` : ""
+    }model runs on ${height}x${width} instead of its native ${nh}x${nw} (${how})`;
+  }
+  if (plan.inputNote) notes.push(`input size: ${plan.inputNote}`);
+  plan.preprocess = {
+    height,
+    width,
+    channels: channels as 1 | 3,
+    range: fromCard.range ?? [0, 1],
+    ...(fromCard.mean ? { mean: perChannel(fromCard.mean, channels)! } : {}),
+    ...(fromCard.std ? { std: perChannel(fromCard.std, channels)! } : {}),
+    ...(fromCard.channelOrder ? { channelOrder: fromCard.channelOrder } : {}),
+  };
+  return plan;
+}
+
+async function adviseStrategy(
+  model: tf.LayersModel,
+  train: Dataset,
+  preprocess: Preprocessing,
+  card: Record<string, unknown> | undefined,
+  log: (line: string) => void,
+  seed: number,
+): Promise<Advice> {
+  const examplesPerClass = Math.min(...train.counts);
+  const stats = card?.sourceStats as SourceStats | undefined;
+  let similarity: number;
+  if (stats === undefined) {
+    similarity = 0.5;
+    log(
+      "advisor: the checkpoint's card has no sourceStats, so the similarity to its source data is unknown: assuming 0.5",
+    );
+  } else {
+    similarity = await measureSimilarity(model, stats, train, preprocess, { seed });
+  }
+  const arch = analyze(model);
+  return advise({
+    examplesPerClass,
+    similarity,
+    cutPoints: arch.cutPoints,
+    featureCut: arch.featureCut,
+    layers: arch.layers,
+    ...(stats ? { source: stats.dataset } : {}),
+  });
+}
+
+/**
+ * Accuracy of a predictor over a dataset, with asynchronous reads only (webgpu).
+ */
+async function accuracyOn(
+  model: tf.LayersModel,
+  data: Dataset,
+  preprocess: Preprocessing,
+  batchSize: number,
+): Promise<number> {
+  let correct = 0;
+  let seen = 0;
+  for await (const { xs, ys } of data.batches(batchSize, { preprocess })) {
+    const hits = tf.tidy(() => {
+      const p = model.predict(xs) as tf.Tensor;
+      return tf.sum(tf.cast(tf.equal(tf.argMax(p, -1), ys), "int32"));
+    });
+    correct += (await hits.data())[0]!;
+    seen += ys.shape[0];
+    tf.dispose([xs, ys, hits]);
+  }
+  return seen === 0 ? NaN : correct / seen;
+}
