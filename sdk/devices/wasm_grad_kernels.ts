@@ -414,8 +414,10 @@ function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): In
 
 /**
  * Reductions over the leading axes (`[0, 1, 2]` of NHWC: BatchNormalization's
- * statistics and their gradients) as one matrix product with ones, where the
- * wasm kernels transpose the whole tensor first.
+ * statistics and their gradients) in one pass over the heap, where the wasm
+ * kernels transpose the whole tensor first. (A matrix product with ones was
+ * tried: XNNPACK packs the big operand into fresh memory, and growing the
+ * wasm heap for it costs more than the sum.)
  */
 function leadingReduction(name: "Mean" | "Sum") {
   return (
@@ -432,17 +434,17 @@ function leadingReduction(name: "Mean" | "Sum") {
     const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
     if (!leading || x.dtype !== "float32" || rows < 2) return run(backend, name, { x }, attrs);
     const cols = tf.util.sizeFromShape(x.shape.slice(k));
-    const x2 = reshape(backend, x, [rows, cols]);
-    const ones = backend.makeOutput([1, rows], "float32");
-    heap(backend, ones).fill(name === "Mean" ? 1 / rows : 1);
-    const out = run(backend, "BatchMatMul", { a: ones, b: x2 }, {
-      transposeA: false,
-      transposeB: false,
-    });
     const shape = attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
-    const result = reshape(backend, out, shape);
-    dispose(backend, x2, ones, out);
-    return result;
+    const out = backend.makeOutput(shape, "float32");
+    const src = heap(backend, x), acc = new Float64Array(cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let c = 0; c < cols; c++) acc[c]! += src[o + c]!;
+    }
+    const scale = name === "Mean" ? 1 / rows : 1;
+    const dst = heap(backend, out);
+    for (let c = 0; c < cols; c++) dst[c] = acc[c]! * scale;
+    return out;
   };
 }
 
