@@ -1,0 +1,104 @@
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { modelFiles, publish, tinyConvnet } from "./_helpers.ts";
+
+async function run(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test("registry/main.ts and token.ts explain their flags with --help", async () => {
+  const main = await run(["registry/main.ts", "--help"]);
+  assertEquals(main.code, 0);
+  for (
+    const s of [
+      "--port",
+      "ZOO_PORT",
+      "--data",
+      "ZOO_DATA",
+      "./.zoo-data",
+      "--private",
+      "--max-blob-bytes",
+    ]
+  ) {
+    assertStringIncludes(main.stdout, s);
+  }
+  const token = await run(["registry/token.ts", "--help"]);
+  assertEquals(token.code, 0);
+  assertStringIncludes(token.stdout, "publish:<namespace>");
+  const bad = await run(["registry/main.ts", "--prot", "1"]);
+  assertEquals(bad.code, 1);
+  assertStringIncludes(bad.stderr, "--help");
+});
+
+Deno.test("a token minted on the command line publishes to the registry the command line serves", async () => {
+  const data = await Deno.makeTempDir({ prefix: "zoo-cli-" });
+  const minted = await run([
+    "registry/token.ts",
+    "create",
+    "--scope",
+    "publish:zoo",
+    "--label",
+    "ci",
+    "--data",
+    data,
+  ]);
+  assertEquals(minted.code, 0, minted.stderr);
+  const token = minted.stdout.trim();
+  assertMatch(token, /^zoo_[0-9a-f]{8}_[0-9a-f]{48}$/);
+  const badScope = await run([
+    "registry/token.ts",
+    "create",
+    "--scope",
+    "write:all",
+    "--data",
+    data,
+  ]);
+  assertEquals(badScope.code, 1);
+  assertStringIncludes(badScope.stderr, 'Invalid scope "write:all"');
+
+  const port = await freePort();
+  const server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "registry/main.ts", "--port", String(port), "--data", data, "--no-seed"],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      try {
+        const r = await fetch(`${url}/healthz`);
+        up = r.ok;
+        await r.body?.cancel();
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert(up, "the registry answers /healthz");
+    const model = tinyConvnet(5);
+    const files = await modelFiles(model);
+    model.dispose();
+    const r = await publish({ url, token }, "zoo/from-cli", "1.0.0", files);
+    assertEquals(r.status, 201);
+    await r.body?.cancel();
+    const list = await (await fetch(`${url}/api/models`)).json();
+    assertEquals(list.items.map((m: { name: string }) => m.name), ["from-cli"]);
+  } finally {
+    server.kill("SIGTERM");
+    await server.output();
+    await Deno.remove(data, { recursive: true });
+  }
+});
