@@ -217,11 +217,11 @@ async function decode(
  * @throws {SyntaxError} when a `state.json` is not a checkpoint of this format
  * @throws {Deno.errors.NotFound} when the best epoch's folder is missing
  *
- * @example Resume where a run stopped
- * ```ts ignore
+ * @example Resume where a run stopped, or start afresh
+ * ```ts
  * import { readCheckpoint } from "./checkpoint.ts";
- * const last = await readCheckpoint("runs/mnist");
- * console.log(last === null ? "fresh start" : `after epoch ${last.state.epoch}`);
+ * const last = await readCheckpoint(await Deno.makeTempDir());
+ * console.log(last === null ? "fresh start" : `after epoch ${last.state.epoch}`); // "fresh start"
  * ```
  */
 export async function readCheckpoint(dir: string): Promise<Checkpoint | null> {

@@ -8,6 +8,7 @@ import { attachHead } from "../../../sdk/train/head.ts";
 import { fineTuneNetwork, type FineTuneNetworkOptions } from "../../../sdk/train/network.ts";
 import { crossEntropy, evaluate, splitForward } from "../../../sdk/train/_loop.ts";
 import { lenet5, resnetMini } from "../../../zoo/_recipes.ts";
+import { mobilenetV2Small } from "../devices/_models.ts";
 
 await initWasmBackend({ threads: false });
 
@@ -328,6 +329,34 @@ Deno.test("fineTuneNetwork() with microBatch takes the same step as with the who
   assertEquals(micro.history[0]!.trainAccuracy, whole.history[0]!.trainAccuracy);
   whole.model.dispose();
   micro.model.dispose();
+  net.dispose();
+});
+
+Deno.test("fineTuneNetwork() runs a MobileNetV2-style net through both phases in micro-batches with its default freeze point", async () => {
+  const net = mobilenetV2Small([16, 16, 3], 5);
+  const rgb: Preprocessing = { height: 16, width: 16, channels: 3, range: [-1, 1] };
+  const run = await fineTuneNetwork(
+    common(net, {
+      preprocess: rgb,
+      strategy: "partial",
+      headEpochs: 1,
+      microBatch: 8,
+      validation,
+    }),
+  );
+  assertEquals(run.history.map((m) => m.phase), ["head", "all"]);
+  for (const m of run.history) {
+    assert(Number.isFinite(m.trainLoss) && Number.isFinite(m.valLoss!), JSON.stringify(m));
+  }
+  assert(run.frozenLayers.length > 0);
+  for (const name of run.frozenLayers) {
+    assertEquals(
+      maxAbsDiff(await values(run.model.getLayer(name)), await values(net.getLayer(name))),
+      0,
+      `${name} changed`,
+    );
+  }
+  run.model.dispose();
   net.dispose();
 });
 
