@@ -249,7 +249,7 @@ export async function main(
   }
 
   const env = (k: string) => Deno.env.get(k);
-  const token = str(flags.token) ?? env("ZOO_TOKEN");
+  const token = str(flags.token) ?? (env("ZOO_TOKEN") || undefined);
   const client = new ZooClient({
     url: str(flags.registry) ?? env("ZOO_URL") ?? DEFAULT_URL,
     ...(token !== undefined ? { token } : {}),

@@ -521,22 +521,6 @@ function planInput(
     preprocess: { height: nh, width: nw, channels: nc as 1 | 3, range: [0, 1] },
   };
   const fromCard = cardPreprocessing(card);
-  let channels = nc;
-  if (dc !== nc) {
-    if (dc !== 1 && dc !== 3) {
-      throw new RangeError(
-        `Cannot fine-tune "${arch.name}" on "${train.name}": its images have ${dc} channels; use 1 or 3`,
-      );
-    }
-    plan.model = adaptInputChannels(model, dc);
-    channels = dc;
-    plan.channelNote =
-      `the data has ${dc} channel${dc === 1 ? "" : "s"} and "${arch.name}" ${nc}: ` +
-      `adaptInputChannels(model, ${dc}) ${
-        dc === 1 ? "summed the first conv's kernels over RGB" : "repeated its kernels"
-      }`;
-    notes.push(`channels: ${plan.channelNote}`);
-  }
   let height = dh, width = dw;
   if (opts.inputSize !== undefined) {
     ({ height, width } = opts.inputSize);
@@ -549,14 +533,14 @@ function planInput(
     }`;
   }
   if (height !== nh || width !== nw) {
-    const check = checkInput(analyze(plan.model), { height, width, channels });
+    const check = checkInput(analyze(plan.model), { height, width, channels: nc });
     const blocking = check.findings.filter((f) =>
       f.severity === "error" && f.kind !== "fixed-by-head" && f.kind !== "channel-mismatch"
     );
     const hint = opts.resize ? "" : `; or resize the images to the native ${nh}x${nw} (--resize)`;
     if (blocking.length > 0) {
       throw new RangeError(
-        `Cannot run "${arch.name}" on ${height}x${width}x${channels}: ${
+        `Cannot run "${arch.name}" on ${height}x${width}x${nc}: ${
           blocking.map((f) => f.message).join("; ")
         }${hint}`,
       );
@@ -577,6 +561,24 @@ function planInput(
     }model runs on ${height}x${width} instead of its native ${nh}x${nw} (${how})`;
   }
   if (plan.inputNote) notes.push(`input size: ${plan.inputNote}`);
+  let channels = nc;
+  if (dc !== nc) {
+    if (dc !== 1 && dc !== 3) {
+      throw new RangeError(
+        `Cannot fine-tune "${arch.name}" on "${train.name}": its images have ${dc} channels; use 1 or 3`,
+      );
+    }
+    const adapted = adaptInputChannels(plan.model, dc);
+    if (plan.model !== model) plan.model.dispose();
+    plan.model = adapted;
+    channels = dc;
+    plan.channelNote =
+      `the data has ${dc} channel${dc === 1 ? "" : "s"} and "${arch.name}" ${nc}: ` +
+      `adaptInputChannels(model, ${dc}) ${
+        dc === 1 ? "summed the first conv's kernels over RGB" : "repeated its kernels"
+      }`;
+    notes.push(`channels: ${plan.channelNote}`);
+  }
   plan.preprocess = {
     height,
     width,
