@@ -95,6 +95,26 @@ function shuffled(n: number, seed: number): Int32Array {
   return order;
 }
 
+/** One Adam update (β₁ 0.9, β₂ 0.999, ε 1e-8) of `params` by `grads`; call inside `tf.tidy`. */
+function adamStep(
+  params: tf.Variable[],
+  grads: tf.Tensor[],
+  moments: { m: tf.Variable; v: tf.Variable }[],
+  step: number,
+  lr: number,
+): void {
+  const [beta1, beta2] = [0.9, 0.999];
+  params.forEach((p, i) => {
+    const g = grads[i]!;
+    const { m, v } = moments[i]!;
+    m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+    v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+    const mHat = tf.div(m, 1 - beta1 ** step);
+    const vHat = tf.div(v, 1 - beta2 ** step);
+    p.assign(tf.sub(p, tf.div(tf.mul(mHat, lr), tf.add(tf.sqrt(vHat), 1e-8))));
+  });
+}
+
 /** Mean data loss of `scores` for integer `labels`. */
 function dataLoss(classifier: LinearClassifier, scores: tf.Tensor2D, labels: tf.Tensor1D) {
   return tf.tidy(() => {
@@ -206,9 +226,15 @@ export async function trainLinear(
   const ys = tf.tensor1d(train.labels, "int32");
   const valXs = validation ? standardize(validation) : undefined;
   const valYs = validation ? tf.tensor1d(validation.labels, "int32") : undefined;
-  const w = tf.variable(tf.zeros([dim, numClasses]), true);
-  const b = tf.variable(tf.zeros([numClasses]), true);
-  const optimizer = tf.train.adam(lr);
+  // Inside tidy: tf.variable() leaves its initial value as a separate tensor.
+  const w = tf.tidy(() => tf.variable(tf.zeros([dim, numClasses]), true));
+  const b = tf.tidy(() => tf.variable(tf.zeros([numClasses]), true));
+  // Adam by hand: two moments per variable, all of them ours to dispose.
+  const moments = [w, b].map((p) => ({
+    m: tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+    v: tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+  }));
+  let step = 0;
   const scoresOf = (x: tf.Tensor2D) => tf.add(tf.matMul(x, w), b) as tf.Tensor2D;
   const history: EpochMetrics[] = [];
   let best: { loss: number; epoch: number; w: tf.Tensor; b: tf.Tensor } | undefined;
@@ -228,7 +254,9 @@ export async function trainLinear(
               dataLoss(classifier, scoresOf(x), y),
               tf.mul(l2, tf.sum(tf.square(w))),
             ) as tf.Scalar;
-          return optimizer.minimize(penalized, true, [w, b]) as tf.Scalar;
+          const { value, grads } = tf.variableGrads(penalized, [w, b]);
+          adamStep([w, b], [grads[w.name]!, grads[b.name]!], moments, ++step, lr);
+          return value;
         });
         if (options.onBatch) {
           options.onBatch(start + idx.length, count, (await loss.data())[0]!);
@@ -290,7 +318,7 @@ export async function trainLinear(
     if (best) tf.dispose([best.w, best.b]);
     tf.dispose([xs, ys, w, b]);
     if (valXs) tf.dispose([valXs, valYs!]);
-    optimizer.dispose();
+    tf.dispose(moments.flatMap(({ m, v }) => [m, v]));
   }
 }
 
