@@ -1,0 +1,303 @@
+/**
+ * Training and inference speed, side by side: tfjs cpu, wasm (1 thread and
+ * all cores), webgpu, and PyTorch on the CPU. Each backend runs in its own
+ * process (a wasm build is chosen once per process), each case as images/s,
+ * the median of timed steps after one warm-up step, with a time budget per
+ * case so the whole run stays near ten minutes.
+ *
+ * Cases: MNIST-size CNN training (LeNet-ish, 28×28×1, batch 128), MobileNetV2
+ * full fine-tune (224×224, batch 32 as micro-batches with gradient
+ * accumulation), MobileNetV2 inference (batch 32).
+ *
+ *   deno run -A bench/training.ts [--budget 15] [--out bench/results/training.md]
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "@std/cli";
+import { initWasmBackend } from "../sdk/devices/wasm.ts";
+import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
+import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
+import { lenet } from "../tests/sdk/devices/_models.ts";
+
+type CaseName = "mnistTrain" | "mobilenetTrain" | "mobilenetInfer";
+type Result = { imagesPerSecond: number; iterations: number; note?: string } | { skipped: string };
+type Row = Partial<Record<CaseName, Result>> & { setup?: string; profile?: string; error?: string };
+
+const CASES: CaseName[] = ["mnistTrain", "mobilenetTrain", "mobilenetInfer"];
+const LABELS: Record<CaseName, string> = {
+  mnistTrain: "MNIST CNN training (28×28×1, batch 128)",
+  mobilenetTrain: "MobileNetV2 full fine-tune (224, batch 32)",
+  mobilenetInfer: "MobileNetV2 inference (224, batch 32)",
+};
+
+const args = parseArgs(Deno.args, {
+  string: ["budget", "out", "child", "micro"],
+  boolean: ["profile"],
+  default: { budget: "15", out: "bench/results/training.md" },
+});
+const budgetS = Number(args.budget);
+
+async function measure(
+  step: () => Promise<void>,
+  batch: number,
+  maxIters: number,
+): Promise<Result> {
+  await step();
+  const times: number[] = [];
+  const start = performance.now();
+  while (
+    times.length < maxIters && (times.length === 0 || performance.now() - start < budgetS * 1000)
+  ) {
+    const t = performance.now();
+    await step();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)]!;
+  return { imagesPerSecond: batch / (median / 1000), iterations: times.length };
+}
+
+function labels(n: number, classes: number): tf.Tensor {
+  return tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % classes), "int32"), classes);
+}
+
+async function profileMicroBatch(run: () => Promise<void>): Promise<string> {
+  const info = await tf.profile(run);
+  const byKernel = new Map<string, number>();
+  for (const k of info.kernels) {
+    if (k.name.endsWith("__op")) continue;
+    byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs));
+  }
+  const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
+  const top = [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  return [
+    `| kernel | ms | share |`,
+    `| --- | ---: | ---: |`,
+    ...top.map(([k, ms]) => `| ${k} | ${ms.toFixed(0)} | ${(100 * ms / total).toFixed(1)}% |`),
+    `| all kernels | ${total.toFixed(0)} | 100% |`,
+  ].join("\n");
+}
+
+/** Runs every case on one backend, in this process. */
+async function child(backend: string): Promise<Row> {
+  const row: Row = {};
+  if (backend === "cpu") {
+    await tf.setBackend("cpu");
+  } else if (backend.startsWith("wasm")) {
+    const info = await initWasmBackend({ threads: backend === "wasm-threads" });
+    row.setup = `threads ${info.threads}, SIMD ${info.simd}` +
+      (info.threadsFallback ? ` (threads fallback: ${info.threadsFallback})` : "");
+  } else if (backend === "webgpu") {
+    await import("@tensorflow/tfjs-backend-webgpu");
+    if (!(await tf.setBackend("webgpu"))) throw new Error("webgpu backend failed to initialize");
+    const adapter = await navigator.gpu?.requestAdapter();
+    row.setup = `adapter ${adapter?.info?.device || adapter?.info?.description || "unknown"}`;
+  }
+  // MNIST-size CNN
+  {
+    const model = lenet([28, 28, 1], 10);
+    model.compile({ optimizer: tf.train.sgd(0.01), loss: "categoricalCrossentropy" });
+    const x = tf.randomNormal([128, 28, 28, 1]), y = labels(128, 10);
+    row.mnistTrain = await measure(
+      async () => {
+        await model.trainOnBatch(x, y);
+      },
+      128,
+      20,
+    );
+    tf.dispose([x, y]);
+    model.dispose();
+  }
+  const model = await loadNsfwjsModel("mobilenet_v2");
+  const x = tf.randomUniform([32, 224, 224, 3]), y = labels(32, 5);
+  // MobileNetV2 inference first: it bounds how slow training would be.
+  const inferMax = backend === "cpu" ? 1 : 10;
+  row.mobilenetInfer = await measure(
+    async () => {
+      const p = model.predict(x) as tf.Tensor;
+      await p.data();
+      p.dispose();
+    },
+    32,
+    inferMax,
+  );
+  const inferRate = (row.mobilenetInfer as { imagesPerSecond: number }).imagesPerSecond;
+  // A training step costs about three forward passes; skip when one step would blow the budget.
+  const stepEstimateS = 3 * 32 / inferRate;
+  if (stepEstimateS * 2 > 4 * budgetS) {
+    row.mobilenetTrain = {
+      skipped:
+        `one step would take ~${stepEstimateS.toFixed(0)} s (3× the measured inference time); ` +
+        `two steps (warm-up + 1) exceed this backend's budget`,
+    };
+  } else {
+    const micro = Number(args.micro ?? 8);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const optimizer = tf.train.sgd(1e-4);
+    const loss = (d: { xs: tf.Tensor; ys: tf.Tensor }) =>
+      tf.losses.softmaxCrossEntropy(
+        d.ys,
+        model.apply(d.xs, { training: true }) as tf.Tensor,
+      ) as tf.Scalar;
+    const step = async () => {
+      const parts = splitBatch({ xs: x, ys: y }, micro);
+      const { value, grads } = await accumulatedGradients(loss, vars, parts);
+      optimizer.applyGradients(grads);
+      await value.data();
+      tf.dispose([value, grads, parts.map((p) => p.data)]);
+    };
+    const r = await measure(step, 32, 5);
+    row.mobilenetTrain = { ...r, note: `micro-batches of ${micro}` } as Result;
+    if (args.profile) {
+      const parts = splitBatch({ xs: x, ys: y }, micro).slice(0, 1);
+      row.profile = await profileMicroBatch(async () => {
+        const { value, grads } = await accumulatedGradients(loss, vars, parts);
+        tf.dispose([value, grads]);
+      });
+      tf.dispose(parts.map((p) => p.data));
+    }
+  }
+  return row;
+}
+
+async function runChild(backend: string, timeoutS: number): Promise<Row> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--child",
+      backend,
+      "--budget",
+      String(budgetS),
+    ]
+      .concat(backend.startsWith("wasm") && !backend.includes("threads") ? ["--profile"] : []),
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutS * 1000),
+  });
+  try {
+    const out = await cmd.output();
+    const text = new TextDecoder().decode(out.stdout);
+    const line = text.split("\n").find((l) => l.startsWith('{"row"'));
+    if (!line) {
+      const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" ");
+      return { error: `exit ${out.code}: ${err.slice(0, 300)}` };
+    }
+    return (JSON.parse(line) as { row: Row }).row;
+  } catch (e) {
+    return { error: `stopped after ${timeoutS} s: ${e instanceof Error ? e.message : e}` };
+  }
+}
+
+async function runTorch(timeoutS: number): Promise<Row & { version?: string }> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), OMP_NUM_THREADS: "2" };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  try {
+    const python = (await Deno.stat("/usr/bin/python3").catch(() => null))
+      ? "/usr/bin/python3"
+      : "python3";
+    const out = await new Deno.Command(python, {
+      args: [new URL("./training_torch.py", import.meta.url).pathname, String(budgetS)],
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(timeoutS * 1000),
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    if (!out.success) {
+      return { error: new TextDecoder().decode(out.stderr).trim().split("\n").slice(-2).join(" ") };
+    }
+    const r = JSON.parse(text.split("\n").at(-1)!) as Record<string, unknown>;
+    return {
+      mnistTrain: r.mnistTrain as Result,
+      mobilenetTrain: r.mobilenetTrain as Result,
+      mobilenetInfer: r.mobilenetInfer as Result,
+      setup: `torch ${r.torch}, ${r.threads} threads`,
+    };
+  } catch (e) {
+    return { error: `PyTorch not run: ${e instanceof Error ? e.message : e}` };
+  }
+}
+
+function cell(r: Result | undefined, base: Result | undefined): string {
+  if (r === undefined) return "–";
+  if ("skipped" in r) return `skipped: ${r.skipped}`;
+  const ratio = base && !("skipped" in base)
+    ? ` (${(r.imagesPerSecond / base.imagesPerSecond).toFixed(2)}×)`
+    : "";
+  return `${r.imagesPerSecond.toFixed(1)}${ratio}, n=${r.iterations}${r.note ? `, ${r.note}` : ""}`;
+}
+
+async function lscpu(): Promise<string> {
+  try {
+    const out = await new Deno.Command("lscpu", { stdout: "piped" }).output();
+    return new TextDecoder().decode(out.stdout).split("\n")
+      .filter((l) => /^(Model name|CPU\(s\)|Thread|Core|L2|L3|Flags)/.test(l))
+      .map((l) => l.replace(/^(Flags:\s+).*(avx512f).*$/, "$1… $2 …"))
+      .join("\n");
+  } catch {
+    return "lscpu unavailable";
+  }
+}
+
+if (args.child) {
+  let row: Row;
+  try {
+    row = await child(String(args.child));
+  } catch (e) {
+    row = { error: e instanceof Error ? e.message : String(e) };
+  }
+  console.log(JSON.stringify({ row }));
+  Deno.exit(0);
+}
+
+const started = new Date();
+const rows: Record<string, Row> = {};
+rows["PyTorch CPU"] = await runTorch(150);
+console.error("PyTorch", JSON.stringify(rows["PyTorch CPU"]));
+for (const backend of ["wasm", "wasm-threads", "cpu", "webgpu"]) {
+  rows[`tfjs ${backend}`] = await runChild(backend, 150);
+  console.error(backend, JSON.stringify(rows[`tfjs ${backend}`]));
+}
+const base = rows["PyTorch CPU"]!;
+const table = [
+  `| backend | setup | ${CASES.map((c) => LABELS[c]).join(" | ")} |`,
+  `| --- | --- | ${CASES.map(() => "---").join(" | ")} |`,
+  ...Object.entries(rows).map(([name, r]) =>
+    r.error
+      ? `| ${name} | error: ${r.error.replaceAll("|", "/")} | ${CASES.map(() => "–").join(" | ")} |`
+      : `| ${name} | ${r.setup ?? ""} | ${CASES.map((c) => cell(r[c], base[c])).join(" | ")} |`
+  ),
+].join("\n");
+const profile = rows["tfjs wasm"]?.profile ?? "not recorded";
+const md = `# Training speed without a GPU
+
+Images/s, median of timed steps after one warm-up step (n = steps timed; a
+${budgetS} s budget per case), and in parentheses the ratio to PyTorch on the
+same CPU. MobileNetV2 is the nsfwjs checkpoint (5 classes) for tfjs and the
+same architecture defined in \`bench/training_torch.py\` for PyTorch; inputs are
+random. Fine-tuning updates every layer with SGD; on tfjs it accumulates
+gradients over micro-batches of 8 (\`sdk/train/accumulate.ts\`).
+
+- date: ${started.toISOString()}
+- command: \`deno run -A bench/training.ts --budget ${budgetS}\`
+- Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; PyTorch with OMP_NUM_THREADS=2, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset
+- machine (shared with other jobs while it ran):
+
+\`\`\`
+${await lscpu()}
+\`\`\`
+
+${table}
+
+## Where the time goes (wasm, one thread, one MobileNetV2 micro-batch of 8, forward + backward)
+
+${profile}
+`;
+await Deno.writeTextFile(String(args.out), md);
+console.log(md);
