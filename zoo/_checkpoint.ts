@@ -323,7 +323,7 @@ ${stats}
 
 With the SDK (verified, cached download):
 
-\`\`\`ts
+\`\`\`ts ignore
 import * as tf from "@tensorflow/tfjs";
 import { ZooClient } from "./mod.ts";
 const zoo = new ZooClient({ url: "http://localhost:8000" });
@@ -334,7 +334,7 @@ console.log(await probs.data());
 
 With plain TensorFlow.js, from any registry that serves the zoo:
 
-\`\`\`ts
+\`\`\`ts ignore
 import * as tf from "@tensorflow/tfjs";
 const model = await tf.loadLayersModel(
   "http://localhost:8000/api/models/zoo/${name}/${version}/model.json",

@@ -84,7 +84,9 @@ function mnistVersion(identity: string): string {
  *
  * @example Train LeNet-5 for one epoch on 5 digits per class into a temp folder
  * ```ts
+ * import { initWasmBackend } from "../sdk/devices/wasm.ts";
  * import { trainEntry, TRAIN_RECIPES } from "./train.ts";
+ * await initWasmBackend();
  * const { card } = await trainEntry(TRAIN_RECIPES[0]!, {
  *   epochs: 1,
  *   perClass: 5,
