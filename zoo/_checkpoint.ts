@@ -61,7 +61,12 @@ export interface ZooCard {
   [key: string]: unknown;
 }
 
-/** Serializes JSON the way `deno fmt` leaves it. */
+/**
+ * Serializes JSON the way `deno fmt` leaves it.
+ *
+ * @param value any JSON value
+ * @returns two-space indented JSON and a final newline
+ */
 export function formatJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
@@ -118,7 +123,13 @@ export async function readCheckpoint(
   return { files, card };
 }
 
-/** A markdown table with cells padded as `deno fmt` pads them. */
+/**
+ * A markdown table with cells padded as `deno fmt` pads them.
+ *
+ * @param header the column names
+ * @param rows the cells, row by row
+ * @returns markdown without a final newline
+ */
 export function markdownTable(header: string[], rows: string[][]): string {
   const esc = (s: string) => s.replaceAll("|", "\\|");
   const all = [header, ...rows].map((r) => r.map(esc));

@@ -55,12 +55,19 @@ export interface TrainLog {
 
 /** Options of {@linkcode trainModel}. */
 export interface TrainOptions {
+  /** The images trained on, shuffled each epoch with the epoch number as seed. */
   train: Dataset;
+  /** The images whose accuracy picks the epoch to keep. */
   validation: Dataset;
+  /** How images become the model's input. */
   preprocess: Preprocessing;
+  /** Most epochs to run. */
   epochs: number;
+  /** Examples per step. */
   batchSize: number;
+  /** Adam's learning rate. */
   learningRate: number;
+  /** Stop after this many epochs without a better validation accuracy. */
   patience: number;
   /** Called after every epoch. */
   onEpoch?: (log: EpochLog) => void;

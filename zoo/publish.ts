@@ -103,7 +103,7 @@ Publishing an entry whose version exists prints "already published, skipped".`;
  */
 export async function main(args: string[]): Promise<PublishOutcome[]> {
   const flags = parseArgs(args, {
-    string: ["url", "token", "namespace"],
+    string: ["url", "token", "namespace", "only"],
     collect: ["only"],
     boolean: ["help", "no-imported"],
     alias: { h: "help" },
