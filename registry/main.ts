@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "@std/cli";
 import { createRegistryApp, DEFAULT_LIMITS } from "./app.ts";
+import { seedStore } from "./seed.ts";
 import { openSqliteFsStore } from "./storage/sqlite_fs.ts";
 
 const HELP = `Serve the model zoo registry.
@@ -17,7 +18,7 @@ Flags (flag, then environment, then default):
   --host H               address to listen on       ZOO_HOST      127.0.0.1
   --data DIR             data dir (SQLite + blobs)  ZOO_DATA      ./.zoo-data
   --private              reads need a "read" token  ZOO_PRIVATE=1 off
-  --no-seed              do not publish the zoo on an empty data dir
+  --no-seed              do not publish the zoo into an empty data dir
   --max-blob-bytes N     largest blob               ZOO_MAX_BLOB_BYTES      ${DEFAULT_LIMITS.maxBlobBytes}
   --max-manifest-bytes N largest publish request    ZOO_MAX_MANIFEST_BYTES  ${DEFAULT_LIMITS.maxManifestBytes}
   --request-timeout MS   longest request            ZOO_REQUEST_TIMEOUT_MS  ${DEFAULT_LIMITS.requestTimeoutMs}
@@ -55,6 +56,17 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
   const hostname = str("host", "ZOO_HOST", "127.0.0.1");
   const dataDir = str("data", "ZOO_DATA", "./.zoo-data");
   const store = await openSqliteFsStore(dataDir);
+  if (!flags["no-seed"] && (await store.listModels({ limit: 1 })).items.length === 0) {
+    // Only the command line pulls in the zoo: the app itself never depends on it.
+    const { zooEntries, ZOO_NAMESPACE } = await import("../zoo/mod.ts");
+    const t0 = performance.now();
+    const { published } = await seedStore(store, await zooEntries(), ZOO_NAMESPACE);
+    console.log(
+      `Seeded the empty store with ${published.length} zoo checkpoints in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s: ${published.join(", ")}`,
+    );
+  }
   const app = createRegistryApp({
     store,
     auth: { private: Boolean(flags.private) || env("ZOO_PRIVATE") === "1" },
