@@ -21,7 +21,7 @@ import { ZooClient } from "./sdk/client.ts";
 import { NotFoundError } from "./sdk/errors.ts";
 import { type CliResult, main as finetune } from "./sdk/finetune.ts";
 import { compareSemver } from "./sdk/names.ts";
-import { zooEntries } from "./zoo/mod.ts";
+import { ZOO_NAMESPACE, zooEntries } from "./zoo/mod.ts";
 
 /** The `--help` text: every flag with its environment variable and default. */
 export const HELP = `The model zoo's main job: serve the registry with the zoo, fine-tune
@@ -151,6 +151,7 @@ export async function main(
       const seeded = await seedStore(
         store,
         await zooEntries(only ? { only: only.split(",").filter((n) => n !== "") } : {}),
+        ZOO_NAMESPACE,
       );
       log(`Seeded the empty registry with ${seeded.published.join(", ")}`);
     }
