@@ -89,3 +89,42 @@ Deno.test("missingKernels() finds nothing missing on wasm for the kernels a conv
   assertEquals(missingKernels("wasm", CONVNET_TRAINING_KERNELS), []);
   assertEquals(missingKernels("wasm", ["NoSuchKernel", "Add"]), ["NoSuchKernel"]);
 });
+
+// ~30 s on a quiet 2-core machine (the cpu backend's MobileNetV2 step), ~100 s on a busy one.
+Deno.test({
+  name: "one step of the real MobileNetV2 (nsfwjs) on wasm matches cpu",
+  ignore: Deno.env.get("ZOO_SLOW_TESTS") !== "1",
+}, async () => {
+  const { loadNsfwjsModel } = await import("../../../zoo/nsfwjs/source.ts");
+  await tf.setBackend("cpu");
+  const reference = await loadNsfwjsModel("mobilenet_v2");
+  const initial = reference.getWeights().map((w) => w.dataSync() as Float32Array);
+  reference.dispose();
+  const xs = seeded([2, 224, 224, 3], 9).map((v) => v / 3 + 0.5);
+  const ys = new Float32Array([1, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+  const after: Float32Array[][] = [];
+  for (const backend of ["cpu", "wasm"]) {
+    await tf.setBackend(backend);
+    const model = await loadNsfwjsModel("mobilenet_v2");
+    // The head's Dropout draws different masks on each backend; switch it off.
+    for (const layer of model.layers) {
+      if (layer.getClassName() === "Dropout") (layer as unknown as { rate: number }).rate = 0;
+    }
+    model.compile({ optimizer: tf.train.sgd(0.01), loss: "categoricalCrossentropy" });
+    const x = tf.tensor(xs, [2, 224, 224, 3]), y = tf.tensor(ys, [2, 5]);
+    await model.trainOnBatch(x, y);
+    after.push(model.getWeights().map((w) => w.dataSync() as Float32Array));
+    tf.dispose([x, y]);
+    model.dispose();
+  }
+  const [onCpu, onWasm] = after as [Float32Array[], Float32Array[]];
+  let changed = 0;
+  for (const [i, w] of onWasm.entries()) {
+    const expected = onCpu[i]!;
+    const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const err = relativeError(w, expected) * (scale || 1);
+    assert(err <= 1e-3 * scale + 1e-5, `weight ${i}: error ${err} at scale ${scale}`);
+    if (relativeError(expected, initial[i]!) > 0) changed++;
+  }
+  assert(changed > onCpu.length / 2, `only ${changed} of ${onCpu.length} weights changed`);
+});
