@@ -139,7 +139,7 @@ export async function buildNsfwjsEntry(
 
 Source: \`npm:${NSFWJS_PACKAGE}\` (MIT, Infinite Red), \`${sourcePath}\`, where nsfwjs wraps
 model.json and each weight shard in a JavaScript bundle. The zoo publishes the same topology and
-the same bytes: the weights stay uint8-quantized with one min/scale pair per tensor, as the nsfwjs
+the same weight bytes, re-cut into 4 MiB \`.bin\` shards: the weights stay uint8-quantized with one min/scale pair per tensor, as the nsfwjs
 manifest declares (about 4x smaller than float32), and TensorFlow.js dequantizes them when it
 loads the model, giving exactly the predictions of nsfwjs's own loader.
 
