@@ -70,3 +70,37 @@ export {
   type WasmBackendOptions,
 } from "./sdk/devices/wasm.ts";
 export type * from "./sdk/finetune/types.ts";
+export {
+  fineTune,
+  type FineTuneOptions,
+  type FineTuneResult,
+  type SourceInfo,
+  type TrainingPlan,
+} from "./sdk/finetune/fine_tune.ts";
+export {
+  DEVICE_NAMES,
+  type DeviceChoice,
+  type DeviceJob,
+  selectDevice,
+} from "./sdk/devices/select.ts";
+export { CONVNET_TRAINING_KERNELS, kernelsUsed, missingKernels } from "./sdk/devices/kernels.ts";
+export {
+  accumulatedGradients,
+  attachHead,
+  fineTuneNetwork,
+  type FineTuneNetworkOptions,
+  splitBatch,
+} from "./sdk/train/mod.ts";
+export {
+  computeCodes,
+  type FeatureOutcome,
+  featureStrategy,
+  type FeatureStrategyOptions,
+  trainLinear,
+} from "./sdk/features/mod.ts";
+export {
+  type AdviceThresholds,
+  advise,
+  DEFAULT_THRESHOLDS,
+  measureSimilarity,
+} from "./sdk/advisor/mod.ts";
