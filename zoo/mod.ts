@@ -20,6 +20,7 @@
  * @module
  */
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { readCheckpoint, ZOO_VERSION } from "./_checkpoint.ts";
 import { buildNsfwjsEntry } from "./_nsfwjs_entry.ts";
 import { recipe as mobilenetV2 } from "./mobilenet-v2/recipe.ts";
@@ -61,7 +62,7 @@ export interface ZooEntriesOptions {
   only?: readonly string[];
 }
 
-const ZOO_DIR = new URL(".", import.meta.url);
+const ZOO_DIR = fileURLToPath(new URL(".", import.meta.url));
 
 /**
  * Every zoo entry's files and card: the trained ones read from their
@@ -90,7 +91,7 @@ export async function zooEntries(opts: ZooEntriesOptions = {}): Promise<ZooEntry
   const wanted = (name: string) => opts.only === undefined || opts.only.includes(name);
   const entries: ZooEntry[] = [];
   for (const name of TRAINED_ENTRIES.filter(wanted)) {
-    const dir = join(decodeURIComponent(ZOO_DIR.pathname), name, "checkpoint");
+    const dir = join(ZOO_DIR, name, "checkpoint");
     let checkpoint: Awaited<ReturnType<typeof readCheckpoint>>;
     try {
       checkpoint = await readCheckpoint(dir);

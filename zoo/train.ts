@@ -15,6 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "@std/cli";
 import { analyze } from "../sdk/arch/analyze.ts";
 import type { Architecture } from "../sdk/arch/types.ts";
@@ -47,7 +48,7 @@ const MNIST_PREPROCESSING = {
 export interface TrainEntryOptions {
   /** Epochs instead of the recipe's. @default the recipe's */
   epochs?: number;
-  /** Train on at most this many images per class (validation: a tenth of it). @default all */
+  /** Train on at most this many images per class (validation: a seventh of it, the split's ratio). @default all */
   perClass?: number;
   /** Evaluate on at most this many test images per class. @default all (20% of each class) */
   testPerClass?: number;
@@ -67,7 +68,7 @@ export interface TrainedEntry {
   training: TrainLog;
 }
 
-const ZOO_DIR = new URL(".", import.meta.url).pathname;
+const ZOO_DIR = fileURLToPath(new URL(".", import.meta.url));
 
 function mnistVersion(identity: string): string {
   return /^mnist@([^?]+)/.exec(identity)?.[1] ?? "unknown";
