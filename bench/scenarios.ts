@@ -124,16 +124,16 @@ class ArrayDataset implements Dataset {
   batches(n: number, opts: BatchOptions = {}): AsyncIterable<Batch> {
     const order = Array.from({ length: this.size }, (_, i) => i);
     if (opts.shuffle) shuffle(order, opts.seed ?? 0);
-    const self = this;
+    const { pixels, labels } = this;
     return {
       async *[Symbol.asyncIterator]() {
         for (let s = 0; s < order.length; s += n) {
           const idx = order.slice(s, s + n);
           const px = new Float32Array(idx.length * 784);
-          idx.forEach((i, k) => px.set(self.pixels.subarray(i * 784, (i + 1) * 784), k * 784));
+          idx.forEach((i, k) => px.set(pixels.subarray(i * 784, (i + 1) * 784), k * 784));
           yield {
             xs: tf.tensor4d(px, [idx.length, 28, 28, 1]),
-            ys: tf.tensor1d(idx.map((i) => self.labels[i]!), "int32"),
+            ys: tf.tensor1d(idx.map((i) => labels[i]!), "int32"),
           };
         }
       },
@@ -367,11 +367,13 @@ for (const name of args.models.split(",")) {
       layers: arch.layers,
     }).cut!;
     for (
-      const [key, cut, pooling] of [["top", top, "avg"], ["top-flat", top, "flatten"], [
-        "early",
-        early,
-        "avg",
-      ], ["early-flat", early, "flatten"]] as const
+      const [key, cut, pooling] of [
+        ["top", top, "avg"],
+        ["top-flat", top, "flatten"],
+        ["penultimate", arch.cutPoints.at(-2)!, "avg"],
+        ["early", early, "avg"],
+        ["early-flat", early, "flatten"],
+      ] as const
     ) {
       const ex = codeExtractor(model, cut, pooling);
       codes[key] = await computeCodes(ex.model, pool, PREPROCESS, { batchSize: 256 });
@@ -416,6 +418,7 @@ for (const name of args.models.split(",")) {
           ["features-top svm", "top", "svm"],
           ["features-top softmax", "top", "softmax"],
           ["features-top-flat svm", "top-flat", "svm"],
+          ["features-penultimate svm", "penultimate", "svm"],
           ["features-early svm", "early", "svm"],
           ["features-early-flat svm", "early-flat", "svm"],
         ];
