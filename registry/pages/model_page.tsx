@@ -143,6 +143,13 @@ function KeyValues(props: { value: unknown }) {
   return <>{plain(v)}</>;
 }
 
+/** A card value short enough for the sidebar: long arrays (code statistics) become their length. */
+function brief(v: unknown): string {
+  if (Array.isArray(v) && v.length > 8) return `[${v.length} values]`;
+  if (isRecord(v)) return Object.entries(v).map(([k, x]) => `${k}: ${brief(x)}`).join("; ");
+  return plain(v);
+}
+
 function CardFacts(props: { card: Record<string, unknown> }) {
   const { card } = props;
   const labels = Array.isArray(card.labels) ? card.labels.map((l) => plain(l)) : [];
@@ -188,7 +195,7 @@ function CardFacts(props: { card: Record<string, unknown> }) {
       {more.map(([k, v]) => (
         <>
           <dt>{k}</dt>
-          <dd>{plain(v)}</dd>
+          <dd>{brief(v)}</dd>
         </>
       ))}
     </dl>
