@@ -32,6 +32,9 @@ export const DEFAULT_THRESHOLDS: Readonly<AdviceThresholds> = Object.freeze({
   similarity: 0.5,
 });
 
+/** Early-cut codes up to this length are flattened rather than average-pooled. */
+export const MAX_FLATTENED_CODES = 16384;
+
 /** One layer as `analyze()` reports it, as far as the advisor reads it. */
 export interface AdvisorLayer {
   name: string;
@@ -171,6 +174,12 @@ export function advise(input: AdviseInput): Advice {
     thresholds,
     explanation: `${sizeText} and ${simText}: ${action}.`,
   };
-  if (cut !== undefined) advice.cut = cut;
+  if (cut !== undefined) {
+    advice.cut = cut;
+    const shape = input.layers?.find((l) => l.name === cut)?.outputShape ?? [];
+    const size = shape.slice(1).reduce<number>((a, d) => a * (d ?? Infinity), 1);
+    // The scenarios bench: LeNet-5's pool1 codes flattened beat the same codes pooled by 26-35 points.
+    advice.codes = size <= MAX_FLATTENED_CODES ? "flatten" : "avg";
+  }
   return advice;
 }

@@ -21,6 +21,15 @@ import type { ModelJson } from "../model_json.ts";
 
 export type { Architecture, HeadKind, LayerInfo, Shape } from "./types.ts";
 
+/** Layers that pass their input through unchanged at inference. */
+const INFERENCE_IDENTITY = new Set([
+  "Dropout",
+  "SpatialDropout2D",
+  "GaussianDropout",
+  "GaussianNoise",
+  "AlphaDropout",
+  "Activation",
+]);
 /** Options of {@linkcode analyze}. */
 export interface AnalyzeOptions {
   /**
@@ -817,6 +826,11 @@ function analyzeTopology(model: Config, inputShape?: [number, number, number]): 
     flops = flops === null || l.flops === null ? null : flops + l.flops;
   }
   const maxOf = (p: [number, number] | null | undefined) => (p ? Math.max(p[0], p[1]) : null);
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  const classifierCut = cutPoints.slice(0, -1).findLast((n) => {
+    const c = byName.get(n)?.className;
+    return c !== undefined && c !== "InputLayer" && !INFERENCE_IDENTITY.has(c);
+  }) ?? null;
   const outputLayer = layers.find((l) => l.name === graph.outputs[0]);
   return {
     name: graph.name,
@@ -837,6 +851,7 @@ function analyzeTopology(model: Config, inputShape?: [number, number, number]): 
     cutPoints,
     featureCut,
     featureShape: featureLayer?.outputShape ?? null,
+    classifierCut,
     flops,
     warnings,
   };

@@ -101,6 +101,15 @@ export interface Architecture {
   featureCut: string | null;
   /** The output shape of {@linkcode Architecture.featureCut}, batch first. */
   featureShape: Shape | null;
+  /**
+   * The penultimate representation: the last cut point before the output
+   * layer, skipping layers that are the identity at inference (Dropout,
+   * Activation). The classifier is what follows it, so this is where transfer
+   * learning takes CNN codes and attaches a new classifier by default
+   * (LeNet-5: `fc2`, the 84 codes, not the 5x5x16 map `featureCut` names).
+   * `null` when the output layer is itself a cut point with nothing before it.
+   */
+  classifierCut: string | null;
   /** Floating-point operations for one example; `null` if a size is unknown. */
   flops: number | null;
   /** What the analysis could not follow, e.g. unknown layer classes passed through. */

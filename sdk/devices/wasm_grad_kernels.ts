@@ -276,11 +276,10 @@ function depthwiseBackpropInput(
     attrs.dimRoundingMode as "floor" | undefined,
     true,
   );
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
-    info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
+  const { filterHeight: KH, filterWidth: KW } = info;
   const { dilationHeight: dh, dilationWidth: dw } = info;
-  const M = info.outChannels / C, CM = C * M;
+  const M = info.outChannels / C;
   // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
   // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.
   const top = (KH - 1) * dh - info.padInfo.top, left = (KW - 1) * dw - info.padInfo.left;

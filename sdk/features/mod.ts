@@ -41,7 +41,7 @@ export * from "./linear.ts";
 
 /** Options of {@linkcode featureStrategy}. */
 export interface FeatureStrategyOptions extends TrainCommonOptions {
-  /** The cut point whose codes are used. @default the feature cut (`analyze(model).featureCut`) */
+  /** The cut point whose codes are used. @default the penultimate layer (`analyze(model).classifierCut`) */
   cut?: string;
   /** `svm` (Crammer–Singer hinge) or `softmax` (cross-entropy). */
   classifier: LinearClassifier;
@@ -156,7 +156,7 @@ export async function featureStrategy(options: FeatureStrategyOptions): Promise<
     );
   }
   const arch = analyze(model);
-  const cut = options.cut ?? arch.featureCut;
+  const cut = options.cut ?? arch.classifierCut ?? arch.featureCut;
   if (cut === null) {
     throw new RangeError(
       `Cannot find the feature cut of "${arch.name}": pass a cut point as "cut": one of ${

@@ -269,7 +269,8 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     strategy = advice.strategy;
     log(`advisor: ${advice.explanation}`);
   } else if (requested === "features") {
-    strategy = opts.cut !== undefined && opts.cut !== analyze(net).featureCut
+    const arch = analyze(net);
+    strategy = opts.cut !== undefined && opts.cut !== (arch.classifierCut ?? arch.featureCut)
       ? "features-early"
       : "features-top";
   } else {
@@ -332,6 +333,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       ...common,
       classifier: opts.classifier ?? "softmax",
       ...(cut !== undefined ? { cut } : {}),
+      ...(opts.cut === undefined && advice?.codes ? { codes: advice.codes } : {}),
       ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
       ...(source.digest !== undefined && net === model ? { checkpointDigest: source.digest } : {}),
     });

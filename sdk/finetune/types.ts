@@ -76,6 +76,12 @@ export interface Advice {
   thresholds: { examplesPerClass: number; similarity: number };
   /** For features-early: the cut point chosen. */
   cut?: string;
+  /**
+   * How spatial codes become one vector: the top cut's codes are already a
+   * vector; an early cut's small maps are flattened (keeping where things
+   * are, which average pooling throws away), large ones average-pooled.
+   */
+  codes?: "avg" | "flatten";
   /** One or two sentences for a person. */
   explanation: string;
 }

@@ -15,7 +15,7 @@ import { layerGraph, rebuild, tensorKey } from "../_rebuild.ts";
 export interface AttachHeadOptions {
   /** Classes of the new task: the units of the new Dense layer. */
   numClasses: number;
-  /** The cut point the head reads. @default the feature cut from `analyze()` */
+  /** The cut point the head reads. @default the penultimate layer, `analyze().classifierCut` (else `featureCut`) */
   cut?: string;
   /** Seed of the head's Glorot-uniform initialization. @default 0 */
   seed?: number;
@@ -78,7 +78,7 @@ export function attachHead(model: tf.LayersModel, opts: AttachHeadOptions): Head
     );
   }
   const arch = analyze(model);
-  const cut = opts.cut ?? arch.featureCut;
+  const cut = opts.cut ?? arch.classifierCut ?? arch.featureCut;
   if (cut === null) {
     throw new TypeError(
       `Cannot attach a head to model "${model.name}": it has no clear feature cut: pass a cut point, one of ${

@@ -28,7 +28,7 @@ export interface FineTuneNetworkOptions extends TrainCommonOptions {
   baseLrMult?: number;
   /** Epochs that train the new head alone before the base is unfrozen; `epochs` follow them. @default 0 */
   headEpochs?: number;
-  /** The cut point the new head reads. @default the feature cut from `analyze()` */
+  /** The cut point the new head reads. @default the penultimate layer, `analyze().classifierCut` (else `featureCut`): only the classifier is replaced */
   cut?: string;
   /** Write a checkpoint to this folder after every epoch. @default none */
   checkpointDir?: string;

@@ -75,3 +75,28 @@ Deno.test("advise() rejects a similarity outside [0, 1] and a negative size", ()
     `"-1"`,
   );
 });
+
+Deno.test("advise() flattens small early-cut codes and average-pools large ones", () => {
+  const arch = analyze(lenet5());
+  const small = advise({
+    examplesPerClass: 10,
+    similarity: 0.1,
+    cutPoints: arch.cutPoints,
+    featureCut: arch.featureCut,
+    layers: arch.layers,
+  });
+  assertEquals(small.strategy, "features-early");
+  assertEquals(small.codes, "flatten", `pool1 is 14x14x6 = 1176 values`);
+  const big = advise({
+    examplesPerClass: 10,
+    similarity: 0.1,
+    cutPoints: ["input", "a", "b"],
+    featureCut: "b",
+    layers: [{ name: "a", outputShape: [null, 112, 112, 64] }, {
+      name: "b",
+      outputShape: [null, 7, 7, 8],
+    }],
+  });
+  assertEquals(big.cut, "a");
+  assertEquals(big.codes, "avg");
+});

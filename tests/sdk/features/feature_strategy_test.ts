@@ -108,7 +108,9 @@ Deno.test("a second run reads the codes from the cache: it never reads the image
 
 Deno.test("the predictor maps images to the linear classifier's softmax, and saves and loads as a LayersModel", async () => {
   const model = lenet5();
-  const outcome = await featureStrategy(await options(model, { classifier: "softmax" }));
+  const outcome = await featureStrategy(
+    await options(model, { classifier: "softmax", cut: "pool2" }),
+  );
   assertEquals(outcome.cutLayer, "pool2");
   assertEquals(outcome.codes, "avg-pooled 5x5x16 -> 16");
   assertEquals(outcome.learningRates.base, 0);

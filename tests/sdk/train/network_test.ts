@@ -80,10 +80,10 @@ Deno.test("attachHead() keeps the pretrained layers' outputs, adds the head the 
     tf.max(tf.abs(tf.sub(original.predict(xs) as tf.Tensor, rebuilt.predict(xs) as tf.Tensor)))
   );
   assertEquals((await diff.data())[0], 0);
-  // A flat cut gets the Dense layer directly; the default cut is the feature cut.
+  // A flat cut gets the Dense layer directly; the default cut is the penultimate layer.
   const flat = attachHead(lenet5(), { numClasses: 3, cut: "fc2" });
   assertEquals(flat.headLayers, ["head_logits"]);
-  assertEquals(attachHead(lenet5(), { numClasses: 3 }).cutLayer, "pool2");
+  assertEquals(attachHead(lenet5(), { numClasses: 3 }).cutLayer, "fc2");
   assertThrows(
     () => attachHead(net, { numClasses: 3, cut: "stage2_a_conv" }),
     RangeError,
@@ -183,7 +183,7 @@ Deno.test("fineTuneNetwork() partial keeps frozen BatchNormalization statistics 
 Deno.test("fineTuneNetwork() trains the head alone for headEpochs, then the unfrozen base", async () => {
   const net = lenet5(4);
   const headOnly = await fineTuneNetwork(
-    common(net, { strategy: "partial", headEpochs: 1, epochs: 0 }),
+    common(net, { strategy: "partial", headEpochs: 1, epochs: 0, cut: "pool2" }),
   );
   assertEquals(headOnly.history.map((m) => m.phase), ["head"]);
   assertEquals(headOnly.frozenLayers, ["conv1", "conv2"]);
@@ -194,7 +194,7 @@ Deno.test("fineTuneNetwork() trains the head alone for headEpochs, then the unfr
     );
   }
   const both = await fineTuneNetwork(
-    common(net, { strategy: "partial", headEpochs: 1, epochs: 1 }),
+    common(net, { strategy: "partial", headEpochs: 1, epochs: 1, cut: "pool2" }),
   );
   assertEquals(both.history.map((m) => [m.epoch, m.phase]), [[1, "head"], [2, "all"]]);
   // The default freezeUntil for LeNet-5 cut at pool2 is pool1: conv1 stays, conv2 trains.
@@ -363,7 +363,7 @@ Deno.test("fineTuneNetwork() runs a MobileNetV2-style net through both phases in
 Deno.test("fineTuneNetwork() rejects a freezeUntil that is not a cut point before the head, and other bad options", async () => {
   const net = lenet5();
   await assertRejects(
-    () => fineTuneNetwork(common(net, { strategy: "partial", freezeUntil: "fc1" })),
+    () => fineTuneNetwork(common(net, { strategy: "partial", freezeUntil: "fc1", cut: "pool2" })),
     RangeError,
     'Cannot freeze until layer "fc1"',
   );
