@@ -36,7 +36,7 @@ Deno.test("advise() explains its choice with the measured figures and the thresh
   assertEquals(advice.thresholds, { ...DEFAULT_THRESHOLDS });
   assertEquals(
     advice.explanation,
-    `10 examples per class (< 100) and similarity 0.21 to mnist (< 0.5): training a linear classifier on codes from the earlier cut point "pool1".`,
+    `10 examples per class (< 100) and similarity 0.21 to mnist (< 0.8): training a linear classifier on codes from the earlier cut point "pool1".`,
   );
   const custom = advise({
     ...base,
