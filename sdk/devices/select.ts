@@ -58,6 +58,11 @@ async function loadWebgpuBackend(): Promise<void> {
 }
 
 async function probeAdapter(): Promise<AdapterProbe | null> {
+  // Mesa's Vulkan drivers probe for a display and complain on stderr when
+  // XDG_RUNTIME_DIR is unset (CI, services); a private empty one quiets them.
+  if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) {
+    Deno.env.set("XDG_RUNTIME_DIR", await Deno.makeTempDir({ prefix: "zoo-xdg-" }));
+  }
   await loadWebgpuBackend();
   const gpu = (navigator as { gpu?: GPU }).gpu;
   if (gpu === undefined) return null;
