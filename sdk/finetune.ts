@@ -37,7 +37,7 @@ Flags (flag first, then environment variable, then default):
                          its train, validation and test splits are used      (required)
   --strategy S           auto|features|partial|full; auto asks the advisor   default auto
   --classifier C         svm|softmax (features strategy)                     default softmax
-  --cut LAYER            cut point for the codes or the new head             default the feature cut
+  --cut LAYER            cut point for the codes or the new head             default the penultimate layer
   --freeze-until LAYER   last frozen layer (partial)                         default the trainer's
   --epochs N             epochs                                              default 100 features, 5 otherwise
   --batch-size N         images per batch                                    default 32
