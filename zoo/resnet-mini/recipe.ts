@@ -10,10 +10,10 @@ import type { TrainRecipe } from "../_train.ts";
 export const recipe: TrainRecipe = {
   name: "resnet-mini",
   build: () => resnetMini(1),
-  epochs: 3,
+  epochs: 8,
   batchSize: 32,
-  learningRate: 2e-3,
-  patience: 2,
+  learningRate: 1e-3,
+  patience: 3,
   description:
     "A small ResNet with BatchNormalization trained on MNIST handwritten digits, classifying a 28x28 grayscale digit.",
   about: `A small residual network (He et al., 2015): a 3x3 stem with 16 channels, three stages of
