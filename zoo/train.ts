@@ -276,12 +276,14 @@ const HELP = `Train the zoo's MNIST checkpoints and write their folders.
 Usage: deno task zoo:train [flags]
 
 Flags (no environment variables; defaults in the last column):
-  --only NAME        train one entry: ${TRAIN_RECIPES.map((r) => r.name).join(", ")}   all
+  --only NAME        train one entry                                      all
   --epochs N         epochs instead of each recipe's                      recipe's
   --per-class N      train on at most N images per class                  all
   --out DIR          write DIR/<name>/checkpoint/                         zoo/
   --readme-only      regenerate README.md from card.json and model.json   off
-  -h, --help         this text`;
+  -h, --help         this text
+
+Entries: ${TRAIN_RECIPES.map((r) => r.name).join(", ")}`;
 
 /**
  * Runs the command line.
