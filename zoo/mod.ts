@@ -6,7 +6,7 @@
  * `inception-v3`; built from `node_modules` in memory).
  *
  * - {@linkcode zooEntries}: every entry's files and card, for seeding a registry
- * - {@linkcode codeStatistics}: the source statistics a card stores
+ * - source statistics in each card: `codeStatistics` in `sdk/advisor/similarity.ts`
  * - {@linkcode importModel}: any LayersModel served over HTTP into a publishable folder
  *
  * @example List the entries without the big imported ones
@@ -27,7 +27,6 @@ import { recipe as mobilenetV2 } from "./mobilenet-v2/recipe.ts";
 import { recipe as inceptionV3 } from "./inception-v3/recipe.ts";
 
 export { ZOO_VERSION };
-export { codeStatistics, penultimateCut } from "./_stats.ts";
 export { importModel, type ImportOptions, type ImportResult } from "./import.ts";
 
 /** The namespace the zoo publishes into. */

@@ -23,7 +23,7 @@ import { loadBuiltin, MNIST_CLASSES } from "../sdk/data/mod.ts";
 import { initWasmBackend } from "../sdk/devices/wasm.ts";
 import { modelToFiles } from "../sdk/io_handler.ts";
 import { renderReadme, writeCheckpoint, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
-import { codeStatistics, penultimateCut } from "./_stats.ts";
+import { codeStatistics } from "../sdk/advisor/similarity.ts";
 import { evaluateAccuracy, type TrainLog, trainModel, type TrainRecipe } from "./_train.ts";
 import { recipe as lenet5 } from "./lenet5/recipe.ts";
 import { recipe as vggish } from "./vggish/recipe.ts";
@@ -141,12 +141,18 @@ export async function trainEntry(
     const { accuracy, count } = await evaluateAccuracy(model, test, preprocess);
     log(`${recipe.name}: test accuracy ${accuracy.toFixed(4)} on ${count} images`);
     const arch = analyze(model);
-    const cut = penultimateCut(arch);
-    const sourceStats = await codeStatistics(model, cut, train, preprocess, {
-      datasetLabel: `mnist@${version} train split, seed 0${
+    const cut = arch.classifierCut;
+    if (cut === null) throw new RangeError(`Cannot find the penultimate layer of "${recipe.name}"`);
+    const sourceStats = await codeStatistics(
+      model,
+      cut,
+      train,
+      preprocess,
+      { batchSize: 100 },
+      `mnist@${version} train split, seed 0${
         opts.perClass === undefined ? "" : `, ${opts.perClass} per class`
       }`,
-    });
+    );
     const flags = [
       `--only ${recipe.name}`,
       ...(opts.epochs === undefined ? [] : [`--epochs ${opts.epochs}`]),

@@ -5,7 +5,6 @@ import { loadBuiltin } from "../../sdk/data/mod.ts";
 import { initWasmBackend } from "../../sdk/devices/wasm.ts";
 import { checkModelJson } from "../../sdk/model_json.ts";
 import { evaluateAccuracy } from "../../zoo/_train.ts";
-import { penultimateCut } from "../../zoo/_stats.ts";
 import { TRAINED_ENTRIES, zooEntries, type ZooEntry } from "../../zoo/mod.ts";
 
 await initWasmBackend();
@@ -74,7 +73,7 @@ Deno.test("each trained card records the statistics of its penultimate codes ove
       license: string;
     };
     const { sourceStats: s } = card;
-    assertEquals(s.layer, penultimateCut(analyze(modelJson)), e.name);
+    assertEquals(s.layer, analyze(modelJson).classifierCut, e.name);
     assertEquals([s.mean.length, s.std.length], [s.dim, s.dim]);
     assertEquals(s.count, card.datasetSize);
     assert(s.mean.every((v) => v >= 0) && s.std.every((v) => v >= 0), "ReLU'd codes are >= 0");

@@ -1,24 +1,24 @@
 import * as tf from "@tensorflow/tfjs";
 import { assertAlmostEquals, assertEquals, assertRejects } from "@std/assert";
-import { analyze } from "../../sdk/arch/analyze.ts";
-import { loadBuiltin } from "../../sdk/data/mod.ts";
-import { lenet5, resnetMini, vggish } from "../../zoo/_recipes.ts";
-import { codeStatistics, penultimateCut } from "../../zoo/_stats.ts";
-import { readNsfwjsModel } from "../../zoo/nsfwjs/source.ts";
+import { analyze } from "../../../sdk/arch/analyze.ts";
+import { loadBuiltin } from "../../../sdk/data/mod.ts";
+import { lenet5, resnetMini, vggish } from "../../../zoo/_recipes.ts";
+import { codeStatistics } from "../../../sdk/advisor/similarity.ts";
+import { readNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 
 await tf.setBackend("cpu");
 
 const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
 
-Deno.test("penultimateCut() picks the representation before the classifier, past Dropout", async () => {
+Deno.test("analyze().classifierCut is the representation before the classifier, past Dropout", async () => {
   const models = [lenet5(), vggish(), resnetMini()];
   try {
-    assertEquals(models.map((m) => penultimateCut(analyze(m))), ["fc2", "fc1", "pool"]);
+    assertEquals(models.map((m) => analyze(m).classifierCut), ["fc2", "fc1", "pool"]);
   } finally {
     models.forEach((m) => m.dispose());
   }
   const { modelJson } = await readNsfwjsModel("mobilenet_v2");
-  assertEquals(penultimateCut(analyze(modelJson)), "dense_2");
+  assertEquals(analyze(modelJson).classifierCut, "dense_2");
 });
 
 Deno.test("codeStatistics() equals the mean and std of the ReLU'd codes computed in one piece", async () => {
@@ -26,10 +26,14 @@ Deno.test("codeStatistics() equals the mean and std of the ReLU'd codes computed
   const data = await loadBuiltin("mnist", { split: "train", perClass: 3, seed: 0 });
   try {
     const before = tf.memory().numTensors;
-    const stats = await codeStatistics(model, "fc1", data, preprocess, {
-      batchSize: 7,
-      datasetLabel: "mnist train, 3 per class",
-    });
+    const stats = await codeStatistics(
+      model,
+      "fc1",
+      data,
+      preprocess,
+      { batchSize: 7 },
+      "mnist train, 3 per class",
+    );
     assertEquals(tf.memory().numTensors, before);
     assertEquals([stats.layer, stats.dim, stats.count], ["fc1", 120, 30]);
     assertEquals(stats.dataset, "mnist train, 3 per class");
@@ -74,7 +78,7 @@ Deno.test("codeStatistics() rejects a layer the model does not have", async () =
     await assertRejects(
       () => codeStatistics(model, "fc9", data, preprocess),
       RangeError,
-      'has no layer "fc9"',
+      '"fc9"',
     );
   } finally {
     model.dispose();
