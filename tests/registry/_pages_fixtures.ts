@@ -4,13 +4,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { encodeHex } from "../../registry/_hex.ts";
+import { digestOf, modelFiles, type TestFile } from "./_helpers.ts";
 
 /** A checkpoint file as uploaded. */
-export interface PageTestFile {
-  path: string;
-  bytes: Uint8Array<ArrayBuffer>;
-}
+export type PageTestFile = TestFile;
 
 /** Something that answers requests, as a Hono app does. */
 export interface Requester {
@@ -51,27 +48,7 @@ export function smallConvnet(seed = 1): tf.LayersModel {
 }
 
 /** Saves a model to model.json and one weight shard. */
-export async function savedFiles(model: tf.LayersModel): Promise<PageTestFile[]> {
-  let files: PageTestFile[] = [];
-  await model.save(tf.io.withSaveHandler((artifacts) => {
-    const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData!));
-    const modelJson = {
-      format: "layers-model",
-      generatedBy: "pages test",
-      convertedBy: null,
-      modelTopology: artifacts.modelTopology,
-      weightsManifest: [{ paths: ["group1-shard1of1.bin"], weights: artifacts.weightSpecs }],
-    };
-    files = [
-      { path: "model.json", bytes: new TextEncoder().encode(JSON.stringify(modelJson)) },
-      { path: "group1-shard1of1.bin", bytes: weights },
-    ];
-    return Promise.resolve({
-      modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
-    });
-  }));
-  return files;
-}
+export const savedFiles = modelFiles;
 
 /** A README.md file with the given Markdown. */
 export function readmeFile(markdown: string): PageTestFile {
@@ -90,9 +67,7 @@ export async function publishVia(
   const authed = { authorization: `Bearer ${token}` };
   const entries = [];
   for (const f of files) {
-    const digest = `sha256:${
-      encodeHex(new Uint8Array(await crypto.subtle.digest("SHA-256", f.bytes)))
-    }`;
+    const digest = await digestOf(f.bytes);
     const r = await app.request(`/api/blobs?digest=${digest}`, {
       method: "POST",
       headers: authed,
