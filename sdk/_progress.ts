@@ -66,7 +66,8 @@ export function createProgress(enabled?: boolean): Progress {
   };
 }
 
-function isTerminal(): boolean {
+/** Whether stderr is a terminal (false where asking is not permitted). */
+export function isTerminal(): boolean {
   try {
     return Deno.stderr.isTerminal();
   } catch {

@@ -15,6 +15,7 @@ import process from "node:process";
 // cli-progress ships no types; the few members used are typed below.
 import cliProgress from "cli-progress";
 import type { EpochMetrics } from "./types.ts";
+import { isTerminal } from "../_progress.ts";
 
 /** Shows training progress. */
 export interface EpochProgress {
@@ -154,14 +155,6 @@ export function createEpochProgress(options: EpochProgressOptions): EpochProgres
       bar = null;
     },
   };
-}
-
-function isTerminal(): boolean {
-  try {
-    return Deno.stderr.isTerminal();
-  } catch {
-    return false;
-  }
 }
 
 function percent(x: number | undefined): string {
