@@ -12,7 +12,7 @@ async function run(args: string[], env: Record<string, string> = {}) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -69,7 +69,7 @@ Deno.test("a token minted on the command line publishes to the registry the comm
   assertEquals(badScope.code, 1);
   assertStringIncludes(badScope.stderr, 'Invalid scope "write:all"');
 
-  const port = await freePort();
+  const port = freePort();
   const server = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "registry/main.ts", "--port", String(port), "--data", data, "--no-seed"],
     stdout: "piped",
