@@ -47,7 +47,6 @@ const flags = parseArgs(Deno.args, {
     "epochs-small",
     "epochs-large",
     "finetune-lr",
-    "finetune-cut",
     "linear-batch",
     "json",
   ],
@@ -60,8 +59,7 @@ const flags = parseArgs(Deno.args, {
     "test-per-class": "50",
     "epochs-small": "15",
     "epochs-large": "4",
-    "finetune-lr": "0.001",
-    "finetune-cut": "feature",
+    "finetune-lr": "0.003",
     "linear-batch": "64",
   },
 });
@@ -76,8 +74,6 @@ const args = {
   "epochs-large": flag("epochs-large"),
   "large-seeds": flags["large-seeds"] === undefined ? undefined : flag("large-seeds"),
   "finetune-lr": Number(flag("finetune-lr")),
-  /** `feature`: the head reads the feature cut (fineTuneNetwork's default); `penultimate`: the cut point before the classifier. */
-  "finetune-cut": flag("finetune-cut"),
   "linear-batch": Number(flag("linear-batch")),
   threads: flags.threads === true,
   json: flags.json === undefined ? undefined : flag("json"),
@@ -341,7 +337,11 @@ const meta: Record<string, unknown> = {};
 for (const name of args.models.split(",")) {
   const { model, from, stats: cardStats } = await loadOrTrain(name, mnistTrain);
   const arch = analyze(model);
-  const top = arch.featureCut!;
+  // What the SDK does: features-top reads the penultimate layer, features-early
+  // the advisor's earlier cut with the advisor's pooling. The feature cut
+  // (end of the conv trunk) average-pooled is kept as a reference column.
+  const top = arch.classifierCut!;
+  const trunk = arch.featureCut!;
   const stats = cardStats ??
     await codeStatistics(
       model,
@@ -355,36 +355,38 @@ for (const name of args.models.split(",")) {
     from,
     sourceTestAccuracy: await accuracyOf(model, pools.mnist),
     statsFrom: cardStats ? "card.json" : stats.dataset,
+    statsLayer: stats.layer,
   };
   for (const [task, pool] of Object.entries(pools)) {
     const similarity = await measureSimilarity(model, stats, pool, PREPROCESS);
     const codes: Record<string, CnnCodes> = {};
-    const early = advise({
+    const earlyAdvice = advise({
       examplesPerClass: 1,
       similarity: 0,
       cutPoints: arch.cutPoints,
-      featureCut: top,
+      featureCut: trunk,
       layers: arch.layers,
-    }).cut!;
+    });
+    const early = earlyAdvice.cut!;
     for (
       const [key, cut, pooling] of [
         ["top", top, "avg"],
-        ["top-flat", top, "flatten"],
-        ["penultimate", arch.cutPoints.at(-2)!, "avg"],
-        ["early", early, "avg"],
-        ["early-flat", early, "flatten"],
+        ["trunk", trunk, "avg"],
+        ["early", early, earlyAdvice.codes ?? "avg"],
+        ["early-avg", early, "avg"],
       ] as const
     ) {
       const ex = codeExtractor(model, cut, pooling);
       codes[key] = await computeCodes(ex.model, pool, PREPROCESS, { batchSize: 256 });
       ex.model.dispose();
     }
+    meta[`${name}/cuts`] = { top, trunk, early, earlyCodes: earlyAdvice.codes };
     for (const perClass of sizes) {
       const advice = advise({
         examplesPerClass: perClass,
         similarity,
         cutPoints: arch.cutPoints,
-        featureCut: top,
+        featureCut: trunk,
         layers: arch.layers,
         source: "mnist",
       });
@@ -417,10 +419,9 @@ for (const name of args.models.split(",")) {
         const linear: [string, string, LinearClassifier][] = [
           ["features-top svm", "top", "svm"],
           ["features-top softmax", "top", "softmax"],
-          ["features-top-flat svm", "top-flat", "svm"],
-          ["features-penultimate svm", "penultimate", "svm"],
           ["features-early svm", "early", "svm"],
-          ["features-early-flat svm", "early-flat", "svm"],
+          ["trunk-avg svm", "trunk", "svm"],
+          ["early-avg svm", "early-avg", "svm"],
         ];
         for (const [method, key, classifier] of linear) {
           const started = performance.now();
@@ -455,7 +456,6 @@ for (const name of args.models.split(",")) {
             lr: args["finetune-lr"],
             seed,
             strategy: method === "partial" ? "partial" : "full",
-            ...(args["finetune-cut"] === "penultimate" ? { cut: arch.cutPoints.at(-2)! } : {}),
             ...(method === "scratch" ? { baseLrMult: 1 } : {}),
           });
           record(method, await accuracyOf(run.model, test), started);
@@ -468,4 +468,104 @@ for (const name of args.models.split(",")) {
   model.dispose();
 }
 if (args.json) await Deno.writeTextFile(args.json, JSON.stringify({ rows, meta, args }, null, 2));
-console.log(JSON.stringify(meta, null, 2));
+
+/** The method each advisor strategy runs, as the SDK runs it (classifier svm). */
+const PICK_METHOD: Record<string, string> = {
+  "features-top": "features-top svm",
+  "features-early": "features-early svm",
+  partial: "partial",
+  full: "full",
+};
+const METHODS = [
+  "features-top svm",
+  "features-top softmax",
+  "features-early svm",
+  "partial",
+  "full",
+  "scratch",
+  "trunk-avg svm",
+  "early-avg svm",
+];
+const stat = (xs: number[]) => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+  return { mean: 100 * mean, sd: 100 * sd, n: xs.length };
+};
+const lines: string[] = [];
+let hits = 0;
+let cells = 0;
+for (const name of args.models.split(",")) {
+  const cuts = meta[`${name}/cuts`] as {
+    top: string;
+    trunk: string;
+    early: string;
+    earlyCodes?: string;
+  };
+  lines.push(
+    `### ${name}`,
+    "",
+    `Cuts: features-top = \`${cuts.top}\` (penultimate), features-early = \`${cuts.early}\` (${
+      cuts.earlyCodes ?? "avg"
+    }), trunk = \`${cuts.trunk}\` (feature cut, avg-pooled, reference). Source accuracy on held-out digits: ${
+      (100 * ((meta[name] as { sourceTestAccuracy: number }).sourceTestAccuracy)).toFixed(1)
+    }%.`,
+    "",
+    `| task | per class | similarity | advisor | ${METHODS.join(" | ")} | pick vs best |`,
+    `| --- | --- | --- | --- | ${METHODS.map(() => "---").join(" | ")} | --- |`,
+  );
+  for (const task of Object.keys(pools)) {
+    for (const perClass of sizes) {
+      const m = meta[`${name}/${task}/${perClass}`] as { similarity: number; advice: string };
+      const cell = (method: string) =>
+        stat(
+          rows.filter((r) =>
+            r.model === name && r.task === task && r.perClass === perClass && r.method === method
+          ).map((r) => r.accuracy),
+        );
+      const stats = METHODS.map(cell);
+      const product = stats.slice(0, 6);
+      const best = Math.max(...product.map((x) => x.mean));
+      const pickMethod = PICK_METHOD[m.advice]!;
+      const picked = stats[METHODS.indexOf(pickMethod)]!.mean;
+      const ok = best - picked <= 1;
+      cells++;
+      if (ok) hits++;
+      const shown = stats.map((x, i) => {
+        const text = `${x.mean.toFixed(1)} ± ${x.sd.toFixed(1)}`;
+        const marked = METHODS[i] === pickMethod ? `**${text}**` : text;
+        return i < 6 && x.mean === best ? `${marked} ★` : marked;
+      });
+      lines.push(
+        `| ${task} | ${perClass} | ${m.similarity.toFixed(3)} | ${m.advice} | ${
+          shown.join(" | ")
+        } | ${ok ? "ok" : "miss"}: ${(picked - best).toFixed(1)} |`,
+      );
+    }
+  }
+  lines.push("");
+}
+const machine = new TextDecoder().decode(
+  (await new Deno.Command("lscpu", { stdout: "piped" }).output()).stdout,
+).split("\n").filter((l) => /^(Model name|CPU\(s\)):/.test(l)).map((l) => l.replace(/\s+/g, " "))
+  .join("; ");
+const report = [
+  "# Transfer-learning scenarios: calibrating the advisor",
+  "",
+  `- Date: ${new Date().toISOString()}`,
+  `- Command: \`deno run -A bench/scenarios.ts ${Deno.args.join(" ")}\``,
+  `- Machine: ${machine}; Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}, wasm backend (${info.threads} thread)`,
+  `- Seeds: ${seeds} (small), ${largeSeeds} (large); ${testPerClass} test images per class; fine-tuning: Adam, head lr ${
+    args["finetune-lr"]
+  }, pretrained layers × 0.1, batch 32, ${args["epochs-small"]} epochs (small) / ${
+    args["epochs-large"]
+  } (large), head on the penultimate layer (the SDK default); linear classifiers: 100 epochs of Adam 0.01, L2 1e-3`,
+  "- Similar task: held-out MNIST digits (validation + test splits, never seen in pretraining); different: the Fashion-MNIST test split. Large is 200 per class: the held-out digit pool has about 300 per class.",
+  "",
+  "Test accuracy (%), mean ± std over seeds. **Bold**: the advisor's pick as the SDK runs it; ★: the best of the six strategies the SDK offers (the last two columns are references, not SDK strategies).",
+  "",
+  ...lines,
+  `The advisor's pick is the best or within 1 point of it in ${hits} of ${cells} cells.`,
+  "",
+];
+await Deno.writeTextFile(new URL("./results/scenarios.md", import.meta.url), report.join("\n"));
+console.log(report.join("\n"));

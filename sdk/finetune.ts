@@ -36,12 +36,12 @@ Flags (flag first, then environment variable, then default):
   --data SPEC            images: ${DATA_SPEC_FORMS}
                          its train, validation and test splits are used      (required)
   --strategy S           auto|features|partial|full; auto asks the advisor   default auto
-  --classifier C         svm|softmax (features strategy)                     default softmax
+  --classifier C         svm|softmax (features strategy)                     default svm
   --cut LAYER            cut point for the codes or the new head             default the penultimate layer
   --freeze-until LAYER   last frozen layer (partial)                         default the trainer's
   --epochs N             epochs                                              default 100 features, 5 otherwise
   --batch-size N         images per batch                                    default 32
-  --lr X                 learning rate of the new head / linear classifier   default 0.01 features, 0.001 otherwise
+  --lr X                 learning rate of the new head / linear classifier   default 0.01 features, 0.003 otherwise
   --base-lr-mult X       pretrained layers learn at lr × X                   default 0.1
   --head-epochs N        epochs training the new head alone first            default 0
   --patience N           stop after N epochs without a better val loss      default 3

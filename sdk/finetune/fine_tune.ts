@@ -65,7 +65,7 @@ export interface FineTuneOptions {
   valSplit?: number;
   /** `auto` asks the advisor. @default "auto" */
   strategy?: Strategy;
-  /** The feature strategy's linear classifier. @default "softmax" */
+  /** The feature strategy's linear classifier. @default "svm" */
   classifier?: LinearClassifier;
   /** Cut point the codes (features) or the new head (partial, full) read. @default the feature cut */
   cut?: string;
@@ -75,7 +75,7 @@ export interface FineTuneOptions {
   epochs?: number;
   /** Images per batch. @default 32 */
   batchSize?: number;
-  /** Learning rate of the new head or linear classifier. @default 0.01 for features, 0.001 otherwise */
+  /** Learning rate of the new head or linear classifier. @default 0.01 for features, 0.003 otherwise */
   lr?: number;
   /** Pretrained layers learn at `lr × baseLrMult`. @default 0.1 */
   baseLrMult?: number;
@@ -280,7 +280,8 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   const isFeatures = strategy === "features-top" || strategy === "features-early";
   const epochs = opts.epochs ?? (isFeatures ? 100 : 5);
   const batchSize = opts.batchSize ?? 32;
-  const lr = opts.lr ?? (isFeatures ? 0.01 : 0.001);
+  // 0.003 for fine-tuning: what bench/scenarios.ts calibrated the advisor with.
+  const lr = opts.lr ?? (isFeatures ? 0.01 : 0.003);
   if (opts.outDir !== undefined) await Deno.mkdir(opts.outDir, { recursive: true });
   const metricsPath = opts.outDir === undefined ? undefined : join(opts.outDir, "metrics.jsonl");
   if (metricsPath !== undefined && !opts.resume) await Deno.remove(metricsPath).catch(() => {});
@@ -331,7 +332,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     const cut = opts.cut ?? (strategy === "features-early" ? advice?.cut : undefined);
     outcome = await featureStrategy({
       ...common,
-      classifier: opts.classifier ?? "softmax",
+      classifier: opts.classifier ?? "svm",
       ...(cut !== undefined ? { cut } : {}),
       ...(opts.cut === undefined && advice?.codes ? { codes: advice.codes } : {}),
       ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
