@@ -51,6 +51,7 @@ const flags = parseArgs(Deno.args, {
     "json",
     "tasks",
     "out",
+    "from-json",
   ],
   boolean: ["threads"],
   default: {
@@ -83,6 +84,8 @@ const args = {
   tasks: (flags.tasks === undefined ? "mnist,fashion-mnist" : flag("tasks")).split(","),
   /** Where the Markdown report goes. */
   out: flags.out === undefined ? "bench/results/scenarios.md" : flag("out"),
+  /** Re-render the report from a previous run's `--json` with the current advisor thresholds. */
+  fromJson: flags["from-json"] === undefined ? undefined : flag("from-json"),
 };
 
 const PREPROCESS: Preprocessing = { height: 28, width: 28, channels: 1, range: [0, 1] };
@@ -338,9 +341,18 @@ const pools = {
     await loadBuiltin("fashion-mnist", { split: "test", seed: 0 }),
   ], "fashion-mnist"),
 };
-const rows: Row[] = [];
-const meta: Record<string, unknown> = {};
-for (const name of args.models.split(",")) {
+const previous = args.fromJson === undefined
+  ? undefined
+  : JSON.parse(await Deno.readTextFile(args.fromJson)) as {
+    rows: Row[];
+    meta: Record<string, unknown>;
+    args: typeof args;
+    argv?: string[];
+    date?: string;
+  };
+const rows: Row[] = previous?.rows ?? [];
+const meta: Record<string, unknown> = previous?.meta ?? {};
+for (const name of previous ? [] : args.models.split(",")) {
   const { model, from, stats: cardStats } = await loadOrTrain(name, mnistTrain);
   const arch = analyze(model);
   // What the SDK does: features-top reads the penultimate layer, features-early
@@ -462,7 +474,8 @@ for (const name of args.models.split(",")) {
             lr: args["finetune-lr"],
             seed,
             strategy: method === "partial" ? "partial" : "full",
-            ...(method === "scratch" ? { baseLrMult: 1 } : {}),
+            // As the SDK runs them: partial at 0.1, full and scratch at 1.
+            baseLrMult: method === "partial" ? 0.1 : 1,
           });
           record(method, await accuracyOf(run.model, test), started);
           run.model.dispose();
@@ -473,7 +486,12 @@ for (const name of args.models.split(",")) {
   }
   model.dispose();
 }
-if (args.json) await Deno.writeTextFile(args.json, JSON.stringify({ rows, meta, args }, null, 2));
+if (args.json && !previous) {
+  await Deno.writeTextFile(
+    args.json,
+    JSON.stringify({ rows, meta, args, argv: Deno.args, date: new Date().toISOString() }, null, 2),
+  );
+}
 
 /** The method each advisor strategy runs, as the SDK runs it (classifier svm). */
 const PICK_METHOD: Record<string, string> = {
@@ -497,10 +515,13 @@ const stat = (xs: number[]) => {
   const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
   return { mean: 100 * mean, sd: 100 * sd, n: xs.length };
 };
+// A re-render describes the run it renders, not its own command line.
+const ran = previous?.args ?? args;
+const ranSizes = [Number(ran.small), Number(ran.large)];
 const lines: string[] = [];
 let hits = 0;
 let cells = 0;
-for (const name of args.models.split(",")) {
+for (const name of ran.models.split(",")) {
   const cuts = meta[`${name}/cuts`] as {
     top: string;
     trunk: string;
@@ -519,9 +540,21 @@ for (const name of args.models.split(",")) {
     `| task | per class | similarity | advisor | ${METHODS.join(" | ")} | pick vs best |`,
     `| --- | --- | --- | --- | ${METHODS.map(() => "---").join(" | ")} | --- |`,
   );
-  for (const task of Object.keys(pools).filter((t) => args.tasks.includes(t))) {
-    for (const perClass of sizes) {
-      const m = meta[`${name}/${task}/${perClass}`] as { similarity: number; advice: string };
+  for (const task of Object.keys(pools).filter((t) => ran.tasks.includes(t))) {
+    for (const perClass of ranSizes) {
+      const m = meta[`${name}/${task}/${perClass}`] as { similarity: number };
+      // The advice is recomputed here, so a re-render from --from-json shows
+      // the current thresholds' picks; the architecture needs no weights.
+      const net = RECIPES[name]!();
+      const arch = analyze(net);
+      net.dispose();
+      const advice = advise({
+        examplesPerClass: perClass,
+        similarity: m.similarity,
+        cutPoints: arch.cutPoints,
+        featureCut: arch.featureCut,
+        layers: arch.layers,
+      });
       const cell = (method: string) =>
         stat(
           rows.filter((r) =>
@@ -531,7 +564,7 @@ for (const name of args.models.split(",")) {
       const stats = METHODS.map(cell);
       const product = stats.slice(0, 6);
       const best = Math.max(...product.map((x) => x.mean));
-      const pickMethod = PICK_METHOD[m.advice]!;
+      const pickMethod = PICK_METHOD[advice.strategy]!;
       const picked = stats[METHODS.indexOf(pickMethod)]!.mean;
       const ok = best - picked <= 1;
       cells++;
@@ -542,7 +575,7 @@ for (const name of args.models.split(",")) {
         return i < 6 && x.mean === best ? `${marked} ★` : marked;
       });
       lines.push(
-        `| ${task} | ${perClass} | ${m.similarity.toFixed(3)} | ${m.advice} | ${
+        `| ${task} | ${perClass} | ${m.similarity.toFixed(3)} | ${advice.strategy} | ${
           shown.join(" | ")
         } | ${ok ? "ok" : "miss"}: ${(picked - best).toFixed(1)} |`,
       );
@@ -557,17 +590,25 @@ const machine = new TextDecoder().decode(
 const report = [
   "# Transfer-learning scenarios: calibrating the advisor",
   "",
-  `- Date: ${new Date().toISOString()}`,
-  `- Command: \`deno run -A bench/scenarios.ts ${Deno.args.join(" ")}\``,
+  `- Date: ${previous?.date ?? new Date().toISOString()}`,
+  `- Command: \`deno run -A bench/scenarios.ts ${(previous?.argv ?? Deno.args).join(" ")}\`${
+    previous
+      ? `; table re-rendered with the current thresholds by \`... ${Deno.args.join(" ")}\``
+      : ""
+  }`,
   `- Machine: ${machine}; Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}, wasm backend (${info.threads} thread)`,
-  `- Seeds: ${seeds} (small), ${largeSeeds} (large); ${testPerClass} test images per class; fine-tuning: Adam, head lr ${
-    args["finetune-lr"]
-  }, pretrained layers × 0.1, batch 32, ${args["epochs-small"]} epochs (small) / ${
-    args["epochs-large"]
+  `- Seeds: ${ran.seeds} (small), ${ran["large-seeds"] ?? ran.seeds} (large); ${
+    ran["test-per-class"]
+  } test images per class; fine-tuning: Adam, head lr ${
+    ran["finetune-lr"]
+  }, pretrained layers × 0.1 (partial) or × 1 (full), batch 32, ${
+    ran["epochs-small"]
+  } epochs (small) / ${
+    ran["epochs-large"]
   } (large), head on the penultimate layer (the SDK default); linear classifiers: 100 epochs of Adam 0.01, L2 1e-3`,
   `- Similar task: held-out MNIST digits (validation + test splits, never seen in pretraining; about 300 per class); different: the Fashion-MNIST test split (1,400 per class). Small is ${
-    sizes[0]
-  } per class, large ${sizes[1]}.`,
+    ranSizes[0]
+  } per class, large ${ranSizes[1]}.`,
   "",
   "Test accuracy (%), mean ± std over seeds. **Bold**: the advisor's pick as the SDK runs it; ★: the best of the six strategies the SDK offers (the last two columns are references, not SDK strategies).",
   "",

@@ -42,7 +42,7 @@ Flags (flag first, then environment variable, then default):
   --epochs N             epochs                                              default 100 features, 5 otherwise
   --batch-size N         images per batch                                    default 32
   --lr X                 learning rate of the new head / linear classifier   default 0.01 features, 0.003 otherwise
-  --base-lr-mult X       pretrained layers learn at lr × X                   default 0.1
+  --base-lr-mult X       pretrained layers learn at lr × X                   default 0.1, 1 for full
   --head-epochs N        epochs training the new head alone first            default 0
   --patience N           stop after N epochs without a better val loss      default 3
   --micro-batch N        accumulate gradients over micro-batches of N        default whole batch
