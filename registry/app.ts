@@ -125,14 +125,17 @@ export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
     c.set("auth", auth);
     await next();
   });
+  // Only writes can take long before their response starts (uploads, publish
+  // validation); a read answers at once and streams, so it skips the timer.
+  const writeTimeout = timeout(
+    limits.requestTimeoutMs,
+    new HTTPException(503, {
+      message: `The request took longer than ${limits.requestTimeoutMs} ms: try again`,
+    }),
+  );
   app.use(
     "*",
-    timeout(
-      limits.requestTimeoutMs,
-      new HTTPException(503, {
-        message: `The request took longer than ${limits.requestTimeoutMs} ms: try again`,
-      }),
-    ),
+    (c, next) => c.req.method === "GET" || c.req.method === "HEAD" ? next() : writeTimeout(c, next),
   );
   app.use(
     "/api/*",

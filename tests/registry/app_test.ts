@@ -393,3 +393,21 @@ Deno.test("the OpenAPI document lists exactly the routes the app serves", async 
     assertEquals(ROUTES.length, documented.size);
   });
 });
+
+Deno.test("a write that outlasts the request time limit is answered 503 and stores nothing", async () => {
+  await withApp(async ({ req, store }) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(10));
+        timer = setTimeout(() => c.close(), 1000);
+      },
+    });
+    const r = await req("/api/blobs", { method: "POST", body: stalled });
+    clearTimeout(timer);
+    assertStringIncludes(await problemOf(r, 503), "longer than 200 ms");
+    assertEquals((await store.listModels({})).items.length, 0);
+    // Reads are not timed: they answer at once and stream.
+    assertEquals((await req("/healthz")).status, 200);
+  }, { limits: { requestTimeoutMs: 200 } });
+});
