@@ -16,8 +16,8 @@ Deno.test("advise() picks the four scenarios of the design table", () => {
     advise({ ...base, examplesPerClass, similarity }).strategy;
   assertEquals(pick(10, 0.98), "features-top");
   assertEquals(pick(10, 0.05), "features-early");
-  assertEquals(pick(500, 0.98), "partial");
-  assertEquals(pick(500, 0.05), "full");
+  assertEquals(pick(2000, 0.98), "partial");
+  assertEquals(pick(2000, 0.05), "full");
 });
 
 Deno.test("advise() counts a value at a threshold as large and similar", () => {
@@ -36,7 +36,7 @@ Deno.test("advise() explains its choice with the measured figures and the thresh
   assertEquals(advice.thresholds, { ...DEFAULT_THRESHOLDS });
   assertEquals(
     advice.explanation,
-    `10 examples per class (< 100) and similarity 0.21 to mnist (< 0.8): training a linear classifier on codes from the earlier cut point "pool1".`,
+    `10 examples per class (< 1000) and similarity 0.21 to mnist (< 0.8): training a linear classifier on codes from the earlier cut point "pool1".`,
   );
   const custom = advise({
     ...base,
