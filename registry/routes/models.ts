@@ -54,6 +54,12 @@ export async function loadVersion(
   name: string,
   ref: string,
 ): Promise<VersionRecord> {
+  // An exact version resolves to itself (yanked or not): one lookup, and the
+  // model's versions and tags are read only to explain a miss.
+  if (isSemver(ref)) {
+    const exact = await store.getVersion(ns, name, ref);
+    if (exact) return exact;
+  }
   const model = await store.getModel(ns, name);
   if (!model) {
     throw new HttpProblem(
