@@ -261,7 +261,7 @@ const rows: Record<string, Row> = {};
 rows["PyTorch CPU"] = await runTorch(150);
 console.error("PyTorch", JSON.stringify(rows["PyTorch CPU"]));
 for (const backend of ["wasm", "wasm-threads", "cpu", "webgpu"]) {
-  rows[`tfjs ${backend}`] = await runChild(backend, 150);
+  rows[`tfjs ${backend}`] = await runChild(backend, 300);
   console.error(backend, JSON.stringify(rows[`tfjs ${backend}`]));
 }
 const base = rows["PyTorch CPU"]!;
