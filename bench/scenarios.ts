@@ -35,6 +35,7 @@ import { codeStatistics, measureSimilarity } from "../sdk/advisor/similarity.ts"
 import { fineTuneNetwork } from "../sdk/train/network.ts";
 import type { LinearClassifier, SourceStats } from "../sdk/finetune/types.ts";
 import { lenet5, resnetMini } from "../zoo/_recipes.ts";
+import { mulberry32 } from "../sdk/_random.ts";
 
 const flags = parseArgs(Deno.args, {
   string: [
@@ -144,17 +145,6 @@ class ArrayDataset implements Dataset {
       },
     };
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffle<T>(xs: T[], seed: number): T[] {

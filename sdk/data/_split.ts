@@ -4,7 +4,10 @@
  *
  * @module
  */
+import { mulberry32 } from "../_random.ts";
 import type { Split, SplitOptions } from "./types.ts";
+
+export { mulberry32 };
 
 /** Splits {@linkcode selectSplit} accepts, for messages. */
 export const SPLITS: readonly Split[] = ["train", "validation", "test", "all"];
@@ -13,21 +16,6 @@ export const SPLITS: readonly Split[] = ["train", "validation", "test", "all"];
 export const DEFAULT_VALIDATION_FRACTION = 0.1;
 /** Default fraction of each class held out for test. */
 export const DEFAULT_TEST_FRACTION = 0.2;
-
-/**
- * mulberry32: a tiny 32-bit PRNG, good enough for shuffles and the same on
- * every platform (Math.random cannot be seeded).
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Mixes a seed with a stream number so per-class shuffles are independent. */
 export function mixSeed(seed: number, stream: number): number {

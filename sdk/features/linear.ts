@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { EpochMetrics, LinearClassifier } from "../finetune/types.ts";
 import type { CnnCodes } from "./code_cache.ts";
+import { mulberry32 } from "../_random.ts";
 
 /** Options of {@linkcode trainLinear}. */
 export interface LinearTrainOptions {
@@ -71,18 +72,6 @@ export interface LinearEvaluation {
   loss: number;
   /** Fraction classified correctly. */
   accuracy: number;
-}
-
-/** mulberry32: a small seeded PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffled(n: number, seed: number): Int32Array {
