@@ -24,6 +24,7 @@ import type { DeviceName } from "../sdk/finetune/types.ts";
 import { fineTuneNetwork } from "../sdk/train/network.ts";
 import { lenet5 } from "../zoo/_recipes.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
+import { runTorchScript } from "./_torch.ts";
 
 type Strategy = "features" | "partial" | "full";
 type ModelName = "lenet5" | "mobilenetV2";
@@ -192,42 +193,8 @@ async function runChild(device: string, timeoutS: number): Promise<Row> {
 }
 
 async function runTorch(timeoutS: number): Promise<Row> {
-  const python = "/usr/bin/python3";
-  const env: Record<string, string> = {
-    ...Deno.env.toObject(),
-    OMP_NUM_THREADS: String(navigator.hardwareConcurrency),
-  };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const run = (cmd: string, a: string[]) =>
-    new Deno.Command(cmd, { args: a, env, clearEnv: true, stdout: "piped", stderr: "piped" })
-      .output();
   try {
-    let probe = await run(python, ["-c", "import torch"]);
-    if (!probe.success) {
-      // The bench's own setup step: Debian's PyTorch.
-      await run("apt-get", ["install", "-y", "python3-torch"]);
-      probe = await run(python, ["-c", "import torch"]);
-      if (!probe.success) {
-        return { error: "python3-torch is not installed and apt-get failed", cells: {} };
-      }
-    }
-    const out = await new Deno.Command(python, {
-      args: [new URL("./finetune_torch.py", import.meta.url).pathname, String(steps)],
-      env,
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(timeoutS * 1000),
-    }).output();
-    const text = new TextDecoder().decode(out.stdout).trim();
-    if (!out.success) {
-      return {
-        error: new TextDecoder().decode(out.stderr).trim().split("\n").slice(-2).join(" "),
-        cells: {},
-      };
-    }
-    const r = JSON.parse(text.split("\n").at(-1)!) as {
+    const r = await runTorchScript("finetune_torch.py", [String(steps)], timeoutS) as {
       torch: string;
       threads: number;
       cells: Record<string, Cell>;

@@ -18,7 +18,7 @@ import { parseArgs } from "@std/cli";
 import { initWasmBackend } from "../sdk/devices/wasm.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
-import { lenet } from "../tests/sdk/devices/_models.ts";
+import { runTorchScript } from "./_torch.ts";
 
 type CaseName = "mnistTrain" | "mobilenetTrain" | "mobilenetInfer";
 type Result = { imagesPerSecond: number; iterations: number; note?: string } | { skipped: string };
@@ -37,6 +37,28 @@ const args = parseArgs(Deno.args, {
   default: { budget: "15", out: "bench/results/training.md" },
 });
 const budgetS = Number(args.budget);
+
+type T = tf.SymbolicTensor;
+const apply = (layer: tf.layers.Layer, x: T) => layer.apply(x) as T;
+
+/** The MNIST-size CNN, the same net as `lenet` in training_torch.py. */
+function lenet(
+  inputShape: [number, number, number] = [28, 28, 1],
+  classes = 10,
+): tf.LayersModel {
+  const inp = tf.input({ shape: inputShape });
+  let x = apply(
+    tf.layers.conv2d({ filters: 6, kernelSize: 5, padding: "same", activation: "relu" }),
+    inp,
+  );
+  x = apply(tf.layers.maxPooling2d({ poolSize: 2 }), x);
+  x = apply(tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: "relu" }), x);
+  x = apply(tf.layers.averagePooling2d({ poolSize: 2 }), x);
+  x = apply(tf.layers.flatten(), x);
+  x = apply(tf.layers.dense({ units: 84, activation: "relu" }), x);
+  const out = apply(tf.layers.dense({ units: classes, activation: "softmax" }), x);
+  return tf.model({ inputs: inp, outputs: out });
+}
 
 async function measure(
   step: () => Promise<void>,
@@ -193,26 +215,8 @@ async function runChild(backend: string, timeoutS: number): Promise<Row> {
 }
 
 async function runTorch(timeoutS: number): Promise<Row & { version?: string }> {
-  const env: Record<string, string> = { ...Deno.env.toObject(), OMP_NUM_THREADS: "2" };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
   try {
-    const python = (await Deno.stat("/usr/bin/python3").catch(() => null))
-      ? "/usr/bin/python3"
-      : "python3";
-    const out = await new Deno.Command(python, {
-      args: [new URL("./training_torch.py", import.meta.url).pathname, String(budgetS)],
-      env,
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(timeoutS * 1000),
-    }).output();
-    const text = new TextDecoder().decode(out.stdout).trim();
-    if (!out.success) {
-      return { error: new TextDecoder().decode(out.stderr).trim().split("\n").slice(-2).join(" ") };
-    }
-    const r = JSON.parse(text.split("\n").at(-1)!) as Record<string, unknown>;
+    const r = await runTorchScript("training_torch.py", [String(budgetS)], timeoutS);
     return {
       mnistTrain: r.mnistTrain as Result,
       mobilenetTrain: r.mobilenetTrain as Result,

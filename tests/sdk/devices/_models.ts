@@ -1,27 +1,8 @@
-/** Small LeNet-, ResNet- and MobileNetV2-style classifiers shared by the device tests and the benchmark. */
+/** Small ResNet- and MobileNetV2-style classifiers for the device tests (LeNet-style: zoo/_recipes.ts). */
 import * as tf from "@tensorflow/tfjs";
 
 type T = tf.SymbolicTensor;
 const apply = (layer: tf.layers.Layer, x: T | T[]) => layer.apply(x) as T;
-
-/** LeNet-ish: conv-relu-maxpool, conv-relu-avgpool, dense-relu, dense-softmax. */
-export function lenet(
-  inputShape: [number, number, number] = [28, 28, 1],
-  classes = 10,
-): tf.LayersModel {
-  const inp = tf.input({ shape: inputShape });
-  let x = apply(
-    tf.layers.conv2d({ filters: 6, kernelSize: 5, padding: "same", activation: "relu" }),
-    inp,
-  );
-  x = apply(tf.layers.maxPooling2d({ poolSize: 2 }), x);
-  x = apply(tf.layers.conv2d({ filters: 16, kernelSize: 5, activation: "relu" }), x);
-  x = apply(tf.layers.averagePooling2d({ poolSize: 2 }), x);
-  x = apply(tf.layers.flatten(), x);
-  x = apply(tf.layers.dense({ units: 84, activation: "relu" }), x);
-  const out = apply(tf.layers.dense({ units: classes, activation: "softmax" }), x);
-  return tf.model({ inputs: inp, outputs: out });
-}
 
 function convBn(x: T, filters: number, kernelSize: number, strides = 1): T {
   x = apply(tf.layers.conv2d({ filters, kernelSize, strides, padding: "same", useBias: false }), x);

@@ -6,7 +6,8 @@ import {
   kernelsUsed,
   missingKernels,
 } from "../../../sdk/devices/kernels.ts";
-import { lenet, mobilenetV2Small, resnetSmall } from "./_models.ts";
+import { mobilenetV2Small, resnetSmall } from "./_models.ts";
+import { lenet5 } from "../../../zoo/_recipes.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
 await initWasmBackend({ threads: false });
@@ -65,7 +66,7 @@ async function compareTraining(build: Build, batch: number, steps: number): Prom
 }
 
 Deno.test("a LeNet-style CNN trains on wasm to the same weights as on cpu", async () => {
-  await compareTraining(() => lenet([28, 28, 1], 10), 8, 3);
+  await compareTraining(() => lenet5(), 8, 3);
 });
 
 Deno.test("a ResNet-style CNN with BatchNormalization trains on wasm to the same weights as on cpu", async () => {

@@ -2,14 +2,14 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import { accumulatedGradients, splitBatch } from "../../../sdk/train/accumulate.ts";
-import { lenet } from "../devices/_models.ts";
+import { lenet5 } from "../../../zoo/_recipes.ts";
 import { relativeError, seeded } from "../devices/_compare.ts";
 
 await initWasmBackend({ threads: false });
 
 Deno.test("accumulatedGradients() over micro-batches equals the full batch's gradient on wasm", async () => {
   await tf.setBackend("wasm");
-  const model = lenet([28, 28, 1], 10);
+  const model = lenet5();
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const batch = 8;
   const xs = tf.tensor(seeded([batch, 28, 28, 1], 3), [batch, 28, 28, 1]);
