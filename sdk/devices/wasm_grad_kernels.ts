@@ -45,6 +45,8 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "Mean",
   "Sum",
   "Tile",
+  "MaxPoolGrad",
+  "Transpose",
 ];
 
 function wasmKernel(name: string): tf.KernelFunc {
@@ -138,6 +140,53 @@ function im2col(x: Float32Array, cols: Float32Array, info: ConvInfo, b0: number,
   }
 }
 
+/**
+ * Writes the transposed im2col matrix of images `[b0, b0 + nb)` of `x` into
+ * `colsT`: row `(kh, kw, c)` holds, for every output position `(b, oh, ow)`
+ * in order, the input value the convolution multiplies by filter tap
+ * `(kh, kw, c)` there (zero over the padding). Writing this layout directly
+ * is what makes the filter gradient one product `colsT · dy` with the big
+ * operand on the left: the wasm `Transpose` of a tall matrix, or a product
+ * that packs the big operand, costs many times the product itself.
+ */
+function im2colT(
+  x: Float32Array,
+  colsT: Float32Array,
+  info: ConvInfo,
+  b0: number,
+  nb: number,
+): void {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const P = nb * OH * OW, step = sw * C;
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      // The ow range whose input column ow·sw + kw·dw − pl lies inside the image.
+      const off = kw * dw - pl;
+      const owLo = Math.min(OW, Math.max(0, Math.ceil(-off / sw)));
+      const owHi = Math.max(owLo, Math.min(OW, Math.floor((W - 1 - off) / sw) + 1));
+      for (let c = 0; c < C; c++) {
+        let d = ((kh * KW + kw) * C + c) * P;
+        for (let b = b0; b < b0 + nb; b++) {
+          for (let oh = 0; oh < OH; oh++, d += OW) {
+            const ih = oh * sh + kh * dh - pt;
+            if (ih < 0 || ih >= H) {
+              for (let ow = 0; ow < OW; ow++) colsT[d + ow] = 0;
+              continue;
+            }
+            for (let ow = 0; ow < owLo; ow++) colsT[d + ow] = 0;
+            for (let ow = owHi; ow < OW; ow++) colsT[d + ow] = 0;
+            let s = ((b * H + ih) * W + owLo * sw + off) * C + c;
+            for (let ow = owLo; ow < owHi; ow++, s += step) colsT[d + ow] = x[s]!;
+          }
+        }
+      }
+    }
+  }
+}
+
 /** How many images one im2col chunk holds. */
 function imagesPerChunk(info: ConvInfo): number {
   const perImage = info.outHeight * info.outWidth * info.filterHeight * info.filterWidth *
@@ -182,27 +231,18 @@ function conv2DBackpropFilter(
     attrs.dimRoundingMode as "floor" | undefined,
   );
   const kkc = info.filterHeight * info.filterWidth * info.inChannels;
-  const direct = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
-    info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
-  const chunk = direct ? info.batchSize : imagesPerChunk(info);
+  const chunk = imagesPerChunk(info);
   let sum: Info | null = null;
   for (let b0 = 0; b0 < info.batchSize; b0 += chunk) {
     const nb = Math.min(chunk, info.batchSize - b0);
-    let cols: Info;
-    if (direct) {
-      cols = batchRows(backend, x, b0, nb, kkc);
-    } else {
-      cols = backend.makeOutput([nb * info.outHeight * info.outWidth, kkc], "float32");
-      im2col(heap(backend, x), heap(backend, cols), info, b0, nb);
-    }
+    const colsT = backend.makeOutput([kkc, nb * info.outHeight * info.outWidth], "float32");
+    im2colT(heap(backend, x), heap(backend, colsT), info, b0, nb);
     const dyRows = batchRows(backend, dy, b0, nb, info.outChannels);
-    // XNNPACK multiplies fastest with the small, explicitly transposed operand on the left.
-    const colsT = run(backend, "Transpose", { x: cols }, { perm: [1, 0] });
     const part = run(backend, "BatchMatMul", { a: colsT, b: dyRows }, {
       transposeA: false,
       transposeB: false,
     });
-    dispose(backend, cols, dyRows, colsT);
+    dispose(backend, colsT, dyRows);
     sum = accumulate(backend, sum, part);
   }
   const dw = reshape(backend, sum!, filterShape);
@@ -531,8 +571,60 @@ function slice(
 }
 
 /**
- * The wasm `BatchMatMul` is many times slower when `transposeA` is set (the
- * common case in gradients: `xᵀ · dy`); transposing explicitly first is not.
+ * Whether `perm` keeps the leading axes and swaps the last two: a batch of
+ * matrix transposes.
+ */
+function swapsLastTwo(perm: number[]): boolean {
+  const r = perm.length;
+  return r >= 2 && perm[r - 2] === r - 1 && perm[r - 1] === r - 2 &&
+    perm.slice(0, r - 2).every((p, i) => p === i);
+}
+
+/** Transposes the last two axes of `x` into a new tensor (cache-blocked, heap to heap). */
+function transposeLastTwo(backend: BackendWasm, x: Info): Info {
+  const r = x.shape.length;
+  const rows = x.shape[r - 2]!, cols = x.shape[r - 1]!;
+  const shape = [...x.shape.slice(0, r - 2), cols, rows];
+  const out = backend.makeOutput(shape, x.dtype);
+  const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
+  const batch = tf.util.sizeFromShape(x.shape.slice(0, r - 2)), size = rows * cols, B = 32;
+  for (let n = 0; n < batch; n++) {
+    const o = n * size;
+    for (let i0 = 0; i0 < rows; i0 += B) {
+      const i1 = Math.min(rows, i0 + B);
+      for (let j0 = 0; j0 < cols; j0 += B) {
+        const j1 = Math.min(cols, j0 + B);
+        for (let i = i0; i < i1; i++) {
+          const s = o + i * cols;
+          for (let j = j0; j < j1; j++) dst[o + j * rows + i] = src[s + j]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The wasm `Transpose` takes about 20 ns an element; a batch of matrix
+ * transposes (what matrix-product gradients ask for) is done here in a few.
+ */
+function transpose(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  const perm = attrs.perm as number[];
+  if (x.dtype === "string" || x.dtype === "complex64" || !swapsLastTwo(perm)) {
+    return run(backend, "Transpose", { x }, attrs);
+  }
+  return transposeLastTwo(backend, x);
+}
+
+/**
+ * The wasm `BatchMatMul` is many times slower when `transposeA` or
+ * `transposeB` is set (the common cases in gradients: `xᵀ · dy` and
+ * `dy · Wᵀ`); transposing explicitly first is not.
  */
 function batchMatMul(
   args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
@@ -540,16 +632,81 @@ function batchMatMul(
   const backend = args.backend as BackendWasm;
   const { a, b } = args.inputs as { a: Info; b: Info };
   const attrs = (args.attrs ?? {}) as Attrs;
-  if (!attrs.transposeA || a.dtype !== "float32") {
-    return run(backend, "BatchMatMul", { a, b }, attrs);
-  }
-  const rank = a.shape.length;
-  const perm = [...Array(rank).keys()];
-  [perm[rank - 2], perm[rank - 1]] = [rank - 1, rank - 2];
-  const aT = run(backend, "Transpose", { x: a }, { perm });
-  const out = run(backend, "BatchMatMul", { a: aT, b }, { ...attrs, transposeA: false });
-  dispose(backend, aT);
+  const tA = attrs.transposeA === true && a.dtype === "float32";
+  const tB = attrs.transposeB === true && b.dtype === "float32";
+  if (!tA && !tB) return run(backend, "BatchMatMul", { a, b }, attrs);
+  const aT = tA ? transposeLastTwo(backend, a) : a;
+  const bT = tB ? transposeLastTwo(backend, b) : b;
+  const out = run(backend, "BatchMatMul", { a: aT, b: bT }, {
+    ...attrs,
+    transposeA: attrs.transposeA === true && !tA,
+    transposeB: attrs.transposeB === true && !tB,
+  });
+  if (tA) dispose(backend, aT);
+  if (tB) dispose(backend, bT);
   return out;
+}
+
+/**
+ * The wasm `MaxPoolGrad` is a scalar loop over every input position and
+ * window tap; this one finds each window's maximum once, for all channels
+ * in a row, and scatters `dy` to it (the first maximum, as the cpu backend
+ * picks it).
+ */
+function maxPoolGrad(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { dy, input, output } = args.inputs as { dy: Info; input: Info; output: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (input.dtype !== "float32" || dy.dtype !== "float32") {
+    return run(backend, "MaxPoolGrad", { dy, input, output }, attrs);
+  }
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize as number | [number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+  );
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const dx = backend.makeOutput(input.shape, "float32");
+  const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
+  out.fill(0);
+  const best = new Float32Array(C), at = new Int32Array(C);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const r0 = oh * sh - pt, rLo = Math.max(0, r0), rHi = Math.min(H, r0 + KH);
+      for (let ow = 0; ow < OW; ow++) {
+        const c0 = ow * sw - pl, cLo = Math.max(0, c0), cHi = Math.min(W, c0 + KW);
+        best.fill(-Infinity);
+        at.fill(-1);
+        for (let r = rLo; r < rHi; r++) {
+          for (let col = cLo; col < cHi; col++) {
+            const base = ((b * H + r) * W + col) * C;
+            for (let c = 0; c < C; c++) {
+              const v = x[base + c]!;
+              if (v > best[c]!) {
+                best[c] = v;
+                at[c] = base + c;
+              }
+            }
+          }
+        }
+        const o = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) {
+          const i = at[c]!;
+          if (i >= 0) out[i] = out[i]! + g[o + c]!;
+        }
+      }
+    }
+  }
+  return dx;
 }
 
 /** The shipped kernels, kept so the replacements can call them. */
@@ -577,6 +734,8 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "Mean", backendName: "wasm", kernelFunc: leadingReduction("Mean") },
   { kernelName: "Sum", backendName: "wasm", kernelFunc: leadingReduction("Sum") },
   { kernelName: "Tile", backendName: "wasm", kernelFunc: tile },
+  { kernelName: "MaxPoolGrad", backendName: "wasm", kernelFunc: maxPoolGrad },
+  { kernelName: "Transpose", backendName: "wasm", kernelFunc: transpose },
 ];
 
 /** Options for {@linkcode registerWasmGradKernels}. */

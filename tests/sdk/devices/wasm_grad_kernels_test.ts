@@ -21,6 +21,7 @@ const convCases: Case[] = [
   { x: [2, 8, 8, 3], f: [1, 1, 3, 4], s: 2, pad: "valid" },
   { x: [1, 10, 11, 2], f: [5, 3, 2, 3], s: 2, pad: "same" },
   { x: [4, 12, 12, 16], f: [3, 3, 16, 32], s: 1, pad: "valid" },
+  { x: [3, 12, 12, 1], f: [5, 5, 1, 6], s: 1, pad: "same" },
 ];
 
 Deno.test("Conv2DBackpropFilter on wasm matches cpu for strides 1 and 2, same and valid padding", async () => {
@@ -117,6 +118,12 @@ Deno.test("The replaced Slice and BatchMatMul kernels on wasm match cpu", async 
     () => tf.matMul(tf.tensor(m, [2, 6, 4]), tf.tensor(n, [2, 6, 5]), true, false),
     () => tf.matMul(tf.tensor(m, [12, 4]), tf.tensor(n, [12, 5]), true, false),
     () => tf.matMul(tf.tensor(m, [12, 4]), tf.tensor(n, [5, 12]), true, true),
+    () => tf.matMul(tf.tensor(m, [6, 8]), tf.tensor(n.subarray(0, 40), [5, 8]), false, true),
+    () => tf.matMul(tf.tensor(m, [2, 4, 6]), tf.tensor(n, [2, 5, 6]), false, true),
+    () => tf.transpose(tf.tensor(a, [15, 7])),
+    () => tf.transpose(tf.tensor(a, [3, 5, 7]), [0, 2, 1]),
+    () => tf.transpose(tf.tensor(a, [3, 5, 7]), [2, 0, 1]),
+    () => tf.transpose(tf.tensor(a.subarray(0, 100), [50, 2]).toInt(), [1, 0]),
   ];
   for (const [i, f] of cases.entries()) {
     const { cpu, wasm } = await onBoth(f);
@@ -181,5 +188,32 @@ Deno.test("The replaced Conv2DBackpropInput, Identity, Mean, Sum and Tile kernel
       relativeError(wasm, cpu) <= 1e-5,
       `case ${i}: relative error ${relativeError(wasm, cpu)}`,
     );
+  }
+});
+
+Deno.test("The replaced MaxPoolGrad on wasm matches cpu, overlapping windows, padding and ties included", async () => {
+  type PoolCase = { x: number[]; k: number; s: number; pad: Pad; ties?: boolean };
+  const cases: PoolCase[] = [
+    { x: [3, 28, 28, 6], k: 2, s: 2, pad: "valid" },
+    { x: [2, 9, 9, 5], k: 3, s: 2, pad: "same" },
+    { x: [2, 7, 8, 3], k: 3, s: 1, pad: "same" },
+    { x: [2, 9, 9, 4], k: 3, s: 2, pad: "valid" },
+    // Quantized values: many windows hold several equal maxima.
+    { x: [2, 8, 8, 3], k: 2, s: 2, pad: "valid", ties: true },
+    { x: [2, 8, 8, 3], k: 3, s: 1, pad: "same", ties: true },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const raw = seeded(c.x, 90 + i);
+    const x = c.ties ? raw.map((v) => Math.round(v)) : raw;
+    const { cpu, wasm } = await onBoth(() => {
+      // A random weight per output, so every routed gradient differs.
+      const loss = (v: tf.Tensor) => {
+        const y = tf.maxPool(v as tf.Tensor4D, c.k, c.s, c.pad);
+        return y.mul(tf.tensor(seeded(y.shape, 7), y.shape)).sum();
+      };
+      return tf.grad(loss)(t(x, c.x));
+    });
+    const err = relativeError(wasm, cpu);
+    assert(err <= 1e-6, `case ${JSON.stringify(c)}: relative error ${err}`);
   }
 });
