@@ -46,6 +46,7 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "Sum",
   "Tile",
   "MaxPoolGrad",
+  "AvgPoolGrad",
   "Transpose",
 ];
 
@@ -684,8 +685,10 @@ function maxPoolGrad(
       const r0 = oh * sh - pt, rLo = Math.max(0, r0), rHi = Math.min(H, r0 + KH);
       for (let ow = 0; ow < OW; ow++) {
         const c0 = ow * sw - pl, cLo = Math.max(0, c0), cHi = Math.min(W, c0 + KW);
-        best.fill(-Infinity);
-        at.fill(-1);
+        for (let c = 0; c < C; c++) {
+          best[c] = -Infinity;
+          at[c] = -1;
+        }
         for (let r = rLo; r < rHi; r++) {
           for (let col = cLo; col < cHi; col++) {
             const base = ((b * H + r) * W + col) * C;
@@ -702,6 +705,52 @@ function maxPoolGrad(
         for (let c = 0; c < C; c++) {
           const i = at[c]!;
           if (i >= 0) out[i] = out[i]! + g[o + c]!;
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/**
+ * The wasm `AvgPoolGrad` is a scalar loop like its `MaxPoolGrad`; this one
+ * spreads each `dy` over its window, for all channels in a row. Windows that
+ * reach into padding keep the shipped kernel (and its divisor).
+ */
+function avgPoolGrad(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { dy, input } = args.inputs as { dy: Info; input: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize as number | [number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same",
+  );
+  const p = info.padInfo;
+  if (dy.dtype !== "float32" || p.top !== 0 || p.left !== 0 || p.bottom !== 0 || p.right !== 0) {
+    return run(backend, "AvgPoolGrad", { dy, input }, attrs);
+  }
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const dx = backend.makeOutput(input.shape, "float32");
+  const g = heap(backend, dy), out = heap(backend, dx);
+  out.fill(0);
+  const scale = 1 / (KH * KW), share = new Float32Array(C);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const o = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) share[c] = g[o + c]! * scale;
+        for (let r = oh * sh; r < oh * sh + KH; r++) {
+          for (let col = ow * sw; col < ow * sw + KW; col++) {
+            const base = ((b * H + r) * W + col) * C;
+            for (let c = 0; c < C; c++) out[base + c] = out[base + c]! + share[c]!;
+          }
         }
       }
     }
@@ -735,6 +784,7 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "Sum", backendName: "wasm", kernelFunc: leadingReduction("Sum") },
   { kernelName: "Tile", backendName: "wasm", kernelFunc: tile },
   { kernelName: "MaxPoolGrad", backendName: "wasm", kernelFunc: maxPoolGrad },
+  { kernelName: "AvgPoolGrad", backendName: "wasm", kernelFunc: avgPoolGrad },
   { kernelName: "Transpose", backendName: "wasm", kernelFunc: transpose },
 ];
 

@@ -217,3 +217,24 @@ Deno.test("The replaced MaxPoolGrad on wasm matches cpu, overlapping windows, pa
     assert(err <= 1e-6, `case ${JSON.stringify(c)}: relative error ${err}`);
   }
 });
+
+Deno.test("The replaced AvgPoolGrad on wasm matches cpu, with and without padding", async () => {
+  const cases: { x: number[]; k: number; s: number; pad: Pad }[] = [
+    { x: [3, 10, 10, 16], k: 2, s: 2, pad: "valid" },
+    { x: [2, 9, 9, 5], k: 3, s: 2, pad: "valid" },
+    { x: [2, 7, 8, 3], k: 3, s: 1, pad: "valid" },
+    { x: [2, 9, 9, 4], k: 3, s: 2, pad: "same" },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const x = seeded(c.x, 110 + i);
+    const { cpu, wasm } = await onBoth(() => {
+      const loss = (v: tf.Tensor) => {
+        const y = tf.avgPool(v as tf.Tensor4D, c.k, c.s, c.pad);
+        return y.mul(tf.tensor(seeded(y.shape, 8), y.shape)).sum();
+      };
+      return tf.grad(loss)(t(x, c.x));
+    });
+    const err = relativeError(wasm, cpu);
+    assert(err <= 1e-6, `case ${JSON.stringify(c)}: relative error ${err}`);
+  }
+});
