@@ -168,18 +168,24 @@ function im2colT(
       const off = kw * dw - pl;
       const owLo = Math.min(OW, Math.max(0, Math.ceil(-off / sw)));
       const owHi = Math.max(owLo, Math.min(OW, Math.floor((W - 1 - off) / sw) + 1));
-      for (let c = 0; c < C; c++) {
-        let d = ((kh * KW + kw) * C + c) * P;
-        for (let b = b0; b < b0 + nb; b++) {
-          for (let oh = 0; oh < OH; oh++, d += OW) {
-            const ih = oh * sh + kh * dh - pt;
-            if (ih < 0 || ih >= H) {
+      // One input row at a time, all channels: the row stays in cache while
+      // each channel's values are gathered into its own output row.
+      const rowBase = (kh * KW + kw) * C * P;
+      for (let b = b0; b < b0 + nb; b++) {
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * sh + kh * dh - pt;
+          const p0 = rowBase + ((b - b0) * OH + oh) * OW;
+          const inside = ih >= 0 && ih < H;
+          const s0 = ((b * H + ih) * W + owLo * sw + off) * C;
+          for (let c = 0; c < C; c++) {
+            const d = p0 + c * P;
+            if (!inside) {
               for (let ow = 0; ow < OW; ow++) colsT[d + ow] = 0;
               continue;
             }
             for (let ow = 0; ow < owLo; ow++) colsT[d + ow] = 0;
             for (let ow = owHi; ow < OW; ow++) colsT[d + ow] = 0;
-            let s = ((b * H + ih) * W + owLo * sw + off) * C + c;
+            let s = s0 + c;
             for (let ow = owLo; ow < owHi; ow++, s += step) colsT[d + ow] = x[s]!;
           }
         }
