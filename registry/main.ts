@@ -8,6 +8,7 @@ import { parseArgs } from "@std/cli";
 import { createRegistryApp, DEFAULT_LIMITS } from "./app.ts";
 import { seedStore } from "./seed.ts";
 import { openSqliteFsStore } from "./storage/sqlite_fs.ts";
+import type { Store } from "./storage/store.ts";
 
 const HELP = `Serve the model zoo registry.
 
@@ -23,6 +24,9 @@ Flags (flag, then environment, then default):
   --max-manifest-bytes N largest publish request    ZOO_MAX_MANIFEST_BYTES  ${DEFAULT_LIMITS.maxManifestBytes}
   --request-timeout MS   longest request            ZOO_REQUEST_TIMEOUT_MS  ${DEFAULT_LIMITS.requestTimeoutMs}
   -h, --help             this text
+
+SIGINT or SIGTERM stops the registry once the requests in flight are answered,
+writing the download counts it holds in memory; a second signal stops it at once.
 
 Tokens: deno task token create --scope publish:<namespace> [--data DIR]`;
 
@@ -95,7 +99,28 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
     onListen: ({ hostname, port }) =>
       console.log(`Registry on http://${hostname}:${port} (data: ${dataDir})`),
   }, app.fetch);
+  stopOnSignal(server, store);
   return server;
+}
+
+/** Stops gracefully on the first SIGINT or SIGTERM, so that no counted download is lost. */
+function stopOnSignal(server: Deno.HttpServer, store: Store): void {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) Deno.exit(1);
+    stopping = true;
+    try {
+      await server.shutdown();
+      await store.close();
+    } catch (e) {
+      console.error(`Stopping the registry failed: ${e instanceof Error ? e.message : e}`);
+      Deno.exit(1);
+    }
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  // Windows has no SIGTERM to listen for.
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
 }
 
 if (import.meta.main) {

@@ -8,6 +8,11 @@
  * (`BEGIN IMMEDIATE`), uploads lock their temporary file, and blobs appear by
  * an atomic rename.
  *
+ * Downloads are counted in memory and written in one transaction about once a
+ * second, and on `flush()` and `close()`, so that a read never waits for a
+ * write: an instance's reads include its own counts at once, and other
+ * instances see them once written.
+ *
  * @module
  */
 
@@ -38,6 +43,7 @@ import {
   type ModelRecord,
   type NewVersion,
   NotFoundError,
+  type Revision,
   type Store,
   type TokenRecord,
   type VersionRecord,
@@ -45,6 +51,8 @@ import {
 
 /** How long a connection waits for another writer before giving up, in ms. */
 const BUSY_TIMEOUT_MS = 10_000;
+/** How often counted downloads are written to the database, in ms. */
+const DOWNLOAD_FLUSH_MS = 1000;
 /** Bytes per chunk when streaming a blob out. */
 const READ_CHUNK = 256 * 1024;
 /** The schema this code writes; `PRAGMA user_version` of the database. */
@@ -118,13 +126,26 @@ BEGIN
 END;
 `;
 
+/** Options of {@linkcode openSqliteFsStore}. */
+export interface SqliteFsOptions {
+  /**
+   * How long counted downloads may stay in memory before they are written to
+   * the database, in ms. A crash loses at most this much counting.
+   *
+   * @default {1000}
+   */
+  downloadFlushMs?: number;
+}
+
 /**
  * Opens (creating when needed) the embedded store in a data directory:
  * `zoo.sqlite` for metadata, `blobs/` for content and `uploads/` for uploads
  * in progress. Uploads left behind by a stopped process are removed.
  *
  * @param dataDir the data directory; created when absent
- * @returns the store; call `close()` when done
+ * @param options how often counted downloads are written
+ * @returns the store; call `close()` when done, or lose the downloads it
+ *   counted since it last wrote them
  * @throws {Error} when the database was written by a newer schema
  *
  * @example Store a blob and publish a version
@@ -148,13 +169,22 @@ END;
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function openSqliteFsStore(dataDir: string): Promise<Store> {
+export async function openSqliteFsStore(
+  dataDir: string,
+  options: SqliteFsOptions = {},
+): Promise<Store> {
+  const flushMs = options.downloadFlushMs ?? DOWNLOAD_FLUSH_MS;
+  if (!Number.isFinite(flushMs) || flushMs < 0) {
+    throw new RangeError(
+      `Invalid downloadFlushMs ${flushMs}: use a number of milliseconds of at least 0`,
+    );
+  }
   const layout = storageLayout(dataDir);
   await Deno.mkdir(layout.blobs, { recursive: true });
   await Deno.mkdir(layout.uploads, { recursive: true });
   await removeStaleUploads(layout);
   const db = openDatabase(layout.database);
-  return new SqliteFsStore(layout, db);
+  return new SqliteFsStore(layout, db, flushMs);
 }
 
 function openDatabase(path: string): DatabaseSync {
@@ -197,6 +227,12 @@ function transaction<T>(db: DatabaseSync, fn: () => T): T {
     if (db.isTransaction) db.exec("ROLLBACK");
     throw e;
   }
+}
+
+/** SQLITE_BUSY and its extended codes: another connection holds the lock. */
+function isBusy(e: unknown): boolean {
+  const code = (e as { errcode?: unknown } | null)?.errcode;
+  return typeof code === "number" && (code & 0xff) === 5;
 }
 
 /** SQLITE_CONSTRAINT_UNIQUE and SQLITE_CONSTRAINT_PRIMARYKEY. */
@@ -553,15 +589,72 @@ function decodeCursor(cursor: string, sort: Cursor["s"]): Cursor {
   return { s: sort, k: k as string | number, n };
 }
 
+/**
+ * A version this instance counted downloads of. Versions are never deleted,
+ * so its id stays valid for the life of the store.
+ */
+interface CountedVersion {
+  id: number;
+  /** `namespace/name` of its model. */
+  model: string;
+  /** Its downloads in the database when last read or written here. */
+  stored: number;
+  /** The {@linkcode SqliteFsStore} generation `stored` was read in. */
+  generation: number;
+  /** Downloads counted here and not yet written. */
+  unwritten: number;
+}
+
 class SqliteFsStore implements Store {
   readonly blobs: FsBlobStore;
   readonly #db: DatabaseSync;
+  readonly #path: string;
   readonly #statements = new Map<string, StatementSync>();
+  readonly #flushMs: number;
   #closed = false;
+  /** Counted versions by `namespace/name@version` and by id. */
+  readonly #counted = new Map<string, CountedVersion>();
+  readonly #countedById = new Map<number, CountedVersion>();
+  /** The counted versions with downloads not yet written. */
+  readonly #unwritten = new Set<CountedVersion>();
+  #flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Bumped by this instance's publishes, tag moves and yanks. */
+  #ownWrites = 0;
+  /** Bumped whenever another connection committed: its `stored` counts may be stale. */
+  #generation = 0;
+  /** `PRAGMA data_version` when last read: it changes when another connection commits. */
+  #dataVersion: number;
+  /** Downloads counted here per `namespace/name`. */
+  readonly #countsByModel = new Map<string, number>();
 
-  constructor(layout: StorageLayout, db: DatabaseSync) {
+  constructor(layout: StorageLayout, db: DatabaseSync, flushMs: number) {
     this.blobs = new FsBlobStore(layout);
     this.#db = db;
+    this.#path = layout.database;
+    this.#flushMs = flushMs;
+    this.#dataVersion = this.#readDataVersion();
+  }
+
+  #readDataVersion(): number {
+    return Number(this.#sql("PRAGMA data_version").get()?.data_version);
+  }
+
+  /** Notices commits by other connections, in this process or another. */
+  #noticeOtherWriters(): void {
+    const v = this.#readDataVersion();
+    if (v !== this.#dataVersion) {
+      this.#dataVersion = v;
+      this.#generation++;
+    }
+  }
+
+  /** Remembers a version's downloads as just read from the database; returns its unwritten count. */
+  #stored(id: number, downloads: number): number {
+    const c = this.#countedById.get(id);
+    if (c === undefined) return 0;
+    c.stored = downloads;
+    c.generation = this.#generation;
+    return c.unwritten;
   }
 
   /** A prepared statement, cached by its SQL. */
@@ -656,6 +749,17 @@ class SqliteFsStore implements Store {
          WHERE t.model_id = ? ORDER BY t.tag`,
       ).all(id)
     ) tags[String(t.tag)] = String(t.version);
+    let unwritten = 0;
+    const versions = this.#versions(id).map((v) => {
+      const pending = this.#stored(Number(v.id), Number(v.downloads));
+      unwritten += pending;
+      return {
+        version: String(v.version),
+        createdAt: String(v.created_at),
+        yanked: v.yanked === 1,
+        downloads: Number(v.downloads) + pending,
+      };
+    });
     return {
       namespace: String(m.namespace),
       name: String(m.name),
@@ -663,19 +767,14 @@ class SqliteFsStore implements Store {
       task: String(m.task),
       labels: parseJson<string[]>(m.labels, []),
       updatedAt: String(m.updated_at),
-      downloads: Number(m.downloads),
-      versions: this.#versions(id).map((v) => ({
-        version: String(v.version),
-        createdAt: String(v.created_at),
-        yanked: v.yanked === 1,
-        downloads: Number(v.downloads),
-      })),
+      downloads: Number(m.downloads) + unwritten,
+      versions,
       tags,
     };
   }
 
   publish(v: NewVersion): Promise<VersionRecord> {
-    return run(() => {
+    return this.#write(() => {
       const key = `${v.namespace}/${v.name}@${v.version}`;
       if (!isSemver(v.version)) {
         throw new RangeError(
@@ -813,7 +912,7 @@ class SqliteFsStore implements Store {
         architecture: parseJson(v.architecture, {}),
         createdAt: String(v.created_at),
         yanked: v.yanked === 1,
-        downloads: Number(v.downloads),
+        downloads: Number(v.downloads) + this.#stored(Number(v.id), Number(v.downloads)),
       };
       if (typeof v.published_by === "string") record.publishedBy = v.published_by;
       return record;
@@ -821,7 +920,7 @@ class SqliteFsStore implements Store {
   }
 
   setTag(namespace: string, name: string, tag: string, version: string): Promise<void> {
-    return run(() =>
+    return this.#write(() =>
       transaction(this.#db, () => {
         const v = this.#versionRow(namespace, name, version);
         if (!v) throw this.#missingVersion(namespace, name, version);
@@ -834,7 +933,7 @@ class SqliteFsStore implements Store {
   }
 
   setYanked(namespace: string, name: string, version: string, yanked: boolean): Promise<void> {
-    return run(() =>
+    return this.#write(() =>
       transaction(this.#db, () => {
         const v = this.#versionRow(namespace, name, version);
         if (!v) throw this.#missingVersion(namespace, name, version);
@@ -860,26 +959,137 @@ class SqliteFsStore implements Store {
     );
   }
 
-  countDownload(namespace: string, name: string, version: string): Promise<void> {
+  /** Runs a write that may change models or versions, and says so in the next revision. */
+  #write<T>(fn: () => T): Promise<T> {
+    try {
+      return run(fn);
+    } finally {
+      this.#ownWrites++;
+    }
+  }
+
+  revision(namespace: string, name: string): Promise<Revision> {
     return run(() => {
-      // A counter is not worth an fsync on every GET (2.6 ms against 0.14 ms
-      // measured in bench/results/registry.md): commit it without syncing the
-      // WAL; the next publish's FULL commit makes it durable.
-      this.#db.exec("PRAGMA synchronous = NORMAL");
-      try {
-        const r = this.#sql(
-          `UPDATE versions SET downloads = downloads + 1
-           WHERE version = ? AND model_id = (SELECT id FROM models WHERE namespace = ? AND name = ?)`,
-        ).run(version, namespace, name);
-        if (Number(r.changes) === 0) throw this.#missingVersion(namespace, name, version);
-      } finally {
-        this.#db.exec("PRAGMA synchronous = FULL");
-      }
+      this.#noticeOtherWriters();
+      // Both parts only grow, so their sum changes whenever either does.
+      const own = this.#countsByModel.get(`${namespace}/${name}`) ?? 0;
+      return { metadata: this.#ownWrites + this.#generation, downloads: this.#generation + own };
     });
+  }
+
+  countDownload(namespace: string, name: string, version: string): Promise<number> {
+    return run(() => {
+      if (this.#closed) {
+        throw new TypeError(
+          `Cannot count a download of "${namespace}/${name}@${version}": the store is closed`,
+        );
+      }
+      // A GET must not wait for a write (an fsync, or another process holding
+      // the lock for up to BUSY_TIMEOUT_MS): count in memory, write later.
+      const key = `${namespace}/${name}@${version}`;
+      let c = this.#counted.get(key);
+      if (c === undefined || c.generation !== this.#generation) {
+        const row = this.#sql(
+          `SELECT v.id, v.downloads FROM versions v JOIN models m ON m.id = v.model_id
+           WHERE m.namespace = ? AND m.name = ? AND v.version = ?`,
+        ).get(namespace, name, version);
+        if (!row) throw this.#missingVersion(namespace, name, version);
+        if (c === undefined) {
+          c = {
+            id: Number(row.id),
+            model: `${namespace}/${name}`,
+            stored: 0,
+            generation: 0,
+            unwritten: 0,
+          };
+          this.#counted.set(key, c);
+          this.#countedById.set(c.id, c);
+        }
+        c.stored = Number(row.downloads);
+        c.generation = this.#generation;
+      }
+      c.unwritten++;
+      this.#unwritten.add(c);
+      this.#countsByModel.set(c.model, (this.#countsByModel.get(c.model) ?? 0) + 1);
+      this.#scheduleFlush();
+      return c.stored + c.unwritten;
+    });
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer !== undefined || this.#closed) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      try {
+        // Never wait for another writer here: that would stall every request.
+        this.#writeDownloads(0);
+      } catch (e) {
+        if (!isBusy(e)) {
+          console.error(
+            `Cannot write download counts to "${this.#path}": ${
+              (e as Error).message
+            }; retrying in ${this.#flushMs} ms`,
+          );
+        }
+      }
+      if (this.#unwritten.size > 0) this.#scheduleFlush();
+    }, this.#flushMs);
+  }
+
+  /**
+   * Writes the unwritten download counts in one transaction.
+   *
+   * @throws {Error} SQLITE_BUSY when another writer holds the lock for longer
+   *   than `busyTimeoutMs`; the counts stay unwritten
+   */
+  #writeDownloads(busyTimeoutMs: number): void {
+    if (this.#unwritten.size === 0) return;
+    const db = this.#db;
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    // A counter is not worth an fsync (2.6 ms against 0.14 ms measured in
+    // bench/results/registry.md): commit without syncing the WAL; the next
+    // publish's FULL commit or a checkpoint makes it durable.
+    db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      const add = this.#sql(
+        "UPDATE versions SET downloads = downloads + ? WHERE id = ? RETURNING downloads",
+      );
+      // A statement, not exec(): only statements tell SQLITE_BUSY by its code.
+      this.#sql("BEGIN IMMEDIATE").run();
+      const stored: number[] = [];
+      try {
+        for (const c of this.#unwritten) stored.push(Number(add.get(c.unwritten, c.id)?.downloads));
+        db.exec("COMMIT");
+      } catch (e) {
+        if (db.isTransaction) db.exec("ROLLBACK");
+        throw e;
+      }
+      // All of this ran synchronously, so nothing was counted meanwhile.
+      [...this.#unwritten].forEach((c, i) => {
+        c.stored = stored[i] ?? c.stored + c.unwritten;
+        c.generation = this.#generation;
+        c.unwritten = 0;
+      });
+      this.#unwritten.clear();
+    } finally {
+      db.exec("PRAGMA synchronous = FULL");
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+  }
+
+  flush(): Promise<void> {
+    return run(() => this.#writeDownloads(BUSY_TIMEOUT_MS));
   }
 
   listModels(q: ListQuery): Promise<{ items: ModelRecord[]; nextCursor: string | null }> {
     return run(() => {
+      // Sorting and cursors use the stored counts: write ours first when the
+      // lock is free; if it is not, the page shows them but sorts without them.
+      try {
+        this.#writeDownloads(0);
+      } catch (e) {
+        if (!isBusy(e)) throw e;
+      }
       const sort = q.sort ?? "updated";
       if (sort !== "updated" && sort !== "downloads") {
         throw new RangeError(
@@ -960,9 +1170,15 @@ class SqliteFsStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.blobs.cancelAll();
-    this.#statements.clear();
-    this.#db.close();
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    try {
+      await this.blobs.cancelAll();
+      this.#writeDownloads(BUSY_TIMEOUT_MS);
+    } finally {
+      this.#statements.clear();
+      this.#db.close();
+    }
   }
 }
 

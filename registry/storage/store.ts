@@ -189,12 +189,29 @@ export interface MetadataStore {
     version: string,
     yanked: boolean,
   ): Promise<void>;
-  /** Counts one download of a version. @throws {NotFoundError} when absent */
+  /**
+   * Counts one download of a version. A backend may keep counts in memory and
+   * write them in batches (see {@linkcode Store.flush}); this instance's reads
+   * include them at once, other instances' reads once they are written.
+   *
+   * @returns the version's downloads, this one included
+   * @throws {NotFoundError} when absent
+   */
   countDownload(
     namespace: string,
     name: string,
     version: string,
-  ): Promise<void>;
+  ): Promise<number>;
+  /**
+   * Where a model's data stands, for caches of what {@linkcode getModel} and
+   * {@linkcode getVersion} answer: read it before reading the data, and keep
+   * what was read while it stays equal. Asking costs far less than reading.
+   *
+   * @param namespace the model's namespace
+   * @param name the model's name
+   * @returns the current {@linkcode Revision}
+   */
+  revision(namespace: string, name: string): Promise<Revision>;
   /**
    * Searches models; `nextCursor` is null on the last page.
    *
@@ -210,10 +227,31 @@ export interface MetadataStore {
   findToken(hash: string): Promise<TokenRecord | null>;
 }
 
+/**
+ * Counters that change when stored data may have: compare them, never order
+ * them. See {@linkcode MetadataStore.revision}.
+ */
+export interface Revision {
+  /**
+   * Changes whenever a write may have changed any model or version apart from
+   * download counts: a publish, tag move or yank by this instance or by any
+   * other one sharing its data.
+   */
+  metadata: number;
+  /** Changes whenever this model's download counts may have changed. */
+  downloads: number;
+}
+
 /** A complete backend. */
 export interface Store extends MetadataStore {
   blobs: BlobStore;
-  /** Releases files and connections. */
+  /**
+   * Writes what this instance holds only in memory (download counts) to
+   * durable storage, where other instances see it. {@linkcode Store.close}
+   * does it too.
+   */
+  flush(): Promise<void>;
+  /** Writes what is held in memory (see {@linkcode Store.flush}), then releases files and connections. */
   close(): Promise<void>;
 }
 

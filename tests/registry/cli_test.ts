@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import { modelFiles, publish, tinyConvnet } from "./_helpers.ts";
 
 async function run(args: string[], env: Record<string, string> = {}) {
@@ -96,9 +97,27 @@ Deno.test("a token minted on the command line publishes to the registry the comm
     await r.body?.cancel();
     const list = await (await fetch(`${url}/api/models`)).json();
     assertEquals(list.items.map((m: { name: string }) => m.name), ["from-cli"]);
-  } finally {
+    for (const expected of [1, 2, 3]) {
+      const doc = await (await fetch(`${url}/api/models/zoo/from-cli/1.0.0`)).json();
+      assertEquals(doc.downloads, expected);
+    }
+    // Well within the store's 1 s between writes: only the shutdown can have written them.
     server.kill("SIGTERM");
-    await server.output();
+    const { code } = await server.output();
+    assertEquals(code, 0, "SIGTERM stops the registry cleanly");
+    const store = await openSqliteFsStore(data);
+    try {
+      assertEquals((await store.getVersion("zoo", "from-cli", "1.0.0"))?.downloads, 3);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    try {
+      server.kill("SIGTERM");
+      await server.output();
+    } catch {
+      // stopped already
+    }
     await Deno.remove(data, { recursive: true });
   }
 });

@@ -1,7 +1,7 @@
 /**
  * The conformance suite every storage backend passes: blobs (round trip,
  * ranges, digest checks, cancel, re-commit), publishing (atomic, immutable,
- * concurrent), `latest` by semver precedence, yanks, tags, downloads, search
+ * concurrent), `latest` by semver precedence, yanks, tags, downloads, revisions, search
  * and cursor pagination, tokens, and durability across a reopen.
  *
  * A backend's test file calls {@linkcode storeConformance} once:
@@ -378,6 +378,85 @@ export function storeConformance(
     assertEquals(model?.versions.map((v) => v.downloads), [3, 2]);
     await assertRejects(() => store.countDownload("zoo", "dl", "9.0.0"), NotFoundError);
   });
+
+  test("answers each download with the version's count, that one included, and reads show it at once", async ({ store }) => {
+    await store.publish(newVersion("zoo", "now", "1.0.0"));
+    assertEquals(await store.countDownload("zoo", "now", "1.0.0"), 1);
+    assertEquals(await store.countDownload("zoo", "now", "1.0.0"), 2);
+    assertEquals((await store.getVersion("zoo", "now", "1.0.0"))?.downloads, 2);
+    assertEquals((await store.getModel("zoo", "now"))?.downloads, 2);
+    await store.flush();
+    assertEquals(await store.countDownload("zoo", "now", "1.0.0"), 3);
+    const model = await store.getModel("zoo", "now");
+    assertEquals([model?.downloads, model?.versions[0]?.downloads], [3, 3]);
+    assertEquals((await store.listModels({ sort: "downloads" })).items[0]?.downloads, 3);
+  });
+
+  test("adds up the downloads two instances count at the same time", async (f, { track }) => {
+    if (!f.reopen) return;
+    await f.store.publish(newVersion("zoo", "both", "1.0.0"));
+    const other = track(await f.reopen());
+    await Promise.all(
+      Array.from(
+        { length: 400 },
+        (_, i) => (i % 2 === 0 ? f.store : other).countDownload("zoo", "both", "1.0.0"),
+      ),
+    );
+    await Promise.all([f.store.flush(), other.flush()]);
+    for (const s of [f.store, other]) {
+      assertEquals((await s.getVersion("zoo", "both", "1.0.0"))?.downloads, 400);
+      assertEquals((await s.getModel("zoo", "both"))?.downloads, 400);
+    }
+  });
+
+  test("changes its revision on every publish, tag move and yank, and only its downloads part on a download", async ({ store }) => {
+    const at = () => store.revision("zoo", "rev");
+    const before = await at();
+    assertEquals(await at(), before, "nothing written, nothing changed");
+    const seen = [before.metadata];
+    const changes = async (what: string) => {
+      const r = await at();
+      assert(!seen.includes(r.metadata), `${what} changes the metadata revision`);
+      seen.push(r.metadata);
+      return r;
+    };
+    await store.publish(newVersion("zoo", "rev", "1.0.0"));
+    await changes("a publish");
+    await store.setTag("zoo", "rev", "stable", "1.0.0");
+    await changes("a tag move");
+    await store.setYanked("zoo", "rev", "1.0.0", true);
+    await changes("a yank");
+    await store.setYanked("zoo", "rev", "1.0.0", false);
+    const r = await changes("an unyank");
+    await store.countDownload("zoo", "rev", "1.0.0");
+    const counted = await at();
+    assertEquals(counted.metadata, r.metadata, "a download leaves the metadata revision alone");
+    assertNotEquals(counted.downloads, r.downloads);
+    await store.flush();
+    assertEquals(await at(), counted, "writing counts changes nothing a reader sees");
+  });
+
+  test(
+    "changes its revision when another instance publishes, moves a tag or yanks",
+    async (f, { track }) => {
+      if (!f.reopen) return;
+      const other = track(await f.reopen());
+      const seen: number[] = [];
+      const changes = async (what: string) => {
+        const r = await other.revision("zoo", "elsewhere");
+        assert(!seen.includes(r.metadata), `${what} in another instance changes the revision`);
+        seen.push(r.metadata);
+      };
+      await changes("nothing yet");
+      await f.store.publish(newVersion("zoo", "elsewhere", "1.0.0"));
+      await changes("a publish");
+      await f.store.setTag("zoo", "elsewhere", "stable", "1.0.0");
+      await changes("a tag move");
+      await f.store.setYanked("zoo", "elsewhere", "1.0.0", true);
+      await changes("a yank");
+      assertEquals((await other.getVersion("zoo", "elsewhere", "1.0.0"))?.yanked, true);
+    },
+  );
 
   // Listing
 

@@ -185,6 +185,7 @@ Deno.test("a second store instance on the same directory sees committed blobs an
       const blob = await w.commit();
       await a.publish(version("shared", "1.0.0"));
       await a.countDownload("zoo", "shared", "1.0.0");
+      await a.flush(); // counts reach other instances once written
       assertEquals(await b.blobs.stat(blob.digest), blob);
       assertEquals(
         new Uint8Array(await new Response(await b.blobs.read(blob.digest)).arrayBuffer()),
@@ -268,6 +269,91 @@ Deno.test("a large upload and read keep memory bounded", async () => {
       const grown = Deno.memoryUsage().rss - before;
       assert(grown < 96 << 20, `rss grew by ${grown >> 20} MiB for a ${total} MiB blob`);
     } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("openSqliteFsStore() keeps every download counted before close(), with no flush", async () => {
+  await withDataDir(async (dir) => {
+    const store = await openSqliteFsStore(dir);
+    await store.publish(version("kept", "1.0.0"));
+    await store.publish(version("kept", "1.1.0"));
+    for (let i = 0; i < 150; i++) await store.countDownload("zoo", "kept", "1.0.0");
+    for (let i = 0; i < 100; i++) await store.countDownload("zoo", "kept", "1.1.0");
+    await store.close();
+    const reopened = await openSqliteFsStore(dir);
+    try {
+      const model = await reopened.getModel("zoo", "kept");
+      assertEquals(model?.versions.map((v) => v.downloads), [150, 100]);
+      assertEquals(model?.downloads, 250);
+    } finally {
+      await reopened.close();
+    }
+    const db = new DatabaseSync(join(dir, "zoo.sqlite"), { readOnly: true });
+    try {
+      assertEquals(db.prepare("SELECT downloads FROM models").get()?.downloads, 250);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("downloads counted in several processes at the same time are all kept", async () => {
+  await withDataDir(async (dir) => {
+    const store = await openSqliteFsStore(dir);
+    await store.publish(version("busy", "1.0.0"));
+    await store.close();
+    // Writes every millisecond, so that the processes' writes contend for the lock.
+    const children = Array.from({ length: 3 }, () =>
+      runChild(`
+        import { openSqliteFsStore } from ${JSON.stringify(STORE_MODULE)};
+        const store = await openSqliteFsStore(${JSON.stringify(dir)}, { downloadFlushMs: 1 });
+        for (let i = 0; i < 300; i++) {
+          await store.countDownload("zoo", "busy", "1.0.0");
+          if (i % 10 === 0) await new Promise((r) => setTimeout(r, 1));
+        }
+        await store.close();
+      `));
+    for (const c of await Promise.all(children)) assertEquals(c.code, 0);
+    const reopened = await openSqliteFsStore(dir);
+    try {
+      assertEquals((await reopened.getVersion("zoo", "busy", "1.0.0"))?.downloads, 900);
+      assertEquals((await reopened.getModel("zoo", "busy"))?.downloads, 900);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+
+Deno.test("writing download counts never waits for another writer: counts and reads answer while the database is locked", async () => {
+  await withDataDir(async (dir) => {
+    const store = await openSqliteFsStore(dir, { downloadFlushMs: 5 });
+    const db = new DatabaseSync(join(dir, "zoo.sqlite"));
+    const stored = () => db.prepare("SELECT downloads FROM versions").get()?.downloads;
+    try {
+      await store.publish(version("locked", "1.0.0"));
+      db.exec("BEGIN IMMEDIATE"); // another writer holds the lock from now on
+      const t0 = performance.now();
+      for (let i = 1; i <= 20; i++) {
+        assertEquals(await store.countDownload("zoo", "locked", "1.0.0"), i);
+        await new Promise((r) => setTimeout(r, 5)); // the store tries to write meanwhile
+      }
+      assertEquals((await store.getVersion("zoo", "locked", "1.0.0"))?.downloads, 20);
+      assertEquals((await store.getModel("zoo", "locked"))?.downloads, 20);
+      assertEquals((await store.listModels({ sort: "downloads" })).items[0]?.downloads, 20);
+      const ms = performance.now() - t0;
+      // Waiting for the lock would have stalled for the 10 s busy timeout.
+      assert(ms < 3000, `20 counts and 3 reads took ${ms.toFixed(0)} ms`);
+      assertEquals(stored(), 0, "nothing could be written yet");
+      db.exec("ROLLBACK");
+      for (let i = 0; i < 200 && stored() !== 20; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assertEquals(stored(), 20, "the counts are written once the lock is free");
+    } finally {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      db.close();
       await store.close();
     }
   });
