@@ -13,6 +13,9 @@ import { resolveRef } from "../resolve.ts";
 import { type FileEntry, NotFoundError, type Store, type VersionRecord } from "../storage/store.ts";
 import type { RegistryEnv } from "../app.ts";
 import { requirePublish, requireRead } from "../middleware/auth.ts";
+import { DocumentCache, versionBody } from "./_documents.ts";
+
+const JSON_HEADERS = { "content-type": "application/json" } as const;
 
 function names(c: Context<RegistryEnv>): { ns: string; name: string } {
   const ns = c.req.param("ns") ?? "";
@@ -203,6 +206,7 @@ function parseLimit(value: string | undefined): number {
  */
 export function modelRoutes(): Hono<RegistryEnv> {
   const app = new Hono<RegistryEnv>();
+  const docs = new DocumentCache();
 
   app.get("/api/models", requireRead, async (c) => {
     const sort = c.req.query("sort") ?? "updated";
@@ -232,22 +236,41 @@ export function modelRoutes(): Hono<RegistryEnv> {
 
   app.get("/api/models/:ns/:name", requireRead, async (c) => {
     const { ns, name } = names(c);
-    const model = await c.var.store.getModel(ns, name);
-    if (!model) {
-      throw new HttpProblem(
-        404,
-        `Model "${ns}/${name}" does not exist: search with GET /api/models?search=${name}`,
-      );
+    const store = c.get("store");
+    // The revision is read before the data, so what is kept is never older than it.
+    const rev = await store.revision(ns, name);
+    const key = `${ns}/${name}`;
+    let body = docs.model(key, rev);
+    if (body === undefined) {
+      const model = await store.getModel(ns, name);
+      if (!model) {
+        throw new HttpProblem(
+          404,
+          `Model "${ns}/${name}" does not exist: search with GET /api/models?search=${name}`,
+        );
+      }
+      const latest = resolveRef(model, "latest");
+      body = JSON.stringify({ ...model, latest: "version" in latest ? latest.version : null });
+      docs.setModel(key, rev, body);
     }
-    const latest = resolveRef(model, "latest");
-    return c.json({ ...model, latest: "version" in latest ? latest.version : null });
+    return c.body(body, 200, JSON_HEADERS);
   });
 
   app.get("/api/models/:ns/:name/:ref", requireRead, async (c) => {
     const { ns, name } = names(c);
-    const v = await loadVersion(c.var.store, ns, name, checkRef(c.req.param("ref")));
-    await c.var.store.countDownload(ns, name, v.version);
-    return c.json(versionDocument({ ...v, downloads: v.downloads + 1 }));
+    const ref = checkRef(c.req.param("ref"));
+    const store = c.get("store");
+    const rev = await store.revision(ns, name);
+    const key = `${ns}/${name}@${ref}`;
+    let doc = docs.version(key, rev);
+    if (doc === undefined) {
+      const v = await loadVersion(store, ns, name, ref);
+      doc = versionBody(v.version, versionDocument(v));
+      docs.setVersion(key, rev, doc);
+      if (ref !== v.version) docs.setVersion(`${ns}/${name}@${v.version}`, rev, doc);
+    }
+    const downloads = await store.countDownload(ns, name, doc.version);
+    return c.body(doc.head + downloads + doc.tail, 200, JSON_HEADERS);
   });
 
   app.get("/api/models/:ns/:name/:ref/model.json", requireRead, async (c) => {

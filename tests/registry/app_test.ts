@@ -303,6 +303,126 @@ Deno.test("tags move, yanked versions are skipped by tags and latest but stay do
   });
 });
 
+Deno.test("every version GET counts itself and the next GET shows one more, as does the model document", async () => {
+  await withApp(async ({ req, upload }) => {
+    const entries = await upload(await tinyFiles());
+    assertEquals((await req("/api/models/zoo/dl/1.0.0", put(entries))).status, 201);
+    const downloads = async (path: string) => (await (await req(path)).json()).downloads;
+    for (const expected of [1, 2, 3]) {
+      assertEquals(await downloads("/api/models/zoo/dl/1.0.0"), expected);
+    }
+    assertEquals(await downloads("/api/models/zoo/dl"), 3);
+    assertEquals(await downloads("/api/models/zoo/dl/latest"), 4);
+    await (await req("/api/models/zoo/dl/1.0.0/model.json")).body?.cancel();
+    const model = await (await req("/api/models/zoo/dl")).json();
+    assertEquals([model.downloads, model.versions[0].downloads], [5, 5]);
+    assertEquals(await downloads("/api/models/zoo/dl/1.0.0"), 6);
+  });
+});
+
+Deno.test("a yank, unyank, tag move or publish shows on the very next GET of a document read before", async () => {
+  await withApp(async ({ store, req, upload }) => {
+    const entries = await upload(await tinyFiles());
+    for (const v of ["1.0.0", "1.1.0"]) {
+      assertEquals((await req(`/api/models/zoo/fresh/${v}`, put(entries))).status, 201);
+    }
+    const doc = async (path: string) => await (await req(path)).json();
+    const warm = async () => {
+      for (const p of ["", "/1.0.0", "/1.1.0", "/latest"]) await doc(`/api/models/zoo/fresh${p}`);
+    };
+    /** A second app on the same store reads everything afresh. */
+    const cold = createRegistryApp({ store });
+    const sameAsCold = async () => {
+      const warmText = await (await req("/api/models/zoo/fresh")).text();
+      assertEquals(warmText, await (await cold.request("/api/models/zoo/fresh")).text());
+    };
+
+    await warm();
+    assertEquals((await req("/api/models/zoo/fresh/1.1.0/yank", { method: "POST" })).status, 200);
+    assertEquals((await doc("/api/models/zoo/fresh/1.1.0")).yanked, true);
+    assertEquals((await doc("/api/models/zoo/fresh/latest")).version, "1.0.0");
+    const model = await doc("/api/models/zoo/fresh");
+    assertEquals([model.latest, model.versions[1].yanked], ["1.0.0", true]);
+    await sameAsCold();
+
+    await warm();
+    const unyank = { method: "POST", body: JSON.stringify({ yanked: false }) };
+    assertEquals((await req("/api/models/zoo/fresh/1.1.0/yank", unyank)).status, 200);
+    assertEquals((await doc("/api/models/zoo/fresh/1.1.0")).yanked, false);
+    assertEquals((await doc("/api/models/zoo/fresh/latest")).version, "1.1.0");
+    await sameAsCold();
+
+    const stable = (version: string) => ({ method: "PUT", body: JSON.stringify({ version }) });
+    assertEquals((await req("/api/models/zoo/fresh/tags/stable", stable("1.0.0"))).status, 200);
+    assertEquals((await doc("/api/models/zoo/fresh/stable")).version, "1.0.0");
+    await warm();
+    assertEquals((await req("/api/models/zoo/fresh/tags/stable", stable("1.1.0"))).status, 200);
+    assertEquals((await doc("/api/models/zoo/fresh/stable")).version, "1.1.0");
+    assertEquals((await doc("/api/models/zoo/fresh")).tags.stable, "1.1.0");
+    await sameAsCold();
+
+    await warm();
+    assertEquals((await req("/api/models/zoo/fresh/2.0.0", put(entries))).status, 201);
+    assertEquals((await doc("/api/models/zoo/fresh/latest")).version, "2.0.0");
+    assertEquals((await doc("/api/models/zoo/fresh")).versions.length, 3);
+    await sameAsCold();
+
+    // Writes that bypass this app: straight to the store, and from another app.
+    await warm();
+    await store.setYanked("zoo", "fresh", "2.0.0", true);
+    assertEquals((await doc("/api/models/zoo/fresh/2.0.0")).yanked, true);
+    assertEquals((await doc("/api/models/zoo/fresh/latest")).version, "1.1.0");
+    await cold.request("/api/models/zoo/fresh/1.1.0/yank", {
+      method: "POST",
+      headers: { authorization: `Bearer ${(await createToken(store, ["admin"])).token}` },
+    });
+    assertEquals((await doc("/api/models/zoo/fresh/latest")).version, "1.0.0");
+    await sameAsCold();
+  });
+});
+
+Deno.test("a write by another process on the same data shows on the very next GET", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "zoo-app-" });
+  const store = await openSqliteFsStore(dir);
+  try {
+    const app = createRegistryApp({ store });
+    const files = [{ path: "model.json", digest: `sha256:${"1".repeat(64)}`, size: 2 }];
+    const v = { namespace: "zoo", name: "shared", files, card: {}, architecture: {} };
+    await store.publish({ ...v, version: "1.0.0" });
+    const doc = async (path: string) => await (await app.request(path)).json();
+    const inChild = async (code: string) => {
+      const storeModule = new URL("../../registry/storage/sqlite_fs.ts", import.meta.url).href;
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          `import { openSqliteFsStore } from ${JSON.stringify(storeModule)};
+           const store = await openSqliteFsStore(${JSON.stringify(dir)});
+           ${code}
+           await store.close();`,
+        ],
+        stderr: "inherit",
+      }).output();
+      assertEquals(out.code, 0);
+    };
+    assertEquals((await doc("/api/models/zoo/shared/1.0.0")).yanked, false);
+    assertEquals((await doc("/api/models/zoo/shared")).latest, "1.0.0");
+    await inChild(`await store.publish(${JSON.stringify({ ...v, version: "1.1.0" })});`);
+    assertEquals((await doc("/api/models/zoo/shared")).latest, "1.1.0");
+    assertEquals((await doc("/api/models/zoo/shared/latest")).version, "1.1.0");
+    await inChild(`await store.setYanked("zoo", "shared", "1.1.0", true);`);
+    assertEquals((await doc("/api/models/zoo/shared/1.1.0")).yanked, true);
+    assertEquals((await doc("/api/models/zoo/shared/latest")).version, "1.0.0");
+    await inChild(`await store.setTag("zoo", "shared", "stable", "1.0.0");`);
+    assertEquals((await doc("/api/models/zoo/shared")).tags.stable, "1.0.0");
+    // Two GETs of 1.0.0 here (one through latest), one there, and this one.
+    await inChild(`await store.countDownload("zoo", "shared", "1.0.0");`);
+    assertEquals((await doc("/api/models/zoo/shared/1.0.0")).downloads, 4);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("listing sorts by downloads or update time and pages with a cursor", async () => {
   await withApp(async ({ req, upload }) => {
     const entries = await upload(await tinyFiles());
