@@ -13,12 +13,12 @@
  * @module
  */
 import { Hono } from "hono";
-import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { timeout } from "hono/timeout";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AuthOptions } from "./auth.ts";
 import { authenticate } from "./middleware/auth.ts";
+import { apiCors } from "./middleware/cors.ts";
 import { openApiDocument, ROUTES } from "./openapi.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { blobRoutes } from "./routes/blobs.ts";
@@ -137,13 +137,7 @@ export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
     "*",
     (c, next) => c.req.method === "GET" || c.req.method === "HEAD" ? next() : writeTimeout(c, next),
   );
-  app.use(
-    "/api/*",
-    cors({
-      origin: "*",
-      exposeHeaders: ["etag", "content-range", "content-length", "accept-ranges"],
-    }),
-  );
+  app.use("/api/*", apiCors(["etag", "content-range", "content-length", "accept-ranges"]));
   app.use("*", authenticate());
 
   app.get("/healthz", (c) => c.text("ok"));

@@ -82,8 +82,6 @@ export function problem(
     instance: new URL(c.req.url).pathname,
   };
   if (extra.errors && extra.errors.length > 0) body.errors = extra.errors;
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": PROBLEM_TYPE, ...extra.headers },
-  });
+  // Through the context, so headers set before the failure (CORS) stay.
+  return c.body(JSON.stringify(body), status, { "content-type": PROBLEM_TYPE, ...extra.headers });
 }

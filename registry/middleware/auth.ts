@@ -55,8 +55,10 @@ export function authenticate(): MiddlewareHandler<RegistryEnv> {
 
 /** Lets a read through unless the registry is private and the token lacks `read`. */
 export const requireRead: MiddlewareHandler<RegistryEnv> = async (c, next) => {
-  if (c.var.auth.private) {
-    if (c.var.scopes.length === 0) {
+  // c.get, not c.var: every read of c.var copies all the variables into a new object.
+  if (c.get("auth").private) {
+    const scopes = c.get("scopes");
+    if (scopes.length === 0) {
       throw new HttpProblem(
         401,
         'This registry is private: send "Authorization: Bearer <token>" with a "read" scope',
@@ -65,7 +67,7 @@ export const requireRead: MiddlewareHandler<RegistryEnv> = async (c, next) => {
         },
       );
     }
-    if (!canRead(c.var.scopes)) {
+    if (!canRead(scopes)) {
       throw new HttpProblem(403, 'Your token cannot read this registry: it needs the "read" scope');
     }
   }

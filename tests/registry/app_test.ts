@@ -423,6 +423,43 @@ Deno.test("a write by another process on the same data shows on the very next GE
   }
 });
 
+Deno.test("API responses, problems included, let any origin read them", async () => {
+  await withApp(async ({ req, upload }) => {
+    const [entry] = await upload(await tinyFiles());
+    for (
+      const [path, status] of [
+        ["/api/models", 200],
+        ["/api/models/zoo/none", 404],
+        ["/api/models/zoo/none/1.0.0", 404],
+        [`/api/blobs/${entry!.digest}`, 200],
+      ] as const
+    ) {
+      const r = await req(path, { token: null });
+      await r.body?.cancel();
+      assertEquals(r.status, status, path);
+      assertEquals(r.headers.get("access-control-allow-origin"), "*", path);
+      assertStringIncludes(r.headers.get("access-control-expose-headers") ?? "", "etag", path);
+    }
+    const preflight = await req("/api/models/zoo/x/1.0.0", {
+      method: "OPTIONS",
+      token: null,
+      headers: {
+        origin: "https://example.org",
+        "access-control-request-method": "PUT",
+        "access-control-request-headers": "authorization, content-type",
+      },
+    });
+    assertEquals(preflight.status, 204);
+    assertEquals(preflight.headers.get("access-control-allow-origin"), "*");
+    assertStringIncludes(preflight.headers.get("access-control-allow-methods") ?? "", "PUT");
+    assertEquals(
+      preflight.headers.get("access-control-allow-headers"),
+      "authorization,content-type",
+    );
+    assertEquals((await req("/healthz")).headers.get("access-control-allow-origin"), null);
+  });
+});
+
 Deno.test("listing sorts by downloads or update time and pages with a cursor", async () => {
   await withApp(async ({ req, upload }) => {
     const entries = await upload(await tinyFiles());
