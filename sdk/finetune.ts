@@ -47,6 +47,7 @@ Flags (flag first, then environment variable, then default):
   --patience N           stop after N epochs without a better val loss      default 3
   --micro-batch N        accumulate gradients over micro-batches of N        default whole batch
   --device D             ${DEVICE_NAMES.join("|")}                                default auto
+  --wasm-threads N       threads of the wasm device (1: off)   env ZOO_WASM_THREADS, default one per core
   --input-size HxW       run the model on HxW (resizeInput)                  default the data's size
   --resize               resize images to the checkpoint's native size       default off
   --val-split F          fraction of each class held out for validation      default 0.1
@@ -159,6 +160,7 @@ export async function main(
       "patience",
       "micro-batch",
       "device",
+      "wasm-threads",
       "input-size",
       "val-split",
       "seed",
@@ -200,6 +202,7 @@ export async function main(
   set("strategy", oneOf("strategy", str(flags.strategy), STRATEGIES));
   set("classifier", oneOf("classifier", str(flags.classifier), CLASSIFIERS));
   set("device", oneOf<DeviceName>("device", str(flags.device), DEVICE_NAMES));
+  set("wasmThreads", int("wasm-threads", 1));
   set("cut", str(flags.cut));
   set("freezeUntil", str(flags["freeze-until"]));
   set("epochs", int("epochs", 1));

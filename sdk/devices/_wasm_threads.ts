@@ -96,9 +96,22 @@ export async function startWasmThreads(
     return `Cannot write the pthread worker script: ${e instanceof Error ? e.message : e}`;
   }
   const NodeWorker = workerThreads.Worker;
+  // XNNPACK's pool threads live as long as the process and wait between jobs;
+  // Emscripten refs each running pthread's worker, which would keep the
+  // process alive after its work is done. While the backend starts, the main
+  // thread awaits the workers' "loaded" messages, so they stay ref'd until
+  // then; afterwards every worker is unref'd for good (the main thread never
+  // awaits a pthread: XNNPACK calls block until their threads finish).
+  const workers: workerThreads.Worker[] = [];
+  let initialized = false;
   class PthreadWorker extends NodeWorker {
     constructor(_blobUrl: string | URL, options?: workerThreads.WorkerOptions) {
       super(paths.workerFile, options);
+      workers.push(this);
+      if (initialized) this.unref();
+    }
+    override ref(): void {
+      if (!initialized) super.ref();
     }
     override postMessage(message: unknown, transfer?: readonly workerThreads.Transferable[]): void {
       const m = message as { cmd?: string; urlOrBlob?: unknown } | null;
@@ -124,6 +137,8 @@ export async function startWasmThreads(
   } finally {
     mutableWorkerThreads.Worker = NodeWorker;
     mutableOs.cpus = cpus;
+    initialized = true;
+    for (const w of workers) w.unref();
   }
   const started = wasm.getThreadsCount();
   return started >= threads

@@ -24,7 +24,7 @@ export interface DeviceJob {
   kernels?: readonly string[];
   /**
    * Threads of the wasm backend, as `initWasmBackend`'s `threads`.
-   * @default {false}
+   * @default {env ZOO_WASM_THREADS, else one per core}
    */
   wasmThreads?: boolean | number;
 }
@@ -93,7 +93,9 @@ async function activate(backend: "webgpu" | "cpu"): Promise<void> {
 async function useWasm(job: DeviceJob): Promise<string> {
   // Imported on demand for the same reason as the webgpu backend.
   const { initWasmBackend } = await import("./wasm.ts");
-  const info = await initWasmBackend({ threads: job.wasmThreads ?? false });
+  const info = await initWasmBackend(
+    job.wasmThreads === undefined ? {} : { threads: job.wasmThreads },
+  );
   const missing = missingKernels("wasm", neededKernels(job));
   if (missing.length > 0) {
     throw new Error(

@@ -24,7 +24,7 @@ export interface WasmBackendOptions {
    * many, `false` or `1` for one. Threads need the threaded build and Deno's
    * `node:worker_threads`; when they cannot start, the backend falls back to
    * one thread and says why in {@linkcode WasmBackendInfo.threadsFallback}.
-   * @default {false}
+   * @default {env ZOO_WASM_THREADS (a whole number, 1 turns threads off), else one per core}
    */
   threads?: boolean | number;
   /**
@@ -62,8 +62,28 @@ function wasmDirPath(dir: string | URL): string {
   return path.endsWith("/") ? path : `${path}/`;
 }
 
+/**
+ * The wasm thread count `ZOO_WASM_THREADS` asks for, or `true` (one per core)
+ * when it is unset.
+ *
+ * @returns a whole number of threads, or `true`
+ * @throws {RangeError} when the variable is set to anything but a whole number >= 1
+ */
+export function wasmThreadsFromEnv(): number | true {
+  const raw = Deno.env.get("ZOO_WASM_THREADS")?.trim();
+  if (raw === undefined || raw === "") return true;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(
+      `Invalid ZOO_WASM_THREADS "${raw}": use a whole number >= 1 (1 runs the wasm backend on one thread)`,
+    );
+  }
+  return n;
+}
+
 function threadCount(threads: boolean | number | undefined): number {
-  if (threads === undefined || threads === false) return 1;
+  if (threads === undefined) threads = wasmThreadsFromEnv();
+  if (threads === false) return 1;
   if (threads === true) return navigator.hardwareConcurrency;
   if (!Number.isInteger(threads) || threads < 1) {
     throw new RangeError(

@@ -92,6 +92,8 @@ export interface FineTuneOptions {
   microBatch?: number;
   /** `auto`, `webgpu`, `wasm` or `cpu`. @default "auto" */
   device?: DeviceName;
+  /** Threads of the wasm backend (1 turns them off). @default env ZOO_WASM_THREADS, else one per core */
+  wasmThreads?: number;
   /** Run the model on this input size (images are resized to it; the model through `resizeInput`). @default the data's size */
   inputSize?: { height: number; width: number };
   /** Resize images to the checkpoint's native size in preprocessing. @default false */
@@ -209,7 +211,10 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     throw new TypeError("Cannot fine-tune: pass `model`, or `modelRef` with a `client`");
   }
 
-  const device = await selectDevice(opts.device ?? "auto", { training: true });
+  const device = await selectDevice(opts.device ?? "auto", {
+    training: true,
+    ...(opts.wasmThreads === undefined ? {} : { wasmThreads: opts.wasmThreads }),
+  });
   log(`device: ${device.reason}`);
 
   // The checkpoint and its lineage.

@@ -1,0 +1,54 @@
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { relativeError } from "./_compare.ts";
+
+const CHILD = new URL("./_threads_child.ts", import.meta.url).pathname;
+
+/** Runs the child with ZOO_WASM_THREADS=`threads`; fails if it has not ended on its own within `limitS`. */
+async function child(threads: string, limitS = 120) {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CHILD],
+    env: { ZOO_WASM_THREADS: threads },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    proc.kill("SIGKILL");
+  }, limitS * 1000);
+  const out = await proc.output();
+  clearTimeout(timer);
+  assert(!killed, `the child with ZOO_WASM_THREADS=${threads} had not exited after ${limitS} s`);
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+function parse(stdout: string): { threads: number; fallback?: string; weights: number[][] } {
+  const line = stdout.trim().split("\n").at(-1)!;
+  return JSON.parse(line);
+}
+
+Deno.test("the wasm backend trains on two threads, to the one-thread weights, and the process ends by itself", async () => {
+  const one = await child("1");
+  assertEquals(one.code, 0, one.stderr);
+  const two = await child("2");
+  assertEquals(two.code, 0, two.stderr);
+  const a = parse(one.stdout), b = parse(two.stdout);
+  assertEquals(a.threads, 1);
+  assertEquals(b.fallback, undefined, `threads fell back: ${b.fallback}`);
+  assertEquals(b.threads, 2);
+  assertEquals(b.weights.length, a.weights.length);
+  for (const [i, w] of b.weights.entries()) {
+    const err = relativeError(w, a.weights[i]!);
+    assert(err <= 1e-5, `weight ${i}: relative error ${err} between 2 threads and 1`);
+  }
+});
+
+Deno.test("an invalid ZOO_WASM_THREADS is refused with what to set instead", async () => {
+  for (const bad of ["0", "two", "1.5"]) {
+    const r = await child(bad);
+    assert(r.code !== 0, `ZOO_WASM_THREADS=${bad} was accepted`);
+    assertStringIncludes(r.stderr, `Invalid ZOO_WASM_THREADS "${bad}"`);
+    assertStringIncludes(r.stderr, "whole number >= 1");
+  }
+});
