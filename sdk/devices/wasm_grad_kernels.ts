@@ -48,6 +48,7 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "MaxPoolGrad",
   "AvgPoolGrad",
   "Transpose",
+  "Add",
 ];
 
 function wasmKernel(name: string): tf.KernelFunc {
@@ -764,6 +765,44 @@ function avgPoolGrad(
   return dx;
 }
 
+/** Whether `v` is a vector along the last axis of `x` (a bias): all its other axes are 1. */
+function isTrailingVector(x: Info, v: Info): boolean {
+  const c = x.shape[x.shape.length - 1];
+  const n = v.shape.length;
+  return c !== undefined && n >= 1 && n <= x.shape.length && v.shape[n - 1] === c &&
+    v.shape.slice(0, n - 1).every((d) => d === 1);
+}
+
+/**
+ * Adding a bias (`[..., C] + [C]`) is a broadcast the wasm `Add` handles
+ * element by element through index arithmetic, and the threaded build hands
+ * it to the thread pool; on the heap in JS it is one pass.
+ */
+function add(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { a, b } = args.inputs as { a: Info; b: Info };
+  const float = a.dtype === "float32" && b.dtype === "float32";
+  const [x, v] = float && isTrailingVector(a, b)
+    ? [a, b]
+    : float && isTrailingVector(b, a)
+    ? [b, a]
+    : [null, null];
+  if (
+    x === null || v === null || tf.util.sizeFromShape(v.shape) === tf.util.sizeFromShape(x.shape)
+  ) {
+    return run(backend, "Add", { a, b }, {});
+  }
+  const out = backend.makeOutput(x.shape, "float32");
+  const src = heap(backend, x), bias = heap(backend, v), dst = heap(backend, out);
+  const C = bias.length;
+  for (let o = 0; o < src.length; o += C) {
+    for (let c = 0; c < C; c++) dst[o + c] = src[o + c]! + bias[c]!;
+  }
+  return out;
+}
+
 /** The shipped kernels, kept so the replacements can call them. */
 const original = new Map<string, tf.KernelFunc>();
 
@@ -792,6 +831,7 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "MaxPoolGrad", backendName: "wasm", kernelFunc: maxPoolGrad },
   { kernelName: "AvgPoolGrad", backendName: "wasm", kernelFunc: avgPoolGrad },
   { kernelName: "Transpose", backendName: "wasm", kernelFunc: transpose },
+  { kernelName: "Add", backendName: "wasm", kernelFunc: add },
 ];
 
 /** Options for {@linkcode registerWasmGradKernels}. */

@@ -181,6 +181,12 @@ Deno.test("The replaced Conv2DBackpropInput, Identity, Mean, Sum and Tile kernel
     () => tf.tile(tf.tensor(a.subarray(0, 7), [1, 1, 1, 7]), [4, 5, 6, 1]),
     () => tf.tile(tf.tensor(a.subarray(0, 6), [2, 3]), [3, 2]),
     () => (tf.engine().runKernel("Identity", { x: x() }) as tf.Tensor).add(1),
+    // Add: a bias on either side, a [1, 1, C] bias, and broadcasts it leaves to the shipped kernel.
+    () => tf.add(x(), tf.tensor(a.subarray(0, 7), [7])),
+    () => tf.add(tf.tensor(a.subarray(0, 7), [1, 1, 7]), x()),
+    () => tf.add(x(), tf.tensor(a.subarray(0, 6), [6, 1])),
+    () => tf.add(x(), x()),
+    () => tf.add(x().toInt(), tf.tensor(a.subarray(0, 7), [7]).toInt()),
   ];
   for (const [i, f] of cases.entries()) {
     const { cpu, wasm } = await onBoth(f);
