@@ -11,6 +11,9 @@
  *
  *   deno run -A bench/training.ts [--budget 15] [--out bench/results/training.md]
  *
+ * A hand-written part after the `<!-- findings -->` line of the output file
+ * is kept.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
@@ -22,7 +25,12 @@ import { runTorchScript } from "./_torch.ts";
 
 type CaseName = "mnistTrain" | "mobilenetTrain" | "mobilenetInfer";
 type Result = { imagesPerSecond: number; iterations: number; note?: string } | { skipped: string };
-type Row = Partial<Record<CaseName, Result>> & { setup?: string; profile?: string; error?: string };
+type Row = Partial<Record<CaseName, Result>> & {
+  setup?: string;
+  profile?: string;
+  mnistProfile?: string;
+  error?: string;
+};
 
 const CASES: CaseName[] = ["mnistTrain", "mobilenetTrain", "mobilenetInfer"];
 const LABELS: Record<CaseName, string> = {
@@ -128,6 +136,11 @@ async function child(backend: string): Promise<Row> {
       128,
       20,
     );
+    if (args.profile) {
+      row.mnistProfile = await profileMicroBatch(async () => {
+        await model.trainOnBatch(x, y);
+      });
+    }
     tf.dispose([x, y]);
     model.dispose();
   }
@@ -261,6 +274,7 @@ if (args.child) {
 }
 
 const started = new Date();
+const loadBefore = Deno.loadavg().map((l) => l.toFixed(2)).join(", ");
 const rows: Record<string, Row> = {};
 rows["PyTorch CPU"] = await runTorch(150);
 console.error("PyTorch", JSON.stringify(rows["PyTorch CPU"]));
@@ -279,6 +293,8 @@ const table = [
   ),
 ].join("\n");
 const profile = rows["tfjs wasm"]?.profile ?? "not recorded";
+const mnistProfile = rows["tfjs wasm"]?.mnistProfile ?? "not recorded";
+const loadAfter = Deno.loadavg().map((l) => l.toFixed(2)).join(", ");
 const md = `# Training speed without a GPU
 
 Images/s, median of timed steps after one warm-up step (n = steps timed; a
@@ -290,8 +306,9 @@ gradients over micro-batches of 8 (\`sdk/train/accumulate.ts\`).
 
 - date: ${started.toISOString()}
 - command: \`deno run -A bench/training.ts --budget ${budgetS}\`
-- Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; PyTorch with OMP_NUM_THREADS=2, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset
-- machine (shared with other jobs while it ran):
+- Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; PyTorch with OMP_NUM_THREADS=${navigator.hardwareConcurrency}, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset
+- load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}
+- machine:
 
 \`\`\`
 ${await lscpu()}
@@ -299,9 +316,24 @@ ${await lscpu()}
 
 ${table}
 
-## Where the time goes (wasm, one thread, one MobileNetV2 micro-batch of 8, forward + backward)
+## Where the time goes (wasm, one thread)
+
+One MNIST CNN step (batch 128, forward + backward + SGD update), per kernel:
+
+${mnistProfile}
+
+One MobileNetV2 micro-batch of 8, forward + backward:
 
 ${profile}
 `;
-await Deno.writeTextFile(String(args.out), md);
+// A hand-written part after the `<!-- findings -->` line of the old file is kept.
+let kept = "";
+try {
+  const old = await Deno.readTextFile(String(args.out));
+  const at = old.indexOf("<!-- findings -->");
+  if (at >= 0) kept = old.slice(at);
+} catch (e) {
+  if (!(e instanceof Deno.errors.NotFound)) throw e;
+}
+await Deno.writeTextFile(String(args.out), kept ? `${md}\n${kept}` : md);
 console.log(md);
