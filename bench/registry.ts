@@ -399,10 +399,15 @@ async function profile(dir: string, blobFile: string): Promise<string[][]> {
     await op("`store.getModel`", () => store.getModel(ns, name));
     await op("`store.getVersion`", () => store.getVersion(ns, name, version));
     await op(
-      "`store.countDownload` (autocommit UPDATE, synchronous=FULL)",
+      "`store.revision` (PRAGMA data_version: other processes' writes)",
+      () => store.revision(ns, name),
+    );
+    await op(
+      "`store.countDownload` (in memory, written about once a second)",
       () => store.countDownload(ns, name, version),
     );
-    // The same UPDATE on a second connection, to price the fsync per commit.
+    // What counting cost when each GET ran its own UPDATE, on a second
+    // connection, to price the fsync per commit.
     const db = new DatabaseSync(storageLayout(dir).database, { timeout: 10_000 });
     try {
       const update = db.prepare(
