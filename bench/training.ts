@@ -104,8 +104,8 @@ async function profileMicroBatch(run: () => Promise<void>): Promise<string> {
   return [
     `| kernel | ms | share |`,
     `| --- | ---: | ---: |`,
-    ...top.map(([k, ms]) => `| ${k} | ${ms.toFixed(0)} | ${(100 * ms / total).toFixed(1)}% |`),
-    `| all kernels | ${total.toFixed(0)} | 100% |`,
+    ...top.map(([k, ms]) => `| ${k} | ${ms.toFixed(1)} | ${(100 * ms / total).toFixed(1)}% |`),
+    `| all kernels | ${total.toFixed(1)} | 100% |`,
   ].join("\n");
 }
 
