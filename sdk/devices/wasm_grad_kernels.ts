@@ -412,6 +412,61 @@ function flippedFilter(backend: BackendWasm, filter: Info, swapChannels: boolean
 }
 
 /**
+ * The input gradient as `col2im(dy · Wᵀ)`: one matrix product per chunk of
+ * images gives every window's contribution, scattered back onto the input
+ * (the heap view is taken after the product, which may grow the heap).
+ */
+function conv2DBackpropInputCol2im(
+  backend: BackendWasm,
+  dy: Info,
+  filter: Info,
+  info: ConvInfo,
+): Info {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const kkc = KH * KW * C, co = info.outChannels;
+  const w2 = reshape(backend, filter, [kkc, co]);
+  const wT = transposeLastTwo(backend, w2);
+  dispose(backend, w2);
+  const dx = backend.makeOutput([B, H, W, C], "float32");
+  heap(backend, dx).fill(0);
+  const chunk = imagesPerChunk(info);
+  for (let b0 = 0; b0 < B; b0 += chunk) {
+    const nb = Math.min(chunk, B - b0);
+    const dyRows = batchRows(backend, dy, b0, nb, co);
+    const cols = run(backend, "BatchMatMul", { a: dyRows, b: wT }, {
+      transposeA: false,
+      transposeB: false,
+    });
+    dispose(backend, dyRows);
+    const src = heap(backend, cols);
+    const dst = heap(backend, dx);
+    let row = 0;
+    for (let b = b0; b < b0 + nb; b++) {
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++, row += kkc) {
+          for (let kh = 0; kh < KH; kh++) {
+            const ih = oh * sh + kh - pt;
+            if (ih < 0 || ih >= H) continue;
+            for (let kw = 0; kw < KW; kw++) {
+              const iw = ow * sw + kw - pl;
+              if (iw < 0 || iw >= W) continue;
+              const d = ((b * H + ih) * W + iw) * C, s = row + (kh * KW + kw) * C;
+              for (let c = 0; c < C; c++) dst[d + c] = dst[d + c]! + src[s + c]!;
+            }
+          }
+        }
+      }
+    }
+    dispose(backend, cols);
+  }
+  dispose(backend, wT);
+  return dx;
+}
+
+/**
  * The wasm `Conv2DBackpropInput` is a scalar loop; this one is one XNNPACK
  * convolution of the zero-upsampled, padded `dy` with the flipped,
  * channel-swapped filter.
@@ -435,6 +490,12 @@ function conv2DBackpropInput(
     attrs.pad as "same",
     attrs.dimRoundingMode as "floor" | undefined,
   );
+  // With a stride, the convolution of the upsampled dy multiplies mostly
+  // zeros (3/4 of them at stride 2); col2im does only the real products.
+  const strided = info.strideHeight > 1 || info.strideWidth > 1;
+  if (strided && info.filterHeight * info.filterWidth > 1) {
+    return conv2DBackpropInputCol2im(backend, dy, filter, info);
+  }
   const top = info.filterHeight - 1 - info.padInfo.top;
   const left = info.filterWidth - 1 - info.padInfo.left;
   const padded = upsamplePadded(backend, dy, info, top, left);
