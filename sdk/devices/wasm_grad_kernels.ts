@@ -717,6 +717,56 @@ function batchMatMul(
 }
 
 /**
+ * `MaxPoolGrad` for the common 2×2, stride-2, unpadded pooling: the windows
+ * do not overlap, so each `dy` goes to its window's first maximum with no
+ * bookkeeping across windows.
+ */
+function maxPoolGrad2x2(
+  x: Float32Array,
+  g: Float32Array,
+  out: Float32Array,
+  B: number,
+  H: number,
+  W: number,
+  C: number,
+  OH: number,
+  OW: number,
+): void {
+  const rowStride = W * C;
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const i00 = ((b * H + 2 * oh) * W + 2 * ow) * C, i01 = i00 + C;
+        const i10 = i00 + rowStride, i11 = i10 + C;
+        const o = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) {
+          // The first value above all before it (and above -Infinity) in
+          // row-major window order, as the cpu backend picks it: a window of
+          // NaN or -Infinity only passes no gradient.
+          let at = -1, best = -Infinity, v = x[i00 + c]!;
+          if (v > best) {
+            best = v;
+            at = i00 + c;
+          }
+          v = x[i01 + c]!;
+          if (v > best) {
+            best = v;
+            at = i01 + c;
+          }
+          v = x[i10 + c]!;
+          if (v > best) {
+            best = v;
+            at = i10 + c;
+          }
+          if (x[i11 + c]! > best) at = i11 + c;
+          if (at >= 0) out[at] = g[o + c]!;
+        }
+      }
+    }
+  }
+}
+
+/**
  * The wasm `MaxPoolGrad` is a scalar loop over every input position and
  * window tap; this one finds each window's maximum once, for all channels
  * in a row, and scatters `dy` to it (the first maximum, as the cpu backend
@@ -747,6 +797,14 @@ function maxPoolGrad(
   const dx = backend.makeOutput(input.shape, "float32");
   const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
   out.fill(0);
+  const p = info.padInfo;
+  if (
+    KH === 2 && KW === 2 && sh === 2 && sw === 2 && p.top === 0 && p.left === 0 &&
+    p.bottom === 0 && p.right === 0
+  ) {
+    maxPoolGrad2x2(x, g, out, B, H, W, C, OH, OW);
+    return dx;
+  }
   const best = new Float32Array(C), at = new Int32Array(C);
   for (let b = 0; b < B; b++) {
     for (let oh = 0; oh < OH; oh++) {

@@ -198,7 +198,7 @@ Deno.test("The replaced Conv2DBackpropInput, Identity, Mean, Sum and Tile kernel
 });
 
 Deno.test("The replaced MaxPoolGrad on wasm matches cpu, overlapping windows, padding and ties included", async () => {
-  type PoolCase = { x: number[]; k: number; s: number; pad: Pad; ties?: boolean };
+  type PoolCase = { x: number[]; k: number; s: number; pad: Pad; ties?: boolean; odd?: boolean };
   const cases: PoolCase[] = [
     { x: [3, 28, 28, 6], k: 2, s: 2, pad: "valid" },
     { x: [2, 9, 9, 5], k: 3, s: 2, pad: "same" },
@@ -207,10 +207,21 @@ Deno.test("The replaced MaxPoolGrad on wasm matches cpu, overlapping windows, pa
     // Quantized values: many windows hold several equal maxima.
     { x: [2, 8, 8, 3], k: 2, s: 2, pad: "valid", ties: true },
     { x: [2, 8, 8, 3], k: 3, s: 1, pad: "same", ties: true },
+    // Odd sizes leave a row and a column out of every window.
+    { x: [2, 7, 9, 5], k: 2, s: 2, pad: "valid" },
+    // NaN and -Infinity: never a window's maximum; a window of only those passes no gradient.
+    { x: [2, 8, 8, 3], k: 2, s: 2, pad: "valid", odd: true },
+    { x: [2, 8, 8, 3], k: 3, s: 2, pad: "same", odd: true },
   ];
   for (const [i, c] of cases.entries()) {
     const raw = seeded(c.x, 90 + i);
     const x = c.ties ? raw.map((v) => Math.round(v)) : raw;
+    if (c.odd) {
+      for (let j = 0; j < x.length; j += 5) x[j] = NaN;
+      for (let j = 2; j < x.length; j += 7) x[j] = -Infinity;
+      x.fill(-Infinity, 0, 2 * 8 * 3); // the first two rows of the first image
+      for (let j = 0; j < 8 * 3; j += 3) x[j] = NaN;
+    }
     const { cpu, wasm } = await onBoth(() => {
       // A random weight per output, so every routed gradient differs.
       const loss = (v: tf.Tensor) => {
