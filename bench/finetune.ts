@@ -25,6 +25,7 @@ import { fineTuneNetwork } from "../sdk/train/network.ts";
 import { lenet5 } from "../zoo/_recipes.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
+import { lscpu, writeReport } from "./_report.ts";
 
 type Strategy = "features" | "partial" | "full";
 type ModelName = "lenet5" | "mobilenetV2";
@@ -214,16 +215,6 @@ function cell(c: Cell | undefined, base: Cell | undefined): string {
   return `${c.imagesPerSecond.toFixed(1)}${ratio}${c.note ? `, ${c.note}` : ""}`;
 }
 
-async function lscpu(): Promise<string> {
-  try {
-    const out = await new Deno.Command("lscpu", { stdout: "piped" }).output();
-    return new TextDecoder().decode(out.stdout).split("\n")
-      .filter((l) => /^(Model name|CPU\(s\)|Thread|Core|L2|L3)/.test(l)).join("\n");
-  } catch {
-    return "lscpu unavailable";
-  }
-}
-
 if (args.child) {
   let row: Row;
   try {
@@ -285,5 +276,5 @@ ${await lscpu()}
 
 ${tables.join("\n\n")}
 `;
-await Deno.writeTextFile(String(args.out), md);
+await writeReport(String(args.out), md);
 console.log(md);

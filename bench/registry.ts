@@ -27,6 +27,7 @@ import { createRegistryApp } from "../registry/app.ts";
 import { storageLayout } from "../registry/storage/paths.ts";
 import { openSqliteFsStore } from "../registry/storage/sqlite_fs.ts";
 import { BENCH_MODEL, publishBenchModel } from "./_registry_fixture.ts";
+import { writeReport } from "./_report.ts";
 
 const HELP = `Usage: deno task bench:registry [flags]
 
@@ -764,16 +765,7 @@ ${table(["what", "wall mean µs (or MB/s)", "wall p99 µs", "CPU µs per call", 
     console.log(report);
     if (!flags["no-write"]) {
       const out = new URL("./results/registry.md", import.meta.url);
-      let kept = "";
-      try {
-        const old = await Deno.readTextFile(out);
-        const at = old.indexOf("<!-- findings -->");
-        if (at >= 0) kept = old.slice(at);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
-      await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
-      await Deno.writeTextFile(out, kept ? `${report}\n${kept}` : report);
+      await writeReport(out, report);
       log(`wrote ${out.pathname}`);
     }
   } finally {

@@ -22,6 +22,7 @@ import { initWasmBackend } from "../sdk/devices/wasm.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
+import { lscpu, writeReport } from "./_report.ts";
 
 type CaseName = "mnistTrain" | "mobilenetTrain" | "mobilenetInfer";
 type Result = { imagesPerSecond: number; iterations: number; note?: string } | { skipped: string };
@@ -250,18 +251,6 @@ function cell(r: Result | undefined, base: Result | undefined): string {
   return `${r.imagesPerSecond.toFixed(1)}${ratio}, n=${r.iterations}${r.note ? `, ${r.note}` : ""}`;
 }
 
-async function lscpu(): Promise<string> {
-  try {
-    const out = await new Deno.Command("lscpu", { stdout: "piped" }).output();
-    return new TextDecoder().decode(out.stdout).split("\n")
-      .filter((l) => /^(Model name|CPU\(s\)|Thread|Core|L2|L3|Flags)/.test(l))
-      .map((l) => l.replace(/^(Flags:\s+).*(avx512f).*$/, "$1… $2 …"))
-      .join("\n");
-  } catch {
-    return "lscpu unavailable";
-  }
-}
-
 if (args.child) {
   let row: Row;
   try {
@@ -326,14 +315,5 @@ One MobileNetV2 micro-batch of 8, forward + backward:
 
 ${profile}
 `;
-// A hand-written part after the `<!-- findings -->` line of the old file is kept.
-let kept = "";
-try {
-  const old = await Deno.readTextFile(String(args.out));
-  const at = old.indexOf("<!-- findings -->");
-  if (at >= 0) kept = old.slice(at);
-} catch (e) {
-  if (!(e instanceof Deno.errors.NotFound)) throw e;
-}
-await Deno.writeTextFile(String(args.out), kept ? `${md}\n${kept}` : md);
+await writeReport(String(args.out), md);
 console.log(md);
