@@ -120,7 +120,8 @@ async function useWasm(job: DeviceJob): Promise<string> {
  * @returns the backend now active, the WebGPU adapter if used, and why
  * @throws {RangeError} for an unknown device name
  * @throws {Error} when an explicit device cannot run the job: no WebGPU
- *   adapter, a backend that does not start, missing kernels (named)
+ *   adapter, a backend that does not start, missing kernels (named); or,
+ *   for `auto`, when no backend has every kernel the job needs
  *
  * @example Pick a device for a training job
  * ```ts
@@ -204,6 +205,14 @@ async function autoSelect(job: DeviceJob): Promise<DeviceChoice> {
     return { backend: "wasm", reason: `auto chose wasm (${setup}): ${notes.join("; ")}` };
   } catch (e) {
     notes.push(e instanceof Error ? e.message : String(e));
+  }
+  const cpuMissing = missingKernels("cpu", neededKernels(job));
+  if (cpuMissing.length > 0) {
+    throw new Error(
+      `Cannot pick a device: no backend has every kernel this job needs: ${
+        notes.join("; ")
+      }; cpu lacks ${cpuMissing.join(", ")}`,
+    );
   }
   await activate("cpu");
   return { backend: "cpu", reason: `auto chose cpu: ${notes.join("; ")}` };
