@@ -45,6 +45,29 @@ function gapNet(): tf.LayersModel {
   return tf.model({ inputs: input, outputs: out as tf.SymbolicTensor, name: "gapnet" });
 }
 
+const POOL_NAMES = { averagePooling2d: "an AveragePooling2D", maxPooling2d: "a MaxPooling2D" };
+
+/**
+ * A 'valid'-padded net whose head is a pooling window covering the whole 6×6
+ * native feature map, then Flatten and Dense (MobileNetV2's head in nsfwjs, without
+ * its 'same' padding, so the crop equality is exact). Total stride 2.
+ */
+function poolHeadNet(pool: "averagePooling2d" | "maxPooling2d"): tf.Sequential {
+  return tf.sequential({
+    name: `${pool}_head`,
+    layers: [
+      tf.layers.conv2d({ inputShape: [18, 18, 2], filters: 4, kernelSize: 3, activation: "relu" }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.conv2d({ filters: 8, kernelSize: 3, activation: "relu" }),
+      tf.layers[pool]({ poolSize: 6 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 12, activation: "relu" }),
+      tf.layers.dropout({ rate: 0.5 }),
+      tf.layers.dense({ units: 5, activation: "softmax" }),
+    ],
+  });
+}
+
 /** Randomizes BatchNormalization statistics so that they matter. */
 function randomizeBatchNorm(model: tf.LayersModel): void {
   for (const layer of model.layers) {
@@ -159,6 +182,45 @@ for (const backend of BACKENDS) {
   });
 }
 
+for (const backend of BACKENDS) {
+  for (const pool of ["averagePooling2d", "maxPooling2d"] as const) {
+    Deno.test(`convolutionalize() slides ${POOL_NAMES[pool]} window fixed at the native map with stride 1: each cell is the original on the crop at a stride of 2 (${backend})`, async () => {
+      await tf.setBackend(backend);
+      const net = poolHeadNet(pool);
+      const start = tf.memory().numTensors;
+      const fcn = convolutionalize(net);
+      const native = resizeInput(net, { height: 18, width: 18 });
+      try {
+        // The window's own stride (6) must not count: one cell per 2 input pixels, not per 12.
+        assertEquals(scoreMapGeometry(net), { inputSize: [18, 18], totalStride: [2, 2] });
+        const window = fcn.layers.find((l) =>
+          /Pooling2D$/.test(l.getClassName()) &&
+          (l.getConfig().poolSize as number[])[0] === 6
+        )!;
+        assertEquals(window.getConfig().strides, [1, 1]);
+        const x = tf.randomUniform([2, 18, 18, 2]) as tf.Tensor4D;
+        const [y, map, pooled] = [predict(net, x), predict(fcn, x), predict(native, x)];
+        assertEquals(map.shape, [2, 1, 1, 5]);
+        assertLess(await maxAbsDiff(map, y), 1e-4);
+        assertLess(await maxAbsDiff(pooled, y), 1e-4);
+        tf.dispose([x, y, map, pooled]);
+        // 26 = 18 + 4 × 2: a 5×5 map, cell (i, j) is the crop at (2i, 2j).
+        const big = tf.randomUniform([1, 26, 26, 2]) as tf.Tensor4D;
+        const bigMap = predict(fcn, big);
+        assertEquals(bigMap.shape, [1, 5, 5, 5]);
+        const expected = cropScores(net, big, 18, 2, 5, 5);
+        assertLess(await maxAbsDiff(bigMap, expected), 1e-4);
+        tf.dispose([big, bigMap, expected]);
+      } finally {
+        fcn.dispose();
+        native.dispose();
+      }
+      assertEquals(tf.memory().numTensors, start);
+      net.dispose();
+    });
+  }
+}
+
 Deno.test("resizeInput() refuses sizes that do not fit and names the nearest valid ones", () => {
   const net = lenet();
   const start = tf.memory().numTensors;
@@ -175,43 +237,49 @@ Deno.test("resizeInput() refuses sizes that do not fit and names the nearest val
   net.dispose();
 });
 
-Deno.test("convolutionalize() keeps ZeroPadding2D, BatchNormalization, DepthwiseConv2D, Add and Concatenate, and puts a global-pool head's Dense before the pooling", async () => {
-  await tf.setBackend("cpu");
-  const net = gapNet();
-  randomizeBatchNorm(net);
-  const start = tf.memory().numTensors;
-  const fcn = convolutionalize(net);
-  const resized = resizeInput(net, { height: 40, width: 40 });
-  const logits = tf.model({
-    inputs: fcn.inputs,
-    outputs: fcn.getLayer(net.layers[net.layers.length - 1]!.name).output,
+for (const backend of BACKENDS) {
+  Deno.test(`convolutionalize() keeps ZeroPadding2D, BatchNormalization, DepthwiseConv2D, Add and Concatenate, and puts a global-pool head's Dense before the pooling (${backend})`, async () => {
+    await tf.setBackend(backend);
+    const net = gapNet();
+    randomizeBatchNorm(net);
+    const start = tf.memory().numTensors;
+    const fcn = convolutionalize(net);
+    const resized = resizeInput(net, { height: 40, width: 40 });
+    const logits = tf.model({
+      inputs: fcn.inputs,
+      outputs: fcn.getLayer(net.layers[net.layers.length - 1]!.name).output,
+    });
+    const classes = fcn.layers.map((l) => l.getClassName());
+    for (
+      const c of ["ZeroPadding2D", "BatchNormalization", "DepthwiseConv2D", "Add", "Concatenate"]
+    ) {
+      assert(classes.includes(c), `${c} is missing from ${classes.join(", ")}`);
+    }
+    assert(!classes.includes("GlobalAveragePooling2D"));
+    for (const size of [16, 40]) {
+      const x = tf.randomUniform([2, size, size, 3]);
+      const map = predict(fcn, x);
+      assertEquals(map.shape, [2, size / 2, size / 2, 5]);
+      // A single Dense commutes with the average: softmax(mean of the logit map) is the original's output.
+      const pooled = tf.tidy(() => tf.softmax(predict(logits, x).mean([1, 2])));
+      const y = size === 16 ? predict(net, x) : predict(resized, x);
+      assertLess(await maxAbsDiff(pooled, y), 1e-5);
+      tf.dispose([x, map, pooled, y]);
+    }
+    fcn.dispose();
+    resized.dispose();
+    assertEquals(tf.memory().numTensors, start);
+    const x = tf.ones([1, 16, 16, 3]);
+    const y = predict(net, x);
+    assertEquals(
+      y.shape,
+      [1, 5],
+      "the original still runs after the converted models are disposed",
+    );
+    tf.dispose([x, y]);
+    net.dispose();
   });
-  const classes = fcn.layers.map((l) => l.getClassName());
-  for (
-    const c of ["ZeroPadding2D", "BatchNormalization", "DepthwiseConv2D", "Add", "Concatenate"]
-  ) {
-    assert(classes.includes(c), `${c} is missing from ${classes.join(", ")}`);
-  }
-  assert(!classes.includes("GlobalAveragePooling2D"));
-  for (const size of [16, 40]) {
-    const x = tf.randomUniform([2, size, size, 3]);
-    const map = predict(fcn, x);
-    assertEquals(map.shape, [2, size / 2, size / 2, 5]);
-    // A single Dense commutes with the average: softmax(mean of the logit map) is the original's output.
-    const pooled = tf.tidy(() => tf.softmax(predict(logits, x).mean([1, 2])));
-    const y = size === 16 ? predict(net, x) : predict(resized, x);
-    assertLess(await maxAbsDiff(pooled, y), 1e-5);
-    tf.dispose([x, map, pooled, y]);
-  }
-  fcn.dispose();
-  resized.dispose();
-  assertEquals(tf.memory().numTensors, start);
-  const x = tf.ones([1, 16, 16, 3]);
-  const y = predict(net, x);
-  assertEquals(y.shape, [1, 5], "the original still runs after the converted models are disposed");
-  tf.dispose([x, y]);
-  net.dispose();
-});
+}
 
 Deno.test("convolutionalize() refuses a model without a Flatten or global-pool head", () => {
   const net = tf.sequential({
@@ -227,50 +295,52 @@ Deno.test("convolutionalize() refuses a model without a Flatten or global-pool h
   net.dispose();
 });
 
-Deno.test("convolutionalize() matches nsfwjs MobileNetV2 at 224×224 and slides its head over every 7×7 window at 256×256", async () => {
-  await tf.setBackend("cpu");
-  const net = await loadNsfwjsModel("mobilenet_v2");
-  const start = tf.memory().numTensors;
-  const fcn = convolutionalize(net);
-  const resized = resizeInput(net, { height: 224, width: 224 });
-  try {
-    assertEquals(scoreMapGeometry(net), { inputSize: [224, 224], totalStride: [32, 32] });
-    const pool = fcn.layers.find((l) => l.getClassName() === "AveragePooling2D")!;
-    assertEquals(pool.getConfig().strides, [1, 1]);
-    const x = tf.randomUniform([1, 224, 224, 3], 0, 1, "float32", 7);
-    const [y, map, pooled] = [predict(net, x), predict(fcn, x), predict(resized, x)];
-    assertEquals(map.shape, [1, 1, 1, 5]);
-    assertLess(await maxAbsDiff(map, y), 1e-4);
-    assertLess(await maxAbsDiff(pooled, y), 1e-4);
-    tf.dispose([x, y, map, pooled]);
+for (const backend of BACKENDS) {
+  Deno.test(`convolutionalize() matches nsfwjs MobileNetV2 at 224×224 and slides its head over every 7×7 window at 256×256 (${backend})`, async () => {
+    await tf.setBackend(backend);
+    const net = await loadNsfwjsModel("mobilenet_v2");
+    const start = tf.memory().numTensors;
+    const fcn = convolutionalize(net);
+    const resized = resizeInput(net, { height: 224, width: 224 });
+    try {
+      assertEquals(scoreMapGeometry(net), { inputSize: [224, 224], totalStride: [32, 32] });
+      const pool = fcn.layers.find((l) => l.getClassName() === "AveragePooling2D")!;
+      assertEquals(pool.getConfig().strides, [1, 1]);
+      const x = tf.randomUniform([1, 224, 224, 3], 0, 1, "float32", 7);
+      const [y, map, pooled] = [predict(net, x), predict(fcn, x), predict(resized, x)];
+      assertEquals(map.shape, [1, 1, 1, 5]);
+      assertLess(await maxAbsDiff(map, y), 1e-4);
+      assertLess(await maxAbsDiff(pooled, y), 1e-4);
+      tf.dispose([x, y, map, pooled]);
 
-    // MobileNetV2 pads with 'same', so a crop's border sees zeros where the big image has pixels:
-    // the cells equal the original's head on each 7×7 window of the features, not the original on crops.
-    const features = tf.model({ inputs: fcn.inputs, outputs: fcn.getLayer("out_relu").output });
-    const big = tf.randomUniform([1, 256, 256, 3], 0, 1, "float32", 8);
-    const [f, bigMap] = [predict(features, big), predict(fcn, big)];
-    assertEquals(bigMap.shape, [1, 2, 2, 5]);
-    const expected = tf.tidy(() => {
-      const dense = ["dense_1", "dense_2", "dense_3"].map((n) => net.getLayer(n).getWeights());
-      const cells: tf.Tensor[] = [];
-      for (let i = 0; i < 2; i++) {
-        for (let j = 0; j < 2; j++) {
-          let h: tf.Tensor = f.slice([0, i, j, 0], [1, 7, 7, -1]).mean([1, 2]);
-          dense.forEach(([k, b], n) => {
-            h = tf.add(tf.matMul(h as tf.Tensor2D, k as tf.Tensor2D), b!);
-            h = n < 2 ? tf.relu(h) : tf.softmax(h);
-          });
-          cells.push(h);
+      // MobileNetV2 pads with 'same', so a crop's border sees zeros where the big image has pixels:
+      // the cells equal the original's head on each 7×7 window of the features, not the original on crops.
+      const features = tf.model({ inputs: fcn.inputs, outputs: fcn.getLayer("out_relu").output });
+      const big = tf.randomUniform([1, 256, 256, 3], 0, 1, "float32", 8);
+      const [f, bigMap] = [predict(features, big), predict(fcn, big)];
+      assertEquals(bigMap.shape, [1, 2, 2, 5]);
+      const expected = tf.tidy(() => {
+        const dense = ["dense_1", "dense_2", "dense_3"].map((n) => net.getLayer(n).getWeights());
+        const cells: tf.Tensor[] = [];
+        for (let i = 0; i < 2; i++) {
+          for (let j = 0; j < 2; j++) {
+            let h: tf.Tensor = f.slice([0, i, j, 0], [1, 7, 7, -1]).mean([1, 2]);
+            dense.forEach(([k, b], n) => {
+              h = tf.add(tf.matMul(h as tf.Tensor2D, k as tf.Tensor2D), b!);
+              h = n < 2 ? tf.relu(h) : tf.softmax(h);
+            });
+            cells.push(h);
+          }
         }
-      }
-      return tf.concat(cells).reshape([1, 2, 2, 5]);
-    });
-    assertLess(await maxAbsDiff(bigMap, expected), 1e-4);
-    tf.dispose([big, f, bigMap, expected]);
-  } finally {
-    fcn.dispose();
-    resized.dispose();
-  }
-  assertEquals(tf.memory().numTensors, start);
-  net.dispose();
-});
+        return tf.concat(cells).reshape([1, 2, 2, 5]);
+      });
+      assertLess(await maxAbsDiff(bigMap, expected), 1e-4);
+      tf.dispose([big, f, bigMap, expected]);
+    } finally {
+      fcn.dispose();
+      resized.dispose();
+    }
+    assertEquals(tf.memory().numTensors, start);
+    net.dispose();
+  });
+}
