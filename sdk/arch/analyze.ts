@@ -425,7 +425,9 @@ function stepLayer(
   } else if (cls === "ZeroPadding2D" || cls === "Cropping2D") {
     const p = pads4(cls === "ZeroPadding2D" ? cfg.padding : cfg.cropping);
     const sign = cls === "ZeroPadding2D" ? 1 : -1;
-    info.pads = [sign * p[0], sign * p[1], sign * p[2], sign * p[3]];
+    // `|| 0`: an uncropped side would be -0, which strict equality (Object.is) tells from 0.
+    const signed = (v: number) => sign * v || 0;
+    info.pads = [signed(p[0]), signed(p[1]), signed(p[2]), signed(p[3])];
     info.stride = [1, 1];
     if (onMap()) {
       const [t, b, l, r] = info.pads;

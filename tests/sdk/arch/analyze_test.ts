@@ -54,8 +54,10 @@ Deno.test("analyze() reports nsfwjs MobileNetV2 as a 7x7x1280 map at stride 32 w
     const pos = new Map(arch.layers.map((l, i) => [l.name, i]));
     const cutPos = arch.cutPoints.map((n) => pos.get(n) ?? -1);
     assertEquals(cutPos, [...cutPos].sort((a, b) => a - b), "cut points in topological order");
-    // The same analysis from the loaded LayersModel.
+    // The same analysis from the loaded LayersModel, which reads only its topology.
+    const tensorsBefore = tf.memory().numTensors;
     const fromModel = analyze(model);
+    assertEquals(tf.memory().numTensors, tensorsBefore);
     assertEquals(fromModel.layers.map((l) => l.outputShape), arch.layers.map((l) => l.outputShape));
     assertEquals(fromModel.cutPoints, arch.cutPoints);
     assert(JSON.parse(JSON.stringify(arch)).layers.length === 162, "plain JSON");
@@ -126,6 +128,59 @@ Deno.test("analyze() matches tfjs on a Sequential LeNet and computes its recepti
   assertEquals(arch.flops, 2 * (117600 + 240000 + 48000 + 10080 + 840));
   // 4 -> conv 0: the smallest input keeps every layer at >= 1: 16 -> 12 -> 6 -> 2 -> 1.
   assertEquals(arch.minInputSize, [16, 16]);
+  model.dispose();
+});
+
+Deno.test("analyze() reports each layer's window, stride, dilation, padding, pads and frozen params as computed by hand", () => {
+  const model = tf.sequential({
+    name: "fields",
+    layers: [
+      tf.layers.zeroPadding2d({ inputShape: [20, 20, 3], padding: [[1, 2], [0, 3]], name: "pad" }),
+      tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, name: "c1", trainable: false }),
+      tf.layers.conv2d({
+        filters: 8,
+        kernelSize: 3,
+        dilationRate: 2,
+        padding: "same",
+        name: "dil",
+      }),
+      tf.layers.batchNormalization({ name: "bn" }),
+      tf.layers.maxPooling2d({ poolSize: 2, padding: "same", name: "pool" }),
+      tf.layers.cropping2D({ cropping: [[1, 0], [0, 1]], name: "crop" }),
+      tf.layers.flatten({ name: "flat" }),
+      tf.layers.dense({ units: 4, name: "fc" }),
+    ],
+  });
+  const start = tf.memory().numTensors;
+  const arch = analyze(model);
+  assertEquals(tf.memory().numTensors, start);
+  assertMatchesTfjs(arch, model);
+  const pick = (name: string) => {
+    const l = arch.layers.find((x) => x.name === name)!;
+    return [l.kernel, l.stride, l.dilation, l.padding, l.pads, l.receptiveField, l.jump];
+  };
+  // 20x20 padded by 1 + 2 rows and 0 + 3 columns: 23x23, receptive field unchanged.
+  assertEquals(pick("pad"), [null, [1, 1], null, null, [1, 2, 0, 3], [1, 1], [1, 1]]);
+  // 3x3 'valid' stride 2: (23 - 3) / 2 + 1 = 11; field 3, jump 2.
+  assertEquals(pick("c1"), [[3, 3], [2, 2], [1, 1], "valid", null, [3, 3], [2, 2]]);
+  // Dilation 2 spreads the 3x3 taps over 5 pixels of the map, 2 input pixels apart: 3 + 4 * 2.
+  assertEquals(pick("dil"), [[3, 3], [1, 1], [2, 2], "same", null, [11, 11], [2, 2]]);
+  // 2x2 pool: 11 + 1 * 2 = 13, jump 4; 'same' rounds 11 / 2 up to 6.
+  assertEquals(pick("pool"), [[2, 2], [2, 2], [1, 1], "same", null, [13, 13], [4, 4]]);
+  // Cropping is a negative pad.
+  assertEquals(pick("crop"), [null, [1, 1], null, null, [-1, 0, 0, -1], [13, 13], [4, 4]]);
+  assertEquals(arch.layers.find((l) => l.name === "crop")?.outputShape, [null, 5, 5, 8]);
+  // Flatten sees the whole 5x5 map: 13 + 4 * 4.
+  assertEquals(arch.layers.find((l) => l.name === "flat")?.receptiveField, [29, 29]);
+  // The frozen conv and BatchNormalization's moving statistics do not train.
+  const c1 = arch.layers.find((l) => l.name === "c1")!;
+  assertEquals([c1.trainable, c1.params, c1.trainableParams], [false, 224, 0]);
+  assertEquals([arch.trainableParams, arch.nonTrainableParams], [584 + 16 + 804, 224 + 16]);
+  assertEquals([arch.totalStride, arch.receptiveField], [4, 13]);
+  // 2 x multiply-adds: 11*11*8 outputs of 27 taps, 11*11*8 of 72, 200 * 4.
+  assertEquals(arch.flops, 2 * (11 * 11 * 8 * 27 + 11 * 11 * 8 * 72 + 200 * 4));
+  // The crop needs a 2x2 pooled map: 3x3 before the pool, 3 = (h + 3 - 3) / 2 + 1 gives h = 4.
+  assertEquals(arch.minInputSize, [4, 4]);
   model.dispose();
 });
 
