@@ -1,9 +1,12 @@
 import * as tf from "@tensorflow/tfjs";
-import { assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { importModel, main } from "../../zoo/import.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
 import { modelToFiles } from "../../sdk/io_handler.ts";
+import { ZooClient } from "../../sdk/client.ts";
+import { zooEntries } from "../../zoo/mod.ts";
+import { startRegistry } from "../registry/_helpers.ts";
 
 await tf.setBackend("cpu");
 
@@ -86,6 +89,74 @@ Deno.test("importModel() refuses a missing or truncated shard and a non-http URL
     await assertRejects(() => main(["--url", url]), RangeError, "Missing --out");
   } finally {
     await server.shutdown();
+    await Deno.remove(outDir, { recursive: true });
+  }
+});
+
+Deno.test("zoo/import.ts --url imports a quantized model served over HTTP into a folder that publishes and loads", async () => {
+  // nsfwjs's MobileNetV2 as the zoo publishes it: uint8-quantized weights.
+  const [entry] = await zooEntries({ only: ["mobilenet-v2"] });
+  const files = new Map(
+    entry!.files.filter((f) => f.path !== "README.md").map((f) => [f.path, f.bytes]),
+  );
+  const { url, server } = serve(files);
+  const outDir = await Deno.makeTempDir({ prefix: "zoo-import-cli-" });
+  const reg = await startRegistry();
+  try {
+    const cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "zoo/import.ts",
+        "--url",
+        url,
+        "--out",
+        outDir,
+        "--name",
+        "nsfw-mobilenet",
+      ],
+      cwd: new URL("../../", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(cli.stdout);
+    assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    assertStringIncludes(stdout, `Imported "nsfw-mobilenet"`);
+    const shards = [...files.keys()].filter((p) => p !== "model.json");
+    for (const path of shards) {
+      assertEquals(await Deno.readFile(join(outDir, path)), files.get(path), path);
+    }
+    const modelJson = JSON.parse(await Deno.readTextFile(join(outDir, "model.json")));
+    const weights = modelJson.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights);
+    assert(
+      weights.every((w: { quantization?: { dtype: string } }) => w.quantization?.dtype === "uint8"),
+    );
+    const card = JSON.parse(await Deno.readTextFile(join(outDir, "card.json")));
+    assertEquals(card.source, url);
+    assertEquals(card.preprocessing.height, 224);
+    assertEquals(card.labels.length, 5);
+
+    const client = new ZooClient({ url: reg.url, token: reg.token, progress: false });
+    const published = await client.publish(outDir, {
+      name: "zoo/nsfw-mobilenet",
+      version: "1.0.0",
+    });
+    const fromRegistry = await tf.loadLayersModel(published.modelJsonUrl);
+    const original = await tf.loadLayersModel(`${url.replace(/model\.json$/, "")}model.json`);
+    try {
+      const x = tf.randomUniform([1, 224, 224, 3], 0, 1, "float32", 3);
+      const [a, b] = [fromRegistry.predict(x) as tf.Tensor, original.predict(x) as tf.Tensor];
+      const [da, db] = [await a.data(), await b.data()];
+      tf.dispose([x, a, b]);
+      assertEquals(Array.from(da), Array.from(db));
+    } finally {
+      fromRegistry.dispose();
+      original.dispose();
+    }
+  } finally {
+    await server.shutdown();
+    await reg.close();
+    await Deno.remove(reg.dataDir, { recursive: true });
     await Deno.remove(outDir, { recursive: true });
   }
 });
