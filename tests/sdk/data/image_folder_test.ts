@@ -8,8 +8,9 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
 import { BadImagesError, loadImageFolder } from "../../../sdk/data/image_folder.ts";
-import { collect, encodePng, petsFiles, useCpu, writeTree } from "./_fixtures.ts";
+import { collect, encodeJpeg, encodePng, petsFiles, useCpu, writeTree } from "./_fixtures.ts";
 
 await useCpu();
 
@@ -145,5 +146,38 @@ Deno.test("Splits of a folder are disjoint and cover it", async () => {
     [...train, ...val, ...test].toSorted((x, y) => x - y),
     Object.keys(files).map((_, i) => i).map((i) => i % 2 === 0 ? i / 2 : 100 + (i - 1) / 2)
       .toSorted((x, y) => x - y),
+  );
+});
+
+Deno.test("Image folder batches are read from disk one batch at a time with tf.memory() flat", async () => {
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < 40; i++) {
+    files[`a/${String(i).padStart(2, "0")}.png`] = encodePng(16, 16, [200, 0, 0]);
+    files[`b/${String(i).padStart(2, "0")}.jpg`] = encodeJpeg(16, 16, [0, 0, 200]);
+  }
+  const root = await writeTree(files);
+  const folder = await loadImageFolder(root);
+  assertEquals(folder.size, 80);
+  // Changed after opening: a batch that shows the new pixels read the file then, not a copy.
+  await Deno.writeFile(join(root, "a/07.png"), encodePng(16, 16, [0, 200, 0]));
+  const before = tf.memory().numTensors;
+  let batches = 0;
+  let green = 0;
+  for await (const { xs, ys } of folder.batches(8, { preprocess })) {
+    assertEquals(tf.memory().numTensors, before + 2);
+    assertEquals(xs.shape, [8, 4, 4, 3]);
+    const values = await xs.data();
+    for (let i = 0; i < 8; i++) if (values[i * 48 + 1]! > 0.7) green++;
+    tf.dispose([xs, ys]);
+    batches++;
+  }
+  assertEquals([batches, green], [10, 1]);
+  assertEquals(tf.memory().numTensors, before);
+  // A file gone after opening fails the batch that needs it, naming the file.
+  await Deno.remove(join(root, "b/39.jpg"));
+  await assertRejects(
+    () => collect(folder.batches(8)),
+    Error,
+    `Cannot read image "${join(root, "b/39.jpg")}"`,
   );
 });
