@@ -1,8 +1,13 @@
-/** A separate process pulling one reference into a shared cache: `_pull_child.ts URL CACHE REF`. */
+/**
+ * A separate process pulling one reference into a shared cache:
+ * `_pull_child.ts URL CACHE REF [--progress]`; `--progress` forces the download bar on.
+ */
 import { ZooClient } from "../../../sdk/client.ts";
 
-const [url, cacheDir, reference] = Deno.args;
-const pulled = await new ZooClient({ url: url!, cacheDir: cacheDir!, progress: false }).pull(
-  reference!,
-);
+const [url, cacheDir, reference, flag] = Deno.args;
+const pulled = await new ZooClient({
+  url: url!,
+  cacheDir: cacheDir!,
+  ...(flag === "--progress" ? { progress: true } : {}),
+}).pull(reference!);
 console.log(pulled.reference);

@@ -8,7 +8,7 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import { ZooClient } from "../../../sdk/client.ts";
+import { DEFAULT_URL, ZooClient } from "../../../sdk/client.ts";
 import { sha256 } from "../../../sdk/cache.ts";
 import { IntegrityError, NotFoundError, OfflineError, RegistryError } from "../../../sdk/errors.ts";
 import { registerZooRouter } from "../../../sdk/io_handler.ts";
@@ -229,7 +229,7 @@ Deno.test("a corrupted cached blob is noticed on use and fetched again", async (
 
 Deno.test("bytes that do not match their digest throw IntegrityError and leave nothing cached", async () => {
   await using reg = await startRegistry();
-  const { shard } = await publishDense(reg);
+  const { result } = await publishDense(reg);
   const cacheDir = await tempCache();
   await using flipping = startProxy(reg.url, async (req, forward) => {
     const res = await forward(req);
@@ -239,7 +239,14 @@ Deno.test("bytes that do not match their digest throw IntegrityError and leave n
     () => client(flipping.url, cacheDir).pull("zoo/dense@1.0.0"),
     IntegrityError,
   );
-  assert([shard.digest].includes(e.expected) || e.expected.startsWith("sha256:"));
+  // The error names the manifest's digest and the digest of the bytes that came.
+  const file = result.version.files.find((f) => f.digest === e.expected)!;
+  const sent = new Uint8Array(
+    await (await fetch(`${reg.url}/api/blobs/${file.digest}`)).arrayBuffer(),
+  );
+  sent[7] = sent[7]! ^ 0xff;
+  assertEquals(e.actual, sha256(sent));
+  assertStringIncludes(e.message, `Integrity check failed for "blob ${file.digest}"`);
   assertEquals(await listDir(join(cacheDir, "blobs/sha256")), []);
 });
 
@@ -272,18 +279,116 @@ Deno.test("two processes pulling the same version at once share one verified cac
   }
 });
 
-Deno.test("publish() sends only the blobs the registry lacks", async () => {
+Deno.test("publish() asks HEAD of every blob first and sends only the blobs the registry lacks", async () => {
   await using reg = await startRegistry();
+  await using proxy = startProxy(reg.url);
+  const requests = () => {
+    const out = proxy.seen.map((s) =>
+      `${s.method} ${s.path.split("/").slice(0, 3).join("/")} ${s.status}`
+    );
+    proxy.seen.length = 0;
+    return out;
+  };
   const model = denseModel();
   try {
-    const pub = client(reg.url, await tempCache(), { token: reg.token });
+    const pub = client(proxy.url, await tempCache(), { token: reg.token });
     const first = await pub.publish(model, { name: "zoo/dense", version: "1.0.0" });
     assertEquals([first.uploaded, first.reused], [2, 0]);
+    assertEquals(requests(), [
+      "HEAD /api/blobs 404",
+      "POST /api/blobs 201",
+      "HEAD /api/blobs 404",
+      "POST /api/blobs 201",
+      "PUT /api/models 201",
+    ]);
     const second = await pub.publish(model, { name: "zoo/dense", version: "1.0.1" });
     assertEquals([second.uploaded, second.reused], [0, 2]);
+    assertEquals(requests(), ["HEAD /api/blobs 200", "HEAD /api/blobs 200", "PUT /api/models 201"]);
   } finally {
     model.dispose();
   }
+});
+
+Deno.test("publish() takes the readme option as README.md in place of the folder's", async () => {
+  await using reg = await startRegistry();
+  const model = denseModel();
+  const dir = await writeCheckpointFolder(model);
+  model.dispose();
+  await client(reg.url, await tempCache(), { token: reg.token })
+    .publish(dir, { name: "zoo/readme", version: "1.0.0", readme: "# Replaced\n" });
+  const pulled = await client(reg.url, await tempCache()).pull("zoo/readme@1.0.0");
+  assertEquals(await Deno.readTextFile(join(pulled.dir, "README.md")), "# Replaced\n");
+  assertEquals(pulled.version.files.filter((f) => f.path === "README.md").length, 1);
+});
+
+Deno.test("ZooClient options come first, then ZOO_URL, ZOO_TOKEN and ZOO_CACHE, then defaults", async () => {
+  await using reg = await startRegistry();
+  const names = ["ZOO_URL", "ZOO_TOKEN", "ZOO_CACHE", "XDG_CACHE_HOME", "HOME"];
+  const saved = new Map(names.map((n) => [n, Deno.env.get(n)]));
+  const cacheDir = await tempCache();
+  try {
+    Deno.env.set("ZOO_URL", reg.url);
+    Deno.env.set("ZOO_TOKEN", reg.token);
+    Deno.env.set("ZOO_CACHE", cacheDir);
+    const fromEnv = new ZooClient({ progress: false });
+    assertEquals([fromEnv.url, fromEnv.cacheDir], [reg.url, cacheDir]);
+    const model = denseModel();
+    try {
+      // The token comes from ZOO_TOKEN: the registry accepts the publish.
+      await fromEnv.publish(model, { name: "zoo/env", version: "1.0.0" });
+      await fromEnv.pull("zoo/env@1.0.0");
+      assert((await listDir(join(cacheDir, "blobs/sha256"))).length > 0);
+      // An option beats its variable: an empty token sends none, and the registry says 401.
+      const flagged = new ZooClient({ url: `${reg.url}/`, token: "", cacheDir: "/tmp/other" });
+      assertEquals([flagged.url, flagged.cacheDir], [reg.url, "/tmp/other"]);
+      const e = await assertRejects(
+        () => flagged.publish(model, { name: "zoo/env", version: "2.0.0" }),
+        RegistryError,
+      );
+      assertEquals(e.status, 401);
+    } finally {
+      model.dispose();
+    }
+    for (const n of names) Deno.env.delete(n);
+    Deno.env.set("XDG_CACHE_HOME", "/tmp/xdg");
+    const defaults = new ZooClient();
+    assertEquals([defaults.url, defaults.cacheDir], [DEFAULT_URL, "/tmp/xdg/deno-model-zoo"]);
+    Deno.env.delete("XDG_CACHE_HOME");
+    Deno.env.set("HOME", "/home/someone");
+    assertEquals(new ZooClient().cacheDir, "/home/someone/.cache/deno-model-zoo");
+  } finally {
+    for (const [n, v] of saved) v === undefined ? Deno.env.delete(n) : Deno.env.set(n, v);
+  }
+});
+
+Deno.test("a pull draws a download bar on stderr when asked, and none when stderr is not a terminal", async () => {
+  await using reg = await startRegistry();
+  const { result } = await publishDense(reg);
+  const total = result.version.files.reduce((n, f) => n + f.size, 0);
+  const pull = async (...extra: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./_pull_child.ts", import.meta.url).pathname,
+        reg.url,
+        await tempCache(),
+        "zoo/dense@1.0.0",
+        ...extra,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const [stdout, stderr] = [out.stdout, out.stderr].map((b) => new TextDecoder().decode(b));
+    assertEquals(out.code, 0, stderr);
+    assertEquals(stdout!.trim(), "zoo/dense@1.0.0", "the bar leaves stdout alone");
+    return stderr!;
+  };
+  const shown = await pull("--progress");
+  assertStringIncludes(shown, "zoo/dense@1.0.0 [");
+  assertStringIncludes(shown, `100% | ${total}/${total} bytes`);
+  const piped = await pull();
+  assert(!piped.includes("bytes"), piped);
 });
 
 Deno.test("publish() surfaces 401, 403, 409 and 422 with the registry's detail", async () => {
