@@ -45,36 +45,40 @@ for (const backend of BACKENDS) {
   });
 }
 
-Deno.test("adaptInputChannels() to 6 channels: repeated kernels scaled by 3/6 give the RGB output on (r, g, b, r, g, b)", async () => {
-  await tf.setBackend("cpu");
-  const net = rgbNet();
-  const six = adaptInputChannels(net, 6);
-  assertEquals(six.inputs[0]?.shape, [null, 12, 12, 6]);
-  const x = tf.randomUniform([2, 12, 12, 3]);
-  const x6 = tf.concat([x, x], 3);
-  const [a, b] = [six.predict(x6) as tf.Tensor, net.predict(x) as tf.Tensor];
-  assertLess(await maxAbsDiff(a, b), 1e-5);
-  tf.dispose([x, x6, a, b]);
-  six.dispose();
-  net.dispose();
-});
+for (const backend of BACKENDS) {
+  Deno.test(`adaptInputChannels() to 6 channels: repeated kernels scaled by 3/6 give the RGB output on (r, g, b, r, g, b) (${backend})`, async () => {
+    await tf.setBackend(backend);
+    const net = rgbNet();
+    const six = adaptInputChannels(net, 6);
+    assertEquals(six.inputs[0]?.shape, [null, 12, 12, 6]);
+    const x = tf.randomUniform([2, 12, 12, 3]);
+    const x6 = tf.concat([x, x], 3);
+    const [a, b] = [six.predict(x6) as tf.Tensor, net.predict(x) as tf.Tensor];
+    assertLess(await maxAbsDiff(a, b), 1e-5);
+    tf.dispose([x, x6, a, b]);
+    six.dispose();
+    net.dispose();
+  });
+}
 
-Deno.test("adaptInputChannels() to 4 channels repeats the RGB kernels, truncates to 4 and scales by 3/4", async () => {
-  await tf.setBackend("cpu");
-  const net = rgbNet();
-  const four = adaptInputChannels(net, 4);
-  const conv = (m: tf.LayersModel) => m.layers.find((l) => l.getClassName() === "Conv2D")!;
-  const [k3] = conv(net).getWeights();
-  const [k4] = conv(four).getWeights();
-  assertEquals(k4!.shape, [3, 3, 4, 4]);
-  const expected = tf.tidy(() =>
-    tf.concat([k3!, k3!.slice([0, 0, 0, 0], [-1, -1, 1, -1])], 2).mul(0.75)
-  );
-  assertLess(await maxAbsDiff(k4!, expected), 1e-7);
-  expected.dispose();
-  four.dispose();
-  net.dispose();
-});
+for (const backend of BACKENDS) {
+  Deno.test(`adaptInputChannels() to 4 channels repeats the RGB kernels, truncates to 4 and scales by 3/4 (${backend})`, async () => {
+    await tf.setBackend(backend);
+    const net = rgbNet();
+    const four = adaptInputChannels(net, 4);
+    const conv = (m: tf.LayersModel) => m.layers.find((l) => l.getClassName() === "Conv2D")!;
+    const [k3] = conv(net).getWeights();
+    const [k4] = conv(four).getWeights();
+    assertEquals(k4!.shape, [3, 3, 4, 4]);
+    const expected = tf.tidy(() =>
+      tf.concat([k3!, k3!.slice([0, 0, 0, 0], [-1, -1, 1, -1])], 2).mul(0.75)
+    );
+    assertLess(await maxAbsDiff(k4!, expected), 1e-7);
+    expected.dispose();
+    four.dispose();
+    net.dispose();
+  });
+}
 
 Deno.test("adaptInputChannels() refuses a bad channel count and a model whose first weights are not a Conv2D", () => {
   const net = rgbNet();
