@@ -54,7 +54,9 @@ for (const entry of entries) {
         Math.abs(accuracy - recorded.value) <= 0.04,
         `${entry.name}: ${accuracy} on 200 test digits, card says ${recorded.value}`,
       );
-      assert(recorded.value >= 0.95, `${entry.name}: recorded accuracy ${recorded.value}`);
+      // The zoo's targets: 97% for lenet5 and resnet-mini, 95% for vggish.
+      const target = entry.name === "vggish" ? 0.95 : 0.97;
+      assert(recorded.value >= target, `${entry.name}: recorded accuracy ${recorded.value}`);
     } finally {
       model.dispose();
     }
