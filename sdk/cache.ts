@@ -88,6 +88,8 @@ export type OpenRange = (start: number) => Promise<Response>;
 /** The local cache: content-addressed blobs, refs and version documents. */
 export class ZooCache {
   /**
+   * Opens the cache rooted at a folder; nothing is created until something is written.
+   *
    * @param root the cache folder, e.g. `~/.cache/deno-model-zoo`
    *
    * @example Locate a blob

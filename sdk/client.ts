@@ -196,6 +196,8 @@ export class ZooClient {
   readonly #progress: boolean | undefined;
 
   /**
+   * Creates a client; it touches neither the network nor the disk until used.
+   *
    * @param options flags; each falls back to its environment variable, then a default
    * @throws {TypeError} when the URL is not an http(s) URL
    *

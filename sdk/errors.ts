@@ -32,6 +32,8 @@ export interface Problem {
  */
 export class IntegrityError extends Error {
   /**
+   * Builds the error from what was checked and the two digests.
+   *
    * @param what what was checked, e.g. a file path or a URL
    * @param expected the digest the manifest lists
    * @param actual the digest of the bytes received
@@ -66,6 +68,8 @@ export class RegistryError extends Error {
   readonly status: number;
 
   /**
+   * Builds the error from the registry's answer; the message joins the action, title, status and detail.
+   *
    * @param action what was attempted, e.g. `Cannot publish "zoo/x@1.0.0"`
    * @param url the URL that answered
    * @param problem the server's problem document (or one built from the status line)
@@ -91,6 +95,8 @@ export class RegistryError extends Error {
  */
 export class NotFoundError extends RegistryError {
   /**
+   * Builds the error from the registry's 404 answer.
+   *
    * @param action what was attempted
    * @param url the URL that answered 404
    * @param problem the server's problem document
@@ -113,6 +119,8 @@ export class NotFoundError extends RegistryError {
  */
 export class OfflineError extends Error {
   /**
+   * Builds the error from the reference and what the cache lacks.
+   *
    * @param reference the reference being loaded, e.g. `zoo/lenet5@latest`
    * @param missing what the cache lacks
    */
