@@ -43,8 +43,9 @@ export {
   zooIOHandler,
   type ZooRouterRegistration,
 } from "./sdk/io_handler.ts";
+export { hashFile, type OpenRange, sha256, ZooCache } from "./sdk/cache.ts";
 export { formatRef, type ModelRef, parseRef } from "./sdk/names.ts";
-export { analyze, type AnalyzeOptions } from "./sdk/arch/analyze.ts";
+export { analyze, type AnalyzeOptions, type LayersModelLike } from "./sdk/arch/analyze.ts";
 export { checkInput, type CheckInputOptions, type InputSize } from "./sdk/arch/check_input.ts";
 export type {
   Architecture,
@@ -55,7 +56,12 @@ export type {
   LayerInfo,
   Shape,
 } from "./sdk/arch/types.ts";
-export type { ModelJson } from "./sdk/model_json.ts";
+export type {
+  ModelJson,
+  WeightQuantization,
+  WeightsManifestEntry,
+  WeightsManifestGroup,
+} from "./sdk/model_json.ts";
 export {
   convolutionalize,
   resizeInput,

@@ -42,9 +42,11 @@ export interface AnalyzeOptions {
   inputShape?: [number, number, number];
 }
 
-/** Anything with the `toJSON` of a `tf.LayersModel`. */
-interface LayersModelLike {
+/** Anything with the `toJSON` of a `tf.LayersModel`: what {@linkcode analyze} reads of a model. */
+export interface LayersModelLike {
+  /** Serializes the topology, as `tf.LayersModel.toJSON(null, false)`. */
   toJSON(unused?: unknown, returnString?: boolean): unknown;
+  /** The layers; only their presence tells a model from a model.json. */
   layers: unknown[];
 }
 
