@@ -126,6 +126,9 @@ for (const backend of BACKENDS) {
         l.getConfig().kernelSize
       );
       assertEquals(convs, [[5, 5], [5, 5], [4, 4], [1, 1], [1, 1]]);
+      // The head's Dropout stays (the identity at inference), and no Dense is left.
+      const classes = fcn.layers.map((l) => l.getClassName());
+      assertEquals(classes.filter((c) => c === "Dropout" || c === "Dense"), ["Dropout"]);
       const x = tf.randomUniform([3, 28, 28, 1]);
       const y = predict(net, x);
       const map = predict(fcn, x);
