@@ -51,6 +51,7 @@ Flags (flag first, then environment variable, then default):
   --input-size HxW       run the model on HxW (resizeInput)                  default the data's size
   --resize               resize images to the checkpoint's native size       default off
   --val-split F          fraction of each class held out for validation      default 0.1
+  --skip-bad             dir: data: skip unreadable images, listing them     default off: stop with the list
   --seed N               seed of splits, shuffles and initializations        default 0
   --out DIR              output folder: checkpoint, card, metrics, plot      default ./finetune-out
   --resume               continue from DIR/checkpoints                       default off
@@ -170,7 +171,7 @@ export async function main(
       "token",
       "cache",
     ],
-    boolean: ["help", "resize", "resume"],
+    boolean: ["help", "resize", "resume", "skip-bad"],
     alias: { h: "help" },
   });
   if (flags.help) {
@@ -228,6 +229,7 @@ export async function main(
   set("seed", int("seed", 0));
   if (flags.resize) opts.resize = true;
   if (flags.resume) opts.resume = true;
+  if (flags["skip-bad"]) opts.skipBad = true;
   if (opts.resize && opts.inputSize) {
     throw new RangeError("Cannot use --resize with --input-size: pick one way to size the input");
   }
@@ -314,6 +316,7 @@ export async function main(
         : run.device.backend,
     },
     { name: "cut layer", value: run.cutLayer },
+    ...(run.codes !== undefined ? [{ name: "codes", value: run.codes }] : []),
     { name: "frozen layers", value: String(run.frozenLayers.length) },
     {
       name: "learning rates",

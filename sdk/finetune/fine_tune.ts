@@ -17,6 +17,7 @@ import type { Architecture } from "../arch/types.ts";
 import { checkInput } from "../arch/check_input.ts";
 import type { ZooClient } from "../client.ts";
 import { resizeInput } from "../convolutionalize.ts";
+import type { ImageFolderDataset } from "../data/image_folder.ts";
 import { openDataset, parseDataSpec } from "../data/spec.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
 import { type DeviceChoice, selectDevice } from "../devices/select.ts";
@@ -63,6 +64,12 @@ export interface FineTuneOptions {
   test?: Dataset;
   /** With `data`: fraction of each class held out for validation. @default 0.1 */
   valSplit?: number;
+  /**
+   * With a `dir:` spec: leave out unreadable images (logged with their paths
+   * and counted) instead of failing with their list; the spec's `skipBad=1`.
+   * @default false
+   */
+  skipBad?: boolean;
   /** `auto` asks the advisor. @default "auto" */
   strategy?: Strategy;
   /** The feature strategy's linear classifier. @default "svm" */
@@ -106,7 +113,7 @@ export interface FineTuneOptions {
   resume?: boolean;
   /** The parent's reference, digest and card; filled in from the registry with `modelRef`. */
   source?: SourceInfo;
-  /** Where CNN codes are cached. @default the SDK cache */
+  /** Where CNN codes are cached. @default `codes/` in `client`'s cache folder, else in the SDK cache (`$ZOO_CACHE/codes`) */
   cacheDir?: string;
   /** Called once the checks passed and the strategy is known, before training starts. */
   onPlan?: (plan: TrainingPlan) => void;
@@ -149,6 +156,8 @@ export interface FineTuneResult {
   cutLayer: string;
   frozenLayers: string[];
   learningRates: { head: number; base: number };
+  /** For the features strategies: how the codes were formed, e.g. `ReLU'd, flattened 12x12x6 -> 864`. */
+  codes?: string;
   /** The model's input `[height, width, channels]`. */
   inputSize: [number, number, number];
   /** How images are turned into the model's input. */
@@ -204,6 +213,11 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
         `Cannot fine-tune on "${opts.data}": the spec fixes split=${spec.options.split}, but fine-tuning takes the train, validation and test splits of one source: remove "split"`,
       );
     }
+    if (opts.skipBad && spec.kind !== "dir") {
+      throw new RangeError(
+        `Cannot skip bad images of "${opts.data}": skipBad applies to image folders (dir:PATH) only`,
+      );
+    }
   } else if (opts.train === undefined) {
     throw new TypeError("Cannot fine-tune: pass a data spec as `data` or a `train` dataset");
   }
@@ -244,6 +258,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     const defaults = {
       seed,
       ...(opts.valSplit === undefined ? {} : { validationFraction: opts.valSplit }),
+      ...(opts.skipBad ? { skipBad: true } : {}),
     };
     train = await openDataset(opts.data, { ...defaults, split: "train" });
     validation = opts.validation ??
@@ -255,6 +270,13 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     test = opts.test;
   }
   checkData(train, validation, test);
+  // Every split of a folder checks all of its images, so the train split lists them all.
+  const badImages = (train as Partial<ImageFolderDataset>).badImages ?? [];
+  if (badImages.length > 0) {
+    const shown = badImages.slice(0, 10).map((b) => `\n  ${b.path}: ${b.reason}`).join("");
+    const more = badImages.length > 10 ? `\n  … and ${badImages.length - 10} more` : "";
+    log(`data: skipped ${badImages.length} unreadable image(s):${shown}${more}`);
+  }
 
   // The network against the data.
   const arch = analyze(model);
@@ -339,15 +361,36 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   );
   let outcome: TrainOutcome;
   if (isFeatures) {
+    if (opts.resume) {
+      log(
+        "resume: the features strategy keeps no per-epoch checkpoints: its linear classifier trains again on the cached codes (the same seed gives the same result)",
+      );
+    }
     const cut = opts.cut ?? (strategy === "features-early" ? advice?.cut : undefined);
-    outcome = await featureStrategy({
+    // The client's cache folder (--cache) holds the codes too, beside the downloads.
+    const codesDir = opts.cacheDir ??
+      (opts.client !== undefined ? join(opts.client.cacheDir, "codes") : undefined);
+    const features = await featureStrategy({
       ...common,
       classifier: opts.classifier ?? "svm",
       ...(cut !== undefined ? { cut } : {}),
       ...(opts.cut === undefined && advice?.codes ? { codes: advice.codes } : {}),
-      ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+      ...(codesDir !== undefined ? { cacheDir: codesDir } : {}),
       ...(source.digest !== undefined && net === model ? { checkpointDigest: source.digest } : {}),
+      onCodes: (c) =>
+        log(
+          `codes: ${c.count} of "${c.dataset}" ${
+            c.cached ? "read from the cache" : "computed"
+          } in ${c.seconds.toFixed(1)} s`,
+        ),
     });
+    const vector = !/pooled|flattened/.test(features.codes);
+    log(
+      `codes: ${features.codes}${
+        vector ? " values per image (a vector: nothing to pool)" : ""
+      } at "${features.cutLayer}"`,
+    );
+    outcome = features;
   } else {
     outcome = await fineTuneNetwork({
       ...common,
@@ -362,6 +405,15 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     });
   }
   await writes;
+  if (metricsPath !== undefined) {
+    // The whole run's history, epochs before a resume included: a run killed
+    // between its checkpoint and its metrics line, or a features run resumed
+    // (which trains again), would otherwise leave a gap or repeated epochs.
+    await Deno.writeTextFile(
+      metricsPath,
+      outcome.history.map((m) => JSON.stringify(m) + "\n").join(""),
+    );
+  }
   if (net !== model) net.dispose();
   if (opts.model === undefined) model.dispose();
 
@@ -436,6 +488,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     seconds,
   };
   if (advice) result.advice = advice;
+  if (outcome.codes !== undefined) result.codes = outcome.codes;
   if (trainAccuracy !== undefined) result.trainAccuracy = trainAccuracy;
   if (validationAccuracy !== undefined) result.validationAccuracy = validationAccuracy;
   if (testAccuracy !== undefined) result.testAccuracy = testAccuracy;
