@@ -14,6 +14,7 @@
  */
 import { parseArgs } from "@std/cli";
 import { DEFAULT_URL, type PublishResult, ZooClient } from "./client.ts";
+import { BadImagesError } from "./data/image_folder.ts";
 import { DATA_SPEC_FORMS } from "./data/spec.ts";
 import { DEVICE_NAMES } from "./devices/select.ts";
 import { isSemver, parseRef } from "./names.ts";
@@ -343,7 +344,14 @@ if (import.meta.main) {
     await main(Deno.args);
     Deno.exit(0);
   } catch (e) {
-    console.error(e instanceof Error ? e.message.split("\n")[0] : String(e));
+    // One line, except the list of unreadable images, which is what the user must act on.
+    console.error(
+      e instanceof BadImagesError
+        ? e.message
+        : e instanceof Error
+        ? e.message.split("\n")[0]
+        : String(e),
+    );
     Deno.exit(1);
   }
 }

@@ -63,10 +63,12 @@ export class BadImagesError extends Error {
   constructor(root: string, badImages: BadImage[]) {
     const shown = badImages.slice(0, 20).map((b) => `\n  ${b.path}: ${b.reason}`).join("");
     const more = badImages.length > 20 ? `\n  … and ${badImages.length - 20} more` : "";
+    // The advice comes first and the list last, so a command line that shows
+    // the message's last line still names a file.
     super(
       `Cannot use image folder "${root}": ${badImages.length} image${
         badImages.length === 1 ? "" : "s"
-      } cannot be read:${shown}${more}\nFix or remove them, or skip them with skipBad (spec option "?skipBad=1")`,
+      } cannot be read: fix or remove them, or skip them with skipBad (--skip-bad, or "?skipBad=1" in a data spec):${shown}${more}`,
     );
     this.name = "BadImagesError";
     this.badImages = badImages;
