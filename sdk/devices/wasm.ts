@@ -28,10 +28,16 @@ export interface WasmBackendOptions {
    */
   threads?: boolean | number;
   /**
-   * Replace the shipped `Slice` and `BatchMatMul` wasm kernels with faster ones.
+   * Replace shipped wasm kernels (`Slice`, `BatchMatMul`, `Conv2D`, …) with faster ones.
    * @default {true}
    */
   fastKernels?: boolean;
+  /**
+   * Run convolutions and their gradients on the compiled SIMD kernels where
+   * they are faster (see `wasm_simd_conv.ts`).
+   * @default {true}
+   */
+  simdKernels?: boolean;
   /**
    * The folder holding `tfjs-backend-wasm*.wasm`.
    * @default {"<repo>/node_modules/@tensorflow/tfjs-backend-wasm/dist/"}
@@ -114,7 +120,10 @@ function threadCount(threads: boolean | number | undefined): number {
 export async function initWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackendInfo> {
   const wanted = threadCount(options.threads);
   const dir = wasmDirPath(options.wasmDir ?? WASM_DIR);
-  const kernelsRegistered = registerWasmGradKernels({ fastKernels: options.fastKernels ?? true });
+  const kernelsRegistered = registerWasmGradKernels({
+    fastKernels: options.fastKernels ?? true,
+    simdKernels: options.simdKernels ?? true,
+  });
   let threadsFallback: string | undefined;
   const alreadyUp = tf.engine().registry["wasm"] !== undefined;
   if (!alreadyUp) {

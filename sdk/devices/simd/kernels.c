@@ -1,0 +1,331 @@
+/*
+ * SIMD kernels for training small convolutional nets on the tfjs wasm
+ * backend. This module shares the backend's linear memory (it imports it):
+ * every pointer is an offset into the backend's heap, scratch space comes
+ * from the backend's malloc, and the module has no data segment and no
+ * shadow stack, so it never writes anything the caller did not hand it.
+ *
+ * Convolutions are written as sums over filter taps. For an NHWC input `x`
+ * (already zero-padded when the convolution pads) and output position
+ * p = (b, oh, ow), tap k = (kh, kw, c) reads x[base(p) + koff[k]] with
+ * base(p) = ((b·XH + oh·sh)·XW + ow·sw)·C and koff[k] = (kh·dh·XW + kw·dw)·C + c.
+ * The caller computes base(p) for all p and koff for all k (int32 arrays).
+ *
+ * Built by build.sh (clang, wasm32, SIMD128 + relaxed SIMD for the fused
+ * multiply-add).
+ */
+#include <wasm_simd128.h>
+
+typedef float f32;
+
+static inline v128_t madd(v128_t a, v128_t b, v128_t c) {
+#ifdef RELAXED
+  return __builtin_wasm_relaxed_madd_f32x4(a, b, c);
+#else
+  return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
+#endif
+}
+
+/* Loads n floats (n < 4 reads only those) into the low lanes, zeros above. */
+static inline v128_t load_n(const f32* p, int n) {
+  if (n >= 4) return wasm_v128_load(p);
+  if (n == 3) return wasm_f32x4_make(p[0], p[1], p[2], 0.0f);
+  if (n == 2) return wasm_v128_load64_zero(p);
+  if (n == 1) return wasm_v128_load32_zero(p);
+  return wasm_f32x4_splat(0.0f);
+}
+
+/* Stores the low n lanes of v (n >= 4: all four). */
+static inline void store_n(f32* p, v128_t v, int n) {
+  if (n >= 4) {
+    wasm_v128_store(p, v);
+  } else if (n == 3) {
+    wasm_v128_store64_lane(p, v, 0);
+    wasm_v128_store32_lane(p + 2, v, 2);
+  } else if (n == 2) {
+    wasm_v128_store64_lane(p, v, 0);
+  } else if (n == 1) {
+    wasm_v128_store32_lane(p, v, 0);
+  }
+}
+
+/*
+ * Forward convolution over taps, for output rows [p0, p1):
+ *   y[p·O + o] = Σ_k x[base[p] + koff[k]] · w[k·OP + o]
+ * w is the filter packed as K rows of OP floats (OP = O rounded up to 8, the
+ * padding zero). Tiles of 6 rows × 8 output channels.
+ */
+void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32* w, int O,
+               int OP, f32* y, int p0, int p1) {
+  int p = p0;
+  for (; p + 6 <= p1; p += 6) {
+    const f32* x0 = x + base[p];
+    const f32* x1 = x + base[p + 1];
+    const f32* x2 = x + base[p + 2];
+    const f32* x3 = x + base[p + 3];
+    const f32* x4 = x + base[p + 4];
+    const f32* x5 = x + base[p + 5];
+    for (int o0 = 0; o0 < O; o0 += 8) {
+      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+             c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+      const f32* wk = w + o0;
+      for (int k = 0; k < K; k++, wk += OP) {
+        const int off = koff[k];
+        const v128_t w0 = wasm_v128_load(wk), w1 = wasm_v128_load(wk + 4);
+        v128_t a = wasm_v128_load32_splat(x0 + off);
+        c00 = madd(a, w0, c00);
+        c01 = madd(a, w1, c01);
+        a = wasm_v128_load32_splat(x1 + off);
+        c10 = madd(a, w0, c10);
+        c11 = madd(a, w1, c11);
+        a = wasm_v128_load32_splat(x2 + off);
+        c20 = madd(a, w0, c20);
+        c21 = madd(a, w1, c21);
+        a = wasm_v128_load32_splat(x3 + off);
+        c30 = madd(a, w0, c30);
+        c31 = madd(a, w1, c31);
+        a = wasm_v128_load32_splat(x4 + off);
+        c40 = madd(a, w0, c40);
+        c41 = madd(a, w1, c41);
+        a = wasm_v128_load32_splat(x5 + off);
+        c50 = madd(a, w0, c50);
+        c51 = madd(a, w1, c51);
+      }
+      const int n = O - o0;
+      f32* yp = y + p * O + o0;
+      store_n(yp, c00, n);
+      store_n(yp + 4, c01, n - 4);
+      yp += O;
+      store_n(yp, c10, n);
+      store_n(yp + 4, c11, n - 4);
+      yp += O;
+      store_n(yp, c20, n);
+      store_n(yp + 4, c21, n - 4);
+      yp += O;
+      store_n(yp, c30, n);
+      store_n(yp + 4, c31, n - 4);
+      yp += O;
+      store_n(yp, c40, n);
+      store_n(yp + 4, c41, n - 4);
+      yp += O;
+      store_n(yp, c50, n);
+      store_n(yp + 4, c51, n - 4);
+    }
+  }
+  for (; p < p1; p++) {
+    const f32* x0 = x + base[p];
+    for (int o0 = 0; o0 < O; o0 += 8) {
+      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00;
+      const f32* wk = w + o0;
+      for (int k = 0; k < K; k++, wk += OP) {
+        const v128_t a = wasm_v128_load32_splat(x0 + koff[k]);
+        c00 = madd(a, wasm_v128_load(wk), c00);
+        c01 = madd(a, wasm_v128_load(wk + 4), c01);
+      }
+      const int n = O - o0;
+      store_n(y + p * O + o0, c00, n);
+      store_n(y + p * O + o0 + 4, c01, n - 4);
+    }
+  }
+}
+
+/*
+ * Filter gradient over taps [k0, k1), summed over rows [p0, p1):
+ *   dw[k·O + o] = Σ_p x[base[p] + koff[k]] · dy[p·O + o]
+ * Tiles of 6 taps × 8 output channels. A dy row is read as 8 floats even
+ * when fewer are left in it (the extra lanes are discarded), except in the
+ * last row, which is read exactly.
+ */
+void conv_filter_grad(const f32* x, const int* base, const int* koff, int k0, int k1,
+                      const f32* dy, int O, f32* dw, int p0, int p1) {
+  for (int k = k0; k < k1; k += 6) {
+    const int nk = k1 - k < 6 ? k1 - k : 6;
+    /* Taps past k1 repeat the last one; their sums are not stored. */
+    const int o0f = koff[k], o1f = koff[k + (nk > 1)], o2f = koff[k + (nk > 2 ? 2 : nk - 1)],
+              o3f = koff[k + (nk > 3 ? 3 : nk - 1)], o4f = koff[k + (nk > 4 ? 4 : nk - 1)],
+              o5f = koff[k + (nk > 5 ? 5 : nk - 1)];
+    for (int o0 = 0; o0 < O; o0 += 8) {
+      const int n = O - o0;
+      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+             c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+      const int pFull = n >= 8 ? p1 : p1 - 1;
+      const f32* d = dy + p0 * O + o0;
+      for (int p = p0; p < p1; p++, d += O) {
+        v128_t d0, d1;
+        if (p < pFull) {
+          d0 = wasm_v128_load(d);
+          d1 = wasm_v128_load(d + 4);
+        } else {
+          d0 = load_n(d, n);
+          d1 = load_n(d + 4, n - 4);
+        }
+        const f32* xp = x + base[p];
+        v128_t a = wasm_v128_load32_splat(xp + o0f);
+        c00 = madd(a, d0, c00);
+        c01 = madd(a, d1, c01);
+        a = wasm_v128_load32_splat(xp + o1f);
+        c10 = madd(a, d0, c10);
+        c11 = madd(a, d1, c11);
+        a = wasm_v128_load32_splat(xp + o2f);
+        c20 = madd(a, d0, c20);
+        c21 = madd(a, d1, c21);
+        a = wasm_v128_load32_splat(xp + o3f);
+        c30 = madd(a, d0, c30);
+        c31 = madd(a, d1, c31);
+        a = wasm_v128_load32_splat(xp + o4f);
+        c40 = madd(a, d0, c40);
+        c41 = madd(a, d1, c41);
+        a = wasm_v128_load32_splat(xp + o5f);
+        c50 = madd(a, d0, c50);
+        c51 = madd(a, d1, c51);
+      }
+      f32* out = dw + k * O + o0;
+      store_n(out, c00, n);
+      store_n(out + 4, c01, n - 4);
+      if (nk > 1) {
+        store_n(out + O, c10, n);
+        store_n(out + O + 4, c11, n - 4);
+      }
+      if (nk > 2) {
+        store_n(out + 2 * O, c20, n);
+        store_n(out + 2 * O + 4, c21, n - 4);
+      }
+      if (nk > 3) {
+        store_n(out + 3 * O, c30, n);
+        store_n(out + 3 * O + 4, c31, n - 4);
+      }
+      if (nk > 4) {
+        store_n(out + 4 * O, c40, n);
+        store_n(out + 4 * O + 4, c41, n - 4);
+      }
+      if (nk > 5) {
+        store_n(out + 5 * O, c50, n);
+        store_n(out + 5 * O + 4, c51, n - 4);
+      }
+    }
+  }
+}
+
+/*
+ * Input gradient by scattering (col2im), for dy rows [p0, p1):
+ *   dx[base[p] + soff[s] + j] += Σ_o dy[p·O + o] · wt[o·KP + s·L + j]
+ * for each segment s < S of L consecutive taps (with no dilation along the
+ * width, the KW·C taps of one filter row are consecutive in x, so a segment
+ * is a filter row). wt is the filter transposed to [O][K] and packed with a
+ * row stride KP ≥ S·L + 8 (the padding zero). dx must hold the padded input
+ * (zeroed by the caller). The sums are deterministic
+ *  * in the order one thread runs them (rows of a tile may overlap in dx: each
+ * row's read-add-write follows the previous row's).
+ */
+void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* soff, int S, int L,
+                     const int* base, f32* dx, int p0, int p1) {
+  int p = p0;
+  for (; p + 6 <= p1; p += 6) {
+    const f32* d0 = dy + p * O;
+    f32* x0 = dx + base[p];
+    f32* x1 = dx + base[p + 1];
+    f32* x2 = dx + base[p + 2];
+    f32* x3 = dx + base[p + 3];
+    f32* x4 = dx + base[p + 4];
+    f32* x5 = dx + base[p + 5];
+    for (int s = 0; s < S; s++) {
+      const int so = soff[s];
+      for (int j = 0; j < L; j += 8) {
+        v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+               c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        const f32* wo = wt + s * L + j;
+        const f32* dp = d0;
+        for (int o = 0; o < O; o++, wo += KP, dp++) {
+          const v128_t w0 = wasm_v128_load(wo), w1 = wasm_v128_load(wo + 4);
+          v128_t a = wasm_v128_load32_splat(dp);
+          c00 = madd(a, w0, c00);
+          c01 = madd(a, w1, c01);
+          a = wasm_v128_load32_splat(dp + O);
+          c10 = madd(a, w0, c10);
+          c11 = madd(a, w1, c11);
+          a = wasm_v128_load32_splat(dp + 2 * O);
+          c20 = madd(a, w0, c20);
+          c21 = madd(a, w1, c21);
+          a = wasm_v128_load32_splat(dp + 3 * O);
+          c30 = madd(a, w0, c30);
+          c31 = madd(a, w1, c31);
+          a = wasm_v128_load32_splat(dp + 4 * O);
+          c40 = madd(a, w0, c40);
+          c41 = madd(a, w1, c41);
+          a = wasm_v128_load32_splat(dp + 5 * O);
+          c50 = madd(a, w0, c50);
+          c51 = madd(a, w1, c51);
+        }
+        const int n = L - j, at = so + j;
+#define ADD_ROW(xr, ca, cb)                                                   \
+  store_n(xr + at, wasm_f32x4_add(load_n(xr + at, n), ca), n);                \
+  if (n > 4) store_n(xr + at + 4, wasm_f32x4_add(load_n(xr + at + 4, n - 4), cb), n - 4);
+        ADD_ROW(x0, c00, c01)
+        ADD_ROW(x1, c10, c11)
+        ADD_ROW(x2, c20, c21)
+        ADD_ROW(x3, c30, c31)
+        ADD_ROW(x4, c40, c41)
+        ADD_ROW(x5, c50, c51)
+      }
+    }
+  }
+  for (; p < p1; p++) {
+    f32* x0 = dx + base[p];
+    for (int s = 0; s < S; s++) {
+      for (int j = 0; j < L; j += 8) {
+        v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00;
+        const f32* wo = wt + s * L + j;
+        for (int o = 0; o < O; o++, wo += KP) {
+          const v128_t a = wasm_v128_load32_splat(dy + p * O + o);
+          c00 = madd(a, wasm_v128_load(wo), c00);
+          c01 = madd(a, wasm_v128_load(wo + 4), c01);
+        }
+        const int n = L - j, at = soff[s] + j;
+        ADD_ROW(x0, c00, c01)
+      }
+    }
+  }
+}
+
+/* base[p] for p = (b, oh, ow) over a [B, XH, XW, C] input read with strides (sh, sw). */
+void conv_bases(int* base, int B, int OH, int OW, int XH, int XW, int C, int sh, int sw) {
+  int p = 0;
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      int at = (b * XH + oh * sh) * XW * C;
+      for (int ow = 0; ow < OW; ow++, at += sw * C) base[p++] = at;
+    }
+  }
+}
+
+/*
+ * Copies x [B, H, W, C] into dst [B, XH, XW, C] at (top, left), zero around
+ * it (top and left may be negative: rows and columns before 0 are dropped,
+ * and so are those past XH, XW).
+ */
+void pad_copy(const f32* x, int B, int H, int W, int C, f32* dst, int XH, int XW, int top,
+              int left) {
+  __builtin_memset(dst, 0, (unsigned long)B * XH * XW * C * sizeof(f32));
+  const int w0 = left < 0 ? -left : 0;
+  const int w1 = W + left > XW ? XW - left : W;
+  if (w1 <= w0) return;
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < H; h++) {
+      const int xh = h + top;
+      if (xh < 0 || xh >= XH) continue;
+      __builtin_memcpy(dst + ((b * XH + xh) * XW + left + w0) * C, x + ((b * H + h) * W + w0) * C,
+                       (unsigned long)(w1 - w0) * C * sizeof(f32));
+    }
+  }
+}
+
+/* The inverse of pad_copy: the [B, H, W, C] window at (top, left) of src [B, XH, XW, C]. */
+void crop_copy(const f32* src, int B, int XH, int XW, int C, f32* x, int H, int W, int top,
+               int left) {
+  for (int b = 0; b < B; b++) {
+    for (int h = 0; h < H; h++) {
+      __builtin_memcpy(x + (b * H + h) * W * C, src + ((b * XH + h + top) * XW + left) * C,
+                       (unsigned long)W * C * sizeof(f32));
+    }
+  }
+}

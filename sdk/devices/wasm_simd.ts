@@ -1,0 +1,163 @@
+/**
+ * Compiled SIMD kernels (`simd/kernels.c`) that run on the wasm backend's
+ * own heap: the module imports the backend's `WebAssembly.Memory`, so the
+ * kernels read and write tensors where they lie, with no copy in or out.
+ * The module has no data segment and no shadow stack; scratch space comes
+ * from the backend's `malloc`.
+ *
+ * Built with relaxed SIMD (a fused multiply-add); on a runtime that cannot
+ * validate it, {@linkcode simdKernels} returns `null` and callers keep their
+ * JavaScript paths.
+ *
+ * @module
+ */
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { PLAIN, SHARED } from "./simd/kernels_wasm.ts";
+
+/** The functions `simd/kernels.c` exports (pointers are byte offsets into the heap). */
+export interface SimdExports {
+  conv_taps(
+    x: number,
+    base: number,
+    koff: number,
+    K: number,
+    w: number,
+    O: number,
+    OP: number,
+    y: number,
+    p0: number,
+    p1: number,
+  ): void;
+  conv_filter_grad(
+    x: number,
+    base: number,
+    koff: number,
+    k0: number,
+    k1: number,
+    dy: number,
+    O: number,
+    dw: number,
+    p0: number,
+    p1: number,
+  ): void;
+  conv_input_grad(
+    dy: number,
+    O: number,
+    wt: number,
+    KP: number,
+    soff: number,
+    S: number,
+    L: number,
+    base: number,
+    dx: number,
+    p0: number,
+    p1: number,
+  ): void;
+  conv_bases(
+    base: number,
+    B: number,
+    OH: number,
+    OW: number,
+    XH: number,
+    XW: number,
+    C: number,
+    sh: number,
+    sw: number,
+  ): void;
+  pad_copy(
+    x: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+    dst: number,
+    XH: number,
+    XW: number,
+    top: number,
+    left: number,
+  ): void;
+  crop_copy(
+    src: number,
+    B: number,
+    XH: number,
+    XW: number,
+    C: number,
+    x: number,
+    H: number,
+    W: number,
+    top: number,
+    left: number,
+  ): void;
+}
+
+/** The kernels bound to one backend's heap. */
+export interface SimdKernels {
+  readonly fn: SimdExports;
+  /** Allocates `bytes` on the backend's heap (16-byte aligned); may grow the heap. */
+  malloc(bytes: number): number;
+  free(ptr: number): void;
+  /** A float view of the whole heap, taken now (a `malloc` may replace the buffer). */
+  f32(): Float32Array;
+  /** An int32 view of the whole heap, taken now. */
+  i32(): Int32Array;
+}
+
+interface WasmModule {
+  asm?: { memory?: WebAssembly.Memory };
+  wasmMemory?: WebAssembly.Memory;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+}
+
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  const text = atob(base64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+const bound = new WeakMap<object, SimdKernels | null>();
+
+/**
+ * The SIMD kernels for this backend, instantiated on first use, or `null`
+ * when the runtime cannot run them (no relaxed SIMD) or the backend's memory
+ * cannot be reached.
+ *
+ * @param backend an initialized wasm backend
+ * @returns the kernels, or `null`
+ *
+ * @example Check that the kernels run here
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+ * import { initWasmBackend } from "./wasm.ts";
+ * import { simdKernels } from "./wasm_simd.ts";
+ * await initWasmBackend({ threads: 1 });
+ * console.log(simdKernels(tf.backend() as BackendWasm) !== null);
+ * ```
+ */
+export function simdKernels(backend: BackendWasm): SimdKernels | null {
+  const module = backend.wasm as unknown as WasmModule;
+  if (bound.has(module)) return bound.get(module)!;
+  let kernels: SimdKernels | null = null;
+  const memory = module.asm?.memory ?? module.wasmMemory;
+  if (memory instanceof WebAssembly.Memory) {
+    const shared = typeof SharedArrayBuffer !== "undefined" &&
+      memory.buffer instanceof SharedArrayBuffer;
+    const bytes = decode(shared ? SHARED : PLAIN);
+    if (WebAssembly.validate(bytes)) {
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+        env: { memory },
+      });
+      kernels = {
+        fn: instance.exports as unknown as SimdExports,
+        malloc: (n) => module._malloc(n),
+        free: (p) => module._free(p),
+        f32: () => new Float32Array(memory.buffer),
+        i32: () => new Int32Array(memory.buffer),
+      };
+    }
+  }
+  bound.set(module, kernels);
+  return kernels;
+}

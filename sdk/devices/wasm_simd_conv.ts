@@ -1,0 +1,252 @@
+/**
+ * 2-D convolutions and their gradients on the compiled SIMD kernels of
+ * {@linkcode simdKernels}, for NHWC float32 tensors on the wasm backend.
+ * Each function returns `null` when the kernels cannot run here, so the
+ * caller falls back to its own path.
+ *
+ * All three are sums over filter taps on a zero-padded copy of the input
+ * (no copy when the convolution does not pad):
+ * - forward: `y[p, o] = Σₖ x[p, k] · W[k, o]`, tiles of 6 output positions × 8 channels;
+ * - filter gradient: `dW[k, o] = Σₚ x[p, k] · dy[p, o]`, tiles of 6 taps × 8 channels;
+ * - input gradient: `dy · Wᵀ` scattered back onto the input (col2im), a
+ *   filter row of taps at a time, which handles strides and dilations.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { type SimdKernels, simdKernels } from "./wasm_simd.ts";
+
+type Info = tf.TensorInfo;
+type ConvInfo = tf.backend_util.Conv2DInfo;
+
+let enabled = true;
+
+/**
+ * Turns the compiled kernels on or off for every wasm backend in this
+ * process (off: the callers' JavaScript and XNNPACK paths run instead).
+ *
+ * @param on whether to use them
+ */
+export function setSimdConvEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether the compiled kernels are on and can run on this backend. */
+export function simdConvAvailable(backend: BackendWasm): boolean {
+  return enabled && simdKernels(backend) !== null;
+}
+
+function kernels(backend: BackendWasm): SimdKernels | null {
+  return enabled ? simdKernels(backend) : null;
+}
+
+/** The byte offset of a tensor's data on the heap. */
+function offset(backend: BackendWasm, info: Info): number {
+  const data = (backend as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } })
+    .dataIdMap.get(info.dataId);
+  return data.memoryOffset;
+}
+
+/** Scratch allocations on the heap, freed together. */
+class Scratch {
+  #ptrs: number[] = [];
+  constructor(private readonly k: SimdKernels) {}
+  alloc(elements: number): number {
+    const ptr = this.k.malloc(Math.max(1, elements) * 4);
+    if (ptr === 0) throw new RangeError(`Cannot allocate ${elements * 4} bytes on the wasm heap`);
+    this.#ptrs.push(ptr);
+    return ptr;
+  }
+  free(): void {
+    for (const p of this.#ptrs) this.k.free(p);
+    this.#ptrs = [];
+  }
+}
+
+interface Padded {
+  XH: number;
+  XW: number;
+  top: number;
+  left: number;
+}
+
+function padded(info: ConvInfo): Padded {
+  const { top, left, bottom, right } = info.padInfo;
+  return { XH: info.inHeight + top + bottom, XW: info.inWidth + left + right, top, left };
+}
+
+/** x itself when the convolution does not pad, else a zero-padded copy in scratch. */
+function paddedInput(
+  backend: BackendWasm,
+  k: SimdKernels,
+  scratch: Scratch,
+  x: Info,
+  info: ConvInfo,
+  pad: Padded,
+): number {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
+  if (pad.XH === H && pad.XW === W) return offset(backend, x);
+  const ptr = scratch.alloc(B * pad.XH * pad.XW * C);
+  k.fn.pad_copy(offset(backend, x), B, H, W, C, ptr, pad.XH, pad.XW, pad.top, pad.left);
+  return ptr;
+}
+
+/** The tap offsets `(kh·dh·XW + kw·dw)·C + c`, in filter order. */
+function tapOffsets(k: SimdKernels, scratch: Scratch, info: ConvInfo, XW: number): number {
+  const { filterHeight: KH, filterWidth: KW, inChannels: C } = info;
+  const ptr = scratch.alloc(KH * KW * C);
+  const i32 = k.i32();
+  let at = ptr >> 2;
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      const o = (kh * info.dilationHeight * XW + kw * info.dilationWidth) * C;
+      for (let c = 0; c < C; c++) i32[at++] = o + c;
+    }
+  }
+  return ptr;
+}
+
+/** The start of every output position's window in the padded input. */
+function windowBases(
+  k: SimdKernels,
+  scratch: Scratch,
+  info: ConvInfo,
+  pad: Padded,
+): number {
+  const { batchSize: B, outHeight: OH, outWidth: OW, inChannels: C } = info;
+  const ptr = scratch.alloc(B * OH * OW);
+  k.fn.conv_bases(ptr, B, OH, OW, pad.XH, pad.XW, C, info.strideHeight, info.strideWidth);
+  return ptr;
+}
+
+/**
+ * The forward convolution `x ⊛ filter`, or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input
+ * @param filter the `[kh, kw, in, out]` float32 filter
+ * @param info the convolution's geometry
+ * @returns the NHWC output, owned by the caller
+ */
+export function simdConv2D(
+  backend: BackendWasm,
+  x: Info,
+  filter: Info,
+  info: ConvInfo,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const OP = Math.ceil(O / 8) * 8, P = B * OH * OW;
+  const y = backend.makeOutput([B, OH, OW, O], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const pad = padded(info);
+    const xp = paddedInput(backend, k, scratch, x, info, pad);
+    const base = windowBases(k, scratch, info, pad);
+    const koff = tapOffsets(k, scratch, info, pad.XW);
+    const w = scratch.alloc(K * OP);
+    const f32 = k.f32(), src = offset(backend, filter) >> 2, dst = w >> 2;
+    for (let t = 0; t < K; t++) {
+      for (let o = 0; o < OP; o++) f32[dst + t * OP + o] = o < O ? f32[src + t * O + o]! : 0;
+    }
+    if (P > 0 && O > 0) k.fn.conv_taps(xp, base, koff, K, w, O, OP, offset(backend, y), 0, P);
+  } finally {
+    scratch.free();
+  }
+  return y;
+}
+
+/**
+ * The filter gradient `Σₚ x[p, k] · dy[p, o]`, or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input of the convolution
+ * @param dy the NHWC float32 gradient of its output
+ * @param info the convolution's geometry
+ * @returns the `[kh, kw, in, out]` filter gradient, owned by the caller
+ */
+export function simdConv2DBackpropFilter(
+  backend: BackendWasm,
+  x: Info,
+  dy: Info,
+  info: ConvInfo,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
+  const { filterHeight: KH, filterWidth: KW, inChannels: C } = info;
+  const K = KH * KW * C, P = B * OH * OW;
+  const dw = backend.makeOutput([KH, KW, C, O], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const pad = padded(info);
+    const xp = paddedInput(backend, k, scratch, x, info, pad);
+    const base = windowBases(k, scratch, info, pad);
+    const koff = tapOffsets(k, scratch, info, pad.XW);
+    const out = offset(backend, dw);
+    if (P === 0) k.f32().fill(0, out >> 2, (out >> 2) + K * O);
+    else if (K > 0 && O > 0) {
+      k.fn.conv_filter_grad(xp, base, koff, 0, K, offset(backend, dy), O, out, 0, P);
+    }
+  } finally {
+    scratch.free();
+  }
+  return dw;
+}
+
+/**
+ * The input gradient `col2im(dy · Wᵀ)`, or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param dy the NHWC float32 gradient of the convolution's output
+ * @param filter the `[kh, kw, in, out]` float32 filter
+ * @param info the convolution's geometry
+ * @returns the NHWC input gradient, owned by the caller
+ */
+export function simdConv2DBackpropInput(
+  backend: BackendWasm,
+  dy: Info,
+  filter: Info,
+  info: ConvInfo,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
+  const { filterHeight: KH, filterWidth: KW, outChannels: O } = info;
+  const K = KH * KW * C, KP = K + 8, P = B * info.outHeight * info.outWidth;
+  const dx = backend.makeOutput([B, H, W, C], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const pad = padded(info);
+    const inPlace = pad.XH === H && pad.XW === W;
+    const dxp = inPlace ? offset(backend, dx) : scratch.alloc(B * pad.XH * pad.XW * C);
+    const base = windowBases(k, scratch, info, pad);
+    // Segments of consecutive taps: a whole filter row without width dilation.
+    const rows = info.dilationWidth === 1;
+    const S = rows ? KH : KH * KW, L = rows ? KW * C : C;
+    const soff = scratch.alloc(S);
+    const wt = scratch.alloc(O * KP);
+    const f32 = k.f32(), i32 = k.i32();
+    for (let s = 0; s < S; s++) {
+      const kh = rows ? s : Math.floor(s / KW), kw = rows ? 0 : s % KW;
+      i32[(soff >> 2) + s] = (kh * info.dilationHeight * pad.XW + kw * info.dilationWidth) * C;
+    }
+    const src = offset(backend, filter) >> 2, dst = wt >> 2;
+    for (let o = 0; o < O; o++) {
+      for (let t = 0; t < KP; t++) f32[dst + o * KP + t] = t < K ? f32[src + t * O + o]! : 0;
+    }
+    f32.fill(0, dxp >> 2, (dxp >> 2) + B * pad.XH * pad.XW * C);
+    if (P > 0 && O > 0 && K > 0) {
+      k.fn.conv_input_grad(offset(backend, dy), O, wt, KP, soff, S, L, base, dxp, 0, P);
+    }
+    if (!inPlace) {
+      k.fn.crop_copy(dxp, B, pad.XH, pad.XW, C, offset(backend, dx), H, W, pad.top, pad.left);
+    }
+  } finally {
+    scratch.free();
+  }
+  return dx;
+}

@@ -1,0 +1,250 @@
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { assert, assertEquals } from "@std/assert";
+import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import {
+  setSimdConvEnabled,
+  simdConv2D,
+  simdConv2DBackpropFilter,
+  simdConv2DBackpropInput,
+  simdConvAvailable,
+} from "../../../sdk/devices/wasm_simd_conv.ts";
+import { relativeError, seeded } from "./_compare.ts";
+
+await initWasmBackend({ threads: false });
+
+const TOL = 1e-4;
+type Shape4 = [number, number, number, number];
+type Case = {
+  x: Shape4;
+  f: Shape4;
+  s: [number, number];
+  pad: "same" | "valid";
+  d: [number, number];
+};
+
+/** Random convolutions: odd channel counts (tails of the 8-wide tiles), 1×1 to 5×5, strides, dilations. */
+function cases(n: number, seed: number, dilate: boolean): Case[] {
+  let s = seed;
+  const pick = <T>(xs: readonly T[]): T => {
+    // mulberry32: every bit of the state is mixed, so picks do not correlate.
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return xs[((t ^ (t >>> 14)) >>> 0) % xs.length]!;
+  };
+  const out: Case[] = [];
+  while (out.length < n) {
+    const k: [number, number] = [pick([1, 2, 3, 5]), pick([1, 3, 4, 5])];
+    const st: [number, number] = [pick([1, 1, 2, 3]), pick([1, 2])];
+    const d: [number, number] = dilate && st[0] === 1 && st[1] === 1
+      ? [pick([1, 2]), pick([1, 3])]
+      : [1, 1];
+    const c: Case = {
+      x: [pick([1, 2, 3]), pick([1, 4, 7, 12]), pick([2, 5, 9, 13]), pick([1, 2, 3, 5, 7, 16])],
+      f: [k[0], k[1], 0, pick([1, 3, 6, 8, 9, 16, 17])],
+      s: st,
+      pad: pick(["same", "valid"] as const),
+      d,
+    };
+    c.f[2] = c.x[3];
+    const eh = (k[0] - 1) * d[0] + 1, ew = (k[1] - 1) * d[1] + 1;
+    if (c.pad === "valid" && (c.x[1] < eh || c.x[2] < ew)) continue;
+    out.push(c);
+  }
+  return out;
+}
+
+function info(c: Case): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, c.d, c.pad);
+}
+
+const attrs = (c: Case) => ({
+  strides: c.s,
+  pad: c.pad,
+  dataFormat: "NHWC",
+  dilations: c.d,
+  dimRoundingMode: undefined,
+});
+
+/** Runs a kernel on the cpu backend and returns its values. */
+async function onCpu(
+  kernel: string,
+  inputs: Record<string, { values: Float32Array; shape: number[] }>,
+  kernelAttrs: Record<string, unknown>,
+): Promise<Float32Array> {
+  await tf.setBackend("cpu");
+  const ts: Record<string, tf.Tensor> = {};
+  for (const [k, v] of Object.entries(inputs)) ts[k] = tf.tensor(v.values, v.shape);
+  const out = tf.engine().runKernel(kernel, ts, kernelAttrs as tf.NamedAttrMap) as tf.Tensor;
+  const values = (await out.data()) as Float32Array;
+  tf.dispose([out, ...Object.values(ts)]);
+  await tf.setBackend("wasm");
+  return values;
+}
+
+/** Runs one compiled kernel on wasm tensors and returns its values and shape. */
+async function onSimd(
+  f: (backend: BackendWasm, a: tf.TensorInfo, b: tf.TensorInfo) => tf.TensorInfo | null,
+  a: { values: Float32Array; shape: number[] },
+  b: { values: Float32Array; shape: number[] },
+): Promise<{ values: Float32Array; shape: number[] }> {
+  await tf.setBackend("wasm");
+  const backend = tf.backend() as BackendWasm;
+  const ta = tf.tensor(a.values, a.shape), tb = tf.tensor(b.values, b.shape);
+  const info = f(backend, ta, tb);
+  assert(info !== null, "the compiled kernels should run here");
+  const out = tf.engine().makeTensorFromTensorInfo(info);
+  const values = (await out.data()) as Float32Array;
+  const shape = out.shape;
+  tf.dispose([out, ta, tb]);
+  return { values, shape };
+}
+
+Deno.test("the compiled SIMD kernels load on this runtime and share the backend's heap", async () => {
+  await tf.setBackend("wasm");
+  assert(simdConvAvailable(tf.backend() as BackendWasm));
+});
+
+Deno.test("compiled forward convolution matches cpu on random shapes, strides and dilations", async () => {
+  for (const [i, c] of cases(40, 7, true).entries()) {
+    const x = { values: seeded(c.x, 100 + i), shape: c.x };
+    const f = { values: seeded(c.f, 200 + i), shape: c.f };
+    const cpu = await onCpu("Conv2D", { x, filter: f }, attrs(c));
+    const got = await onSimd((be, a, b) => simdConv2D(be, a, b, info(c)), x, f);
+    const ci = info(c);
+    assertEquals(got.shape, [c.x[0], ci.outHeight, ci.outWidth, c.f[3]]);
+    const err = relativeError(got.values, cpu);
+    assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+  }
+});
+
+Deno.test("compiled filter gradient matches cpu on random shapes and strides", async () => {
+  for (const [i, c] of cases(40, 11, false).entries()) {
+    const ci = info(c);
+    const x = { values: seeded(c.x, 300 + i), shape: c.x };
+    const dyShape = [c.x[0], ci.outHeight, ci.outWidth, c.f[3]];
+    const dy = { values: seeded(dyShape, 400 + i), shape: dyShape };
+    const cpu = await onCpu("Conv2DBackpropFilter", { x, dy }, {
+      ...attrs(c),
+      filterShape: c.f,
+    });
+    const got = await onSimd((be, a, b) => simdConv2DBackpropFilter(be, a, b, ci), x, dy);
+    assertEquals(got.shape, c.f);
+    const err = relativeError(got.values, cpu);
+    assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+  }
+});
+
+Deno.test("compiled input gradient matches cpu on random shapes and strides", async () => {
+  for (const [i, c] of cases(40, 13, false).entries()) {
+    const ci = info(c);
+    const f = { values: seeded(c.f, 500 + i), shape: c.f };
+    const dyShape = [c.x[0], ci.outHeight, ci.outWidth, c.f[3]];
+    const dy = { values: seeded(dyShape, 600 + i), shape: dyShape };
+    const cpu = await onCpu("Conv2DBackpropInput", { dy, filter: f }, {
+      ...attrs(c),
+      inputShape: c.x,
+    });
+    const got = await onSimd((be, a, b) => simdConv2DBackpropInput(be, a, b, ci), dy, f);
+    assertEquals(got.shape, c.x);
+    const err = relativeError(got.values, cpu);
+    assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+  }
+});
+
+Deno.test("compiled kernels write only their output: tensors around it keep their values", async () => {
+  await tf.setBackend("wasm");
+  const backend = tf.backend() as BackendWasm;
+  const c: Case = { x: [3, 9, 7, 3], f: [5, 3, 3, 6], s: [1, 1], pad: "same", d: [1, 1] };
+  const ci = info(c);
+  const before = tf.tensor(seeded([4099], 1));
+  const x = tf.tensor(seeded(c.x, 2), c.x), f = tf.tensor(seeded(c.f, 3), c.f);
+  const dy = tf.tensor(seeded([3, 9, 7, 6], 4), [3, 9, 7, 6]);
+  const outs = [
+    simdConv2D(backend, x, f, ci)!,
+    simdConv2DBackpropFilter(backend, x, dy, ci)!,
+    simdConv2DBackpropInput(backend, dy, f, ci)!,
+  ];
+  const after = tf.tensor(seeded([4099], 5));
+  for (
+    const [t, seed, shape] of [[before, 1, [4099]], [after, 5, [4099]], [x, 2, c.x], [
+      f,
+      3,
+      c.f,
+    ]] as const
+  ) {
+    assertEquals(await t.data(), seeded(shape as number[], seed));
+  }
+  for (const o of outs) backend.disposeData(o.dataId);
+  tf.dispose([before, after, x, f, dy]);
+});
+
+Deno.test("with the compiled kernels off, the JavaScript and XNNPACK convolution paths still match cpu", async () => {
+  const c: Case[] = [
+    { x: [2, 9, 9, 3], f: [3, 3, 3, 5], s: [2, 2], pad: "same", d: [1, 1] },
+    { x: [3, 12, 12, 1], f: [5, 5, 1, 6], s: [1, 1], pad: "same", d: [1, 1] },
+    { x: [2, 8, 8, 6], f: [5, 5, 6, 16], s: [1, 1], pad: "valid", d: [1, 1] },
+  ];
+  setSimdConvEnabled(false);
+  try {
+    await tf.setBackend("wasm");
+    assert(!simdConvAvailable(tf.backend() as BackendWasm));
+    for (const [i, k] of c.entries()) {
+      const x = { values: seeded(k.x, 700 + i), shape: k.x };
+      const f = { values: seeded(k.f, 800 + i), shape: k.f };
+      const grads = (backend: string) =>
+        tf.setBackend(backend).then(() =>
+          tf.tidy(() => {
+            const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, k.s, k.pad).square().sum()
+            )([tf.tensor(x.values, x.shape), tf.tensor(f.values, f.shape)]);
+            return tf.concat([gx!.flatten(), gf!.flatten()]);
+          })
+        );
+      const cpuT = await grads("cpu");
+      const cpu = (await cpuT.data()) as Float32Array;
+      cpuT.dispose();
+      const wasmT = await grads("wasm");
+      const wasm = (await wasmT.data()) as Float32Array;
+      wasmT.dispose();
+      const err = relativeError(wasm, cpu);
+      assert(err <= TOL, `case ${JSON.stringify(k)}: relative error ${err}`);
+    }
+  } finally {
+    setSimdConvEnabled(true);
+    await tf.setBackend("wasm");
+  }
+});
+
+const clang = await new Deno.Command("clang-16", {
+  args: ["--version"],
+  stdout: "null",
+  stderr: "null",
+})
+  .output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "the embedded SIMD kernels are what build.sh makes of kernels.c",
+  ignore: !clang,
+  async fn() {
+    const dir = new URL("../../../sdk/devices/simd/", import.meta.url);
+    const committed = await Deno.readTextFile(new URL("kernels_wasm.ts", dir));
+    const tmp = await Deno.makeTempDir();
+    try {
+      // Build into a copy of the folder so the committed file is not touched.
+      for (const f of ["build.sh", "kernels.c"]) {
+        await Deno.copyFile(new URL(f, dir), `${tmp}/${f}`);
+      }
+      const out = await new Deno.Command("bash", { args: [`${tmp}/build.sh`] }).output();
+      assert(out.success, new TextDecoder().decode(out.stderr));
+      assertEquals(
+        await Deno.readTextFile(`${tmp}/kernels_wasm.ts`),
+        committed,
+        "kernels_wasm.ts is stale: run `deno task build:simd` and commit it",
+      );
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
