@@ -52,3 +52,26 @@ Deno.test("zoo:train refuses an unknown entry and an invalid number", async () =
   await assertRejects(() => main(["--only", "alexnet"]), RangeError, 'Unknown zoo entry "alexnet"');
   await assertRejects(() => main(["--epochs", "0"]), RangeError, 'Invalid --epochs "0"');
 });
+
+Deno.test("trainEntry() is repeatable: seeded initializers, split and shuffles give the same weights twice", async () => {
+  const dirs = [
+    await Deno.makeTempDir({ prefix: "zoo-train-" }),
+    await Deno.makeTempDir({ prefix: "zoo-train-" }),
+  ];
+  try {
+    const shards: Uint8Array[] = [];
+    for (const outDir of dirs) {
+      const { dir } = await trainEntry(TRAIN_RECIPES[0]!, {
+        epochs: 2,
+        perClass: 8,
+        testPerClass: 2,
+        outDir,
+      });
+      shards.push(await Deno.readFile(`${dir}/group1-shard1of1.bin`));
+    }
+    assertEquals(shards[0]!.byteLength, 61706 * 4);
+    assertEquals(shards[0], shards[1]);
+  } finally {
+    for (const d of dirs) await Deno.remove(d, { recursive: true });
+  }
+});
