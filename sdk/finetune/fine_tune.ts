@@ -319,18 +319,17 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   if (metricsPath !== undefined && !opts.resume) await Deno.remove(metricsPath).catch(() => {});
   const history: EpochMetrics[] = [];
   const title = `${source.reference ?? model.name} → ${opts.data ?? train.name} (${strategy})`;
-  const onEpoch = async (m: EpochMetrics) => {
-    history.push(m);
-    if (metricsPath !== undefined) {
-      await appendMetrics(metricsPath, m);
-      await Deno.writeTextFile(
-        join(opts.outDir!, "training-curves.svg"),
-        trainingCurvesSvg(history, title),
-      );
-    }
-    opts.onEpoch?.(m);
+  const persist = async (m: EpochMetrics, curves: EpochMetrics[]) => {
+    if (metricsPath === undefined) return;
+    await appendMetrics(metricsPath, m);
+    await Deno.writeTextFile(
+      join(opts.outDir!, "training-curves.svg"),
+      trainingCurvesSvg(curves, title),
+    );
   };
-  // The trainers call onEpoch synchronously; keep the writes in order and await them at the end.
+  // The trainers call onEpoch synchronously and go on with the next epoch:
+  // the files are written in order in the background (awaited at the end),
+  // while the caller hears of the epoch now, before the next epoch's batches.
   let writes = Promise.resolve();
   const common = {
     model: net,
@@ -344,7 +343,10 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     seed,
     ...(opts.patience !== undefined ? { patience: opts.patience } : {}),
     onEpoch: (m: EpochMetrics) => {
-      writes = writes.then(() => onEpoch(m));
+      history.push(m);
+      const curves = history.slice();
+      writes = writes.then(() => persist(m, curves));
+      opts.onEpoch?.(m);
     },
     ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
   };

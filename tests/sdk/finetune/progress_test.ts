@@ -1,0 +1,87 @@
+/**
+ * The per-epoch progress bar as a person sees it: `sdk/finetune.ts` run on a
+ * pseudo-terminal (util-linux `script`), so stderr is a terminal and the
+ * cli-progress bar is drawn with the epoch, loss, accuracy, images/s and ETA;
+ * and with stderr piped, plain epoch lines and no bar.
+ */
+import { assert, assertMatch } from "@std/assert";
+import { startFinetuneRegistry } from "./_registry.ts";
+
+const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
+const SCRIPT = ["/usr/bin/script", "/bin/script"].find((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+});
+
+const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+Deno.test({
+  name: "finetune draws a progress bar per epoch on a terminal, and plain lines when piped",
+  ignore: SCRIPT === undefined,
+}, async () => {
+  const reg = await startFinetuneRegistry();
+  const out = await Deno.makeTempDir({ prefix: "finetune_progress_" });
+  try {
+    const args = [
+      "--model",
+      "zoo/lenet5",
+      "--data",
+      "fashion-mnist?perClass=20",
+      "--strategy",
+      "full",
+      "--epochs",
+      "2",
+      "--batch-size",
+      "8",
+      "--device",
+      "wasm",
+      "--wasm-threads",
+      "1",
+      "--registry",
+      reg.url,
+      "--cache",
+      reg.cacheDir,
+      "--out",
+      out,
+    ];
+    const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ZOO_TOKEN: "" };
+    const line = [Deno.execPath(), "run", "-A", CLI, ...args].map(quote).join(" ");
+    const tty = await new Deno.Command(SCRIPT!, {
+      args: ["-qfec", line, "/dev/null"],
+      env: { ...env, COLUMNS: "160", TERM: "xterm" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const screen = new TextDecoder().decode(tty.stdout);
+    assert(tty.code === 0, screen);
+    // A drawn bar: label, the bar itself, and the figures the issue asks for.
+    assertMatch(
+      screen,
+      /epoch 1\/2 \[[█░]+\] \d+% \| loss \d+\.\d{4} \| accuracy – \| (\d+|–) img\/s \| ETA \S+/,
+    );
+    assertMatch(screen, /epoch 2\/2 \[[█░]+\] \d+% \| loss \d+\.\d{4} \| accuracy \d+\.\d% \|/);
+    // Epoch 1's line comes before epoch 2's bar, which shows epoch 1's accuracy.
+    const firstLine = screen.search(/epoch 1\/2 \(all\): loss \d+\.\d{4}, accuracy/);
+    const secondBar = screen.search(/epoch 2\/2 \[/);
+    assert(firstLine >= 0 && firstLine < secondBar, `out of order:\n${screen}`);
+    assertMatch(screen, /test accuracy/);
+
+    const piped = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, ...args],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(piped.stderr);
+    assert(piped.code === 0, stderr);
+    assertMatch(stderr, /^epoch 2\/2 \(all\): loss \d+\.\d{4}, accuracy .* img\/s/m);
+    assert(!/\[[█░]+\]/.test(stderr), `a bar was drawn into a pipe:\n${stderr}`);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+    await reg.close();
+  }
+});
