@@ -62,6 +62,9 @@ Flags (flag first, then environment variable, then default):
   --cache DIR            download and CNN-code cache      env ZOO_CACHE, default ~/.cache/deno-model-zoo
   -h, --help             show this help
 
+Environment only: ZOO_OFFLINE=1 resolves and loads the model from the --cache
+folder without touching the registry (default off).
+
 Outputs in DIR: model.json + group1-shard1of1.bin (the checkpoint), card.json
 (lineage: parent and digest, strategy, cut, frozen layers, learning rates,
 input size, dataset, metrics), README.md, metrics.jsonl (one epoch per line),

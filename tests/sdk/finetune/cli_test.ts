@@ -86,9 +86,17 @@ Deno.test("finetune --help lists every flag with its environment variable and de
   ) {
     assert(r.stdout.includes(flag), `--help lacks ${flag}`);
   }
-  assertMatch(r.stdout, /ZOO_URL/);
-  assertMatch(r.stdout, /ZOO_TOKEN/);
+  for (const env of ["ZOO_URL", "ZOO_TOKEN", "ZOO_CACHE", "ZOO_WASM_THREADS", "ZOO_OFFLINE"]) {
+    assertMatch(r.stdout, new RegExp(env), `--help lacks ${env}`);
+  }
   assertMatch(r.stdout, /default auto/);
+  // Every flag's entry (its line and any continuation lines) gives a default or says it is required.
+  const entries = r.stdout.split(/\n(?=\s+(?:-h, )?--)/).filter((e) => /^\s+--/.test(e));
+  assert(entries.length >= 25, `${entries.length} flag entries`);
+  for (const entry of entries) {
+    const body = entry.split(/\n\s*\n/)[0]!;
+    assertMatch(body, /default|required/, `no default: ${body.trim()}`);
+  }
 });
 
 Deno.test("finetune refuses bad flags with one line and a non-zero exit", async () => {
