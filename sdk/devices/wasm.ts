@@ -34,7 +34,7 @@ export interface WasmBackendOptions {
   fastKernels?: boolean;
   /**
    * Run convolutions and their gradients on the compiled SIMD kernels where
-   * they are faster (see `wasm_simd_conv.ts`).
+   * they are faster (see `wasm_simd_ops.ts`).
    * @default {true}
    */
   simdKernels?: boolean;

@@ -22,11 +22,14 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import {
-  setSimdConvEnabled,
+  setSimdKernelsEnabled,
+  simdBiasAdd,
   simdConv2D,
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
-} from "./wasm_simd_conv.ts";
+  simdMaxPoolGrad2x2,
+  simdSumLeading,
+} from "./wasm_simd_ops.ts";
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
@@ -596,6 +599,8 @@ function leadingReduction(name: "Mean" | "Sum") {
     if (!leading || x.dtype !== "float32" || rows < 2) return run(backend, name, { x }, attrs);
     const cols = tf.util.sizeFromShape(x.shape.slice(k));
     const shape = attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
+    const fast = simdSumLeading(backend, x, rows, shape, name === "Mean" ? 1 / rows : 1);
+    if (fast !== null) return fast;
     const out = backend.makeOutput(shape, "float32");
     const src = heap(backend, x), acc = new Float64Array(cols);
     for (let r = 0; r < rows; r++) {
@@ -847,14 +852,15 @@ function maxPoolGrad(
   const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
   const { strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top, pl = info.padInfo.left;
+  const p = info.padInfo;
+  const twoByTwo = KH === 2 && KW === 2 && sh === 2 && sw === 2 && p.top === 0 &&
+    p.left === 0 && p.bottom === 0 && p.right === 0;
+  const fast = twoByTwo ? simdMaxPoolGrad2x2(backend, dy, input) : null;
+  if (fast !== null) return fast;
   const dx = backend.makeOutput(input.shape, "float32");
   const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
   out.fill(0);
-  const p = info.padInfo;
-  if (
-    KH === 2 && KW === 2 && sh === 2 && sw === 2 && p.top === 0 && p.left === 0 &&
-    p.bottom === 0 && p.right === 0
-  ) {
+  if (twoByTwo) {
     maxPoolGrad2x2(x, g, out, B, H, W, C, OH, OW);
     return dx;
   }
@@ -966,6 +972,8 @@ function add(
   ) {
     return run(backend, "Add", { a, b }, {});
   }
+  const fast = simdBiasAdd(backend, x, v);
+  if (fast !== null) return fast;
   const out = backend.makeOutput(x.shape, "float32");
   const src = heap(backend, x), bias = heap(backend, v), dst = heap(backend, out);
   const C = bias.length;
@@ -1016,7 +1024,7 @@ export interface RegisterWasmGradKernelsOptions {
   fastKernels?: boolean;
   /**
    * Run convolutions and their gradients on the compiled SIMD kernels
-   * (`wasm_simd_conv.ts`) where they are faster; off, the JavaScript and
+   * (`wasm_simd_ops.ts`) where they are faster; off, the JavaScript and
    * XNNPACK paths run. Applies to every later call in this process.
    * @default {true}
    */
@@ -1042,7 +1050,7 @@ export interface RegisterWasmGradKernelsOptions {
  * ```
  */
 export function registerWasmGradKernels(options: RegisterWasmGradKernelsOptions = {}): string[] {
-  setSimdConvEnabled(options.simdKernels ?? true);
+  setSimdKernelsEnabled(options.simdKernels ?? true);
   const names: string[] = [];
   for (const config of added) {
     if (tf.getKernel(config.kernelName, "wasm") === undefined) {

@@ -88,6 +88,17 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
+  bias_add(x: number, pattern: number, L: number, rows: number, out: number): void;
+  sum_rows(x: number, L: number, rows: number, tmp: number, acc: number): void;
+  max_pool_grad_2x2(
+    x: number,
+    dy: number,
+    dx: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+  ): void;
 }
 
 /** The kernels bound to one backend's heap. */

@@ -329,3 +329,108 @@ void crop_copy(const f32* src, int B, int XH, int XW, int C, f32* x, int H, int 
     }
   }
 }
+
+/*
+ * A [R, C] row-major matrix read as rows of L = C·m floats (m = 4 / gcd(C, 4)),
+ * so every row is whole 4-float vectors; the R % m rows left over go one by
+ * one. pattern holds L floats (the bias repeated m times for bias_add).
+ */
+
+/* out[r, c] = x[r, c] + bias[c]; pattern is the bias tiled to L floats. */
+void bias_add(const f32* x, const f32* pattern, int L, int rows, f32* out) {
+  for (int r = 0; r < rows; r++) {
+    for (int j = 0; j < L; j += 4) {
+      wasm_v128_store(out + j, wasm_f32x4_add(wasm_v128_load(x + j), wasm_v128_load(pattern + j)));
+    }
+    x += L;
+    out += L;
+  }
+}
+
+/*
+ * acc[j] += Σ over `rows` rows of L floats of x[r·L + j], in float32 blocks
+ * of 64 rows added into float64 (the sums stay exact to float32 precision
+ * over millions of rows). tmp holds L floats.
+ */
+void sum_rows(const f32* x, int L, int rows, f32* tmp, double* acc) {
+  for (int r0 = 0; r0 < rows; r0 += 64) {
+    const int r1 = rows - r0 < 64 ? rows : r0 + 64;
+    for (int j = 0; j < L; j += 4) wasm_v128_store(tmp + j, wasm_f32x4_splat(0.0f));
+    for (int r = r0; r < r1; r++) {
+      const f32* row = x + (long)r * L;
+      for (int j = 0; j < L; j += 4) {
+        wasm_v128_store(tmp + j, wasm_f32x4_add(wasm_v128_load(tmp + j), wasm_v128_load(row + j)));
+      }
+    }
+    for (int j = 0; j < L; j++) acc[j] += (double)tmp[j];
+  }
+}
+
+/*
+ * The gradient of 2×2 stride-2 unpadded max pooling over x [B, H, W, C]
+ * (windows do not overlap): each window's dy goes to its first maximum in
+ * row-major order that is above -Infinity (a window of NaN or -Infinity
+ * passes none), as the cpu backend picks it; every other input position,
+ * and rows or columns no window covers, get 0.
+ */
+void max_pool_grad_2x2(const f32* x, const f32* dy, f32* dx, int B, int H, int W, int C) {
+  const int OH = H / 2, OW = W / 2, row = W * C;
+  const int CV = C & ~3;
+  const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const int i0 = ((b * H + 2 * oh) * W) * C;
+      const f32* g = dy + ((b * OH + oh) * OW) * C;
+      for (int ow = 0; ow < OW; ow++, g += C) {
+        const int a00 = i0 + 2 * ow * C, a01 = a00 + C, a10 = a00 + row, a11 = a10 + C;
+        int c = 0;
+        for (; c < CV; c += 4) {
+          const v128_t v00 = wasm_v128_load(x + a00 + c), v01 = wasm_v128_load(x + a01 + c);
+          const v128_t v10 = wasm_v128_load(x + a10 + c), v11 = wasm_v128_load(x + a11 + c);
+          const v128_t m00 = wasm_f32x4_gt(v00, ninf);
+          v128_t best = wasm_v128_bitselect(v00, ninf, m00);
+          const v128_t m01 = wasm_f32x4_gt(v01, best);
+          best = wasm_v128_bitselect(v01, best, m01);
+          const v128_t m10 = wasm_f32x4_gt(v10, best);
+          best = wasm_v128_bitselect(v10, best, m10);
+          const v128_t m11 = wasm_f32x4_gt(v11, best);
+          /* The last window position whose value beat all before it wins. */
+          const v128_t s10 = wasm_v128_andnot(m10, m11);
+          const v128_t later = wasm_v128_or(m10, m11);
+          const v128_t s01 = wasm_v128_andnot(m01, later);
+          const v128_t s00 = wasm_v128_andnot(m00, wasm_v128_or(m01, later));
+          const v128_t gv = wasm_v128_load(g + c);
+          wasm_v128_store(dx + a00 + c, wasm_v128_and(gv, s00));
+          wasm_v128_store(dx + a01 + c, wasm_v128_and(gv, s01));
+          wasm_v128_store(dx + a10 + c, wasm_v128_and(gv, s10));
+          wasm_v128_store(dx + a11 + c, wasm_v128_and(gv, m11));
+        }
+        for (; c < C; c++) {
+          const f32 v00 = x[a00 + c], v01 = x[a01 + c], v10 = x[a10 + c], v11 = x[a11 + c];
+          int at = -1;
+          f32 best = -__builtin_inff();
+          if (v00 > best) { best = v00; at = a00; }
+          if (v01 > best) { best = v01; at = a01; }
+          if (v10 > best) { best = v10; at = a10; }
+          if (v11 > best) at = a11;
+          dx[a00 + c] = at == a00 ? g[c] : 0.0f;
+          dx[a01 + c] = at == a01 ? g[c] : 0.0f;
+          dx[a10 + c] = at == a10 ? g[c] : 0.0f;
+          dx[a11 + c] = at == a11 ? g[c] : 0.0f;
+        }
+      }
+      /* An odd last column that no window covers. */
+      if (W & 1) {
+        for (int r = 0; r < 2; r++) {
+          f32* p = dx + i0 + r * row + (W - 1) * C;
+          for (int c = 0; c < C; c++) p[c] = 0.0f;
+        }
+      }
+    }
+    /* An odd last row that no window covers. */
+    if (H & 1) {
+      f32* p = dx + ((b * H + H - 1) * W) * C;
+      for (int i = 0; i < row; i++) p[i] = 0.0f;
+    }
+  }
+}

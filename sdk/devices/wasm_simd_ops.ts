@@ -1,8 +1,9 @@
 /**
- * 2-D convolutions and their gradients on the compiled SIMD kernels of
- * {@linkcode simdKernels}, for NHWC float32 tensors on the wasm backend.
- * Each function returns `null` when the kernels cannot run here, so the
- * caller falls back to its own path.
+ * Training ops on the compiled SIMD kernels of {@linkcode simdKernels}, for
+ * NHWC float32 tensors on the wasm backend: 2-D convolutions and their
+ * gradients, bias addition, sums over leading axes, and the 2×2 max-pooling
+ * gradient. Each function returns `null` when the kernels cannot run here,
+ * so the caller falls back to its own path.
  *
  * All three are sums over filter taps on a zero-padded copy of the input
  * (no copy when the convolution does not pad):
@@ -28,12 +29,12 @@ let enabled = true;
  *
  * @param on whether to use them
  */
-export function setSimdConvEnabled(on: boolean): void {
+export function setSimdKernelsEnabled(on: boolean): void {
   enabled = on;
 }
 
 /** Whether the compiled kernels are on and can run on this backend. */
-export function simdConvAvailable(backend: BackendWasm): boolean {
+export function simdKernelsAvailable(backend: BackendWasm): boolean {
   return enabled && simdKernels(backend) !== null;
 }
 
@@ -248,5 +249,100 @@ export function simdConv2DBackpropInput(
   } finally {
     scratch.free();
   }
+  return dx;
+}
+
+/** gcd(c, 4) rows of c floats make whole 4-float vectors: m = 4 / gcd(c, 4) rows at a time. */
+function rowsPerVectorRow(c: number): number {
+  return c % 4 === 0 ? 1 : c % 2 === 0 ? 2 : 4;
+}
+
+/**
+ * `x + bias` for a bias along the last axis, or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x a float32 tensor whose last axis has `bias.length` entries
+ * @param bias the float32 bias
+ * @returns the sum, shaped as x, owned by the caller
+ */
+export function simdBiasAdd(backend: BackendWasm, x: Info, bias: Info): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const C = tf.util.sizeFromShape(bias.shape), n = tf.util.sizeFromShape(x.shape);
+  if (C === 0 || n % C !== 0) return null;
+  const out = backend.makeOutput(x.shape, "float32");
+  const m = rowsPerVectorRow(C), L = C * m, rows = Math.floor(n / L);
+  const scratch = new Scratch(k);
+  try {
+    const pattern = scratch.alloc(L);
+    const f32 = k.f32(), b = offset(backend, bias) >> 2;
+    for (let j = 0; j < L; j++) f32[(pattern >> 2) + j] = f32[b + (j % C)]!;
+    const xo = offset(backend, x), oo = offset(backend, out);
+    k.fn.bias_add(xo, pattern, L, rows, oo);
+    const at = rows * L;
+    for (let i = at; i < n; i++) f32[(oo >> 2) + i] = f32[(xo >> 2) + i]! + f32[b + (i % C)]!;
+  } finally {
+    scratch.free();
+  }
+  return out;
+}
+
+/**
+ * The column sums of x read as `[rows, cols]` (a sum over leading axes),
+ * times `scale`, or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x the float32 tensor
+ * @param rows the product of the leading axes summed over
+ * @param shape the output's shape (`cols` entries)
+ * @param scale 1 for a sum, `1 / rows` for a mean
+ * @returns the sums, owned by the caller
+ */
+export function simdSumLeading(
+  backend: BackendWasm,
+  x: Info,
+  rows: number,
+  shape: number[],
+  scale: number,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const cols = tf.util.sizeFromShape(shape);
+  if (cols === 0 || rows * cols !== tf.util.sizeFromShape(x.shape)) return null;
+  const m = rowsPerVectorRow(cols), L = cols * m, vrows = Math.floor(rows / m);
+  const out = backend.makeOutput(shape, "float32");
+  const scratch = new Scratch(k);
+  try {
+    const tmp = scratch.alloc(L), acc = scratch.alloc(2 * L);
+    const xo = offset(backend, x);
+    new Float64Array(k.f32().buffer, acc, L).fill(0);
+    k.fn.sum_rows(xo, L, vrows, tmp, acc);
+    const f32 = k.f32(), sums = new Float64Array(f32.buffer, acc, L);
+    const total = new Float64Array(cols);
+    for (let j = 0; j < L; j++) total[j % cols]! += sums[j]!;
+    for (let i = vrows * L; i < rows * cols; i++) total[i % cols]! += f32[(xo >> 2) + i]!;
+    const o = offset(backend, out) >> 2;
+    for (let c = 0; c < cols; c++) f32[o + c] = total[c]! * scale;
+  } finally {
+    scratch.free();
+  }
+  return out;
+}
+
+/**
+ * The gradient of 2×2 stride-2 unpadded max pooling, or `null` when the
+ * kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param dy the NHWC float32 gradient of the pooled output
+ * @param x the NHWC float32 input of the pooling
+ * @returns the input gradient, shaped as x, owned by the caller
+ */
+export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const dx = backend.makeOutput(x.shape, "float32");
+  k.fn.max_pool_grad_2x2(offset(backend, x), offset(backend, dy), offset(backend, dx), B, H, W, C);
   return dx;
 }

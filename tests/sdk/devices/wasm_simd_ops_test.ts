@@ -3,12 +3,15 @@ import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import {
-  setSimdConvEnabled,
+  setSimdKernelsEnabled,
+  simdBiasAdd,
   simdConv2D,
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
-  simdConvAvailable,
-} from "../../../sdk/devices/wasm_simd_conv.ts";
+  simdKernelsAvailable,
+  simdMaxPoolGrad2x2,
+  simdSumLeading,
+} from "../../../sdk/devices/wasm_simd_ops.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
 await initWasmBackend({ threads: false });
@@ -103,7 +106,7 @@ async function onSimd(
 
 Deno.test("the compiled SIMD kernels load on this runtime and share the backend's heap", async () => {
   await tf.setBackend("wasm");
-  assert(simdConvAvailable(tf.backend() as BackendWasm));
+  assert(simdKernelsAvailable(tf.backend() as BackendWasm));
 });
 
 Deno.test("compiled forward convolution matches cpu on random shapes, strides and dilations", async () => {
@@ -153,6 +156,53 @@ Deno.test("compiled input gradient matches cpu on random shapes and strides", as
   }
 });
 
+Deno.test("compiled bias add and leading-axis sums match cpu for every channel count's vector tail", async () => {
+  for (
+    const [i, [rows, cols]]
+      of ([[1, 1], [5, 3], [7, 6], [130, 6], [9, 16], [33, 5], [4099, 7]] as [number, number][])
+        .entries()
+  ) {
+    const x = { values: seeded([rows, cols], 900 + i), shape: [rows, cols] };
+    const bias = { values: seeded([cols], 950 + i), shape: [cols] };
+    const added = await onSimd((be, a, b) => simdBiasAdd(be, a, b), x, bias);
+    const want = await onCpu("Add", { a: x, b: bias }, {});
+    assertEquals(added.values, want);
+    const summed = await onSimd(
+      (be, a) => simdSumLeading(be, a, rows, [cols], 1 / rows),
+      x,
+      bias,
+    );
+    const mean = await onCpu("Mean", { x }, { axis: [0], keepDims: false });
+    const err = relativeError(summed.values, mean);
+    assert(err <= 1e-6, `[${rows}, ${cols}]: relative error ${err}`);
+  }
+});
+
+Deno.test("compiled 2×2 max-pool gradient matches cpu: odd sizes, ties, NaN and -Infinity windows", async () => {
+  for (
+    const [i, shape] of ([[2, 6, 6, 4], [1, 5, 7, 6], [3, 4, 3, 1], [1, 9, 9, 9]] as Shape4[])
+      .entries()
+  ) {
+    const values = seeded(shape, 1000 + i);
+    // Ties (equal pairs), a NaN and a -Infinity window.
+    for (let j = 0; j < values.length; j += 7) values[j] = values[j + 1] ?? 0;
+    values[0] = NaN;
+    const c = shape[3], w = shape[2];
+    for (const at of [0, c, w * c, (w + 1) * c]) values[at + c - 1] = -Infinity;
+    const x = { values, shape };
+    const out: Shape4 = [shape[0], Math.floor(shape[1] / 2), Math.floor(shape[2] / 2), c];
+    const dy = { values: seeded(out, 1100 + i), shape: out };
+    const attrs = { filterSize: [2, 2], strides: [2, 2], pad: "valid", dimRoundingMode: undefined };
+    await tf.setBackend("cpu");
+    const pooled = tf.maxPool(tf.tensor4d(values, shape), 2, 2, "valid");
+    const output = { values: (await pooled.data()) as Float32Array, shape: out };
+    pooled.dispose();
+    const want = await onCpu("MaxPoolGrad", { dy, input: x, output }, attrs);
+    const got = await onSimd((be, a, b) => simdMaxPoolGrad2x2(be, a, b), dy, x);
+    assertEquals(got.values, want, `shape ${shape}`);
+  }
+});
+
 Deno.test("compiled kernels write only their output: tensors around it keep their values", async () => {
   await tf.setBackend("wasm");
   const backend = tf.backend() as BackendWasm;
@@ -186,10 +236,10 @@ Deno.test("with the compiled kernels off, the JavaScript and XNNPACK convolution
     { x: [3, 12, 12, 1], f: [5, 5, 1, 6], s: [1, 1], pad: "same", d: [1, 1] },
     { x: [2, 8, 8, 6], f: [5, 5, 6, 16], s: [1, 1], pad: "valid", d: [1, 1] },
   ];
-  setSimdConvEnabled(false);
+  setSimdKernelsEnabled(false);
   try {
     await tf.setBackend("wasm");
-    assert(!simdConvAvailable(tf.backend() as BackendWasm));
+    assert(!simdKernelsAvailable(tf.backend() as BackendWasm));
     for (const [i, k] of c.entries()) {
       const x = { values: seeded(k.x, 700 + i), shape: k.x };
       const f = { values: seeded(k.f, 800 + i), shape: k.f };
@@ -212,7 +262,7 @@ Deno.test("with the compiled kernels off, the JavaScript and XNNPACK convolution
       assert(err <= TOL, `case ${JSON.stringify(k)}: relative error ${err}`);
     }
   } finally {
-    setSimdConvEnabled(true);
+    setSimdKernelsEnabled(true);
     await tf.setBackend("wasm");
   }
 });
