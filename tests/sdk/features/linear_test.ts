@@ -76,3 +76,55 @@ Deno.test("trainLinear() rejects labels out of range and codes of the wrong leng
     "Invalid validation codes",
   );
 });
+
+Deno.test("evaluateLinear() computes the Crammer–Singer hinge and the cross-entropy as written by hand", async () => {
+  // scores = codes · kernel + bias, 2 dimensions, 3 classes.
+  const kernel = new Float32Array([1, 0, -1, 0, 2, 1]);
+  const bias = new Float32Array([0, 0.5, 0]);
+  const codes: CnnCodes = {
+    codes: new Float32Array([1, 0, 0, 1, 2, -1]),
+    labels: new Int32Array([0, 2, 0]),
+    count: 3,
+    dim: 2,
+  };
+  const scores = [[1, 0.5, -1], [0, 2.5, 1], [2, -1.5, -3]];
+  const model = {
+    dim: 2,
+    numClasses: 3,
+    kernel,
+    bias,
+    mean: new Float32Array(2),
+    std: new Float32Array([1, 1]),
+  };
+  // Hinge per example: max(0, max over j != y of s_j + 1 - s_y) = 0.5, 2.5, 0.
+  const svm = await evaluateLinear({ ...model, classifier: "svm" }, codes);
+  assert(Math.abs(svm.loss - 1) < 1e-6, `hinge ${svm.loss}`);
+  assertEquals(svm.accuracy, 2 / 3);
+  const ce = scores.map((s, i) => {
+    const y = codes.labels[i]!;
+    return Math.log(s.reduce((a, v) => a + Math.exp(v), 0)) - s[y]!;
+  }).reduce((a, b) => a + b, 0) / 3;
+  const softmax = await evaluateLinear({ ...model, classifier: "softmax" }, codes);
+  assert(Math.abs(softmax.loss - ce) < 1e-5, `cross-entropy ${softmax.loss}, by hand ${ce}`);
+});
+
+Deno.test("trainLinear()'s L2 penalty shrinks the SVM's weights over the standardized codes", async () => {
+  const opts = {
+    classifier: "svm",
+    numClasses: 3,
+    epochs: 30,
+    batchSize: 16,
+    lr: 0.05,
+    seed: 0,
+  } as const;
+  const norm = (m: { kernel: Float32Array; std: Float32Array; numClasses: number }) =>
+    // The folded kernel is W / std row by row: undo it to get W.
+    Math.sqrt(
+      m.kernel.reduce((a, v, i) => a + (v * m.std[Math.floor(i / m.numClasses)]!) ** 2, 0),
+    );
+  const free = await trainLinear(blobs(30, 1), undefined, { ...opts, l2: 0 });
+  const penalized = await trainLinear(blobs(30, 1), undefined, { ...opts, l2: 1 });
+  const [a, b] = [norm(free.model), norm(penalized.model)];
+  assert(b < 0.5 * a, `||W|| ${b} with l2 1, ${a} without`);
+  assertGreater((await evaluateLinear(penalized.model, blobs(20, 3))).accuracy, 0.9);
+});
