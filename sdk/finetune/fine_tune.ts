@@ -109,7 +109,12 @@ export interface FineTuneOptions {
   seed?: number;
   /** Write the checkpoint, `metrics.jsonl`, `training-curves.svg` and per-epoch checkpoints here. */
   outDir?: string;
-  /** Continue from the last per-epoch checkpoint in `outDir/checkpoints`. @default false */
+  /**
+   * Continue from the last per-epoch checkpoint in `outDir/checkpoints`. The
+   * features strategies keep no per-epoch checkpoints: their linear
+   * classifier trains again on the cached codes, to the same result.
+   * @default false
+   */
   resume?: boolean;
   /** The parent's reference, digest and card; filled in from the registry with `modelRef`. */
   source?: SourceInfo;
