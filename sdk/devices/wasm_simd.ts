@@ -5,14 +5,19 @@
  * The module has no data segment and no shadow stack; scratch space comes
  * from the backend's `malloc`.
  *
+ * On the threaded backend (shared memory) a pool of worker threads runs the
+ * same module on the same memory, so a kernel call can be split across
+ * every thread the backend has ({@linkcode SimdKernels.parallel}).
+ *
  * Built with relaxed SIMD (a fused multiply-add); on a runtime that cannot
  * validate it, {@linkcode simdKernels} returns `null` and callers keep their
  * JavaScript paths.
  *
  * @module
  */
-import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { PLAIN, SHARED } from "./simd/kernels_wasm.ts";
+import { SimdPool } from "./_simd_pool.ts";
 
 /** The functions `simd/kernels.c` exports (pointers are byte offsets into the heap). */
 export interface SimdExports {
@@ -104,6 +109,13 @@ export interface SimdExports {
 /** The kernels bound to one backend's heap. */
 export interface SimdKernels {
   readonly fn: SimdExports;
+  /** How many threads {@linkcode SimdKernels.parallel} spreads jobs over (1 on the single-threaded backend). */
+  readonly threads: number;
+  /**
+   * Runs `fn(...jobs[i])` for every i, on up to {@linkcode SimdKernels.threads}
+   * threads at once, and returns when all are done. Jobs must write disjoint memory.
+   */
+  parallel<K extends keyof SimdExports>(fn: K, jobs: number[][]): void;
   /** Allocates `bytes` on the backend's heap (16-byte aligned); may grow the heap. */
   malloc(bytes: number): number;
   free(ptr: number): void;
@@ -160,8 +172,25 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
       const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
         env: { memory },
       });
+      const fn = instance.exports as unknown as SimdExports;
+      const call = (name: keyof SimdExports) => (args: number[]) =>
+        (fn[name] as (...a: number[]) => void)(...args);
+      const threads = shared ? Math.max(1, getThreadsCount()) : 1;
+      const pool = threads > 1
+        ? new SimdPool(memory, bytes, Object.keys(fn), threads - 1)
+        : undefined;
       kernels = {
-        fn: instance.exports as unknown as SimdExports,
+        fn,
+        threads,
+        parallel: (name, jobs) => {
+          if (pool === undefined || jobs.length < 2) {
+            for (const args of jobs) call(name)(args);
+          } else {
+            for (let i = 0; i < jobs.length; i += threads) {
+              pool.run(call(name), name, jobs.slice(i, i + threads));
+            }
+          }
+        },
         malloc: (n) => module._malloc(n),
         free: (p) => module._free(p),
         f32: () => new Float32Array(memory.buffer),

@@ -42,6 +42,21 @@ function kernels(backend: BackendWasm): SimdKernels | null {
   return enabled ? simdKernels(backend) : null;
 }
 
+/**
+ * Splits `[0, n)` into up to `parts` ranges of near-equal size whose
+ * boundaries are multiples of `align` (the last range takes the rest).
+ */
+function ranges(n: number, parts: number, align = 1): [number, number][] {
+  const units = Math.ceil(n / align), count = Math.max(1, Math.min(parts, units));
+  const out: [number, number][] = [];
+  for (let i = 0; i < count; i++) {
+    const from = Math.min(n, Math.round((units * i) / count) * align);
+    const to = i === count - 1 ? n : Math.min(n, Math.round((units * (i + 1)) / count) * align);
+    if (to > from) out.push([from, to]);
+  }
+  return out;
+}
+
 /** The byte offset of a tensor's data on the heap. */
 function offset(backend: BackendWasm, info: Info): number {
   const data = (backend as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } })
@@ -153,7 +168,13 @@ export function simdConv2D(
     for (let t = 0; t < K; t++) {
       for (let o = 0; o < OP; o++) f32[dst + t * OP + o] = o < O ? f32[src + t * O + o]! : 0;
     }
-    if (P > 0 && O > 0) k.fn.conv_taps(xp, base, koff, K, w, O, OP, offset(backend, y), 0, P);
+    const yo = offset(backend, y);
+    if (O > 0) {
+      k.parallel(
+        "conv_taps",
+        ranges(P, k.threads, 6).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
+      );
+    }
   } finally {
     scratch.free();
   }
@@ -187,10 +208,21 @@ export function simdConv2DBackpropFilter(
     const xp = paddedInput(backend, k, scratch, x, info, pad);
     const base = windowBases(k, scratch, info, pad);
     const koff = tapOffsets(k, scratch, info, pad.XW);
-    const out = offset(backend, dw);
+    const out = offset(backend, dw), dyo = offset(backend, dy);
+    // Each thread sums over its own output positions into its own buffer
+    // (the first into dw itself); the buffers are added at the end.
+    const parts = P >= 256 ? ranges(P, k.threads) : [[0, P] as [number, number]];
+    const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(K * O)));
     if (P === 0) k.f32().fill(0, out >> 2, (out >> 2) + K * O);
     else if (K > 0 && O > 0) {
-      k.fn.conv_filter_grad(xp, base, koff, 0, K, offset(backend, dy), O, out, 0, P);
+      k.parallel(
+        "conv_filter_grad",
+        parts.map(([p0, p1], i) => [xp, base, koff, 0, K, dyo, O, buffers[i]!, p0, p1]),
+      );
+      const f32 = k.f32(), d = out >> 2;
+      for (const b of buffers.slice(1)) {
+        for (let i = 0, s = b >> 2; i < K * O; i++) f32[d + i]! += f32[s + i]!;
+      }
     }
   } finally {
     scratch.free();
@@ -241,7 +273,24 @@ export function simdConv2DBackpropInput(
     }
     f32.fill(0, dxp >> 2, (dxp >> 2) + B * pad.XH * pad.XW * C);
     if (P > 0 && O > 0 && K > 0) {
-      k.fn.conv_input_grad(offset(backend, dy), O, wt, KP, soff, S, L, base, dxp, 0, P);
+      // Threads take whole images: windows of different images never overlap in dx.
+      const perImage = info.outHeight * info.outWidth, dyo = offset(backend, dy);
+      k.parallel(
+        "conv_input_grad",
+        ranges(B, k.threads).map(([b0, b1]) => [
+          dyo,
+          O,
+          wt,
+          KP,
+          soff,
+          S,
+          L,
+          base,
+          dxp,
+          b0 * perImage,
+          b1 * perImage,
+        ]),
+      );
     }
     if (!inPlace) {
       k.fn.crop_copy(dxp, B, pad.XH, pad.XW, C, offset(backend, dx), H, W, pad.top, pad.left);
@@ -278,7 +327,12 @@ export function simdBiasAdd(backend: BackendWasm, x: Info, bias: Info): Info | n
     const f32 = k.f32(), b = offset(backend, bias) >> 2;
     for (let j = 0; j < L; j++) f32[(pattern >> 2) + j] = f32[b + (j % C)]!;
     const xo = offset(backend, x), oo = offset(backend, out);
-    k.fn.bias_add(xo, pattern, L, rows, oo);
+    k.parallel(
+      "bias_add",
+      ranges(rows, rows >= 4096 ? k.threads : 1).map((
+        [r0, r1],
+      ) => [xo + 4 * r0 * L, pattern, L, r1 - r0, oo + 4 * r0 * L]),
+    );
     const at = rows * L;
     for (let i = at; i < n; i++) f32[(oo >> 2) + i] = f32[(xo >> 2) + i]! + f32[b + (i % C)]!;
   } finally {
@@ -313,13 +367,20 @@ export function simdSumLeading(
   const out = backend.makeOutput(shape, "float32");
   const scratch = new Scratch(k);
   try {
-    const tmp = scratch.alloc(L), acc = scratch.alloc(2 * L);
     const xo = offset(backend, x);
-    new Float64Array(k.f32().buffer, acc, L).fill(0);
-    k.fn.sum_rows(xo, L, vrows, tmp, acc);
-    const f32 = k.f32(), sums = new Float64Array(f32.buffer, acc, L);
+    const parts = ranges(vrows, vrows * L >= 65536 ? k.threads : 1, 64);
+    const bufs = parts.map(() => ({ tmp: scratch.alloc(L), acc: scratch.alloc(2 * L) }));
+    for (const { acc } of bufs) new Float64Array(k.f32().buffer, acc, L).fill(0);
+    k.parallel(
+      "sum_rows",
+      parts.map(([r0, r1], i) => [xo + 4 * r0 * L, L, r1 - r0, bufs[i]!.tmp, bufs[i]!.acc]),
+    );
+    const f32 = k.f32();
     const total = new Float64Array(cols);
-    for (let j = 0; j < L; j++) total[j % cols]! += sums[j]!;
+    for (const { acc } of bufs) {
+      const sums = new Float64Array(f32.buffer, acc, L);
+      for (let j = 0; j < L; j++) total[j % cols]! += sums[j]!;
+    }
     for (let i = vrows * L; i < rows * cols; i++) total[i % cols]! += f32[(xo >> 2) + i]!;
     const o = offset(backend, out) >> 2;
     for (let c = 0; c < cols; c++) f32[o + c] = total[c]! * scale;
@@ -343,6 +404,13 @@ export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Inf
   if (k === null) return null;
   const [B, H, W, C] = x.shape as [number, number, number, number];
   const dx = backend.makeOutput(x.shape, "float32");
-  k.fn.max_pool_grad_2x2(offset(backend, x), offset(backend, dy), offset(backend, dx), B, H, W, C);
+  const xo = offset(backend, x), dyo = offset(backend, dy), dxo = offset(backend, dx);
+  const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / 2) * Math.floor(W / 2) * C;
+  k.parallel(
+    "max_pool_grad_2x2",
+    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+      [b0, b1],
+    ) => [xo + b0 * inImage, dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C]),
+  );
   return dx;
 }

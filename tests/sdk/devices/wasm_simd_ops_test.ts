@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import {
@@ -12,9 +12,12 @@ import {
   simdMaxPoolGrad2x2,
   simdSumLeading,
 } from "../../../sdk/devices/wasm_simd_ops.ts";
+import { simdKernels } from "../../../sdk/devices/wasm_simd.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
-await initWasmBackend({ threads: false });
+// One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
+// this file again on two threads, where the kernels split their work).
+await initWasmBackend(Deno.env.get("ZOO_WASM_THREADS") === undefined ? { threads: false } : {});
 
 const TOL = 1e-4;
 type Shape4 = [number, number, number, number];
@@ -55,6 +58,11 @@ function cases(n: number, seed: number, dilate: boolean): Case[] {
     if (c.pad === "valid" && (c.x[1] < eh || c.x[2] < ew)) continue;
     out.push(c);
   }
+  // Big enough that every kernel splits its work across threads.
+  out.push(
+    { x: [4, 20, 20, 3], f: [3, 3, 3, 8], s: [1, 1], pad: "same", d: [1, 1] },
+    { x: [5, 17, 15, 6], f: [5, 5, 6, 13], s: [2, 1], pad: "valid", d: [1, 1] },
+  );
   return out;
 }
 
@@ -106,7 +114,10 @@ async function onSimd(
 
 Deno.test("the compiled SIMD kernels load on this runtime and share the backend's heap", async () => {
   await tf.setBackend("wasm");
-  assert(simdKernelsAvailable(tf.backend() as BackendWasm));
+  const backend = tf.backend() as BackendWasm;
+  assert(simdKernelsAvailable(backend));
+  // As many threads as the backend: a worker pool on the threaded build.
+  assertEquals(simdKernels(backend)!.threads, getThreadsCount());
 });
 
 Deno.test("compiled forward convolution matches cpu on random shapes, strides and dilations", async () => {

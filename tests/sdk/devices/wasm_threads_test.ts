@@ -52,3 +52,16 @@ Deno.test("an invalid ZOO_WASM_THREADS is refused with what to set instead", asy
     assertStringIncludes(r.stderr, "whole number >= 1");
   }
 });
+
+Deno.test("the compiled SIMD kernels match cpu when they split their work across two threads", async () => {
+  const file = new URL("./wasm_simd_ops_test.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", file],
+    env: { ZOO_WASM_THREADS: "2" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, text);
+  assertStringIncludes(text, "0 failed");
+});
