@@ -27,6 +27,7 @@ import {
   simdConv2D,
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
+  simdMatMul,
   simdMaxPoolGrad2x2,
   simdSumLeading,
 } from "./wasm_simd_ops.ts";
@@ -759,6 +760,8 @@ function batchMatMul(
   const backend = args.backend as BackendWasm;
   const { a, b } = args.inputs as { a: Info; b: Info };
   const attrs = (args.attrs ?? {}) as Attrs;
+  const fast = simdMatMul(backend, a, b, attrs.transposeA === true, attrs.transposeB === true);
+  if (fast !== null) return fast;
   const tA = attrs.transposeA === true && a.dtype === "float32";
   const tB = attrs.transposeB === true && b.dtype === "float32";
   if (!tA && !tB) return run(backend, "BatchMatMul", { a, b }, attrs);

@@ -58,17 +58,17 @@ export interface SimdExports {
     p0: number,
     p1: number,
   ): void;
-  conv_bases(
-    base: number,
-    B: number,
-    OH: number,
-    OW: number,
-    XH: number,
-    XW: number,
-    C: number,
-    sh: number,
-    sw: number,
+  pack_rows(
+    src: number,
+    rows: number,
+    cols: number,
+    rs: number,
+    cs: number,
+    dst: number,
+    DC: number,
   ): void;
+  bases3(base: number, A: number, I: number, J: number, as: number, is: number, js: number): void;
+  swap_hw(src: number, B: number, H: number, W: number, C: number, dst: number): void;
   pad_copy(
     x: number,
     B: number,

@@ -7,8 +7,8 @@
  *
  * All three are sums over filter taps on a zero-padded copy of the input
  * (no copy when the convolution does not pad):
- * - forward: `y[p, o] = Σₖ x[p, k] · W[k, o]`, tiles of 6 output positions × 8 channels;
- * - filter gradient: `dW[k, o] = Σₚ x[p, k] · dy[p, o]`, tiles of 6 taps × 8 channels;
+ * - forward: `y[p, o] = Σₖ x[p, k] · W[k, o]`, tiles of 4 output positions × 8 channels;
+ * - filter gradient: `dW[k, o] = Σₚ x[p, k] · dy[p, o]`, tiles of 4 taps × 8 channels;
  * - input gradient: `dy · Wᵀ` scattered back onto the input (col2im), a
  *   filter row of taps at a time, which handles strides and dilations.
  *
@@ -132,7 +132,8 @@ function windowBases(
 ): number {
   const { batchSize: B, outHeight: OH, outWidth: OW, inChannels: C } = info;
   const ptr = scratch.alloc(B * OH * OW);
-  k.fn.conv_bases(ptr, B, OH, OW, pad.XH, pad.XW, C, info.strideHeight, info.strideWidth);
+  const row = pad.XW * C;
+  k.fn.bases3(ptr, B, OH, OW, pad.XH * row, info.strideHeight * row, info.strideWidth * C);
   return ptr;
 }
 
@@ -164,15 +165,12 @@ export function simdConv2D(
     const base = windowBases(k, scratch, info, pad);
     const koff = tapOffsets(k, scratch, info, pad.XW);
     const w = scratch.alloc(K * OP);
-    const f32 = k.f32(), src = offset(backend, filter) >> 2, dst = w >> 2;
-    for (let t = 0; t < K; t++) {
-      for (let o = 0; o < OP; o++) f32[dst + t * OP + o] = o < O ? f32[src + t * O + o]! : 0;
-    }
+    k.fn.pack_rows(offset(backend, filter), K, O, O, 1, w, OP);
     const yo = offset(backend, y);
     if (O > 0) {
       k.parallel(
         "conv_taps",
-        ranges(P, k.threads, 6).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
+        ranges(P, k.threads, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
       );
     }
   } finally {
@@ -213,8 +211,9 @@ export function simdConv2DBackpropFilter(
     // (the first into dw itself); the buffers are added at the end.
     const parts = P >= 256 ? ranges(P, k.threads) : [[0, P] as [number, number]];
     const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(K * O)));
-    if (P === 0) k.f32().fill(0, out >> 2, (out >> 2) + K * O);
-    else if (K > 0 && O > 0) {
+    const f32z = k.f32();
+    for (const b of buffers) f32z.fill(0, b >> 2, (b >> 2) + K * O);
+    if (P > 0 && K > 0 && O > 0) {
       k.parallel(
         "conv_filter_grad",
         parts.map(([p0, p1], i) => [xp, base, koff, 0, K, dyo, O, buffers[i]!, p0, p1]),
@@ -256,7 +255,15 @@ export function simdConv2DBackpropInput(
     const pad = padded(info);
     const inPlace = pad.XH === H && pad.XW === W;
     const dxp = inPlace ? offset(backend, dx) : scratch.alloc(B * pad.XH * pad.XW * C);
-    const base = windowBases(k, scratch, info, pad);
+    // Output positions in (b, ow, oh) order, dy rows to match: the four
+    // rows of a tile then share a column and differ in row, so their
+    // windows' filter rows never overlap in dx (overlapping read-add-writes
+    // stall on store-to-load forwarding).
+    const { outHeight: OH, outWidth: OW } = info, row = pad.XW * C;
+    const base = scratch.alloc(P);
+    k.fn.bases3(base, B, OW, OH, pad.XH * row, info.strideWidth * C, info.strideHeight * row);
+    const dyT = scratch.alloc(P * O);
+    k.fn.swap_hw(offset(backend, dy), B, OH, OW, O, dyT);
     // Segments of consecutive taps: a whole filter row without width dilation.
     const rows = info.dilationWidth === 1;
     const S = rows ? KH : KH * KW, L = rows ? KW * C : C;
@@ -267,14 +274,11 @@ export function simdConv2DBackpropInput(
       const kh = rows ? s : Math.floor(s / KW), kw = rows ? 0 : s % KW;
       i32[(soff >> 2) + s] = (kh * info.dilationHeight * pad.XW + kw * info.dilationWidth) * C;
     }
-    const src = offset(backend, filter) >> 2, dst = wt >> 2;
-    for (let o = 0; o < O; o++) {
-      for (let t = 0; t < KP; t++) f32[dst + o * KP + t] = t < K ? f32[src + t * O + o]! : 0;
-    }
+    k.fn.pack_rows(offset(backend, filter), O, K, 1, O, wt, KP);
     f32.fill(0, dxp >> 2, (dxp >> 2) + B * pad.XH * pad.XW * C);
     if (P > 0 && O > 0 && K > 0) {
       // Threads take whole images: windows of different images never overlap in dx.
-      const perImage = info.outHeight * info.outWidth, dyo = offset(backend, dy);
+      const perImage = OH * OW, dyo = dyT;
       k.parallel(
         "conv_input_grad",
         ranges(B, k.threads).map(([b0, b1]) => [
@@ -413,4 +417,83 @@ export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Inf
     ) => [xo + b0 * inImage, dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C]),
   );
   return dx;
+}
+
+/**
+ * `op(a) · op(b)` for float32 matrices (rank 2, or rank 3 with a batch of
+ * one), where op transposes when asked; `null` when the kernels cannot run or
+ * the case is not one of these (both transposed, or a batch). A product is a
+ * 1×1 convolution: `a · b` and `a · bᵀ` run the forward kernel on `b` packed
+ * by rows of output columns, `aᵀ · b` the filter-gradient kernel.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param a the left operand
+ * @param b the right operand
+ * @param transposeA use `aᵀ`
+ * @param transposeB use `bᵀ`
+ * @returns the product, owned by the caller
+ */
+export function simdMatMul(
+  backend: BackendWasm,
+  a: Info,
+  b: Info,
+  transposeA: boolean,
+  transposeB: boolean,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null || (transposeA && transposeB)) return null;
+  if (a.dtype !== "float32" || b.dtype !== "float32") return null;
+  if (a.shape.length !== b.shape.length || a.shape.length < 2 || a.shape.length > 3) return null;
+  if (a.shape.length === 3 && (a.shape[0] !== 1 || b.shape[0] !== 1)) return null;
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const M = transposeA ? ac : ar, K = transposeA ? ar : ac;
+  const N = transposeB ? br : bc;
+  if ((transposeB ? bc : br) !== K) return null;
+  const out = backend.makeOutput([...a.shape.slice(0, -2), M, N], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const ao = offset(backend, a), bo = offset(backend, b), oo = offset(backend, out);
+    if (M * N === 0) return out;
+    if (K === 0) {
+      k.f32().fill(0, oo >> 2, (oo >> 2) + M * N);
+      return out;
+    }
+    if (transposeA) {
+      // out[m, n] = Σ_r a[r, m] · b[r, n]: taps m over rows r of a.
+      const base = scratch.alloc(K), koff = scratch.alloc(M);
+      k.fn.bases3(base, 1, 1, K, 0, 0, M);
+      k.fn.bases3(koff, 1, 1, M, 0, 0, 1);
+      const parts = K >= 256 ? ranges(K, k.threads) : [[0, K] as [number, number]];
+      const buffers = parts.map((_, i) => (i === 0 ? oo : scratch.alloc(M * N)));
+      const f32z = k.f32();
+      for (const buf of buffers) f32z.fill(0, buf >> 2, (buf >> 2) + M * N);
+      k.parallel(
+        "conv_filter_grad",
+        parts.map(([r0, r1], i) => [ao, base, koff, 0, M, bo, N, buffers[i]!, r0, r1]),
+      );
+      const f32 = k.f32(), d = oo >> 2;
+      for (const buf of buffers.slice(1)) {
+        for (let i = 0, s = buf >> 2; i < M * N; i++) f32[d + i]! += f32[s + i]!;
+      }
+      return out;
+    }
+    // out[m, n] = Σ_k a[m, k] · w[k, n], w = b or bᵀ packed to rows of NP floats.
+    const NP = Math.ceil(N / 8) * 8;
+    let w = bo;
+    if (transposeB || NP !== N) {
+      w = scratch.alloc(K * NP);
+      k.fn.pack_rows(bo, K, N, transposeB ? 1 : N, transposeB ? K : 1, w, NP);
+    }
+    const base = scratch.alloc(M), koff = scratch.alloc(K);
+    k.fn.bases3(base, 1, 1, M, 0, 0, K);
+    k.fn.bases3(koff, 1, 1, K, 0, 0, 1);
+    k.parallel(
+      "conv_taps",
+      ranges(M, k.threads, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1]),
+    );
+  } finally {
+    scratch.free();
+  }
+  return out;
 }

@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cc="${CLANG:-clang-16}"
-exports=(conv_taps conv_filter_grad conv_input_grad conv_bases pad_copy crop_copy bias_add sum_rows
+exports=(conv_taps conv_filter_grad conv_input_grad pack_rows bases3 swap_hw pad_copy crop_copy bias_add sum_rows
   max_pool_grad_2x2)
 flags=(--target=wasm32 -O3 -msimd128 -mrelaxed-simd -mbulk-memory -DRELAXED -nostdlib
   -fno-builtin-memset -Wall -Wextra -Werror

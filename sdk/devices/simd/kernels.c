@@ -53,21 +53,19 @@ static inline void store_n(f32* p, v128_t v, int n) {
  * Forward convolution over taps, for output rows [p0, p1):
  *   y[p·O + o] = Σ_k x[base[p] + koff[k]] · w[k·OP + o]
  * w is the filter packed as K rows of OP floats (OP = O rounded up to 8, the
- * padding zero). Tiles of 6 rows × 8 output channels.
+ * padding zero). Tiles of 4 rows × 8 output channels (with more rows V8 spills accumulators).
  */
 void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32* w, int O,
                int OP, f32* y, int p0, int p1) {
   int p = p0;
-  for (; p + 6 <= p1; p += 6) {
+  for (; p + 4 <= p1; p += 4) {
     const f32* x0 = x + base[p];
     const f32* x1 = x + base[p + 1];
     const f32* x2 = x + base[p + 2];
     const f32* x3 = x + base[p + 3];
-    const f32* x4 = x + base[p + 4];
-    const f32* x5 = x + base[p + 5];
     for (int o0 = 0; o0 < O; o0 += 8) {
       v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
-             c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+             c21 = c00, c30 = c00, c31 = c00;
       const f32* wk = w + o0;
       for (int k = 0; k < K; k++, wk += OP) {
         const int off = koff[k];
@@ -84,12 +82,6 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
         a = wasm_v128_load32_splat(x3 + off);
         c30 = madd(a, w0, c30);
         c31 = madd(a, w1, c31);
-        a = wasm_v128_load32_splat(x4 + off);
-        c40 = madd(a, w0, c40);
-        c41 = madd(a, w1, c41);
-        a = wasm_v128_load32_splat(x5 + off);
-        c50 = madd(a, w0, c50);
-        c51 = madd(a, w1, c51);
       }
       const int n = O - o0;
       f32* yp = y + p * O + o0;
@@ -104,12 +96,6 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
       yp += O;
       store_n(yp, c30, n);
       store_n(yp + 4, c31, n - 4);
-      yp += O;
-      store_n(yp, c40, n);
-      store_n(yp + 4, c41, n - 4);
-      yp += O;
-      store_n(yp, c50, n);
-      store_n(yp + 4, c51, n - 4);
     }
   }
   for (; p < p1; p++) {
@@ -130,79 +116,88 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
 }
 
 /*
- * Filter gradient over taps [k0, k1), summed over rows [p0, p1):
- *   dw[k·O + o] = Σ_p x[base[p] + koff[k]] · dy[p·O + o]
- * Tiles of 6 taps × 8 output channels. A dy row is read as 8 floats even
- * when fewer are left in it (the extra lanes are discarded), except in the
- * last row, which is read exactly.
+ * Filter gradient over taps [k0, k1), summed over rows [p0, p1) and added
+ * into dw (the caller zeroes it):
+ *   dw[k·O + o] += Σ_p x[base[p] + koff[k]] · dy[p·O + o]
+ * Tiles of 4 taps × 8 output channels, over blocks of 256 rows so that a
+ * block's dy rows and input windows stay in the L1 cache while every tap
+ * tile passes over them. A dy row is read as 8 floats even when fewer are
+ * left in it (the extra lanes are discarded), except in the last row, which
+ * is read exactly.
  */
 void conv_filter_grad(const f32* x, const int* base, const int* koff, int k0, int k1,
                       const f32* dy, int O, f32* dw, int p0, int p1) {
-  for (int k = k0; k < k1; k += 6) {
-    const int nk = k1 - k < 6 ? k1 - k : 6;
-    /* Taps past k1 repeat the last one; their sums are not stored. */
-    const int o0f = koff[k], o1f = koff[k + (nk > 1)], o2f = koff[k + (nk > 2 ? 2 : nk - 1)],
-              o3f = koff[k + (nk > 3 ? 3 : nk - 1)], o4f = koff[k + (nk > 4 ? 4 : nk - 1)],
-              o5f = koff[k + (nk > 5 ? 5 : nk - 1)];
-    for (int o0 = 0; o0 < O; o0 += 8) {
-      const int n = O - o0;
-      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
-             c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-      const int pFull = n >= 8 ? p1 : p1 - 1;
-      const f32* d = dy + p0 * O + o0;
-      for (int p = p0; p < p1; p++, d += O) {
-        v128_t d0, d1;
-        if (p < pFull) {
-          d0 = wasm_v128_load(d);
-          d1 = wasm_v128_load(d + 4);
-        } else {
-          d0 = load_n(d, n);
-          d1 = load_n(d + 4, n - 4);
+  for (int b0 = p0; b0 < p1; b0 += 256) {
+    const int b1 = p1 - b0 < 256 ? p1 : b0 + 256;
+    for (int k = k0; k < k1; k += 4) {
+      const int nk = k1 - k < 4 ? k1 - k : 4;
+      /* Taps past k1 repeat the last one; their sums are not stored. */
+      const int o0f = koff[k], o1f = koff[k + (nk > 1)], o2f = koff[k + (nk > 2 ? 2 : nk - 1)],
+                o3f = koff[k + (nk > 3 ? 3 : nk - 1)];
+      for (int o0 = 0; o0 < O; o0 += 8) {
+        const int n = O - o0;
+        v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+               c21 = c00, c30 = c00, c31 = c00;
+        const int pFull = n >= 8 || b1 < p1 ? b1 : b1 - 1;
+        const f32* d = dy + b0 * O + o0;
+        for (int p = b0; p < b1; p++, d += O) {
+          v128_t d0, d1;
+          if (p < pFull) {
+            d0 = wasm_v128_load(d);
+            d1 = wasm_v128_load(d + 4);
+          } else {
+            d0 = load_n(d, n);
+            d1 = load_n(d + 4, n - 4);
+          }
+          const f32* xp = x + base[p];
+          v128_t a = wasm_v128_load32_splat(xp + o0f);
+          c00 = madd(a, d0, c00);
+          c01 = madd(a, d1, c01);
+          a = wasm_v128_load32_splat(xp + o1f);
+          c10 = madd(a, d0, c10);
+          c11 = madd(a, d1, c11);
+          a = wasm_v128_load32_splat(xp + o2f);
+          c20 = madd(a, d0, c20);
+          c21 = madd(a, d1, c21);
+          a = wasm_v128_load32_splat(xp + o3f);
+          c30 = madd(a, d0, c30);
+          c31 = madd(a, d1, c31);
         }
-        const f32* xp = x + base[p];
-        v128_t a = wasm_v128_load32_splat(xp + o0f);
-        c00 = madd(a, d0, c00);
-        c01 = madd(a, d1, c01);
-        a = wasm_v128_load32_splat(xp + o1f);
-        c10 = madd(a, d0, c10);
-        c11 = madd(a, d1, c11);
-        a = wasm_v128_load32_splat(xp + o2f);
-        c20 = madd(a, d0, c20);
-        c21 = madd(a, d1, c21);
-        a = wasm_v128_load32_splat(xp + o3f);
-        c30 = madd(a, d0, c30);
-        c31 = madd(a, d1, c31);
-        a = wasm_v128_load32_splat(xp + o4f);
-        c40 = madd(a, d0, c40);
-        c41 = madd(a, d1, c41);
-        a = wasm_v128_load32_splat(xp + o5f);
-        c50 = madd(a, d0, c50);
-        c51 = madd(a, d1, c51);
-      }
-      f32* out = dw + k * O + o0;
-      store_n(out, c00, n);
-      store_n(out + 4, c01, n - 4);
-      if (nk > 1) {
-        store_n(out + O, c10, n);
-        store_n(out + O + 4, c11, n - 4);
-      }
-      if (nk > 2) {
-        store_n(out + 2 * O, c20, n);
-        store_n(out + 2 * O + 4, c21, n - 4);
-      }
-      if (nk > 3) {
-        store_n(out + 3 * O, c30, n);
-        store_n(out + 3 * O + 4, c31, n - 4);
-      }
-      if (nk > 4) {
-        store_n(out + 4 * O, c40, n);
-        store_n(out + 4 * O + 4, c41, n - 4);
-      }
-      if (nk > 5) {
-        store_n(out + 5 * O, c50, n);
-        store_n(out + 5 * O + 4, c51, n - 4);
+        f32* out = dw + k * O + o0;
+#define ACC(ptr, v, m) store_n(ptr, wasm_f32x4_add(load_n(ptr, m), v), m)
+        ACC(out, c00, n);
+        ACC(out + 4, c01, n - 4);
+        if (nk > 1) {
+          ACC(out + O, c10, n);
+          ACC(out + O + 4, c11, n - 4);
+        }
+        if (nk > 2) {
+          ACC(out + 2 * O, c20, n);
+          ACC(out + 2 * O + 4, c21, n - 4);
+        }
+        if (nk > 3) {
+          ACC(out + 3 * O, c30, n);
+          ACC(out + 3 * O + 4, c31, n - 4);
+        }
       }
     }
+  }
+}
+
+/*
+ * dst[r·DC + c] = src[r·rs + c·cs] for c < cols, 0 for cols ≤ c < DC: a
+ * matrix (or its transpose, with strides swapped) packed into rows of DC floats.
+ */
+void pack_rows(const f32* src, int rows, int cols, int rs, int cs, f32* dst, int DC) {
+  for (int r = 0; r < rows; r++) {
+    const f32* s = src + r * rs;
+    f32* d = dst + r * DC;
+    int c = 0;
+    if (cs == 1) {
+      for (; c + 4 <= cols; c += 4) wasm_v128_store(d + c, wasm_v128_load(s + c));
+    }
+    for (; c < cols; c++) d[c] = s[c * cs];
+    for (; c < DC; c++) d[c] = 0.0f;
   }
 }
 
@@ -220,19 +215,17 @@ void conv_filter_grad(const f32* x, const int* base, const int* koff, int k0, in
 void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* soff, int S, int L,
                      const int* base, f32* dx, int p0, int p1) {
   int p = p0;
-  for (; p + 6 <= p1; p += 6) {
+  for (; p + 4 <= p1; p += 4) {
     const f32* d0 = dy + p * O;
     f32* x0 = dx + base[p];
     f32* x1 = dx + base[p + 1];
     f32* x2 = dx + base[p + 2];
     f32* x3 = dx + base[p + 3];
-    f32* x4 = dx + base[p + 4];
-    f32* x5 = dx + base[p + 5];
     for (int s = 0; s < S; s++) {
       const int so = soff[s];
       for (int j = 0; j < L; j += 8) {
         v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
-               c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+               c21 = c00, c30 = c00, c31 = c00;
         const f32* wo = wt + s * L + j;
         const f32* dp = d0;
         for (int o = 0; o < O; o++, wo += KP, dp++) {
@@ -249,12 +242,6 @@ void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* sof
           a = wasm_v128_load32_splat(dp + 3 * O);
           c30 = madd(a, w0, c30);
           c31 = madd(a, w1, c31);
-          a = wasm_v128_load32_splat(dp + 4 * O);
-          c40 = madd(a, w0, c40);
-          c41 = madd(a, w1, c41);
-          a = wasm_v128_load32_splat(dp + 5 * O);
-          c50 = madd(a, w0, c50);
-          c51 = madd(a, w1, c51);
         }
         const int n = L - j, at = so + j;
 #define ADD_ROW(xr, ca, cb)                                                   \
@@ -264,8 +251,6 @@ void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* sof
         ADD_ROW(x1, c10, c11)
         ADD_ROW(x2, c20, c21)
         ADD_ROW(x3, c30, c31)
-        ADD_ROW(x4, c40, c41)
-        ADD_ROW(x5, c50, c51)
       }
     }
   }
@@ -287,13 +272,28 @@ void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* sof
   }
 }
 
-/* base[p] for p = (b, oh, ow) over a [B, XH, XW, C] input read with strides (sh, sw). */
-void conv_bases(int* base, int B, int OH, int OW, int XH, int XW, int C, int sh, int sw) {
+/* base[(a·I + i)·J + j] = a·as + i·is + j·js: window starts for any order of (b, oh, ow). */
+void bases3(int* base, int A, int I, int J, int as, int is, int js) {
   int p = 0;
+  for (int a = 0; a < A; a++) {
+    for (int i = 0; i < I; i++) {
+      int at = a * as + i * is;
+      for (int j = 0; j < J; j++, at += js) base[p++] = at;
+    }
+  }
+}
+
+/* dst [B, W, H, C] = src [B, H, W, C] with the two spatial axes swapped. */
+void swap_hw(const f32* src, int B, int H, int W, int C, f32* dst) {
   for (int b = 0; b < B; b++) {
-    for (int oh = 0; oh < OH; oh++) {
-      int at = (b * XH + oh * sh) * XW * C;
-      for (int ow = 0; ow < OW; ow++, at += sw * C) base[p++] = at;
+    for (int h = 0; h < H; h++) {
+      const f32* s = src + ((b * H + h) * W) * C;
+      for (int w = 0; w < W; w++, s += C) {
+        f32* d = dst + ((b * W + w) * H + h) * C;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) wasm_v128_store(d + c, wasm_v128_load(s + c));
+        for (; c < C; c++) d[c] = s[c];
+      }
     }
   }
 }
