@@ -9,6 +9,7 @@ import {
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
   simdKernelsAvailable,
+  simdMatMul,
   simdMaxPoolGrad2x2,
   simdSumLeading,
 } from "../../../sdk/devices/wasm_simd_ops.ts";
@@ -211,6 +212,37 @@ Deno.test("compiled 2×2 max-pool gradient matches cpu: odd sizes, ties, NaN and
     const want = await onCpu("MaxPoolGrad", { dy, input: x, output }, attrs);
     const got = await onSimd((be, a, b) => simdMaxPoolGrad2x2(be, a, b), dy, x);
     assertEquals(got.values, want, `shape ${shape}`);
+  }
+});
+
+Deno.test("compiled matrix products match cpu: a·b, a·bᵀ, aᵀ·b, odd sizes, rank 2 and batch-1 rank 3", async () => {
+  const sizes: [number, number, number][] = [[1, 1, 1], [5, 3, 7], [13, 9, 6], [128, 400, 84], [
+    300,
+    17,
+    33,
+  ]];
+  for (const [i, [M, K, N]] of sizes.entries()) {
+    for (const [tA, tB] of [[false, false], [false, true], [true, false]] as const) {
+      for (const batch of [[], [1]]) {
+        const as = [...batch, ...(tA ? [K, M] : [M, K])],
+          bs = [...batch, ...(tB ? [N, K] : [K, N])];
+        const a = { values: seeded(as, 1200 + i), shape: as };
+        const b = { values: seeded(bs, 1300 + i), shape: bs };
+        await tf.setBackend("cpu");
+        const ref = tf.tidy(() =>
+          tf.matMul(tf.tensor(a.values, a.shape), tf.tensor(b.values, b.shape), tA, tB)
+        );
+        const want = (await ref.data()) as Float32Array;
+        ref.dispose();
+        const got = await onSimd((be, x, y) => simdMatMul(be, x, y, tA, tB), a, b);
+        assertEquals(got.shape, [...batch, M, N]);
+        const err = relativeError(got.values, want);
+        assert(
+          err <= TOL,
+          `${M}×${K}×${N} tA=${tA} tB=${tB} batch ${batch}: relative error ${err}`,
+        );
+      }
+    }
   }
 });
 
