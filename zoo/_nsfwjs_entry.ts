@@ -110,6 +110,7 @@ export async function buildNsfwjsEntry(
       channels: 3,
       range: pre.valueRange,
       channelOrder: "rgb",
+      alignCorners: true,
       resize:
         "bilinear with aligned corners to a square (tf.image.resizeBilinear(img, [size, size], true)), aspect ratio not kept; skipped when the image is already that size",
     },

@@ -204,7 +204,9 @@ function adapt(x: tf.Tensor4D, p: Preprocessing): tf.Tensor4D {
   const c = x.shape[3];
   if (c === 3 && p.channels === 1) x = tf.sum(tf.mul(x, tf.tensor1d(LUMA)), -1, true);
   if (x.shape[1] !== p.height || x.shape[2] !== p.width) {
-    x = tf.image.resizeBilinear(x, [p.height, p.width], false, true);
+    x = p.alignCorners
+      ? tf.image.resizeBilinear(x, [p.height, p.width], true)
+      : tf.image.resizeBilinear(x, [p.height, p.width], false, true);
   }
   if (c === 1 && p.channels === 3) x = tf.tile(x, [1, 1, 1, 3]);
   return x;

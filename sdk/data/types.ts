@@ -43,6 +43,13 @@ export interface Preprocessing {
   std?: readonly number[];
   /** Order of color channels. @default "rgb" */
   channelOrder?: "rgb" | "bgr";
+  /**
+   * Resize images of another size bilinearly with aligned corners
+   * (`tf.image.resizeBilinear(x, size, true)`), as Keras-era checkpoints such
+   * as nsfwjs's were fed; otherwise with half-pixel centers.
+   * @default false
+   */
+  alignCorners?: boolean;
 }
 
 /** One batch: images and their integer class labels. The consumer owns and must dispose both. */

@@ -560,6 +560,7 @@ function cardPreprocessing(card: Record<string, unknown> | undefined): Partial<P
   const std = nums(r.std);
   if (std) out.std = std;
   if (r.channelOrder === "rgb" || r.channelOrder === "bgr") out.channelOrder = r.channelOrder;
+  if (r.alignCorners === true) out.alignCorners = true;
   return out;
 }
 
@@ -660,6 +661,7 @@ function planInput(
     ...(fromCard.mean ? { mean: perChannel(fromCard.mean, channels)! } : {}),
     ...(fromCard.std ? { std: perChannel(fromCard.std, channels)! } : {}),
     ...(fromCard.channelOrder ? { channelOrder: fromCard.channelOrder } : {}),
+    ...(fromCard.alignCorners ? { alignCorners: true } : {}),
   };
   return plan;
 }

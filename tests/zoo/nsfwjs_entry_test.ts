@@ -77,6 +77,8 @@ Deno.test("both nsfwjs entries keep the shipped uint8 quantization and pass the 
       channels: 3,
       range: [0, 1],
       channelOrder: "rgb",
+      // nsfwjs resizes with aligned corners; the SDK's loaders follow this field.
+      alignCorners: true,
       resize: (card.preprocessing as { resize: string }).resize,
     });
     assert(String(card.source).includes("npm:nsfwjs@4.4.0"));
