@@ -93,12 +93,25 @@ function labels(n: number, classes: number): tf.Tensor {
   return tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % classes), "int32"), classes);
 }
 
-async function profileMicroBatch(run: () => Promise<void>): Promise<string> {
-  const info = await tf.profile(run);
+/**
+ * Per-kernel time of `run`, the median over `repeats` profiled runs (one
+ * profiled step is at the mercy of a single scheduling hiccup on a shared VM).
+ */
+async function profileMicroBatch(run: () => Promise<void>, repeats = 5): Promise<string> {
+  const runs: Map<string, number>[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const info = await tf.profile(run);
+    const times = new Map<string, number>();
+    for (const k of info.kernels) {
+      if (k.name.endsWith("__op")) continue;
+      times.set(k.name, (times.get(k.name) ?? 0) + Number(k.kernelTimeMs));
+    }
+    runs.push(times);
+  }
   const byKernel = new Map<string, number>();
-  for (const k of info.kernels) {
-    if (k.name.endsWith("__op")) continue;
-    byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs));
+  for (const name of new Set(runs.flatMap((m) => [...m.keys()]))) {
+    const ts = runs.map((m) => m.get(name) ?? 0).sort((a, b) => a - b);
+    byKernel.set(name, ts[Math.floor(ts.length / 2)]!);
   }
   const total = [...byKernel.values()].reduce((a, b) => a + b, 0);
   const top = [...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 12);
@@ -190,7 +203,7 @@ async function child(backend: string): Promise<Row> {
       row.profile = await profileMicroBatch(async () => {
         const { value, grads } = await accumulatedGradients(loss, vars, parts);
         tf.dispose([value, grads]);
-      });
+      }, 3);
       tf.dispose(parts.map((p) => p.data));
     }
   }
@@ -307,11 +320,11 @@ ${table}
 
 ## Where the time goes (wasm, one thread)
 
-One MNIST CNN step (batch 128, forward + backward + SGD update), per kernel:
+One MNIST CNN step (batch 128, forward + backward + SGD update), per kernel, median of 5 profiled steps:
 
 ${mnistProfile}
 
-One MobileNetV2 micro-batch of 8, forward + backward:
+One MobileNetV2 micro-batch of 8, forward + backward, median of 3:
 
 ${profile}
 `;
