@@ -298,6 +298,7 @@ export async function main(
   };
   opts.onBatch = (done, total, loss) => progress?.batch(done, total, loss);
   opts.onEpoch = (m) => progress?.epoch(m);
+  opts.onResume = (completed) => progress?.resumeAt(completed);
   let run: FineTuneResult;
   try {
     run = await fineTune(opts);

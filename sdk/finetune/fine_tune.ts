@@ -124,6 +124,8 @@ export interface FineTuneOptions {
   onPlan?: (plan: TrainingPlan) => void;
   /** Called after every epoch. */
   onEpoch?: (m: EpochMetrics) => void;
+  /** Called when `resume` continues from a checkpoint, with the epochs it had completed. */
+  onResume?: (completedEpochs: number) => void;
   /** Called after every batch with images done in the epoch, its size and the batch loss. */
   onBatch?: (done: number, total: number, loss: number) => void;
   /** Where decisions are explained (device, input size, advice). @default console.error */
@@ -409,6 +411,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       ...(opts.microBatch !== undefined ? { microBatch: opts.microBatch } : {}),
       ...(opts.outDir !== undefined ? { checkpointDir: join(opts.outDir, "checkpoints") } : {}),
       ...(opts.resume ? { resume: true } : {}),
+      ...(opts.onResume ? { onResume: opts.onResume } : {}),
     });
   }
   await writes;

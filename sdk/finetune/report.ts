@@ -23,6 +23,8 @@ export interface EpochProgress {
   batch(done: number, total: number, loss: number): void;
   /** Reports a finished epoch. */
   epoch(m: EpochMetrics): void;
+  /** A resumed run starts after `completedEpochs`: the bar counts on from there. */
+  resumeAt(completedEpochs: number): void;
   /** Stops showing progress (clears a bar). */
   stop(): void;
 }
@@ -149,6 +151,9 @@ export function createEpochProgress(options: EpochProgressOptions): EpochProgres
       log(formatEpoch(m, options.epochs));
       epochNo = m.epoch + 1;
       lastDone = Infinity;
+    },
+    resumeAt(completedEpochs) {
+      epochNo = completedEpochs + 1;
     },
     stop() {
       bar?.stop();

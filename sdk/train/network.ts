@@ -34,6 +34,8 @@ export interface FineTuneNetworkOptions extends TrainCommonOptions {
   checkpointDir?: string;
   /** Continue from the last checkpoint in `checkpointDir` (a fresh start when there is none). @default false */
   resume?: boolean;
+  /** Called when `resume` found a checkpoint, with the number of epochs it had completed. */
+  onResume?: (completedEpochs: number) => void;
   /** Accumulate each batch's gradient over micro-batches of this many images. @default the whole batch */
   microBatch?: number;
   /** `adam`, `sgd`, or `momentum` (SGD with momentum 0.9), one instance per variable group. @default "adam" */
@@ -269,6 +271,7 @@ export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<Tra
             await optimizers[name]?.setWeights(weights);
           }
           state = last.state;
+          opts.onResume?.(state.history.length);
           bestWeights = last.bestWeights ??
             (state.bestEpoch === null ? undefined : last.weights.map((w) => w.clone()));
         } finally {

@@ -80,6 +80,27 @@ Deno.test({
     assert(piped.code === 0, stderr);
     assertMatch(stderr, /^epoch 2\/2 \(all\): loss \d+\.\d{4}, accuracy .* img\/s/m);
     assert(!/\[[█░]+\]/.test(stderr), `a bar was drawn into a pipe:\n${stderr}`);
+
+    // Resumed for a third epoch, the bar counts on from the checkpoint: "epoch 3/3", not "epoch 1/3".
+    const more = args.map((a) => (a === "2" ? "3" : a)).concat("--resume");
+    const resumedLine = [Deno.execPath(), "run", "-A", CLI, ...more].map(quote).join(" ");
+    const resumed = await new Deno.Command(SCRIPT!, {
+      args: ["-qfec", resumedLine, "/dev/null"],
+      env: { ...env, COLUMNS: "160", TERM: "xterm" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const resumedScreen = new TextDecoder().decode(resumed.stdout);
+    assert(resumed.code === 0, resumedScreen);
+    assertMatch(
+      resumedScreen,
+      /epoch 3\/3 \[[█░]+\] \d+% \| loss \d+\.\d{4} \| accuracy (\d+\.\d%|–) \|/,
+    );
+    assert(
+      !/epoch 1\/3 \[/.test(resumedScreen),
+      `the resumed bar restarted at epoch 1:\n${resumedScreen}`,
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
     await reg.close();

@@ -239,13 +239,16 @@ Deno.test("fineTuneNetwork() resumed after a kill ends where an uninterrupted ru
     "killed",
   );
   const resumedEpochs: EpochMetrics[] = [];
+  const resumedAfter: number[] = [];
   const resumed = await fineTuneNetwork({
     ...opts,
     checkpointDir: dir,
     resume: true,
+    onResume: (completed) => resumedAfter.push(completed),
     onEpoch: (m) => resumedEpochs.push(m),
     onBatch: (done, total) => batches.push(done / total),
   });
+  assertEquals(resumedAfter, [2]);
   assertEquals(resumedEpochs.map((m) => m.epoch), [3]);
   assertEquals(batches.at(-1), 1);
   assertEquals(resumed.history.map((m) => m.epoch), [1, 2, 3]);
