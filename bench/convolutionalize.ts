@@ -10,34 +10,18 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { parseArgs } from "@std/cli";
 import { convolutionalize } from "../sdk/convolutionalize.ts";
+import { selectDevice } from "../sdk/devices/select.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 
 const args = parseArgs(Deno.args, { string: ["runs"], default: { runs: "3" } });
 const runs = Number(args.runs);
 
+/** The fastest backend for a forward-only job, as `--device auto` picks it. */
 async function pickBackend(): Promise<{ backend: string; note: string }> {
-  const dist = new URL("../node_modules/@tensorflow/tfjs-backend-wasm/dist/", import.meta.url);
-  try {
-    setWasmPaths(dist.href);
-    if (await tf.setBackend("wasm")) {
-      const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-      const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");
-      return {
-        backend: "wasm",
-        note:
-          `binaries from node_modules/@tensorflow/tfjs-backend-wasm/dist/ through setWasmPaths; SIMD ${
-            simd ? "on" : "off"
-          }, threads ${threads ? "on" : "off"}`,
-      };
-    }
-    throw new Error('tf.setBackend("wasm") returned false');
-  } catch (e) {
-    await tf.setBackend("cpu");
-    return { backend: "cpu", note: `wasm could not load: ${e instanceof Error ? e.message : e}` };
-  }
+  const choice = await selectDevice("auto", { training: false });
+  return { backend: choice.backend, note: choice.reason };
 }
 
 async function time(fn: () => Promise<void>): Promise<number> {
@@ -139,8 +123,8 @@ const report = `# Convolutionalized MobileNetV2 vs. the crop loop
 - Backend: ${backend} (${note})
 - Model: nsfwjs MobileNetV2 (224×224, 5 classes), converted by \`convolutionalize()\`
 - Medians of ${runs} runs after one warm-up run of each (the two alternate); every run reads
-  its outputs back. Load average at the end: ${load} (other jobs shared the cores, so single
-  runs vary; the medians are what to compare)
+  its outputs back. Load average at the end: ${load} (single runs vary on a
+  shared machine; the medians are what to compare)
 - Score-map cells vs. crop scores, max abs difference: ${maxGap!.toExponential(2)}
   (MobileNetV2 pads with 'same': a cell sees the real pixels around its crop where the
   crop alone sees zero padding; at 224×224 the two agree to 1e-4, see the tests)
