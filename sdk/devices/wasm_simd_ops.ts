@@ -138,6 +138,39 @@ function windowBases(
 }
 
 /**
+ * `out[k·O + o] = Σ_{p < P} x[base[p] + koff[k]] · dy[p·O + o]` (the
+ * filter-gradient kernel). Each thread sums its own range of rows into its
+ * own zeroed buffer (the first into `out` itself); the buffers are added at
+ * the end.
+ */
+function sumOverRows(
+  k: SimdKernels,
+  scratch: Scratch,
+  x: number,
+  base: number,
+  koff: number,
+  K: number,
+  dy: number,
+  O: number,
+  out: number,
+  P: number,
+): void {
+  const parts = P >= 256 ? ranges(P, k.threads) : [[0, P] as [number, number]];
+  const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(K * O)));
+  const zero = k.f32();
+  for (const b of buffers) zero.fill(0, b >> 2, (b >> 2) + K * O);
+  if (P === 0 || K === 0 || O === 0) return;
+  k.parallel(
+    "conv_filter_grad",
+    parts.map(([p0, p1], i) => [x, base, koff, 0, K, dy, O, buffers[i]!, p0, p1]),
+  );
+  const f32 = k.f32(), d = out >> 2;
+  for (const b of buffers.slice(1)) {
+    for (let i = 0, s = b >> 2; i < K * O; i++) f32[d + i]! += f32[s + i]!;
+  }
+}
+
+/**
  * The forward convolution `x ⊛ filter`, or `null` when the kernels cannot run.
  *
  * @param backend the wasm backend holding the tensors
@@ -206,23 +239,7 @@ export function simdConv2DBackpropFilter(
     const xp = paddedInput(backend, k, scratch, x, info, pad);
     const base = windowBases(k, scratch, info, pad);
     const koff = tapOffsets(k, scratch, info, pad.XW);
-    const out = offset(backend, dw), dyo = offset(backend, dy);
-    // Each thread sums over its own output positions into its own buffer
-    // (the first into dw itself); the buffers are added at the end.
-    const parts = P >= 256 ? ranges(P, k.threads) : [[0, P] as [number, number]];
-    const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(K * O)));
-    const f32z = k.f32();
-    for (const b of buffers) f32z.fill(0, b >> 2, (b >> 2) + K * O);
-    if (P > 0 && K > 0 && O > 0) {
-      k.parallel(
-        "conv_filter_grad",
-        parts.map(([p0, p1], i) => [xp, base, koff, 0, K, dyo, O, buffers[i]!, p0, p1]),
-      );
-      const f32 = k.f32(), d = out >> 2;
-      for (const b of buffers.slice(1)) {
-        for (let i = 0, s = b >> 2; i < K * O; i++) f32[d + i]! += f32[s + i]!;
-      }
-    }
+    sumOverRows(k, scratch, xp, base, koff, K, offset(backend, dy), O, offset(backend, dw), P);
   } finally {
     scratch.free();
   }
@@ -278,11 +295,11 @@ export function simdConv2DBackpropInput(
     f32.fill(0, dxp >> 2, (dxp >> 2) + B * pad.XH * pad.XW * C);
     if (P > 0 && O > 0 && K > 0) {
       // Threads take whole images: windows of different images never overlap in dx.
-      const perImage = OH * OW, dyo = dyT;
+      const perImage = OH * OW;
       k.parallel(
         "conv_input_grad",
         ranges(B, k.threads).map(([b0, b1]) => [
-          dyo,
+          dyT,
           O,
           wt,
           KP,
@@ -464,18 +481,7 @@ export function simdMatMul(
       const base = scratch.alloc(K), koff = scratch.alloc(M);
       k.fn.bases3(base, 1, 1, K, 0, 0, M);
       k.fn.bases3(koff, 1, 1, M, 0, 0, 1);
-      const parts = K >= 256 ? ranges(K, k.threads) : [[0, K] as [number, number]];
-      const buffers = parts.map((_, i) => (i === 0 ? oo : scratch.alloc(M * N)));
-      const f32z = k.f32();
-      for (const buf of buffers) f32z.fill(0, buf >> 2, (buf >> 2) + M * N);
-      k.parallel(
-        "conv_filter_grad",
-        parts.map(([r0, r1], i) => [ao, base, koff, 0, M, bo, N, buffers[i]!, r0, r1]),
-      );
-      const f32 = k.f32(), d = oo >> 2;
-      for (const buf of buffers.slice(1)) {
-        for (let i = 0, s = buf >> 2; i < M * N; i++) f32[d + i]! += f32[s + i]!;
-      }
+      sumOverRows(k, scratch, ao, base, koff, M, bo, N, oo, K);
       return out;
     }
     // out[m, n] = Σ_k a[m, k] · w[k, n], w = b or bᵀ packed to rows of NP floats.
