@@ -273,7 +273,7 @@ Deno.test("compiled kernels write only their output: tensors around it keep thei
   tf.dispose([before, after, x, f, dy]);
 });
 
-Deno.test("with the compiled kernels off, the JavaScript and XNNPACK convolution paths still match cpu", async () => {
+Deno.test("with the compiled kernels off, the JavaScript and XNNPACK paths (convolutions, bias add, 2×2 max pool, bias sums) still match cpu", async () => {
   const c: Case[] = [
     { x: [2, 9, 9, 3], f: [3, 3, 3, 5], s: [2, 2], pad: "same", d: [1, 1] },
     { x: [3, 12, 12, 1], f: [5, 5, 1, 6], s: [1, 1], pad: "same", d: [1, 1] },
@@ -286,13 +286,19 @@ Deno.test("with the compiled kernels off, the JavaScript and XNNPACK convolution
     for (const [i, k] of c.entries()) {
       const x = { values: seeded(k.x, 700 + i), shape: k.x };
       const f = { values: seeded(k.f, 800 + i), shape: k.f };
+      const bias = seeded([k.f[3]], 900 + i);
       const grads = (backend: string) =>
         tf.setBackend(backend).then(() =>
           tf.tidy(() => {
-            const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-              tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, k.s, k.pad).square().sum()
-            )([tf.tensor(x.values, x.shape), tf.tensor(f.values, f.shape)]);
-            return tf.concat([gx!.flatten(), gf!.flatten()]);
+            const [gx, gf, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor, v: tf.Tensor) =>
+              tf.maxPool(
+                tf.add(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, k.s, k.pad), v) as tf.Tensor4D,
+                2,
+                2,
+                "valid",
+              ).square().sum()
+            )([tf.tensor(x.values, x.shape), tf.tensor(f.values, f.shape), tf.tensor(bias)]);
+            return tf.concat([gx!.flatten(), gf!.flatten(), gb!.flatten()]);
           })
         );
       const cpuT = await grads("cpu");
