@@ -48,16 +48,21 @@ Deno.test({
       out,
     ];
     const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ZOO_TOKEN: "" };
-    const line = [Deno.execPath(), "run", "-A", CLI, ...args].map(quote).join(" ");
-    const tty = await new Deno.Command(SCRIPT!, {
-      args: ["-qfec", line, "/dev/null"],
-      env: { ...env, COLUMNS: "160", TERM: "xterm" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const screen = new TextDecoder().decode(tty.stdout);
-    assert(tty.code === 0, screen);
+    /** Runs the CLI on a pseudo-terminal and returns what its screen showed. */
+    const onTerminal = async (cliArgs: string[]) => {
+      const line = [Deno.execPath(), "run", "-A", CLI, ...cliArgs].map(quote).join(" ");
+      const tty = await new Deno.Command(SCRIPT!, {
+        args: ["-qfec", line, "/dev/null"],
+        env: { ...env, COLUMNS: "160", TERM: "xterm" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const screen = new TextDecoder().decode(tty.stdout);
+      assert(tty.code === 0, screen);
+      return screen;
+    };
+    const screen = await onTerminal(args);
     // A drawn bar: label, the bar itself, and the figures the issue asks for.
     assertMatch(
       screen,
@@ -83,16 +88,7 @@ Deno.test({
 
     // Resumed for a third epoch, the bar counts on from the checkpoint: "epoch 3/3", not "epoch 1/3".
     const more = args.map((a) => (a === "2" ? "3" : a)).concat("--resume");
-    const resumedLine = [Deno.execPath(), "run", "-A", CLI, ...more].map(quote).join(" ");
-    const resumed = await new Deno.Command(SCRIPT!, {
-      args: ["-qfec", resumedLine, "/dev/null"],
-      env: { ...env, COLUMNS: "160", TERM: "xterm" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const resumedScreen = new TextDecoder().decode(resumed.stdout);
-    assert(resumed.code === 0, resumedScreen);
+    const resumedScreen = await onTerminal(more);
     assertMatch(
       resumedScreen,
       /epoch 3\/3 \[[█░]+\] \d+% \| loss \d+\.\d{4} \| accuracy (\d+\.\d%|–) \|/,
