@@ -3,8 +3,15 @@
  * backend's shared memory, so one kernel call can use every core. tfjs calls
  * kernels synchronously, so the calling thread hands each worker its share
  * through a shared control block (`Atomics.notify`), runs its own share, and
- * blocks in `Atomics.wait` until the workers are done (a round trip costs
- * about 10 µs).
+ * waits until the workers are done.
+ *
+ * Waiting spins before it sleeps. A worker that has finished a job polls for
+ * the next one for {@linkcode SPIN_MS} before it blocks in `Atomics.wait`: a
+ * training step calls a heavy kernel every few hundred microseconds, and on a
+ * virtual machine waking a sleeping thread (and its idle virtual CPU) can
+ * cost more than the job itself. Spinning with `Atomics.pause` uses a core
+ * that would otherwise idle between the step's kernels. The calling thread
+ * polls for its workers the same way.
  *
  * Workers are unref'd: they never keep a finished program alive.
  *
@@ -16,6 +23,8 @@ import { Worker } from "node:worker_threads";
 const SLOT = 32;
 const SEQ = 0, DONE = 1, FN = 2, NARGS = 3, ARGS = 4, READY = 30, FAILED = 31;
 const MAX_ARGS = READY - ARGS;
+/** How long a worker polls for its next job before it sleeps (ms). */
+export const SPIN_MS = 2;
 
 const WORKER = `
 const { workerData } = require("node:worker_threads");
@@ -25,7 +34,13 @@ const kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: {
 Atomics.store(ctrl, base + ${READY}, 1);
 let seq = 0;
 for (;;) {
-  Atomics.wait(ctrl, base + ${SEQ}, seq);
+  const until = performance.now() + ${SPIN_MS};
+  for (let i = 1; Atomics.load(ctrl, base + ${SEQ}) === seq; i++) {
+    Atomics.pause();
+    if ((i & 1023) === 0 && performance.now() > until) {
+      Atomics.wait(ctrl, base + ${SEQ}, seq);
+    }
+  }
   seq = Atomics.load(ctrl, base + ${SEQ});
   const args = [];
   for (let i = 0; i < ctrl[base + ${NARGS}]; i++) args.push(ctrl[base + ${ARGS} + i]);
@@ -111,10 +126,12 @@ export class SimdPool {
     } finally {
       for (const slot of sent) {
         const base = slot * SLOT, seq = this.#seq[slot]!;
-        for (;;) {
+        const until = performance.now() + SPIN_MS;
+        for (let i = 1;; i++) {
           const done = Atomics.load(ctrl, base + DONE);
           if (done === seq) break;
-          Atomics.wait(ctrl, base + DONE, done);
+          Atomics.pause();
+          if ((i & 1023) === 0 && performance.now() > until) Atomics.wait(ctrl, base + DONE, done);
         }
         if (ctrl[base + FAILED] !== 0) failed = true;
       }

@@ -9,6 +9,8 @@
 import * as tf from "@tensorflow/tfjs";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
 import { registerWasmGradKernels } from "./wasm_grad_kernels.ts";
+import { setSimdThreads, simdKernels } from "./wasm_simd.ts";
+import { simdKernelsAvailable } from "./wasm_simd_ops.ts";
 import { startWasmThreads } from "./_wasm_threads.ts";
 
 /** Where `deno install` puts the wasm binaries (nodeModulesDir "auto"). */
@@ -20,13 +22,24 @@ const WASM_DIR = new URL(
 /** Options for {@linkcode initWasmBackend}. */
 export interface WasmBackendOptions {
   /**
-   * Run XNNPACK on several threads: `true` for one per core, a number for that
-   * many, `false` or `1` for one. Threads need the threaded build and Deno's
+   * Run on several threads: `true` for one per core, a number for that
+   * many, `false` or `1` for one. The compiled SIMD kernels (convolutions and
+   * their gradients) split each call over this many threads; XNNPACK's pool
+   * takes {@linkcode WasmBackendOptions.xnnpackThreads}. Threads need the threaded build and Deno's
    * `node:worker_threads`; when they cannot start, the backend falls back to
    * one thread and says why in {@linkcode WasmBackendInfo.threadsFallback}.
    * @default {env ZOO_WASM_THREADS (a whole number, 1 turns threads off), else one per core}
    */
   threads?: boolean | number;
+  /**
+   * Threads of XNNPACK's own pool when `threads` asks for more than one (the
+   * compiled SIMD kernels run on `threads` either way). XNNPACK hands every
+   * op, however small, to its pool; on machines where waking a thread is
+   * slow (virtual machines) that costs small nets more than it gains, while
+   * large convolutions (MobileNetV2) still gain from it.
+   * @default {env ZOO_XNNPACK_THREADS, else 1}
+   */
+  xnnpackThreads?: number;
   /**
    * Replace shipped wasm kernels (`Slice`, `BatchMatMul`, `Conv2D`, …) with faster ones.
    * @default {true}
@@ -49,8 +62,10 @@ export interface WasmBackendOptions {
 export interface WasmBackendInfo {
   /** Always `"wasm"`. */
   backend: "wasm";
-  /** Threads XNNPACK runs on. */
+  /** Threads the compiled SIMD kernels spread a call over. */
   threads: number;
+  /** Threads XNNPACK runs on. */
+  xnnpackThreads: number;
   /** Whether the SIMD build runs. */
   simd: boolean;
   /** The kernels registered by this call. */
@@ -99,6 +114,18 @@ function threadCount(threads: boolean | number | undefined): number {
   return threads;
 }
 
+function xnnpackThreadCount(threads: number | undefined): number {
+  const raw = Deno.env.get("ZOO_XNNPACK_THREADS")?.trim();
+  if (threads === undefined && raw !== undefined && raw !== "") threads = Number(raw);
+  threads ??= 1;
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(
+      `Cannot run XNNPACK on "${threads}" threads: use a whole number >= 1 (option xnnpackThreads or env ZOO_XNNPACK_THREADS)`,
+    );
+  }
+  return threads;
+}
+
 /**
  * Initializes the wasm backend for training and makes it the active backend.
  * The first call decides the build (threaded or not); later calls only
@@ -119,6 +146,7 @@ function threadCount(threads: boolean | number | undefined): number {
  */
 export async function initWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackendInfo> {
   const wanted = threadCount(options.threads);
+  const xnnpack = Math.min(wanted, xnnpackThreadCount(options.xnnpackThreads));
   const dir = wasmDirPath(options.wasmDir ?? WASM_DIR);
   const kernelsRegistered = registerWasmGradKernels({
     fastKernels: options.fastKernels ?? true,
@@ -129,7 +157,8 @@ export async function initWasmBackend(options: WasmBackendOptions = {}): Promise
   if (!alreadyUp) {
     wasm.setWasmPaths(dir);
     if (wanted > 1) {
-      threadsFallback = await startWasmThreads(wanted, dir);
+      setSimdThreads(wanted);
+      threadsFallback = await startWasmThreads(xnnpack, dir);
     } else {
       tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
     }
@@ -139,7 +168,10 @@ export async function initWasmBackend(options: WasmBackendOptions = {}): Promise
   }
   const info: WasmBackendInfo = {
     backend: "wasm",
-    threads: wasm.getThreadsCount(),
+    threads: simdKernelsAvailable(tf.backend() as wasm.BackendWasm)
+      ? simdKernels(tf.backend() as wasm.BackendWasm)!.threads
+      : wasm.getThreadsCount(),
+    xnnpackThreads: wasm.getThreadsCount(),
     simd: (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) as boolean,
     kernelsRegistered,
   };

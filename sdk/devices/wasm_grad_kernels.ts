@@ -23,13 +23,16 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import {
   setSimdKernelsEnabled,
+  simdAvgPoolGradTiled,
   simdBiasAdd,
   simdConv2D,
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
   simdMatMul,
   simdMaxPoolGrad2x2,
+  simdReluGrad,
   simdSumLeading,
+  simdThreadsBeyondXnnpack,
 } from "./wasm_simd_ops.ts";
 
 type Info = tf.TensorInfo;
@@ -39,11 +42,18 @@ type ConvInfo = tf.backend_util.Conv2DInfo;
 /** The most floats one im2col buffer may hold (64 MiB); larger jobs run in chunks of images. */
 const MAX_COLS_FLOATS = 16 * 1024 * 1024;
 
+/**
+ * The fused ReLU gradient `dy · step(x)`, a kernel this module adds; the
+ * ReLU's registered gradient runs it on wasm (see `installReluGradient`).
+ */
+export const RELU_GRAD_KERNEL = "ZooReluGrad";
+
 /** The kernels this module adds to the wasm backend. */
 export const WASM_GRAD_KERNEL_NAMES: readonly string[] = [
   "Conv2DBackpropFilter",
   "DepthwiseConv2dNativeBackpropFilter",
   "DepthwiseConv2dNativeBackpropInput",
+  RELU_GRAD_KERNEL,
 ];
 
 /** The shipped wasm kernels this module replaces with faster ones. */
@@ -541,7 +551,8 @@ const SIMD_CONV_MAX_IN_CHANNELS = 4;
 
 /**
  * The forward convolution: the compiled SIMD kernel for inputs with few
- * channels (a network's first layer), XNNPACK's otherwise.
+ * channels (a network's first layer), and for every input when the kernels
+ * run on more threads than XNNPACK; XNNPACK's otherwise.
  */
 function conv2D(
   args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
@@ -552,7 +563,8 @@ function conv2D(
   const inChannels = x.shape[3] ?? 0;
   if (
     x.dtype === "float32" && filter.dtype === "float32" &&
-    (attrs.dataFormat ?? "NHWC") === "NHWC" && inChannels <= SIMD_CONV_MAX_IN_CHANNELS
+    (attrs.dataFormat ?? "NHWC") === "NHWC" &&
+    (inChannels <= SIMD_CONV_MAX_IN_CHANNELS || simdThreadsBeyondXnnpack(backend))
   ) {
     const info = tf.backend_util.computeConv2DInfo(
       x.shape as [number, number, number, number],
@@ -925,6 +937,10 @@ function avgPoolGrad(
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
     info;
   const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  if (sh === KH && sw === KW) {
+    const fast = simdAvgPoolGradTiled(backend, dy, [B, H, W, C], KH, KW);
+    if (fast !== null) return fast;
+  }
   const dx = backend.makeOutput(input.shape, "float32");
   const g = heap(backend, dy), out = heap(backend, dx);
   out.fill(0);
@@ -986,6 +1002,58 @@ function add(
   return out;
 }
 
+/** One pass over x and dy where tfjs runs three kernels (`Step`, `Cast`, `Multiply`). */
+function reluGrad(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as { x: Info; dy: Info };
+  checkFloat(RELU_GRAD_KERNEL, x, dy);
+  if (!tf.util.arraysEqual(x.shape, dy.shape)) {
+    throw new RangeError(
+      `${RELU_GRAD_KERNEL}: x ${JSON.stringify(x.shape)} and dy ${
+        JSON.stringify(dy.shape)
+      } must have the same shape`,
+    );
+  }
+  const fast = simdReluGrad(backend, x, dy);
+  if (fast !== null) return fast;
+  const out = backend.makeOutput(x.shape, "float32");
+  const xs = heap(backend, x), g = heap(backend, dy), o = heap(backend, out);
+  for (let i = 0; i < xs.length; i++) {
+    const v = xs[i]!;
+    o[i] = g[i]! * (v > 0 ? 1 : Number.isNaN(v) ? NaN : 0);
+  }
+  return out;
+}
+
+/** tfjs's own ReLU gradient, kept for other backends and dtypes. */
+let shippedReluGrad: tf.GradConfig | undefined;
+
+/**
+ * The ReLU gradient: the fused kernel on wasm for float32, tfjs's own
+ * (`dy · cast(step(x))`, the same numbers) everywhere else.
+ */
+const reluGradFunc: tf.GradFunc = (dy, saved, attrs) => {
+  const [x] = saved as tf.Tensor[];
+  const g = dy as tf.Tensor;
+  if (
+    tf.getBackend() === "wasm" && x !== undefined && x.dtype === "float32" &&
+    g.dtype === "float32" && tf.getKernel(RELU_GRAD_KERNEL, "wasm") !== undefined
+  ) {
+    return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { x, dy: g }) as tf.Tensor };
+  }
+  return shippedReluGrad!.gradFunc(dy, saved, attrs);
+};
+
+/** Routes the ReLU gradient through {@linkcode RELU_GRAD_KERNEL} on wasm. Idempotent. */
+function installReluGradient(): void {
+  const current = tf.getGradient("Relu");
+  if (current === undefined || current.gradFunc === reluGradFunc) return;
+  shippedReluGrad = current;
+  tf.registerGradient({ ...current, gradFunc: reluGradFunc });
+}
+
 /** The shipped kernels, kept so the replacements can call them. */
 const original = new Map<string, tf.KernelFunc>();
 
@@ -1001,6 +1069,7 @@ const added: tf.KernelConfig[] = [
     backendName: "wasm",
     kernelFunc: depthwiseBackpropInput,
   },
+  { kernelName: RELU_GRAD_KERNEL, backendName: "wasm", kernelFunc: reluGrad },
 ];
 
 const replaced: tf.KernelConfig[] = [
@@ -1062,6 +1131,7 @@ export function registerWasmGradKernels(options: RegisterWasmGradKernelsOptions 
     }
   }
   if (options.fastKernels ?? true) {
+    installReluGradient();
     for (const config of replaced) {
       const current = tf.getKernel(config.kernelName, "wasm");
       if (current === undefined) {

@@ -104,6 +104,17 @@ export interface SimdExports {
     W: number,
     C: number,
   ): void;
+  relu_grad(x: number, dy: number, out: number, n: number): void;
+  avg_pool_grad_tiled(
+    dy: number,
+    dx: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+    KH: number,
+    KW: number,
+  ): void;
 }
 
 /** The kernels bound to one backend's heap. */
@@ -113,7 +124,9 @@ export interface SimdKernels {
   readonly threads: number;
   /**
    * Runs `fn(...jobs[i])` for every i, on up to {@linkcode SimdKernels.threads}
-   * threads at once, and returns when all are done. Jobs must write disjoint memory.
+   * threads at once, and returns when all are done. Jobs must write disjoint
+   * memory, and their arguments must be whole numbers (they reach worker
+   * threads as int32).
    */
   parallel<K extends keyof SimdExports>(fn: K, jobs: number[][]): void;
   /** Allocates `bytes` on the backend's heap (16-byte aligned); may grow the heap. */
@@ -140,6 +153,24 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
 }
 
 const bound = new WeakMap<object, SimdKernels | null>();
+let poolThreads: number | undefined;
+
+/**
+ * Sets how many threads the kernels spread a call over on the threaded
+ * backend (the calling thread counts as one), for backends whose kernels
+ * are not yet bound. By default they use as many as XNNPACK's pool.
+ *
+ * @param threads a whole number >= 1
+ * @throws {RangeError} for anything else
+ */
+export function setSimdThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(
+      `Cannot run the SIMD kernels on "${threads}" threads: use a positive integer`,
+    );
+  }
+  poolThreads = threads;
+}
 
 /**
  * The SIMD kernels for this backend, instantiated on first use, or `null`
@@ -175,7 +206,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
       const fn = instance.exports as unknown as SimdExports;
       const call = (name: keyof SimdExports) => (args: number[]) =>
         (fn[name] as (...a: number[]) => void)(...args);
-      const threads = shared ? Math.max(1, getThreadsCount()) : 1;
+      const threads = shared ? (poolThreads ?? Math.max(1, getThreadsCount())) : 1;
       const pool = threads > 1
         ? new SimdPool(memory, bytes, Object.keys(fn), threads - 1)
         : undefined;

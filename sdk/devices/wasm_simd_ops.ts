@@ -15,7 +15,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { type SimdKernels, simdKernels } from "./wasm_simd.ts";
 
 type Info = tf.TensorInfo;
@@ -36,6 +36,12 @@ export function setSimdKernelsEnabled(on: boolean): void {
 /** Whether the compiled kernels are on and can run on this backend. */
 export function simdKernelsAvailable(backend: BackendWasm): boolean {
   return enabled && simdKernels(backend) !== null;
+}
+
+/** Whether the compiled kernels are on here and split calls over more threads than XNNPACK's pool. */
+export function simdThreadsBeyondXnnpack(backend: BackendWasm): boolean {
+  const k = kernels(backend);
+  return k !== null && k.threads > getThreadsCount();
 }
 
 function kernels(backend: BackendWasm): SimdKernels | null {
@@ -432,6 +438,63 @@ export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Inf
     ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
       [b0, b1],
     ) => [xo + b0 * inImage, dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C]),
+  );
+  return dx;
+}
+
+/**
+ * The ReLU gradient `dy · step(x)` in one pass, or `null` when the kernels
+ * cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the float32 input of the ReLU
+ * @param dy the float32 gradient of its output, shaped as x
+ * @returns the input gradient, owned by the caller
+ */
+export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const n = tf.util.sizeFromShape(x.shape);
+  const out = backend.makeOutput(x.shape, "float32");
+  const xo = offset(backend, x), dyo = offset(backend, dy), oo = offset(backend, out);
+  k.parallel(
+    "relu_grad",
+    ranges(n, n >= 65536 ? k.threads : 1, 4).map((
+      [i0, i1],
+    ) => [xo + 4 * i0, dyo + 4 * i0, oo + 4 * i0, i1 - i0]),
+  );
+  return out;
+}
+
+/**
+ * The gradient of average pooling whose windows tile the input (stride =
+ * window, no padding), or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param dy the NHWC float32 gradient of the pooled output
+ * @param shape the pooling input's NHWC shape
+ * @param KH the window's height (and vertical stride)
+ * @param KW the window's width (and horizontal stride)
+ * @returns the input gradient, owned by the caller
+ */
+export function simdAvgPoolGradTiled(
+  backend: BackendWasm,
+  dy: Info,
+  shape: [number, number, number, number],
+  KH: number,
+  KW: number,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const [B, H, W, C] = shape;
+  const dx = backend.makeOutput(shape, "float32");
+  const dyo = offset(backend, dy), dxo = offset(backend, dx);
+  const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / KH) * Math.floor(W / KW) * C;
+  k.parallel(
+    "avg_pool_grad_tiled",
+    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+      [b0, b1],
+    ) => [dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C, KH, KW]),
   );
   return dx;
 }

@@ -353,6 +353,27 @@ void bias_add(const f32* x, const f32* pattern, int L, int rows, f32* out) {
  * over millions of rows). tmp holds L floats.
  */
 void sum_rows(const f32* x, int L, int rows, f32* tmp, double* acc) {
+  if (L <= 16) {
+    /* Rows of up to four vectors: the block sums stay in registers. */
+    const int nv = (L + 3) / 4;
+    for (int r0 = 0; r0 < rows; r0 += 64) {
+      const int r1 = rows - r0 < 64 ? rows : r0 + 64;
+      v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+      const f32* row = x + (long)r0 * L;
+      for (int r = r0; r < r1; r++, row += L) {
+        s0 = wasm_f32x4_add(s0, wasm_v128_load(row));
+        if (nv > 1) s1 = wasm_f32x4_add(s1, wasm_v128_load(row + 4));
+        if (nv > 2) s2 = wasm_f32x4_add(s2, wasm_v128_load(row + 8));
+        if (nv > 3) s3 = wasm_f32x4_add(s3, wasm_v128_load(row + 12));
+      }
+      wasm_v128_store(tmp, s0);
+      if (nv > 1) wasm_v128_store(tmp + 4, s1);
+      if (nv > 2) wasm_v128_store(tmp + 8, s2);
+      if (nv > 3) wasm_v128_store(tmp + 12, s3);
+      for (int j = 0; j < L; j++) acc[j] += (double)tmp[j];
+    }
+    return;
+  }
   for (int r0 = 0; r0 < rows; r0 += 64) {
     const int r1 = rows - r0 < 64 ? rows : r0 + 64;
     for (int j = 0; j < L; j += 4) wasm_v128_store(tmp + j, wasm_f32x4_splat(0.0f));
@@ -405,6 +426,29 @@ void max_pool_grad_2x2(const f32* x, const f32* dy, f32* dx, int B, int H, int W
           wasm_v128_store(dx + a10 + c, wasm_v128_and(gv, s10));
           wasm_v128_store(dx + a11 + c, wasm_v128_and(gv, m11));
         }
+        /* C > 4 not a multiple of 4: one more vector over the last 4 channels,
+           overlapping the one before (it writes the same values there). */
+        for (; c < C && C > 4; c = C) {
+          const int cl = C - 4;
+          const v128_t v00 = wasm_v128_load(x + a00 + cl), v01 = wasm_v128_load(x + a01 + cl);
+          const v128_t v10 = wasm_v128_load(x + a10 + cl), v11 = wasm_v128_load(x + a11 + cl);
+          const v128_t m00 = wasm_f32x4_gt(v00, ninf);
+          v128_t best = wasm_v128_bitselect(v00, ninf, m00);
+          const v128_t m01 = wasm_f32x4_gt(v01, best);
+          best = wasm_v128_bitselect(v01, best, m01);
+          const v128_t m10 = wasm_f32x4_gt(v10, best);
+          best = wasm_v128_bitselect(v10, best, m10);
+          const v128_t m11 = wasm_f32x4_gt(v11, best);
+          const v128_t s10 = wasm_v128_andnot(m10, m11);
+          const v128_t later = wasm_v128_or(m10, m11);
+          const v128_t s01 = wasm_v128_andnot(m01, later);
+          const v128_t s00 = wasm_v128_andnot(m00, wasm_v128_or(m01, later));
+          const v128_t gv = wasm_v128_load(g + cl);
+          wasm_v128_store(dx + a00 + cl, wasm_v128_and(gv, s00));
+          wasm_v128_store(dx + a01 + cl, wasm_v128_and(gv, s01));
+          wasm_v128_store(dx + a10 + cl, wasm_v128_and(gv, s10));
+          wasm_v128_store(dx + a11 + cl, wasm_v128_and(gv, m11));
+        }
         for (; c < C; c++) {
           const f32 v00 = x[a00 + c], v01 = x[a01 + c], v10 = x[a10 + c], v11 = x[a11 + c];
           int at = -1;
@@ -431,6 +475,68 @@ void max_pool_grad_2x2(const f32* x, const f32* dy, f32* dx, int B, int H, int W
     if (H & 1) {
       f32* p = dx + ((b * H + H - 1) * W) * C;
       for (int i = 0; i < row; i++) p[i] = 0.0f;
+    }
+  }
+}
+
+/*
+ * The ReLU gradient dy · step(x) for n floats, as tfjs computes it
+ * (step(x) = 1 for x > 0, 0 otherwise, NaN for NaN; so dy = ±Infinity where
+ * x <= 0 gives NaN, as the product does).
+ */
+void relu_grad(const f32* x, const f32* dy, f32* out, int n) {
+  const v128_t one = wasm_f32x4_splat(1.0f), zero = wasm_f32x4_splat(0.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    v128_t s = wasm_v128_bitselect(one, zero, wasm_f32x4_gt(v, zero));
+    s = wasm_v128_bitselect(v, s, wasm_f32x4_ne(v, v));
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(dy + i), s));
+  }
+  for (; i < n; i++) {
+    const f32 v = x[i];
+    const f32 s = v > 0.0f ? 1.0f : v != v ? v : 0.0f;
+    out[i] = dy[i] * s;
+  }
+}
+
+/*
+ * The gradient of average pooling over x [B, H, W, C] when the windows tile
+ * it (stride = window, no padding): each of a window's KH·KW inputs gets
+ * its dy divided by KH·KW; rows and columns no window covers get 0.
+ */
+void avg_pool_grad_tiled(const f32* dy, f32* dx, int B, int H, int W, int C, int KH, int KW) {
+  const f32 scale = 1.0f / (f32)(KH * KW);
+  const int OH = H / KH, OW = W / KW, row = W * C;
+  const v128_t sv = wasm_f32x4_splat(scale);
+  __builtin_memset(dx, 0, (unsigned long)B * H * W * C * sizeof(f32));
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const f32* g = dy + ((b * OH + oh) * OW) * C;
+      for (int ow = 0; ow < OW; ow++, g += C) {
+        f32* d0 = dx + ((b * H + oh * KH) * W + ow * KW) * C;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) {
+          const v128_t v = wasm_f32x4_mul(wasm_v128_load(g + c), sv);
+          for (int i = 0; i < KH; i++) {
+            for (int j = 0; j < KW; j++) wasm_v128_store(d0 + i * row + j * C + c, v);
+          }
+        }
+        if (c < C && C > 4) {
+          const int cl = C - 4;
+          const v128_t v = wasm_f32x4_mul(wasm_v128_load(g + cl), sv);
+          for (int i = 0; i < KH; i++) {
+            for (int j = 0; j < KW; j++) wasm_v128_store(d0 + i * row + j * C + cl, v);
+          }
+          c = C;
+        }
+        for (; c < C; c++) {
+          const f32 v = g[c] * scale;
+          for (int i = 0; i < KH; i++) {
+            for (int j = 0; j < KW; j++) d0[i * row + j * C + c] = v;
+          }
+        }
+      }
     }
   }
 }

@@ -28,4 +28,11 @@ const x = tf.tensor(seeded([16, 12, 12, 3], 3), [16, 12, 12, 3]);
 const y = tf.oneHot(tf.tensor1d([...Array(16).keys()].map((i) => i % 4), "int32"), 4);
 for (let i = 0; i < 2; i++) await model.trainOnBatch(x, y);
 const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
-console.log(JSON.stringify({ threads: info.threads, fallback: info.threadsFallback, weights }));
+console.log(
+  JSON.stringify({
+    threads: info.threads,
+    xnnpackThreads: info.xnnpackThreads,
+    fallback: info.threadsFallback,
+    weights,
+  }),
+);

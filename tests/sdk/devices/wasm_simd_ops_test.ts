@@ -4,6 +4,7 @@ import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import {
   setSimdKernelsEnabled,
+  simdAvgPoolGradTiled,
   simdBiasAdd,
   simdConv2D,
   simdConv2DBackpropFilter,
@@ -11,14 +12,18 @@ import {
   simdKernelsAvailable,
   simdMatMul,
   simdMaxPoolGrad2x2,
+  simdReluGrad,
   simdSumLeading,
 } from "../../../sdk/devices/wasm_simd_ops.ts";
+import { RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
 import { simdKernels } from "../../../sdk/devices/wasm_simd.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
 // One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
 // this file again on two threads, where the kernels split their work).
-await initWasmBackend(Deno.env.get("ZOO_WASM_THREADS") === undefined ? { threads: false } : {});
+const setup = await initWasmBackend(
+  Deno.env.get("ZOO_WASM_THREADS") === undefined ? { threads: false } : {},
+);
 
 const TOL = 1e-4;
 type Shape4 = [number, number, number, number];
@@ -117,8 +122,9 @@ Deno.test("the compiled SIMD kernels load on this runtime and share the backend'
   await tf.setBackend("wasm");
   const backend = tf.backend() as BackendWasm;
   assert(simdKernelsAvailable(backend));
-  // As many threads as the backend: a worker pool on the threaded build.
-  assertEquals(simdKernels(backend)!.threads, getThreadsCount());
+  // As many threads as the backend was asked for: a worker pool on the threaded build.
+  assertEquals(simdKernels(backend)!.threads, setup.threads);
+  assert(setup.threads >= getThreadsCount());
 });
 
 Deno.test("compiled forward convolution matches cpu on random shapes, strides and dilations", async () => {
@@ -215,6 +221,71 @@ Deno.test("compiled 2×2 max-pool gradient matches cpu: odd sizes, ties, NaN and
   }
 });
 
+Deno.test("compiled ReLU gradient matches cpu's dy · step(x): zeros, NaN, infinities, every vector tail, split sizes", async () => {
+  for (const [i, n] of [1, 3, 8, 13, 65536 + 7].entries()) {
+    const xv = seeded([n], 1400 + i), dv = seeded([n], 1450 + i);
+    const special = [0, -0, NaN, Infinity, -Infinity, 1e-30, -1e-30];
+    for (let j = 0; j < special.length && j < n; j++) xv[(j * 5) % n] = special[j]!;
+    if (n > 3) {
+      dv[1] = Infinity; // times step(x) = 0 or 1
+      dv[2] = NaN;
+    }
+    const x = { values: xv, shape: [n] }, dy = { values: dv, shape: [n] };
+    await tf.setBackend("cpu");
+    const ref = tf.tidy(() => tf.mul(tf.tensor(dv), tf.cast(tf.step(tf.tensor(xv)), "float32")));
+    const want = (await ref.data()) as Float32Array;
+    ref.dispose();
+    const got = await onSimd((be, a, b) => simdReluGrad(be, a, b), x, dy);
+    assertEquals(got.values, want, `n = ${n}`);
+  }
+});
+
+Deno.test("training a ReLU on wasm runs one fused gradient kernel, with cpu's numbers", async () => {
+  const xv = seeded([4, 5, 6], 1500), wv = seeded([6, 3], 1501);
+  xv[0] = 0;
+  const grads = (backend: string) =>
+    tf.setBackend(backend).then(async () => {
+      const x = tf.tensor(xv, [4, 5, 6]), w = tf.tensor(wv, [6, 3]);
+      const f = (a: tf.Tensor) => tf.relu(a).reshape([20, 6]).matMul(w).square().sum();
+      let g: tf.Tensor | undefined;
+      const profile = await tf.profile(() => {
+        g = tf.grad(f)(x);
+        return g;
+      });
+      const values = (await g!.data()) as Float32Array;
+      tf.dispose([x, w, g!]);
+      return { values, kernels: profile.kernels.map((k) => k.name) };
+    });
+  const cpu = await grads("cpu"), wasm = await grads("wasm");
+  const err = relativeError(wasm.values, cpu.values);
+  assert(err <= TOL, `relative error ${err}`);
+  assert(wasm.kernels.includes(RELU_GRAD_KERNEL), wasm.kernels.join(" "));
+  assert(!wasm.kernels.includes("Step"), wasm.kernels.join(" "));
+  // Other backends keep tfjs's own gradient.
+  assert(cpu.kernels.includes("Step") && !cpu.kernels.includes(RELU_GRAD_KERNEL));
+});
+
+Deno.test("compiled average-pool gradient matches cpu where windows tile the input: odd sizes, every channel tail", async () => {
+  const cases: [Shape4, [number, number]][] = [
+    [[2, 4, 4, 4], [2, 2]],
+    [[1, 5, 7, 6], [2, 2]],
+    [[3, 6, 6, 1], [3, 3]],
+    [[1, 7, 8, 9], [2, 3]],
+    [[128, 10, 10, 16], [2, 2]],
+  ];
+  for (const [i, [shape, [kh, kw]]] of cases.entries()) {
+    const out: Shape4 = [shape[0], Math.floor(shape[1] / kh), Math.floor(shape[2] / kw), shape[3]];
+    const dy = { values: seeded(out, 1600 + i), shape: out };
+    const input = { values: seeded(shape, 1650 + i), shape };
+    const attrs = { filterSize: [kh, kw], strides: [kh, kw], pad: "valid" };
+    const want = await onCpu("AvgPoolGrad", { dy, input }, attrs);
+    const got = await onSimd((be, a) => simdAvgPoolGradTiled(be, a, shape, kh, kw), dy, input);
+    assertEquals(got.shape, shape);
+    const err = relativeError(got.values, want);
+    assert(err <= 1e-6, `shape ${shape}, window ${kh}×${kw}: relative error ${err}`);
+  }
+});
+
 Deno.test("compiled matrix products match cpu: a·b, a·bᵀ, aᵀ·b, odd sizes, rank 2 and batch-1 rank 3", async () => {
   const sizes: [number, number, number][] = [[1, 1, 1], [5, 3, 7], [13, 9, 6], [128, 400, 84], [
     300,
@@ -273,7 +344,7 @@ Deno.test("compiled kernels write only their output: tensors around it keep thei
   tf.dispose([before, after, x, f, dy]);
 });
 
-Deno.test("with the compiled kernels off, the JavaScript and XNNPACK paths (convolutions, bias add, 2×2 max pool, bias sums) still match cpu", async () => {
+Deno.test("with the compiled kernels off, the JavaScript and XNNPACK paths (convolutions, bias add, ReLU, 2×2 max and average pools, bias sums) still match cpu", async () => {
   const c: Case[] = [
     { x: [2, 9, 9, 3], f: [3, 3, 3, 5], s: [2, 2], pad: "same", d: [1, 1] },
     { x: [3, 12, 12, 1], f: [5, 5, 1, 6], s: [1, 1], pad: "same", d: [1, 1] },
@@ -290,14 +361,14 @@ Deno.test("with the compiled kernels off, the JavaScript and XNNPACK paths (conv
       const grads = (backend: string) =>
         tf.setBackend(backend).then(() =>
           tf.tidy(() => {
-            const [gx, gf, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor, v: tf.Tensor) =>
-              tf.maxPool(
-                tf.add(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, k.s, k.pad), v) as tf.Tensor4D,
-                2,
-                2,
-                "valid",
-              ).square().sum()
-            )([tf.tensor(x.values, x.shape), tf.tensor(f.values, f.shape), tf.tensor(bias)]);
+            const [gx, gf, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor, v: tf.Tensor) => {
+              const y = tf.relu(
+                tf.add(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, k.s, k.pad), v),
+              );
+              return tf.maxPool(y as tf.Tensor4D, 2, 2, "valid").square().sum().add(
+                tf.avgPool(y as tf.Tensor4D, 2, 2, "valid").square().sum(),
+              );
+            })([tf.tensor(x.values, x.shape), tf.tensor(f.values, f.shape), tf.tensor(bias)]);
             return tf.concat([gx!.flatten(), gf!.flatten(), gb!.flatten()]);
           })
         );

@@ -4,10 +4,10 @@ import { relativeError } from "./_compare.ts";
 const CHILD = new URL("./_threads_child.ts", import.meta.url).pathname;
 
 /** Runs the child with ZOO_WASM_THREADS=`threads`; fails if it has not ended on its own within `limitS`. */
-async function child(threads: string, limitS = 120) {
+async function child(threads: string, limitS = 120, env: Record<string, string> = {}) {
   const proc = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CHILD],
-    env: { ZOO_WASM_THREADS: threads },
+    env: { ZOO_WASM_THREADS: threads, ...env },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -23,7 +23,9 @@ async function child(threads: string, limitS = 120) {
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
 }
 
-function parse(stdout: string): { threads: number; fallback?: string; weights: number[][] } {
+function parse(
+  stdout: string,
+): { threads: number; xnnpackThreads: number; fallback?: string; weights: number[][] } {
   const line = stdout.trim().split("\n").at(-1)!;
   return JSON.parse(line);
 }
@@ -37,9 +39,15 @@ Deno.test("the wasm backend trains on two threads, to the one-thread weights, an
   assertEquals(a.threads, 1);
   assertEquals(b.fallback, undefined, `threads fell back: ${b.fallback}`);
   assertEquals(b.threads, 2);
+  // XNNPACK keeps one thread unless asked: its pool slows small ops down.
+  assertEquals(b.xnnpackThreads, 1);
+  const c = await child("2", 120, { ZOO_XNNPACK_THREADS: "2" });
+  assertEquals(c.code, 0, c.stderr);
+  const both = parse(c.stdout);
+  assertEquals([both.threads, both.xnnpackThreads], [2, 2]);
   assertEquals(b.weights.length, a.weights.length);
-  for (const [i, w] of b.weights.entries()) {
-    const err = relativeError(w, a.weights[i]!);
+  for (const [i, w] of [...b.weights, ...both.weights].entries()) {
+    const err = relativeError(w, a.weights[i % a.weights.length]!);
     assert(err <= 1e-5, `weight ${i}: relative error ${err} between 2 threads and 1`);
   }
 });
@@ -51,6 +59,13 @@ Deno.test("an invalid ZOO_WASM_THREADS is refused with what to set instead", asy
     assertStringIncludes(r.stderr, `Invalid ZOO_WASM_THREADS "${bad}"`);
     assertStringIncludes(r.stderr, "whole number >= 1");
   }
+});
+
+Deno.test("an invalid ZOO_XNNPACK_THREADS is refused with what to set instead", async () => {
+  const r = await child("2", 120, { ZOO_XNNPACK_THREADS: "0" });
+  assert(r.code !== 0, "ZOO_XNNPACK_THREADS=0 was accepted");
+  assertStringIncludes(r.stderr, `Cannot run XNNPACK on "0" threads`);
+  assertStringIncludes(r.stderr, "whole number >= 1");
 });
 
 Deno.test("the compiled SIMD kernels match cpu when they split their work across two threads", async () => {
