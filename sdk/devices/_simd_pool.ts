@@ -34,11 +34,13 @@ const kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: {
 Atomics.store(ctrl, base + ${READY}, 1);
 let seq = 0;
 for (;;) {
-  const until = performance.now() + ${SPIN_MS};
+  let until = performance.now() + ${SPIN_MS};
   for (let i = 1; Atomics.load(ctrl, base + ${SEQ}) === seq; i++) {
     Atomics.pause();
     if ((i & 1023) === 0 && performance.now() > until) {
       Atomics.wait(ctrl, base + ${SEQ}, seq);
+      // Woken by a job, or by warm(): poll again.
+      until = performance.now() + ${SPIN_MS};
     }
   }
   seq = Atomics.load(ctrl, base + ${SEQ});
@@ -82,6 +84,17 @@ export class SimdPool {
       w.on("error", () => {});
       w.unref();
       this.#workers.push(w);
+    }
+  }
+
+  /**
+   * Wakes workers that sleep, so they poll again for {@linkcode SPIN_MS}: a
+   * kernel calls it before preparing a job, and the wake-up (about 0.1 ms on
+   * a virtual machine) overlaps the preparation.
+   */
+  warm(): void {
+    for (let slot = 0; slot < this.#workers.length; slot++) {
+      Atomics.notify(this.#ctrl, slot * SLOT + SEQ);
     }
   }
 

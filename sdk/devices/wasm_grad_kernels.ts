@@ -29,7 +29,9 @@ import {
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
   simdMatMul,
+  simdMaxPool2x2,
   simdMaxPoolGrad2x2,
+  simdRelu,
   simdReluGrad,
   simdSumLeading,
   simdThreadsBeyondXnnpack,
@@ -70,6 +72,8 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "AvgPoolGrad",
   "Transpose",
   "Add",
+  "Relu",
+  "MaxPool",
 ];
 
 function wasmKernel(name: string): tf.KernelFunc {
@@ -1054,6 +1058,47 @@ function installReluGradient(): void {
   tf.registerGradient({ ...current, gradFunc: reluGradFunc });
 }
 
+/** ReLU on the compiled kernels (XNNPACK's runs on its pool, often one thread). */
+function relu(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const fast = x.dtype === "float32" ? simdRelu(backend, x) : null;
+  return fast ?? run(backend, "Relu", { x }, {});
+}
+
+/**
+ * Max pooling: the compiled kernel for the common 2×2, stride-2, unpadded
+ * case, XNNPACK's otherwise.
+ */
+function maxPool(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (x.dtype === "float32" && x.shape.length === 4) {
+    const info = tf.backend_util.computePool2DInfo(
+      x.shape as [number, number, number, number],
+      attrs.filterSize as number | [number, number],
+      attrs.strides as number | [number, number],
+      1,
+      attrs.pad as "same",
+      attrs.dimRoundingMode as "floor" | undefined,
+    );
+    const p = info.padInfo;
+    if (
+      info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 &&
+      info.strideWidth === 2 && p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 &&
+      info.outHeight === Math.floor(info.inHeight / 2) &&
+      info.outWidth === Math.floor(info.inWidth / 2)
+    ) {
+      const fast = simdMaxPool2x2(backend, x);
+      if (fast !== null) return fast;
+    }
+  }
+  return run(backend, "MaxPool", { x }, attrs);
+}
+
 /** The shipped kernels, kept so the replacements can call them. */
 const original = new Map<string, tf.KernelFunc>();
 
@@ -1085,6 +1130,8 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "AvgPoolGrad", backendName: "wasm", kernelFunc: avgPoolGrad },
   { kernelName: "Transpose", backendName: "wasm", kernelFunc: transpose },
   { kernelName: "Add", backendName: "wasm", kernelFunc: add },
+  { kernelName: "Relu", backendName: "wasm", kernelFunc: relu },
+  { kernelName: "MaxPool", backendName: "wasm", kernelFunc: maxPool },
 ];
 
 /** Options for {@linkcode registerWasmGradKernels}. */

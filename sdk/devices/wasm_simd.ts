@@ -105,6 +105,8 @@ export interface SimdExports {
     C: number,
   ): void;
   relu_grad(x: number, dy: number, out: number, n: number): void;
+  relu(x: number, out: number, n: number): void;
+  max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
   avg_pool_grad_tiled(
     dy: number,
     dx: number,
@@ -129,6 +131,8 @@ export interface SimdKernels {
    * threads as int32).
    */
   parallel<K extends keyof SimdExports>(fn: K, jobs: number[][]): void;
+  /** Wakes sleeping worker threads ahead of a {@linkcode SimdKernels.parallel} call (a no-op on one thread). */
+  warm(): void;
   /** Allocates `bytes` on the backend's heap (16-byte aligned); may grow the heap. */
   malloc(bytes: number): number;
   free(ptr: number): void;
@@ -222,6 +226,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
             }
           }
         },
+        warm: () => pool?.warm(),
         malloc: (n) => module._malloc(n),
         free: (p) => module._free(p),
         f32: () => new Float32Array(memory.buffer),

@@ -44,8 +44,11 @@ export function simdThreadsBeyondXnnpack(backend: BackendWasm): boolean {
   return k !== null && k.threads > getThreadsCount();
 }
 
+/** The kernels, with sleeping workers woken while the caller prepares its job. */
 function kernels(backend: BackendWasm): SimdKernels | null {
-  return enabled ? simdKernels(backend) : null;
+  const k = enabled ? simdKernels(backend) : null;
+  k?.warm();
+  return k;
 }
 
 /**
@@ -464,6 +467,51 @@ export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | nu
     ) => [xo + 4 * i0, dyo + 4 * i0, oo + 4 * i0, i1 - i0]),
   );
   return out;
+}
+
+/**
+ * `max(0, x)`, or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x a float32 tensor
+ * @returns the ReLU of x, owned by the caller
+ */
+export function simdRelu(backend: BackendWasm, x: Info): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const n = tf.util.sizeFromShape(x.shape);
+  const out = backend.makeOutput(x.shape, "float32");
+  const xo = offset(backend, x), oo = offset(backend, out);
+  k.parallel(
+    "relu",
+    ranges(n, n >= 65536 ? k.threads : 1, 4).map(([i0, i1]) => [xo + 4 * i0, oo + 4 * i0, i1 - i0]),
+  );
+  return out;
+}
+
+/**
+ * 2×2 stride-2 unpadded max pooling (the cpu backend's maximum: NaN never
+ * wins), or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x the NHWC float32 input
+ * @returns the pooled `[B, ⌊H/2⌋, ⌊W/2⌋, C]` output, owned by the caller
+ */
+export function simdMaxPool2x2(backend: BackendWasm, x: Info): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const OH = Math.floor(H / 2), OW = Math.floor(W / 2);
+  const y = backend.makeOutput([B, OH, OW, C], "float32");
+  const xo = offset(backend, x), yo = offset(backend, y);
+  const inImage = 4 * H * W * C, outImage = 4 * OH * OW * C;
+  k.parallel(
+    "max_pool_2x2",
+    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+      [b0, b1],
+    ) => [xo + b0 * inImage, yo + b0 * outImage, b1 - b0, H, W, C]),
+  );
+  return y;
 }
 
 /**

@@ -540,3 +540,58 @@ void avg_pool_grad_tiled(const f32* dy, f32* dx, int B, int H, int W, int C, int
     }
   }
 }
+
+/* out = max(0, x) for n floats (NaN stays NaN, -0 becomes 0, as Math.max(0, x)). */
+void relu(const f32* x, f32* out, int n) {
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_max(zero, wasm_v128_load(x + i)));
+  for (; i < n; i++) {
+    const f32 v = x[i];
+    out[i] = v != v ? v : v > 0.0f ? v : 0.0f;
+  }
+}
+
+/* One window's maximum over 4 channels, as max_pool_2x2 takes it. */
+static inline v128_t window_max(const f32* p, int C, int row, v128_t ninf) {
+  v128_t best = ninf;
+  const v128_t v00 = wasm_v128_load(p), v01 = wasm_v128_load(p + C);
+  const v128_t v10 = wasm_v128_load(p + row), v11 = wasm_v128_load(p + row + C);
+  best = wasm_v128_bitselect(v00, best, wasm_f32x4_gt(v00, best));
+  best = wasm_v128_bitselect(v01, best, wasm_f32x4_gt(v01, best));
+  best = wasm_v128_bitselect(v10, best, wasm_f32x4_gt(v10, best));
+  return wasm_v128_bitselect(v11, best, wasm_f32x4_gt(v11, best));
+}
+
+/*
+ * 2×2 stride-2 unpadded max pooling of x [B, H, W, C] into y [B, H/2, W/2, C]:
+ * the largest value above -Infinity in each window, -Infinity when none is
+ * (NaN never wins), as the cpu backend takes it.
+ */
+void max_pool_2x2(const f32* x, f32* y, int B, int H, int W, int C) {
+  const int OH = H / 2, OW = W / 2, row = W * C;
+  const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const f32* x0 = x + ((b * H + 2 * oh) * W) * C;
+      f32* yo = y + ((b * OH + oh) * OW) * C;
+      for (int ow = 0; ow < OW; ow++, yo += C) {
+        const f32* p = x0 + 2 * ow * C;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) wasm_v128_store(yo + c, window_max(p + c, C, row, ninf));
+        if (c < C && C > 4) {
+          wasm_v128_store(yo + C - 4, window_max(p + C - 4, C, row, ninf));
+          c = C;
+        }
+        for (; c < C; c++) {
+          f32 best = -__builtin_inff();
+          if (p[c] > best) best = p[c];
+          if (p[c + C] > best) best = p[c + C];
+          if (p[c + row] > best) best = p[c + row];
+          if (p[c + row + C] > best) best = p[c + row + C];
+          yo[c] = best;
+        }
+      }
+    }
+  }
+}

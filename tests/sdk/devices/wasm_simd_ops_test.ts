@@ -11,7 +11,9 @@ import {
   simdConv2DBackpropInput,
   simdKernelsAvailable,
   simdMatMul,
+  simdMaxPool2x2,
   simdMaxPoolGrad2x2,
+  simdRelu,
   simdReluGrad,
   simdSumLeading,
 } from "../../../sdk/devices/wasm_simd_ops.ts";
@@ -98,6 +100,19 @@ async function onCpu(
   tf.dispose([out, ...Object.values(ts)]);
   await tf.setBackend("wasm");
   return values;
+}
+
+/**
+ * Element by element the same value (`Object.is`, so 0 and -0 differ), any
+ * NaN matching any NaN: NaN bit patterns differ between JavaScript's
+ * `Math.max` and wasm's `f32x4.max`, and nothing reads them.
+ */
+function assertSameValues(got: Float32Array, want: Float32Array, what: string): void {
+  assertEquals(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i]!, w = want[i]!;
+    assert(Object.is(g, w) || (Number.isNaN(g) && Number.isNaN(w)), `${what}: [${i}] ${g} vs ${w}`);
+  }
 }
 
 /** Runs one compiled kernel on wasm tensors and returns its values and shape. */
@@ -237,6 +252,32 @@ Deno.test("compiled ReLU gradient matches cpu's dy · step(x): zeros, NaN, infin
     ref.dispose();
     const got = await onSimd((be, a, b) => simdReluGrad(be, a, b), x, dy);
     assertEquals(got.values, want, `n = ${n}`);
+  }
+});
+
+Deno.test("compiled ReLU and 2×2 max pooling match cpu: NaN, -0, infinities, odd sizes, every channel tail", async () => {
+  for (const [i, n] of [1, 5, 8, 65536 + 3].entries()) {
+    const xv = seeded([n], 1700 + i);
+    [NaN, -0, 0, Infinity, -Infinity].forEach((v, j) => {
+      if (j < n) xv[(j * 3) % n] = v;
+    });
+    const x = { values: xv, shape: [n] };
+    const got = await onSimd((be, a) => simdRelu(be, a), x, x);
+    assertSameValues(got.values, await onCpu("Relu", { x }, {}), `relu, n = ${n}`);
+  }
+  const shapes: Shape4[] = [[2, 6, 6, 4], [1, 5, 7, 6], [3, 4, 3, 1], [1, 9, 9, 9], [1, 4, 4, 3]];
+  for (const [i, shape] of shapes.entries()) {
+    const values = seeded(shape, 1800 + i);
+    const c = shape[3], w = shape[2];
+    // A window of NaN and -Infinity only, and a NaN beside finite values.
+    for (const at of [0, c, w * c, (w + 1) * c]) {
+      values[at + c - 1] = at === 0 ? NaN : -Infinity;
+    }
+    values[2 * c] = NaN;
+    const x = { values, shape };
+    const attrs = { filterSize: [2, 2], strides: [2, 2], pad: "valid", dimRoundingMode: undefined };
+    const got = await onSimd((be, a) => simdMaxPool2x2(be, a), x, x);
+    assertSameValues(got.values, await onCpu("MaxPool", { x }, attrs), `max pool ${shape}`);
   }
 });
 
