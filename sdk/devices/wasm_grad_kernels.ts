@@ -24,6 +24,7 @@ import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import {
   setSimdKernelsEnabled,
   simdAvgPoolGradTiled,
+  simdAvgPoolTiled,
   simdBiasAdd,
   simdConv2D,
   simdConv2DBackpropFilter,
@@ -74,6 +75,7 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "Add",
   "Relu",
   "MaxPool",
+  "AvgPool",
 ];
 
 function wasmKernel(name: string): tf.KernelFunc {
@@ -1099,6 +1101,38 @@ function maxPool(
   return run(backend, "MaxPool", { x }, attrs);
 }
 
+/**
+ * Average pooling: the compiled kernel where the windows tile the input
+ * (stride = window, no padding), XNNPACK's otherwise.
+ */
+function avgPool(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (x.dtype === "float32" && x.shape.length === 4) {
+    const info = tf.backend_util.computePool2DInfo(
+      x.shape as [number, number, number, number],
+      attrs.filterSize as number | [number, number],
+      attrs.strides as number | [number, number],
+      1,
+      attrs.pad as "same",
+      attrs.dimRoundingMode as "floor" | undefined,
+    );
+    const p = info.padInfo, KH = info.filterHeight, KW = info.filterWidth;
+    if (
+      info.strideHeight === KH && info.strideWidth === KW && p.top === 0 && p.left === 0 &&
+      p.bottom === 0 && p.right === 0 && info.outHeight === Math.floor(info.inHeight / KH) &&
+      info.outWidth === Math.floor(info.inWidth / KW)
+    ) {
+      const fast = simdAvgPoolTiled(backend, x, KH, KW);
+      if (fast !== null) return fast;
+    }
+  }
+  return run(backend, "AvgPool", { x }, attrs);
+}
+
 /** The shipped kernels, kept so the replacements can call them. */
 const original = new Map<string, tf.KernelFunc>();
 
@@ -1132,6 +1166,7 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "Add", backendName: "wasm", kernelFunc: add },
   { kernelName: "Relu", backendName: "wasm", kernelFunc: relu },
   { kernelName: "MaxPool", backendName: "wasm", kernelFunc: maxPool },
+  { kernelName: "AvgPool", backendName: "wasm", kernelFunc: avgPool },
 ];
 
 /** Options for {@linkcode registerWasmGradKernels}. */

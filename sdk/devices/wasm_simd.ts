@@ -107,6 +107,16 @@ export interface SimdExports {
   relu_grad(x: number, dy: number, out: number, n: number): void;
   relu(x: number, out: number, n: number): void;
   max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
+  avg_pool_tiled(
+    x: number,
+    y: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+    KH: number,
+    KW: number,
+  ): void;
   avg_pool_grad_tiled(
     dy: number,
     dx: number,

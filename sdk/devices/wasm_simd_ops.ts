@@ -164,7 +164,10 @@ function sumOverRows(
   out: number,
   P: number,
 ): void {
-  const parts = P >= 256 ? ranges(P, k.threads) : [[0, P] as [number, number]];
+  // Split the rows when there is work enough for every thread (each adds a K·O buffer).
+  const parts = P >= 32 && P * K * O >= 1 << 20
+    ? ranges(P, k.threads)
+    : [[0, P] as [number, number]];
   const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(K * O)));
   const zero = k.f32();
   for (const b of buffers) zero.fill(0, b >> 2, (b >> 2) + K * O);
@@ -510,6 +513,38 @@ export function simdMaxPool2x2(backend: BackendWasm, x: Info): Info | null {
     ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
       [b0, b1],
     ) => [xo + b0 * inImage, yo + b0 * outImage, b1 - b0, H, W, C]),
+  );
+  return y;
+}
+
+/**
+ * Average pooling whose windows tile the input (stride = window, no
+ * padding), or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x the NHWC float32 input
+ * @param KH the window's height (and vertical stride)
+ * @param KW the window's width (and horizontal stride)
+ * @returns the pooled `[B, ⌊H/KH⌋, ⌊W/KW⌋, C]` output, owned by the caller
+ */
+export function simdAvgPoolTiled(
+  backend: BackendWasm,
+  x: Info,
+  KH: number,
+  KW: number,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const OH = Math.floor(H / KH), OW = Math.floor(W / KW);
+  const y = backend.makeOutput([B, OH, OW, C], "float32");
+  const xo = offset(backend, x), yo = offset(backend, y);
+  const inImage = 4 * H * W * C, outImage = 4 * OH * OW * C;
+  k.parallel(
+    "avg_pool_tiled",
+    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+      [b0, b1],
+    ) => [xo + b0 * inImage, yo + b0 * outImage, b1 - b0, H, W, C, KH, KW]),
   );
   return y;
 }

@@ -595,3 +595,45 @@ void max_pool_2x2(const f32* x, f32* y, int B, int H, int W, int C) {
     }
   }
 }
+
+/* One window's mean over 4 channels: the sum in row-major window order, divided by KH·KW. */
+static inline v128_t window_mean(const f32* p, int C, int row, int KH, int KW, v128_t count) {
+  v128_t sum = wasm_f32x4_splat(0.0f);
+  for (int i = 0; i < KH; i++) {
+    for (int j = 0; j < KW; j++) sum = wasm_f32x4_add(sum, wasm_v128_load(p + i * row + j * C));
+  }
+  return wasm_f32x4_div(sum, count);
+}
+
+/*
+ * Average pooling of x [B, H, W, C] when the windows tile it (stride =
+ * window, no padding) into y [B, H/KH, W/KW, C]: each window summed in
+ * row-major order and divided by KH·KW.
+ */
+void avg_pool_tiled(const f32* x, f32* y, int B, int H, int W, int C, int KH, int KW) {
+  const int OH = H / KH, OW = W / KW, row = W * C;
+  const f32 n = (f32)(KH * KW);
+  const v128_t count = wasm_f32x4_splat(n);
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const f32* x0 = x + ((b * H + oh * KH) * W) * C;
+      f32* yo = y + ((b * OH + oh) * OW) * C;
+      for (int ow = 0; ow < OW; ow++, yo += C) {
+        const f32* p = x0 + ow * KW * C;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) wasm_v128_store(yo + c, window_mean(p + c, C, row, KH, KW, count));
+        if (c < C && C > 4) {
+          wasm_v128_store(yo + C - 4, window_mean(p + C - 4, C, row, KH, KW, count));
+          c = C;
+        }
+        for (; c < C; c++) {
+          f32 sum = 0.0f;
+          for (int i = 0; i < KH; i++) {
+            for (int j = 0; j < KW; j++) sum += p[i * row + j * C + c];
+          }
+          yo[c] = sum / n;
+        }
+      }
+    }
+  }
+}

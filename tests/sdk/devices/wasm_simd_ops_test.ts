@@ -5,6 +5,7 @@ import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import {
   setSimdKernelsEnabled,
   simdAvgPoolGradTiled,
+  simdAvgPoolTiled,
   simdBiasAdd,
   simdConv2D,
   simdConv2DBackpropFilter,
@@ -306,7 +307,7 @@ Deno.test("training a ReLU on wasm runs one fused gradient kernel, with cpu's nu
   assert(cpu.kernels.includes("Step") && !cpu.kernels.includes(RELU_GRAD_KERNEL));
 });
 
-Deno.test("compiled average-pool gradient matches cpu where windows tile the input: odd sizes, every channel tail", async () => {
+Deno.test("compiled average pooling and its gradient match cpu where windows tile the input: odd sizes, every channel tail", async () => {
   const cases: [Shape4, [number, number]][] = [
     [[2, 4, 4, 4], [2, 2]],
     [[1, 5, 7, 6], [2, 2]],
@@ -324,6 +325,11 @@ Deno.test("compiled average-pool gradient matches cpu where windows tile the inp
     assertEquals(got.shape, shape);
     const err = relativeError(got.values, want);
     assert(err <= 1e-6, `shape ${shape}, window ${kh}×${kw}: relative error ${err}`);
+    // The forward pooling (cpu sums in float64, these kernels in float32).
+    const pooled = await onSimd((be, a) => simdAvgPoolTiled(be, a, kh, kw), input, input);
+    assertEquals(pooled.shape, out);
+    const poolErr = relativeError(pooled.values, await onCpu("AvgPool", { x: input }, attrs));
+    assert(poolErr <= 1e-6, `pool ${shape}, window ${kh}×${kw}: relative error ${poolErr}`);
   }
 });
 
