@@ -1,6 +1,6 @@
 /**
- * Training and inference speed, side by side: tfjs cpu, wasm (1 thread and
- * all cores), webgpu, and PyTorch on the CPU. Each backend runs in its own
+ * Training and inference speed, side by side: tfjs cpu, wasm (1 thread, all
+ * cores with XNNPACK on one, all cores for both), webgpu, and PyTorch on the CPU. Each backend runs in its own
  * process (a wasm build is chosen once per process), each case as images/s,
  * the median of timed steps after one warm-up step, with a time budget per
  * case so the whole run stays near ten minutes.
@@ -129,8 +129,12 @@ async function child(backend: string): Promise<Row> {
   if (backend === "cpu") {
     await tf.setBackend("cpu");
   } else if (backend.startsWith("wasm")) {
-    const info = await initWasmBackend({ threads: backend === "wasm-threads" });
-    row.setup = `threads ${info.threads}, SIMD ${info.simd}` +
+    const info = await initWasmBackend({
+      threads: backend.startsWith("wasm-threads"),
+      // XNNPACK's own pool: one thread (the default) or one per core.
+      xnnpackThreads: backend === "wasm-threads-xnnpack" ? navigator.hardwareConcurrency : 1,
+    });
+    row.setup = `threads ${info.threads} (XNNPACK ${info.xnnpackThreads}), SIMD ${info.simd}` +
       (info.threadsFallback ? ` (threads fallback: ${info.threadsFallback})` : "");
   } else if (backend === "webgpu") {
     await import("@tensorflow/tfjs-backend-webgpu");
@@ -148,7 +152,7 @@ async function child(backend: string): Promise<Row> {
         await model.trainOnBatch(x, y);
       },
       128,
-      20,
+      100,
     );
     if (args.profile) {
       row.mnistProfile = await profileMicroBatch(async () => {
@@ -221,7 +225,7 @@ async function runChild(backend: string, timeoutS: number): Promise<Row> {
       "--budget",
       String(budgetS),
     ]
-      .concat(backend.startsWith("wasm") && !backend.includes("threads") ? ["--profile"] : []),
+      .concat(backend === "wasm" || backend === "wasm-threads" ? ["--profile"] : []),
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
     stdout: "piped",
     stderr: "piped",
@@ -280,7 +284,7 @@ const loadBefore = Deno.loadavg().map((l) => l.toFixed(2)).join(", ");
 const rows: Record<string, Row> = {};
 rows["PyTorch CPU"] = await runTorch(150);
 console.error("PyTorch", JSON.stringify(rows["PyTorch CPU"]));
-for (const backend of ["wasm", "wasm-threads", "cpu", "webgpu"]) {
+for (const backend of ["wasm", "wasm-threads", "wasm-threads-xnnpack", "cpu", "webgpu"]) {
   rows[`tfjs ${backend}`] = await runChild(backend, 300);
   console.error(backend, JSON.stringify(rows[`tfjs ${backend}`]));
 }
@@ -296,6 +300,8 @@ const table = [
 ].join("\n");
 const profile = rows["tfjs wasm"]?.profile ?? "not recorded";
 const mnistProfile = rows["tfjs wasm"]?.mnistProfile ?? "not recorded";
+const threadsProfile = rows["tfjs wasm-threads"]?.profile ?? "not recorded";
+const threadsMnistProfile = rows["tfjs wasm-threads"]?.mnistProfile ?? "not recorded";
 const loadAfter = Deno.loadavg().map((l) => l.toFixed(2)).join(", ");
 const md = `# Training speed without a GPU
 
@@ -318,6 +324,11 @@ ${await lscpu()}
 
 ${table}
 
+Rows: \`wasm\` runs on one thread; \`wasm-threads\` runs the compiled SIMD kernels on one
+thread per core with XNNPACK's pool at one thread (the default of \`threads\`);
+\`wasm-threads-xnnpack\` gives XNNPACK's pool one thread per core too
+(\`xnnpackThreads\`, \`ZOO_XNNPACK_THREADS\`).
+
 ## Where the time goes (wasm, one thread)
 
 One MNIST CNN step (batch 128, forward + backward + SGD update), per kernel, median of 5 profiled steps:
@@ -327,6 +338,16 @@ ${mnistProfile}
 One MobileNetV2 micro-batch of 8, forward + backward, median of 3:
 
 ${profile}
+
+## Where the time goes (wasm-threads)
+
+One MNIST CNN step, per kernel, median of 5 profiled steps:
+
+${threadsMnistProfile}
+
+One MobileNetV2 micro-batch of 8, forward + backward, median of 3:
+
+${threadsProfile}
 `;
 await writeReport(String(args.out), md);
 console.log(md);

@@ -102,9 +102,10 @@ async function useWasm(job: DeviceJob): Promise<string> {
       `Cannot use device "wasm": it lacks the kernels ${missing.join(", ")} this job needs`,
     );
   }
-  return `${info.threads} thread${info.threads === 1 ? "" : "s"}, SIMD ${info.simd ? "on" : "off"}${
-    info.threadsFallback ? ` (threads: ${info.threadsFallback})` : ""
-  }`;
+  const xnnpack = info.threads > 1 ? ` (XNNPACK on ${info.xnnpackThreads})` : "";
+  return `${info.threads} thread${info.threads === 1 ? "" : "s"}${xnnpack}, SIMD ${
+    info.simd ? "on" : "off"
+  }${info.threadsFallback ? ` (threads: ${info.threadsFallback})` : ""}`;
 }
 
 /**

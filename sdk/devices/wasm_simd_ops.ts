@@ -292,7 +292,13 @@ export function simdConv2DBackpropInput(
     const base = scratch.alloc(P);
     k.fn.bases3(base, B, OW, OH, pad.XH * row, info.strideWidth * C, info.strideHeight * row);
     const dyT = scratch.alloc(P * O);
-    k.fn.swap_hw(offset(backend, dy), B, OH, OW, O, dyT);
+    const dyImage = 4 * OH * OW * O, dyo = offset(backend, dy);
+    k.parallel(
+      "swap_hw",
+      ranges(B, P * O >= 65536 ? k.threads : 1).map((
+        [b0, b1],
+      ) => [dyo + b0 * dyImage, b1 - b0, OH, OW, O, dyT + b0 * dyImage]),
+    );
     // Segments of consecutive taps: a whole filter row without width dilation.
     const rows = info.dilationWidth === 1;
     const S = rows ? KH : KH * KW, L = rows ? KW * C : C;
