@@ -67,7 +67,16 @@ export interface SimdExports {
     dst: number,
     DC: number,
   ): void;
-  bases3(base: number, A: number, I: number, J: number, as: number, is: number, js: number): void;
+  bases3(
+    base: number,
+    A: number,
+    I: number,
+    J: number,
+    as: number,
+    is: number,
+    js: number,
+    a0: number,
+  ): void;
   swap_hw(src: number, B: number, H: number, W: number, C: number, dst: number): void;
   pad_copy(
     x: number,

@@ -66,6 +66,14 @@ function ranges(n: number, parts: number, align = 1): [number, number][] {
   return out;
 }
 
+/**
+ * Ranges of images for the threads: one per thread when the job touches at
+ * least 64 Ki elements, else one range (waking a thread costs more).
+ */
+function byImages(k: SimdKernels, B: number, elements: number): [number, number][] {
+  return ranges(B, elements >= 65536 ? k.threads : 1);
+}
+
 /** The byte offset of a tensor's data on the heap. */
 function offset(backend: BackendWasm, info: Info): number {
   const data = (backend as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } })
@@ -112,8 +120,23 @@ function paddedInput(
 ): number {
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
   if (pad.XH === H && pad.XW === W) return offset(backend, x);
-  const ptr = scratch.alloc(B * pad.XH * pad.XW * C);
-  k.fn.pad_copy(offset(backend, x), B, H, W, C, ptr, pad.XH, pad.XW, pad.top, pad.left);
+  const { XH, XW, top, left } = pad;
+  const ptr = scratch.alloc(B * XH * XW * C), xo = offset(backend, x);
+  k.parallel(
+    "pad_copy",
+    byImages(k, B, B * XH * XW * C).map(([b0, b1]) => [
+      xo + 4 * b0 * H * W * C,
+      b1 - b0,
+      H,
+      W,
+      C,
+      ptr + 4 * b0 * XH * XW * C,
+      XH,
+      XW,
+      top,
+      left,
+    ]),
+  );
   return ptr;
 }
 
@@ -141,8 +164,13 @@ function windowBases(
 ): number {
   const { batchSize: B, outHeight: OH, outWidth: OW, inChannels: C } = info;
   const ptr = scratch.alloc(B * OH * OW);
-  const row = pad.XW * C;
-  k.fn.bases3(ptr, B, OH, OW, pad.XH * row, info.strideHeight * row, info.strideWidth * C);
+  const row = pad.XW * C, as = pad.XH * row, is = info.strideHeight * row;
+  k.parallel(
+    "bases3",
+    byImages(k, B, B * OH * OW).map((
+      [b0, b1],
+    ) => [ptr + 4 * b0 * OH * OW, b1 - b0, OH, OW, as, is, info.strideWidth * C, b0]),
+  );
   return ptr;
 }
 
@@ -290,12 +318,18 @@ export function simdConv2DBackpropInput(
     // stall on store-to-load forwarding).
     const { outHeight: OH, outWidth: OW } = info, row = pad.XW * C;
     const base = scratch.alloc(P);
-    k.fn.bases3(base, B, OW, OH, pad.XH * row, info.strideWidth * C, info.strideHeight * row);
+    const as = pad.XH * row, ws = info.strideWidth * C, hs = info.strideHeight * row;
+    k.parallel(
+      "bases3",
+      byImages(k, B, P).map((
+        [b0, b1],
+      ) => [base + 4 * b0 * OW * OH, b1 - b0, OW, OH, as, ws, hs, b0]),
+    );
     const dyT = scratch.alloc(P * O);
     const dyImage = 4 * OH * OW * O, dyo = offset(backend, dy);
     k.parallel(
       "swap_hw",
-      ranges(B, P * O >= 65536 ? k.threads : 1).map((
+      byImages(k, B, P * O).map((
         [b0, b1],
       ) => [dyo + b0 * dyImage, b1 - b0, OH, OW, O, dyT + b0 * dyImage]),
     );
@@ -332,7 +366,22 @@ export function simdConv2DBackpropInput(
       );
     }
     if (!inPlace) {
-      k.fn.crop_copy(dxp, B, pad.XH, pad.XW, C, offset(backend, dx), H, W, pad.top, pad.left);
+      const { XH, XW, top, left } = pad, dxo = offset(backend, dx);
+      k.parallel(
+        "crop_copy",
+        byImages(k, B, B * H * W * C).map(([b0, b1]) => [
+          dxp + 4 * b0 * XH * XW * C,
+          b1 - b0,
+          XH,
+          XW,
+          C,
+          dxo + 4 * b0 * H * W * C,
+          H,
+          W,
+          top,
+          left,
+        ]),
+      );
     }
   } finally {
     scratch.free();
@@ -447,7 +496,7 @@ export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Inf
   const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / 2) * Math.floor(W / 2) * C;
   k.parallel(
     "max_pool_grad_2x2",
-    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+    byImages(k, B, B * H * W * C).map((
       [b0, b1],
     ) => [xo + b0 * inImage, dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C]),
   );
@@ -516,7 +565,7 @@ export function simdMaxPool2x2(backend: BackendWasm, x: Info): Info | null {
   const inImage = 4 * H * W * C, outImage = 4 * OH * OW * C;
   k.parallel(
     "max_pool_2x2",
-    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+    byImages(k, B, B * H * W * C).map((
       [b0, b1],
     ) => [xo + b0 * inImage, yo + b0 * outImage, b1 - b0, H, W, C]),
   );
@@ -548,7 +597,7 @@ export function simdAvgPoolTiled(
   const inImage = 4 * H * W * C, outImage = 4 * OH * OW * C;
   k.parallel(
     "avg_pool_tiled",
-    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+    byImages(k, B, B * H * W * C).map((
       [b0, b1],
     ) => [xo + b0 * inImage, yo + b0 * outImage, b1 - b0, H, W, C, KH, KW]),
   );
@@ -581,7 +630,7 @@ export function simdAvgPoolGradTiled(
   const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / KH) * Math.floor(W / KW) * C;
   k.parallel(
     "avg_pool_grad_tiled",
-    ranges(B, B * H * W * C >= 65536 ? k.threads : 1).map((
+    byImages(k, B, B * H * W * C).map((
       [b0, b1],
     ) => [dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C, KH, KW]),
   );
@@ -631,8 +680,8 @@ export function simdMatMul(
     if (transposeA) {
       // out[m, n] = Σ_r a[r, m] · b[r, n]: taps m over rows r of a.
       const base = scratch.alloc(K), koff = scratch.alloc(M);
-      k.fn.bases3(base, 1, 1, K, 0, 0, M);
-      k.fn.bases3(koff, 1, 1, M, 0, 0, 1);
+      k.fn.bases3(base, 1, 1, K, 0, 0, M, 0);
+      k.fn.bases3(koff, 1, 1, M, 0, 0, 1, 0);
       sumOverRows(k, scratch, ao, base, koff, M, bo, N, oo, K);
       return out;
     }
@@ -644,8 +693,8 @@ export function simdMatMul(
       k.fn.pack_rows(bo, K, N, transposeB ? 1 : N, transposeB ? K : 1, w, NP);
     }
     const base = scratch.alloc(M), koff = scratch.alloc(K);
-    k.fn.bases3(base, 1, 1, M, 0, 0, K);
-    k.fn.bases3(koff, 1, 1, K, 0, 0, 1);
+    k.fn.bases3(base, 1, 1, M, 0, 0, K, 0);
+    k.fn.bases3(koff, 1, 1, K, 0, 0, 1, 0);
     k.parallel(
       "conv_taps",
       ranges(M, k.threads, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1]),

@@ -272,12 +272,15 @@ void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* sof
   }
 }
 
-/* base[(a·I + i)·J + j] = a·as + i·is + j·js: window starts for any order of (b, oh, ow). */
-void bases3(int* base, int A, int I, int J, int as, int is, int js) {
+/*
+ * base[(a·I + i)·J + j] = (a0 + a)·as + i·is + j·js: window starts for any
+ * order of (b, oh, ow); a0 lets a thread fill the rows of images a0 onwards.
+ */
+void bases3(int* base, int A, int I, int J, int as, int is, int js, int a0) {
   int p = 0;
   for (int a = 0; a < A; a++) {
     for (int i = 0; i < I; i++) {
-      int at = a * as + i * is;
+      int at = (a0 + a) * as + i * is;
       for (int j = 0; j < J; j++, at += js) base[p++] = at;
     }
   }

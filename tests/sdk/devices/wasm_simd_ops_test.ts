@@ -71,6 +71,8 @@ function cases(n: number, seed: number, dilate: boolean): Case[] {
   out.push(
     { x: [4, 20, 20, 3], f: [3, 3, 3, 8], s: [1, 1], pad: "same", d: [1, 1] },
     { x: [5, 17, 15, 6], f: [5, 5, 6, 13], s: [2, 1], pad: "valid", d: [1, 1] },
+    // Padding, window starts and the input gradient's crop split by images too (64 Ki elements).
+    { x: [23, 57, 53, 1], f: [5, 3, 1, 6], s: [1, 1], pad: "same", d: [1, 1] },
   );
   return out;
 }
