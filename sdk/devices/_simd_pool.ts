@@ -1,17 +1,21 @@
 /**
  * Worker threads that run the compiled SIMD kernels on the threaded wasm
  * backend's shared memory, so one kernel call can use every core. tfjs calls
- * kernels synchronously, so the calling thread hands each worker its share
- * through a shared control block (`Atomics.notify`), runs its own share, and
- * waits until the workers are done.
+ * kernels synchronously, so the calling thread posts a list of jobs in a
+ * shared control block, wakes the workers (`Atomics.notify`), and then every
+ * thread, itself included, claims jobs one at a time from a shared counter
+ * until none are left. A thread that is late (a worker still waking up, or
+ * one the system has descheduled) simply claims fewer jobs, so callers split
+ * their work into more jobs than threads.
  *
- * Waiting spins before it sleeps. A worker that has finished a job polls for
+ * Waiting spins before it sleeps. A worker that has finished a call polls for
  * the next one for {@linkcode SPIN_MS} before it blocks in `Atomics.wait`: a
  * training step calls a heavy kernel every few hundred microseconds, and on a
  * virtual machine waking a sleeping thread (and its idle virtual CPU) can
  * cost more than the job itself. Spinning with `Atomics.pause` uses a core
- * that would otherwise idle between the step's kernels. The calling thread
- * polls for its workers the same way.
+ * that would otherwise idle between the step's kernels. When the calling
+ * thread has run out of jobs it cancels the workers that have not started
+ * yet, and polls for the ones that are still running a job.
  *
  * Workers are unref'd: they never keep a finished program alive.
  *
@@ -19,36 +23,52 @@
  */
 import { Worker } from "node:worker_threads";
 
-/** Ints per worker in the control block. */
-const SLOT = 32;
-const SEQ = 0, DONE = 1, FN = 2, NARGS = 3, ARGS = 4, READY = 30, FAILED = 31;
-const MAX_ARGS = READY - ARGS;
-/** How long a worker polls for its next job before it sleeps (ms). */
+/** How long a worker polls for its next call before it sleeps (ms). */
 export const SPIN_MS = 2;
+/** The most jobs one call posts; longer lists go in several calls. */
+export const MAX_JOBS = 64;
+/** The most integer arguments a job may have. */
+export const MAX_ARGS = 28;
+
+// Control block, in int32 slots. Per worker w (at WORKERS + w·PER_WORKER):
+// SEQ (the call number it is woken for), STATE (2·seq: posted, 2·seq + 1:
+// claimed by the worker, -1: cancelled by the caller), DONE (the last call
+// it finished), READY, FAILED. Shared: FN, NJOBS, NEXT (the job counter),
+// NARGS, then the job table (MAX_JOBS rows of MAX_ARGS).
+const FN = 0, NJOBS = 1, NEXT = 2, NARGS = 3, WORKERS = 16, PER_WORKER = 16;
+const SEQ = 0, STATE = 1, DONE = 2, READY = 3, FAILED = 4;
+const TABLE = (n: number) => WORKERS + n * PER_WORKER;
 
 const WORKER = `
 const { workerData } = require("node:worker_threads");
-const { memory, bytes, ctrl, slot, names } = workerData;
-const base = slot * ${SLOT};
+const { memory, bytes, ctrl, slot, names, table } = workerData;
+const base = ${WORKERS} + slot * ${PER_WORKER};
 const kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
 Atomics.store(ctrl, base + ${READY}, 1);
 let seq = 0;
+const args = [];
 for (;;) {
   let until = performance.now() + ${SPIN_MS};
   for (let i = 1; Atomics.load(ctrl, base + ${SEQ}) === seq; i++) {
     Atomics.pause();
     if ((i & 1023) === 0 && performance.now() > until) {
       Atomics.wait(ctrl, base + ${SEQ}, seq);
-      // Woken by a job, or by warm(): poll again.
+      // Woken by a call, or by warm(): poll again.
       until = performance.now() + ${SPIN_MS};
     }
   }
   seq = Atomics.load(ctrl, base + ${SEQ});
-  const args = [];
-  for (let i = 0; i < ctrl[base + ${NARGS}]; i++) args.push(ctrl[base + ${ARGS} + i]);
+  // The caller may have run every job already and cancelled this call.
+  if (Atomics.compareExchange(ctrl, base + ${STATE}, 2 * seq, 2 * seq + 1) !== 2 * seq) continue;
   let failed = 0;
   try {
-    kernels[names[ctrl[base + ${FN}]]](...args);
+    const fn = kernels[names[ctrl[${FN}]]], n = ctrl[${NJOBS}], nargs = ctrl[${NARGS}];
+    args.length = nargs;
+    for (let j = Atomics.add(ctrl, ${NEXT}, 1); j < n; j = Atomics.add(ctrl, ${NEXT}, 1)) {
+      const row = table + j * ${MAX_ARGS};
+      for (let a = 0; a < nargs; a++) args[a] = ctrl[row + a];
+      fn(...args);
+    }
   } catch {
     failed = 1;
   }
@@ -58,12 +78,13 @@ for (;;) {
 }
 `;
 
-/** Runs one exported kernel on several threads at once. */
+/** Runs one exported kernel's jobs on several threads at once. */
 export class SimdPool {
   readonly #ctrl: Int32Array;
   readonly #names: string[];
-  readonly #seq: number[];
+  readonly #table: number;
   readonly #workers: Worker[] = [];
+  #seq = 0;
 
   /**
    * @param memory the backend's shared memory
@@ -72,15 +93,17 @@ export class SimdPool {
    * @param workers how many worker threads to start
    */
   constructor(memory: WebAssembly.Memory, bytes: Uint8Array, names: string[], workers: number) {
-    this.#ctrl = new Int32Array(new SharedArrayBuffer(4 * SLOT * Math.max(1, workers)));
+    if (workers > WORKERS) throw new RangeError(`at most ${WORKERS} workers`);
+    const table = TABLE(Math.max(1, workers));
+    this.#ctrl = new Int32Array(new SharedArrayBuffer(4 * (table + MAX_JOBS * MAX_ARGS)));
     this.#names = names;
-    this.#seq = new Array(workers).fill(0);
+    this.#table = table;
     for (let slot = 0; slot < workers; slot++) {
       const w = new Worker(WORKER, {
         eval: true,
-        workerData: { memory, bytes, ctrl: this.#ctrl, slot, names },
+        workerData: { memory, bytes, ctrl: this.#ctrl, slot, names, table },
       });
-      // A worker that fails to start never sets READY: its jobs run here.
+      // A worker that fails to start never sets READY and is never woken.
       w.on("error", () => {});
       w.unref();
       this.#workers.push(w);
@@ -89,12 +112,12 @@ export class SimdPool {
 
   /**
    * Wakes workers that sleep, so they poll again for {@linkcode SPIN_MS}: a
-   * kernel calls it before preparing a job, and the wake-up (about 0.1 ms on
-   * a virtual machine) overlaps the preparation.
+   * kernel calls it before preparing its jobs, and the wake-up (about 0.1 ms
+   * on a virtual machine) overlaps the preparation.
    */
   warm(): void {
-    for (let slot = 0; slot < this.#workers.length; slot++) {
-      Atomics.notify(this.#ctrl, slot * SLOT + SEQ);
+    for (let w = 0; w < this.#workers.length; w++) {
+      Atomics.notify(this.#ctrl, WORKERS + w * PER_WORKER + SEQ);
     }
   }
 
@@ -103,52 +126,78 @@ export class SimdPool {
     return this.#workers.length;
   }
 
+  /** Worker threads that have loaded the kernels and take jobs. */
+  get ready(): number {
+    let n = 0;
+    for (let w = 0; w < this.#workers.length; w++) {
+      if (Atomics.load(this.#ctrl, WORKERS + w * PER_WORKER + READY) === 1) n++;
+    }
+    return n;
+  }
+
   /**
-   * Runs `fn(...jobs[0])` on this thread and `fn(...jobs[i])` on worker i − 1,
-   * and returns when all are done. A worker still starting has its job run
-   * here instead. Jobs must not write the same memory.
+   * Runs `fn(...jobs[i])` for every i across this thread and the workers,
+   * each job on whichever thread claims it first, and returns when all are
+   * done. Jobs must not write the same memory.
    *
    * @param run calls the function on this thread
    * @param fn the exported function's name
-   * @param jobs integer arguments, one array per thread (at most workers + 1)
+   * @param jobs integer arguments, one array per job, all of one length
    * @throws {Error} when the function trapped on a worker
    */
   run(run: (args: number[]) => void, fn: string, jobs: number[][]): void {
-    const ctrl = this.#ctrl, index = this.#names.indexOf(fn);
+    const index = this.#names.indexOf(fn);
     if (index < 0) throw new Error(`"${fn}" is not a kernel the workers can run`);
-    const sent: number[] = [];
-    const local: number[][] = [jobs[0]!];
-    for (let i = 1; i < jobs.length; i++) {
-      const slot = i - 1, base = slot * SLOT, args = jobs[i]!;
-      if (slot >= this.#workers.length || Atomics.load(ctrl, base + READY) !== 1) {
-        local.push(args);
-        continue;
+    for (let i = 0; i < jobs.length; i += MAX_JOBS) {
+      this.#call(run, index, jobs.slice(i, i + MAX_JOBS));
+    }
+  }
+
+  #call(run: (args: number[]) => void, index: number, jobs: number[][]): void {
+    const ctrl = this.#ctrl, nargs = jobs[0]?.length ?? 0;
+    if (nargs > MAX_ARGS) throw new RangeError(`at most ${MAX_ARGS} arguments`);
+    for (const [j, args] of jobs.entries()) {
+      if (args.length !== nargs) {
+        throw new RangeError("every job needs the same number of arguments");
       }
-      if (args.length > MAX_ARGS) throw new RangeError(`at most ${MAX_ARGS} arguments`);
-      ctrl[base + FN] = index;
-      ctrl[base + NARGS] = args.length;
-      for (let a = 0; a < args.length; a++) ctrl[base + ARGS + a] = args[a]!;
-      const seq = ++this.#seq[slot]!;
+      const row = this.#table + j * MAX_ARGS;
+      for (let a = 0; a < nargs; a++) ctrl[row + a] = args[a]!;
+    }
+    ctrl[FN] = index;
+    ctrl[NJOBS] = jobs.length;
+    ctrl[NARGS] = nargs;
+    Atomics.store(ctrl, NEXT, 0);
+    const seq = ++this.#seq;
+    const woken: number[] = [];
+    for (let w = 0; w < this.#workers.length && w < jobs.length - 1; w++) {
+      const base = WORKERS + w * PER_WORKER;
+      if (Atomics.load(ctrl, base + READY) !== 1) continue;
+      Atomics.store(ctrl, base + STATE, 2 * seq);
       Atomics.store(ctrl, base + SEQ, seq);
       Atomics.notify(ctrl, base + SEQ);
-      sent.push(slot);
+      woken.push(base);
     }
     let failed = false;
     try {
-      for (const args of local) run(args);
+      for (let j = Atomics.add(ctrl, NEXT, 1); j < jobs.length; j = Atomics.add(ctrl, NEXT, 1)) {
+        run(jobs[j]!);
+      }
     } finally {
-      for (const slot of sent) {
-        const base = slot * SLOT, seq = this.#seq[slot]!;
+      for (const base of woken) {
+        // A worker that has not claimed the call yet never will.
+        if (Atomics.compareExchange(ctrl, base + STATE, 2 * seq, -1) === 2 * seq) continue;
         const until = performance.now() + SPIN_MS;
-        for (let i = 1;; i++) {
-          const done = Atomics.load(ctrl, base + DONE);
-          if (done === seq) break;
+        for (let i = 1; Atomics.load(ctrl, base + DONE) !== seq; i++) {
           Atomics.pause();
-          if ((i & 1023) === 0 && performance.now() > until) Atomics.wait(ctrl, base + DONE, done);
+          if ((i & 1023) === 0 && performance.now() > until) {
+            Atomics.wait(ctrl, base + DONE, Atomics.load(ctrl, base + DONE), 1);
+          }
         }
         if (ctrl[base + FAILED] !== 0) failed = true;
       }
     }
-    if (failed) throw new Error(`The SIMD kernel "${fn}" failed on a worker thread`);
+    if (failed) {
+      throw new Error(`The SIMD kernel "${this.#names[index]}" failed on a worker thread`);
+    }
   }
 }

@@ -144,8 +144,15 @@ export interface SimdKernels {
   /** How many threads {@linkcode SimdKernels.parallel} spreads jobs over (1 on the single-threaded backend). */
   readonly threads: number;
   /**
-   * Runs `fn(...jobs[i])` for every i, on up to {@linkcode SimdKernels.threads}
-   * threads at once, and returns when all are done. Jobs must write disjoint
+   * How many jobs to split a large call into: a few per thread, so a thread
+   * that starts late (or is descheduled) takes fewer and no thread waits long
+   * for another. 1 on one thread.
+   */
+  readonly chunks: number;
+  /**
+   * Runs `fn(...jobs[i])` for every i, each job on whichever of the
+   * {@linkcode SimdKernels.threads} threads claims it first, and returns when
+   * all are done. Jobs must write disjoint
    * memory, and their arguments must be whole numbers (they reach worker
    * threads as int32).
    */
@@ -236,13 +243,12 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
       kernels = {
         fn,
         threads,
+        chunks: threads > 1 ? 4 * threads : 1,
         parallel: (name, jobs) => {
           if (pool === undefined || jobs.length < 2) {
             for (const args of jobs) call(name)(args);
           } else {
-            for (let i = 0; i < jobs.length; i += threads) {
-              pool.run(call(name), name, jobs.slice(i, i + threads));
-            }
+            pool.run(call(name), name, jobs);
           }
         },
         warm: () => pool?.warm(),

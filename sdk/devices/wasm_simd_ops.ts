@@ -67,11 +67,11 @@ function ranges(n: number, parts: number, align = 1): [number, number][] {
 }
 
 /**
- * Ranges of images for the threads: one per thread when the job touches at
+ * Ranges of images for the threads: a few per thread when the job touches at
  * least 64 Ki elements, else one range (waking a thread costs more).
  */
 function byImages(k: SimdKernels, B: number, elements: number): [number, number][] {
-  return ranges(B, elements >= 65536 ? k.threads : 1);
+  return ranges(B, elements >= 65536 ? k.chunks : 1);
 }
 
 /** The byte offset of a tensor's data on the heap. */
@@ -243,7 +243,7 @@ export function simdConv2D(
     if (O > 0) {
       k.parallel(
         "conv_taps",
-        ranges(P, k.threads, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
+        ranges(P, k.chunks, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
       );
     }
   } finally {
@@ -350,7 +350,7 @@ export function simdConv2DBackpropInput(
       const perImage = OH * OW;
       k.parallel(
         "conv_input_grad",
-        ranges(B, k.threads).map(([b0, b1]) => [
+        ranges(B, k.chunks).map(([b0, b1]) => [
           dyT,
           O,
           wt,
@@ -417,7 +417,7 @@ export function simdBiasAdd(backend: BackendWasm, x: Info, bias: Info): Info | n
     const xo = offset(backend, x), oo = offset(backend, out);
     k.parallel(
       "bias_add",
-      ranges(rows, rows >= 4096 ? k.threads : 1).map((
+      ranges(rows, rows >= 4096 ? k.chunks : 1).map((
         [r0, r1],
       ) => [xo + 4 * r0 * L, pattern, L, r1 - r0, oo + 4 * r0 * L]),
     );
@@ -520,7 +520,7 @@ export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | nu
   const xo = offset(backend, x), dyo = offset(backend, dy), oo = offset(backend, out);
   k.parallel(
     "relu_grad",
-    ranges(n, n >= 65536 ? k.threads : 1, 4).map((
+    ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
       [i0, i1],
     ) => [xo + 4 * i0, dyo + 4 * i0, oo + 4 * i0, i1 - i0]),
   );
@@ -542,7 +542,7 @@ export function simdRelu(backend: BackendWasm, x: Info): Info | null {
   const xo = offset(backend, x), oo = offset(backend, out);
   k.parallel(
     "relu",
-    ranges(n, n >= 65536 ? k.threads : 1, 4).map(([i0, i1]) => [xo + 4 * i0, oo + 4 * i0, i1 - i0]),
+    ranges(n, n >= 65536 ? k.chunks : 1, 4).map(([i0, i1]) => [xo + 4 * i0, oo + 4 * i0, i1 - i0]),
   );
   return out;
 }
@@ -697,7 +697,7 @@ export function simdMatMul(
     k.fn.bases3(koff, 1, 1, K, 0, 0, 1, 0);
     k.parallel(
       "conv_taps",
-      ranges(M, k.threads, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1]),
+      ranges(M, k.chunks, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1]),
     );
   } finally {
     scratch.free();
