@@ -288,11 +288,24 @@ for (const backend of ["wasm", "wasm-threads", "wasm-threads-xnnpack", "cpu", "w
   rows[`tfjs ${backend}`] = await runChild(backend, 300);
   console.error(backend, JSON.stringify(rows[`tfjs ${backend}`]));
 }
-const base = rows["PyTorch CPU"]!;
+// PyTorch again after the tfjs rows: this VM has slow stretches that last
+// minutes, so each ratio is taken against the faster of PyTorch's two runs.
+rows["PyTorch CPU, again"] = await runTorch(150);
+console.error("PyTorch again", JSON.stringify(rows["PyTorch CPU, again"]));
+const base: Row = {};
+for (const c of CASES) {
+  const runs = [rows["PyTorch CPU"]![c], rows["PyTorch CPU, again"]![c]].filter((
+    r,
+  ): r is Result & { imagesPerSecond: number } => r !== undefined && "imagesPerSecond" in r);
+  const fastest = runs.sort((a, b) => b.imagesPerSecond - a.imagesPerSecond)[0];
+  if (fastest !== undefined) base[c] = fastest;
+}
 const table = [
   `| backend | setup | ${CASES.map((c) => LABELS[c]).join(" | ")} |`,
   `| --- | --- | ${CASES.map(() => "---").join(" | ")} |`,
-  ...Object.entries(rows).map(([name, r]) =>
+  ...Object.entries(rows).sort(([a], [b]) =>
+    Number(!a.startsWith("PyTorch")) - Number(!b.startsWith("PyTorch"))
+  ).map(([name, r]) =>
     r.error
       ? `| ${name} | error: ${r.error.replaceAll("|", "/")} | ${CASES.map(() => "–").join(" | ")} |`
       : `| ${name} | ${r.setup ?? ""} | ${CASES.map((c) => cell(r[c], base[c])).join(" | ")} |`
@@ -307,7 +320,8 @@ const md = `# Training speed without a GPU
 
 Images/s, median of timed steps after one warm-up step (n = steps timed; a
 ${budgetS} s budget per case), and in parentheses the ratio to PyTorch on the
-same CPU. MobileNetV2 is the nsfwjs checkpoint (5 classes) for tfjs and the
+same CPU. PyTorch runs before and after the tfjs rows; each ratio is against
+the faster of its two runs. MobileNetV2 is the nsfwjs checkpoint (5 classes) for tfjs and the
 same architecture defined in \`bench/training_torch.py\` for PyTorch; inputs are
 random. Fine-tuning updates every layer with SGD; on tfjs it accumulates
 gradients over micro-batches of 8 (\`sdk/train/accumulate.ts\`).
