@@ -33,6 +33,20 @@ export interface SimdExports {
     p0: number,
     p1: number,
   ): void;
+  conv1_taps(
+    x: number,
+    XH: number,
+    XW: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    w: number,
+    O: number,
+    y: number,
+    r0: number,
+    r1: number,
+  ): void;
   conv_filter_grad(
     x: number,
     base: number,

@@ -7,7 +7,8 @@
  *
  * All three are sums over filter taps on a zero-padded copy of the input
  * (no copy when the convolution does not pad):
- * - forward: `y[p, o] = Σₖ x[p, k] · W[k, o]`, tiles of 4 output positions × 8 channels;
+ * - forward: `y[p, o] = Σₖ x[p, k] · W[k, o]`, tiles of 4 output positions × 8 channels
+ *   (a one-channel input with stride 1: 4 columns × every output channel, up to 8);
  * - filter gradient: `dW[k, o] = Σₚ x[p, k] · dy[p, o]`, tiles of 4 taps × 8 channels;
  * - input gradient: `dy · Wᵀ` scattered back onto the input (col2im), a
  *   filter row of taps at a time, which handles strides and dilations.
@@ -235,6 +236,21 @@ export function simdConv2D(
   try {
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
+    if (
+      info.inChannels === 1 && O >= 1 && O <= 8 && OW >= 4 && info.strideHeight === 1 &&
+      info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1
+    ) {
+      // One input channel: tiles of 4 columns × every output channel.
+      const { filterHeight: KH, filterWidth: KW } = info, w = offset(backend, filter);
+      const yo = offset(backend, y);
+      k.parallel(
+        "conv1_taps",
+        ranges(B * OH, P * O >= 65536 ? k.chunks : 1).map((
+          [r0, r1],
+        ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1]),
+      );
+      return y;
+    }
     const base = windowBases(k, scratch, info, pad);
     const koff = tapOffsets(k, scratch, info, pad.XW);
     const w = scratch.alloc(K * OP);

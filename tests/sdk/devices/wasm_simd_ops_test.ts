@@ -73,6 +73,15 @@ function cases(n: number, seed: number, dilate: boolean): Case[] {
     { x: [5, 17, 15, 6], f: [5, 5, 6, 13], s: [2, 1], pad: "valid", d: [1, 1] },
     // Padding, window starts and the input gradient's crop split by images too (64 Ki elements).
     { x: [23, 57, 53, 1], f: [5, 3, 1, 6], s: [1, 1], pad: "same", d: [1, 1] },
+    // One input channel, stride 1 (the column tiles): every channel count up
+    // to 8, widths with and without a remainder of 4.
+    ...[1, 2, 3, 4, 5, 6, 7, 8].map((o): Case => ({
+      x: [2, 9, 4 + o, 1],
+      f: [1 + (o % 5), 1 + ((o * 3) % 5), 1, o],
+      s: [1, 1],
+      pad: o % 2 === 0 ? "same" : "valid",
+      d: [1, 1],
+    })),
   );
   return out;
 }
