@@ -193,9 +193,11 @@ function sumOverRows(
   out: number,
   P: number,
 ): void {
-  // Split the rows when there is work enough for every thread (each adds a K·O buffer).
+  // Split the rows when there is work enough for every thread. Each part
+  // sums into its own K·O buffer: a few parts per thread while those are
+  // small (a late thread then takes fewer), one per thread otherwise.
   const parts = P >= 32 && P * K * O >= 1 << 20
-    ? ranges(P, k.threads)
+    ? ranges(P, Math.min(K * O <= 65536 ? k.chunks : k.threads, Math.floor(P / 32)))
     : [[0, P] as [number, number]];
   const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(K * O)));
   const zero = k.f32();
@@ -472,7 +474,7 @@ export function simdSumLeading(
   const scratch = new Scratch(k);
   try {
     const xo = offset(backend, x);
-    const parts = ranges(vrows, vrows * L >= 65536 ? k.threads : 1, 64);
+    const parts = ranges(vrows, vrows * L >= 65536 ? k.chunks : 1, 64);
     const bufs = parts.map(() => ({ tmp: scratch.alloc(L), acc: scratch.alloc(2 * L) }));
     for (const { acc } of bufs) new Float64Array(k.f32().buffer, acc, L).fill(0);
     k.parallel(
