@@ -68,8 +68,9 @@ Deno.test("an invalid ZOO_XNNPACK_THREADS is refused with what to set instead", 
   assertStringIncludes(r.stderr, "whole number >= 1");
 });
 
-Deno.test("the compiled SIMD kernels match cpu when they split their work across two threads", async () => {
-  const file = new URL("./wasm_simd_ops_test.ts", import.meta.url).pathname;
+/** Runs a test file of this folder again with ZOO_WASM_THREADS=2; fails if any of its tests fails. */
+async function onTwoThreads(name: string): Promise<void> {
+  const file = new URL(name, import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", file],
     env: { ZOO_WASM_THREADS: "2" },
@@ -79,4 +80,12 @@ Deno.test("the compiled SIMD kernels match cpu when they split their work across
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   assertEquals(out.code, 0, text);
   assertStringIncludes(text, "0 failed");
+}
+
+Deno.test("the compiled SIMD kernels match cpu when they split their work across two threads", async () => {
+  await onTwoThreads("./wasm_simd_ops_test.ts");
+});
+
+Deno.test("LeNet-, ResNet- and MobileNetV2-style nets train on two threads to cpu's weights (every convolution on the SIMD pool)", async () => {
+  await onTwoThreads("./wasm_training_test.ts");
 });

@@ -10,7 +10,9 @@ import { mobilenetV2Small, resnetSmall } from "./_models.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
-await initWasmBackend({ threads: false });
+// One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
+// this file again on two threads, where every convolution runs on the SIMD pool).
+await initWasmBackend(Deno.env.get("ZOO_WASM_THREADS") === undefined ? { threads: false } : {});
 
 type Build = () => tf.LayersModel;
 
