@@ -116,14 +116,14 @@ function threadCount(threads: boolean | number | undefined): number {
 
 function xnnpackThreadCount(threads: number | undefined): number {
   const raw = Deno.env.get("ZOO_XNNPACK_THREADS")?.trim();
-  if (threads === undefined && raw !== undefined && raw !== "") threads = Number(raw);
-  threads ??= 1;
-  if (!Number.isInteger(threads) || threads < 1) {
+  const asked: unknown = threads ?? (raw === undefined || raw === "" ? 1 : raw);
+  const n = typeof asked === "string" ? Number(asked) : asked;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) {
     throw new RangeError(
-      `Cannot run XNNPACK on "${threads}" threads: use a whole number >= 1 (option xnnpackThreads or env ZOO_XNNPACK_THREADS)`,
+      `Cannot run XNNPACK on "${asked}" threads: use a whole number >= 1 (option xnnpackThreads or env ZOO_XNNPACK_THREADS)`,
     );
   }
-  return threads;
+  return n;
 }
 
 /**

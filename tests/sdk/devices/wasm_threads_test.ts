@@ -62,10 +62,12 @@ Deno.test("an invalid ZOO_WASM_THREADS is refused with what to set instead", asy
 });
 
 Deno.test("an invalid ZOO_XNNPACK_THREADS is refused with what to set instead", async () => {
-  const r = await child("2", 120, { ZOO_XNNPACK_THREADS: "0" });
-  assert(r.code !== 0, "ZOO_XNNPACK_THREADS=0 was accepted");
-  assertStringIncludes(r.stderr, `Cannot run XNNPACK on "0" threads`);
-  assertStringIncludes(r.stderr, "whole number >= 1");
+  for (const bad of ["0", "two"]) {
+    const r = await child("2", 120, { ZOO_XNNPACK_THREADS: bad });
+    assert(r.code !== 0, `ZOO_XNNPACK_THREADS=${bad} was accepted`);
+    assertStringIncludes(r.stderr, `Cannot run XNNPACK on "${bad}" threads`);
+    assertStringIncludes(r.stderr, "whole number >= 1");
+  }
 });
 
 /** Runs a test file of this folder again with ZOO_WASM_THREADS=2; fails if any of its tests fails. */
