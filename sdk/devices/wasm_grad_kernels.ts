@@ -795,6 +795,30 @@ function batchMatMul(
   return out;
 }
 
+/** The pooling geometry a pooling kernel's attributes give an NHWC input of this shape. */
+function poolInfo(shape: readonly number[], attrs: Attrs): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computePool2DInfo(
+    shape as [number, number, number, number],
+    attrs.filterSize as number | [number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+  );
+}
+
+/**
+ * Whether the windows tile the input: stride = window, no padding, and
+ * ⌊in / window⌋ outputs along each axis (a rounding mode can ask for one
+ * more, which would hang over the edge).
+ */
+function windowsTile(info: tf.backend_util.Conv2DInfo): boolean {
+  const p = info.padInfo, KH = info.filterHeight, KW = info.filterWidth;
+  return info.strideHeight === KH && info.strideWidth === KW && p.top === 0 && p.left === 0 &&
+    p.bottom === 0 && p.right === 0 && info.outHeight === Math.floor(info.inHeight / KH) &&
+    info.outWidth === Math.floor(info.inWidth / KW);
+}
+
 /**
  * `MaxPoolGrad` for the common 2×2, stride-2, unpadded pooling: the windows
  * do not overlap, so each `dy` goes to its window's first maximum with no
@@ -860,22 +884,13 @@ function maxPoolGrad(
   if (input.dtype !== "float32" || dy.dtype !== "float32") {
     return run(backend, "MaxPoolGrad", { dy, input, output }, attrs);
   }
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
-    attrs.filterSize as number | [number, number],
-    attrs.strides as number | [number, number],
-    1,
-    attrs.pad as "same",
-    attrs.dimRoundingMode as "floor" | undefined,
-  );
+  const info = poolInfo(input.shape, attrs);
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
     info;
   const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
   const { strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top, pl = info.padInfo.left;
-  const p = info.padInfo;
-  const twoByTwo = KH === 2 && KW === 2 && sh === 2 && sw === 2 && p.top === 0 &&
-    p.left === 0 && p.bottom === 0 && p.right === 0;
+  const twoByTwo = KH === 2 && KW === 2 && windowsTile(info);
   const fast = twoByTwo ? simdMaxPoolGrad2x2(backend, dy, input) : null;
   if (fast !== null) return fast;
   const dx = backend.makeOutput(input.shape, "float32");
@@ -929,13 +944,7 @@ function avgPoolGrad(
   const backend = args.backend as BackendWasm;
   const { dy, input } = args.inputs as { dy: Info; input: Info };
   const attrs = (args.attrs ?? {}) as Attrs;
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
-    attrs.filterSize as number | [number, number],
-    attrs.strides as number | [number, number],
-    1,
-    attrs.pad as "same",
-  );
+  const info = poolInfo(input.shape, attrs);
   const p = info.padInfo;
   if (dy.dtype !== "float32" || p.top !== 0 || p.left !== 0 || p.bottom !== 0 || p.right !== 0) {
     return run(backend, "AvgPoolGrad", { dy, input }, attrs);
@@ -943,7 +952,7 @@ function avgPoolGrad(
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
     info;
   const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
-  if (sh === KH && sw === KW) {
+  if (windowsTile(info)) {
     const fast = simdAvgPoolGradTiled(backend, dy, [B, H, W, C], KH, KW);
     if (fast !== null) return fast;
   }
@@ -1079,21 +1088,8 @@ function maxPool(
   const { x } = args.inputs as { x: Info };
   const attrs = (args.attrs ?? {}) as Attrs;
   if (x.dtype === "float32" && x.shape.length === 4) {
-    const info = tf.backend_util.computePool2DInfo(
-      x.shape as [number, number, number, number],
-      attrs.filterSize as number | [number, number],
-      attrs.strides as number | [number, number],
-      1,
-      attrs.pad as "same",
-      attrs.dimRoundingMode as "floor" | undefined,
-    );
-    const p = info.padInfo;
-    if (
-      info.filterHeight === 2 && info.filterWidth === 2 && info.strideHeight === 2 &&
-      info.strideWidth === 2 && p.top === 0 && p.left === 0 && p.bottom === 0 && p.right === 0 &&
-      info.outHeight === Math.floor(info.inHeight / 2) &&
-      info.outWidth === Math.floor(info.inWidth / 2)
-    ) {
+    const info = poolInfo(x.shape, attrs);
+    if (info.filterHeight === 2 && info.filterWidth === 2 && windowsTile(info)) {
       const fast = simdMaxPool2x2(backend, x);
       if (fast !== null) return fast;
     }
@@ -1112,21 +1108,9 @@ function avgPool(
   const { x } = args.inputs as { x: Info };
   const attrs = (args.attrs ?? {}) as Attrs;
   if (x.dtype === "float32" && x.shape.length === 4) {
-    const info = tf.backend_util.computePool2DInfo(
-      x.shape as [number, number, number, number],
-      attrs.filterSize as number | [number, number],
-      attrs.strides as number | [number, number],
-      1,
-      attrs.pad as "same",
-      attrs.dimRoundingMode as "floor" | undefined,
-    );
-    const p = info.padInfo, KH = info.filterHeight, KW = info.filterWidth;
-    if (
-      info.strideHeight === KH && info.strideWidth === KW && p.top === 0 && p.left === 0 &&
-      p.bottom === 0 && p.right === 0 && info.outHeight === Math.floor(info.inHeight / KH) &&
-      info.outWidth === Math.floor(info.inWidth / KW)
-    ) {
-      const fast = simdAvgPoolTiled(backend, x, KH, KW);
+    const info = poolInfo(x.shape, attrs);
+    if (windowsTile(info)) {
+      const fast = simdAvgPoolTiled(backend, x, info.filterHeight, info.filterWidth);
       if (fast !== null) return fast;
     }
   }

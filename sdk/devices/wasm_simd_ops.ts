@@ -17,7 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
-import { type SimdKernels, simdKernels } from "./wasm_simd.ts";
+import { type SimdExports, type SimdKernels, simdKernels } from "./wasm_simd.ts";
 
 type Info = tf.TensorInfo;
 type ConvInfo = tf.backend_util.Conv2DInfo;
@@ -73,6 +73,66 @@ function ranges(n: number, parts: number, align = 1): [number, number][] {
  */
 function byImages(k: SimdKernels, B: number, elements: number): [number, number][] {
   return ranges(B, elements >= 65536 ? k.chunks : 1);
+}
+
+/**
+ * Runs a pooling kernel `fn(...pointers, images, H, W, C, ...extra)` over
+ * ranges of the B images of an NHWC input `[B, H, W, C]`; each pointer comes
+ * with its bytes per image and is advanced to the range's first image.
+ */
+function poolByImages(
+  k: SimdKernels,
+  fn: keyof SimdExports,
+  [B, H, W, C]: number[],
+  pointers: [number, number][],
+  extra: number[] = [],
+): void {
+  k.parallel(
+    fn,
+    byImages(k, B!, B! * H! * W! * C!).map(([b0, b1]) => [
+      ...pointers.map(([ptr, bytes]) => ptr + b0 * bytes),
+      b1 - b0,
+      H!,
+      W!,
+      C!,
+      ...extra,
+    ]),
+  );
+}
+
+/** Runs an elementwise kernel `fn(...pointers, count)` over `n` floats in vector-aligned ranges. */
+function elementwise(k: SimdKernels, fn: keyof SimdExports, n: number, pointers: number[]): void {
+  k.parallel(
+    fn,
+    ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
+      [i0, i1],
+    ) => [...pointers.map((ptr) => ptr + 4 * i0), i1 - i0]),
+  );
+}
+
+/**
+ * A pooling whose windows tile `x` (`KH × KW`, stride = window, no padding)
+ * by the kernel `fn(x, y, images, H, W, C, ...extra)`, or `null` when the
+ * kernels cannot run.
+ */
+function tiledPool(
+  backend: BackendWasm,
+  x: Info,
+  fn: keyof SimdExports,
+  KH: number,
+  KW: number,
+  extra: number[],
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const OH = Math.floor(H / KH), OW = Math.floor(W / KW);
+  const y = backend.makeOutput([B, OH, OW, C], "float32");
+  poolByImages(k, fn, x.shape, [
+    [offset(backend, x), 4 * H * W * C],
+    [offset(backend, y), 4 * OH * OW * C],
+  ], extra);
+  return y;
 }
 
 /** The byte offset of a tensor's data on the heap. */
@@ -508,16 +568,14 @@ export function simdSumLeading(
 export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const [, H, W, C] = x.shape as [number, number, number, number];
   const dx = backend.makeOutput(x.shape, "float32");
-  const xo = offset(backend, x), dyo = offset(backend, dy), dxo = offset(backend, dx);
   const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / 2) * Math.floor(W / 2) * C;
-  k.parallel(
-    "max_pool_grad_2x2",
-    byImages(k, B, B * H * W * C).map((
-      [b0, b1],
-    ) => [xo + b0 * inImage, dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C]),
-  );
+  poolByImages(k, "max_pool_grad_2x2", x.shape, [
+    [offset(backend, x), inImage],
+    [offset(backend, dy), outImage],
+    [offset(backend, dx), inImage],
+  ]);
   return dx;
 }
 
@@ -533,15 +591,12 @@ export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Inf
 export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const n = tf.util.sizeFromShape(x.shape);
   const out = backend.makeOutput(x.shape, "float32");
-  const xo = offset(backend, x), dyo = offset(backend, dy), oo = offset(backend, out);
-  k.parallel(
-    "relu_grad",
-    ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
-      [i0, i1],
-    ) => [xo + 4 * i0, dyo + 4 * i0, oo + 4 * i0, i1 - i0]),
-  );
+  elementwise(k, "relu_grad", tf.util.sizeFromShape(x.shape), [
+    offset(backend, x),
+    offset(backend, dy),
+    offset(backend, out),
+  ]);
   return out;
 }
 
@@ -555,13 +610,11 @@ export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | nu
 export function simdRelu(backend: BackendWasm, x: Info): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const n = tf.util.sizeFromShape(x.shape);
   const out = backend.makeOutput(x.shape, "float32");
-  const xo = offset(backend, x), oo = offset(backend, out);
-  k.parallel(
-    "relu",
-    ranges(n, n >= 65536 ? k.chunks : 1, 4).map(([i0, i1]) => [xo + 4 * i0, oo + 4 * i0, i1 - i0]),
-  );
+  elementwise(k, "relu", tf.util.sizeFromShape(x.shape), [
+    offset(backend, x),
+    offset(backend, out),
+  ]);
   return out;
 }
 
@@ -574,20 +627,7 @@ export function simdRelu(backend: BackendWasm, x: Info): Info | null {
  * @returns the pooled `[B, ⌊H/2⌋, ⌊W/2⌋, C]` output, owned by the caller
  */
 export function simdMaxPool2x2(backend: BackendWasm, x: Info): Info | null {
-  const k = kernels(backend);
-  if (k === null) return null;
-  const [B, H, W, C] = x.shape as [number, number, number, number];
-  const OH = Math.floor(H / 2), OW = Math.floor(W / 2);
-  const y = backend.makeOutput([B, OH, OW, C], "float32");
-  const xo = offset(backend, x), yo = offset(backend, y);
-  const inImage = 4 * H * W * C, outImage = 4 * OH * OW * C;
-  k.parallel(
-    "max_pool_2x2",
-    byImages(k, B, B * H * W * C).map((
-      [b0, b1],
-    ) => [xo + b0 * inImage, yo + b0 * outImage, b1 - b0, H, W, C]),
-  );
-  return y;
+  return tiledPool(backend, x, "max_pool_2x2", 2, 2, []);
 }
 
 /**
@@ -606,20 +646,7 @@ export function simdAvgPoolTiled(
   KH: number,
   KW: number,
 ): Info | null {
-  const k = kernels(backend);
-  if (k === null) return null;
-  const [B, H, W, C] = x.shape as [number, number, number, number];
-  const OH = Math.floor(H / KH), OW = Math.floor(W / KW);
-  const y = backend.makeOutput([B, OH, OW, C], "float32");
-  const xo = offset(backend, x), yo = offset(backend, y);
-  const inImage = 4 * H * W * C, outImage = 4 * OH * OW * C;
-  k.parallel(
-    "avg_pool_tiled",
-    byImages(k, B, B * H * W * C).map((
-      [b0, b1],
-    ) => [xo + b0 * inImage, yo + b0 * outImage, b1 - b0, H, W, C, KH, KW]),
-  );
-  return y;
+  return tiledPool(backend, x, "avg_pool_tiled", KH, KW, [KH, KW]);
 }
 
 /**
@@ -642,16 +669,12 @@ export function simdAvgPoolGradTiled(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const [B, H, W, C] = shape;
+  const [, H, W, C] = shape;
   const dx = backend.makeOutput(shape, "float32");
-  const dyo = offset(backend, dy), dxo = offset(backend, dx);
-  const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / KH) * Math.floor(W / KW) * C;
-  k.parallel(
-    "avg_pool_grad_tiled",
-    byImages(k, B, B * H * W * C).map((
-      [b0, b1],
-    ) => [dyo + b0 * outImage, dxo + b0 * inImage, b1 - b0, H, W, C, KH, KW]),
-  );
+  poolByImages(k, "avg_pool_grad_tiled", shape, [
+    [offset(backend, dy), 4 * Math.floor(H / KH) * Math.floor(W / KW) * C],
+    [offset(backend, dx), 4 * H * W * C],
+  ], [KH, KW]);
   return dx;
 }
 

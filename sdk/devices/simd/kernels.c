@@ -391,6 +391,33 @@ void sum_rows(const f32* x, int L, int rows, f32* tmp, double* acc) {
 }
 
 /*
+ * Four channels from c of one 2×2 window of max_pool_grad_2x2: the window's
+ * positions start at a00, a01, a10, a11 in x and dx; its dy at g.
+ */
+static inline void max_pool_grad_vec(const f32* x, const f32* g, f32* dx, int a00, int a01,
+                                     int a10, int a11, int c, v128_t ninf) {
+  const v128_t v00 = wasm_v128_load(x + a00 + c), v01 = wasm_v128_load(x + a01 + c);
+  const v128_t v10 = wasm_v128_load(x + a10 + c), v11 = wasm_v128_load(x + a11 + c);
+  const v128_t m00 = wasm_f32x4_gt(v00, ninf);
+  v128_t best = wasm_v128_bitselect(v00, ninf, m00);
+  const v128_t m01 = wasm_f32x4_gt(v01, best);
+  best = wasm_v128_bitselect(v01, best, m01);
+  const v128_t m10 = wasm_f32x4_gt(v10, best);
+  best = wasm_v128_bitselect(v10, best, m10);
+  const v128_t m11 = wasm_f32x4_gt(v11, best);
+  /* The last window position whose value beat all before it wins. */
+  const v128_t s10 = wasm_v128_andnot(m10, m11);
+  const v128_t later = wasm_v128_or(m10, m11);
+  const v128_t s01 = wasm_v128_andnot(m01, later);
+  const v128_t s00 = wasm_v128_andnot(m00, wasm_v128_or(m01, later));
+  const v128_t gv = wasm_v128_load(g + c);
+  wasm_v128_store(dx + a00 + c, wasm_v128_and(gv, s00));
+  wasm_v128_store(dx + a01 + c, wasm_v128_and(gv, s01));
+  wasm_v128_store(dx + a10 + c, wasm_v128_and(gv, s10));
+  wasm_v128_store(dx + a11 + c, wasm_v128_and(gv, m11));
+}
+
+/*
  * The gradient of 2×2 stride-2 unpadded max pooling over x [B, H, W, C]
  * (windows do not overlap): each window's dy goes to its first maximum in
  * row-major order that is above -Infinity (a window of NaN or -Infinity
@@ -408,49 +435,12 @@ void max_pool_grad_2x2(const f32* x, const f32* dy, f32* dx, int B, int H, int W
       for (int ow = 0; ow < OW; ow++, g += C) {
         const int a00 = i0 + 2 * ow * C, a01 = a00 + C, a10 = a00 + row, a11 = a10 + C;
         int c = 0;
-        for (; c < CV; c += 4) {
-          const v128_t v00 = wasm_v128_load(x + a00 + c), v01 = wasm_v128_load(x + a01 + c);
-          const v128_t v10 = wasm_v128_load(x + a10 + c), v11 = wasm_v128_load(x + a11 + c);
-          const v128_t m00 = wasm_f32x4_gt(v00, ninf);
-          v128_t best = wasm_v128_bitselect(v00, ninf, m00);
-          const v128_t m01 = wasm_f32x4_gt(v01, best);
-          best = wasm_v128_bitselect(v01, best, m01);
-          const v128_t m10 = wasm_f32x4_gt(v10, best);
-          best = wasm_v128_bitselect(v10, best, m10);
-          const v128_t m11 = wasm_f32x4_gt(v11, best);
-          /* The last window position whose value beat all before it wins. */
-          const v128_t s10 = wasm_v128_andnot(m10, m11);
-          const v128_t later = wasm_v128_or(m10, m11);
-          const v128_t s01 = wasm_v128_andnot(m01, later);
-          const v128_t s00 = wasm_v128_andnot(m00, wasm_v128_or(m01, later));
-          const v128_t gv = wasm_v128_load(g + c);
-          wasm_v128_store(dx + a00 + c, wasm_v128_and(gv, s00));
-          wasm_v128_store(dx + a01 + c, wasm_v128_and(gv, s01));
-          wasm_v128_store(dx + a10 + c, wasm_v128_and(gv, s10));
-          wasm_v128_store(dx + a11 + c, wasm_v128_and(gv, m11));
-        }
+        for (; c < CV; c += 4) max_pool_grad_vec(x, g, dx, a00, a01, a10, a11, c, ninf);
         /* C > 4 not a multiple of 4: one more vector over the last 4 channels,
            overlapping the one before (it writes the same values there). */
-        for (; c < C && C > 4; c = C) {
-          const int cl = C - 4;
-          const v128_t v00 = wasm_v128_load(x + a00 + cl), v01 = wasm_v128_load(x + a01 + cl);
-          const v128_t v10 = wasm_v128_load(x + a10 + cl), v11 = wasm_v128_load(x + a11 + cl);
-          const v128_t m00 = wasm_f32x4_gt(v00, ninf);
-          v128_t best = wasm_v128_bitselect(v00, ninf, m00);
-          const v128_t m01 = wasm_f32x4_gt(v01, best);
-          best = wasm_v128_bitselect(v01, best, m01);
-          const v128_t m10 = wasm_f32x4_gt(v10, best);
-          best = wasm_v128_bitselect(v10, best, m10);
-          const v128_t m11 = wasm_f32x4_gt(v11, best);
-          const v128_t s10 = wasm_v128_andnot(m10, m11);
-          const v128_t later = wasm_v128_or(m10, m11);
-          const v128_t s01 = wasm_v128_andnot(m01, later);
-          const v128_t s00 = wasm_v128_andnot(m00, wasm_v128_or(m01, later));
-          const v128_t gv = wasm_v128_load(g + cl);
-          wasm_v128_store(dx + a00 + cl, wasm_v128_and(gv, s00));
-          wasm_v128_store(dx + a01 + cl, wasm_v128_and(gv, s01));
-          wasm_v128_store(dx + a10 + cl, wasm_v128_and(gv, s10));
-          wasm_v128_store(dx + a11 + cl, wasm_v128_and(gv, m11));
+        if (c < C && C > 4) {
+          max_pool_grad_vec(x, g, dx, a00, a01, a10, a11, C - 4, ninf);
+          c = C;
         }
         for (; c < C; c++) {
           const f32 v00 = x[a00 + c], v01 = x[a01 + c], v10 = x[a10 + c], v11 = x[a11 + c];
@@ -503,6 +493,13 @@ void relu_grad(const f32* x, const f32* dy, f32* out, int n) {
   }
 }
 
+/* Stores v at 4 channels of every position of one KH×KW window starting at d. */
+static inline void window_fill(f32* d, int C, int row, int KH, int KW, v128_t v) {
+  for (int i = 0; i < KH; i++) {
+    for (int j = 0; j < KW; j++) wasm_v128_store(d + i * row + j * C, v);
+  }
+}
+
 /*
  * The gradient of average pooling over x [B, H, W, C] when the windows tile
  * it (stride = window, no padding): each of a window's KH·KW inputs gets
@@ -520,17 +517,10 @@ void avg_pool_grad_tiled(const f32* dy, f32* dx, int B, int H, int W, int C, int
         f32* d0 = dx + ((b * H + oh * KH) * W + ow * KW) * C;
         int c = 0;
         for (; c + 4 <= C; c += 4) {
-          const v128_t v = wasm_f32x4_mul(wasm_v128_load(g + c), sv);
-          for (int i = 0; i < KH; i++) {
-            for (int j = 0; j < KW; j++) wasm_v128_store(d0 + i * row + j * C + c, v);
-          }
+          window_fill(d0 + c, C, row, KH, KW, wasm_f32x4_mul(wasm_v128_load(g + c), sv));
         }
         if (c < C && C > 4) {
-          const int cl = C - 4;
-          const v128_t v = wasm_f32x4_mul(wasm_v128_load(g + cl), sv);
-          for (int i = 0; i < KH; i++) {
-            for (int j = 0; j < KW; j++) wasm_v128_store(d0 + i * row + j * C + cl, v);
-          }
+          window_fill(d0 + C - 4, C, row, KH, KW, wasm_f32x4_mul(wasm_v128_load(g + C - 4), sv));
           c = C;
         }
         for (; c < C; c++) {
@@ -624,7 +614,9 @@ void avg_pool_tiled(const f32* x, f32* y, int B, int H, int W, int C, int KH, in
       for (int ow = 0; ow < OW; ow++, yo += C) {
         const f32* p = x0 + ow * KW * C;
         int c = 0;
-        for (; c + 4 <= C; c += 4) wasm_v128_store(yo + c, window_mean(p + c, C, row, KH, KW, count));
+        for (; c + 4 <= C; c += 4) {
+          wasm_v128_store(yo + c, window_mean(p + c, C, row, KH, KW, count));
+        }
         if (c < C && C > 4) {
           wasm_v128_store(yo + C - 4, window_mean(p + C - 4, C, row, KH, KW, count));
           c = C;
