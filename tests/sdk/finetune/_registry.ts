@@ -16,6 +16,8 @@ export interface FinetuneRegistry {
   token: string;
   /** A cache folder of its own. */
   cacheDir: string;
+  /** The command-line flags that point `finetune` at this registry and cache. */
+  flags: string[];
   close(): Promise<void>;
 }
 
@@ -55,6 +57,7 @@ export async function startFinetuneRegistry(): Promise<FinetuneRegistry> {
     store,
     token,
     cacheDir,
+    flags: ["--registry", url, "--cache", cacheDir],
     async close() {
       await server.shutdown();
       await store.close();

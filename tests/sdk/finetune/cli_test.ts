@@ -153,7 +153,7 @@ Deno.test("finetune stops on bad input before training, with the reason", async 
     );
     await Deno.writeFile(join(idx, "labels"), new Uint8Array([...header(0x801, [2]), 0, 1]));
     dirs.push(oneClass, emptyClass, unreadable, strides, idx);
-    const common = ["--registry", reg.url, "--cache", reg.cacheDir, "--device", "cpu"];
+    const common = [...reg.flags, "--device", "cpu"];
     const cases: [string[], RegExp][] = [
       [["--model", "zoo/nope", "--data", "mnist"], /zoo\/nope/],
       [

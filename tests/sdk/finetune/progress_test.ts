@@ -40,10 +40,7 @@ Deno.test({
       "wasm",
       "--wasm-threads",
       "1",
-      "--registry",
-      reg.url,
-      "--cache",
-      reg.cacheDir,
+      ...reg.flags,
       "--out",
       out,
     ];

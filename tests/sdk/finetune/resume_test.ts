@@ -69,10 +69,7 @@ Deno.test("finetune --resume after a SIGKILL ends where an uninterrupted run wit
       "3",
       "--device",
       "cpu",
-      "--registry",
-      reg.url,
-      "--cache",
-      reg.cacheDir,
+      ...reg.flags,
       "--out",
       out,
     ];
@@ -144,10 +141,7 @@ Deno.test("finetune --resume of a features run reads the cached codes and keeps 
       "10",
       "--device",
       "cpu",
-      "--registry",
-      reg.url,
-      "--cache",
-      reg.cacheDir,
+      ...reg.flags,
       "--out",
       out,
     ];

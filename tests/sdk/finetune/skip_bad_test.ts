@@ -50,10 +50,7 @@ Deno.test("finetune --skip-bad trains on a folder without its corrupt image and 
     const common = [
       "--model",
       "zoo/lenet5",
-      "--registry",
-      reg.url,
-      "--cache",
-      reg.cacheDir,
+      ...reg.flags,
       "--device",
       "cpu",
       "--strategy",
