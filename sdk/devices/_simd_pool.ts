@@ -40,10 +40,10 @@ export const MAX_ARGS = 28;
 // Control block, in int32 slots. Per worker w (at WORKERS + w·PER_WORKER):
 // SEQ (the call number it is woken for), STATE (2·seq: posted, 2·seq + 1:
 // claimed by the worker, -1: cancelled by the caller), DONE (the last call
-// it finished), READY, FAILED. Shared: FN, NJOBS, NEXT (the job counter),
+// it finished), READY, FAILED, ASLEEP (1 while it sleeps until woken). Shared: FN, NJOBS, NEXT (the job counter),
 // NARGS, then the job table (MAX_JOBS rows of MAX_ARGS).
 const FN = 0, NJOBS = 1, NEXT = 2, NARGS = 3, WORKERS = 16, PER_WORKER = 16;
-const SEQ = 0, STATE = 1, DONE = 2, READY = 3, FAILED = 4;
+const SEQ = 0, STATE = 1, DONE = 2, READY = 3, FAILED = 4, ASLEEP = 5;
 const TABLE = (n: number) => WORKERS + n * PER_WORKER;
 
 const WORKER = `
@@ -60,7 +60,9 @@ for (;;) {
     if (performance.now() < until) {
       Atomics.wait(ctrl, base + ${SEQ}, seq, ${NAP_MS});
     } else {
+      Atomics.store(ctrl, base + ${ASLEEP}, 1);
       Atomics.wait(ctrl, base + ${SEQ}, seq);
+      Atomics.store(ctrl, base + ${ASLEEP}, 0);
       // Woken by a call, or by warm(): poll again.
       until = performance.now() + ${POLL_MS};
     }
@@ -121,17 +123,30 @@ export class SimdPool {
   /**
    * Wakes workers that sleep, so they poll again for {@linkcode POLL_MS}: a
    * kernel calls it before preparing its jobs, and the wake-up (about 0.1 ms
-   * on a virtual machine) overlaps the preparation.
+   * on a virtual machine) overlaps the preparation. Workers that are polling
+   * are left alone: notifying a thread in a timed wait is a system call (a
+   * few microseconds; 30 µs for one in a long sleep) on the calling thread,
+   * and a training step calls kernels a few hundred times.
    */
   warm(): void {
     for (let w = 0; w < this.#workers.length; w++) {
-      Atomics.notify(this.#ctrl, WORKERS + w * PER_WORKER + SEQ);
+      const base = WORKERS + w * PER_WORKER;
+      if (Atomics.load(this.#ctrl, base + ASLEEP) === 1) Atomics.notify(this.#ctrl, base + SEQ);
     }
   }
 
   /** Worker threads started (the calling thread adds one more). */
   get workers(): number {
     return this.#workers.length;
+  }
+
+  /** Worker threads sleeping until woken (they polled for {@linkcode POLL_MS} and no call came). */
+  get asleep(): number {
+    let n = 0;
+    for (let w = 0; w < this.#workers.length; w++) {
+      if (Atomics.load(this.#ctrl, WORKERS + w * PER_WORKER + ASLEEP) === 1) n++;
+    }
+    return n;
   }
 
   /** Worker threads that have loaded the kernels and take jobs. */

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { MAX_JOBS, SimdPool } from "../../../sdk/devices/_simd_pool.ts";
+import { MAX_JOBS, POLL_MS, SimdPool } from "../../../sdk/devices/_simd_pool.ts";
 import { SHARED } from "../../../sdk/devices/simd/kernels_wasm.ts";
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
@@ -66,4 +66,21 @@ Deno.test("a job that traps makes the call throw, and the pool keeps working aft
   f32.set([-1, 2, -3, 4], 16);
   pool.run((args) => fn.relu!(...args), "relu", [[64, 128, 2], [72, 136, 2]]);
   assertEquals(Array.from(f32.subarray(32, 36)), [0, 2, 0, 4]);
+});
+
+Deno.test("idle workers fall asleep after polling, and warm() wakes them to poll again", async () => {
+  const { pool } = await setup(2);
+  const until = async (want: number, what: string) => {
+    for (let i = 0; i < 500 && pool.asleep !== want; i++) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assertEquals(pool.asleep, want, what);
+  };
+  await until(2, `the idle workers did not fall asleep after polling ${POLL_MS} ms`);
+  pool.warm();
+  // Awake, they poll for POLL_MS only: watch without yielding.
+  const deadline = performance.now() + 100;
+  while (pool.asleep > 0 && performance.now() < deadline);
+  assertEquals(pool.asleep, 0, "warm() did not wake the sleeping workers");
+  await until(2, "the woken workers did not fall asleep again");
 });
