@@ -47,6 +47,21 @@ export interface SimdExports {
     r0: number,
     r1: number,
   ): void;
+  conv1_filter_grad(
+    x: number,
+    XH: number,
+    XW: number,
+    dy: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    O: number,
+    dw: number,
+    tmp: number,
+    r0: number,
+    r1: number,
+  ): void;
   conv_filter_grad(
     x: number,
     base: number,

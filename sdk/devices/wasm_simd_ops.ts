@@ -236,10 +236,44 @@ function windowBases(
 }
 
 /**
+ * A sum over rows `[0, rows)` of `size` floats into `out`, by a kernel that
+ * adds rows `[r0, r1)` into a zeroed buffer: `jobs(r0, r1, buffer)`
+ * gives one call's arguments. Each thread sums its own range of rows into
+ * its own buffer (the first is `out` itself); the buffers are added at the
+ * end. `work` is the multiply-adds in all rows, `minRows` the fewest rows a
+ * part may have.
+ */
+function sumByRows(
+  k: SimdKernels,
+  scratch: Scratch,
+  fn: keyof SimdExports,
+  out: number,
+  size: number,
+  rows: number,
+  work: number,
+  minRows: number,
+  jobs: (r0: number, r1: number, buffer: number) => number[],
+): void {
+  // Split the rows when there is work enough for every thread. Each part
+  // sums into its own buffer: a few parts per thread while those are small
+  // (a late thread then takes fewer), one per thread otherwise.
+  const parts = rows >= minRows && work >= 1 << 20
+    ? ranges(rows, Math.min(size <= 65536 ? k.chunks : k.threads, Math.floor(rows / minRows)))
+    : [[0, rows] as [number, number]];
+  const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(size)));
+  const zero = k.f32();
+  for (const b of buffers) zero.fill(0, b >> 2, (b >> 2) + size);
+  if (rows === 0 || size === 0) return;
+  k.parallel(fn, parts.map(([r0, r1], i) => jobs(r0, r1, buffers[i]!)));
+  const f32 = k.f32(), d = out >> 2;
+  for (const b of buffers.slice(1)) {
+    for (let i = 0, s = b >> 2; i < size; i++) f32[d + i]! += f32[s + i]!;
+  }
+}
+
+/**
  * `out[k·O + o] = Σ_{p < P} x[base[p] + koff[k]] · dy[p·O + o]` (the
- * filter-gradient kernel). Each thread sums its own range of rows into its
- * own zeroed buffer (the first into `out` itself); the buffers are added at
- * the end.
+ * filter-gradient kernel).
  */
 function sumOverRows(
   k: SimdKernels,
@@ -253,24 +287,23 @@ function sumOverRows(
   out: number,
   P: number,
 ): void {
-  // Split the rows when there is work enough for every thread. Each part
-  // sums into its own K·O buffer: a few parts per thread while those are
-  // small (a late thread then takes fewer), one per thread otherwise.
-  const parts = P >= 32 && P * K * O >= 1 << 20
-    ? ranges(P, Math.min(K * O <= 65536 ? k.chunks : k.threads, Math.floor(P / 32)))
-    : [[0, P] as [number, number]];
-  const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(K * O)));
-  const zero = k.f32();
-  for (const b of buffers) zero.fill(0, b >> 2, (b >> 2) + K * O);
-  if (P === 0 || K === 0 || O === 0) return;
-  k.parallel(
+  sumByRows(
+    k,
+    scratch,
     "conv_filter_grad",
-    parts.map(([p0, p1], i) => [x, base, koff, 0, K, dy, O, buffers[i]!, p0, p1]),
+    out,
+    K * O,
+    P,
+    P * K * O,
+    32,
+    (p0, p1, buffer) => [x, base, koff, 0, K, dy, O, buffer, p0, p1],
   );
-  const f32 = k.f32(), d = out >> 2;
-  for (const b of buffers.slice(1)) {
-    for (let i = 0, s = b >> 2; i < K * O; i++) f32[d + i]! += f32[s + i]!;
-  }
+}
+
+/** One input channel, stride 1, no dilation: a first layer on grey images. */
+function oneChannelStride1(info: ConvInfo): boolean {
+  return info.inChannels === 1 && info.strideHeight === 1 && info.strideWidth === 1 &&
+    info.dilationHeight === 1 && info.dilationWidth === 1;
 }
 
 /**
@@ -298,10 +331,7 @@ export function simdConv2D(
   try {
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
-    if (
-      info.inChannels === 1 && O >= 1 && O <= 8 && OW >= 4 && info.strideHeight === 1 &&
-      info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1
-    ) {
+    if (oneChannelStride1(info) && O >= 1 && O <= 8 && OW >= 4) {
       // One input channel: tiles of 4 columns × every output channel.
       const { filterHeight: KH, filterWidth: KW } = info, w = offset(backend, filter);
       const yo = offset(backend, y);
@@ -355,6 +385,17 @@ export function simdConv2DBackpropFilter(
   try {
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
+    if (oneChannelStride1(info)) {
+      // One input channel: vectors along the output row (conv1_filter_grad).
+      const rows = B * OH, OWP = Math.ceil(OW / 4) * 4, tmp = 8 * O * OWP + K * O * 4;
+      const dyo = offset(backend, dy);
+      sumByRows(k, scratch, "conv1_filter_grad", offset(backend, dw), K * O, rows, P * K * O, 4, (
+        r0,
+        r1,
+        buffer,
+      ) => [xp, pad.XH, pad.XW, dyo, OH, OW, KH, KW, O, buffer, scratch.alloc(tmp), r0, r1]);
+      return dw;
+    }
     const base = windowBases(k, scratch, info, pad);
     const koff = tapOffsets(k, scratch, info, pad.XW);
     sumOverRows(k, scratch, xp, base, koff, K, offset(backend, dy), O, offset(backend, dw), P);

@@ -8,13 +8,22 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cc="${CLANG:-clang-16}"
 exports=(conv_taps conv_filter_grad conv_input_grad pack_rows bases3 swap_hw pad_copy crop_copy bias_add sum_rows
   max_pool_grad_2x2 relu_grad avg_pool_grad_tiled
-  relu max_pool_2x2 avg_pool_tiled conv1_taps)
+  relu max_pool_2x2 avg_pool_tiled conv1_taps conv1_filter_grad)
 flags=(--target=wasm32 -O3 -msimd128 -mrelaxed-simd -mbulk-memory -DRELAXED -nostdlib
   -fno-builtin-memset -Wall -Wextra -Werror
   -Wl,--no-entry -Wl,--import-memory -Wl,-z,stack-size=0 -Wl,--strip-all)
 for e in "${exports[@]}"; do flags+=("-Wl,--export=$e"); done
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+# The module has no shadow stack (stack-size=0): a kernel whose locals spill
+# to the stack (an array indexed by a variable, say) would write below
+# address 0. Refuse to build one.
+"$cc" --target=wasm32 -O3 -msimd128 -mrelaxed-simd -DRELAXED -S -o "$tmp/kernels.s" "$here/kernels.c"
+if grep -q __stack_pointer "$tmp/kernels.s"; then
+  echo "kernels.c: a kernel uses the shadow stack, which this module does not have:" >&2
+  grep -B2 -A2 -n "global.get	__stack_pointer" "$tmp/kernels.s" | head -20 >&2
+  exit 1
+fi
 "$cc" "${flags[@]}" -o "$tmp/plain.wasm" "$here/kernels.c"
 "$cc" "${flags[@]}" -matomics -Wl,--shared-memory -Wl,--max-memory=4294967296 \
   -o "$tmp/shared.wasm" "$here/kernels.c"

@@ -689,3 +689,121 @@ void conv1_taps(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, co
     }
   }
 }
+
+/*
+ * One pass of conv1_filter_grad: nr rows of transposed dy (t0, and t1 for a
+ * second channel when two) against the filter row's windows of x, into the
+ * accumulators a0/a1 of nk taps. Inlined with constant nk and two for the
+ * common 5-wide filter, so the taps unroll and stay in registers.
+ */
+static inline __attribute__((always_inline)) void conv1_fg_pass(
+    const f32* x, int XH, int XW, int OH, int OW, int OWP, const f32* dyT, int O, int o, int kh,
+    int kw0, f32* A, int rb, int nr, const int nk, const int two) {
+  v128_t a0[5], a1[5];
+  const int full = OW & ~3, tail = OW - full;
+  for (int j = 0; j < nk; j++) {
+    a0[j] = wasm_v128_load(A + j * O * 4);
+    a1[j] = two ? wasm_v128_load(A + j * O * 4 + 4) : wasm_f32x4_splat(0.0f);
+  }
+  for (int r = 0; r < nr; r++) {
+    const int b = (rb + r) / OH, oh = (rb + r) % OH;
+    const f32* xr = x + (b * XH + oh + kh) * XW + kw0;
+    const f32* t0 = dyT + (r * O + o) * OWP;
+    const f32* t1 = two ? t0 + OWP : t0;
+    int ow = 0;
+    for (; ow < full; ow += 4) {
+      const v128_t d0 = wasm_v128_load(t0 + ow), d1 = wasm_v128_load(t1 + ow);
+      for (int j = 0; j < nk; j++) {
+        const v128_t v = wasm_v128_load(xr + ow + j);
+        a0[j] = madd(v, d0, a0[j]);
+        if (two) a1[j] = madd(v, d1, a1[j]);
+      }
+    }
+    if (tail) {
+      const v128_t d0 = wasm_v128_load(t0 + ow), d1 = wasm_v128_load(t1 + ow);
+      for (int j = 0; j < nk; j++) {
+        const v128_t v = load_n(xr + ow + j, tail);
+        a0[j] = madd(v, d0, a0[j]);
+        if (two) a1[j] = madd(v, d1, a1[j]);
+      }
+    }
+  }
+  for (int j = 0; j < nk; j++) {
+    wasm_v128_store(A + j * O * 4, a0[j]);
+    if (two) wasm_v128_store(A + j * O * 4 + 4, a1[j]);
+  }
+}
+
+/* t[o·OWP + ow] = d[ow·O + o] for ow < OW, 0 up to OWP (inlined for constant O). */
+static inline __attribute__((always_inline)) void transpose_rows(const f32* d, int OW, int OWP,
+                                                                 f32* t, const int O) {
+  for (int ow = 0; ow < OW; ow++, d += O)
+    for (int o = 0; o < O; o++) t[o * OWP + ow] = d[o];
+  for (int ow = OW; ow < OWP; ow++)
+    for (int o = 0; o < O; o++) t[o * OWP + ow] = 0.0f;
+}
+
+/*
+ * Filter gradient of a one-channel, stride-1, undilated convolution (the
+ * first layer on grey images), over output rows r in [r0, r1) of (b, oh):
+ *   dw[(kh·KW + kw)·O + o] += Σ_{r, ow} x[(b·XH + oh + kh)·XW + ow + kw] · dy[(r·OW + ow)·O + o]
+ * x is the zero-padded input [B, XH, XW] (XW >= OW + KW - 1); the caller
+ * zeroes dw. Vectors run along ow, so every lane does useful work whatever
+ * O is (lanes over o waste a quarter of them at O = 6): each block of up to
+ * 8 rows of dy is transposed to [row][o][ow] in `tmp`, zero-padded to OWP =
+ * OW rounded up to 4 columns (x's lanes past OW are zeroed too, so nothing
+ * past a row is ever multiplied in). The accumulators (one vector per tap
+ * and channel) live in `tmp` across blocks; a pass holds a pair of channels
+ * × 5 taps of one filter row in registers. They are summed across lanes at
+ * the end. tmp: 8·O·OWP + KH·KW·O·4 floats.
+ */
+void conv1_filter_grad(const f32* x, int XH, int XW, const f32* dy, int OH, int OW, int KH, int KW,
+                       int O, f32* dw, f32* tmp, int r0, int r1) {
+  const int OWP = (OW + 3) & ~3, R = 8;
+  f32* dyT = tmp;
+  f32* acc = tmp + R * O * OWP;
+  for (int i = 0; i < KH * KW * O * 4; i++) acc[i] = 0.0f;
+  for (int rb = r0; rb < r1; rb += R) {
+    const int nr = r1 - rb < R ? r1 - rb : R;
+    for (int r = 0; r < nr; r++) {
+      const f32* d = dy + (rb + r) * OW * O;
+      f32* t = dyT + r * O * OWP;
+      switch (O) {
+        case 4: transpose_rows(d, OW, OWP, t, 4); break;
+        case 6: transpose_rows(d, OW, OWP, t, 6); break;
+        case 8: transpose_rows(d, OW, OWP, t, 8); break;
+        default: transpose_rows(d, OW, OWP, t, O); break;
+      }
+    }
+    for (int kh = 0; kh < KH; kh++) {
+      for (int o = 0; o < O;) {
+        const int two = o + 1 < O;
+        for (int kw0 = 0; kw0 < KW; kw0 += 5) {
+          const int nk = KW - kw0 < 5 ? KW - kw0 : 5;
+          f32* A = acc + ((kh * KW + kw0) * O + o) * 4;
+          /* Constant nk and two in every case: the accumulators stay in
+           * registers (with a variable count they would need a stack). */
+#define PASS(n, t) conv1_fg_pass(x, XH, XW, OH, OW, OWP, dyT, O, o, kh, kw0, A, rb, nr, n, t)
+          switch (nk * 2 + two) {
+            case 11: PASS(5, 1); break;
+            case 10: PASS(5, 0); break;
+            case 9: PASS(4, 1); break;
+            case 8: PASS(4, 0); break;
+            case 7: PASS(3, 1); break;
+            case 6: PASS(3, 0); break;
+            case 5: PASS(2, 1); break;
+            case 4: PASS(2, 0); break;
+            case 3: PASS(1, 1); break;
+            default: PASS(1, 0); break;
+          }
+#undef PASS
+        }
+        o += two ? 2 : 1;
+      }
+    }
+  }
+  for (int i = 0; i < KH * KW * O; i++) {
+    const f32* a = acc + i * 4;
+    dw[i] += (a[0] + a[1]) + (a[2] + a[3]);
+  }
+}

@@ -167,8 +167,30 @@ Deno.test("compiled forward convolution matches cpu on random shapes, strides an
   }
 });
 
+/**
+ * One input channel at stride 1 (the column-vector filter gradient): filters
+ * wider than the 5 taps a pass holds, channel counts with a lone last
+ * channel, widths with every remainder of 4, and enough rows for several
+ * 8-row blocks and a partial one.
+ */
+const oneChannelCases: Case[] = ([
+  [1, 1, 1],
+  [3, 5, 6],
+  [2, 7, 9],
+  [5, 11, 16],
+  [4, 6, 17],
+  [1, 4, 3],
+  [5, 5, 6],
+] as const).map(([kh, kw, o], i): Case => ({
+  x: [1 + (i % 3), 11 + i, 12 + kw + i, 1],
+  f: [kh, kw, 1, o],
+  s: [1, 1],
+  pad: i % 2 === 0 ? "same" : "valid",
+  d: [1, 1],
+}));
+
 Deno.test("compiled filter gradient matches cpu on random shapes and strides", async () => {
-  for (const [i, c] of cases(40, 11, false).entries()) {
+  for (const [i, c] of [...cases(40, 11, false), ...oneChannelCases].entries()) {
     const ci = info(c);
     const x = { values: seeded(c.x, 300 + i), shape: c.x };
     const dyShape = [c.x[0], ci.outHeight, ci.outWidth, c.f[3]];
