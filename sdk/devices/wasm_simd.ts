@@ -144,6 +144,8 @@ export interface SimdExports {
   ): void;
   relu_grad(x: number, dy: number, out: number, n: number): void;
   relu(x: number, out: number, n: number): void;
+  zero(p: number, n: number): void;
+  add_into(dst: number, src: number, n: number): void;
   max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
   avg_pool_tiled(
     x: number,

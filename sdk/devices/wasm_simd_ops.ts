@@ -261,14 +261,10 @@ function sumByRows(
     ? ranges(rows, Math.min(size <= 65536 ? k.chunks : k.threads, Math.floor(rows / minRows)))
     : [[0, rows] as [number, number]];
   const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(size)));
-  const zero = k.f32();
-  for (const b of buffers) zero.fill(0, b >> 2, (b >> 2) + size);
+  for (const b of buffers) k.fn.zero(b, size);
   if (rows === 0 || size === 0) return;
   k.parallel(fn, parts.map(([r0, r1], i) => jobs(r0, r1, buffers[i]!)));
-  const f32 = k.f32(), d = out >> 2;
-  for (const b of buffers.slice(1)) {
-    for (let i = 0, s = b >> 2; i < size; i++) f32[d + i]! += f32[s + i]!;
-  }
+  for (const b of buffers.slice(1)) elementwise(k, "add_into", size, [out, b]);
 }
 
 /**
@@ -287,6 +283,17 @@ function sumOverRows(
   out: number,
   P: number,
 ): void {
+  if (K >= P && K >= 8 && P * K * O >= 1 << 20) {
+    // More taps than rows (the weight gradient of a dense layer, xᵀ·dy):
+    // each thread takes a range of taps over every row, so no thread sums
+    // into a buffer of its own and nothing is added up afterwards.
+    k.fn.zero(out, K * O);
+    k.parallel(
+      "conv_filter_grad",
+      ranges(K, k.chunks, 4).map(([k0, k1]) => [x, base, koff, k0, k1, dy, O, out, 0, P]),
+    );
+    return;
+  }
   sumByRows(
     k,
     scratch,
@@ -457,13 +464,13 @@ export function simdConv2DBackpropInput(
     const S = rows ? KH : KH * KW, L = rows ? KW * C : C;
     const soff = scratch.alloc(S);
     const wt = scratch.alloc(O * KP);
-    const f32 = k.f32(), i32 = k.i32();
+    const i32 = k.i32();
     for (let s = 0; s < S; s++) {
       const kh = rows ? s : Math.floor(s / KW), kw = rows ? 0 : s % KW;
       i32[(soff >> 2) + s] = (kh * info.dilationHeight * pad.XW + kw * info.dilationWidth) * C;
     }
     k.fn.pack_rows(offset(backend, filter), O, K, 1, O, wt, KP);
-    f32.fill(0, dxp >> 2, (dxp >> 2) + B * pad.XH * pad.XW * C);
+    elementwise(k, "zero", B * pad.XH * pad.XW * C, [dxp]);
     if (P > 0 && O > 0 && K > 0) {
       // Threads take whole images: windows of different images never overlap in dx.
       const perImage = OH * OW;
@@ -756,7 +763,7 @@ export function simdMatMul(
     const ao = offset(backend, a), bo = offset(backend, b), oo = offset(backend, out);
     if (M * N === 0) return out;
     if (K === 0) {
-      k.f32().fill(0, oo >> 2, (oo >> 2) + M * N);
+      k.fn.zero(oo, M * N);
       return out;
     }
     if (transposeA) {

@@ -807,3 +807,16 @@ void conv1_filter_grad(const f32* x, int XH, int XW, const f32* dy, int OH, int 
     dw[i] += (a[0] + a[1]) + (a[2] + a[3]);
   }
 }
+
+/* p[i] = 0 for n floats (memory.fill). */
+void zero(f32* p, int n) {
+  if (n > 0) __builtin_memset(p, 0, (unsigned)n * sizeof(f32));
+}
+
+/* dst[i] += src[i] for n floats (a thread's partial sums into the total). */
+void add_into(f32* dst, const f32* src, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    wasm_v128_store(dst + i, wasm_f32x4_add(wasm_v128_load(dst + i), wasm_v128_load(src + i)));
+  for (; i < n; i++) dst[i] += src[i];
+}

@@ -367,11 +367,17 @@ Deno.test("compiled average pooling and its gradient match cpu where windows til
 });
 
 Deno.test("compiled matrix products match cpu: a·b, a·bᵀ, aᵀ·b, odd sizes, rank 2 and batch-1 rank 3", async () => {
-  const sizes: [number, number, number][] = [[1, 1, 1], [5, 3, 7], [13, 9, 6], [128, 400, 84], [
-    300,
-    17,
-    33,
-  ]];
+  // [400, 128, 84] and [405, 100, 37]: aᵀ·b with more output rows than
+  // summed rows (a dense layer's weight gradient) splits by output rows.
+  const sizes: [number, number, number][] = [
+    [1, 1, 1],
+    [5, 3, 7],
+    [13, 9, 6],
+    [128, 400, 84],
+    [300, 17, 33],
+    [400, 128, 84],
+    [405, 100, 37],
+  ];
   for (const [i, [M, K, N]] of sizes.entries()) {
     for (const [tA, tB] of [[false, false], [false, true], [true, false]] as const) {
       for (const batch of [[], [1]]) {
