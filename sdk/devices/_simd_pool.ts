@@ -3,10 +3,15 @@
  * backend's shared memory, so one kernel call can use every core. tfjs calls
  * kernels synchronously, so the calling thread posts a list of jobs in a
  * shared control block, wakes the workers (`Atomics.notify`), and then every
- * thread, itself included, claims jobs one at a time from a shared counter
- * until none are left. A thread that is late (a worker still waking up, or
- * one the system has descheduled) simply claims fewer jobs, so callers split
- * their work into more jobs than threads.
+ * thread, itself included, claims jobs one at a time (a compare-and-swap on
+ * each job's flag) until none are left. Each thread starts with its own
+ * share of the list and then takes what is left of the others' (see
+ * {@linkcode claimOrder}): the same thread then works on the same part of
+ * the data call after call; in six paired runs this made a two-thread MNIST
+ * step 0.7–4.4% faster than taking jobs from one shared counter. A thread that
+ * is late (a worker still waking up, or one the system has descheduled)
+ * simply claims fewer jobs, so callers split their work into more jobs than
+ * threads.
  *
  * Waiting polls before it sleeps. A worker that has finished a call looks
  * for the next one for {@linkcode POLL_MS}, in naps of {@linkcode NAP_MS}
@@ -40,15 +45,33 @@ export const MAX_ARGS = 28;
 // Control block, in int32 slots. Per worker w (at WORKERS + w·PER_WORKER):
 // SEQ (the call number it is woken for), STATE (2·seq: posted, 2·seq + 1:
 // claimed by the worker, -1: cancelled by the caller), DONE (the last call
-// it finished), READY, FAILED, ASLEEP (1 while it sleeps until woken). Shared: FN, NJOBS, NEXT (the job counter),
-// NARGS, then the job table (MAX_JOBS rows of MAX_ARGS).
-const FN = 0, NJOBS = 1, NEXT = 2, NARGS = 3, WORKERS = 16, PER_WORKER = 16;
+// it finished), READY, FAILED, ASLEEP (1 while it sleeps until woken).
+// Shared: FN, NJOBS, THREADS (workers + 1), NARGS, then the job table
+// (MAX_JOBS rows of MAX_ARGS), then one claim flag per job (1: taken).
+const FN = 0, NJOBS = 1, THREADS = 2, NARGS = 3, WORKERS = 16, PER_WORKER = 16;
 const SEQ = 0, STATE = 1, DONE = 2, READY = 3, FAILED = 4, ASLEEP = 5;
 const TABLE = (n: number) => WORKERS + n * PER_WORKER;
+
+/**
+ * The i-th job a thread tries to claim, of n jobs, when its own share is
+ * [h0, h1): its share in order first, then the others' from the top down
+ * (h0 - 1, h0 - 2, … wrapping past 0 to n - 1), so that two threads meet
+ * in the middle of the jobs they both want rather than at the start.
+ * Callers split work by position in memory (image ranges, element ranges),
+ * so a thread that takes the same share in call after call finds that part
+ * of the data in its own core's cache.
+ */
+function claimOrder(i: number, h0: number, h1: number, n: number): number {
+  if (i < h1 - h0) return h0 + i;
+  const j = h0 - 1 - (i - (h1 - h0));
+  return j < 0 ? j + n : j;
+}
 
 const WORKER = `
 const { workerData } = require("node:worker_threads");
 const { memory, bytes, ctrl, slot, names, table } = workerData;
+const claims = table + ${MAX_JOBS * MAX_ARGS};
+${claimOrder.toString()}
 const base = ${WORKERS} + slot * ${PER_WORKER};
 const kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
 Atomics.store(ctrl, base + ${READY}, 1);
@@ -74,7 +97,11 @@ for (;;) {
   try {
     const fn = kernels[names[ctrl[${FN}]]], n = ctrl[${NJOBS}], nargs = ctrl[${NARGS}];
     args.length = nargs;
-    for (let j = Atomics.add(ctrl, ${NEXT}, 1); j < n; j = Atomics.add(ctrl, ${NEXT}, 1)) {
+    const threads = ctrl[${THREADS}], h0 = Math.floor(((slot + 1) * n) / threads);
+    const h1 = Math.floor(((slot + 2) * n) / threads);
+    for (let i = 0; i < n; i++) {
+      const j = claimOrder(i, h0, h1, n);
+      if (Atomics.load(ctrl, claims + j) !== 0 || Atomics.compareExchange(ctrl, claims + j, 0, 1) !== 0) continue;
       const row = table + j * ${MAX_ARGS};
       for (let a = 0; a < nargs; a++) args[a] = ctrl[row + a];
       fn(...args);
@@ -105,7 +132,10 @@ export class SimdPool {
   constructor(memory: WebAssembly.Memory, bytes: Uint8Array, names: string[], workers: number) {
     if (workers > WORKERS) throw new RangeError(`at most ${WORKERS} workers`);
     const table = TABLE(Math.max(1, workers));
-    this.#ctrl = new Int32Array(new SharedArrayBuffer(4 * (table + MAX_JOBS * MAX_ARGS)));
+    this.#ctrl = new Int32Array(
+      new SharedArrayBuffer(4 * (table + MAX_JOBS * MAX_ARGS + MAX_JOBS)),
+    );
+    this.#ctrl[THREADS] = workers + 1;
     this.#names = names;
     this.#table = table;
     for (let slot = 0; slot < workers; slot++) {
@@ -189,7 +219,8 @@ export class SimdPool {
     ctrl[FN] = index;
     ctrl[NJOBS] = jobs.length;
     ctrl[NARGS] = nargs;
-    Atomics.store(ctrl, NEXT, 0);
+    const claims = this.#table + MAX_JOBS * MAX_ARGS;
+    for (let j = 0; j < jobs.length; j++) ctrl[claims + j] = 0;
     const seq = ++this.#seq;
     const woken: number[] = [];
     for (let w = 0; w < this.#workers.length && w < jobs.length - 1; w++) {
@@ -202,8 +233,11 @@ export class SimdPool {
     }
     let failed = false;
     try {
-      for (let j = Atomics.add(ctrl, NEXT, 1); j < jobs.length; j = Atomics.add(ctrl, NEXT, 1)) {
-        run(jobs[j]!);
+      const n = jobs.length, h1 = Math.floor(n / (this.#workers.length + 1));
+      for (let i = 0; i < n; i++) {
+        const j = claimOrder(i, 0, h1, n);
+        if (Atomics.load(ctrl, claims + j) !== 0) continue;
+        if (Atomics.compareExchange(ctrl, claims + j, 0, 1) === 0) run(jobs[j]!);
       }
     } finally {
       for (const base of woken) {
