@@ -67,6 +67,39 @@ function ranges(n: number, parts: number, align = 1): [number, number][] {
   return out;
 }
 
+/** Relative sizes of the jobs in one thread's share of a heavy call, largest first. */
+const SHARE_WEIGHTS = [4, 3, 2, 1];
+
+/**
+ * Splits `[0, n)` for a heavy call (a convolution): one share per thread,
+ * each cut into jobs of decreasing size ({@linkcode SHARE_WEIGHTS}), with
+ * boundaries at multiples of `align`. Threads start on their own share and
+ * then take the others' from the end (the pool's claim order), so whoever
+ * finishes first steals the smallest jobs and the threads end close
+ * together; with jobs of one size, the last one is an eighth of the call on
+ * two threads. One range on one thread.
+ */
+function shares(k: SimdKernels, n: number, align = 1): [number, number][] {
+  if (k.threads === 1 || n === 0) return [[0, n]];
+  const units = Math.ceil(n / align), total = SHARE_WEIGHTS.reduce((a, b) => a + b, 0);
+  const cuts = new Set<number>([0]);
+  for (let t = 0; t < k.threads; t++) {
+    let at = (units * t) / k.threads;
+    const size = units / k.threads;
+    for (const w of SHARE_WEIGHTS) {
+      at += (size * w) / total;
+      cuts.add(Math.min(units, Math.round(at)));
+    }
+  }
+  const bounds = [...cuts].sort((a, b) => a - b).map((u) => Math.min(n, u * align));
+  const out: [number, number][] = [];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const to = i + 2 === bounds.length ? n : bounds[i + 1]!;
+    if (to > bounds[i]!) out.push([bounds[i]!, to]);
+  }
+  return out;
+}
+
 /**
  * Ranges of images for the threads: a few per thread when the job touches at
  * least 64 Ki elements, else one range (waking a thread costs more).
@@ -257,9 +290,13 @@ function sumByRows(
   // Split the rows when there is work enough for every thread. Each part
   // sums into its own buffer: a few parts per thread while those are small
   // (a late thread then takes fewer), one per thread otherwise.
-  const parts = rows >= minRows && work >= 1 << 20
-    ? ranges(rows, Math.min(size <= 65536 ? k.chunks : k.threads, Math.floor(rows / minRows)))
-    : [[0, rows] as [number, number]];
+  const smallest = rows / k.threads * SHARE_WEIGHTS.at(-1)! /
+    SHARE_WEIGHTS.reduce((a, b) => a + b, 0);
+  const parts = rows < minRows || work < 1 << 20
+    ? [[0, rows] as [number, number]]
+    : size <= 65536 && smallest >= minRows
+    ? shares(k, rows)
+    : ranges(rows, Math.min(size <= 65536 ? k.chunks : k.threads, Math.floor(rows / minRows)));
   const buffers = parts.map((_, i) => (i === 0 ? out : scratch.alloc(size)));
   for (const b of buffers) k.fn.zero(b, size);
   if (rows === 0 || size === 0) return;
@@ -290,7 +327,7 @@ function sumOverRows(
     k.fn.zero(out, K * O);
     k.parallel(
       "conv_filter_grad",
-      ranges(K, k.chunks, 4).map(([k0, k1]) => [x, base, koff, k0, k1, dy, O, out, 0, P]),
+      shares(k, K, 4).map(([k0, k1]) => [x, base, koff, k0, k1, dy, O, out, 0, P]),
     );
     return;
   }
@@ -344,7 +381,7 @@ export function simdConv2D(
       const yo = offset(backend, y);
       k.parallel(
         "conv1_taps",
-        ranges(B * OH, P * O >= 65536 ? k.chunks : 1).map((
+        (P * O >= 65536 ? shares(k, B * OH) : ranges(B * OH, 1)).map((
           [r0, r1],
         ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1]),
       );
@@ -358,7 +395,7 @@ export function simdConv2D(
     if (O > 0) {
       k.parallel(
         "conv_taps",
-        ranges(P, k.chunks, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
+        shares(k, P, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
       );
     }
   } finally {
@@ -476,7 +513,7 @@ export function simdConv2DBackpropInput(
       const perImage = OH * OW;
       k.parallel(
         "conv_input_grad",
-        ranges(B, k.chunks).map(([b0, b1]) => [
+        shares(k, B).map(([b0, b1]) => [
           dyT,
           O,
           wt,
@@ -786,7 +823,7 @@ export function simdMatMul(
     k.fn.bases3(koff, 1, 1, K, 0, 0, 1, 0);
     k.parallel(
       "conv_taps",
-      ranges(M, k.chunks, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1]),
+      shares(k, M, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1]),
     );
   } finally {
     scratch.free();
