@@ -41,9 +41,9 @@ const LABELS: Record<CaseName, string> = {
 };
 
 const args = parseArgs(Deno.args, {
-  string: ["budget", "out", "child", "micro"],
-  boolean: ["profile"],
-  default: { budget: "15", out: "bench/results/training.md" },
+  string: ["budget", "out", "child", "micro", "rounds"],
+  boolean: ["profile", "mnist-only"],
+  default: { budget: "15", out: "bench/results/training.md", rounds: "5" },
 });
 const budgetS = Number(args.budget);
 
@@ -162,6 +162,7 @@ async function child(backend: string): Promise<Row> {
     tf.dispose([x, y]);
     model.dispose();
   }
+  if (args["mnist-only"]) return row;
   const model = await loadNsfwjsModel("mobilenet_v2");
   const x = tf.randomUniform([32, 224, 224, 3]), y = labels(32, 5);
   // MobileNetV2 inference first: it bounds how slow training would be.
@@ -214,7 +215,7 @@ async function child(backend: string): Promise<Row> {
   return row;
 }
 
-async function runChild(backend: string, timeoutS: number): Promise<Row> {
+async function runChild(backend: string, timeoutS: number, mnistOnly = false): Promise<Row> {
   const cmd = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -225,7 +226,10 @@ async function runChild(backend: string, timeoutS: number): Promise<Row> {
       "--budget",
       String(budgetS),
     ]
-      .concat(backend === "wasm" || backend === "wasm-threads" ? ["--profile"] : []),
+      .concat(mnistOnly ? ["--mnist-only"] : [])
+      .concat(
+        !mnistOnly && (backend === "wasm" || backend === "wasm-threads") ? ["--profile"] : [],
+      ),
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
     stdout: "piped",
     stderr: "piped",
@@ -245,9 +249,13 @@ async function runChild(backend: string, timeoutS: number): Promise<Row> {
   }
 }
 
-async function runTorch(timeoutS: number): Promise<Row & { version?: string }> {
+async function runTorch(timeoutS: number, mnistOnly = false): Promise<Row & { version?: string }> {
   try {
-    const r = await runTorchScript("training_torch.py", [String(budgetS)], timeoutS);
+    const r = await runTorchScript(
+      "training_torch.py",
+      [String(budgetS), ...(mnistOnly ? ["mnist"] : [])],
+      timeoutS,
+    );
     return {
       mnistTrain: r.mnistTrain as Result,
       mobilenetTrain: r.mobilenetTrain as Result,
@@ -292,6 +300,53 @@ for (const backend of ["wasm", "wasm-threads", "wasm-threads-xnnpack", "cpu", "w
 // minutes, so each ratio is taken against the faster of PyTorch's two runs.
 rows["PyTorch CPU, again"] = await runTorch(150);
 console.error("PyTorch again", JSON.stringify(rows["PyTorch CPU, again"]));
+// Paired MNIST rounds: PyTorch and the two wasm rows one after another, a
+// few times over, each ratio against the PyTorch run of its own round (runs
+// seconds apart see the same machine; the table's runs are minutes apart).
+const PAIRED = ["wasm-threads", "wasm"] as const;
+const rounds: { torch?: number; tfjs: Partial<Record<(typeof PAIRED)[number], number>> }[] = [];
+for (let r = 0; r < Number(args.rounds); r++) {
+  const round: (typeof rounds)[number] = { tfjs: {} };
+  const torch = (await runTorch(60, true)).mnistTrain;
+  if (torch && "imagesPerSecond" in torch) round.torch = torch.imagesPerSecond;
+  for (const backend of PAIRED) {
+    const m = (await runChild(backend, 120, true)).mnistTrain;
+    if (m && "imagesPerSecond" in m) round.tfjs[backend] = m.imagesPerSecond;
+  }
+  rounds.push(round);
+  console.error("paired round", r + 1, JSON.stringify(round));
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+    ? s[s.length >> 1]!
+    : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const ratio = (a?: number, b?: number) => a !== undefined && b !== undefined ? a / b : undefined;
+const paired = [
+  `| round | PyTorch CPU | ${PAIRED.map((b) => `tfjs ${b}`).join(" | ")} |`,
+  `| --- | ---: | ${PAIRED.map(() => "---:").join(" | ")} |`,
+  ...rounds.map((r, i) =>
+    `| ${i + 1} | ${r.torch?.toFixed(0) ?? "–"} | ${
+      PAIRED.map((b) => {
+        const q = ratio(r.tfjs[b], r.torch);
+        return r.tfjs[b] === undefined
+          ? "–"
+          : `${r.tfjs[b]!.toFixed(0)}${q ? ` (${q.toFixed(2)}×)` : ""}`;
+      }).join(" | ")
+    } |`
+  ),
+  `| median | ${median(rounds.flatMap((r) => r.torch ?? [])).toFixed(0)} | ${
+    PAIRED.map((b) => {
+      const qs = rounds.flatMap((r) => ratio(r.tfjs[b], r.torch) ?? []);
+      return `${median(rounds.flatMap((r) => r.tfjs[b] ?? [])).toFixed(0)} (${
+        median(qs).toFixed(2)
+      }×)`;
+    }).join(" | ")
+  } |`,
+].join("\n");
 const base: Row = {};
 for (const c of CASES) {
   const runs = [rows["PyTorch CPU"]![c], rows["PyTorch CPU, again"]![c]].filter((
@@ -342,6 +397,15 @@ Rows: \`wasm\` runs on one thread; \`wasm-threads\` runs the compiled SIMD kerne
 thread per core with XNNPACK's pool at one thread (the default of \`threads\`);
 \`wasm-threads-xnnpack\` gives XNNPACK's pool one thread per core too
 (\`xnnpackThreads\`, \`ZOO_XNNPACK_THREADS\`).
+
+## MNIST training, paired rounds
+
+The MNIST case again, ${rounds.length} rounds of PyTorch then each tfjs row (fresh
+processes, ${budgetS} s budget, 100 steps each), images/s and in parentheses the
+ratio to the PyTorch run of the same round; the last line is the median of
+each column (ratios: the median of the rounds' ratios).
+
+${paired}
 
 ## Where the time goes (wasm, one thread)
 
