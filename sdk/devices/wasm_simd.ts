@@ -145,6 +145,16 @@ export interface SimdExports {
   relu_grad(x: number, dy: number, out: number, n: number): void;
   relu(x: number, out: number, n: number): void;
   zero(p: number, n: number): void;
+  batch_norm(
+    x: number,
+    mean: number,
+    a: number,
+    off: number,
+    L: number,
+    rows: number,
+    out: number,
+  ): void;
+  clip(x: number, out: number, n: number, loBits: number, hiBits: number): void;
   add_into(dst: number, src: number, n: number): void;
   max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
   avg_pool_tiled(

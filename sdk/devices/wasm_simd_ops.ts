@@ -593,6 +593,142 @@ export function simdBiasAdd(backend: BackendWasm, x: Info, bias: Info): Info | n
 }
 
 /**
+ * Batch normalization along the last axis, `(x − mean) · scale / √(variance
+ * + ε) + offset`, or `null` when the kernels cannot run or a parameter is not
+ * one value per channel.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x a float32 tensor
+ * @param mean the channels' means
+ * @param variance the channels' variances
+ * @param beta the channels' offsets (0 when absent)
+ * @param gamma the channels' scales (1 when absent)
+ * @param epsilon added to the variance
+ * @returns the normalized tensor, owned by the caller
+ */
+export function simdBatchNorm(
+  backend: BackendWasm,
+  x: Info,
+  mean: Info,
+  variance: Info,
+  beta: Info | undefined,
+  gamma: Info | undefined,
+  epsilon: number,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const C = x.shape.at(-1) ?? 0, n = tf.util.sizeFromShape(x.shape);
+  const params = [mean, variance, beta, gamma];
+  if (C === 0 || params.some((p) => p !== undefined && tf.util.sizeFromShape(p.shape) !== C)) {
+    return null;
+  }
+  const out = backend.makeOutput(x.shape, "float32");
+  const m = rowsPerVectorRow(C), L = C * m, rows = Math.floor(n / L);
+  const scratch = new Scratch(k);
+  try {
+    const f32 = k.f32();
+    const at = (p: Info | undefined) => (p === undefined ? -1 : offset(backend, p) >> 2);
+    const [mo, vo, oo, so] = params.map(at) as [number, number, number, number];
+    // Per channel, in float64 as the cpu backend computes: a = scale / √(var + ε).
+    const a = new Float32Array(C), mu = new Float32Array(C), off = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      a[c] = (so < 0 ? 1 : f32[so + c]!) / Math.sqrt(f32[vo + c]! + epsilon);
+      mu[c] = f32[mo + c]!;
+      off[c] = oo < 0 ? 0 : f32[oo + c]!;
+    }
+    const tiled = [mu, a, off].map((v) => {
+      const ptr = scratch.alloc(L);
+      for (let j = 0; j < L; j++) f32[(ptr >> 2) + j] = v[j % C]!;
+      return ptr;
+    }) as [number, number, number];
+    const xo = offset(backend, x), yo = offset(backend, out);
+    k.parallel(
+      "batch_norm",
+      ranges(rows, rows * L >= 65536 ? k.chunks : 1).map((
+        [r0, r1],
+      ) => [xo + 4 * r0 * L, ...tiled, L, r1 - r0, yo + 4 * r0 * L]),
+    );
+    const v = k.f32();
+    for (let i = rows * L; i < n; i++) {
+      const c = i % C;
+      v[(yo >> 2) + i] = (v[(xo >> 2) + i]! - mu[c]!) * a[c]! + off[c]!;
+    }
+  } finally {
+    scratch.free();
+  }
+  return out;
+}
+
+/**
+ * `x` clipped to `[lo, hi]` (NaN and -0 kept, as the cpu backend does), or
+ * `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x a float32 tensor
+ * @param lo the lower bound
+ * @param hi the upper bound
+ * @returns the clipped tensor, owned by the caller
+ */
+export function simdClip(backend: BackendWasm, x: Info, lo: number, hi: number): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const out = backend.makeOutput(x.shape, "float32");
+  const bits = new Int32Array(new Float32Array([lo, hi]).buffer);
+  const n = tf.util.sizeFromShape(x.shape), xo = offset(backend, x), yo = offset(backend, out);
+  k.parallel(
+    "clip",
+    ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
+      [i0, i1],
+    ) => [xo + 4 * i0, yo + 4 * i0, i1 - i0, bits[0]!, bits[1]!]),
+  );
+  return out;
+}
+
+/**
+ * An NHWC tensor zero-padded along height and width, or `null` when the
+ * kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x the NHWC float32 input
+ * @param top rows before
+ * @param bottom rows after
+ * @param left columns before
+ * @param right columns after
+ * @returns the `[B, H + top + bottom, W + left + right, C]` output, owned by the caller
+ */
+export function simdPadHW(
+  backend: BackendWasm,
+  x: Info,
+  top: number,
+  bottom: number,
+  left: number,
+  right: number,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const XH = H + top + bottom, XW = W + left + right;
+  const out = backend.makeOutput([B, XH, XW, C], "float32");
+  const xo = offset(backend, x), yo = offset(backend, out);
+  k.parallel(
+    "pad_copy",
+    byImages(k, B, B * XH * XW * C).map(([b0, b1]) => [
+      xo + 4 * b0 * H * W * C,
+      b1 - b0,
+      H,
+      W,
+      C,
+      yo + 4 * b0 * XH * XW * C,
+      XH,
+      XW,
+      top,
+      left,
+    ]),
+  );
+  return out;
+}
+
+/**
  * The column sums of x read as `[rows, cols]` (a sum over leading axes),
  * times `scale`, or `null` when the kernels cannot run.
  *

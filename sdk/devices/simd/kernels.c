@@ -308,16 +308,26 @@ void swap_hw(const f32* src, int B, int H, int W, int C, f32* dst) {
  */
 void pad_copy(const f32* x, int B, int H, int W, int C, f32* dst, int XH, int XW, int top,
               int left) {
-  __builtin_memset(dst, 0, (unsigned long)B * XH * XW * C * sizeof(f32));
   const int w0 = left < 0 ? -left : 0;
   const int w1 = W + left > XW ? XW - left : W;
-  if (w1 <= w0) return;
+  const unsigned long row = (unsigned long)XW * C * sizeof(f32);
+  if (w1 <= w0) {
+    __builtin_memset(dst, 0, (unsigned long)B * XH * row);
+    return;
+  }
+  /* Each output row once: zeros where nothing is copied, the input row between. */
+  const int c0 = (left + w0) * C, c1 = (left + w1) * C;
   for (int b = 0; b < B; b++) {
-    for (int h = 0; h < H; h++) {
-      const int xh = h + top;
-      if (xh < 0 || xh >= XH) continue;
-      __builtin_memcpy(dst + ((b * XH + xh) * XW + left + w0) * C, x + ((b * H + h) * W + w0) * C,
-                       (unsigned long)(w1 - w0) * C * sizeof(f32));
+    for (int xh = 0; xh < XH; xh++) {
+      f32* d = dst + (b * XH + xh) * XW * C;
+      const int h = xh - top;
+      if (h < 0 || h >= H) {
+        __builtin_memset(d, 0, row);
+        continue;
+      }
+      if (c0 > 0) __builtin_memset(d, 0, (unsigned long)c0 * sizeof(f32));
+      __builtin_memcpy(d + c0, x + ((b * H + h) * W + w0) * C, (unsigned long)(c1 - c0) * sizeof(f32));
+      if (c1 < XW * C) __builtin_memset(d + c1, 0, (unsigned long)(XW * C - c1) * sizeof(f32));
     }
   }
 }
@@ -819,4 +829,41 @@ void add_into(f32* dst, const f32* src, int n) {
   for (; i + 4 <= n; i += 4)
     wasm_v128_store(dst + i, wasm_f32x4_add(wasm_v128_load(dst + i), wasm_v128_load(src + i)));
   for (; i < n; i++) dst[i] += src[i];
+}
+
+/*
+ * Batch normalization with per-channel parameters tiled to L floats (L a
+ * multiple of 4 holding whole channel rows): out = (x - mean) · a + offset,
+ * where the caller folded the scale and 1/√(variance + ε) into a.
+ */
+void batch_norm(const f32* x, const f32* mean, const f32* a, const f32* off, int L, int rows,
+                f32* out) {
+  for (int r = 0; r < rows; r++) {
+    for (int j = 0; j < L; j += 4) {
+      const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + j), wasm_v128_load(mean + j));
+      wasm_v128_store(out + j,
+                      wasm_f32x4_add(wasm_f32x4_mul(d, wasm_v128_load(a + j)), wasm_v128_load(off + j)));
+    }
+    x += L;
+    out += L;
+  }
+}
+
+/*
+ * out = x > hi ? hi : x < lo ? lo : x for n floats (NaN and -0 stay as they
+ * are, as in the cpu backend); lo and hi come as their float bits.
+ */
+void clip(const f32* x, f32* out, int n, int lo_bits, int hi_bits) {
+  union { int i; f32 f; } lo = {lo_bits}, hi = {hi_bits};
+  const v128_t vlo = wasm_f32x4_splat(lo.f), vhi = wasm_f32x4_splat(hi.f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    /* pmin(a, b) = b < a ? b : a; pmax(a, b) = a < b ? b : a. */
+    const v128_t v = wasm_f32x4_pmin(wasm_v128_load(x + i), vhi);
+    wasm_v128_store(out + i, wasm_f32x4_pmax(v, vlo));
+  }
+  for (; i < n; i++) {
+    const f32 v = x[i];
+    out[i] = v > hi.f ? hi.f : v < lo.f ? lo.f : v;
+  }
 }

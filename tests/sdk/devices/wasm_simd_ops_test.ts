@@ -315,6 +315,128 @@ Deno.test("compiled ReLU and 2×2 max pooling match cpu: NaN, -0, infinities, od
   }
 });
 
+/** The compiled kernels `run` calls on the wasm backend's heap, in order. */
+async function compiledCalls(run: () => Promise<unknown>): Promise<string[]> {
+  await tf.setBackend("wasm");
+  const k = simdKernels(tf.backend() as BackendWasm)!;
+  const names: string[] = [], parallel = k.parallel;
+  (k as { parallel: typeof parallel }).parallel = (fn, jobs) => {
+    names.push(fn);
+    parallel(fn, jobs);
+  };
+  try {
+    await run();
+  } finally {
+    (k as { parallel: typeof parallel }).parallel = parallel;
+  }
+  return names;
+}
+
+/** Runs a kernel through the engine on `backend` (so the registered replacement runs on wasm). */
+async function onEngine(
+  backend: string,
+  kernel: string,
+  inputs: Record<string, { values: Float32Array; shape: number[] }>,
+  kernelAttrs: Record<string, unknown>,
+): Promise<{ values: Float32Array; shape: number[] }> {
+  await tf.setBackend(backend);
+  const ts: Record<string, tf.Tensor> = {};
+  for (const [k, v] of Object.entries(inputs)) ts[k] = tf.tensor(v.values, v.shape);
+  const out = tf.engine().runKernel(kernel, ts, kernelAttrs as tf.NamedAttrMap) as tf.Tensor;
+  const values = (await out.data()) as Float32Array, shape = out.shape;
+  tf.dispose([out, ...Object.values(ts)]);
+  await tf.setBackend("wasm");
+  return { values, shape };
+}
+
+Deno.test("wasm batch normalization matches cpu: every channel tail, optional offset and scale, [C] and [1, 1, 1, C] parameters, split sizes", async () => {
+  const shapes: Shape4[] = [[2, 3, 5, 1], [1, 4, 3, 3], [3, 5, 5, 6], [2, 7, 3, 5], [
+    16,
+    64,
+    64,
+    8,
+  ]];
+  for (const [i, shape] of shapes.entries()) {
+    const C = shape[3];
+    const param = (seed: number, positive = false) => {
+      const v = seeded([C], seed);
+      return {
+        values: positive ? v.map((a) => Math.abs(a) + 0.1) : v,
+        shape: i % 2 ? [1, 1, 1, C] : [C],
+      };
+    };
+    const x = { values: seeded(shape, 2000 + i), shape };
+    x.values[0] = NaN;
+    const full = {
+      x,
+      mean: param(2100 + i),
+      variance: param(2200 + i, true),
+      offset: param(2300 + i),
+      scale: param(2400 + i),
+    };
+    for (const drop of [[], ["offset"], ["scale"], ["offset", "scale"]]) {
+      const inputs = Object.fromEntries(Object.entries(full).filter(([k]) => !drop.includes(k)));
+      const attrs = { varianceEpsilon: 1e-3 };
+      const want = await onEngine("cpu", "FusedBatchNorm", inputs, attrs);
+      let got = want;
+      const calls = await compiledCalls(async () => {
+        got = await onEngine("wasm", "FusedBatchNorm", inputs, attrs);
+      });
+      assertEquals(calls, ["batch_norm"]);
+      assertEquals(got.shape, shape);
+      assert(Number.isNaN(got.values[0]), "NaN in, NaN out");
+      got.values[0] = want.values[0] = 0;
+      const err = relativeError(got.values, want.values);
+      assert(err <= 1e-5, `${shape} without [${drop}]: relative error ${err}`);
+    }
+  }
+});
+
+Deno.test("wasm ClipByValue matches cpu exactly: NaN, -0, infinities, bounds, every vector tail, split sizes", async () => {
+  for (const [i, n] of [1, 3, 8, 13, 65536 + 7].entries()) {
+    const xv = seeded([n], 2500 + i).map((v) => 8 * v);
+    [NaN, -0, 0, Infinity, -Infinity, 6, -1].forEach((v, j) => {
+      if (j < n) xv[(j * 5) % n] = v;
+    });
+    for (const [lo, hi] of [[0, 6], [-1, 1], [-0.5, -0.5]]) {
+      const attrs = { clipValueMin: lo, clipValueMax: hi };
+      const x = { values: xv, shape: [n] };
+      const want = await onEngine("cpu", "ClipByValue", { x }, attrs);
+      let got = want;
+      const calls = await compiledCalls(async () => {
+        got = await onEngine("wasm", "ClipByValue", { x }, attrs);
+      });
+      assertEquals(calls, ["clip"]);
+      assertSameValues(got.values, want.values, `n = ${n}, [${lo}, ${hi}]`);
+    }
+  }
+});
+
+Deno.test("wasm PadV2 matches cpu: zero padding of height and width on the compiled kernel, anything else on the shipped one", async () => {
+  const cases: [Shape4, number[][], number][] = [
+    [[2, 5, 4, 3], [[0, 0], [0, 1], [0, 1], [0, 0]], 0],
+    [[1, 7, 6, 1], [[0, 0], [2, 3], [1, 0], [0, 0]], 0],
+    [[3, 4, 4, 16], [[0, 0], [1, 1], [1, 1], [0, 0]], 0],
+    [[16, 32, 32, 8], [[0, 0], [0, 1], [0, 1], [0, 0]], 0],
+    // The shipped kernel: a constant other than 0, padding batch or channels.
+    [[1, 3, 3, 2], [[0, 0], [1, 1], [1, 1], [0, 0]], 2.5],
+    [[1, 3, 3, 2], [[1, 0], [0, 1], [0, 0], [0, 2]], 0],
+  ];
+  for (const [i, [shape, paddings, constantValue]] of cases.entries()) {
+    const x = { values: seeded(shape, 2600 + i), shape };
+    x.values[1] = NaN;
+    const attrs = { paddings, constantValue };
+    const want = await onEngine("cpu", "PadV2", { x }, attrs);
+    let got = want;
+    const calls = await compiledCalls(async () => {
+      got = await onEngine("wasm", "PadV2", { x }, attrs);
+    });
+    assertEquals(calls, i < 4 ? ["pad_copy"] : [], `compiled kernels run for case ${i}`);
+    assertEquals(got.shape, want.shape);
+    assertSameValues(got.values, want.values, `${shape} padded ${JSON.stringify(paddings)}`);
+  }
+});
+
 Deno.test("training a ReLU on wasm runs one fused gradient kernel, with cpu's numbers", async () => {
   const xv = seeded([4, 5, 6], 1500), wv = seeded([6, 3], 1501);
   xv[0] = 0;
