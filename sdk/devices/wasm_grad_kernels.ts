@@ -28,6 +28,7 @@ import {
   simdBatchNorm,
   simdBiasAdd,
   simdClip,
+  simdClipGrad,
   simdConv2D,
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
@@ -54,12 +55,21 @@ const MAX_COLS_FLOATS = 16 * 1024 * 1024;
  */
 export const RELU_GRAD_KERNEL = "ZooReluGrad";
 
+/**
+ * The kernel this module adds for ClipByValue's gradient (ReLU6 in
+ * MobileNets): one pass where tfjs runs five kernels (`GreaterEqual`,
+ * `LessEqual`, `LogicalAnd`, `ZerosLike`, `Select`). Attributes
+ * `clipValueMin`, `clipValueMax`.
+ */
+export const CLIP_GRAD_KERNEL = "ZooClipGrad";
+
 /** The kernels this module adds to the wasm backend. */
 export const WASM_GRAD_KERNEL_NAMES: readonly string[] = [
   "Conv2DBackpropFilter",
   "DepthwiseConv2dNativeBackpropFilter",
   "DepthwiseConv2dNativeBackpropInput",
   RELU_GRAD_KERNEL,
+  CLIP_GRAD_KERNEL,
 ];
 
 /** The shipped wasm kernels this module replaces with faster ones. */
@@ -1075,6 +1085,60 @@ function installReluGradient(): void {
   tf.registerGradient({ ...current, gradFunc: reluGradFunc });
 }
 
+/** `lo ≤ x ≤ hi ? dy : 0` in one pass (tfjs's where over three comparisons). */
+function clipGrad(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as { x: Info; dy: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  checkFloat(CLIP_GRAD_KERNEL, x, dy);
+  if (!tf.util.arraysEqual(x.shape, dy.shape)) {
+    throw new RangeError(
+      `${CLIP_GRAD_KERNEL}: x ${JSON.stringify(x.shape)} and dy ${
+        JSON.stringify(dy.shape)
+      } must have the same shape`,
+    );
+  }
+  const lo = Number(attrs.clipValueMin), hi = Number(attrs.clipValueMax);
+  const fast = simdClipGrad(backend, x, dy, lo, hi);
+  if (fast !== null) return fast;
+  const out = backend.makeOutput(x.shape, "float32");
+  const xs = heap(backend, x), g = heap(backend, dy), o = heap(backend, out);
+  for (let i = 0; i < xs.length; i++) o[i] = xs[i]! >= lo && xs[i]! <= hi ? g[i]! : 0;
+  return out;
+}
+
+/** tfjs's own ClipByValue gradient, kept for other backends and dtypes. */
+let shippedClipGrad: tf.GradConfig | undefined;
+
+/** ClipByValue's gradient: the fused kernel on wasm for float32, tfjs's own elsewhere. */
+const clipGradFunc: tf.GradFunc = (dy, saved, attrs) => {
+  const [x] = saved as tf.Tensor[];
+  const g = dy as tf.Tensor;
+  if (
+    tf.getBackend() === "wasm" && x !== undefined && x.dtype === "float32" &&
+    g.dtype === "float32" && tf.getKernel(CLIP_GRAD_KERNEL, "wasm") !== undefined
+  ) {
+    return {
+      x: () =>
+        tf.engine().runKernel(CLIP_GRAD_KERNEL, { x, dy: g }, {
+          clipValueMin: attrs.clipValueMin,
+          clipValueMax: attrs.clipValueMax,
+        } as tf.NamedAttrMap) as tf.Tensor,
+    };
+  }
+  return shippedClipGrad!.gradFunc(dy, saved, attrs);
+};
+
+/** Routes ClipByValue's gradient through {@linkcode CLIP_GRAD_KERNEL} on wasm. Idempotent. */
+function installClipGradient(): void {
+  const current = tf.getGradient("ClipByValue");
+  if (current === undefined || current.gradFunc === clipGradFunc) return;
+  shippedClipGrad = current;
+  tf.registerGradient({ ...current, gradFunc: clipGradFunc });
+}
+
 /** ReLU on the compiled kernels (XNNPACK's runs on its pool, often one thread). */
 function relu(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
   const backend = args.backend as BackendWasm;
@@ -1200,6 +1264,7 @@ const added: tf.KernelConfig[] = [
     kernelFunc: depthwiseBackpropInput,
   },
   { kernelName: RELU_GRAD_KERNEL, backendName: "wasm", kernelFunc: reluGrad },
+  { kernelName: CLIP_GRAD_KERNEL, backendName: "wasm", kernelFunc: clipGrad },
 ];
 
 const replaced: tf.KernelConfig[] = [
@@ -1268,6 +1333,7 @@ export function registerWasmGradKernels(options: RegisterWasmGradKernelsOptions 
   }
   if (options.fastKernels ?? true) {
     installReluGradient();
+    installClipGradient();
     for (const config of replaced) {
       const current = tf.getKernel(config.kernelName, "wasm");
       if (current === undefined) {

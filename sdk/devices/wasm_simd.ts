@@ -155,6 +155,7 @@ export interface SimdExports {
     out: number,
   ): void;
   clip(x: number, out: number, n: number, loBits: number, hiBits: number): void;
+  clip_grad(x: number, dy: number, out: number, n: number, loBits: number, hiBits: number): void;
   add_into(dst: number, src: number, n: number): void;
   max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
   avg_pool_tiled(

@@ -685,6 +685,39 @@ export function simdClip(backend: BackendWasm, x: Info, lo: number, hi: number):
 }
 
 /**
+ * ClipByValue's gradient, `lo ≤ x ≤ hi ? dy : 0` (tfjs's `where`), or `null`
+ * when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the float32 input of the clip
+ * @param dy the float32 gradient of its output, x's shape
+ * @param lo the lower bound
+ * @param hi the upper bound
+ * @returns the gradient of x, owned by the caller
+ */
+export function simdClipGrad(
+  backend: BackendWasm,
+  x: Info,
+  dy: Info,
+  lo: number,
+  hi: number,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const out = backend.makeOutput(x.shape, "float32");
+  const bits = new Int32Array(new Float32Array([lo, hi]).buffer);
+  const n = tf.util.sizeFromShape(x.shape);
+  const [xo, go, yo] = [x, dy, out].map((t) => offset(backend, t)) as [number, number, number];
+  k.parallel(
+    "clip_grad",
+    ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
+      [i0, i1],
+    ) => [xo + 4 * i0, go + 4 * i0, yo + 4 * i0, i1 - i0, bits[0]!, bits[1]!]),
+  );
+  return out;
+}
+
+/**
  * An NHWC tensor zero-padded along height and width, or `null` when the
  * kernels cannot run.
  *

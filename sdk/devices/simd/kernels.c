@@ -867,3 +867,20 @@ void clip(const f32* x, f32* out, int n, int lo_bits, int hi_bits) {
     out[i] = v > hi.f ? hi.f : v < lo.f ? lo.f : v;
   }
 }
+
+/*
+ * ClipByValue's gradient for n floats: out = lo ≤ x ≤ hi ? dy : 0 (x NaN
+ * gives 0, and so does any dy outside the range, NaN included, as tfjs's
+ * where(x ≥ lo && x ≤ hi, dy, 0)); lo and hi come as their float bits.
+ */
+void clip_grad(const f32* x, const f32* dy, f32* out, int n, int lo_bits, int hi_bits) {
+  union { int i; f32 f; } lo = {lo_bits}, hi = {hi_bits};
+  const v128_t vlo = wasm_f32x4_splat(lo.f), vhi = wasm_f32x4_splat(hi.f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t in = wasm_v128_and(wasm_f32x4_ge(v, vlo), wasm_f32x4_le(v, vhi));
+    wasm_v128_store(out + i, wasm_v128_and(wasm_v128_load(dy + i), in));
+  }
+  for (; i < n; i++) out[i] = x[i] >= lo.f && x[i] <= hi.f ? dy[i] : 0.0f;
+}

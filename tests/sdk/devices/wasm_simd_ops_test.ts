@@ -18,7 +18,7 @@ import {
   simdReluGrad,
   simdSumLeading,
 } from "../../../sdk/devices/wasm_simd_ops.ts";
-import { RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
+import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
 import { simdKernels } from "../../../sdk/devices/wasm_simd.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
@@ -460,6 +460,37 @@ Deno.test("training a ReLU on wasm runs one fused gradient kernel, with cpu's nu
   assert(!wasm.kernels.includes("Step"), wasm.kernels.join(" "));
   // Other backends keep tfjs's own gradient.
   assert(cpu.kernels.includes("Step") && !cpu.kernels.includes(RELU_GRAD_KERNEL));
+});
+
+Deno.test("ClipByValue's gradient on wasm is one fused kernel with cpu's numbers: NaN, -0, infinities, the bounds themselves, every vector tail, split sizes", async () => {
+  for (const [i, n] of [1, 3, 8, 13, 65536 + 7].entries()) {
+    const xv = seeded([n], 2700 + i).map((v) => 8 * v), dv = seeded([n], 2750 + i);
+    [NaN, -0, 0, Infinity, -Infinity, 6, 6.000001, -1e-30].forEach((v, j) => {
+      if (j < n) xv[(j * 5) % n] = v;
+    });
+    if (n > 3) {
+      dv[1] = NaN; // kept where x is inside, 0 outside
+      dv[2] = -0;
+    }
+    const grads = (backend: string) =>
+      tf.setBackend(backend).then(async () => {
+        const x = tf.tensor(xv), dy = tf.tensor(dv);
+        let g: tf.Tensor | undefined;
+        const profile = await tf.profile(() => {
+          g = tf.grad((a: tf.Tensor) => tf.clipByValue(a, 0, 6))(x, dy);
+          return g;
+        });
+        const values = (await g!.data()) as Float32Array;
+        tf.dispose([x, dy, g!]);
+        return { values, kernels: profile.kernels.map((k) => k.name) };
+      });
+    const cpu = await grads("cpu"), wasm = await grads("wasm");
+    assertSameValues(wasm.values, cpu.values, `n = ${n}`);
+    assert(wasm.kernels.includes(CLIP_GRAD_KERNEL), wasm.kernels.join(" "));
+    assert(!wasm.kernels.includes("Select"), wasm.kernels.join(" "));
+    // Other backends keep tfjs's own gradient.
+    assert(cpu.kernels.includes("Select") && !cpu.kernels.includes(CLIP_GRAD_KERNEL));
+  }
 });
 
 Deno.test("compiled average pooling and its gradient match cpu where windows tile the input: odd sizes, every channel tail", async () => {
