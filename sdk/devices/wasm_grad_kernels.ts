@@ -92,6 +92,9 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "FusedBatchNorm",
   "ClipByValue",
   "PadV2",
+  "FusedConv2D",
+  "DepthwiseConv2dNative",
+  "FusedDepthwiseConv2D",
 ];
 
 function wasmKernel(name: string): tf.KernelFunc {
@@ -100,6 +103,58 @@ function wasmKernel(name: string): tf.KernelFunc {
     throw new Error(`Cannot build wasm gradient kernels: kernel "${name}" is not registered`);
   }
   return config.kernelFunc;
+}
+
+/**
+ * Runs a shipped convolution (`Conv2D`, `FusedConv2D`, `DepthwiseConv2dNative`,
+ * `FusedDepthwiseConv2D`) with 'same' padding made explicit where the shipped
+ * kernels get it wrong: with a non-square filter at a stride above 1, 91 of
+ * 1,404 small geometries tried gave other values than the cpu backend (every
+ * one of them such a case; square filters and stride 1 always agreed). There
+ * the input is zero-padded as cpu pads it and the kernel runs with 'valid'.
+ */
+function shippedConv(
+  backend: BackendWasm,
+  name: string,
+  inputs: Record<string, Info>,
+  attrs: Attrs,
+): Info {
+  const { x, filter } = inputs as { x: Info; filter: Info };
+  if (
+    attrs.pad === "same" && x.dtype === "float32" && x.shape.length === 4 &&
+    (attrs.dataFormat ?? "NHWC") === "NHWC" && filter.shape[0] !== filter.shape[1]
+  ) {
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number],
+      (attrs.dilations ?? 1) as number | [number, number],
+      "same",
+    );
+    if (info.strideHeight > 1 || info.strideWidth > 1) {
+      const { top, bottom, left, right } = info.padInfo;
+      const padded = simdPadHW(backend, x, top, bottom, left, right) ??
+        run(backend, "PadV2", { x }, {
+          paddings: [[0, 0], [top, bottom], [left, right], [0, 0]],
+          constantValue: 0,
+        });
+      const out = run(backend, name, { ...inputs, x: padded }, { ...attrs, pad: "valid" });
+      dispose(backend, padded);
+      return out;
+    }
+  }
+  return run(backend, name, inputs, attrs);
+}
+
+/** A shipped depthwise convolution, with {@linkcode shippedConv}'s padding fix. */
+function depthwiseForward(name: "DepthwiseConv2dNative" | "FusedDepthwiseConv2D"): tf.KernelFunc {
+  return (args) =>
+    shippedConv(
+      args.backend as BackendWasm,
+      name,
+      args.inputs as Record<string, Info>,
+      (args.attrs ?? {}) as Attrs,
+    );
 }
 
 /** Runs a shipped wasm kernel directly (no engine bookkeeping); the caller owns the result. */
@@ -599,7 +654,47 @@ function conv2D(
     const fast = simdConv2D(backend, x, filter, info);
     if (fast !== null) return fast;
   }
-  return run(backend, "Conv2D", { x, filter }, attrs);
+  return shippedConv(backend, "Conv2D", { x, filter }, attrs);
+}
+
+/**
+ * The fused convolution (bias and activation after it; MobileNets' 1×1
+ * convolutions): on the SIMD pool with the bias and a linear, relu or relu6
+ * activation applied as each tile is stored, when the pool has more threads
+ * than XNNPACK; XNNPACK's otherwise (where it runs on XNNPACK's own pool).
+ */
+function fusedConv2D(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x, filter, bias, preluActivationWeights } = args.inputs as {
+    x: Info;
+    filter: Info;
+    bias?: Info;
+    preluActivationWeights?: Info;
+  };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (
+    simdThreadsBeyondXnnpack(backend) && preluActivationWeights === undefined &&
+    x.dtype === "float32" && filter.dtype === "float32" &&
+    (bias === undefined || bias.dtype === "float32") &&
+    (attrs.dataFormat ?? "NHWC") === "NHWC"
+  ) {
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number],
+      attrs.dilations as number | [number, number],
+      attrs.pad as "same",
+      attrs.dimRoundingMode as "floor" | undefined,
+    );
+    const fast = simdConv2D(backend, x, filter, info, {
+      bias,
+      activation: String(attrs.activation ?? "linear"),
+    });
+    if (fast !== null) return fast;
+  }
+  return shippedConv(backend, "FusedConv2D", args.inputs as Record<string, Info>, attrs);
 }
 
 /** Shares the input's buffer (as the cpu backend does) instead of copying it. */
@@ -1286,6 +1381,17 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "FusedBatchNorm", backendName: "wasm", kernelFunc: fusedBatchNorm },
   { kernelName: "ClipByValue", backendName: "wasm", kernelFunc: clipByValue },
   { kernelName: "PadV2", backendName: "wasm", kernelFunc: padV2 },
+  { kernelName: "FusedConv2D", backendName: "wasm", kernelFunc: fusedConv2D },
+  {
+    kernelName: "DepthwiseConv2dNative",
+    backendName: "wasm",
+    kernelFunc: depthwiseForward("DepthwiseConv2dNative"),
+  },
+  {
+    kernelName: "FusedDepthwiseConv2D",
+    backendName: "wasm",
+    kernelFunc: depthwiseForward("FusedDepthwiseConv2D"),
+  },
 ];
 
 /** Options for {@linkcode registerWasmGradKernels}. */

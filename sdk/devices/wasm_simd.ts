@@ -32,6 +32,8 @@ export interface SimdExports {
     y: number,
     p0: number,
     p1: number,
+    bias: number,
+    act: number,
   ): void;
   conv1_taps(
     x: number,

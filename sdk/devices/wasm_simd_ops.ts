@@ -350,13 +350,27 @@ function oneChannelStride1(info: ConvInfo): boolean {
     info.dilationHeight === 1 && info.dilationWidth === 1;
 }
 
+/** The activations a fused convolution can apply, by their code in conv_taps. */
+const ACTIVATIONS = ["linear", "relu", "relu6"] as const;
+
+/** What a fused convolution adds to `x ⊛ filter`: a bias per output channel, then an activation. */
+export interface ConvEpilogue {
+  /** One value per output channel (none when absent). */
+  bias?: Info | undefined;
+  /** @default {"linear"} */
+  activation?: string;
+}
+
 /**
- * The forward convolution `x ⊛ filter`, or `null` when the kernels cannot run.
+ * The forward convolution `act(x ⊛ filter + bias)`, or `null` when the
+ * kernels cannot run (or the bias is not one value per output channel, or
+ * the activation is not linear, relu or relu6).
  *
  * @param backend the wasm backend holding the tensors
  * @param x the NHWC float32 input
  * @param filter the `[kh, kw, in, out]` float32 filter
  * @param info the convolution's geometry
+ * @param epilogue a fused convolution's bias and activation (none by default)
  * @returns the NHWC output, owned by the caller
  */
 export function simdConv2D(
@@ -364,9 +378,15 @@ export function simdConv2D(
   x: Info,
   filter: Info,
   info: ConvInfo,
+  epilogue: ConvEpilogue = {},
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
+  const { bias, activation = "linear" } = epilogue;
+  if (bias !== undefined && tf.util.sizeFromShape(bias.shape) !== info.outChannels) return null;
+  const act = (ACTIVATIONS as readonly string[]).indexOf(activation);
+  const bo = bias === undefined ? 0 : offset(backend, bias);
+  if (act < 0) return null;
   const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
   const K = info.filterHeight * info.filterWidth * info.inChannels;
   const OP = Math.ceil(O / 8) * 8, P = B * OH * OW;
@@ -375,7 +395,7 @@ export function simdConv2D(
   try {
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
-    if (oneChannelStride1(info) && O >= 1 && O <= 8 && OW >= 4) {
+    if (oneChannelStride1(info) && O >= 1 && O <= 8 && OW >= 4 && bo === 0 && act === 0) {
       // One input channel: tiles of 4 columns × every output channel.
       const { filterHeight: KH, filterWidth: KW } = info, w = offset(backend, filter);
       const yo = offset(backend, y);
@@ -395,7 +415,7 @@ export function simdConv2D(
     if (O > 0) {
       k.parallel(
         "conv_taps",
-        shares(k, P, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1]),
+        shares(k, P, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1, bo, act]),
       );
     }
   } finally {
@@ -992,7 +1012,7 @@ export function simdMatMul(
     k.fn.bases3(koff, 1, 1, K, 0, 0, 1, 0);
     k.parallel(
       "conv_taps",
-      shares(k, M, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1]),
+      shares(k, M, 4).map(([m0, m1]) => [ao, base, koff, K, w, N, NP, oo, m0, m1, 0, 0]),
     );
   } finally {
     scratch.free();

@@ -49,14 +49,22 @@ static inline void store_n(f32* p, v128_t v, int n) {
   }
 }
 
+/* A fused convolution's activation (act: 0 none, 1 relu, 2 relu6; NaN stays NaN, -0 becomes 0 as Math.max(0, x)). */
+static inline v128_t activate(v128_t v, int act) {
+  if (act == 0) return v;
+  v = wasm_f32x4_max(wasm_f32x4_splat(0.0f), v);
+  return act == 2 ? wasm_f32x4_min(v, wasm_f32x4_splat(6.0f)) : v;
+}
+
 /*
  * Forward convolution over taps, for output rows [p0, p1):
- *   y[p·O + o] = Σ_k x[base[p] + koff[k]] · w[k·OP + o]
+ *   y[p·O + o] = act(bias[o] + Σ_k x[base[p] + koff[k]] · w[k·OP + o])
  * w is the filter packed as K rows of OP floats (OP = O rounded up to 8, the
- * padding zero). Tiles of 4 rows × 8 output channels (with more rows V8 spills accumulators).
+ * padding zero). bias (O floats) may be 0 (none); act as activate() takes it.
+ * Tiles of 4 rows × 8 output channels (with more rows V8 spills accumulators).
  */
 void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32* w, int O,
-               int OP, f32* y, int p0, int p1) {
+               int OP, f32* y, int p0, int p1, const f32* bias, int act) {
   int p = p0;
   for (; p + 4 <= p1; p += 4) {
     const f32* x0 = x + base[p];
@@ -64,8 +72,10 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
     const f32* x2 = x + base[p + 2];
     const f32* x3 = x + base[p + 3];
     for (int o0 = 0; o0 < O; o0 += 8) {
-      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
-             c21 = c00, c30 = c00, c31 = c00;
+      const int n = O - o0;
+      const v128_t b0 = bias ? load_n(bias + o0, n) : wasm_f32x4_splat(0.0f);
+      const v128_t b1 = bias ? load_n(bias + o0 + 4, n - 4) : b0;
+      v128_t c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
       const f32* wk = w + o0;
       for (int k = 0; k < K; k++, wk += OP) {
         const int off = koff[k];
@@ -83,34 +93,34 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
         c30 = madd(a, w0, c30);
         c31 = madd(a, w1, c31);
       }
-      const int n = O - o0;
       f32* yp = y + p * O + o0;
-      store_n(yp, c00, n);
-      store_n(yp + 4, c01, n - 4);
+      store_n(yp, activate(c00, act), n);
+      store_n(yp + 4, activate(c01, act), n - 4);
       yp += O;
-      store_n(yp, c10, n);
-      store_n(yp + 4, c11, n - 4);
+      store_n(yp, activate(c10, act), n);
+      store_n(yp + 4, activate(c11, act), n - 4);
       yp += O;
-      store_n(yp, c20, n);
-      store_n(yp + 4, c21, n - 4);
+      store_n(yp, activate(c20, act), n);
+      store_n(yp + 4, activate(c21, act), n - 4);
       yp += O;
-      store_n(yp, c30, n);
-      store_n(yp + 4, c31, n - 4);
+      store_n(yp, activate(c30, act), n);
+      store_n(yp + 4, activate(c31, act), n - 4);
     }
   }
   for (; p < p1; p++) {
     const f32* x0 = x + base[p];
     for (int o0 = 0; o0 < O; o0 += 8) {
-      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00;
+      const int n = O - o0;
+      v128_t c00 = bias ? load_n(bias + o0, n) : wasm_f32x4_splat(0.0f);
+      v128_t c01 = bias ? load_n(bias + o0 + 4, n - 4) : wasm_f32x4_splat(0.0f);
       const f32* wk = w + o0;
       for (int k = 0; k < K; k++, wk += OP) {
         const v128_t a = wasm_v128_load32_splat(x0 + koff[k]);
         c00 = madd(a, wasm_v128_load(wk), c00);
         c01 = madd(a, wasm_v128_load(wk + 4), c01);
       }
-      const int n = O - o0;
-      store_n(y + p * O + o0, c00, n);
-      store_n(y + p * O + o0 + 4, c01, n - 4);
+      store_n(y + p * O + o0, activate(c00, act), n);
+      store_n(y + p * O + o0 + 4, activate(c01, act), n - 4);
     }
   }
 }

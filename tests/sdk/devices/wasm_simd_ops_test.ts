@@ -17,6 +17,7 @@ import {
   simdRelu,
   simdReluGrad,
   simdSumLeading,
+  simdThreadsBeyondXnnpack,
 } from "../../../sdk/devices/wasm_simd_ops.ts";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
 import { simdKernels } from "../../../sdk/devices/wasm_simd.ts";
@@ -164,6 +165,50 @@ Deno.test("compiled forward convolution matches cpu on random shapes, strides an
     assertEquals(got.shape, [c.x[0], ci.outHeight, ci.outWidth, c.f[3]]);
     const err = relativeError(got.values, cpu);
     assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+  }
+});
+
+Deno.test("compiled fused convolution (bias, then linear, relu or relu6) matches cpu's FusedConv2D, directly and as the registered kernel", async () => {
+  const activations = ["linear", "relu", "relu6"] as const;
+  for (const [i, c] of cases(24, 17, true).entries()) {
+    const activation = activations[i % 3]!, withBias = i % 4 !== 3;
+    const x = { values: seeded(c.x, 2800 + i).map((v) => 4 * v), shape: c.x };
+    x.values[0] = NaN;
+    const f = { values: seeded(c.f, 2900 + i), shape: c.f };
+    const b = { values: seeded([c.f[3]], 3000 + i), shape: [c.f[3]] };
+    const inputs = withBias ? { x, filter: f, bias: b } : { x, filter: f };
+    const fusedAttrs = { ...attrs(c), activation, leakyreluAlpha: 0.2 };
+    const want = await onEngine("cpu", "FusedConv2D", inputs, fusedAttrs);
+    await tf.setBackend("wasm");
+    const backend = tf.backend() as BackendWasm;
+    const tx = tf.tensor(x.values, x.shape), tf_ = tf.tensor(f.values, f.shape);
+    const tb = tf.tensor(b.values, b.shape);
+    const out = simdConv2D(
+      backend,
+      tx,
+      tf_,
+      info(c),
+      withBias ? { bias: tb, activation } : { activation },
+    );
+    assert(out !== null, "the compiled kernels should run here");
+    const t = tf.engine().makeTensorFromTensorInfo(out);
+    const got = (await t.data()) as Float32Array;
+    tf.dispose([t, tx, tf_, tb]);
+    const what = `case ${JSON.stringify(c)}, ${activation}, bias ${withBias}`;
+    const nan = (v: Float32Array) => Array.from(v).flatMap((a, j) => Number.isNaN(a) ? [j] : []);
+    assertEquals(nan(got), nan(want.values), `${what}: NaN positions`);
+    const clean = (v: Float32Array) => v.map((a) => Number.isNaN(a) ? 0 : a);
+    const err = relativeError(clean(got), clean(want.values));
+    assert(err <= TOL, `${what}: relative error ${err}`);
+    // The registered kernel: on the SIMD pool when it has more threads than XNNPACK.
+    let engine = want;
+    const calls = await compiledCalls(async () => {
+      engine = await onEngine("wasm", "FusedConv2D", inputs, fusedAttrs);
+    });
+    const pooled = simdThreadsBeyondXnnpack(backend);
+    assertEquals(calls.includes("conv_taps"), pooled, `${what}: compiled kernels ran`);
+    const engineErr = relativeError(clean(engine.values), clean(want.values));
+    assert(engineErr <= TOL, `${what} (registered kernel): relative error ${engineErr}`);
   }
 });
 
@@ -348,6 +393,64 @@ async function onEngine(
   await tf.setBackend("wasm");
   return { values, shape };
 }
+
+Deno.test("non-square filters with 'same' padding at strides above 1 match cpu on every wasm convolution (the shipped kernels pad those wrongly)", async () => {
+  // Geometries where the shipped XNNPACK kernels gave other values than cpu.
+  const geometries: [Shape4, [number, number], [number, number]][] = [
+    [[1, 4, 2, 6], [3, 1], [2, 2]],
+    [[2, 7, 2, 6], [2, 1], [2, 2]],
+    [[1, 4, 5, 5], [1, 3], [2, 2]],
+    [[1, 5, 2, 7], [3, 1], [3, 2]],
+    [[2, 9, 8, 6], [1, 3], [2, 1]],
+  ];
+  for (const [i, [shape, [kh, kw], strides]] of geometries.entries()) {
+    const C = shape[3], O = 4;
+    const x = { values: seeded(shape, 3100 + i), shape };
+    const filter = { values: seeded([kh, kw, C, O], 3200 + i), shape: [kh, kw, C, O] };
+    const dwFilter = { values: seeded([kh, kw, C, 2], 3300 + i), shape: [kh, kw, C, 2] };
+    const bias = { values: seeded([O], 3400 + i), shape: [O] };
+    const dwBias = { values: seeded([2 * C], 3500 + i), shape: [2 * C] };
+    const common = {
+      strides,
+      pad: "same",
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+      dimRoundingMode: undefined,
+    };
+    const runs: [
+      string,
+      Record<string, { values: Float32Array; shape: number[] }>,
+      Record<string, unknown>,
+    ][] = [
+      ["Conv2D", { x, filter }, common],
+      ["FusedConv2D", { x, filter, bias }, { ...common, activation: "relu", leakyreluAlpha: 0.2 }],
+      ["DepthwiseConv2dNative", { x, filter: dwFilter }, common],
+      ["FusedDepthwiseConv2D", { x, filter: dwFilter, bias: dwBias }, {
+        ...common,
+        activation: "linear",
+        leakyreluAlpha: 0.2,
+      }],
+    ];
+    for (const [kernel, inputs, kernelAttrs] of runs) {
+      const want = await onEngine("cpu", kernel, inputs, kernelAttrs);
+      // With the compiled kernels off too, so Conv2D takes the shipped path on any thread count.
+      for (const compiled of [true, false]) {
+        setSimdKernelsEnabled(compiled);
+        try {
+          const got = await onEngine("wasm", kernel, inputs, kernelAttrs);
+          assertEquals(got.shape, want.shape);
+          const err = relativeError(got.values, want.values);
+          assert(
+            err <= TOL,
+            `${kernel} ${shape} filter ${kh}×${kw} strides ${strides}, compiled ${compiled}: relative error ${err}`,
+          );
+        } finally {
+          setSimdKernelsEnabled(true);
+        }
+      }
+    }
+  }
+});
 
 Deno.test("wasm batch normalization matches cpu: every channel tail, optional offset and scale, [C] and [1, 1, 1, C] parameters, split sizes", async () => {
   const shapes: Shape4[] = [[2, 3, 5, 1], [1, 4, 3, 3], [3, 5, 5, 6], [2, 7, 3, 5], [
