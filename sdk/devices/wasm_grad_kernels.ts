@@ -38,6 +38,7 @@ import {
   simdPadHW,
   simdRelu,
   simdReluGrad,
+  simdSquare,
   simdSumLeading,
   simdThreadsBeyondXnnpack,
 } from "./wasm_simd_ops.ts";
@@ -93,6 +94,9 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "ClipByValue",
   "PadV2",
   "FusedConv2D",
+  "Sub",
+  "Square",
+  "Cast",
   "DepthwiseConv2dNative",
   "FusedDepthwiseConv2D",
 ];
@@ -1128,6 +1132,59 @@ function add(
   return out;
 }
 
+/**
+ * Subtracting a vector along the last axis (`[..., C] − [C]`: batch
+ * normalization's `x − mean`) as {@linkcode add} adds one, in one pass on the
+ * compiled kernels; anything else on the shipped `Sub`.
+ */
+function sub(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { a, b } = args.inputs as { a: Info; b: Info };
+  if (
+    a.dtype === "float32" && b.dtype === "float32" && isTrailingVector(a, b) &&
+    tf.util.sizeFromShape(b.shape) !== tf.util.sizeFromShape(a.shape)
+  ) {
+    const fast = simdBiasAdd(backend, a, b, true);
+    if (fast !== null) return fast;
+  }
+  return run(backend, "Sub", { a, b }, {});
+}
+
+/** `Square` on the compiled kernels for float32 (the shipped one is a scalar loop). */
+function square(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const fast = x.dtype === "float32" ? simdSquare(backend, x) : null;
+  return fast ?? run(backend, "Square", { x }, {});
+}
+
+/**
+ * A cast to the tensor's own dtype shares its buffer, as {@linkcode identity}
+ * does (the shipped kernel copies it: `tf.moments` casts every activation to
+ * float32). A cast to bool is `x ≠ 0` (the shipped kernel truncates to a byte:
+ * -2.5 became 254); other casts run the shipped kernel.
+ */
+function cast(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (attrs.dtype === x.dtype && x.dtype !== "string") {
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  }
+  if (attrs.dtype === "bool" && (x.dtype === "float32" || x.dtype === "int32")) {
+    const out = backend.makeOutput(x.shape, "bool");
+    const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
+    for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0;
+    return out;
+  }
+  return run(backend, "Cast", { x }, attrs);
+}
+
 /** One pass over x and dy where tfjs runs three kernels (`Step`, `Cast`, `Multiply`). */
 function reluGrad(
   args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
@@ -1382,6 +1439,9 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "ClipByValue", backendName: "wasm", kernelFunc: clipByValue },
   { kernelName: "PadV2", backendName: "wasm", kernelFunc: padV2 },
   { kernelName: "FusedConv2D", backendName: "wasm", kernelFunc: fusedConv2D },
+  { kernelName: "Sub", backendName: "wasm", kernelFunc: sub },
+  { kernelName: "Square", backendName: "wasm", kernelFunc: square },
+  { kernelName: "Cast", backendName: "wasm", kernelFunc: cast },
   {
     kernelName: "DepthwiseConv2dNative",
     backendName: "wasm",

@@ -147,6 +147,7 @@ export interface SimdExports {
   relu_grad(x: number, dy: number, out: number, n: number): void;
   relu(x: number, out: number, n: number): void;
   zero(p: number, n: number): void;
+  square(x: number, out: number, n: number): void;
   batch_norm(
     x: number,
     mean: number,

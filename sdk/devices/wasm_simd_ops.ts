@@ -578,14 +578,21 @@ function rowsPerVectorRow(c: number): number {
 }
 
 /**
- * `x + bias` for a bias along the last axis, or `null` when the kernels cannot run.
+ * `x + bias` (or `x − bias`) for a bias along the last axis, or `null` when
+ * the kernels cannot run.
  *
  * @param backend the wasm backend holding the tensors
  * @param x a float32 tensor whose last axis has `bias.length` entries
  * @param bias the float32 bias
+ * @param subtract compute `x − bias` (as `x + (−bias)`, the same float result)
  * @returns the sum, shaped as x, owned by the caller
  */
-export function simdBiasAdd(backend: BackendWasm, x: Info, bias: Info): Info | null {
+export function simdBiasAdd(
+  backend: BackendWasm,
+  x: Info,
+  bias: Info,
+  subtract = false,
+): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
   const C = tf.util.sizeFromShape(bias.shape), n = tf.util.sizeFromShape(x.shape);
@@ -596,7 +603,8 @@ export function simdBiasAdd(backend: BackendWasm, x: Info, bias: Info): Info | n
   try {
     const pattern = scratch.alloc(L);
     const f32 = k.f32(), b = offset(backend, bias) >> 2;
-    for (let j = 0; j < L; j++) f32[(pattern >> 2) + j] = f32[b + (j % C)]!;
+    const sign = subtract ? -1 : 1;
+    for (let j = 0; j < L; j++) f32[(pattern >> 2) + j] = sign * f32[b + (j % C)]!;
     const xo = offset(backend, x), oo = offset(backend, out);
     k.parallel(
       "bias_add",
@@ -605,7 +613,9 @@ export function simdBiasAdd(backend: BackendWasm, x: Info, bias: Info): Info | n
       ) => [xo + 4 * r0 * L, pattern, L, r1 - r0, oo + 4 * r0 * L]),
     );
     const at = rows * L;
-    for (let i = at; i < n; i++) f32[(oo >> 2) + i] = f32[(xo >> 2) + i]! + f32[b + (i % C)]!;
+    for (let i = at; i < n; i++) {
+      f32[(oo >> 2) + i] = f32[(xo >> 2) + i]! + sign * f32[b + (i % C)]!;
+    }
   } finally {
     scratch.free();
   }
@@ -869,6 +879,24 @@ export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | nu
   elementwise(k, "relu_grad", tf.util.sizeFromShape(x.shape), [
     offset(backend, x),
     offset(backend, dy),
+    offset(backend, out),
+  ]);
+  return out;
+}
+
+/**
+ * `x · x`, or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x a float32 tensor
+ * @returns the squares, owned by the caller
+ */
+export function simdSquare(backend: BackendWasm, x: Info): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const out = backend.makeOutput(x.shape, "float32");
+  elementwise(k, "square", tf.util.sizeFromShape(x.shape), [
+    offset(backend, x),
     offset(backend, out),
   ]);
   return out;

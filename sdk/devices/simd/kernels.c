@@ -894,3 +894,13 @@ void clip_grad(const f32* x, const f32* dy, f32* out, int n, int lo_bits, int hi
   }
   for (; i < n; i++) out[i] = x[i] >= lo.f && x[i] <= hi.f ? dy[i] : 0.0f;
 }
+
+/* out = x · x for n floats. */
+void square(const f32* x, f32* out, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    wasm_v128_store(out + i, wasm_f32x4_mul(v, v));
+  }
+  for (; i < n; i++) out[i] = x[i] * x[i];
+}

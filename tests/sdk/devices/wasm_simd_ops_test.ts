@@ -495,6 +495,67 @@ Deno.test("wasm batch normalization matches cpu: every channel tail, optional of
   }
 });
 
+Deno.test("wasm Sub of a vector along the last axis, Square and same-dtype Cast match cpu exactly, on the compiled kernels", async () => {
+  for (
+    const [i, shape] of ([[2, 3, 5, 1], [1, 4, 3, 3], [3, 5, 5, 6], [16, 64, 64, 8]] as Shape4[])
+      .entries()
+  ) {
+    const C = shape[3];
+    const x = { values: seeded(shape, 3600 + i), shape };
+    [NaN, -0, Infinity, -Infinity].forEach((v, j) => (x.values[j * 3] = v));
+    for (const vshape of [[C], [1, 1, 1, C]]) {
+      const v = { values: seeded([C], 3700 + i), shape: vshape };
+      v.values[0] = -0;
+      const want = await onEngine("cpu", "Sub", { a: x, b: v }, {});
+      let got = want;
+      const calls = await compiledCalls(async () => {
+        got = await onEngine("wasm", "Sub", { a: x, b: v }, {});
+      });
+      assertEquals(calls, ["bias_add"]);
+      assertEquals(got.shape, want.shape);
+      assertSameValues(got.values, want.values, `${shape} − ${vshape}`);
+    }
+    // Not a vector along the last axis: the shipped kernel.
+    const same = { values: seeded(shape, 3800 + i), shape };
+    const want = await onEngine("cpu", "Sub", { a: x, b: same }, {});
+    assertSameValues(
+      (await onEngine("wasm", "Sub", { a: x, b: same }, {})).values,
+      want.values,
+      `${shape} − ${shape}`,
+    );
+    const squares = await onEngine("cpu", "Square", { x }, {});
+    let got = squares;
+    assertEquals(
+      await compiledCalls(async () => (got = await onEngine("wasm", "Square", { x }, {}))),
+      ["square"],
+    );
+    assertSameValues(got.values, squares.values, `square ${shape}`);
+  }
+  // A cast to the tensor's own dtype shares its buffer; other casts convert.
+  await tf.setBackend("wasm");
+  const f = tf.tensor([1.5, -2.5, 0, 3, NaN, -0]);
+  const same = tf.cast(f, "float32");
+  f.dispose();
+  assertSameValues(
+    (await same.data()) as Float32Array,
+    new Float32Array([1.5, -2.5, 0, 3, NaN, -0]),
+    "the shared buffer outlives the input",
+  );
+  const ints = tf.cast(same, "int32"), bools = tf.cast(same, "bool"), back = tf.cast(ints, "int32");
+  const intBools = tf.cast(ints, "bool");
+  assertEquals(Array.from(await ints.data()), [1, -2, 0, 3, 0, 0]);
+  // cpu's x ≠ 0 (NaN is true); the shipped wasm kernel gave 254 for -2.5.
+  assertEquals(Array.from(await bools.data()), [1, 1, 0, 1, 1, 0]);
+  assertEquals(Array.from(await intBools.data()), [1, 1, 0, 1, 0, 0]);
+  assertEquals(Array.from(await back.data()), [1, -2, 0, 3, 0, 0]);
+  tf.dispose([same, ints, bools, back, intBools]);
+  await tf.setBackend("cpu");
+  const cpuBools = tf.tidy(() => tf.cast(tf.tensor([1.5, -2.5, 0, 3, NaN, -0]), "bool"));
+  assertEquals(Array.from(await cpuBools.data()), [1, 1, 0, 1, 1, 0], "cpu's casts to bool");
+  tf.dispose(cpuBools);
+  await tf.setBackend("wasm");
+});
+
 Deno.test("wasm ClipByValue matches cpu exactly: NaN, -0, infinities, bounds, every vector tail, split sizes", async () => {
   for (const [i, n] of [1, 3, 8, 13, 65536 + 7].entries()) {
     const xv = seeded([n], 2500 + i).map((v) => 8 * v);
