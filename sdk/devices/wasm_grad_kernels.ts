@@ -95,6 +95,7 @@ export const WASM_FAST_KERNEL_NAMES: readonly string[] = [
   "PadV2",
   "FusedConv2D",
   "Sub",
+  "Multiply",
   "Square",
   "Cast",
   "DepthwiseConv2dNative",
@@ -1146,10 +1147,33 @@ function sub(
     a.dtype === "float32" && b.dtype === "float32" && isTrailingVector(a, b) &&
     tf.util.sizeFromShape(b.shape) !== tf.util.sizeFromShape(a.shape)
   ) {
-    const fast = simdBiasAdd(backend, a, b, true);
+    const fast = simdBiasAdd(backend, a, b, "sub");
     if (fast !== null) return fast;
   }
   return run(backend, "Sub", { a, b }, {});
+}
+
+/**
+ * Multiplying by a vector along the last axis or by a single value (batch
+ * normalization's gradient scales whole activations so), in one pass on the
+ * compiled kernels; anything else on the shipped `Multiply`, whose broadcast
+ * is a scalar loop.
+ */
+function multiply(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { a, b } = args.inputs as { a: Info; b: Info };
+  const size = (t: Info) => tf.util.sizeFromShape(t.shape);
+  const scales = (x: Info, v: Info) =>
+    size(v) < size(x) && (isTrailingVector(x, v) ||
+      (size(v) === 1 && v.shape.length <= x.shape.length));
+  if (a.dtype === "float32" && b.dtype === "float32") {
+    const [x, v] = scales(a, b) ? [a, b] : scales(b, a) ? [b, a] : [null, null];
+    const fast = x === null || v === null ? null : simdBiasAdd(backend, x, v, "mul");
+    if (fast !== null) return fast;
+  }
+  return run(backend, "Multiply", { a, b }, {});
 }
 
 /** `Square` on the compiled kernels for float32 (the shipped one is a scalar loop). */
@@ -1440,6 +1464,7 @@ const replaced: tf.KernelConfig[] = [
   { kernelName: "PadV2", backendName: "wasm", kernelFunc: padV2 },
   { kernelName: "FusedConv2D", backendName: "wasm", kernelFunc: fusedConv2D },
   { kernelName: "Sub", backendName: "wasm", kernelFunc: sub },
+  { kernelName: "Multiply", backendName: "wasm", kernelFunc: multiply },
   { kernelName: "Square", backendName: "wasm", kernelFunc: square },
   { kernelName: "Cast", backendName: "wasm", kernelFunc: cast },
   {

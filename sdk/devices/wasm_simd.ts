@@ -148,6 +148,7 @@ export interface SimdExports {
   relu(x: number, out: number, n: number): void;
   zero(p: number, n: number): void;
   square(x: number, out: number, n: number): void;
+  bias_mul(x: number, pattern: number, L: number, rows: number, out: number): void;
   batch_norm(
     x: number,
     mean: number,

@@ -578,20 +578,22 @@ function rowsPerVectorRow(c: number): number {
 }
 
 /**
- * `x + bias` (or `x − bias`) for a bias along the last axis, or `null` when
- * the kernels cannot run.
+ * `x + bias`, `x − bias` or `x · bias` for a bias along the last axis (or a
+ * single value), or `null` when the kernels cannot run. The results are the
+ * cpu backend's to the bit (`x − bias` is computed as `x + (−bias)`, the same
+ * float result).
  *
  * @param backend the wasm backend holding the tensors
  * @param x a float32 tensor whose last axis has `bias.length` entries
  * @param bias the float32 bias
- * @param subtract compute `x − bias` (as `x + (−bias)`, the same float result)
- * @returns the sum, shaped as x, owned by the caller
+ * @param op the operation
+ * @returns the result, shaped as x, owned by the caller
  */
 export function simdBiasAdd(
   backend: BackendWasm,
   x: Info,
   bias: Info,
-  subtract = false,
+  op: "add" | "sub" | "mul" = "add",
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
@@ -603,18 +605,18 @@ export function simdBiasAdd(
   try {
     const pattern = scratch.alloc(L);
     const f32 = k.f32(), b = offset(backend, bias) >> 2;
-    const sign = subtract ? -1 : 1;
+    const sign = op === "sub" ? -1 : 1;
     for (let j = 0; j < L; j++) f32[(pattern >> 2) + j] = sign * f32[b + (j % C)]!;
     const xo = offset(backend, x), oo = offset(backend, out);
     k.parallel(
-      "bias_add",
+      op === "mul" ? "bias_mul" : "bias_add",
       ranges(rows, rows >= 4096 ? k.chunks : 1).map((
         [r0, r1],
       ) => [xo + 4 * r0 * L, pattern, L, r1 - r0, oo + 4 * r0 * L]),
     );
-    const at = rows * L;
-    for (let i = at; i < n; i++) {
-      f32[(oo >> 2) + i] = f32[(xo >> 2) + i]! + sign * f32[b + (i % C)]!;
+    for (let i = rows * L; i < n; i++) {
+      const v = f32[(xo >> 2) + i]!, w = sign * f32[b + (i % C)]!;
+      f32[(oo >> 2) + i] = op === "mul" ? v * w : v + w;
     }
   } finally {
     scratch.free();

@@ -904,3 +904,14 @@ void square(const f32* x, f32* out, int n) {
   }
   for (; i < n; i++) out[i] = x[i] * x[i];
 }
+
+/* out[r, c] = x[r, c] · scale[c]; pattern is the scale tiled to L floats. */
+void bias_mul(const f32* x, const f32* pattern, int L, int rows, f32* out) {
+  for (int r = 0; r < rows; r++) {
+    for (int j = 0; j < L; j += 4) {
+      wasm_v128_store(out + j, wasm_f32x4_mul(wasm_v128_load(x + j), wasm_v128_load(pattern + j)));
+    }
+    x += L;
+    out += L;
+  }
+}

@@ -495,7 +495,7 @@ Deno.test("wasm batch normalization matches cpu: every channel tail, optional of
   }
 });
 
-Deno.test("wasm Sub of a vector along the last axis, Square and same-dtype Cast match cpu exactly, on the compiled kernels", async () => {
+Deno.test("wasm Sub of a vector along the last axis, Multiply by one or by a single value, Square and same-dtype Cast match cpu exactly, on the compiled kernels", async () => {
   for (
     const [i, shape] of ([[2, 3, 5, 1], [1, 4, 3, 3], [3, 5, 5, 6], [16, 64, 64, 8]] as Shape4[])
       .entries()
@@ -515,8 +515,27 @@ Deno.test("wasm Sub of a vector along the last axis, Square and same-dtype Cast 
       assertEquals(got.shape, want.shape);
       assertSameValues(got.values, want.values, `${shape} − ${vshape}`);
     }
+    for (const vshape of [[C], [1, 1, 1, C], [], [1, 1, 1, 1]]) {
+      const v = { values: seeded([vshape.reduce((p, d) => p * d, 1)], 3900 + i), shape: vshape };
+      for (const [a, b] of [[x, v], [v, x]]) {
+        const want = await onEngine("cpu", "Multiply", { a: a!, b: b! }, {});
+        let got = want;
+        const calls = await compiledCalls(async () => {
+          got = await onEngine("wasm", "Multiply", { a: a!, b: b! }, {});
+        });
+        assertEquals(calls, ["bias_mul"], `${a!.shape} · ${b!.shape}`);
+        assertEquals(got.shape, want.shape);
+        assertSameValues(got.values, want.values, `${a!.shape} · ${b!.shape}`);
+      }
+    }
     // Not a vector along the last axis: the shipped kernel.
     const same = { values: seeded(shape, 3800 + i), shape };
+    const product = await onEngine("cpu", "Multiply", { a: x, b: same }, {});
+    assertSameValues(
+      (await onEngine("wasm", "Multiply", { a: x, b: same }, {})).values,
+      product.values,
+      `${shape} · ${shape}`,
+    );
     const want = await onEngine("cpu", "Sub", { a: x, b: same }, {});
     assertSameValues(
       (await onEngine("wasm", "Sub", { a: x, b: same }, {})).values,
