@@ -47,12 +47,33 @@ type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;
 type ConvInfo = tf.backend_util.Conv2DInfo;
 
+/**
+ * A convolution's geometry from its kernel's attributes (`strides`,
+ * `dilations` (1 when absent), `pad`, `dimRoundingMode`).
+ */
+function convInfo(
+  inShape: unknown,
+  filterShape: unknown,
+  attrs: Attrs,
+  depthwise = false,
+): ConvInfo {
+  return tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    (attrs.dilations ?? 1) as number | [number, number],
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+    depthwise,
+  );
+}
+
 /** The most floats one im2col buffer may hold (64 MiB); larger jobs run in chunks of images. */
 const MAX_COLS_FLOATS = 16 * 1024 * 1024;
 
 /**
  * The fused ReLU gradient `dy · step(x)`, a kernel this module adds; the
- * ReLU's registered gradient runs it on wasm (see `installReluGradient`).
+ * ReLU's registered gradient runs it on wasm (see `installFusedGradient`).
  */
 export const RELU_GRAD_KERNEL = "ZooReluGrad";
 
@@ -129,13 +150,7 @@ function shippedConv(
     attrs.pad === "same" && x.dtype === "float32" && x.shape.length === 4 &&
     (attrs.dataFormat ?? "NHWC") === "NHWC" && filter.shape[0] !== filter.shape[1]
   ) {
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      attrs.strides as number | [number, number],
-      (attrs.dilations ?? 1) as number | [number, number],
-      "same",
-    );
+    const info = convInfo(x.shape, filter.shape, attrs);
     if (info.strideHeight > 1 || info.strideWidth > 1) {
       const { top, bottom, left, right } = info.padInfo;
       const padded = simdPadHW(backend, x, top, bottom, left, right) ??
@@ -333,14 +348,7 @@ function conv2DBackpropFilter(
   checkFloat("Conv2DBackpropFilter", x, dy);
   checkNhwc("Conv2DBackpropFilter", attrs.dataFormat);
   const filterShape = attrs.filterShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filterShape,
-    attrs.strides as number | [number, number],
-    1,
-    attrs.pad as "same",
-    attrs.dimRoundingMode as "floor" | undefined,
-  );
+  const info = convInfo(x.shape, filterShape, attrs);
   // A 1×1 filter gradient with many output channels is one XNNPACK matrix
   // product (no im2col), which beats the compiled taps kernel there.
   const pointwiseWide = info.filterHeight * info.filterWidth === 1 && info.outChannels > 64;
@@ -367,15 +375,7 @@ function conv2DBackpropFilter(
 }
 
 function depthwiseInfo(x: Info, attrs: Attrs): ConvInfo {
-  return tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape as [number, number, number, number],
-    attrs.strides as number | [number, number],
-    (attrs.dilations ?? 1) as number | [number, number],
-    attrs.pad as "same",
-    attrs.dimRoundingMode as "floor" | undefined,
-    true,
-  );
+  return convInfo(x.shape, attrs.filterShape, attrs, true);
 }
 
 function depthwiseBackpropFilter(
@@ -423,15 +423,7 @@ function depthwiseBackpropInput(
   const attrs = (args.attrs ?? {}) as Attrs;
   checkFloat("DepthwiseConv2dNativeBackpropInput", dy, filter);
   const inShape = attrs.inputShape as [number, number, number, number];
-  const info = tf.backend_util.computeConv2DInfo(
-    inShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides as number | [number, number],
-    (attrs.dilations ?? 1) as number | [number, number],
-    attrs.pad as "same",
-    attrs.dimRoundingMode as "floor" | undefined,
-    true,
-  );
+  const info = convInfo(inShape, filter.shape, attrs, true);
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
   const { filterHeight: KH, filterWidth: KW } = info;
   const { dilationHeight: dh, dilationWidth: dw } = info;
@@ -590,14 +582,7 @@ function conv2DBackpropInput(
   ) {
     return run(backend, "Conv2DBackpropInput", { dy, filter }, attrs);
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    attrs.strides as number | [number, number],
-    1,
-    attrs.pad as "same",
-    attrs.dimRoundingMode as "floor" | undefined,
-  );
+  const info = convInfo(attrs.inputShape, filter.shape, attrs);
   const strided = info.strideHeight > 1 || info.strideWidth > 1;
   // A 1×1 stride-1 input gradient is one XNNPACK convolution (a matrix
   // product), which beats the compiled scatter kernel there.
@@ -648,14 +633,7 @@ function conv2D(
     (attrs.dataFormat ?? "NHWC") === "NHWC" &&
     (inChannels <= SIMD_CONV_MAX_IN_CHANNELS || simdThreadsBeyondXnnpack(backend))
   ) {
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      attrs.strides as number | [number, number],
-      attrs.dilations as number | [number, number],
-      attrs.pad as "same",
-      attrs.dimRoundingMode as "floor" | undefined,
-    );
+    const info = convInfo(x.shape, filter.shape, attrs);
     const fast = simdConv2D(backend, x, filter, info);
     if (fast !== null) return fast;
   }
@@ -685,14 +663,7 @@ function fusedConv2D(
     (bias === undefined || bias.dtype === "float32") &&
     (attrs.dataFormat ?? "NHWC") === "NHWC"
   ) {
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      attrs.strides as number | [number, number],
-      attrs.dilations as number | [number, number],
-      attrs.pad as "same",
-      attrs.dimRoundingMode as "floor" | undefined,
-    );
+    const info = convInfo(x.shape, filter.shape, attrs);
     const fast = simdConv2D(backend, x, filter, info, {
       bias,
       activation: String(attrs.activation ?? "linear"),
@@ -1177,12 +1148,7 @@ function multiply(
 }
 
 /** `Square` on the compiled kernels for float32 (the shipped one is a scalar loop). */
-function square(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const fast = x.dtype === "float32" ? simdSquare(backend, x) : null;
-  return fast ?? run(backend, "Square", { x }, {});
-}
+const square = unaryKernel("Square", simdSquare);
 
 /**
  * A cast to the tensor's own dtype shares its buffer, as {@linkcode identity}
@@ -1209,119 +1175,99 @@ function cast(
   return run(backend, "Cast", { x }, attrs);
 }
 
-/** One pass over x and dy where tfjs runs three kernels (`Step`, `Cast`, `Multiply`). */
-function reluGrad(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x, dy } = args.inputs as { x: Info; dy: Info };
-  checkFloat(RELU_GRAD_KERNEL, x, dy);
-  if (!tf.util.arraysEqual(x.shape, dy.shape)) {
-    throw new RangeError(
-      `${RELU_GRAD_KERNEL}: x ${JSON.stringify(x.shape)} and dy ${
-        JSON.stringify(dy.shape)
-      } must have the same shape`,
-    );
-  }
-  const fast = simdReluGrad(backend, x, dy);
-  if (fast !== null) return fast;
-  const out = backend.makeOutput(x.shape, "float32");
-  const xs = heap(backend, x), g = heap(backend, dy), o = heap(backend, out);
-  for (let i = 0; i < xs.length; i++) {
-    const v = xs[i]!;
-    o[i] = g[i]! * (v > 0 ? 1 : Number.isNaN(v) ? NaN : 0);
-  }
-  return out;
-}
-
-/** tfjs's own ReLU gradient, kept for other backends and dtypes. */
-let shippedReluGrad: tf.GradConfig | undefined;
-
 /**
- * The ReLU gradient: the fused kernel on wasm for float32, tfjs's own
- * (`dy · cast(step(x))`, the same numbers) everywhere else.
+ * A fused elementwise gradient kernel `(x, dy) → dx` on float32 tensors of
+ * one shape: `fast` on the compiled kernels, `each(x, dy)` per element in
+ * JavaScript when they cannot run.
  */
-const reluGradFunc: tf.GradFunc = (dy, saved, attrs) => {
-  const [x] = saved as tf.Tensor[];
-  const g = dy as tf.Tensor;
-  if (
-    tf.getBackend() === "wasm" && x !== undefined && x.dtype === "float32" &&
-    g.dtype === "float32" && tf.getKernel(RELU_GRAD_KERNEL, "wasm") !== undefined
-  ) {
-    return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { x, dy: g }) as tf.Tensor };
-  }
-  return shippedReluGrad!.gradFunc(dy, saved, attrs);
-};
-
-/** Routes the ReLU gradient through {@linkcode RELU_GRAD_KERNEL} on wasm. Idempotent. */
-function installReluGradient(): void {
-  const current = tf.getGradient("Relu");
-  if (current === undefined || current.gradFunc === reluGradFunc) return;
-  shippedReluGrad = current;
-  tf.registerGradient({ ...current, gradFunc: reluGradFunc });
+function fusedGradKernel(
+  name: string,
+  fast: (backend: BackendWasm, x: Info, dy: Info, attrs: Attrs) => Info | null,
+  each: (attrs: Attrs) => (x: number, dy: number) => number,
+): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as BackendWasm;
+    const { x, dy } = args.inputs as { x: Info; dy: Info };
+    const attrs = (args.attrs ?? {}) as Attrs;
+    checkFloat(name, x, dy);
+    if (!tf.util.arraysEqual(x.shape, dy.shape)) {
+      throw new RangeError(
+        `${name}: x ${JSON.stringify(x.shape)} and dy ${
+          JSON.stringify(dy.shape)
+        } must have the same shape`,
+      );
+    }
+    const compiled = fast(backend, x, dy, attrs);
+    if (compiled !== null) return compiled;
+    const out = backend.makeOutput(x.shape, "float32");
+    const xs = heap(backend, x), g = heap(backend, dy), o = heap(backend, out), f = each(attrs);
+    for (let i = 0; i < xs.length; i++) o[i] = f(xs[i]!, g[i]!);
+    return out;
+  };
 }
+
+/** ReLU's gradient in one pass where tfjs runs three kernels (`Step`, `Cast`, `Multiply`). */
+const reluGrad = fusedGradKernel(
+  RELU_GRAD_KERNEL,
+  (backend, x, dy) => simdReluGrad(backend, x, dy),
+  () => (v, g) => g * (v > 0 ? 1 : Number.isNaN(v) ? NaN : 0),
+);
 
 /** `lo ≤ x ≤ hi ? dy : 0` in one pass (tfjs's where over three comparisons). */
-function clipGrad(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x, dy } = args.inputs as { x: Info; dy: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
-  checkFloat(CLIP_GRAD_KERNEL, x, dy);
-  if (!tf.util.arraysEqual(x.shape, dy.shape)) {
-    throw new RangeError(
-      `${CLIP_GRAD_KERNEL}: x ${JSON.stringify(x.shape)} and dy ${
-        JSON.stringify(dy.shape)
-      } must have the same shape`,
-    );
-  }
-  const lo = Number(attrs.clipValueMin), hi = Number(attrs.clipValueMax);
-  const fast = simdClipGrad(backend, x, dy, lo, hi);
-  if (fast !== null) return fast;
-  const out = backend.makeOutput(x.shape, "float32");
-  const xs = heap(backend, x), g = heap(backend, dy), o = heap(backend, out);
-  for (let i = 0; i < xs.length; i++) o[i] = xs[i]! >= lo && xs[i]! <= hi ? g[i]! : 0;
-  return out;
+const clipGrad = fusedGradKernel(
+  CLIP_GRAD_KERNEL,
+  (backend, x, dy, attrs) =>
+    simdClipGrad(backend, x, dy, Number(attrs.clipValueMin), Number(attrs.clipValueMax)),
+  (attrs) => {
+    const lo = Number(attrs.clipValueMin), hi = Number(attrs.clipValueMax);
+    return (v, g) => (v >= lo && v <= hi ? g : 0);
+  },
+);
+
+/** tfjs's own gradients of the ops {@linkcode installFusedGradient} reroutes, for other backends and dtypes. */
+const shippedGradients = new Map<string, tf.GradConfig>();
+/** The gradient functions installed, by op. */
+const fusedGradFuncs = new Map<string, tf.GradFunc>();
+
+/**
+ * Routes the gradient of the one-input op `op` through the fused `kernel` on
+ * wasm for float32 (with the op's attributes named in `attrNames`), and
+ * through tfjs's own gradient (the same numbers) everywhere else. Idempotent.
+ */
+function installFusedGradient(op: string, kernel: string, attrNames: string[] = []): void {
+  const current = tf.getGradient(op);
+  if (current === undefined || current.gradFunc === fusedGradFuncs.get(op)) return;
+  shippedGradients.set(op, current);
+  const gradFunc: tf.GradFunc = (dy, saved, attrs) => {
+    const [x] = saved as tf.Tensor[];
+    const g = dy as tf.Tensor;
+    if (
+      tf.getBackend() === "wasm" && x !== undefined && x.dtype === "float32" &&
+      g.dtype === "float32" && tf.getKernel(kernel, "wasm") !== undefined
+    ) {
+      const passed = Object.fromEntries(attrNames.map((a) => [a, attrs[a]])) as tf.NamedAttrMap;
+      return { x: () => tf.engine().runKernel(kernel, { x, dy: g }, passed) as tf.Tensor };
+    }
+    return shippedGradients.get(op)!.gradFunc(dy, saved, attrs);
+  };
+  fusedGradFuncs.set(op, gradFunc);
+  tf.registerGradient({ ...current, gradFunc });
 }
 
-/** tfjs's own ClipByValue gradient, kept for other backends and dtypes. */
-let shippedClipGrad: tf.GradConfig | undefined;
-
-/** ClipByValue's gradient: the fused kernel on wasm for float32, tfjs's own elsewhere. */
-const clipGradFunc: tf.GradFunc = (dy, saved, attrs) => {
-  const [x] = saved as tf.Tensor[];
-  const g = dy as tf.Tensor;
-  if (
-    tf.getBackend() === "wasm" && x !== undefined && x.dtype === "float32" &&
-    g.dtype === "float32" && tf.getKernel(CLIP_GRAD_KERNEL, "wasm") !== undefined
-  ) {
-    return {
-      x: () =>
-        tf.engine().runKernel(CLIP_GRAD_KERNEL, { x, dy: g }, {
-          clipValueMin: attrs.clipValueMin,
-          clipValueMax: attrs.clipValueMax,
-        } as tf.NamedAttrMap) as tf.Tensor,
-    };
-  }
-  return shippedClipGrad!.gradFunc(dy, saved, attrs);
-};
-
-/** Routes ClipByValue's gradient through {@linkcode CLIP_GRAD_KERNEL} on wasm. Idempotent. */
-function installClipGradient(): void {
-  const current = tf.getGradient("ClipByValue");
-  if (current === undefined || current.gradFunc === clipGradFunc) return;
-  shippedClipGrad = current;
-  tf.registerGradient({ ...current, gradFunc: clipGradFunc });
+/** A one-input kernel on the compiled kernels for float32, the shipped `name` otherwise. */
+function unaryKernel(
+  name: string,
+  fast: (backend: BackendWasm, x: Info) => Info | null,
+): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as BackendWasm;
+    const { x } = args.inputs as { x: Info };
+    return (x.dtype === "float32" ? fast(backend, x) : null) ?? run(backend, name, { x }, {});
+  };
 }
 
 /** ReLU on the compiled kernels (XNNPACK's runs on its pool, often one thread). */
-function relu(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const fast = x.dtype === "float32" ? simdRelu(backend, x) : null;
-  return fast ?? run(backend, "Relu", { x }, {});
-}
+const relu = unaryKernel("Relu", simdRelu);
 
 /**
  * Batch normalization on the compiled kernel when every parameter holds one
@@ -1523,8 +1469,8 @@ export function registerWasmGradKernels(options: RegisterWasmGradKernelsOptions 
     }
   }
   if (options.fastKernels ?? true) {
-    installReluGradient();
-    installClipGradient();
+    installFusedGradient("Relu", RELU_GRAD_KERNEL);
+    installFusedGradient("ClipByValue", CLIP_GRAD_KERNEL, ["clipValueMin", "clipValueMax"]);
     for (const config of replaced) {
       const current = tf.getKernel(config.kernelName, "wasm");
       if (current === undefined) {

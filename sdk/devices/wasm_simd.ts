@@ -133,7 +133,7 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
-  bias_add(x: number, pattern: number, L: number, rows: number, out: number): void;
+  bias_add(x: number, pattern: number, L: number, rows: number, out: number, mul: number): void;
   sum_rows(x: number, L: number, rows: number, tmp: number, acc: number): void;
   max_pool_grad_2x2(
     x: number,
@@ -148,7 +148,6 @@ export interface SimdExports {
   relu(x: number, out: number, n: number): void;
   zero(p: number, n: number): void;
   square(x: number, out: number, n: number): void;
-  bias_mul(x: number, pattern: number, L: number, rows: number, out: number): void;
   batch_norm(
     x: number,
     mean: number,

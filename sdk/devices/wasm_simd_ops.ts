@@ -214,24 +214,34 @@ function paddedInput(
 ): number {
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
   if (pad.XH === H && pad.XW === W) return offset(backend, x);
-  const { XH, XW, top, left } = pad;
-  const ptr = scratch.alloc(B * XH * XW * C), xo = offset(backend, x);
+  const ptr = scratch.alloc(B * pad.XH * pad.XW * C);
+  padCopy(k, offset(backend, x), [B, H, W, C], ptr, pad);
+  return ptr;
+}
+
+/** Copies the NHWC tensor at `x` into `dst` zero-padded to `XH × XW` at (top, left), split by images. */
+function padCopy(
+  k: SimdKernels,
+  x: number,
+  [B, H, W, C]: [number, number, number, number],
+  dst: number,
+  { XH, XW, top, left }: Padded,
+): void {
   k.parallel(
     "pad_copy",
     byImages(k, B, B * XH * XW * C).map(([b0, b1]) => [
-      xo + 4 * b0 * H * W * C,
+      x + 4 * b0 * H * W * C,
       b1 - b0,
       H,
       W,
       C,
-      ptr + 4 * b0 * XH * XW * C,
+      dst + 4 * b0 * XH * XW * C,
       XH,
       XW,
       top,
       left,
     ]),
   );
-  return ptr;
 }
 
 /** The tap offsets `(kh·dh·XW + kw·dw)·C + c`, in filter order. */
@@ -609,10 +619,10 @@ export function simdBiasAdd(
     for (let j = 0; j < L; j++) f32[(pattern >> 2) + j] = sign * f32[b + (j % C)]!;
     const xo = offset(backend, x), oo = offset(backend, out);
     k.parallel(
-      op === "mul" ? "bias_mul" : "bias_add",
+      "bias_add",
       ranges(rows, rows >= 4096 ? k.chunks : 1).map((
         [r0, r1],
-      ) => [xo + 4 * r0 * L, pattern, L, r1 - r0, oo + 4 * r0 * L]),
+      ) => [xo + 4 * r0 * L, pattern, L, r1 - r0, oo + 4 * r0 * L, op === "mul" ? 1 : 0]),
     );
     for (let i = rows * L; i < n; i++) {
       const v = f32[(xo >> 2) + i]!, w = sign * f32[b + (i % C)]!;
@@ -774,22 +784,7 @@ export function simdPadHW(
   const [B, H, W, C] = x.shape as [number, number, number, number];
   const XH = H + top + bottom, XW = W + left + right;
   const out = backend.makeOutput([B, XH, XW, C], "float32");
-  const xo = offset(backend, x), yo = offset(backend, out);
-  k.parallel(
-    "pad_copy",
-    byImages(k, B, B * XH * XW * C).map(([b0, b1]) => [
-      xo + 4 * b0 * H * W * C,
-      b1 - b0,
-      H,
-      W,
-      C,
-      yo + 4 * b0 * XH * XW * C,
-      XH,
-      XW,
-      top,
-      left,
-    ]),
-  );
+  padCopy(k, offset(backend, x), [B, H, W, C], offset(backend, out), { XH, XW, top, left });
   return out;
 }
 

@@ -359,11 +359,15 @@ void crop_copy(const f32* src, int B, int XH, int XW, int C, f32* x, int H, int 
  * one. pattern holds L floats (the bias repeated m times for bias_add).
  */
 
-/* out[r, c] = x[r, c] + bias[c]; pattern is the bias tiled to L floats. */
-void bias_add(const f32* x, const f32* pattern, int L, int rows, f32* out) {
+/*
+ * out[r, c] = x[r, c] + bias[c] (mul: x[r, c] · bias[c]); pattern is the
+ * bias tiled to L floats.
+ */
+void bias_add(const f32* x, const f32* pattern, int L, int rows, f32* out, int mul) {
   for (int r = 0; r < rows; r++) {
     for (int j = 0; j < L; j += 4) {
-      wasm_v128_store(out + j, wasm_f32x4_add(wasm_v128_load(x + j), wasm_v128_load(pattern + j)));
+      const v128_t a = wasm_v128_load(x + j), b = wasm_v128_load(pattern + j);
+      wasm_v128_store(out + j, mul ? wasm_f32x4_mul(a, b) : wasm_f32x4_add(a, b));
     }
     x += L;
     out += L;
@@ -903,15 +907,4 @@ void square(const f32* x, f32* out, int n) {
     wasm_v128_store(out + i, wasm_f32x4_mul(v, v));
   }
   for (; i < n; i++) out[i] = x[i] * x[i];
-}
-
-/* out[r, c] = x[r, c] · scale[c]; pattern is the scale tiled to L floats. */
-void bias_mul(const f32* x, const f32* pattern, int L, int rows, f32* out) {
-  for (int r = 0; r < rows; r++) {
-    for (int j = 0; j < L; j += 4) {
-      wasm_v128_store(out + j, wasm_f32x4_mul(wasm_v128_load(x + j), wasm_v128_load(pattern + j)));
-    }
-    x += L;
-    out += L;
-  }
 }
