@@ -678,11 +678,13 @@ export function simdBatchNorm(
       mu[c] = f32[mo + c]!;
       off[c] = oo < 0 ? 0 : f32[oo + c]!;
     }
-    const tiled = [mu, a, off].map((v) => {
-      const ptr = scratch.alloc(L);
-      for (let j = 0; j < L; j++) f32[(ptr >> 2) + j] = v[j % C]!;
-      return ptr;
-    }) as [number, number, number];
+    // Allocate first, then take a new view: a malloc that grows the heap
+    // detaches the old buffer, and writes through a stale view are lost.
+    const tiled = [mu, a, off].map(() => scratch.alloc(L)) as [number, number, number];
+    const heap = k.f32();
+    [mu, a, off].forEach((v, t) => {
+      for (let j = 0; j < L; j++) heap[(tiled[t]! >> 2) + j] = v[j % C]!;
+    });
     const xo = offset(backend, x), yo = offset(backend, out);
     k.parallel(
       "batch_norm",

@@ -452,6 +452,87 @@ Deno.test("non-square filters with 'same' padding at strides above 1 match cpu o
   }
 });
 
+Deno.test("compiled kernels never use a heap view taken before an allocation (one that grows the heap detaches it, and writes through it are lost)", async () => {
+  await tf.setBackend("wasm");
+  const backend = tf.backend() as BackendWasm;
+  const k = simdKernels(backend)!;
+  // Every view k.f32() and k.i32() hand out throws once an allocation (which
+  // may grow the heap) has happened after it was taken.
+  let generation = 0;
+  const guard = <T extends Float32Array | Int32Array>(view: T): T => {
+    const born = generation;
+    const check = (p: string | symbol, what: string) => {
+      if (generation !== born && typeof p === "string" && /^\d+$/.test(p)) {
+        throw new Error(`a heap view taken before an allocation was ${what}`);
+      }
+    };
+    return new Proxy(view, {
+      get(t, p) {
+        check(p, "read");
+        const v = Reflect.get(t, p, t);
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+      set(t, p, v) {
+        check(p, "written");
+        return Reflect.set(t, p, v, t);
+      },
+    });
+  };
+  const saved = { f32: k.f32, i32: k.i32, malloc: k.malloc, makeOutput: backend.makeOutput };
+  const patch = k as { f32: typeof k.f32; i32: typeof k.i32; malloc: typeof k.malloc };
+  const shape: Shape4 = [3, 9, 7, 5];
+  const x = { values: seeded(shape, 4000), shape };
+  const vec = { values: seeded([5], 4001), shape: [5] };
+  const positive = { values: seeded([5], 4002).map((v) => Math.abs(v) + 0.5), shape: [5] };
+  const f = { values: seeded([3, 3, 5, 4], 4003), shape: [3, 3, 5, 4] };
+  const dy = { values: seeded([3, 9, 7, 4], 4004), shape: [3, 9, 7, 4] };
+  const a = { values: seeded([40, 30], 4005), shape: [40, 30] };
+  const b = { values: seeded([40, 20], 4006), shape: [40, 20] };
+  const conv = {
+    strides: [1, 1],
+    pad: "same",
+    dataFormat: "NHWC",
+    dilations: [1, 1],
+    dimRoundingMode: undefined,
+  };
+  const runs: [
+    string,
+    Record<string, { values: Float32Array; shape: number[] }>,
+    Record<string, unknown>,
+  ][] = [
+    ["FusedBatchNorm", { x, mean: vec, variance: positive, offset: vec, scale: positive }, {
+      varianceEpsilon: 1e-3,
+    }],
+    ["Add", { a: x, b: vec }, {}],
+    ["Sub", { a: x, b: vec }, {}],
+    ["Multiply", { a: x, b: vec }, {}],
+    ["Mean", { x }, { axis: [0, 1, 2], keepDims: false }],
+    ["Conv2D", { x, filter: f }, conv],
+    ["Conv2DBackpropFilter", { x, dy }, { ...conv, filterShape: [3, 3, 5, 4] }],
+    ["Conv2DBackpropInput", { dy, filter: f }, { ...conv, inputShape: shape }],
+    ["BatchMatMul", { a, b }, { transposeA: true, transposeB: false }],
+    ["BatchMatMul", { a, b: a }, { transposeA: false, transposeB: true }],
+    ["PadV2", { x }, { paddings: [[0, 0], [1, 2], [0, 1], [0, 0]], constantValue: 0 }],
+  ];
+  for (const [kernel, inputs, kernelAttrs] of runs) {
+    const want = await onEngine("cpu", kernel, inputs, kernelAttrs);
+    let got = want;
+    await tf.setBackend("wasm");
+    patch.f32 = () => guard(saved.f32());
+    patch.i32 = () => guard(saved.i32());
+    patch.malloc = (bytes) => (generation++, saved.malloc(bytes));
+    backend.makeOutput = (...args) => (generation++, saved.makeOutput.apply(backend, args));
+    try {
+      got = await onEngine("wasm", kernel, inputs, kernelAttrs);
+    } finally {
+      Object.assign(patch, { f32: saved.f32, i32: saved.i32, malloc: saved.malloc });
+      backend.makeOutput = saved.makeOutput;
+    }
+    const err = relativeError(got.values, want.values);
+    assert(err <= TOL, `${kernel}: relative error ${err}`);
+  }
+});
+
 Deno.test("wasm batch normalization matches cpu: every channel tail, optional offset and scale, [C] and [1, 1, 1, C] parameters, split sizes", async () => {
   const shapes: Shape4[] = [[2, 3, 5, 1], [1, 4, 3, 3], [3, 5, 5, 6], [2, 7, 3, 5], [
     16,
