@@ -1109,20 +1109,14 @@ function add(
  * normalization's `x − mean`) as {@linkcode add} adds one, in one pass on the
  * compiled kernels; anything else on the shipped `Sub`.
  */
-function sub(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { a, b } = args.inputs as { a: Info; b: Info };
-  if (
-    a.dtype === "float32" && b.dtype === "float32" && isTrailingVector(a, b) &&
-    tf.util.sizeFromShape(b.shape) !== tf.util.sizeFromShape(a.shape)
-  ) {
-    const fast = simdBiasAdd(backend, a, b, "sub");
-    if (fast !== null) return fast;
-  }
-  return run(backend, "Sub", { a, b }, {});
-}
+const sub = fastOr(
+  "Sub",
+  (backend, { a, b }) =>
+    a!.dtype === "float32" && b!.dtype === "float32" && isTrailingVector(a!, b!) &&
+      tf.util.sizeFromShape(b!.shape) !== tf.util.sizeFromShape(a!.shape)
+      ? simdBiasAdd(backend, a!, b!, "sub")
+      : null,
+);
 
 /**
  * Multiplying by a vector along the last axis or by a single value (batch
@@ -1130,22 +1124,15 @@ function sub(
  * compiled kernels; anything else on the shipped `Multiply`, whose broadcast
  * is a scalar loop.
  */
-function multiply(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { a, b } = args.inputs as { a: Info; b: Info };
+const multiply = fastOr("Multiply", (backend, { a, b }) => {
   const size = (t: Info) => tf.util.sizeFromShape(t.shape);
   const scales = (x: Info, v: Info) =>
     size(v) < size(x) && (isTrailingVector(x, v) ||
       (size(v) === 1 && v.shape.length <= x.shape.length));
-  if (a.dtype === "float32" && b.dtype === "float32") {
-    const [x, v] = scales(a, b) ? [a, b] : scales(b, a) ? [b, a] : [null, null];
-    const fast = x === null || v === null ? null : simdBiasAdd(backend, x, v, "mul");
-    if (fast !== null) return fast;
-  }
-  return run(backend, "Multiply", { a, b }, {});
-}
+  if (a!.dtype !== "float32" || b!.dtype !== "float32") return null;
+  const [x, v] = scales(a!, b!) ? [a!, b!] : scales(b!, a!) ? [b!, a!] : [null, null];
+  return x === null || v === null ? null : simdBiasAdd(backend, x, v, "mul");
+});
 
 /** `Square` on the compiled kernels for float32 (the shipped one is a scalar loop). */
 const square = unaryKernel("Square", simdSquare);
@@ -1254,16 +1241,31 @@ function installFusedGradient(op: string, kernel: string, attrNames: string[] = 
   tf.registerGradient({ ...current, gradFunc });
 }
 
+/**
+ * A replacement for the shipped kernel `name`: `fast` (on the compiled
+ * kernels), or the shipped kernel where it gives `null`.
+ */
+function fastOr(
+  name: string,
+  fast: (
+    backend: BackendWasm,
+    inputs: Record<string, Info | undefined>,
+    attrs: Attrs,
+  ) => Info | null,
+): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as BackendWasm;
+    const inputs = args.inputs as Record<string, Info>, attrs = (args.attrs ?? {}) as Attrs;
+    return fast(backend, inputs, attrs) ?? run(backend, name, inputs, attrs);
+  };
+}
+
 /** A one-input kernel on the compiled kernels for float32, the shipped `name` otherwise. */
 function unaryKernel(
   name: string,
   fast: (backend: BackendWasm, x: Info) => Info | null,
 ): tf.KernelFunc {
-  return (args) => {
-    const backend = args.backend as BackendWasm;
-    const { x } = args.inputs as { x: Info };
-    return (x.dtype === "float32" ? fast(backend, x) : null) ?? run(backend, name, { x }, {});
-  };
+  return fastOr(name, (backend, { x }) => (x!.dtype === "float32" ? fast(backend, x!) : null));
 }
 
 /** ReLU on the compiled kernels (XNNPACK's runs on its pool, often one thread). */
@@ -1274,101 +1276,62 @@ const relu = unaryKernel("Relu", simdRelu);
  * value per channel (the tfjs wasm kernel is a scalar loop: 39% of a
  * MobileNetV2 forward pass), the shipped kernel otherwise.
  */
-function fusedBatchNorm(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x, mean, variance, offset, scale } = args.inputs as {
-    x: Info;
-    mean: Info;
-    variance: Info;
-    offset?: Info;
-    scale?: Info;
-  };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const fusedBatchNorm = fastOr("FusedBatchNorm", (backend, inputs, attrs) => {
+  const { x, mean, variance, offset, scale } = inputs;
   const floats = [x, mean, variance, offset, scale].every((t) =>
     t === undefined || t.dtype === "float32"
   );
-  const fast = floats
-    ? simdBatchNorm(backend, x, mean, variance, offset, scale, Number(attrs.varianceEpsilon))
+  return floats
+    ? simdBatchNorm(backend, x!, mean!, variance!, offset, scale, Number(attrs.varianceEpsilon))
     : null;
-  return fast ?? run(backend, "FusedBatchNorm", args.inputs as Record<string, Info>, attrs);
-}
+});
 
 /** ClipByValue (ReLU6 in MobileNets) on the compiled kernel for float32. */
-function clipByValue(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
-  const lo = Number(attrs.clipValueMin), hi = Number(attrs.clipValueMax);
-  const fast = x.dtype === "float32" ? simdClip(backend, x, lo, hi) : null;
-  return fast ?? run(backend, "ClipByValue", { x }, attrs);
-}
+const clipByValue = fastOr(
+  "ClipByValue",
+  (backend, { x }, attrs) =>
+    x!.dtype === "float32"
+      ? simdClip(backend, x!, Number(attrs.clipValueMin), Number(attrs.clipValueMax))
+      : null,
+);
 
 /**
  * Zero padding of height and width of an NHWC float32 tensor (before a
  * strided depthwise convolution) on the compiled kernel; the shipped kernel
  * for anything else.
  */
-function padV2(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const padV2 = fastOr("PadV2", (backend, { x }, attrs) => {
   const p = attrs.paddings as [number, number][] | undefined;
-  if (
-    x.dtype === "float32" && x.shape.length === 4 && Number(attrs.constantValue ?? 0) === 0 &&
-    p?.length === 4 && p[0]![0] === 0 && p[0]![1] === 0 && p[3]![0] === 0 && p[3]![1] === 0 &&
-    p.every(([a, b]) => a >= 0 && b >= 0)
-  ) {
-    const fast = simdPadHW(backend, x, p[1]![0], p[1]![1], p[2]![0], p[2]![1]);
-    if (fast !== null) return fast;
-  }
-  return run(backend, "PadV2", { x }, attrs);
-}
+  return x!.dtype === "float32" && x!.shape.length === 4 &&
+      Number(attrs.constantValue ?? 0) === 0 && p?.length === 4 && p[0]![0] === 0 &&
+      p[0]![1] === 0 && p[3]![0] === 0 && p[3]![1] === 0 && p.every(([a, b]) => a >= 0 && b >= 0)
+    ? simdPadHW(backend, x!, p[1]![0], p[1]![1], p[2]![0], p[2]![1])
+    : null;
+});
 
 /**
  * Max pooling: the compiled kernel for the common 2×2, stride-2, unpadded
  * case, XNNPACK's otherwise.
  */
-function maxPool(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
-  if (x.dtype === "float32" && x.shape.length === 4) {
-    const info = poolInfo(x.shape, attrs);
-    if (info.filterHeight === 2 && info.filterWidth === 2 && windowsTile(info)) {
-      const fast = simdMaxPool2x2(backend, x);
-      if (fast !== null) return fast;
-    }
-  }
-  return run(backend, "MaxPool", { x }, attrs);
-}
+const maxPool = fastOr("MaxPool", (backend, { x }, attrs) => {
+  if (x!.dtype !== "float32" || x!.shape.length !== 4) return null;
+  const info = poolInfo(x!.shape, attrs);
+  return info.filterHeight === 2 && info.filterWidth === 2 && windowsTile(info)
+    ? simdMaxPool2x2(backend, x!)
+    : null;
+});
 
 /**
  * Average pooling: the compiled kernel where the windows tile the input
  * (stride = window, no padding), XNNPACK's otherwise.
  */
-function avgPool(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
-  if (x.dtype === "float32" && x.shape.length === 4) {
-    const info = poolInfo(x.shape, attrs);
-    if (windowsTile(info)) {
-      const fast = simdAvgPoolTiled(backend, x, info.filterHeight, info.filterWidth);
-      if (fast !== null) return fast;
-    }
-  }
-  return run(backend, "AvgPool", { x }, attrs);
-}
+const avgPool = fastOr("AvgPool", (backend, { x }, attrs) => {
+  if (x!.dtype !== "float32" || x!.shape.length !== 4) return null;
+  const info = poolInfo(x!.shape, attrs);
+  return windowsTile(info)
+    ? simdAvgPoolTiled(backend, x!, info.filterHeight, info.filterWidth)
+    : null;
+});
 
 /** The shipped kernels, kept so the replacements can call them. */
 const original = new Map<string, tf.KernelFunc>();

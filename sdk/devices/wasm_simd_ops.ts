@@ -134,13 +134,43 @@ function poolByImages(
 }
 
 /** Runs an elementwise kernel `fn(...pointers, count)` over `n` floats in vector-aligned ranges. */
-function elementwise(k: SimdKernels, fn: keyof SimdExports, n: number, pointers: number[]): void {
+function elementwise(
+  k: SimdKernels,
+  fn: keyof SimdExports,
+  n: number,
+  pointers: number[],
+  extra: number[] = [],
+): void {
   k.parallel(
     fn,
     ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
       [i0, i1],
-    ) => [...pointers.map((ptr) => ptr + 4 * i0), i1 - i0]),
+    ) => [...pointers.map((ptr) => ptr + 4 * i0), i1 - i0, ...extra]),
   );
+}
+
+/**
+ * A new float32 tensor shaped as `inputs[0]`, computed by the elementwise
+ * kernel `fn(...inputs, out, count, ...extra)`, or `null` when the kernels
+ * cannot run.
+ */
+function mapped(
+  backend: BackendWasm,
+  fn: keyof SimdExports,
+  inputs: Info[],
+  extra: number[] = [],
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const out = backend.makeOutput(inputs[0]!.shape, "float32");
+  const pointers = [...inputs, out].map((t) => offset(backend, t));
+  elementwise(k, fn, tf.util.sizeFromShape(out.shape), pointers, extra);
+  return out;
+}
+
+/** The float32 bits of `lo` and `hi`, as kernels take floats among integer arguments. */
+function floatBits(lo: number, hi: number): number[] {
+  return Array.from(new Int32Array(new Float32Array([lo, hi]).buffer));
 }
 
 /**
@@ -714,18 +744,7 @@ export function simdBatchNorm(
  * @returns the clipped tensor, owned by the caller
  */
 export function simdClip(backend: BackendWasm, x: Info, lo: number, hi: number): Info | null {
-  const k = kernels(backend);
-  if (k === null) return null;
-  const out = backend.makeOutput(x.shape, "float32");
-  const bits = new Int32Array(new Float32Array([lo, hi]).buffer);
-  const n = tf.util.sizeFromShape(x.shape), xo = offset(backend, x), yo = offset(backend, out);
-  k.parallel(
-    "clip",
-    ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
-      [i0, i1],
-    ) => [xo + 4 * i0, yo + 4 * i0, i1 - i0, bits[0]!, bits[1]!]),
-  );
-  return out;
+  return mapped(backend, "clip", [x], floatBits(lo, hi));
 }
 
 /**
@@ -746,19 +765,7 @@ export function simdClipGrad(
   lo: number,
   hi: number,
 ): Info | null {
-  const k = kernels(backend);
-  if (k === null) return null;
-  const out = backend.makeOutput(x.shape, "float32");
-  const bits = new Int32Array(new Float32Array([lo, hi]).buffer);
-  const n = tf.util.sizeFromShape(x.shape);
-  const [xo, go, yo] = [x, dy, out].map((t) => offset(backend, t)) as [number, number, number];
-  k.parallel(
-    "clip_grad",
-    ranges(n, n >= 65536 ? k.chunks : 1, 4).map((
-      [i0, i1],
-    ) => [xo + 4 * i0, go + 4 * i0, yo + 4 * i0, i1 - i0, bits[0]!, bits[1]!]),
-  );
-  return out;
+  return mapped(backend, "clip_grad", [x, dy], floatBits(lo, hi));
 }
 
 /**
@@ -872,15 +879,7 @@ export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Inf
  * @returns the input gradient, owned by the caller
  */
 export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | null {
-  const k = kernels(backend);
-  if (k === null) return null;
-  const out = backend.makeOutput(x.shape, "float32");
-  elementwise(k, "relu_grad", tf.util.sizeFromShape(x.shape), [
-    offset(backend, x),
-    offset(backend, dy),
-    offset(backend, out),
-  ]);
-  return out;
+  return mapped(backend, "relu_grad", [x, dy]);
 }
 
 /**
@@ -891,14 +890,7 @@ export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | nu
  * @returns the squares, owned by the caller
  */
 export function simdSquare(backend: BackendWasm, x: Info): Info | null {
-  const k = kernels(backend);
-  if (k === null) return null;
-  const out = backend.makeOutput(x.shape, "float32");
-  elementwise(k, "square", tf.util.sizeFromShape(x.shape), [
-    offset(backend, x),
-    offset(backend, out),
-  ]);
-  return out;
+  return mapped(backend, "square", [x]);
 }
 
 /**
@@ -909,14 +901,7 @@ export function simdSquare(backend: BackendWasm, x: Info): Info | null {
  * @returns the ReLU of x, owned by the caller
  */
 export function simdRelu(backend: BackendWasm, x: Info): Info | null {
-  const k = kernels(backend);
-  if (k === null) return null;
-  const out = backend.makeOutput(x.shape, "float32");
-  elementwise(k, "relu", tf.util.sizeFromShape(x.shape), [
-    offset(backend, x),
-    offset(backend, out),
-  ]);
-  return out;
+  return mapped(backend, "relu", [x]);
 }
 
 /**

@@ -377,6 +377,24 @@ async function compiledCalls(run: () => Promise<unknown>): Promise<string[]> {
   return names;
 }
 
+/** A kernel, its inputs and its attributes, for {@linkcode onEngine}. */
+type KernelRun = [
+  string,
+  Record<string, { values: Float32Array; shape: number[] }>,
+  Record<string, unknown>,
+];
+
+/** A convolution kernel's attributes: 'same' padding, NHWC, no dilation. */
+function sameConv(strides: [number, number]): Record<string, unknown> {
+  return {
+    strides,
+    pad: "same",
+    dataFormat: "NHWC",
+    dilations: [1, 1],
+    dimRoundingMode: undefined,
+  };
+}
+
 /** Runs a kernel through the engine on `backend` (so the registered replacement runs on wasm). */
 async function onEngine(
   backend: string,
@@ -410,18 +428,8 @@ Deno.test("non-square filters with 'same' padding at strides above 1 match cpu o
     const dwFilter = { values: seeded([kh, kw, C, 2], 3300 + i), shape: [kh, kw, C, 2] };
     const bias = { values: seeded([O], 3400 + i), shape: [O] };
     const dwBias = { values: seeded([2 * C], 3500 + i), shape: [2 * C] };
-    const common = {
-      strides,
-      pad: "same",
-      dataFormat: "NHWC",
-      dilations: [1, 1],
-      dimRoundingMode: undefined,
-    };
-    const runs: [
-      string,
-      Record<string, { values: Float32Array; shape: number[] }>,
-      Record<string, unknown>,
-    ][] = [
+    const common = sameConv(strides);
+    const runs: KernelRun[] = [
       ["Conv2D", { x, filter }, common],
       ["FusedConv2D", { x, filter, bias }, { ...common, activation: "relu", leakyreluAlpha: 0.2 }],
       ["DepthwiseConv2dNative", { x, filter: dwFilter }, common],
@@ -488,18 +496,8 @@ Deno.test("compiled kernels never use a heap view taken before an allocation (on
   const dy = { values: seeded([3, 9, 7, 4], 4004), shape: [3, 9, 7, 4] };
   const a = { values: seeded([40, 30], 4005), shape: [40, 30] };
   const b = { values: seeded([40, 20], 4006), shape: [40, 20] };
-  const conv = {
-    strides: [1, 1],
-    pad: "same",
-    dataFormat: "NHWC",
-    dilations: [1, 1],
-    dimRoundingMode: undefined,
-  };
-  const runs: [
-    string,
-    Record<string, { values: Float32Array; shape: number[] }>,
-    Record<string, unknown>,
-  ][] = [
+  const conv = sameConv([1, 1]);
+  const runs: KernelRun[] = [
     ["FusedBatchNorm", { x, mean: vec, variance: positive, offset: vec, scale: positive }, {
       varianceEpsilon: 1e-3,
     }],
