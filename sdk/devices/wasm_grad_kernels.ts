@@ -22,6 +22,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import {
+  checkedOutput,
   setSimdKernelsEnabled,
   simdAvgPoolGradTiled,
   simdAvgPoolTiled,
@@ -133,11 +134,14 @@ function wasmKernel(name: string): tf.KernelFunc {
 
 /**
  * Runs a shipped convolution (`Conv2D`, `FusedConv2D`, `DepthwiseConv2dNative`,
- * `FusedDepthwiseConv2D`) with 'same' padding made explicit where the shipped
- * kernels get it wrong: with a non-square filter at a stride above 1, 91 of
- * 1,404 small geometries tried gave other values than the cpu backend (every
- * one of them such a case; square filters and stride 1 always agreed). There
- * the input is zero-padded as cpu pads it and the kernel runs with 'valid'.
+ * `FusedDepthwiseConv2D`) with its padding made explicit where the shipped
+ * kernels get it wrong, and runs it 'valid' on a zero-padded (or cropped)
+ * copy of the input:
+ * - 'same' with a non-square filter at a stride above 1: 91 of 1,404 small
+ *   geometries tried gave other values than the cpu backend (every one of
+ *   them such a case; square filters and stride 1 always agreed);
+ * - a numeric or explicit padding: the shipped depthwise kernels compute a
+ *   wrong output size for it and then write outside their output.
  */
 function shippedConv(
   backend: BackendWasm,
@@ -146,19 +150,40 @@ function shippedConv(
   attrs: Attrs,
 ): Info {
   const { x, filter } = inputs as { x: Info; filter: Info };
+  const numeric = typeof attrs.pad !== "string";
   if (
-    attrs.pad === "same" && x.dtype === "float32" && x.shape.length === 4 &&
-    (attrs.dataFormat ?? "NHWC") === "NHWC" && filter.shape[0] !== filter.shape[1]
+    (attrs.pad === "same" || numeric) && x.dtype === "float32" && x.shape.length === 4 &&
+    (attrs.dataFormat ?? "NHWC") === "NHWC"
   ) {
-    const info = convInfo(x.shape, filter.shape, attrs);
-    if (info.strideHeight > 1 || info.strideWidth > 1) {
-      const { top, bottom, left, right } = info.padInfo;
-      const padded = simdPadHW(backend, x, top, bottom, left, right) ??
-        run(backend, "PadV2", { x }, {
+    const info = convInfo(x.shape, filter.shape, attrs, name.includes("Depthwise"));
+    const strided = info.strideHeight > 1 || info.strideWidth > 1;
+    if (numeric || (strided && filter.shape[0] !== filter.shape[1])) {
+      const { top, left } = info.padInfo;
+      if (top < 0 || left < 0) {
+        throw new Error(`${name} on wasm needs paddings >= 0: got ${JSON.stringify(attrs.pad)}`);
+      }
+      // The rows and columns the windows reach: (out − 1)·stride + window.
+      const PH = (info.outHeight - 1) * info.strideHeight + info.effectiveFilterHeight;
+      const PW = (info.outWidth - 1) * info.strideWidth + info.effectiveFilterWidth;
+      const [B, H, W, C] = x.shape as [number, number, number, number];
+      const h = Math.min(H, PH - top), w = Math.min(W, PW - left);
+      // Windows that see only padding (a numeric padding wider than they reach).
+      if (h <= 0 || w <= 0) return emptyConv(backend, inputs, attrs, info.outShape);
+      const cropped = h < H || w < W
+        ? run(backend, "Slice", { x }, { begin: [0, 0, 0, 0], size: [B, h, w, C] })
+        : x;
+      const bottom = PH - top - h, right = PW - left - w;
+      const padded = simdPadHW(backend, cropped, top, bottom, left, right) ??
+        run(backend, "PadV2", { x: cropped }, {
           paddings: [[0, 0], [top, bottom], [left, right], [0, 0]],
           constantValue: 0,
         });
-      const out = run(backend, name, { ...inputs, x: padded }, { ...attrs, pad: "valid" });
+      if (cropped !== x) dispose(backend, cropped);
+      const out = run(backend, name, { ...inputs, x: padded }, {
+        ...attrs,
+        pad: "valid",
+        dimRoundingMode: undefined,
+      });
       dispose(backend, padded);
       return out;
     }
@@ -197,6 +222,18 @@ function dispose(backend: BackendWasm, ...infos: Info[]): void {
 
 function heap(backend: BackendWasm, info: Info): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+/** A zero-filled float32 tensor: the gradient of anything with no elements to sum over. */
+function zeros(backend: BackendWasm, shape: number[]): Info {
+  const out = checkedOutput(backend, shape, "float32");
+  heap(backend, out).fill(0);
+  return out;
+}
+
+/** Whether any of the tensors has no elements. */
+function anyEmpty(...infos: Info[]): boolean {
+  return infos.some((t) => tf.util.sizeFromShape(t.shape) === 0);
 }
 
 function checkFloat(kernel: string, ...infos: Info[]): void {
@@ -325,7 +362,7 @@ function batchRows(backend: BackendWasm, x: Info, b0: number, nb: number, cols: 
   const batch = x.shape[0]!;
   if (b0 === 0 && nb === batch) return reshape(backend, x, [-1, cols]);
   const perImage = tf.util.sizeFromShape(x.shape) / batch;
-  const out = backend.makeOutput([(nb * perImage) / cols, cols], "float32");
+  const out = checkedOutput(backend, [(nb * perImage) / cols, cols], "float32");
   heap(backend, out).set(heap(backend, x).subarray(b0 * perImage, (b0 + nb) * perImage));
   return out;
 }
@@ -348,6 +385,9 @@ function conv2DBackpropFilter(
   checkFloat("Conv2DBackpropFilter", x, dy);
   checkNhwc("Conv2DBackpropFilter", attrs.dataFormat);
   const filterShape = attrs.filterShape as [number, number, number, number];
+  if (anyEmpty(x, dy) || tf.util.sizeFromShape(filterShape) === 0) {
+    return zeros(backend, filterShape);
+  }
   const info = convInfo(x.shape, filterShape, attrs);
   // A 1×1 filter gradient with many output channels is one XNNPACK matrix
   // product (no im2col), which beats the compiled taps kernel there.
@@ -359,7 +399,7 @@ function conv2DBackpropFilter(
   let sum: Info | null = null;
   for (let b0 = 0; b0 < info.batchSize; b0 += chunk) {
     const nb = Math.min(chunk, info.batchSize - b0);
-    const colsT = backend.makeOutput([kkc, nb * info.outHeight * info.outWidth], "float32");
+    const colsT = checkedOutput(backend, [kkc, nb * info.outHeight * info.outWidth], "float32");
     im2colT(heap(backend, x), heap(backend, colsT), info, b0, nb);
     const dyRows = batchRows(backend, dy, b0, nb, info.outChannels);
     const part = run(backend, "BatchMatMul", { a: colsT, b: dyRows }, {
@@ -386,6 +426,9 @@ function depthwiseBackpropFilter(
   const attrs = (args.attrs ?? {}) as Attrs;
   checkFloat("DepthwiseConv2dNativeBackpropFilter", x, dy);
   const filterShape = attrs.filterShape as [number, number, number, number];
+  if (anyEmpty(x, dy) || tf.util.sizeFromShape(filterShape) === 0) {
+    return zeros(backend, filterShape);
+  }
   const info = depthwiseInfo(x, attrs);
   const kk = info.filterHeight * info.filterWidth;
   const C = info.inChannels, M = info.outChannels / C;
@@ -394,14 +437,14 @@ function depthwiseBackpropFilter(
   for (let b0 = 0; b0 < info.batchSize; b0 += chunk) {
     const nb = Math.min(chunk, info.batchSize - b0);
     const n = nb * info.outHeight * info.outWidth;
-    const cols = backend.makeOutput([n, kk, C, 1], "float32");
+    const cols = checkedOutput(backend, [n, kk, C, 1], "float32");
     im2col(heap(backend, x), heap(backend, cols), info, b0, nb);
     const dyRows = batchRows(backend, dy, b0, nb, C * M);
     const dy4 = reshape(backend, dyRows, [n, 1, C, M]);
     const prod = run(backend, "Multiply", { a: cols, b: dy4 }, {});
     dispose(backend, cols, dyRows, dy4);
     const prod2 = reshape(backend, prod, [n, kk * C * M]);
-    const ones = backend.makeOutput([1, n], "float32");
+    const ones = checkedOutput(backend, [1, n], "float32");
     heap(backend, ones).fill(1);
     const part = run(backend, "BatchMatMul", { a: ones, b: prod2 }, {
       transposeA: false,
@@ -423,11 +466,15 @@ function depthwiseBackpropInput(
   const attrs = (args.attrs ?? {}) as Attrs;
   checkFloat("DepthwiseConv2dNativeBackpropInput", dy, filter);
   const inShape = attrs.inputShape as [number, number, number, number];
+  if (anyEmpty(dy, filter) || tf.util.sizeFromShape(inShape) === 0) {
+    return zeros(backend, inShape);
+  }
   const info = convInfo(inShape, filter.shape, attrs, true);
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
   const { filterHeight: KH, filterWidth: KW } = info;
   const { dilationHeight: dh, dilationWidth: dw } = info;
   const M = info.outChannels / C;
+  if (dh > 1 || dw > 1) return depthwiseBackpropInputDilated(backend, dy, filter, info);
   // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
   // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.
   const top = (KH - 1) * dh - info.padInfo.top, left = (KW - 1) * dw - info.padInfo.left;
@@ -444,6 +491,50 @@ function depthwiseBackpropInput(
   const conv5 = reshape(backend, conv, [B, H, W, C, M]);
   const dx = run(backend, "Sum", { x: conv5 }, { axis: [4], keepDims: false });
   dispose(backend, conv, conv5);
+  return dx;
+}
+
+/**
+ * The depthwise input gradient with a dilation, by direct scatter:
+ * `dx[b, oh·sh + kh·dh − top, ow·sw + kw·dw − left, c] += dy[b, oh, ow, c·M + m] · w[kh, kw, c, m]`.
+ * (The shipped depthwise kernel, on which the stride-1 correlation above
+ * runs, gives other values than cpu's with a dilated, flipped filter.)
+ */
+function depthwiseBackpropInputDilated(
+  backend: BackendWasm,
+  dy: Info,
+  filter: Info,
+  info: ConvInfo,
+): Info {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const M = info.outChannels / C, CM = C * M;
+  const top = info.padInfo.top, left = info.padInfo.left;
+  const dx = zeros(backend, [B, H, W, C]);
+  const g = heap(backend, dy), w = heap(backend, filter), out = heap(backend, dx);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let kh = 0; kh < KH; kh++) {
+        const ih = oh * sh + kh * dh - top;
+        if (ih < 0 || ih >= H) continue;
+        for (let ow = 0; ow < OW; ow++) {
+          const src = ((b * OH + oh) * OW + ow) * CM;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = ow * sw + kw * dw - left;
+            if (iw < 0 || iw >= W) continue;
+            const d = ((b * H + ih) * W + iw) * C, f = (kh * KW + kw) * CM;
+            for (let c = 0; c < C; c++) {
+              let sum = 0;
+              for (let m = 0; m < M; m++) sum += g[src + c * M + m]! * w[f + c * M + m]!;
+              out[d + c] = out[d + c]! + sum;
+            }
+          }
+        }
+      }
+    }
+  }
   return dx;
 }
 
@@ -467,7 +558,7 @@ function upsamplePadded(
   if (sh === 1 && sw === 1 && top === 0 && left === 0 && PH === OH && PW === OW) {
     return reshape(backend, dy, [B, PH, PW, CM]);
   }
-  const padded = backend.makeOutput([B, PH, PW, CM], "float32");
+  const padded = checkedOutput(backend, [B, PH, PW, CM], "float32");
   const src = heap(backend, dy), dst = heap(backend, padded);
   dst.fill(0);
   for (let b = 0; b < B; b++) {
@@ -493,7 +584,7 @@ function upsamplePadded(
  */
 function flippedFilter(backend: BackendWasm, filter: Info, swapChannels: boolean): Info {
   const [KH, KW, C, M] = filter.shape as [number, number, number, number];
-  const out = backend.makeOutput(swapChannels ? [KH, KW, M, C] : [KH, KW, C * M, 1], "float32");
+  const out = checkedOutput(backend, swapChannels ? [KH, KW, M, C] : [KH, KW, C * M, 1], "float32");
   const w = heap(backend, filter), f = heap(backend, out);
   const CM = C * M;
   for (let kh = 0; kh < KH; kh++) {
@@ -530,7 +621,7 @@ function conv2DBackpropInputCol2im(
   const w2 = reshape(backend, filter, [kkc, co]);
   const wT = transposeLastTwo(backend, w2);
   dispose(backend, w2);
-  const dx = backend.makeOutput([B, H, W, C], "float32");
+  const dx = checkedOutput(backend, [B, H, W, C], "float32");
   heap(backend, dx).fill(0);
   const chunk = imagesPerChunk(info);
   for (let b0 = 0; b0 < B; b0 += chunk) {
@@ -582,6 +673,8 @@ function conv2DBackpropInput(
   ) {
     return run(backend, "Conv2DBackpropInput", { dy, filter }, attrs);
   }
+  const inShape = attrs.inputShape as number[];
+  if (anyEmpty(dy, filter) || tf.util.sizeFromShape(inShape) === 0) return zeros(backend, inShape);
   const info = convInfo(attrs.inputShape, filter.shape, attrs);
   const strided = info.strideHeight > 1 || info.strideWidth > 1;
   // A 1×1 stride-1 input gradient is one XNNPACK convolution (a matrix
@@ -699,6 +792,15 @@ function leadingReduction(name: "Mean" | "Sum") {
     const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((a, b) =>
       a - b
     );
+    if (x.dtype === "float32" && anyEmpty(x)) {
+      // Over an empty tensor the shipped kernels return uninitialized memory;
+      // a sum of nothing is 0, and so is cpu's mean of nothing.
+      const [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+      const shape = attrs.keepDims
+        ? tf.backend_util.expandShapeToKeepDim(outShape, axes)
+        : outShape;
+      return zeros(backend, shape);
+    }
     const k = axes.length;
     const leading = k > 0 && k < x.shape.length && axes.every((a, i) => a === i);
     const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
@@ -707,7 +809,7 @@ function leadingReduction(name: "Mean" | "Sum") {
     const shape = attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
     const fast = simdSumLeading(backend, x, rows, shape, name === "Mean" ? 1 / rows : 1);
     if (fast !== null) return fast;
-    const out = backend.makeOutput(shape, "float32");
+    const out = checkedOutput(backend, shape, "float32");
     const src = heap(backend, x), acc = new Float64Array(cols);
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
@@ -735,7 +837,7 @@ function tile(
     return run(backend, "Tile", { x }, attrs);
   }
   const outShape = x.shape.map((d, i) => d * reps[i]!);
-  const out = backend.makeOutput(outShape, x.dtype);
+  const out = checkedOutput(backend, outShape, x.dtype);
   if (tf.util.sizeFromShape(outShape) === 0) return out;
   const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
   const rank = x.shape.length;
@@ -773,7 +875,7 @@ function slice(
     attrs.begin as number[],
     attrs.size as number[],
   ) as [number[], number[]];
-  const out = backend.makeOutput(size, x.dtype);
+  const out = checkedOutput(backend, size, x.dtype);
   if (tf.util.sizeFromShape(size) === 0) return out;
   const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
   const rank = x.shape.length;
@@ -818,7 +920,7 @@ function transposeLastTwo(backend: BackendWasm, x: Info): Info {
   const r = x.shape.length;
   const rows = x.shape[r - 2]!, cols = x.shape[r - 1]!;
   const shape = [...x.shape.slice(0, r - 2), cols, rows];
-  const out = backend.makeOutput(shape, x.dtype);
+  const out = checkedOutput(backend, shape, x.dtype);
   const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
   const batch = tf.util.sizeFromShape(x.shape.slice(0, r - 2)), size = rows * cols, B = 32;
   for (let n = 0; n < batch; n++) {
@@ -865,6 +967,20 @@ function batchMatMul(
   const backend = args.backend as BackendWasm;
   const { a, b } = args.inputs as { a: Info; b: Info };
   const attrs = (args.attrs ?? {}) as Attrs;
+  if (anyEmpty(a, b) && a.shape.length >= 2 && b.shape.length >= 2) {
+    // An empty product (the shipped kernel leaves its output uninitialized
+    // when the inner size is 0): zeros, once the shapes are known to agree.
+    const tA0 = attrs.transposeA === true, tB0 = attrs.transposeB === true;
+    const [ar, ac] = a.shape.slice(-2) as [number, number];
+    const [br, bc] = b.shape.slice(-2) as [number, number];
+    if ((tA0 ? ar : ac) === (tB0 ? bc : br)) {
+      const outer = tf.broadcast_util.assertAndGetBroadcastShape(
+        a.shape.slice(0, -2),
+        b.shape.slice(0, -2),
+      );
+      return zeros(backend, [...outer, tA0 ? ac : ar, tB0 ? br : bc]);
+    }
+  }
   const fast = simdMatMul(backend, a, b, attrs.transposeA === true, attrs.transposeB === true);
   if (fast !== null) return fast;
   const tA = attrs.transposeA === true && a.dtype === "float32";
@@ -980,7 +1096,7 @@ function maxPoolGrad(
   const twoByTwo = KH === 2 && KW === 2 && windowsTile(info);
   const fast = twoByTwo ? simdMaxPoolGrad2x2(backend, dy, input) : null;
   if (fast !== null) return fast;
-  const dx = backend.makeOutput(input.shape, "float32");
+  const dx = checkedOutput(backend, input.shape, "float32");
   const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
   out.fill(0);
   if (twoByTwo) {
@@ -1043,7 +1159,7 @@ function avgPoolGrad(
     const fast = simdAvgPoolGradTiled(backend, dy, [B, H, W, C], KH, KW);
     if (fast !== null) return fast;
   }
-  const dx = backend.makeOutput(input.shape, "float32");
+  const dx = checkedOutput(backend, input.shape, "float32");
   const g = heap(backend, dy), out = heap(backend, dx);
   out.fill(0);
   const scale = 1 / (KH * KW), share = new Float32Array(C);
@@ -1095,7 +1211,7 @@ function add(
   }
   const fast = simdBiasAdd(backend, x, v);
   if (fast !== null) return fast;
-  const out = backend.makeOutput(x.shape, "float32");
+  const out = checkedOutput(backend, x.shape, "float32");
   const src = heap(backend, x), bias = heap(backend, v), dst = heap(backend, out);
   const C = bias.length;
   for (let o = 0; o < src.length; o += C) {
@@ -1154,7 +1270,7 @@ function cast(
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   }
   if (attrs.dtype === "bool" && (x.dtype === "float32" || x.dtype === "int32")) {
-    const out = backend.makeOutput(x.shape, "bool");
+    const out = checkedOutput(backend, x.shape, "bool");
     const src = backend.typedArrayFromHeap(x), dst = backend.typedArrayFromHeap(out);
     for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0;
     return out;
@@ -1178,7 +1294,7 @@ function fusedGradKernel(
     const attrs = (args.attrs ?? {}) as Attrs;
     checkFloat(name, x, dy);
     if (!tf.util.arraysEqual(x.shape, dy.shape)) {
-      throw new RangeError(
+      throw new Error(
         `${name}: x ${JSON.stringify(x.shape)} and dy ${
           JSON.stringify(dy.shape)
         } must have the same shape`,
@@ -1186,7 +1302,7 @@ function fusedGradKernel(
     }
     const compiled = fast(backend, x, dy, attrs);
     if (compiled !== null) return compiled;
-    const out = backend.makeOutput(x.shape, "float32");
+    const out = checkedOutput(backend, x.shape, "float32");
     const xs = heap(backend, x), g = heap(backend, dy), o = heap(backend, out), f = each(attrs);
     for (let i = 0; i < xs.length; i++) o[i] = f(xs[i]!, g[i]!);
     return out;
@@ -1333,10 +1449,283 @@ const avgPool = fastOr("AvgPool", (backend, { x }, attrs) => {
     : null;
 });
 
+/** Throws unless every tensor in `infos` has rank 4 (NHWC). */
+function checkRank4(kernel: string, infos: Record<string, Info | undefined>): void {
+  for (const [name, info] of Object.entries(infos)) {
+    if (info !== undefined && info.shape.length !== 4) {
+      throw new Error(`${kernel} on wasm needs a rank-4 ${name}: got shape [${info.shape}]`);
+    }
+  }
+}
+
+/** Throws unless `shape` is a list of 4 whole numbers >= 0 (an attribute such as filterShape). */
+function shape4(kernel: string, name: string, shape: unknown): [number, number, number, number] {
+  if (
+    !Array.isArray(shape) || shape.length !== 4 ||
+    !shape.every((d) => Number.isInteger(d) && d >= 0)
+  ) {
+    throw new Error(
+      `${kernel} on wasm needs ${name} of 4 whole sizes >= 0: got ${JSON.stringify(shape)}`,
+    );
+  }
+  return shape as [number, number, number, number];
+}
+
+/** Throws unless `info` has `shape` (what the geometry of the call implies). */
+function checkShapeIs(kernel: string, name: string, info: Info, shape: number[]): void {
+  if (!tf.util.arraysEqual(info.shape, shape)) {
+    throw new Error(
+      `${kernel} on wasm: ${name} has shape [${info.shape}] where the geometry needs [${shape}]`,
+    );
+  }
+}
+
+/**
+ * Throws for an output shape with a negative size, as the cpu backend does
+ * for kernels that allocate their output unchecked: a negative element count
+ * fails there as an invalid typed array length (a RangeError); other negative
+ * sizes fail tfjs's shape check (an Error).
+ */
+function checkUncheckedOutput(kernel: string, shape: number[], why: string): void {
+  if (tf.util.sizeFromShape(shape) < 0) {
+    throw new RangeError(`${kernel}: the output shape [${shape}] has a negative size: ${why}`);
+  }
+  tf.util.assertNonNegativeIntegerDimensions(shape);
+}
+
+/**
+ * A convolution's geometry after the checks the cpu backend makes (an
+ * output size below zero for a too-small input fails as it does there), and
+ * those that keep every kernel inside its tensors: the filter's input
+ * channels match x's.
+ */
+function checkedConv(
+  kernel: string,
+  xShape: number[],
+  filterShape: number[],
+  attrs: Attrs,
+  depthwise: boolean,
+): ConvInfo {
+  const info = convInfo(xShape, filterShape, attrs, depthwise);
+  checkUncheckedOutput(kernel, info.outShape, "the input is smaller than the filter's window");
+  if (xShape[3] !== filterShape[2]) {
+    throw new Error(
+      `${kernel} on wasm: the input has ${
+        xShape[3]
+      } channels where the filter [${filterShape}] takes ${filterShape[2]}`,
+    );
+  }
+  return info;
+}
+
+/** A pooling's geometry after the cpu backend's check of its output shape. */
+function checkedPool(kernel: string, x: Info, attrs: Attrs): ConvInfo {
+  checkRank4(kernel, { x });
+  const info = poolInfo(x.shape, attrs);
+  tf.util.assertNonNegativeIntegerDimensions(info.outShape);
+  return info;
+}
+
+type Inputs = Record<string, Info | undefined>;
+
+/**
+ * What every added or replaced kernel checks before it touches the heap:
+ * ranks, the sizes its geometry implies, and output shapes as the cpu
+ * backend checks them (with its error). Kernels not listed take any shape
+ * (elementwise ones), or hand every call they do not handle to the shipped
+ * kernel, which checks it.
+ */
+const VALIDATE: Record<string, (inputs: Inputs, attrs: Attrs) => void> = {
+  Conv2D: ({ x, filter }, attrs) => {
+    checkRank4("Conv2D", { x, filter });
+    checkedConv("Conv2D", x!.shape, filter!.shape, attrs, false);
+  },
+  FusedConv2D: ({ x, filter }, attrs) => {
+    checkRank4("FusedConv2D", { x, filter });
+    checkedConv("FusedConv2D", x!.shape, filter!.shape, attrs, false);
+  },
+  DepthwiseConv2dNative: ({ x, filter }, attrs) => {
+    checkRank4("DepthwiseConv2dNative", { x, filter });
+    checkedConv("DepthwiseConv2dNative", x!.shape, filter!.shape, attrs, true);
+  },
+  FusedDepthwiseConv2D: ({ x, filter }, attrs) => {
+    checkRank4("FusedDepthwiseConv2D", { x, filter });
+    checkedConv("FusedDepthwiseConv2D", x!.shape, filter!.shape, attrs, true);
+  },
+  Conv2DBackpropFilter: ({ x, dy }, attrs) => {
+    const name = "Conv2DBackpropFilter";
+    checkRank4(name, { x, dy });
+    const fs = shape4(name, "a filterShape", attrs.filterShape);
+    const info = checkedConv(name, x!.shape, fs, attrs, false);
+    checkShapeIs(name, "dy", dy!, info.outShape);
+  },
+  Conv2DBackpropInput: ({ dy, filter }, attrs) => {
+    const name = "Conv2DBackpropInput";
+    checkRank4(name, { dy, filter });
+    const xs = shape4(name, "an inputShape", attrs.inputShape);
+    const info = checkedConv(name, xs, filter!.shape, attrs, false);
+    checkShapeIs(name, "dy", dy!, info.outShape);
+  },
+  DepthwiseConv2dNativeBackpropFilter: ({ x, dy }, attrs) => {
+    const name = "DepthwiseConv2dNativeBackpropFilter";
+    checkRank4(name, { x, dy });
+    const fs = shape4(name, "a filterShape", attrs.filterShape);
+    const info = checkedConv(name, x!.shape, fs, attrs, true);
+    checkShapeIs(name, "dy", dy!, info.outShape);
+  },
+  DepthwiseConv2dNativeBackpropInput: ({ dy, filter }, attrs) => {
+    const name = "DepthwiseConv2dNativeBackpropInput";
+    checkRank4(name, { dy, filter });
+    const xs = shape4(name, "an inputShape", attrs.inputShape);
+    const info = checkedConv(name, xs, filter!.shape, attrs, true);
+    checkShapeIs(name, "dy", dy!, info.outShape);
+  },
+  MaxPool: ({ x }, attrs) => void checkedPool("MaxPool", x!, attrs),
+  AvgPool: ({ x }, attrs) => void checkedPool("AvgPool", x!, attrs),
+  MaxPoolGrad: ({ dy, input }, attrs) => {
+    checkRank4("MaxPoolGrad", { dy });
+    checkShapeIs("MaxPoolGrad", "dy", dy!, checkedPool("MaxPoolGrad", input!, attrs).outShape);
+  },
+  AvgPoolGrad: ({ dy, input }, attrs) => {
+    checkRank4("AvgPoolGrad", { dy });
+    checkShapeIs("AvgPoolGrad", "dy", dy!, checkedPool("AvgPoolGrad", input!, attrs).outShape);
+  },
+  Slice: ({ x }, attrs) => {
+    const [begin, size] = tf.slice_util.parseSliceParams(
+      x as tf.Tensor,
+      attrs.begin as number[],
+      attrs.size as number[],
+    );
+    tf.slice_util.assertParamsValid(x!, begin as number[], size as number[]);
+  },
+  Tile: ({ x }, attrs) => {
+    const reps = attrs.reps as number[];
+    if (!Array.isArray(reps) || reps.length !== x!.shape.length) {
+      throw new Error(
+        `Tile on wasm needs one repetition per axis of x [${x!.shape}]: got ${
+          JSON.stringify(reps)
+        }`,
+      );
+    }
+    tf.util.assertNonNegativeIntegerDimensions(x!.shape.map((d, i) => d * reps[i]!));
+  },
+  PadV2: ({ x }, attrs) => {
+    const p = attrs.paddings as [number, number][];
+    if (!Array.isArray(p) || p.length !== x!.shape.length) {
+      throw new Error(
+        `PadV2 on wasm needs one padding pair per axis of x [${x!.shape}]: got ${
+          JSON.stringify(p)
+        }`,
+      );
+    }
+    const shape = x!.shape.map((d, i) => p[i]![0] + d + p[i]![1]);
+    checkUncheckedOutput("PadV2", shape, "a padding below zero removes more than the axis holds");
+    // The shipped kernel writes before its output for a padding below zero.
+    if (!p.flat().every((v) => Number.isInteger(v) && v >= 0)) {
+      throw new Error(`PadV2 on wasm needs whole paddings >= 0: got ${JSON.stringify(p)}`);
+    }
+  },
+};
+
+/** A fused activation of one value, as tfjs's `applyActivation` computes it. */
+function activate(activation: unknown, v: number, alpha: number, prelu: number): number {
+  switch (activation) {
+    case "relu":
+      return Math.max(0, v);
+    case "relu6":
+      return Math.min(6, Math.max(0, v));
+    case "elu":
+      return v >= 0 ? v : Math.exp(v) - 1;
+    case "sigmoid":
+      return 1 / (1 + Math.exp(-v));
+    case "leakyrelu":
+      return v < 0 ? alpha * v : v;
+    case "prelu":
+      return v < 0 ? prelu * v : v;
+    default:
+      return v;
+  }
+}
+
+/**
+ * A forward convolution over nothing (an empty input or filter): every
+ * output is the activation of its channel's bias (0 without one).
+ */
+function emptyConv(backend: BackendWasm, inputs: Inputs, attrs: Attrs, outShape: number[]): Info {
+  const out = zeros(backend, outShape);
+  const { bias, preluActivationWeights: pw } = inputs;
+  const O = outShape[3] ?? 0, n = tf.util.sizeFromShape(outShape);
+  if (n === 0 || (bias === undefined && pw === undefined)) return out;
+  const b = bias === undefined ? null : heap(backend, bias);
+  const p = pw === undefined ? null : heap(backend, pw);
+  const alpha = Number(attrs.leakyreluAlpha ?? 0.2);
+  const o = heap(backend, out);
+  for (let i = 0; i < n; i++) {
+    const c = i % O;
+    const v = b === null || b.length === 0 ? 0 : b[c % b.length]!;
+    o[i] = activate(
+      attrs.activation,
+      v,
+      alpha,
+      p === null || p.length === 0 ? 0 : p[c % p.length]!,
+    );
+  }
+  return out;
+}
+
+/**
+ * The result of a call with an empty input, for kernels whose shipped
+ * versions divide by a zero size (a wasm trap): zeros of the output's shape,
+ * or for a forward convolution its bias through the activation; `null` for a
+ * call with no empty input.
+ */
+const EMPTY: Record<string, (backend: BackendWasm, inputs: Inputs, attrs: Attrs) => Info | null> =
+  {};
+for (
+  const [name, depthwise] of [
+    ["Conv2D", false],
+    ["FusedConv2D", false],
+    ["DepthwiseConv2dNative", true],
+    ["FusedDepthwiseConv2D", true],
+  ] as const
+) {
+  EMPTY[name] = (backend, inputs, attrs) => {
+    const { x, filter } = inputs as { x: Info; filter: Info };
+    const outShape = convInfo(x.shape, filter.shape, attrs, depthwise).outShape;
+    return anyEmpty(x, filter) || tf.util.sizeFromShape(outShape) === 0
+      ? emptyConv(backend, inputs, attrs, outShape)
+      : null;
+  };
+}
+for (const name of ["MaxPool", "AvgPool"]) {
+  EMPTY[name] = (backend, { x }, attrs) => {
+    const outShape = poolInfo(x!.shape, attrs).outShape;
+    return anyEmpty(x!) || tf.util.sizeFromShape(outShape) === 0 ? zeros(backend, outShape) : null;
+  };
+}
+for (const name of ["MaxPoolGrad", "AvgPoolGrad"]) {
+  EMPTY[name] = (backend, { dy, input }) =>
+    anyEmpty(dy!, input!) ? zeros(backend, input!.shape) : null;
+}
+
+/**
+ * `kernelFunc` behind the checks {@linkcode VALIDATE} lists for `name`, and
+ * the answers {@linkcode EMPTY} gives for calls with empty inputs.
+ */
+function checked(name: string, kernelFunc: tf.KernelFunc): tf.KernelFunc {
+  const validate = VALIDATE[name], empty = EMPTY[name];
+  if (validate === undefined && empty === undefined) return kernelFunc;
+  return (args) => {
+    const inputs = args.inputs as Inputs, attrs = (args.attrs ?? {}) as Attrs;
+    validate?.(inputs, attrs);
+    return empty?.(args.backend as BackendWasm, inputs, attrs) ?? kernelFunc(args);
+  };
+}
+
 /** The shipped kernels, kept so the replacements can call them. */
 const original = new Map<string, tf.KernelFunc>();
 
-const added: tf.KernelConfig[] = [
+const added: tf.KernelConfig[] = ([
   { kernelName: "Conv2DBackpropFilter", backendName: "wasm", kernelFunc: conv2DBackpropFilter },
   {
     kernelName: "DepthwiseConv2dNativeBackpropFilter",
@@ -1350,9 +1739,9 @@ const added: tf.KernelConfig[] = [
   },
   { kernelName: RELU_GRAD_KERNEL, backendName: "wasm", kernelFunc: reluGrad },
   { kernelName: CLIP_GRAD_KERNEL, backendName: "wasm", kernelFunc: clipGrad },
-];
+] as tf.KernelConfig[]).map((c) => ({ ...c, kernelFunc: checked(c.kernelName, c.kernelFunc) }));
 
-const replaced: tf.KernelConfig[] = [
+const replaced: tf.KernelConfig[] = ([
   { kernelName: "Slice", backendName: "wasm", kernelFunc: slice },
   { kernelName: "BatchMatMul", backendName: "wasm", kernelFunc: batchMatMul },
   { kernelName: "Conv2DBackpropInput", backendName: "wasm", kernelFunc: conv2DBackpropInput },
@@ -1386,7 +1775,7 @@ const replaced: tf.KernelConfig[] = [
     backendName: "wasm",
     kernelFunc: depthwiseForward("FusedDepthwiseConv2D"),
   },
-];
+] as tf.KernelConfig[]).map((c) => ({ ...c, kernelFunc: checked(c.kernelName, c.kernelFunc) }));
 
 /** Options for {@linkcode registerWasmGradKernels}. */
 export interface RegisterWasmGradKernelsOptions {

@@ -162,7 +162,8 @@ function mapped(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const out = backend.makeOutput(inputs[0]!.shape, "float32");
+  for (const t of inputs.slice(1)) expectShape(fn, "an input", t, inputs[0]!.shape);
+  const out = checkedOutput(backend, inputs[0]!.shape, "float32");
   const pointers = [...inputs, out].map((t) => offset(backend, t));
   elementwise(k, fn, tf.util.sizeFromShape(out.shape), pointers, extra);
   return out;
@@ -188,14 +189,65 @@ function tiledPool(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
+  if (x.shape.length !== 4 || !(KH >= 1 && KW >= 1)) {
+    throw new RangeError(`${fn}: needs an NHWC input and a window of at least 1×1`);
+  }
   const [B, H, W, C] = x.shape as [number, number, number, number];
   const OH = Math.floor(H / KH), OW = Math.floor(W / KW);
-  const y = backend.makeOutput([B, OH, OW, C], "float32");
+  const y = checkedOutput(backend, [B, OH, OW, C], "float32");
   poolByImages(k, fn, x.shape, [
     [offset(backend, x), 4 * H * W * C],
     [offset(backend, y), 4 * OH * OW * C],
   ], extra);
   return y;
+}
+
+/**
+ * A new tensor on the heap, after the checks the cpu backend makes of an
+ * output shape (a too-small input gives a negative size, which the cpu
+ * backend rejects with this same error) and a check that the heap had room:
+ * the backend's allocator gives address 0 when it has none, and a kernel
+ * writing there would overwrite the heap's own bookkeeping.
+ *
+ * @param backend the wasm backend
+ * @param shape the output's shape
+ * @param dtype its dtype
+ * @returns the output, owned by the caller
+ * @throws {Error} for a shape with a negative or fractional size (cpu's message)
+ * @throws {RangeError} when the heap has no room for it
+ */
+export function checkedOutput(
+  backend: BackendWasm,
+  shape: number[],
+  dtype: tf.DataType = "float32",
+): Info {
+  tf.util.assertNonNegativeIntegerDimensions(shape);
+  const bytes = tf.util.sizeFromShape(shape) * (dtype === "bool" ? 1 : 4);
+  if (bytes >= 2 ** 32) {
+    throw new RangeError(
+      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap holds at most 4 GiB`,
+    );
+  }
+  const out = backend.makeOutput(shape, dtype);
+  if (bytes > 0 && offset(backend, out) === 0) {
+    backend.disposeData(out.dataId);
+    throw new RangeError(
+      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap is full`,
+    );
+  }
+  return out;
+}
+
+/**
+ * Throws unless `info` has `shape`: a compiled kernel reads and writes as
+ * many elements as its geometry says, with no bounds of its own.
+ */
+function expectShape(kernel: string, what: string, info: Info, shape: readonly number[]): void {
+  if (!tf.util.arraysEqual(info.shape, shape as number[])) {
+    throw new RangeError(
+      `${kernel}: ${what} has shape [${info.shape}]: its geometry needs [${shape}]`,
+    );
+  }
 }
 
 /**
@@ -231,9 +283,23 @@ interface Padded {
   left: number;
 }
 
+/**
+ * The zero-padded input's size: the padding on each side, and at least what
+ * the windows reach ((out − 1)·stride + window): a numeric padding gives the
+ * output size of a square filter even for a non-square one (tfjs computes
+ * it from the filter's height alone), and the cpu backend reads zeros past
+ * the edge there.
+ */
 function padded(info: ConvInfo): Padded {
   const { top, left, bottom, right } = info.padInfo;
-  return { XH: info.inHeight + top + bottom, XW: info.inWidth + left + right, top, left };
+  const reachH = (info.outHeight - 1) * info.strideHeight + info.effectiveFilterHeight;
+  const reachW = (info.outWidth - 1) * info.strideWidth + info.effectiveFilterWidth;
+  return {
+    XH: Math.max(info.inHeight + top + bottom, reachH),
+    XW: Math.max(info.inWidth + left + right, reachW),
+    top,
+    left,
+  };
 }
 
 /** x itself when the convolution does not pad, else a zero-padded copy in scratch. */
@@ -425,6 +491,13 @@ export function simdConv2D(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
+  expectShape("conv_taps", "x", x, info.inShape);
+  expectShape("conv_taps", "the filter", filter, [
+    info.filterHeight,
+    info.filterWidth,
+    info.inChannels,
+    info.outChannels,
+  ]);
   const { bias, activation = "linear" } = epilogue;
   if (bias !== undefined && tf.util.sizeFromShape(bias.shape) !== info.outChannels) return null;
   const act = (ACTIVATIONS as readonly string[]).indexOf(activation);
@@ -433,7 +506,7 @@ export function simdConv2D(
   const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
   const K = info.filterHeight * info.filterWidth * info.inChannels;
   const OP = Math.ceil(O / 8) * 8, P = B * OH * OW;
-  const y = backend.makeOutput([B, OH, OW, O], "float32");
+  const y = checkedOutput(backend, [B, OH, OW, O], "float32");
   const scratch = new Scratch(k);
   try {
     const pad = padded(info);
@@ -487,7 +560,9 @@ export function simdConv2DBackpropFilter(
   const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
   const { filterHeight: KH, filterWidth: KW, inChannels: C } = info;
   const K = KH * KW * C, P = B * OH * OW;
-  const dw = backend.makeOutput([KH, KW, C, O], "float32");
+  expectShape("conv_filter_grad", "x", x, info.inShape);
+  expectShape("conv_filter_grad", "dy", dy, info.outShape);
+  const dw = checkedOutput(backend, [KH, KW, C, O], "float32");
   const scratch = new Scratch(k);
   try {
     const pad = padded(info);
@@ -532,7 +607,9 @@ export function simdConv2DBackpropInput(
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
   const { filterHeight: KH, filterWidth: KW, outChannels: O } = info;
   const K = KH * KW * C, KP = K + 8, P = B * info.outHeight * info.outWidth;
-  const dx = backend.makeOutput([B, H, W, C], "float32");
+  expectShape("conv_input_grad", "dy", dy, info.outShape);
+  expectShape("conv_input_grad", "the filter", filter, [KH, KW, C, O]);
+  const dx = checkedOutput(backend, [B, H, W, C], "float32");
   const scratch = new Scratch(k);
   try {
     const pad = padded(info);
@@ -642,7 +719,7 @@ export function simdBiasAdd(
   if (k === null) return null;
   const C = tf.util.sizeFromShape(bias.shape), n = tf.util.sizeFromShape(x.shape);
   if (C === 0 || n % C !== 0) return null;
-  const out = backend.makeOutput(x.shape, "float32");
+  const out = checkedOutput(backend, x.shape, "float32");
   const m = rowsPerVectorRow(C), L = C * m, rows = Math.floor(n / L);
   const scratch = new Scratch(k);
   try {
@@ -697,7 +774,7 @@ export function simdBatchNorm(
   if (C === 0 || params.some((p) => p !== undefined && tf.util.sizeFromShape(p.shape) !== C)) {
     return null;
   }
-  const out = backend.makeOutput(x.shape, "float32");
+  const out = checkedOutput(backend, x.shape, "float32");
   const m = rowsPerVectorRow(C), L = C * m, rows = Math.floor(n / L);
   const scratch = new Scratch(k);
   try {
@@ -793,9 +870,15 @@ export function simdPadHW(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
+  const pads = [top, bottom, left, right];
+  if (x.shape.length !== 4 || !pads.every((p) => Number.isInteger(p) && p >= 0)) {
+    throw new RangeError(
+      `pad_copy: needs an NHWC input and whole paddings >= 0: got [${x.shape}] and [${pads}]`,
+    );
+  }
   const [B, H, W, C] = x.shape as [number, number, number, number];
   const XH = H + top + bottom, XW = W + left + right;
-  const out = backend.makeOutput([B, XH, XW, C], "float32");
+  const out = checkedOutput(backend, [B, XH, XW, C], "float32");
   padCopy(k, offset(backend, x), [B, H, W, C], offset(backend, out), { XH, XW, top, left });
   return out;
 }
@@ -823,7 +906,7 @@ export function simdSumLeading(
   const cols = tf.util.sizeFromShape(shape);
   if (cols === 0 || rows * cols !== tf.util.sizeFromShape(x.shape)) return null;
   const m = rowsPerVectorRow(cols), L = cols * m, vrows = Math.floor(rows / m);
-  const out = backend.makeOutput(shape, "float32");
+  const out = checkedOutput(backend, shape, "float32");
   const scratch = new Scratch(k);
   try {
     const xo = offset(backend, x);
@@ -861,8 +944,10 @@ export function simdSumLeading(
 export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const [, H, W, C] = x.shape as [number, number, number, number];
-  const dx = backend.makeOutput(x.shape, "float32");
+  if (x.shape.length !== 4) throw new RangeError(`max_pool_grad_2x2: needs an NHWC input`);
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  expectShape("max_pool_grad_2x2", "dy", dy, [B, Math.floor(H / 2), Math.floor(W / 2), C]);
+  const dx = checkedOutput(backend, x.shape, "float32");
   const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / 2) * Math.floor(W / 2) * C;
   poolByImages(k, "max_pool_grad_2x2", x.shape, [
     [offset(backend, x), inImage],
@@ -958,8 +1043,12 @@ export function simdAvgPoolGradTiled(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const [, H, W, C] = shape;
-  const dx = backend.makeOutput(shape, "float32");
+  if (!(KH >= 1 && KW >= 1)) {
+    throw new RangeError(`avg_pool_grad_tiled: needs a window of at least 1×1`);
+  }
+  const [B, H, W, C] = shape;
+  expectShape("avg_pool_grad_tiled", "dy", dy, [B, Math.floor(H / KH), Math.floor(W / KW), C]);
+  const dx = checkedOutput(backend, shape, "float32");
   poolByImages(k, "avg_pool_grad_tiled", shape, [
     [offset(backend, dy), 4 * Math.floor(H / KH) * Math.floor(W / KW) * C],
     [offset(backend, dx), 4 * H * W * C],
@@ -998,7 +1087,7 @@ export function simdMatMul(
   const M = transposeA ? ac : ar, K = transposeA ? ar : ac;
   const N = transposeB ? br : bc;
   if ((transposeB ? bc : br) !== K) return null;
-  const out = backend.makeOutput([...a.shape.slice(0, -2), M, N], "float32");
+  const out = checkedOutput(backend, [...a.shape.slice(0, -2), M, N], "float32");
   const scratch = new Scratch(k);
   try {
     const ao = offset(backend, a), bo = offset(backend, b), oo = offset(backend, out);

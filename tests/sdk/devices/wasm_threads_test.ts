@@ -95,3 +95,7 @@ Deno.test("LeNet-, ResNet- and MobileNetV2-style nets train on two threads to cp
 Deno.test("every added or replaced kernel matches cpu above 2 GiB and 3 GiB of heap on two threads", async () => {
   await onTwoThreads("./wasm_high_heap_test.ts");
 });
+
+Deno.test("random valid and invalid calls of every added or replaced kernel match cpu or fail as cpu does on two threads, and leave the backend correct", async () => {
+  await onTwoThreads("./wasm_kernel_fuzz_test.ts");
+});
