@@ -1,15 +1,26 @@
 /**
- * Training and inference speed, side by side: tfjs cpu, wasm (1 thread, all
- * cores with XNNPACK on one, all cores for both), webgpu, and PyTorch on the CPU. Each backend runs in its own
- * process (a wasm build is chosen once per process), each case as images/s,
- * the median of timed steps after one warm-up step, with a time budget per
- * case so the whole run stays near ten minutes.
+ * Training and inference speed against PyTorch on the same CPU, in paired
+ * rounds: in each round every case runs in PyTorch and then in tfjs, seconds
+ * apart, each in a fresh process (a wasm build is chosen once per process),
+ * so both sides see the same machine; the report gives every round and the
+ * medians. Each run is images/s, the median of timed steps after one warm-up
+ * step, within a time budget.
  *
- * Cases: MNIST-size CNN training (LeNet-ish, 28×28×1, batch 128), MobileNetV2
- * full fine-tune (224×224, batch 32 as micro-batches with gradient
- * accumulation), MobileNetV2 inference (batch 32).
+ * Both sides do the same work, and check it: each prints the number of
+ * trainable tensors and parameters of its model, which must equal
+ * {@linkcode EXPECTED} (the run stops otherwise).
  *
- *   deno run -A bench/training.ts [--budget 15] [--out bench/results/training.md]
+ * Cases:
+ * - LeNet-size CNN training (28×28×1, batch 128);
+ * - Keras' MNIST example convnet (conv 32 3×3, conv 64 3×3, max pool,
+ *   dropout, dense 128, dropout, dense 10; batch 128);
+ * - MobileNetV2 (the nsfwjs checkpoint) fine-tuned with every layer trainable
+ *   (224×224, batch 32; on tfjs as micro-batches of 8 with gradient
+ *   accumulation, which the 4 GiB wasm heap needs);
+ * - MobileNetV2 inference (batch 32).
+ *
+ *   deno run -A bench/training.ts [--rounds 3] [--budget 15] [--backends wasm-threads] [--profile]
+ *     [--out bench/results/training.md]
  *
  * A hand-written part after the `<!-- findings -->` line of the output file
  * is kept.
@@ -24,38 +35,43 @@ import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
 import { lscpu, writeReport } from "./_report.ts";
 
-type CaseName = "mnistTrain" | "mobilenetTrain" | "mobilenetInfer";
-type Result = { imagesPerSecond: number; iterations: number; note?: string } | { skipped: string };
-type Row = Partial<Record<CaseName, Result>> & {
-  setup?: string;
-  profile?: string;
-  mnistProfile?: string;
-  error?: string;
-};
+type CaseName = "lenetTrain" | "kerasMnistTrain" | "mobilenetTrain" | "mobilenetInfer";
+type Result = { imagesPerSecond: number; iterations: number; tensors: number; params: number };
 
-const CASES: CaseName[] = ["mnistTrain", "mobilenetTrain", "mobilenetInfer"];
+const CASES: CaseName[] = ["lenetTrain", "kerasMnistTrain", "mobilenetTrain", "mobilenetInfer"];
 const LABELS: Record<CaseName, string> = {
-  mnistTrain: "MNIST CNN training (28×28×1, batch 128)",
-  mobilenetTrain: "MobileNetV2 full fine-tune (224, batch 32)",
+  lenetTrain: "LeNet-size CNN training (28×28×1, batch 128)",
+  kerasMnistTrain: "Keras' MNIST convnet training (conv 32/64, dense 128; batch 128)",
+  mobilenetTrain: "MobileNetV2 fine-tune, every layer (224, batch 32)",
   mobilenetInfer: "MobileNetV2 inference (224, batch 32)",
 };
 
+/** Trainable tensors and parameters of each case's model (the same in training_torch.py). */
+const EXPECTED: Record<CaseName, [number, number]> = {
+  lenetTrain: [8, 37_106],
+  kerasMnistTrain: [8, 1_199_882],
+  mobilenetTrain: [162, 2_585_349],
+  mobilenetInfer: [162, 2_585_349],
+};
+
 const args = parseArgs(Deno.args, {
-  string: ["budget", "out", "child", "micro", "rounds"],
-  boolean: ["profile", "mnist-only"],
-  default: { budget: "15", out: "bench/results/training.md", rounds: "5" },
+  string: ["budget", "out", "child", "case", "micro", "rounds", "backends"],
+  boolean: ["profile"],
+  default: {
+    budget: "15",
+    out: "bench/results/training.md",
+    rounds: "3",
+    backends: "wasm-threads",
+  },
 });
 const budgetS = Number(args.budget);
 
 type T = tf.SymbolicTensor;
 const apply = (layer: tf.layers.Layer, x: T) => layer.apply(x) as T;
 
-/** The MNIST-size CNN, the same net as `lenet` in training_torch.py. */
-function lenet(
-  inputShape: [number, number, number] = [28, 28, 1],
-  classes = 10,
-): tf.LayersModel {
-  const inp = tf.input({ shape: inputShape });
+/** The LeNet-size CNN, the same net as `lenet` in training_torch.py. */
+function lenet(): tf.LayersModel {
+  const inp = tf.input({ shape: [28, 28, 1] });
   let x = apply(
     tf.layers.conv2d({ filters: 6, kernelSize: 5, padding: "same", activation: "relu" }),
     inp,
@@ -65,15 +81,47 @@ function lenet(
   x = apply(tf.layers.averagePooling2d({ poolSize: 2 }), x);
   x = apply(tf.layers.flatten(), x);
   x = apply(tf.layers.dense({ units: 84, activation: "relu" }), x);
-  const out = apply(tf.layers.dense({ units: classes, activation: "softmax" }), x);
+  const out = apply(tf.layers.dense({ units: 10, activation: "softmax" }), x);
   return tf.model({ inputs: inp, outputs: out });
+}
+
+/** Keras' MNIST example convnet, the same net as `keras_mnist` in training_torch.py. */
+function kerasMnist(): tf.LayersModel {
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: "relu" }),
+      tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: "relu" }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.dropout({ rate: 0.25 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 128, activation: "relu" }),
+      tf.layers.dropout({ rate: 0.5 }),
+      tf.layers.dense({ units: 10, activation: "softmax" }),
+    ],
+  });
+}
+
+/** Trainable tensors and parameters, checked against {@linkcode EXPECTED}. */
+function checkTrainable(name: CaseName, vars: tf.LayerVariable[]): [number, number] {
+  const counts: [number, number] = [
+    vars.length,
+    vars.reduce((n, v) => n + tf.util.sizeFromShape(v.shape as number[]), 0),
+  ];
+  if (counts[0] !== EXPECTED[name][0] || counts[1] !== EXPECTED[name][1]) {
+    throw new Error(
+      `${name}: tfjs trains ${counts[0]} tensors of ${counts[1]} parameters, not ${
+        EXPECTED[name].join(" of ")
+      }`,
+    );
+  }
+  return counts;
 }
 
 async function measure(
   step: () => Promise<void>,
   batch: number,
   maxIters: number,
-): Promise<Result> {
+): Promise<{ imagesPerSecond: number; iterations: number }> {
   await step();
   const times: number[] = [];
   const start = performance.now();
@@ -84,9 +132,16 @@ async function measure(
     await step();
     times.push(performance.now() - t);
   }
-  times.sort((a, b) => a - b);
-  const median = times[Math.floor(times.length / 2)]!;
-  return { imagesPerSecond: batch / (median / 1000), iterations: times.length };
+  return { imagesPerSecond: batch / (median(times) / 1000), iterations: times.length };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+    ? s[s.length >> 1]!
+    : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function labels(n: number, classes: number): tf.Tensor {
@@ -123,9 +178,12 @@ async function profileMicroBatch(run: () => Promise<void>, repeats = 5): Promise
   ].join("\n");
 }
 
-/** Runs every case on one backend, in this process. */
-async function child(backend: string): Promise<Row> {
-  const row: Row = {};
+/** What a child process reports. */
+type ChildRow = { result?: Result; setup?: string; profile?: string; error?: string };
+
+/** Runs one case on one backend, in this process. */
+async function child(backend: string, name: CaseName): Promise<ChildRow> {
+  const row: ChildRow = {};
   if (backend === "cpu") {
     await tf.setBackend("cpu");
   } else if (backend.startsWith("wasm")) {
@@ -136,86 +194,78 @@ async function child(backend: string): Promise<Row> {
     });
     row.setup = `threads ${info.threads} (XNNPACK ${info.xnnpackThreads}), SIMD ${info.simd}` +
       (info.threadsFallback ? ` (threads fallback: ${info.threadsFallback})` : "");
-  } else if (backend === "webgpu") {
-    await import("@tensorflow/tfjs-backend-webgpu");
-    if (!(await tf.setBackend("webgpu"))) throw new Error("webgpu backend failed to initialize");
-    const adapter = await navigator.gpu?.requestAdapter();
-    row.setup = `adapter ${adapter?.info?.device || adapter?.info?.description || "unknown"}`;
+  } else {
+    throw new Error(
+      `Unknown backend "${backend}": use cpu, wasm, wasm-threads or wasm-threads-xnnpack`,
+    );
   }
-  // MNIST-size CNN
-  {
-    const model = lenet([28, 28, 1], 10);
+  if (name === "lenetTrain" || name === "kerasMnistTrain") {
+    const model = name === "lenetTrain" ? lenet() : kerasMnist();
+    const counts = checkTrainable(name, model.trainableWeights);
     model.compile({ optimizer: tf.train.sgd(0.01), loss: "categoricalCrossentropy" });
     const x = tf.randomNormal([128, 28, 28, 1]), y = labels(128, 10);
-    row.mnistTrain = await measure(
-      async () => {
-        await model.trainOnBatch(x, y);
-      },
-      128,
-      100,
-    );
-    if (args.profile) {
-      row.mnistProfile = await profileMicroBatch(async () => {
-        await model.trainOnBatch(x, y);
-      });
-    }
+    const step = async () => {
+      await model.trainOnBatch(x, y);
+    };
+    const r = await measure(step, 128, 100);
+    row.result = { ...r, tensors: counts[0], params: counts[1] };
+    if (args.profile) row.profile = await profileMicroBatch(step);
     tf.dispose([x, y]);
     model.dispose();
+    return row;
   }
-  if (args["mnist-only"]) return row;
   const model = await loadNsfwjsModel("mobilenet_v2");
+  // The checkpoint ships blocks 0–10 frozen; a whole-network fine-tune trains them too.
+  for (const layer of model.layers) layer.trainable = true;
+  const counts = checkTrainable(name, model.trainableWeights);
   const x = tf.randomUniform([32, 224, 224, 3]), y = labels(32, 5);
-  // MobileNetV2 inference first: it bounds how slow training would be.
-  const inferMax = backend === "cpu" ? 1 : 10;
-  row.mobilenetInfer = await measure(
-    async () => {
-      const p = model.predict(x) as tf.Tensor;
-      await p.data();
-      p.dispose();
-    },
-    32,
-    inferMax,
-  );
-  const inferRate = (row.mobilenetInfer as { imagesPerSecond: number }).imagesPerSecond;
-  // A training step costs about three forward passes; skip when one step would blow the budget.
-  const stepEstimateS = 3 * 32 / inferRate;
-  if (stepEstimateS * 2 > 4 * budgetS) {
-    row.mobilenetTrain = {
-      skipped:
-        `one step would take ~${stepEstimateS.toFixed(0)} s (3× the measured inference time); ` +
-        `two steps (warm-up + 1) exceed this backend's budget`,
-    };
-  } else {
-    const micro = Number(args.micro ?? 8);
-    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const optimizer = tf.train.sgd(1e-4);
-    const loss = (d: { xs: tf.Tensor; ys: tf.Tensor }) =>
-      tf.losses.softmaxCrossEntropy(
-        d.ys,
-        model.apply(d.xs, { training: true }) as tf.Tensor,
-      ) as tf.Scalar;
-    const step = async () => {
-      const parts = splitBatch({ xs: x, ys: y }, micro);
+  if (name === "mobilenetInfer") {
+    const r = await measure(
+      async () => {
+        const p = model.predict(x) as tf.Tensor;
+        await p.data();
+        p.dispose();
+      },
+      32,
+      10,
+    );
+    row.result = { ...r, tensors: counts[0], params: counts[1] };
+    return row;
+  }
+  const micro = Number(args.micro ?? 8);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const optimizer = tf.train.sgd(1e-4);
+  const loss = (d: { xs: tf.Tensor; ys: tf.Tensor }) =>
+    tf.losses.softmaxCrossEntropy(
+      d.ys,
+      model.apply(d.xs, { training: true }) as tf.Tensor,
+    ) as tf.Scalar;
+  const step = async () => {
+    const parts = splitBatch({ xs: x, ys: y }, micro);
+    const { value, grads } = await accumulatedGradients(loss, vars, parts);
+    optimizer.applyGradients(grads);
+    await value.data();
+    tf.dispose([value, grads, parts.map((p) => p.data)]);
+  };
+  const r = await measure(step, 32, 5);
+  row.result = { ...r, tensors: counts[0], params: counts[1] };
+  if (args.profile) {
+    const parts = splitBatch({ xs: x, ys: y }, micro).slice(0, 1);
+    row.profile = await profileMicroBatch(async () => {
       const { value, grads } = await accumulatedGradients(loss, vars, parts);
-      optimizer.applyGradients(grads);
-      await value.data();
-      tf.dispose([value, grads, parts.map((p) => p.data)]);
-    };
-    const r = await measure(step, 32, 5);
-    row.mobilenetTrain = { ...r, note: `micro-batches of ${micro}` } as Result;
-    if (args.profile) {
-      const parts = splitBatch({ xs: x, ys: y }, micro).slice(0, 1);
-      row.profile = await profileMicroBatch(async () => {
-        const { value, grads } = await accumulatedGradients(loss, vars, parts);
-        tf.dispose([value, grads]);
-      }, 3);
-      tf.dispose(parts.map((p) => p.data));
-    }
+      tf.dispose([value, grads]);
+    }, 3);
+    tf.dispose(parts.map((p) => p.data));
   }
   return row;
 }
 
-async function runChild(backend: string, timeoutS: number, mnistOnly = false): Promise<Row> {
+async function runChild(
+  backend: string,
+  name: CaseName,
+  timeoutS: number,
+  profile = false,
+): Promise<ChildRow> {
   const cmd = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -223,13 +273,12 @@ async function runChild(backend: string, timeoutS: number, mnistOnly = false): P
       new URL(import.meta.url).pathname,
       "--child",
       backend,
+      "--case",
+      name,
       "--budget",
       String(budgetS),
-    ]
-      .concat(mnistOnly ? ["--mnist-only"] : [])
-      .concat(
-        !mnistOnly && (backend === "wasm" || backend === "wasm-threads") ? ["--profile"] : [],
-      ),
+      ...(profile ? ["--profile"] : []),
+    ],
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
     stdout: "piped",
     stderr: "piped",
@@ -243,43 +292,29 @@ async function runChild(backend: string, timeoutS: number, mnistOnly = false): P
       const err = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-3).join(" ");
       return { error: `exit ${out.code}: ${err.slice(0, 300)}` };
     }
-    return (JSON.parse(line) as { row: Row }).row;
+    return (JSON.parse(line) as { row: ChildRow }).row;
   } catch (e) {
     return { error: `stopped after ${timeoutS} s: ${e instanceof Error ? e.message : e}` };
   }
 }
 
-async function runTorch(timeoutS: number, mnistOnly = false): Promise<Row & { version?: string }> {
+async function runTorch(name: CaseName, timeoutS: number): Promise<ChildRow> {
   try {
-    const r = await runTorchScript(
-      "training_torch.py",
-      [String(budgetS), ...(mnistOnly ? ["mnist"] : [])],
-      timeoutS,
-    );
+    const r = await runTorchScript("training_torch.py", [String(budgetS), name], timeoutS);
+    const result = r[name] as { imagesPerSecond: number; iterations: number };
     return {
-      mnistTrain: r.mnistTrain as Result,
-      mobilenetTrain: r.mobilenetTrain as Result,
-      mobilenetInfer: r.mobilenetInfer as Result,
+      result: { ...result, tensors: Number(r.tensors), params: Number(r.params) },
       setup: `torch ${r.torch}, ${r.threads} threads`,
     };
   } catch (e) {
-    return { error: `PyTorch not run: ${e instanceof Error ? e.message : e}` };
+    return { error: `PyTorch: ${e instanceof Error ? e.message : e}` };
   }
 }
 
-function cell(r: Result | undefined, base: Result | undefined): string {
-  if (r === undefined) return "–";
-  if ("skipped" in r) return `skipped: ${r.skipped}`;
-  const ratio = base && !("skipped" in base)
-    ? ` (${(r.imagesPerSecond / base.imagesPerSecond).toFixed(2)}×)`
-    : "";
-  return `${r.imagesPerSecond.toFixed(1)}${ratio}, n=${r.iterations}${r.note ? `, ${r.note}` : ""}`;
-}
-
 if (args.child) {
-  let row: Row;
+  let row: ChildRow;
   try {
-    row = await child(String(args.child));
+    row = await child(String(args.child), String(args.case) as CaseName);
   } catch (e) {
     row = { error: e instanceof Error ? e.message : String(e) };
   }
@@ -287,145 +322,128 @@ if (args.child) {
   Deno.exit(0);
 }
 
+const backends = String(args.backends).split(",");
 const started = new Date();
-const loadBefore = Deno.loadavg().map((l) => l.toFixed(2)).join(", ");
-const rows: Record<string, Row> = {};
-rows["PyTorch CPU"] = await runTorch(150);
-console.error("PyTorch", JSON.stringify(rows["PyTorch CPU"]));
-for (const backend of ["wasm", "wasm-threads", "wasm-threads-xnnpack", "cpu", "webgpu"]) {
-  rows[`tfjs ${backend}`] = await runChild(backend, 300);
-  console.error(backend, JSON.stringify(rows[`tfjs ${backend}`]));
-}
-// PyTorch again after the tfjs rows: this VM has slow stretches that last
-// minutes, so each ratio is taken against the faster of PyTorch's two runs.
-rows["PyTorch CPU, again"] = await runTorch(150);
-console.error("PyTorch again", JSON.stringify(rows["PyTorch CPU, again"]));
-// Paired MNIST rounds: PyTorch and the two wasm rows one after another, a
-// few times over, each ratio against the PyTorch run of its own round (runs
-// seconds apart see the same machine; the table's runs are minutes apart).
-const PAIRED = ["wasm-threads", "wasm"] as const;
-const rounds: { torch?: number; tfjs: Partial<Record<(typeof PAIRED)[number], number>> }[] = [];
+const commit = new TextDecoder().decode(
+  (await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], stdout: "piped" })
+    .output()).stdout,
+).trim();
+const loads: string[] = [Deno.loadavg().map((l) => l.toFixed(2)).join(", ")];
+/** rounds[r][case][side]: one round's runs, PyTorch first. */
+const rounds: Record<string, Record<string, ChildRow>>[] = [];
+const timeout = (name: CaseName) => (name === "mobilenetTrain" ? 900 : 300);
 for (let r = 0; r < Number(args.rounds); r++) {
-  const round: (typeof rounds)[number] = { tfjs: {} };
-  const torch = (await runTorch(60, true)).mnistTrain;
-  if (torch && "imagesPerSecond" in torch) round.torch = torch.imagesPerSecond;
-  for (const backend of PAIRED) {
-    const m = (await runChild(backend, 120, true)).mnistTrain;
-    if (m && "imagesPerSecond" in m) round.tfjs[backend] = m.imagesPerSecond;
+  const round: Record<string, Record<string, ChildRow>> = {};
+  for (const name of CASES) {
+    const runs: Record<string, ChildRow> = { torch: await runTorch(name, timeout(name)) };
+    for (const b of backends) runs[b] = await runChild(b, name, timeout(name));
+    round[name] = runs;
+    console.error(`round ${r + 1} ${name}`, JSON.stringify(runs));
+    // Both sides must have trained the same number of tensors and parameters.
+    const counts = Object.values(runs).flatMap((x) =>
+      x.result ? [`${x.result.tensors}/${x.result.params}`] : []
+    );
+    if (new Set(counts).size > 1) {
+      throw new Error(`${name}: the sides differ: ${counts.join(", ")}`);
+    }
   }
   rounds.push(round);
-  console.error("paired round", r + 1, JSON.stringify(round));
+  loads.push(Deno.loadavg().map((l) => l.toFixed(2)).join(", "));
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0
-    ? NaN
-    : s.length % 2
-    ? s[s.length >> 1]!
-    : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const ratio = (a?: number, b?: number) => a !== undefined && b !== undefined ? a / b : undefined;
-const paired = [
-  `| round | PyTorch CPU | ${PAIRED.map((b) => `tfjs ${b}`).join(" | ")} |`,
-  `| --- | ---: | ${PAIRED.map(() => "---:").join(" | ")} |`,
-  ...rounds.map((r, i) =>
-    `| ${i + 1} | ${r.torch?.toFixed(0) ?? "–"} | ${
-      PAIRED.map((b) => {
-        const q = ratio(r.tfjs[b], r.torch);
-        return r.tfjs[b] === undefined
-          ? "–"
-          : `${r.tfjs[b]!.toFixed(0)}${q ? ` (${q.toFixed(2)}×)` : ""}`;
+const profiles: Record<string, string> = {};
+if (args.profile) {
+  for (const name of ["lenetTrain", "mobilenetTrain"] as const) {
+    const row = await runChild(backends[0]!, name, timeout(name), true);
+    profiles[name] = row.profile ?? `not recorded: ${row.error}`;
+  }
+}
+
+const rate = (x?: ChildRow) => x?.result?.imagesPerSecond;
+const fmt = (v?: number) => (v === undefined ? "–" : v >= 100 ? v.toFixed(0) : v.toFixed(1));
+const sections = CASES.map((name) => {
+  const header = `| round | PyTorch | ${backends.map((b) => `tfjs ${b}`).join(" | ")} |`;
+  const lines = rounds.map((round, i) => {
+    const runs = round[name]!, torch = rate(runs.torch);
+    return `| ${i + 1} | ${runs.torch?.error ? `error: ${runs.torch.error}` : fmt(torch)} | ${
+      backends.map((b) => {
+        const v = rate(runs[b]);
+        if (v === undefined) return `error: ${(runs[b]?.error ?? "").replaceAll("|", "/")}`;
+        return `${fmt(v)}${torch ? ` (${(v / torch).toFixed(2)}×)` : ""}`;
       }).join(" | ")
-    } |`
-  ),
-  `| median | ${median(rounds.flatMap((r) => r.torch ?? [])).toFixed(0)} | ${
-    PAIRED.map((b) => {
-      const qs = rounds.flatMap((r) => ratio(r.tfjs[b], r.torch) ?? []);
-      return `${median(rounds.flatMap((r) => r.tfjs[b] ?? [])).toFixed(0)} (${
-        median(qs).toFixed(2)
+    } |`;
+  });
+  const med = `| median | ${fmt(median(rounds.flatMap((r) => rate(r[name]!.torch) ?? [])))} | ${
+    backends.map((b) => {
+      const ratios = rounds.flatMap((r) => {
+        const v = rate(r[name]![b]), t = rate(r[name]!.torch);
+        return v !== undefined && t !== undefined ? [v / t] : [];
+      });
+      return `${fmt(median(rounds.flatMap((r) => rate(r[name]![b]) ?? [])))} (${
+        median(ratios).toFixed(2)
       }×)`;
     }).join(" | ")
-  } |`,
-].join("\n");
-const base: Row = {};
-for (const c of CASES) {
-  const runs = [rows["PyTorch CPU"]![c], rows["PyTorch CPU, again"]![c]].filter((
-    r,
-  ): r is Result & { imagesPerSecond: number } => r !== undefined && "imagesPerSecond" in r);
-  const fastest = runs.sort((a, b) => b.imagesPerSecond - a.imagesPerSecond)[0];
-  if (fastest !== undefined) base[c] = fastest;
-}
-const table = [
-  `| backend | setup | ${CASES.map((c) => LABELS[c]).join(" | ")} |`,
-  `| --- | --- | ${CASES.map(() => "---").join(" | ")} |`,
-  ...Object.entries(rows).sort(([a], [b]) =>
-    Number(!a.startsWith("PyTorch")) - Number(!b.startsWith("PyTorch"))
-  ).map(([name, r]) =>
-    r.error
-      ? `| ${name} | error: ${r.error.replaceAll("|", "/")} | ${CASES.map(() => "–").join(" | ")} |`
-      : `| ${name} | ${r.setup ?? ""} | ${CASES.map((c) => cell(r[c], base[c])).join(" | ")} |`
+  } |`;
+  const any = rounds.map((r) => r[name]!).flatMap((runs) => Object.values(runs)).find((x) =>
+    x.result
+  )?.result;
+  return `### ${LABELS[name]}
+
+Trainable tensors and parameters, printed and checked by both sides: ${
+    any ? `${any.tensors} tensors, ${any.params.toLocaleString("en-US")} parameters` : "–"
+  }.
+
+${header}
+| --- | ---: | ${backends.map(() => "---:").join(" | ")} |
+${lines.join("\n")}
+${med}`;
+});
+const setups = [
+  ...new Set(
+    rounds.flatMap((r) =>
+      Object.entries(r[CASES[0]!]!).map(([side, x]) => `- ${side}: ${x.setup ?? x.error ?? ""}`)
+    ),
   ),
-].join("\n");
-const profile = rows["tfjs wasm"]?.profile ?? "not recorded";
-const mnistProfile = rows["tfjs wasm"]?.mnistProfile ?? "not recorded";
-const threadsProfile = rows["tfjs wasm-threads"]?.profile ?? "not recorded";
-const threadsMnistProfile = rows["tfjs wasm-threads"]?.mnistProfile ?? "not recorded";
-const loadAfter = Deno.loadavg().map((l) => l.toFixed(2)).join(", ");
+];
 const md = `# Training speed without a GPU
 
-Images/s, median of timed steps after one warm-up step (n = steps timed; a
-${budgetS} s budget per case), and in parentheses the ratio to PyTorch on the
-same CPU. PyTorch runs before and after the tfjs rows; each ratio is against
-the faster of its two runs. MobileNetV2 is the nsfwjs checkpoint (5 classes) for tfjs and the
-same architecture defined in \`bench/training_torch.py\` for PyTorch; inputs are
-random. Fine-tuning updates every layer with SGD; on tfjs it accumulates
-gradients over micro-batches of 8 (\`sdk/train/accumulate.ts\`).
+Images/s in paired rounds: in each round every case runs in PyTorch and then in
+tfjs, seconds apart, each in a fresh process, so both see the same machine; in
+parentheses the ratio to the PyTorch run of the same round. The last line of
+each table is the median of each column (ratios: the median of the rounds'
+ratios). A run is the median of its timed steps after one warm-up step, within
+a ${budgetS} s budget (at least one timed step). Inputs are random.
 
-- date: ${started.toISOString()}
-- command: \`deno run -A bench/training.ts --budget ${budgetS}\`
-- Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; PyTorch with OMP_NUM_THREADS=${navigator.hardwareConcurrency}, OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset
-- load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}
+MobileNetV2 is the nsfwjs checkpoint (5 classes) on tfjs and the same
+architecture and head defined in \`bench/training_torch.py\` for PyTorch. The
+fine-tune trains every layer with SGD (the checkpoint's frozen blocks 0–10
+included); on tfjs it accumulates gradients over micro-batches of 8
+(\`sdk/train/accumulate.ts\`), PyTorch takes the batch of 32 at once.
+
+- date: ${started.toISOString()}, commit ${commit}
+- command: \`deno run -A bench/training.ts --rounds ${args.rounds} --budget ${budgetS} --backends ${args.backends}\`
+- Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; PyTorch with OMP_NUM_THREADS=${navigator.hardwareConcurrency}
+- setups:
+${setups.join("\n")}
+- load average (1, 5, 15 min) before the run and after each round: ${loads.join("; ")}
 - machine:
 
 \`\`\`
 ${await lscpu()}
 \`\`\`
 
-${table}
+${sections.join("\n\n")}
+${
+  Object.keys(profiles).length === 0 ? "" : `
+## Where the time goes (${backends[0]})
 
-Rows: \`wasm\` runs on one thread; \`wasm-threads\` runs the compiled SIMD kernels on one
-thread per core with XNNPACK's pool at one thread (the default of \`threads\`);
-\`wasm-threads-xnnpack\` gives XNNPACK's pool one thread per core too
-(\`xnnpackThreads\`, \`ZOO_XNNPACK_THREADS\`).
+One LeNet-size step (batch 128), per kernel, median of 5 profiled steps:
 
-## MNIST training, paired rounds
+${profiles.lenetTrain}
 
-The MNIST case again, ${rounds.length} rounds of PyTorch then each tfjs row (fresh
-processes, ${budgetS} s budget, 100 steps each), images/s and in parentheses the
-ratio to the PyTorch run of the same round; the last line is the median of
-each column (ratios: the median of the rounds' ratios).
+One MobileNetV2 micro-batch of 8, forward + backward, every layer trainable, median of 3:
 
-${paired}
-
-## Where the time goes (wasm, one thread)
-
-One MNIST CNN step (batch 128, forward + backward + SGD update), per kernel, median of 5 profiled steps:
-
-${mnistProfile}
-
-One MobileNetV2 micro-batch of 8, forward + backward, median of 3:
-
-${profile}
-
-## Where the time goes (wasm-threads)
-
-One MNIST CNN step, per kernel, median of 5 profiled steps:
-
-${threadsMnistProfile}
-
-One MobileNetV2 micro-batch of 8, forward + backward, median of 3:
-
-${threadsProfile}
-`;
+${profiles.mobilenetTrain}
+`
+}`;
 await writeReport(String(args.out), md);
 console.log(md);

@@ -1,13 +1,27 @@
-"""PyTorch CPU side of bench/training.ts: prints one JSON line of images/s medians.
+"""PyTorch CPU side of bench/training.ts: runs one case and prints one JSON line.
 
-Usage: python3 bench/training_torch.py SECONDS_PER_CASE
-MobileNetV2 is defined here (torchvision may be absent), same layout as Keras'.
+Usage: python3 bench/training_torch.py SECONDS CASE
+CASE is lenetTrain, kerasMnistTrain, mobilenetTrain or mobilenetInfer. The line
+holds images/s (median of timed steps after one warm-up step) and the number of
+trainable tensors and parameters, which must match what the tfjs side trains
+(EXPECTED; the script stops otherwise). MobileNetV2 is defined here (torchvision
+may be absent) with the nsfwjs checkpoint's layout: Keras' MobileNetV2 base and
+the nsfwjs head (average pool, Dense 256, Dense 128, Dense 5).
 """
 import json, sys, time, statistics
 import torch
 import torch.nn as nn
 
-budget = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
+budget = float(sys.argv[1]) if len(sys.argv) > 1 else 15.0
+case = sys.argv[2] if len(sys.argv) > 2 else "lenetTrain"
+
+# Trainable tensors and parameters of each case's model, the same on both sides.
+EXPECTED = {
+    "lenetTrain": (8, 37_106),
+    "kerasMnistTrain": (8, 1_199_882),
+    "mobilenetTrain": (162, 2_585_349),
+    "mobilenetInfer": (162, 2_585_349),
+}
 
 
 def conv_bn(i, o, k, s, groups=1):
@@ -37,7 +51,9 @@ def mobilenet_v2(classes=5):
             layers.append(InvertedResidual(c, o, s if j == 0 else 1, t))
             c = o
     layers += conv_bn(c, 1280, 1, 1)
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(1280, classes))
+    head = [nn.AvgPool2d(7), nn.Flatten(), nn.Linear(1280, 256), nn.ReLU(), nn.Dropout(0.1),
+            nn.Linear(256, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, classes)]
+    return nn.Sequential(*layers, *head)
 
 
 def lenet():
@@ -45,9 +61,15 @@ def lenet():
                          nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16 * 5 * 5, 84), nn.ReLU(), nn.Linear(84, 10))
 
 
-def measure(step, batch, warmup=1, max_iters=10):
-    for _ in range(warmup):
-        step()
+def keras_mnist():
+    """Keras' MNIST example convnet (examples/vision/mnist_convnet, the 32/64-filter version)."""
+    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(128, 10))
+
+
+def measure(step, batch, max_iters):
+    step()
     times, start = [], time.perf_counter()
     while len(times) < max_iters and (not times or time.perf_counter() - start < budget):
         t = time.perf_counter()
@@ -68,23 +90,24 @@ def train_step(model, x, y):
 
 
 torch.manual_seed(0)
-out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
-m = lenet().train()
-out["mnistTrain"] = measure(train_step(m, torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))), 128, max_iters=100)
-if len(sys.argv) > 2 and sys.argv[2] == "mnist":
-    # The paired MNIST rounds: this case alone.
-    print(json.dumps(out))
-    sys.exit(0)
-m = mobilenet_v2().train()
-out["mobilenetTrain"] = measure(train_step(m, torch.randn(32, 3, 224, 224), torch.randint(0, 5, (32,))), 32, max_iters=5)
-m = m.eval()
-x = torch.randn(32, 3, 224, 224)
+model = {"lenetTrain": lenet, "kerasMnistTrain": keras_mnist}.get(case, mobilenet_v2)()
+trainable = [p for p in model.parameters() if p.requires_grad]
+counts = (len(trainable), sum(p.numel() for p in trainable))
+if counts != EXPECTED[case]:
+    sys.exit(f"{case}: PyTorch has {counts[0]} trainable tensors of {counts[1]} parameters, not {EXPECTED[case]}")
+out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "tensors": counts[0], "params": counts[1]}
+if case in ("lenetTrain", "kerasMnistTrain"):
+    x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    out[case] = measure(train_step(model.train(), x, y), 128, 100)
+elif case == "mobilenetTrain":
+    x, y = torch.randn(32, 3, 224, 224), torch.randint(0, 5, (32,))
+    out[case] = measure(train_step(model.train(), x, y), 32, 5)
+else:
+    model = model.eval()
+    x = torch.randn(32, 3, 224, 224)
 
-
-def infer():
-    with torch.no_grad():
-        m(x)
-
-
-out["mobilenetInfer"] = measure(infer, 32)
+    def infer():
+        with torch.no_grad():
+            model(x)
+    out[case] = measure(infer, 32, 10)
 print(json.dumps(out))

@@ -99,3 +99,11 @@ Deno.test("every added or replaced kernel matches cpu above 2 GiB and 3 GiB of h
 Deno.test("random valid and invalid calls of every added or replaced kernel match cpu or fail as cpu does on two threads, and leave the backend correct", async () => {
   await onTwoThreads("./wasm_kernel_fuzz_test.ts");
 });
+
+Deno.test({
+  name:
+    "every weight of MobileNetV2 trains on wasm on two threads at batch 32 inside the 4 GiB heap",
+  ignore: Deno.env.get("ZOO_SLOW_TESTS") !== "1",
+}, async () => {
+  await onTwoThreads("./wasm_mobilenet_full_test.ts");
+});
