@@ -400,7 +400,7 @@ ${med}`;
 const setups = [
   ...new Set(
     rounds.flatMap((r) =>
-      Object.entries(r[CASES[0]!]!).map(([side, x]) => `- ${side}: ${x.setup ?? x.error ?? ""}`)
+      Object.entries(r[CASES[0]!]!).map(([side, x]) => `  - ${side}: ${x.setup ?? x.error ?? ""}`)
     ),
   ),
 ];
