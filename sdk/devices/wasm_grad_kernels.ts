@@ -33,6 +33,7 @@ import {
   simdConv2D,
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
+  simdDepthwiseConv2DBackpropFilter,
   simdMatMul,
   simdMaxPool2x2,
   simdMaxPoolGrad2x2,
@@ -430,6 +431,8 @@ function depthwiseBackpropFilter(
     return zeros(backend, filterShape);
   }
   const info = depthwiseInfo(x, attrs);
+  const fast = simdDepthwiseConv2DBackpropFilter(backend, x, dy, info);
+  if (fast !== null) return fast;
   const kk = info.filterHeight * info.filterWidth;
   const C = info.inChannels, M = info.outChannels / C;
   const chunk = imagesPerChunk(info);

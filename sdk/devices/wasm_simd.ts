@@ -181,6 +181,26 @@ export interface SimdExports {
     KH: number,
     KW: number,
   ): void;
+  dw_filter_grad(
+    x: number,
+    H: number,
+    W: number,
+    C: number,
+    dy: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    top: number,
+    left: number,
+    out: number,
+    r0: number,
+    r1: number,
+  ): void;
 }
 
 /** The kernels bound to one backend's heap. */

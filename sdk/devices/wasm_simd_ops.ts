@@ -588,6 +588,57 @@ export function simdConv2DBackpropFilter(
 }
 
 /**
+ * The depthwise filter gradient (channel multiplier 1)
+ * `dW[kh, kw, c] = Σ_{b, oh, ow} x[b, oh·sh + kh·dh − top, ow·sw + kw·dw − left, c] · dy[b, oh, ow, c]`,
+ * or `null` when the kernels cannot run or the multiplier is not 1. Threads
+ * sum ranges of dy's rows into buffers of their own, added at the end.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input of the depthwise convolution
+ * @param dy the NHWC float32 gradient of its output
+ * @param info the convolution's geometry (depthwise)
+ * @returns the `[kh, kw, C, 1]` filter gradient, owned by the caller
+ */
+export function simdDepthwiseConv2DBackpropFilter(
+  backend: BackendWasm,
+  x: Info,
+  dy: Info,
+  info: ConvInfo,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null || info.outChannels !== info.inChannels) return null;
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
+  const { outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW } = info;
+  expectShape("dw_filter_grad", "x", x, info.inShape);
+  expectShape("dw_filter_grad", "dy", dy, info.outShape);
+  const dw = checkedOutput(backend, [KH, KW, C, 1], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const xo = offset(backend, x), dyo = offset(backend, dy);
+    const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwi } = info;
+    const { top, left } = info.padInfo;
+    sumByRows(
+      k,
+      scratch,
+      "dw_filter_grad",
+      offset(backend, dw),
+      KH * KW * C,
+      B * OH,
+      B * OH * OW * KH * KW * C,
+      4,
+      (
+        r0,
+        r1,
+        buffer,
+      ) => [xo, H, W, C, dyo, OH, OW, KH, KW, sh, sw, dh, dwi, top, left, buffer, r0, r1],
+    );
+  } finally {
+    scratch.free();
+  }
+  return dw;
+}
+
+/**
  * The input gradient `col2im(dy · Wᵀ)`, or `null` when the kernels cannot run.
  *
  * @param backend the wasm backend holding the tensors

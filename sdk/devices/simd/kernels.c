@@ -908,3 +908,68 @@ void square(const f32* x, f32* out, int n) {
   }
   for (; i < n; i++) out[i] = x[i] * x[i];
 }
+
+/*
+ * Depthwise filter gradient (channel multiplier 1) over output rows [r0, r1)
+ * of the B·OH rows of dy, added into out ([KH·KW, C]):
+ *   out[(kh·KW + kw)·C + c] += Σ_ow x[b, oh·sh + kh·dh − top, ow·sw + kw·dw − left, c] · dy[b, oh, ow, c]
+ * x is the unpadded NHWC input [B, H, W, C]: taps over its edge (the
+ * padding's zeros) are skipped. Vectors along the channels, 16 at a time,
+ * summed over a tap's output columns in registers.
+ */
+void dw_filter_grad(const f32* x, int H, int W, int C, const f32* dy, int OH, int OW, int KH,
+                    int KW, int sh, int sw, int dh, int dw, int top, int left, f32* out, int r0,
+                    int r1) {
+  for (int r = r0; r < r1; r++) {
+    const int b = r / OH, oh = r % OH;
+    const f32* dyr = dy + r * OW * C;
+    for (int kh = 0; kh < KH; kh++) {
+      const int ih = oh * sh + kh * dh - top;
+      if (ih < 0 || ih >= H) continue;
+      const f32* xr = x + (b * H + ih) * W * C;
+      for (int kw = 0; kw < KW; kw++) {
+        /* The output columns whose input column ow·sw + off lies in [0, W). */
+        const int off = kw * dw - left;
+        const int ow0 = off >= 0 ? 0 : (-off + sw - 1) / sw;
+        int ow1 = W - 1 - off < 0 ? 0 : (W - 1 - off) / sw + 1;
+        if (ow1 > OW) ow1 = OW;
+        if (ow0 >= ow1) continue;
+        f32* o = out + (kh * KW + kw) * C;
+        const int step = sw * C;
+        int c = 0;
+        for (; c + 16 <= C; c += 16) {
+          v128_t a0 = wasm_v128_load(o + c), a1 = wasm_v128_load(o + c + 4);
+          v128_t a2 = wasm_v128_load(o + c + 8), a3 = wasm_v128_load(o + c + 12);
+          const f32* xp = xr + (ow0 * sw + off) * C + c;
+          const f32* dp = dyr + ow0 * C + c;
+          for (int ow = ow0; ow < ow1; ow++, xp += step, dp += C) {
+            a0 = madd(wasm_v128_load(xp), wasm_v128_load(dp), a0);
+            a1 = madd(wasm_v128_load(xp + 4), wasm_v128_load(dp + 4), a1);
+            a2 = madd(wasm_v128_load(xp + 8), wasm_v128_load(dp + 8), a2);
+            a3 = madd(wasm_v128_load(xp + 12), wasm_v128_load(dp + 12), a3);
+          }
+          wasm_v128_store(o + c, a0);
+          wasm_v128_store(o + c + 4, a1);
+          wasm_v128_store(o + c + 8, a2);
+          wasm_v128_store(o + c + 12, a3);
+        }
+        for (; c + 4 <= C; c += 4) {
+          v128_t a = wasm_v128_load(o + c);
+          const f32* xp = xr + (ow0 * sw + off) * C + c;
+          const f32* dp = dyr + ow0 * C + c;
+          for (int ow = ow0; ow < ow1; ow++, xp += step, dp += C) {
+            a = madd(wasm_v128_load(xp), wasm_v128_load(dp), a);
+          }
+          wasm_v128_store(o + c, a);
+        }
+        for (; c < C; c++) {
+          f32 s = o[c];
+          const f32* xp = xr + (ow0 * sw + off) * C + c;
+          const f32* dp = dyr + ow0 * C + c;
+          for (int ow = ow0; ow < ow1; ow++, xp += step, dp += C) s += *xp * *dp;
+          o[c] = s;
+        }
+      }
+    }
+  }
+}

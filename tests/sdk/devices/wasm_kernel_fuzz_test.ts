@@ -12,6 +12,7 @@
  * default 15). One thread here; wasm_threads_test.ts runs it on two.
  */
 import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import { convolutionalize } from "../../../sdk/convolutionalize.ts";
@@ -20,6 +21,7 @@ import {
   WASM_FAST_KERNEL_NAMES,
   WASM_GRAD_KERNEL_NAMES,
 } from "../../../sdk/devices/wasm_grad_kernels.ts";
+import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm_simd_ops.ts";
 import { relativeError, seeded } from "./_compare.ts";
 import { type KernelCall, runNow, type Values } from "./_kernel_runs.ts";
 
@@ -472,4 +474,53 @@ Deno.test("a convolutionalized MobileNetV2 on an input smaller than its window f
     net.dispose();
     fcn.dispose();
   }
+});
+
+Deno.test("the compiled depthwise filter gradient matches cpu at MobileNetV2's geometries, split across threads", async () => {
+  const cases: [number[], number, "same" | "valid"][] = [
+    [[2, 56, 56, 48], 1, "same"],
+    [[2, 57, 57, 48], 2, "valid"],
+    [[3, 14, 14, 100], 1, "same"],
+    [[2, 29, 29, 7], 2, "same"],
+  ];
+  for (const [i, [x, stride, pad]] of cases.entries()) {
+    const C = x[3]!, filterShape = [3, 3, C, 1];
+    const out = tf.backend_util.computeConv2DInfo(
+      x as [number, number, number, number],
+      filterShape as [number, number, number, number],
+      stride,
+      1,
+      pad,
+      undefined,
+      true,
+    ).outShape;
+    const call: KernelCall = {
+      kernel: "DepthwiseConv2dNativeBackpropFilter",
+      inputs: {
+        x: { values: seeded(x, 900 + i), shape: x },
+        dy: { values: seeded(out, 950 + i), shape: out },
+      },
+      attrs: { strides: stride, pad, dilations: 1, dataFormat: "NHWC", filterShape },
+    };
+    const want = await outcome("cpu", call), got = await outcome("wasm", call);
+    assert(want.ok && got.ok, "both should run");
+    const err = relativeError(got.out.values, want.out.values);
+    assert(err <= 1e-4, `${JSON.stringify(x)} stride ${stride} ${pad}: relative error ${err}`);
+  }
+  await tf.setBackend("wasm");
+  const backend = tf.backend() as BackendWasm;
+  const x = tf.zeros([1, 8, 8, 4]), dy = tf.zeros([1, 8, 8, 4]);
+  const info = tf.backend_util.computeConv2DInfo(
+    [1, 8, 8, 4],
+    [3, 3, 4, 1],
+    1,
+    1,
+    "same",
+    undefined,
+    true,
+  );
+  const fast = simdDepthwiseConv2DBackpropFilter(backend, x, dy, info);
+  assert(fast !== null, "the compiled kernel should run here");
+  backend.disposeData(fast.dataId);
+  tf.dispose([x, dy]);
 });
