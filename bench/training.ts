@@ -20,6 +20,7 @@
  * - MobileNetV2 inference (batch 32).
  *
  *   deno run -A bench/training.ts [--rounds 3] [--budget 15] [--backends wasm-threads] [--profile]
+ *     [--cases lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer]
  *     [--out bench/results/training.md]
  *
  * A hand-written part after the `<!-- findings -->` line of the output file
@@ -38,7 +39,7 @@ import { lscpu, writeReport } from "./_report.ts";
 type CaseName = "lenetTrain" | "kerasMnistTrain" | "mobilenetTrain" | "mobilenetInfer";
 type Result = { imagesPerSecond: number; iterations: number; tensors: number; params: number };
 
-const CASES: CaseName[] = ["lenetTrain", "kerasMnistTrain", "mobilenetTrain", "mobilenetInfer"];
+const ALL_CASES: CaseName[] = ["lenetTrain", "kerasMnistTrain", "mobilenetTrain", "mobilenetInfer"];
 const LABELS: Record<CaseName, string> = {
   lenetTrain: "LeNet-size CNN training (28×28×1, batch 128)",
   kerasMnistTrain: "Keras' MNIST convnet training (conv 32/64, dense 128; batch 128)",
@@ -55,16 +56,23 @@ const EXPECTED: Record<CaseName, [number, number]> = {
 };
 
 const args = parseArgs(Deno.args, {
-  string: ["budget", "out", "child", "case", "micro", "rounds", "backends"],
+  string: ["budget", "out", "child", "case", "micro", "rounds", "backends", "cases"],
   boolean: ["profile"],
   default: {
     budget: "15",
     out: "bench/results/training.md",
     rounds: "3",
     backends: "wasm-threads",
+    cases: "lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer",
   },
 });
 const budgetS = Number(args.budget);
+const CASES = String(args.cases).split(",") as CaseName[];
+for (const c of CASES) {
+  if (!ALL_CASES.includes(c)) {
+    throw new Error(`Unknown case "${c}": use some of ${ALL_CASES.join(", ")}`);
+  }
+}
 
 type T = tf.SymbolicTensor;
 const apply = (layer: tf.layers.Layer, x: T) => layer.apply(x) as T;
@@ -420,7 +428,7 @@ included); on tfjs it accumulates gradients over micro-batches of 8
 (\`sdk/train/accumulate.ts\`), PyTorch takes the batch of 32 at once.
 
 - date: ${started.toISOString()}, commit ${commit}
-- command: \`deno run -A bench/training.ts --rounds ${args.rounds} --budget ${budgetS} --backends ${args.backends}\`
+- command: \`deno run -A bench/training.ts --rounds ${args.rounds} --budget ${budgetS} --backends ${args.backends} --cases ${args.cases}\`
 - Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; PyTorch with OMP_NUM_THREADS=${navigator.hardwareConcurrency}
 - setups:
 ${setups.join("\n")}
