@@ -37,6 +37,7 @@ import {
   simdMatMul,
   simdMaxPool2x2,
   simdMaxPoolGrad2x2,
+  simdMul,
   simdPadHW,
   simdRelu,
   simdReluGrad,
@@ -1238,10 +1239,10 @@ const sub = fastOr(
 );
 
 /**
- * Multiplying by a vector along the last axis or by a single value (batch
- * normalization's gradient scales whole activations so), in one pass on the
- * compiled kernels; anything else on the shipped `Multiply`, whose broadcast
- * is a scalar loop.
+ * Multiplying two tensors of one shape, or by a vector along the last axis or
+ * by a single value (batch normalization's gradient scales whole activations
+ * so), in one pass on the compiled kernels; anything else on the shipped
+ * `Multiply`, whose broadcast is a scalar loop.
  */
 const multiply = fastOr("Multiply", (backend, { a, b }) => {
   const size = (t: Info) => tf.util.sizeFromShape(t.shape);
@@ -1249,6 +1250,9 @@ const multiply = fastOr("Multiply", (backend, { a, b }) => {
     size(v) < size(x) && (isTrailingVector(x, v) ||
       (size(v) === 1 && v.shape.length <= x.shape.length));
   if (a!.dtype !== "float32" || b!.dtype !== "float32") return null;
+  // Same shapes (batch normalization's gradient multiplies whole
+  // activations): one pass on the pool, where XNNPACK's runs on one thread.
+  if (tf.util.arraysEqual(a!.shape, b!.shape)) return simdMul(backend, a!, b!);
   const [x, v] = scales(a!, b!) ? [a!, b!] : scales(b!, a!) ? [b!, a!] : [null, null];
   return x === null || v === null ? null : simdBiasAdd(backend, x, v, "mul");
 });

@@ -181,6 +181,7 @@ export interface SimdExports {
     KH: number,
     KW: number,
   ): void;
+  mul(a: number, b: number, out: number, n: number): void;
   dw_filter_grad(
     x: number,
     H: number,

@@ -1022,6 +1022,19 @@ export function simdReluGrad(backend: BackendWasm, x: Info, dy: Info): Info | nu
 }
 
 /**
+ * `a · b` element by element for two float32 tensors of one shape (the cpu
+ * backend's products to the bit), or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param a a float32 tensor
+ * @param b a float32 tensor of a's shape
+ * @returns the products, owned by the caller
+ */
+export function simdMul(backend: BackendWasm, a: Info, b: Info): Info | null {
+  return mapped(backend, "mul", [a, b]);
+}
+
+/**
  * `x · x`, or `null` when the kernels cannot run.
  *
  * @param backend the wasm backend holding the tensor

@@ -973,3 +973,20 @@ void dw_filter_grad(const f32* x, int H, int W, int C, const f32* dy, int OH, in
     }
   }
 }
+
+/* out[i] = a[i] · b[i] for n floats (the same float products as the cpu backend's). */
+void mul(const f32* a, const f32* b, f32* out, int n) {
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+    wasm_v128_store(out + i + 4,
+                    wasm_f32x4_mul(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4)));
+    wasm_v128_store(out + i + 8,
+                    wasm_f32x4_mul(wasm_v128_load(a + i + 8), wasm_v128_load(b + i + 8)));
+    wasm_v128_store(out + i + 12,
+                    wasm_f32x4_mul(wasm_v128_load(a + i + 12), wasm_v128_load(b + i + 12)));
+  }
+  for (; i + 4 <= n; i += 4)
+    wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  for (; i < n; i++) out[i] = a[i] * b[i];
+}

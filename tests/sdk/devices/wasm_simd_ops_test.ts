@@ -574,7 +574,7 @@ Deno.test("wasm batch normalization matches cpu: every channel tail, optional of
   }
 });
 
-Deno.test("wasm Sub of a vector along the last axis, Multiply by one or by a single value, Square and same-dtype Cast match cpu exactly, on the compiled kernels", async () => {
+Deno.test("wasm Sub of a vector along the last axis, Multiply by one, by a single value or of one shape, Square and same-dtype Cast match cpu exactly, on the compiled kernels", async () => {
   for (
     const [i, shape] of ([[2, 3, 5, 1], [1, 4, 3, 3], [3, 5, 5, 6], [16, 64, 64, 8]] as Shape4[])
       .entries()
@@ -607,14 +607,17 @@ Deno.test("wasm Sub of a vector along the last axis, Multiply by one or by a sin
         assertSameValues(got.values, want.values, `${a!.shape} · ${b!.shape}`);
       }
     }
-    // Not a vector along the last axis: the shipped kernel.
+    // Two tensors of one shape: the compiled product (Sub keeps the shipped kernel).
     const same = { values: seeded(shape, 3800 + i), shape };
     const product = await onEngine("cpu", "Multiply", { a: x, b: same }, {});
-    assertSameValues(
-      (await onEngine("wasm", "Multiply", { a: x, b: same }, {})).values,
-      product.values,
-      `${shape} · ${shape}`,
+    let products = product;
+    assertEquals(
+      await compiledCalls(
+        async () => (products = await onEngine("wasm", "Multiply", { a: x, b: same }, {})),
+      ),
+      ["mul"],
     );
+    assertSameValues(products.values, product.values, `${shape} · ${shape}`);
     const want = await onEngine("cpu", "Sub", { a: x, b: same }, {});
     assertSameValues(
       (await onEngine("wasm", "Sub", { a: x, b: same }, {})).values,
