@@ -449,6 +449,8 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     ...(advice ? { advice } : {}),
     cutLayer: outcome.cutLayer,
     frozenLayers: outcome.frozenLayers,
+    ...(outcome.trainedLayers ? { trainedLayers: outcome.trainedLayers } : {}),
+    ...(outcome.trainedWeights ? { trainedWeights: outcome.trainedWeights } : {}),
     learningRates: outcome.learningRates,
     preprocessing: preprocess,
     ...(plan.inputNote ? { inputNote: plan.inputNote } : {}),

@@ -102,6 +102,10 @@ function makeOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
   }
 }
 
+function setTrainable(model: tf.LayersModel, layers: Iterable<string>, trainable: boolean): void {
+  for (const name of layers) model.getLayer(name).trainable = trainable;
+}
+
 function variablesOf(model: tf.LayersModel, layers: Iterable<string>): tf.Variable[] {
   return [...layers].flatMap((name) =>
     model.getLayer(name).trainableWeights.map((w) => w.read() as tf.Variable)
@@ -205,6 +209,12 @@ export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<Tra
     const frozenCount = lastFrozen === null ? 0 : baseLayers.indexOf(lastFrozen) + 1;
     const frozen = baseLayers.slice(0, frozenCount);
     const unfrozen = baseLayers.slice(frozenCount);
+    // What trains is what the strategy says, not the checkpoint's own flags:
+    // nsfwjs ships MobileNetV2 with blocks 0-10 marked trainable: false, and
+    // tf.variableGrads silently drops variables that are not trainable. The
+    // flags are also what the saved model.json records.
+    setTrainable(model, frozen, false);
+    setTrainable(model, [...unfrozen, ...headLayers], true);
     optimizers.head = makeOptimizer(optimizerName, opts.lr);
     optimizers.base = makeOptimizer(optimizerName, opts.lr * baseLrMult);
     const headGroup: VariableGroup = {
@@ -304,10 +314,17 @@ export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<Tra
     const allRan = finalState.allEpochsDone > 0;
     const withWeights = (names: string[]) =>
       names.filter((n) => model.getLayer(n).weights.length > 0);
+    const trainedGroups = allRan ? allPhase.groups : [headGroup];
+    const trainedVars = trainedGroups.flatMap((g) => g.vars);
     return {
       model,
       history: finalState.history,
       frozenLayers: withWeights(allRan ? frozen : baseLayers),
+      trainedLayers: withWeights(allRan ? [...unfrozen, ...headLayers] : headLayers),
+      trainedWeights: {
+        tensors: trainedVars.length,
+        params: trainedVars.reduce((n, v) => n + v.size, 0),
+      },
       cutLayer,
       learningRates: { head: opts.lr, base: opts.lr * baseLrMult },
     };
