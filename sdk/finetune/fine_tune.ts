@@ -11,7 +11,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { adaptInputChannels } from "../adapt_channels.ts";
-import { advise, measureSimilarity } from "../advisor/mod.ts";
+import {
+  advise,
+  measureSimilarity,
+  PREDICTION_SAMPLE,
+  PREDICTION_SIMILARITY_THRESHOLD,
+  predictionSimilarity,
+} from "../advisor/mod.ts";
 import { analyze } from "../arch/analyze.ts";
 import type { Architecture } from "../arch/types.ts";
 import { checkInput } from "../arch/check_input.ts";
@@ -680,13 +686,37 @@ async function adviseStrategy(
   seed: number,
 ): Promise<Advice> {
   const examplesPerClass = Math.min(...train.counts);
-  const stats = card?.sourceStats as SourceStats | undefined;
+  // Imported checkpoints carry `sourceStats: null` (their source data is not at hand).
+  const stats = (card?.sourceStats ?? undefined) as SourceStats | undefined;
   let similarity: number;
+  let thresholds: { similarity: number } | undefined;
+  let source: string | undefined = stats?.dataset;
   if (stats === undefined) {
-    similarity = 0.5;
-    log(
-      "advisor: the checkpoint's card has no sourceStats, so the similarity to its source data is unknown: assuming 0.5",
-    );
+    const why = typeof card?.sourceStatsNote === "string"
+      ? card.sourceStatsNote
+      : "its source data was not at hand";
+    try {
+      const p = await predictionSimilarity(model, train, preprocess, {
+        seed,
+        sample: PREDICTION_SAMPLE,
+      });
+      similarity = p.similarity;
+      thresholds = { similarity: PREDICTION_SIMILARITY_THRESHOLD };
+      source = "its source data, from its own predictions";
+      log(
+        `advisor: the card has no sourceStats (${why}): similarity measured instead from how sure the checkpoint's own classifier is on ${p.count} training images: mean confidence ${
+          p.meanConfidence.toFixed(2)
+        }, 1 - entropy/ln ${p.classes} = ${
+          p.similarity.toFixed(2)
+        } (similar at >= ${PREDICTION_SIMILARITY_THRESHOLD}; a weaker signal than code statistics)`,
+      );
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      similarity = 0.5;
+      log(
+        `advisor: the card has no sourceStats (${why}) and the checkpoint's output cannot be read as class predictions (${e.message}): deciding on the dataset's size with the similarity assumed 0.5`,
+      );
+    }
   } else {
     similarity = await measureSimilarity(model, stats, train, preprocess, { seed });
   }
@@ -697,7 +727,8 @@ async function adviseStrategy(
     cutPoints: arch.cutPoints,
     featureCut: arch.featureCut,
     layers: arch.layers,
-    ...(stats ? { source: stats.dataset } : {}),
+    ...(source !== undefined ? { source } : {}),
+    ...(thresholds !== undefined ? { thresholds } : {}),
   });
 }
 
