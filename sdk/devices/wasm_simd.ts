@@ -204,7 +204,11 @@ export interface SimdKernels {
   parallel<K extends keyof SimdExports>(fn: K, jobs: number[][]): void;
   /** Wakes sleeping worker threads ahead of a {@linkcode SimdKernels.parallel} call (a no-op on one thread). */
   warm(): void;
-  /** Allocates `bytes` on the backend's heap (16-byte aligned); may grow the heap. */
+  /**
+   * Allocates `bytes` on the backend's heap (16-byte aligned); may grow the
+   * heap. The pointer is unsigned (a heap past 2 GiB has pointers above
+   * 2³¹), 0 when the heap is full.
+   */
   malloc(bytes: number): number;
   free(ptr: number): void;
   /** A float view of the whole heap, taken now (a `malloc` may replace the buffer). */
@@ -297,7 +301,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
           }
         },
         warm: () => pool?.warm(),
-        malloc: (n) => module._malloc(n),
+        malloc: (n) => module._malloc(n) >>> 0,
         free: (p) => module._free(p),
         f32: () => new Float32Array(memory.buffer),
         i32: () => new Int32Array(memory.buffer),

@@ -198,11 +198,14 @@ function tiledPool(
   return y;
 }
 
-/** The byte offset of a tensor's data on the heap. */
+/**
+ * The byte offset of a tensor's data on the heap, as an unsigned number: a
+ * heap past 2 GiB has offsets that read as negative int32.
+ */
 function offset(backend: BackendWasm, info: Info): number {
   const data = (backend as unknown as { dataIdMap: { get(id: object): { memoryOffset: number } } })
     .dataIdMap.get(info.dataId);
-  return data.memoryOffset;
+  return data.memoryOffset >>> 0;
 }
 
 /** Scratch allocations on the heap, freed together. */
@@ -279,7 +282,7 @@ function tapOffsets(k: SimdKernels, scratch: Scratch, info: ConvInfo, XW: number
   const { filterHeight: KH, filterWidth: KW, inChannels: C } = info;
   const ptr = scratch.alloc(KH * KW * C);
   const i32 = k.i32();
-  let at = ptr >> 2;
+  let at = ptr >>> 2;
   for (let kh = 0; kh < KH; kh++) {
     for (let kw = 0; kw < KW; kw++) {
       const o = (kh * info.dilationHeight * XW + kw * info.dilationWidth) * C;
@@ -564,7 +567,7 @@ export function simdConv2DBackpropInput(
     const i32 = k.i32();
     for (let s = 0; s < S; s++) {
       const kh = rows ? s : Math.floor(s / KW), kw = rows ? 0 : s % KW;
-      i32[(soff >> 2) + s] = (kh * info.dilationHeight * pad.XW + kw * info.dilationWidth) * C;
+      i32[(soff >>> 2) + s] = (kh * info.dilationHeight * pad.XW + kw * info.dilationWidth) * C;
     }
     k.fn.pack_rows(offset(backend, filter), O, K, 1, O, wt, KP);
     elementwise(k, "zero", B * pad.XH * pad.XW * C, [dxp]);
@@ -644,9 +647,9 @@ export function simdBiasAdd(
   const scratch = new Scratch(k);
   try {
     const pattern = scratch.alloc(L);
-    const f32 = k.f32(), b = offset(backend, bias) >> 2;
+    const f32 = k.f32(), b = offset(backend, bias) >>> 2;
     const sign = op === "sub" ? -1 : 1;
-    for (let j = 0; j < L; j++) f32[(pattern >> 2) + j] = sign * f32[b + (j % C)]!;
+    for (let j = 0; j < L; j++) f32[(pattern >>> 2) + j] = sign * f32[b + (j % C)]!;
     const xo = offset(backend, x), oo = offset(backend, out);
     k.parallel(
       "bias_add",
@@ -655,8 +658,8 @@ export function simdBiasAdd(
       ) => [xo + 4 * r0 * L, pattern, L, r1 - r0, oo + 4 * r0 * L, op === "mul" ? 1 : 0]),
     );
     for (let i = rows * L; i < n; i++) {
-      const v = f32[(xo >> 2) + i]!, w = sign * f32[b + (i % C)]!;
-      f32[(oo >> 2) + i] = op === "mul" ? v * w : v + w;
+      const v = f32[(xo >>> 2) + i]!, w = sign * f32[b + (i % C)]!;
+      f32[(oo >>> 2) + i] = op === "mul" ? v * w : v + w;
     }
   } finally {
     scratch.free();
@@ -699,7 +702,7 @@ export function simdBatchNorm(
   const scratch = new Scratch(k);
   try {
     const f32 = k.f32();
-    const at = (p: Info | undefined) => (p === undefined ? -1 : offset(backend, p) >> 2);
+    const at = (p: Info | undefined) => (p === undefined ? -1 : offset(backend, p) >>> 2);
     const [mo, vo, oo, so] = params.map(at) as [number, number, number, number];
     // Per channel, in float64 as the cpu backend computes: a = scale / √(var + ε).
     const a = new Float32Array(C), mu = new Float32Array(C), off = new Float32Array(C);
@@ -713,7 +716,7 @@ export function simdBatchNorm(
     const tiled = [mu, a, off].map(() => scratch.alloc(L)) as [number, number, number];
     const heap = k.f32();
     [mu, a, off].forEach((v, t) => {
-      for (let j = 0; j < L; j++) heap[(tiled[t]! >> 2) + j] = v[j % C]!;
+      for (let j = 0; j < L; j++) heap[(tiled[t]! >>> 2) + j] = v[j % C]!;
     });
     const xo = offset(backend, x), yo = offset(backend, out);
     k.parallel(
@@ -725,7 +728,7 @@ export function simdBatchNorm(
     const v = k.f32();
     for (let i = rows * L; i < n; i++) {
       const c = i % C;
-      v[(yo >> 2) + i] = (v[(xo >> 2) + i]! - mu[c]!) * a[c]! + off[c]!;
+      v[(yo >>> 2) + i] = (v[(xo >>> 2) + i]! - mu[c]!) * a[c]! + off[c]!;
     }
   } finally {
     scratch.free();
@@ -837,8 +840,8 @@ export function simdSumLeading(
       const sums = new Float64Array(f32.buffer, acc, L);
       for (let j = 0; j < L; j++) total[j % cols]! += sums[j]!;
     }
-    for (let i = vrows * L; i < rows * cols; i++) total[i % cols]! += f32[(xo >> 2) + i]!;
-    const o = offset(backend, out) >> 2;
+    for (let i = vrows * L; i < rows * cols; i++) total[i % cols]! += f32[(xo >>> 2) + i]!;
+    const o = offset(backend, out) >>> 2;
     for (let c = 0; c < cols; c++) f32[o + c] = total[c]! * scale;
   } finally {
     scratch.free();

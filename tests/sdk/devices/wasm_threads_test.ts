@@ -91,3 +91,7 @@ Deno.test("the compiled SIMD kernels match cpu when they split their work across
 Deno.test("LeNet-, ResNet- and MobileNetV2-style nets train on two threads to cpu's weights (every convolution on the SIMD pool)", async () => {
   await onTwoThreads("./wasm_training_test.ts");
 });
+
+Deno.test("every added or replaced kernel matches cpu above 2 GiB and 3 GiB of heap on two threads", async () => {
+  await onTwoThreads("./wasm_high_heap_test.ts");
+});
