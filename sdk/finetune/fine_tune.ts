@@ -28,7 +28,8 @@ import { openDataset, parseDataSpec } from "../data/spec.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
 import { type DeviceChoice, selectDevice } from "../devices/select.ts";
 import { featureStrategy } from "../features/mod.ts";
-import { fineTuneNetwork } from "../train/network.ts";
+import { fineTuneNetwork, type StepPlan } from "../train/network.ts";
+import { DEFAULT_MEMORY_BUDGET, formatDuration, TRAINING_FLOPS_PER_SECOND } from "../train/plan.ts";
 import { cardReadme, lineageCard, writeCheckpoint } from "./output.ts";
 import { appendMetrics, trainingCurvesSvg } from "./report.ts";
 import type {
@@ -418,6 +419,11 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       ...(opts.outDir !== undefined ? { checkpointDir: join(opts.outDir, "checkpoints") } : {}),
       ...(opts.resume ? { resume: true } : {}),
       ...(opts.onResume ? { onResume: opts.onResume } : {}),
+      // The wasm heap ends at 4 GiB; cpu and webgpu buffers live outside it.
+      memoryBudget: device.backend === "wasm" ? DEFAULT_MEMORY_BUDGET : 2 * DEFAULT_MEMORY_BUDGET,
+      onStepPlan: (p) => {
+        for (const line of stepPlanLines(p, strategy, epochs, train.size, device, opts)) log(line);
+      },
     });
   }
   await writes;
@@ -512,6 +518,56 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   if (testAccuracy !== undefined) result.testAccuracy = testAccuracy;
   if (opts.outDir !== undefined) result.outDir = opts.outDir;
   return result;
+}
+
+/** Estimated training FLOPs per second of `device` (the wasm rate times its threads). */
+function trainingRate(device: DeviceChoice, wasmThreads: number | undefined): number {
+  const rate = TRAINING_FLOPS_PER_SECOND[device.backend] ?? 1e9;
+  if (device.backend !== "wasm") return rate;
+  const env = Number(Deno.env.get("ZOO_WASM_THREADS"));
+  const threads = wasmThreads ?? (env >= 1 ? env : navigator.hardwareConcurrency ?? 1);
+  return rate * Math.max(1, threads);
+}
+
+/**
+ * What a person should know before a partial or full run starts: the
+ * micro-batch chosen for memory, and, when it will take more than a minute,
+ * how long, with what to do instead.
+ */
+function stepPlanLines(
+  p: StepPlan,
+  strategy: ResolvedStrategy,
+  epochs: number,
+  trainSize: number,
+  device: DeviceChoice,
+  opts: FineTuneOptions,
+): string[] {
+  const lines: string[] = [];
+  const mib = Math.round(p.bytesPerImage / 2 ** 20);
+  if (p.chosen) {
+    lines.push(
+      `memory: a step keeps about ${mib} MiB per image: batches of ${
+        opts.batchSize ?? 32
+      } accumulate gradients over micro-batches of ${p.microBatch} (about ${
+        (p.bytes / 2 ** 30).toFixed(1)
+      } GiB; --micro-batch to change)`,
+    );
+  }
+  const seconds = epochs * trainSize * p.flopsPerImage /
+    trainingRate(device, opts.wasmThreads);
+  if (seconds > 60) {
+    const gflops = (p.flopsPerImage / 1e9).toFixed(1);
+    lines.push(
+      `time: ${strategy} trains ${p.tensors} weight tensors (${p.params} values) at ${gflops} GFLOPs per image: expect about ${
+        formatDuration(seconds)
+      } for ${epochs} epoch(s) of ${trainSize} images on ${device.backend} (an estimate; the progress lines measure it)${
+        strategy === "full"
+          ? "; --strategy partial with a later --freeze-until, or --strategy features, is faster"
+          : ""
+      }`,
+    );
+  }
+  return lines;
 }
 
 function checkData(train: Dataset, validation?: Dataset, test?: Dataset): void {
