@@ -151,7 +151,7 @@ export function planMicroBatch(
         `Cannot train with micro-batches of ${asked}: a step would need about ${
           gib(bytes(asked))
         } (${per}), more than the ${gib(budget)} it may use: pass --micro-batch ${fits} or less${
-          batchSize <= fits ? ` (or --batch-size ${fits})` : ""
+          asked === batchSize ? ` (or --batch-size ${fits})` : ""
         }`,
       );
     }
