@@ -102,7 +102,7 @@ export interface FineTuneOptions {
   headEpochs?: number;
   /** Stop after this many epochs without a better validation loss. @default 3 */
   patience?: number;
-  /** Accumulate gradients over micro-batches of this many images. @default the whole batch */
+  /** Accumulate gradients over micro-batches of this many images. @default the whole batch, or the largest micro-batch whose estimated memory fits (said in the log) */
   microBatch?: number;
   /** `auto`, `webgpu`, `wasm` or `cpu`. @default "auto" */
   device?: DeviceName;
