@@ -46,7 +46,7 @@ Flags (flag first, then environment variable, then default):
   --base-lr-mult X       pretrained layers learn at lr × X                   default 0.1, 1 for full
   --head-epochs N        epochs training the new head alone first            default 0
   --patience N           stop after N epochs without a better val loss      default 3
-  --micro-batch N        accumulate gradients over micro-batches of N        default whole batch
+  --micro-batch N        accumulate gradients over micro-batches of N        default the batch, or what fits memory
   --device D             ${DEVICE_NAMES.join("|")}                                default auto
   --wasm-threads N       threads of the wasm device (1: off)   env ZOO_WASM_THREADS, default one per core
   --input-size HxW       run the model on HxW (resizeInput)                  default the data's size

@@ -5,14 +5,24 @@
  * `card.json` skeleton and a `README.md` with the architecture table.
  *
  * ```sh
- * deno run -A zoo/import.ts --url https://host/path/model.json --out DIR [--name NAME]
+ * deno run -A zoo/import.ts --url https://host/path/model.json --out DIR [--name NAME] \
+ *   [--source-data SPEC]
  * ```
+ *
+ * With the data the weights were trained on (`--source-data`, any data spec
+ * of the SDK), the card gets `sourceStats`, the code statistics the
+ * fine-tuning advisor compares new data with; without it the card says why
+ * it has none, and the advisor falls back on the checkpoint's own predictions.
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "@std/cli";
+import { codeStatistics } from "../sdk/advisor/similarity.ts";
 import { analyze } from "../sdk/arch/analyze.ts";
+import { openDataset } from "../sdk/data/spec.ts";
+import type { Preprocessing } from "../sdk/data/types.ts";
 import type { Architecture } from "../sdk/arch/types.ts";
 import { checkModelJson } from "../sdk/model_json.ts";
 import { NAME_PART } from "../sdk/names.ts";
@@ -26,6 +36,17 @@ export interface ImportOptions {
   name?: string;
   /** The fetch to use (tests, proxies). @default {globalThis.fetch} */
   fetch?: typeof fetch;
+  /**
+   * A data spec of the data the weights were trained on (e.g.
+   * `mnist?perClass=500`, `dir:PATH`): its train split's code statistics at
+   * the penultimate layer become the card's `sourceStats`.
+   * @default none: the card says the source data was not at hand
+   */
+  sourceData?: string;
+  /** The pixel range the model expects, for `sourceData` and the card. @default [0, 1] */
+  range?: [number, number];
+  /** Called with progress lines (the statistics take a while on big models). @default nothing */
+  log?: (line: string) => void;
 }
 
 /** What {@linkcode importModel} wrote. */
@@ -70,6 +91,63 @@ async function fetchBytes(
     );
   }
   return new Uint8Array(await res.arrayBuffer());
+}
+
+/**
+ * The code statistics of the source data at the penultimate layer (what
+ * `zoo/train.ts` stores for the zoo's own checkpoints), on the weights just
+ * fetched.
+ */
+async function sourceStatistics(
+  modelJson: { weightsManifest?: { paths?: unknown; weights?: unknown }[] },
+  shards: Map<string, Uint8Array<ArrayBuffer>>,
+  architecture: Architecture,
+  spec: string,
+  range: [number, number],
+  log?: (line: string) => void,
+): Promise<ZooCard["sourceStats"]> {
+  const layer = architecture.classifierCut ?? architecture.featureCut;
+  const [, height, width, channels] = architecture.nativeInputShape;
+  if (layer === null || typeof height !== "number" || typeof width !== "number") {
+    throw new RangeError(
+      `Cannot compute the source statistics of "${architecture.name}": it has no penultimate layer or no fixed input size: import without --source-data`,
+    );
+  }
+  const data = await openDataset(spec, { split: "train", seed: 0 });
+  if (data.imageShape[2] !== channels) {
+    throw new RangeError(
+      `Cannot compute the source statistics on "${spec}": its images have ${
+        data.imageShape[2]
+      } channel(s) and the model takes ${channels}: give the data the weights were trained on`,
+    );
+  }
+  const groups = modelJson.weightsManifest ?? [];
+  const bytes = groups.flatMap((g) => (g.paths as string[]).map((p) => shards.get(p)!));
+  const weightData = new Uint8Array(bytes.reduce((n, b) => n + b.byteLength, 0));
+  let at = 0;
+  for (const b of bytes) {
+    weightData.set(b, at);
+    at += b.byteLength;
+  }
+  const model = await tf.loadLayersModel(tf.io.fromMemory({
+    modelTopology: (modelJson as { modelTopology: object }).modelTopology,
+    weightSpecs: groups.flatMap((g) => g.weights as tf.io.WeightsManifestEntry[]),
+    weightData: weightData.buffer,
+  }));
+  try {
+    const preprocess: Preprocessing = { height, width, channels: channels as 1 | 3, range };
+    log?.(`source statistics: codes of ${data.size} images of "${spec}" at "${layer}"`);
+    return await codeStatistics(
+      model,
+      layer,
+      data,
+      preprocess,
+      { batchSize: 32 },
+      `${spec} train split, seed 0`,
+    );
+  } finally {
+    model.dispose();
+  }
 }
 
 /**
@@ -141,6 +219,10 @@ export async function importModel(url: string | URL, opts: ImportOptions): Promi
   const architecture = analyze(modelJson as Parameters<typeof analyze>[0]);
   const [, height, width, channels] = architecture.nativeInputShape;
   const classes = architecture.outputShape.at(-1);
+  const range = opts.range ?? [0, 1];
+  const stats = opts.sourceData === undefined
+    ? null
+    : await sourceStatistics(modelJson, shards, architecture, opts.sourceData, range, opts.log);
   const card: ZooCard = {
     task: "image-classification",
     labels: typeof classes === "number"
@@ -155,13 +237,19 @@ export async function importModel(url: string | URL, opts: ImportOptions): Promi
       height: height ?? 224,
       width: width ?? 224,
       channels: channels === 1 ? 1 : 3,
-      range: [0, 1],
+      range,
       channelOrder: "rgb",
       resize: "bilinear (unverified: check what the model was trained with)",
     },
     metrics: [],
     parent: null,
-    sourceStats: null,
+    sourceStats: stats,
+    ...(stats === null
+      ? {
+        sourceStatsNote:
+          "Not computed: the data the weights were trained on was not at hand (import again with --source-data SPEC to add it); the fine-tuning advisor measures similarity from the checkpoint's own predictions instead",
+      }
+      : {}),
     importedAt: new Date().toISOString(),
   };
   const readme = renderReadme({
@@ -198,13 +286,16 @@ deno run -A zoo/import.ts --url ${source.href} --out ${opts.outDir} --name ${nam
 
 const HELP = `Import a TensorFlow.js LayersModel served over HTTP into a publishable folder.
 
-Usage: deno run -A zoo/import.ts --url URL/model.json --out DIR [--name NAME]
+Usage: deno run -A zoo/import.ts --url URL/model.json --out DIR [--name NAME] [--source-data SPEC]
 
 Flags (no environment variables):
-  --url URL     the model.json URL; shards are fetched next to it   required
-  --out DIR     the folder to write                                 required
-  --name NAME   the model's name in the card and README              last folder of the URL
-  -h, --help    this text
+  --url URL            the model.json URL; shards are fetched next to it   required
+  --out DIR            the folder to write                                 required
+  --name NAME          the model's name in the card and README              last folder of the URL
+  --source-data SPEC   the data the weights were trained on (mnist, dir:PATH, ...):
+                       its code statistics become the card's sourceStats    none: the card says so
+  --range LO,HI        the pixel range the model expects                    0,1
+  -h, --help           this text
 
 Then fill in DIR/card.json and publish: deno task publish DIR --name ns/NAME --version 1.0.0`;
 
@@ -217,7 +308,7 @@ Then fill in DIR/card.json and publish: deno task publish DIR --name ns/NAME --v
  */
 export async function main(args: string[]): Promise<ImportResult | undefined> {
   const flags = parseArgs(args, {
-    string: ["url", "out", "name"],
+    string: ["url", "out", "name", "source-data", "range"],
     boolean: ["help"],
     alias: { h: "help" },
   });
@@ -232,9 +323,25 @@ export async function main(args: string[]): Promise<ImportResult | undefined> {
   }
   const opts: ImportOptions = { outDir };
   if (flags.name !== undefined) opts.name = flags.name as string;
+  if (flags["source-data"] !== undefined) {
+    opts.sourceData = flags["source-data"] as string;
+    opts.log = (line) => console.error(line);
+  }
+  if (flags.range !== undefined) {
+    const parts = String(flags.range).split(",").map(Number);
+    if (parts.length !== 2 || !parts.every(Number.isFinite) || !(parts[0]! < parts[1]!)) {
+      throw new RangeError(`Invalid --range "${flags.range}": use LO,HI, e.g. 0,1 or -1,1`);
+    }
+    opts.range = [parts[0]!, parts[1]!];
+  }
   const result = await importModel(url, opts);
   console.log(
     `Imported "${result.name}" (${result.architecture.totalParams} params, ${result.weightBytes} weight bytes) into ${result.dir}: fill in card.json, then publish`,
+  );
+  console.log(
+    result.card.sourceStats === null
+      ? "No sourceStats: the source data was not given (--source-data SPEC); the advisor will judge similarity from the model's own predictions"
+      : `sourceStats: ${result.card.sourceStats.dim} codes at "${result.card.sourceStats.layer}" over ${result.card.sourceStats.count} images`,
   );
   return result;
 }

@@ -11,7 +11,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import { adaptInputChannels } from "../adapt_channels.ts";
-import { advise, measureSimilarity } from "../advisor/mod.ts";
+import {
+  advise,
+  measureSimilarity,
+  PREDICTION_SAMPLE,
+  PREDICTION_SIMILARITY_THRESHOLD,
+  predictionSimilarity,
+} from "../advisor/mod.ts";
 import { analyze } from "../arch/analyze.ts";
 import type { Architecture } from "../arch/types.ts";
 import { checkInput } from "../arch/check_input.ts";
@@ -22,7 +28,8 @@ import { openDataset, parseDataSpec } from "../data/spec.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
 import { type DeviceChoice, selectDevice } from "../devices/select.ts";
 import { featureStrategy } from "../features/mod.ts";
-import { fineTuneNetwork } from "../train/network.ts";
+import { fineTuneNetwork, type StepPlan } from "../train/network.ts";
+import { DEFAULT_MEMORY_BUDGET, formatDuration, TRAINING_FLOPS_PER_SECOND } from "../train/plan.ts";
 import { cardReadme, lineageCard, writeCheckpoint } from "./output.ts";
 import { appendMetrics, trainingCurvesSvg } from "./report.ts";
 import type {
@@ -95,7 +102,7 @@ export interface FineTuneOptions {
   headEpochs?: number;
   /** Stop after this many epochs without a better validation loss. @default 3 */
   patience?: number;
-  /** Accumulate gradients over micro-batches of this many images. @default the whole batch */
+  /** Accumulate gradients over micro-batches of this many images. @default the whole batch, or the largest micro-batch whose estimated memory fits (said in the log) */
   microBatch?: number;
   /** `auto`, `webgpu`, `wasm` or `cpu`. @default "auto" */
   device?: DeviceName;
@@ -412,6 +419,11 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       ...(opts.outDir !== undefined ? { checkpointDir: join(opts.outDir, "checkpoints") } : {}),
       ...(opts.resume ? { resume: true } : {}),
       ...(opts.onResume ? { onResume: opts.onResume } : {}),
+      // The wasm heap ends at 4 GiB; cpu and webgpu buffers live outside it.
+      memoryBudget: device.backend === "wasm" ? DEFAULT_MEMORY_BUDGET : 2 * DEFAULT_MEMORY_BUDGET,
+      onStepPlan: (p) => {
+        for (const line of stepPlanLines(p, strategy, epochs, train.size, device, opts)) log(line);
+      },
     });
   }
   await writes;
@@ -449,6 +461,8 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     ...(advice ? { advice } : {}),
     cutLayer: outcome.cutLayer,
     frozenLayers: outcome.frozenLayers,
+    ...(outcome.trainedLayers ? { trainedLayers: outcome.trainedLayers } : {}),
+    ...(outcome.trainedWeights ? { trainedWeights: outcome.trainedWeights } : {}),
     learningRates: outcome.learningRates,
     preprocessing: preprocess,
     ...(plan.inputNote ? { inputNote: plan.inputNote } : {}),
@@ -504,6 +518,56 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   if (testAccuracy !== undefined) result.testAccuracy = testAccuracy;
   if (opts.outDir !== undefined) result.outDir = opts.outDir;
   return result;
+}
+
+/** Estimated training FLOPs per second of `device` (the wasm rate times its threads). */
+function trainingRate(device: DeviceChoice, wasmThreads: number | undefined): number {
+  const rate = TRAINING_FLOPS_PER_SECOND[device.backend] ?? 1e9;
+  if (device.backend !== "wasm") return rate;
+  const env = Number(Deno.env.get("ZOO_WASM_THREADS"));
+  const threads = wasmThreads ?? (env >= 1 ? env : navigator.hardwareConcurrency ?? 1);
+  return rate * Math.max(1, threads);
+}
+
+/**
+ * What a person should know before a partial or full run starts: the
+ * micro-batch chosen for memory, and, when it will take more than a minute,
+ * how long, with what to do instead.
+ */
+function stepPlanLines(
+  p: StepPlan,
+  strategy: ResolvedStrategy,
+  epochs: number,
+  trainSize: number,
+  device: DeviceChoice,
+  opts: FineTuneOptions,
+): string[] {
+  const lines: string[] = [];
+  const mib = Math.round(p.bytesPerImage / 2 ** 20);
+  if (p.chosen) {
+    lines.push(
+      `memory: a step keeps about ${mib} MiB per image: batches of ${
+        opts.batchSize ?? 32
+      } accumulate gradients over micro-batches of ${p.microBatch} (about ${
+        (p.bytes / 2 ** 30).toFixed(1)
+      } GiB; --micro-batch to change)`,
+    );
+  }
+  const seconds = epochs * trainSize * p.flopsPerImage /
+    trainingRate(device, opts.wasmThreads);
+  if (seconds > 60) {
+    const gflops = (p.flopsPerImage / 1e9).toFixed(1);
+    lines.push(
+      `time: ${strategy} trains ${p.tensors} weight tensors (${p.params} values) at ${gflops} GFLOPs per image: expect about ${
+        formatDuration(seconds)
+      } for ${epochs} epoch(s) of ${trainSize} images on ${device.backend} (an estimate; the progress lines measure it)${
+        strategy === "full"
+          ? "; --strategy partial with a later --freeze-until, or --strategy features, is faster"
+          : ""
+      }`,
+    );
+  }
+  return lines;
 }
 
 function checkData(train: Dataset, validation?: Dataset, test?: Dataset): void {
@@ -678,13 +742,37 @@ async function adviseStrategy(
   seed: number,
 ): Promise<Advice> {
   const examplesPerClass = Math.min(...train.counts);
-  const stats = card?.sourceStats as SourceStats | undefined;
+  // Imported checkpoints carry `sourceStats: null` (their source data is not at hand).
+  const stats = (card?.sourceStats ?? undefined) as SourceStats | undefined;
   let similarity: number;
+  let thresholds: { similarity: number } | undefined;
+  let source: string | undefined = stats?.dataset;
   if (stats === undefined) {
-    similarity = 0.5;
-    log(
-      "advisor: the checkpoint's card has no sourceStats, so the similarity to its source data is unknown: assuming 0.5",
-    );
+    const why = typeof card?.sourceStatsNote === "string"
+      ? card.sourceStatsNote
+      : "its source data was not at hand";
+    try {
+      const p = await predictionSimilarity(model, train, preprocess, {
+        seed,
+        sample: PREDICTION_SAMPLE,
+      });
+      similarity = p.similarity;
+      thresholds = { similarity: PREDICTION_SIMILARITY_THRESHOLD };
+      source = "its source data, from its own predictions";
+      log(
+        `advisor: the card has no sourceStats (${why}): similarity measured instead from how sure the checkpoint's own classifier is on ${p.count} training images: mean confidence ${
+          p.meanConfidence.toFixed(2)
+        }, 1 - entropy/ln ${p.classes} = ${
+          p.similarity.toFixed(2)
+        } (similar at >= ${PREDICTION_SIMILARITY_THRESHOLD}; a weaker signal than code statistics)`,
+      );
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      similarity = 0.5;
+      log(
+        `advisor: the card has no sourceStats (${why}) and the checkpoint's output cannot be read as class predictions (${e.message}): deciding on the dataset's size with the similarity assumed 0.5`,
+      );
+    }
   } else {
     similarity = await measureSimilarity(model, stats, train, preprocess, { seed });
   }
@@ -695,7 +783,8 @@ async function adviseStrategy(
     cutPoints: arch.cutPoints,
     featureCut: arch.featureCut,
     layers: arch.layers,
-    ...(stats ? { source: stats.dataset } : {}),
+    ...(source !== undefined ? { source } : {}),
+    ...(thresholds !== undefined ? { thresholds } : {}),
   });
 }
 

@@ -34,6 +34,10 @@ export interface RunFacts {
   advice?: Advice;
   cutLayer: string;
   frozenLayers: string[];
+  /** Layers with weights that trained (`partial`, `full`). */
+  trainedLayers?: string[];
+  /** Weight tensors and values the optimizers updated (`partial`, `full`). */
+  trainedWeights?: { tensors: number; params: number };
   learningRates: { head: number; base: number };
   /** How the images reach the model. */
   preprocessing: Preprocessing;
@@ -129,6 +133,8 @@ export function lineageCard(facts: RunFacts): Record<string, unknown> {
     ...(facts.advice ? { advice: facts.advice } : {}),
     cutLayer: facts.cutLayer,
     frozenLayers: facts.frozenLayers,
+    ...(facts.trainedLayers ? { trainedLayers: facts.trainedLayers } : {}),
+    ...(facts.trainedWeights ? { trainedWeights: facts.trainedWeights } : {}),
     learningRates: facts.learningRates,
     inputSize: [
       facts.preprocessing.height,
@@ -171,6 +177,8 @@ export function cardReadme(name: string, card: Record<string, unknown>): string 
   const lr = ft.learningRates as { head?: number; base?: number } | undefined;
   const metrics = (card.metrics ?? []) as { name: string; value: number; dataset: string }[];
   const frozen = (ft.frozenLayers ?? []) as string[];
+  const trained = ft.trainedLayers as string[] | undefined;
+  const weights = ft.trainedWeights as { tensors?: number; params?: number } | undefined;
   const lines = [
     `# ${name}`,
     "",
@@ -186,6 +194,11 @@ export function cardReadme(name: string, card: Record<string, unknown>): string 
     }`,
     `- cut layer: \`${String(ft.cutLayer ?? "")}\``,
     `- frozen layers: ${frozen.length === 0 ? "none" : frozen.map((l) => `\`${l}\``).join(", ")}`,
+    ...(trained === undefined ? [] : [
+      `- trained layers: ${trained.length}${
+        weights ? ` (${weights.tensors} weight tensors, ${weights.params} values)` : ""
+      }`,
+    ]),
     `- learning rates: head ${lr?.head ?? "?"}, pretrained layers ${lr?.base ?? "?"}`,
     `- input: ${(ft.inputSize as number[] | undefined)?.join("×") ?? "?"}${
       ft.inputSize_note ? ` (${String(ft.inputSize_note)})` : ""

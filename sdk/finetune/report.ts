@@ -16,6 +16,7 @@ import process from "node:process";
 import cliProgress from "cli-progress";
 import type { EpochMetrics } from "./types.ts";
 import { isTerminal } from "../_progress.ts";
+import { formatDuration } from "../train/plan.ts";
 
 /** Shows training progress. */
 export interface EpochProgress {
@@ -50,6 +51,12 @@ export interface EpochProgressOptions {
    * @default {console.error}
    */
   log?: (line: string) => void;
+  /**
+   * Without a bar, a line inside an epoch at most this often, so a slow
+   * epoch (a big checkpoint) shows it is moving and how long it has left.
+   * @default 10
+   */
+  everySeconds?: number;
 }
 
 /**
@@ -74,15 +81,16 @@ export function formatEpoch(m: EpochMetrics, epochs?: number): string {
     : ` | val loss ${m.valLoss.toFixed(4)}, val accuracy ${percent(m.valAccuracy)}`;
   return `epoch ${m.epoch}${epochs ? `/${epochs}` : ""} (${m.phase}): loss ${
     m.trainLoss.toFixed(4)
-  }, accuracy ${percent(m.trainAccuracy)}${val} | ${Math.round(m.imagesPerSecond)} img/s, ${
-    m.seconds.toFixed(1)
-  } s`;
+  }, accuracy ${percent(m.trainAccuracy)}${val} | ${
+    m.imagesPerSecond >= 10 ? Math.round(m.imagesPerSecond) : m.imagesPerSecond.toFixed(1)
+  } img/s, ${m.seconds.toFixed(1)} s`;
 }
 
 /**
  * A progress display for a training run: a cli-progress bar per epoch (loss,
  * accuracy of the last epoch, images/s, ETA) on stderr when it is a terminal,
- * else one plain line per finished epoch.
+ * else one plain line per finished epoch, and inside a long epoch a line
+ * every `everySeconds` with the images done, the speed and the time left.
  *
  * @param options bar or lines, epochs planned, where lines go
  * @returns the display; feed it the trainers' `onBatch` and `onEpoch`
@@ -108,6 +116,8 @@ export function createEpochProgress(options: EpochProgressOptions): EpochProgres
   let lastDone = Infinity;
   let epochNo = 1;
   let lastAccuracy = "–";
+  let lastLine = performance.now();
+  const every = (options.everySeconds ?? 10) * 1000;
   const payload = (done: number, loss: number) => {
     const seconds = (performance.now() - epochStart) / 1000;
     return {
@@ -119,9 +129,26 @@ export function createEpochProgress(options: EpochProgressOptions): EpochProgres
   };
   return {
     batch(done, total, loss) {
-      if (done < lastDone) epochStart = performance.now() - 1e-3;
+      // A new epoch without epoch() (a features run's passes): restart the clock.
+      if (done < lastDone && lastDone !== Infinity) {
+        epochStart = lastLine = performance.now() - 1e-3;
+      }
       lastDone = done;
-      if (!showBar) return;
+      if (!showBar) {
+        const now = performance.now();
+        if (now - lastLine >= every && done < total) {
+          lastLine = now;
+          const rate = done / ((now - epochStart) / 1000);
+          log(
+            `epoch ${epochNo}/${options.epochs}: ${done}/${total} images, loss ${
+              loss.toFixed(4)
+            }, ${rate >= 10 ? Math.round(rate) : rate.toFixed(1)} img/s, about ${
+              formatDuration((total - done) / rate)
+            } left in this epoch`,
+          );
+        }
+        return;
+      }
       if (bar === null) {
         const Bar = (cliProgress as { SingleBar: new (o: object, p: object) => SingleBar })
           .SingleBar;
@@ -151,6 +178,7 @@ export function createEpochProgress(options: EpochProgressOptions): EpochProgres
       log(formatEpoch(m, options.epochs));
       epochNo = m.epoch + 1;
       lastDone = Infinity;
+      epochStart = lastLine = performance.now() - 1e-3;
     },
     resumeAt(completedEpochs) {
       epochNo = completedEpochs + 1;

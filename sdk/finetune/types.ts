@@ -116,6 +116,10 @@ export interface TrainOutcome {
   history: EpochMetrics[];
   /** Layers whose weights were kept fixed. */
   frozenLayers: string[];
+  /** Layers with weights that trained (pretrained and new), for `partial` and `full`. */
+  trainedLayers?: string[];
+  /** How many weight tensors and values the optimizers updated, for `partial` and `full`. */
+  trainedWeights?: { tensors: number; params: number };
   /** Cut layer used (feature strategy) or where the head was attached. */
   cutLayer: string;
   /** Head and pretrained-layer learning rates actually used. */

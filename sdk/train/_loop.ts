@@ -65,12 +65,64 @@ function walk(
   const tensors = new Map<string, tf.Tensor>([[tensorKey(from), start]]);
   for (const node of nodes) {
     const inputs = node.inbound.map((ref) => tensors.get(tensorKey(ref))!);
-    const out = node.layer.apply(inputs.length === 1 ? inputs[0]! : inputs, { training });
+    const input = inputs.length === 1 ? inputs[0]! : inputs;
+    const out = training && needsOwnBatchNorm(node.layer)
+      ? batchNormInTraining(node.layer as BatchNormLayer, input as tf.Tensor)
+      : node.layer.apply(input, { training });
     (Array.isArray(out) ? out : [out]).forEach((t, i) =>
       tensors.set(tensorKey({ layer: node.name, tensorIndex: i }), t as tf.Tensor)
     );
   }
   return tensors.get(tensorKey(to))!;
+}
+
+/** The members of tfjs's BatchNormalization layer that training mode uses. */
+interface BatchNormLayer extends tf.layers.Layer {
+  gamma?: { read(): tf.Tensor };
+  beta?: { read(): tf.Tensor };
+  movingMean: { read(): tf.Tensor; write(t: tf.Tensor): void };
+  movingVariance: { read(): tf.Tensor; write(t: tf.Tensor): void };
+}
+
+/**
+ * tfjs 4.22's BatchNormalization reads `gamma` and `beta` in training mode
+ * even when the layer has none (`scale: false` or `center: false`, as in
+ * every BatchNormalization of Keras' InceptionV3), and fails with "Cannot
+ * read properties of undefined (reading 'read')". Those layers, normalizing
+ * over the last axis, are run by {@linkcode batchNormInTraining} instead.
+ */
+function needsOwnBatchNorm(layer: tf.layers.Layer): boolean {
+  if (layer.getClassName() !== "BatchNormalization") return false;
+  const config = layer.getConfig() as { scale?: boolean; center?: boolean; axis?: number };
+  const rank = layer.inputSpec?.[0]?.ndim ?? 4;
+  const last = config.axis === -1 || config.axis === rank - 1;
+  return last && (config.scale === false || config.center === false);
+}
+
+/**
+ * BatchNormalization in training mode as tfjs computes it (the batch's mean
+ * and biased variance over every axis but the last; the moving statistics
+ * move by `1 − momentum` toward them), without the missing scale or offset.
+ */
+function batchNormInTraining(layer: BatchNormLayer, x: tf.Tensor): tf.Tensor {
+  const config = layer.getConfig() as { epsilon: number; momentum: number };
+  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  const { mean, variance } = tf.moments(x, axes);
+  const decay = 1 - config.momentum;
+  for (
+    const [variable, value] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const
+  ) {
+    // The variable keeps its own reference: the tidy frees the computed tensor.
+    tf.tidy(() => {
+      const old = variable.read();
+      variable.write(tf.sub(old, tf.mul(tf.sub(old, value), decay)));
+    });
+  }
+  // Written out: tf.batchNorm's gradient fails on a missing scale too.
+  let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, config.epsilon)));
+  if (layer.gamma) y = tf.mul(y, layer.gamma.read());
+  if (layer.beta) y = tf.add(y, layer.beta.read());
+  return y;
 }
 
 /** The frozen part's output for `xs`, computed in inference mode without a gradient tape; the caller disposes it. */

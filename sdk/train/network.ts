@@ -11,6 +11,15 @@ import type { TrainCommonOptions, TrainOutcome } from "../finetune/types.ts";
 import { type CheckpointState, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
 import { attachHead } from "./head.ts";
 import { type Phase, runEpochs, splitForward, type VariableGroup } from "./_loop.ts";
+import { type MicroBatchPlan, planMicroBatch, type StepCost, stepCost } from "./plan.ts";
+
+/** How a step will run, passed to {@linkcode FineTuneNetworkOptions.onStepPlan} before training. */
+export interface StepPlan extends StepCost, MicroBatchPlan {
+  /** Weight tensors that train after the head-only epochs. */
+  tensors: number;
+  /** Values that train after the head-only epochs. */
+  params: number;
+}
 
 /** The optimizer of each variable group. */
 export type OptimizerName = "adam" | "sgd" | "momentum";
@@ -36,8 +45,15 @@ export interface FineTuneNetworkOptions extends TrainCommonOptions {
   resume?: boolean;
   /** Called when `resume` found a checkpoint, with the number of epochs it had completed. */
   onResume?: (completedEpochs: number) => void;
-  /** Accumulate each batch's gradient over micro-batches of this many images. @default the whole batch */
+  /**
+   * Accumulate each batch's gradient over micro-batches of this many images.
+   * @default the whole batch when its estimated memory fits `memoryBudget`, else the largest micro-batch that does
+   */
   microBatch?: number;
+  /** Heap bytes one step may use (see `plan.ts`). @default 3.5 GiB, under the wasm backend's 4 GiB */
+  memoryBudget?: number;
+  /** Called once before training with the step's estimated cost and micro-batch. */
+  onStepPlan?: (plan: StepPlan) => void;
   /** `adam`, `sgd`, or `momentum` (SGD with momentum 0.9), one instance per variable group. @default "adam" */
   optimizer?: OptimizerName;
 }
@@ -100,6 +116,34 @@ function makeOptimizer(name: OptimizerName, lr: number): tf.Optimizer {
     case "momentum":
       return tf.train.momentum(lr, 0.9);
   }
+}
+
+/**
+ * An out-of-memory failure from a backend (wasm's heap ends at 4 GiB; tfjs
+ * and the browser say it in several ways) as an error that says what to
+ * change; any other error as it is.
+ */
+function outOfMemoryAdvice(e: unknown, microBatch: number, batchSize: number): unknown {
+  const text = e instanceof Error ? e.message : String(e);
+  if (
+    !/out of memory|allocation failed|Cannot enlarge memory|could not allocate|memory access out of bounds|Aborted\(OOM\)/i
+      .test(text)
+  ) {
+    return e;
+  }
+  const smaller = Math.max(1, Math.floor(microBatch / 2));
+  return new RangeError(
+    `Cannot train: the device ran out of memory with ${microBatch} image(s) per step (${
+      text.split("\n")[0]
+    }): pass --micro-batch ${smaller}${
+      microBatch === batchSize ? ` or --batch-size ${smaller}` : ""
+    }, or freeze more layers`,
+    { cause: e },
+  );
+}
+
+function setTrainable(model: tf.LayersModel, layers: Iterable<string>, trainable: boolean): void {
+  for (const name of layers) model.getLayer(name).trainable = trainable;
 }
 
 function variablesOf(model: tf.LayersModel, layers: Iterable<string>): tf.Variable[] {
@@ -205,6 +249,12 @@ export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<Tra
     const frozenCount = lastFrozen === null ? 0 : baseLayers.indexOf(lastFrozen) + 1;
     const frozen = baseLayers.slice(0, frozenCount);
     const unfrozen = baseLayers.slice(frozenCount);
+    // What trains is what the strategy says, not the checkpoint's own flags:
+    // nsfwjs ships MobileNetV2 with blocks 0-10 marked trainable: false, and
+    // tf.variableGrads silently drops variables that are not trainable. The
+    // flags are also what the saved model.json records.
+    setTrainable(model, frozen, false);
+    setTrainable(model, [...unfrozen, ...headLayers], true);
     optimizers.head = makeOptimizer(optimizerName, opts.lr);
     optimizers.base = makeOptimizer(optimizerName, opts.lr * baseLrMult);
     const headGroup: VariableGroup = {
@@ -222,6 +272,11 @@ export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<Tra
       split: splitForward(model, lastFrozen),
       groups: baseGroup.vars.length > 0 ? [headGroup, baseGroup] : [headGroup],
     };
+    const trainedVars = allPhase.groups.flatMap((g) => g.vars);
+    const params = trainedVars.reduce((n, v) => n + v.size, 0);
+    const cost = stepCost(model, allPhase.split.trainable.map((n) => n.name), params);
+    const micro = planMicroBatch(cost, opts.batchSize, opts.microBatch, opts.memoryBudget);
+    opts.onStepPlan?.({ ...cost, ...micro, tensors: trainedVars.length, params });
     const options: CheckpointState["options"] = {
       model: opts.model.name,
       strategy: opts.strategy,
@@ -279,35 +334,46 @@ export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<Tra
         }
       }
     }
-    const finalState = await runEpochs({
-      model,
-      train: opts.train,
-      validation: opts.validation,
-      preprocess: opts.preprocess,
-      numClasses: opts.numClasses,
-      batchSize: opts.batchSize,
-      seed: opts.seed,
-      patience: opts.patience ?? 3,
-      microBatch: opts.microBatch,
-      headEpochs,
-      epochs: opts.epochs,
-      head: headPhase,
-      all: allPhase,
-      onEpoch: opts.onEpoch,
-      onBatch: opts.onBatch,
-      checkpoint: dir === undefined
-        ? undefined
-        : async (s) => void await writeCheckpoint(dir, { model, optimizers, state: s }),
-      state,
-      bestWeights,
-    });
+    let finalState: CheckpointState;
+    try {
+      finalState = await runEpochs({
+        model,
+        train: opts.train,
+        validation: opts.validation,
+        preprocess: opts.preprocess,
+        numClasses: opts.numClasses,
+        batchSize: opts.batchSize,
+        seed: opts.seed,
+        patience: opts.patience ?? 3,
+        microBatch: micro.microBatch < opts.batchSize ? micro.microBatch : undefined,
+        headEpochs,
+        epochs: opts.epochs,
+        head: headPhase,
+        all: allPhase,
+        onEpoch: opts.onEpoch,
+        onBatch: opts.onBatch,
+        checkpoint: dir === undefined
+          ? undefined
+          : async (s) => void await writeCheckpoint(dir, { model, optimizers, state: s }),
+        state,
+        bestWeights,
+      });
+    } catch (e) {
+      throw outOfMemoryAdvice(e, micro.microBatch, opts.batchSize);
+    }
     const allRan = finalState.allEpochsDone > 0;
     const withWeights = (names: string[]) =>
       names.filter((n) => model.getLayer(n).weights.length > 0);
+    const trained = allRan ? trainedVars : headGroup.vars;
     return {
       model,
       history: finalState.history,
       frozenLayers: withWeights(allRan ? frozen : baseLayers),
+      trainedLayers: withWeights(allRan ? [...unfrozen, ...headLayers] : headLayers),
+      trainedWeights: {
+        tensors: trained.length,
+        params: trained.reduce((n, v) => n + v.size, 0),
+      },
       cutLayer,
       learningRates: { head: opts.lr, base: opts.lr * baseLrMult },
     };

@@ -2,6 +2,8 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { importModel, main } from "../../zoo/import.ts";
+import { codeStatistics } from "../../sdk/advisor/similarity.ts";
+import { loadBuiltin } from "../../sdk/data/builtin.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
 import { modelToFiles } from "../../sdk/io_handler.ts";
 import { ZooClient } from "../../sdk/client.ts";
@@ -135,6 +137,9 @@ Deno.test("zoo/import.ts --url imports a quantized model served over HTTP into a
     assertEquals(card.source, url);
     assertEquals(card.preprocessing.height, 224);
     assertEquals(card.labels.length, 5);
+    assertEquals(card.sourceStats, null);
+    assertStringIncludes(card.sourceStatsNote, "--source-data");
+    assertStringIncludes(stdout, "No sourceStats");
 
     const client = new ZooClient({ url: reg.url, token: reg.token, progress: false });
     const published = await client.publish(outDir, {
@@ -157,6 +162,61 @@ Deno.test("zoo/import.ts --url imports a quantized model served over HTTP into a
     await server.shutdown();
     await reg.close();
     await Deno.remove(reg.dataDir, { recursive: true });
+    await Deno.remove(outDir, { recursive: true });
+  }
+});
+
+Deno.test("zoo/import.ts --source-data computes the card's sourceStats at the penultimate layer", async () => {
+  const files = await lenetFiles();
+  const { url, server } = serve(files);
+  const outDir = await Deno.makeTempDir({ prefix: "zoo-import-stats-" });
+  try {
+    const cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "zoo/import.ts",
+        "--url",
+        url,
+        "--out",
+        outDir,
+        "--source-data",
+        "mnist?perClass=4",
+      ],
+      cwd: new URL("../../", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    const card = JSON.parse(await Deno.readTextFile(join(outDir, "card.json")));
+    assertEquals(card.sourceStatsNote, undefined);
+    const model = await tf.loadLayersModel(`file://${join(outDir, "model.json")}`);
+    const data = await loadBuiltin("mnist", { perClass: 4, split: "train", seed: 0 });
+    const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
+    const expected = await codeStatistics(model, card.sourceStats.layer, data, preprocess);
+    model.dispose();
+    assertEquals(card.sourceStats.layer, "fc2");
+    assertEquals([card.sourceStats.dim, card.sourceStats.count], [expected.dim, expected.count]);
+    card.sourceStats.mean.forEach((m: number, i: number) =>
+      assert(Math.abs(m - expected.mean[i]!) < 1e-5, `mean ${i}`)
+    );
+    card.sourceStats.std.forEach((v: number, i: number) =>
+      assert(Math.abs(v - expected.std[i]!) < 1e-5, `std ${i}`)
+    );
+    assertStringIncludes(
+      new TextDecoder().decode(cli.stdout),
+      `sourceStats: ${expected.dim} codes at "fc2"`,
+    );
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "zoo/import.ts", "--url", url, "--out", outDir, "--range", "1,0"],
+      cwd: new URL("../../", import.meta.url).pathname,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(bad.code, 1);
+    assertStringIncludes(new TextDecoder().decode(bad.stderr), `Invalid --range "1,0"`);
+  } finally {
+    await server.shutdown();
     await Deno.remove(outDir, { recursive: true });
   }
 });
