@@ -62,9 +62,11 @@ export const L2_GRID_C: readonly number[] = Array.from({ length: 11 }, (_, i) =>
  * The standardization it was trained with is folded into `kernel` and `bias`.
  */
 export interface LinearModel {
+  /** `svm` or `softmax`: which loss it was trained with. */
   classifier: LinearClassifier;
   /** Code length. */
   dim: number;
+  /** Number of classes. */
   numClasses: number;
   /** `dim x numClasses`, row-major. */
   kernel: Float32Array;
@@ -80,10 +82,13 @@ export interface LinearModel {
 
 /** One L2 weight tried on the validation codes. */
 export interface L2Trial {
+  /** The L2 weight. */
   l2: number;
   /** scikit-learn's equivalent `C`: `1 / (2 · l2 · n)`. */
   c: number;
+  /** Accuracy on the validation codes. */
   valAccuracy: number;
+  /** Mean data loss on the validation codes. */
   valLoss: number;
   /** Passes the fit took (warm-started from the previous trial's solution). */
   epochs: number;
