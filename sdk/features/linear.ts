@@ -44,18 +44,18 @@ export interface LinearTrainOptions {
   tolerance?: number;
   /** Number of the first epoch in the reported metrics. @default 1 */
   firstEpoch?: number;
-  /** Called after every epoch of the final fit. */
+  /** Called for every epoch of the fit kept, once the L2 weight is chosen. */
   onEpoch?: (m: EpochMetrics) => void;
-  /** Called after every epoch of the final fit with the codes done, the training codes' count and the epoch's loss. */
+  /** Called for every epoch of the fit kept with the codes done, the training codes' count and the epoch's loss. */
   onBatch?: (done: number, total: number, loss: number) => void;
 }
 
 /**
  * The L2 weights {@linkcode trainLinear} chooses among: `1 / (2 · C · n)` for
- * `C` from 1e-4 to 10 in half decades (scikit-learn's `C` over `n` training
+ * `C` from 1e-4 to 10 by decades (scikit-learn's `C` over `n` training
  * codes), tried from the strongest penalty down.
  */
-export const L2_GRID_C: readonly number[] = Array.from({ length: 11 }, (_, i) => 10 ** (i / 2 - 4));
+export const L2_GRID_C: readonly number[] = Array.from({ length: 6 }, (_, i) => 10 ** (i - 4));
 
 /**
  * A trained linear classifier over raw codes: `scores = codes · kernel + bias`.
@@ -98,7 +98,7 @@ export interface L2Trial {
 export interface LinearFit {
   /** The classifier at the chosen L2 weight, trained to convergence. */
   model: LinearModel;
-  /** Metrics of every epoch of the final fit, phase `linear`. */
+  /** Metrics of every epoch of the fit kept (at the chosen L2 weight, from the previous trial's solution), phase `linear`. */
   history: EpochMetrics[];
   /** The last epoch: the model is the converged one. */
   bestEpoch: number;
@@ -153,22 +153,72 @@ function standardized(codes: CnnCodes, mean: Float32Array, std: Float32Array): F
   return out;
 }
 
-/** `out = x[row] · W + bias` for one code; W may be the standardized weights or the folded kernel. */
+/**
+ * `out = x[row] · W + bias` for one code. Classes go four at a time with
+ * their sums in locals, which V8 keeps in registers: about twice as fast as
+ * one loop over the classes inside the loop over the code.
+ */
 function scoreRow(
   x: Float32Array,
   row: number,
   d: number,
-  w: Float64Array | Float32Array,
+  w: Float64Array,
   k: number,
   out: Float64Array,
 ): void {
   const biasAt = d * k;
-  for (let m = 0; m < k; m++) out[m] = w[biasAt + m]!;
-  for (let j = 0; j < d; j++) {
-    const v = x[row + j]!;
-    if (v === 0) continue;
-    const o = j * k;
-    for (let m = 0; m < k; m++) out[m]! += v * w[o + m]!;
+  let m = 0;
+  for (; m + 4 <= k; m += 4) {
+    let s0 = w[biasAt + m]!, s1 = w[biasAt + m + 1]!, s2 = w[biasAt + m + 2]!;
+    let s3 = w[biasAt + m + 3]!;
+    for (let j = 0, o = m; j < d; j++, o += k) {
+      const v = x[row + j]!;
+      s0 += v * w[o]!;
+      s1 += v * w[o + 1]!;
+      s2 += v * w[o + 2]!;
+      s3 += v * w[o + 3]!;
+    }
+    out[m] = s0;
+    out[m + 1] = s1;
+    out[m + 2] = s2;
+    out[m + 3] = s3;
+  }
+  for (; m < k; m++) {
+    let s0 = w[biasAt + m]!;
+    for (let j = 0, o = m; j < d; j++, o += k) s0 += x[row + j]! * w[o]!;
+    out[m] = s0;
+  }
+}
+
+/** `w[j, :] += x[row + j] · delta` for every `j < d`, and the bias row `+= delta`: the gradient (or dual) update of one code. */
+function addOuter(
+  x: Float32Array,
+  row: number,
+  d: number,
+  w: Float64Array,
+  k: number,
+  delta: Float64Array,
+): void {
+  const biasAt = d * k;
+  let m = 0;
+  for (; m + 4 <= k; m += 4) {
+    const d0 = delta[m]!, d1 = delta[m + 1]!, d2 = delta[m + 2]!, d3 = delta[m + 3]!;
+    for (let j = 0, o = m; j < d; j++, o += k) {
+      const v = x[row + j]!;
+      w[o]! += v * d0;
+      w[o + 1]! += v * d1;
+      w[o + 2]! += v * d2;
+      w[o + 3]! += v * d3;
+    }
+    w[biasAt + m]! += d0;
+    w[biasAt + m + 1]! += d1;
+    w[biasAt + m + 2]! += d2;
+    w[biasAt + m + 3]! += d3;
+  }
+  for (; m < k; m++) {
+    const d0 = delta[m]!;
+    for (let j = 0, o = m; j < d; j++, o += k) w[o]! += x[row + j]! * d0;
+    w[biasAt + m]! += d0;
   }
 }
 
@@ -198,7 +248,7 @@ function evaluateRows(
   labels: Int32Array,
   count: number,
   d: number,
-  w: Float64Array | Float32Array,
+  w: Float64Array,
   k: number,
 ): LinearEvaluation {
   const s = new Float64Array(k);
@@ -233,10 +283,13 @@ function svmSolve(
   maxPasses: number,
   eps: number,
   seed: number,
-  onPass?: (pass: number) => void,
+  onPass?: (pass: number, loss: number, accuracy: number) => void,
 ): number {
   const { x, y, n, d, k } = p;
   const { w, alpha } = st;
+  const sc = new Float64Array(k);
+  const lastLoss = new Float64Array(n);
+  const lastCorrect = new Uint8Array(n);
   const index = Int32Array.from({ length: n }, (_, i) => i);
   const activeOf = new Int32Array(n).fill(k);
   const alphaIndex = new Int32Array(n * k);
@@ -268,15 +321,15 @@ function svmSolve(
       const base = i * k;
       const row = i * d;
       let act = activeOf[i]!;
-      for (let m = 0; m < act; m++) g[m] = 1;
-      if (yIndex[i]! < act) g[yIndex[i]!] = 0;
-      for (let j = 0; j < d; j++) {
-        const v = x[row + j]!;
-        if (v === 0) continue;
-        const o = j * k;
-        for (let m = 0; m < act; m++) g[m]! += w[o + alphaIndex[base + m]!]! * v;
+      scoreRow(x, row, d, w, k, sc);
+      const label = y[i]!;
+      // The code's loss and correctness now, before its update: what the epoch reports.
+      lastLoss[i] = rowLoss("svm", sc, k, label);
+      lastCorrect[i] = argMax(sc, k) === label ? 1 : 0;
+      for (let m = 0; m < act; m++) {
+        const cls = alphaIndex[base + m]!;
+        g[m] = sc[cls]! + (cls === label ? 0 : 1);
       }
-      for (let m = 0; m < act; m++) g[m]! += w[biasAt + alphaIndex[base + m]!]!;
       let minG = Infinity;
       let maxG = -Infinity;
       for (let m = 0; m < act; m++) {
@@ -324,16 +377,31 @@ function svmSolve(
           nz++;
         }
       }
-      for (let j = 0; j < d; j++) {
-        const v = x[row + j]!;
-        if (v === 0) continue;
-        const o = j * k;
-        for (let t = 0; t < nz; t++) w[o + dInd[t]!]! += dVal[t]! * v;
+      if (nz === 2) {
+        const [c0, c1, v0, v1] = [dInd[0]!, dInd[1]!, dVal[0]!, dVal[1]!];
+        for (let j = 0, o = 0; j < d; j++, o += k) {
+          const v = x[row + j]!;
+          w[o + c0]! += v0 * v;
+          w[o + c1]! += v1 * v;
+        }
+      } else {
+        for (let j = 0, o = 0; j < d; j++, o += k) {
+          const v = x[row + j]!;
+          for (let t = 0; t < nz; t++) w[o + dInd[t]!]! += dVal[t]! * v;
+        }
       }
       for (let t = 0; t < nz; t++) w[biasAt + dInd[t]!]! += dVal[t]!;
     }
     pass++;
-    onPass?.(pass);
+    if (onPass) {
+      let loss = 0;
+      let correct = 0;
+      for (let i = 0; i < n; i++) {
+        loss += lastLoss[i]!;
+        correct += lastCorrect[i]!;
+      }
+      onPass(pass, loss / n, correct / n);
+    }
     if (stopping < epsShrink) {
       if (stopping < eps && startFromAll) break;
       activeSize = n;
@@ -403,13 +471,7 @@ function softmaxObjective(
     loss += Math.log(sum) - Math.log(s[yi]!);
     // s becomes (softmax - onehot) / n: the gradient of the mean loss by the scores.
     for (let m = 0; m < k; m++) s[m] = (s[m]! / sum - (m === yi ? 1 : 0)) / n;
-    for (let j = 0; j < d; j++) {
-      const v = x[row + j]!;
-      if (v === 0) continue;
-      const o = j * k;
-      for (let m = 0; m < k; m++) grad[o + m]! += v * s[m]!;
-    }
-    for (let m = 0; m < k; m++) grad[biasAt + m]! += s[m]!;
+    addOuter(x, row, d, grad, k, s);
   }
   let penalty = 0;
   for (let t = 0; t < biasAt; t++) {
@@ -524,6 +586,13 @@ function softmaxSolve(
   return iteration;
 }
 
+/**
+ * The most passes of each fit while the L2 weight is chosen: by then the
+ * validation accuracy has settled to within a code or two (on the main job's
+ * codes), and the fit chosen then goes on to convergence.
+ */
+const TRIAL_PASSES = 20;
+
 /** Lets timers and requests of the same process run between two fits. */
 function breathe(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
@@ -536,9 +605,11 @@ function breathe(): Promise<void> {
  * (at most `epochs` passes; see the module doc for the solvers). Unless
  * `l2` is given, it is chosen on the validation codes: fits along
  * {@linkcode L2_GRID_C} from the strongest penalty down, each starting from
- * the previous solution, until two in a row do not raise the validation
- * accuracy; the best one is trained again from zero, which is the fit whose
- * epochs `history` reports. The standardization is folded into the returned
+ * the previous solution and stopped after 20 passes, until two in a row do
+ * not raise the validation accuracy; the best one goes on to convergence (or
+ * `epochs` passes in all), and its passes are the epochs `history` reports. A training epoch's loss and accuracy are those of the weights
+ * when the pass reached each code (the SVM) or after the pass (softmax),
+ * as minibatch training reports them. The standardization is folded into the returned
  * kernel and bias, so they apply to raw codes. The result depends on the
  * codes, the options and the seed only, not on the device.
  *
@@ -548,7 +619,7 @@ function breathe(): Promise<void> {
  * @param train training codes
  * @param validation validation codes to choose `l2` on and report, or `undefined`
  * @param options classifier, classes, most epochs per fit, seed, L2 weight or its choice
- * @returns the classifier, the metrics of every epoch of the final fit and the L2 weights tried
+ * @returns the classifier, the metrics of every epoch of the fit kept and the L2 weights tried
  * @throws {RangeError} on empty or inconsistent codes, labels out of range, or bad options
  *
  * @example A softmax classifier on two separable codes
@@ -613,84 +684,98 @@ export async function trainLinear(
     w: new Float64Array((d + 1) * k),
     alpha: new Float64Array(classifier === "svm" ? n * k : 0),
   });
-  const solve = (
-    l2: number,
-    st: SvmState,
-    onPass?: (pass: number, loss?: number, accuracy?: number) => void,
-  ) =>
-    classifier === "svm"
-      ? svmSolve(p, qd, 1 / (2 * l2 * n), st, epochs, tol, seed, onPass)
-      : softmaxSolve(p, l2, st.w, epochs, tol, onPass);
+  /** One fit of at most `passes` passes from `st` (updated in place), with the metrics of each, numbered after `done`. */
+  const fitAt = (l2: number, st: SvmState, passes: number, done = 0): EpochMetrics[] => {
+    const history: EpochMetrics[] = [];
+    let last = performance.now();
+    const record = (pass: number, loss: number, accuracy: number) => {
+      const now = performance.now();
+      const seconds = (now - last) / 1000;
+      const metrics: EpochMetrics = {
+        epoch: firstEpoch + done + pass - 1,
+        phase: "linear",
+        trainLoss: loss,
+        trainAccuracy: accuracy,
+        imagesPerSecond: n / Math.max(seconds, 1e-9),
+        seconds,
+      };
+      if (valX) {
+        const v = onValidation(st.w);
+        metrics.valLoss = v.loss;
+        metrics.valAccuracy = v.accuracy;
+      }
+      history.push(metrics);
+      last = performance.now();
+    };
+    if (classifier === "svm") svmSolve(p, qd, 1 / (2 * l2 * n), st, passes, tol, seed, record);
+    else softmaxSolve(p, l2, st.w, passes, tol, record);
+    // Converged before its first pass (the starting weights are optimal): report them once.
+    if (history.length === 0) {
+      const e = evaluateRows(classifier, p.x, p.y, n, d, st.w, k);
+      record(1, e.loss, e.accuracy);
+    }
+    return history;
+  };
 
   const trials: L2Trial[] = [];
-  let l2 = options.l2;
-  if (l2 === undefined && valX === undefined) l2 = 1e-3;
-  if (l2 === undefined) {
+  let l2 = options.l2 ?? (valX === undefined ? 1e-3 : undefined);
+  let w: Weights;
+  let history: EpochMetrics[];
+  if (l2 !== undefined) {
     const st = fresh();
-    let best: L2Trial | undefined;
+    history = fitAt(l2, st, epochs);
+    w = st.w;
+  } else {
+    const st = fresh();
+    let best: { trial: L2Trial; state: SvmState; history: EpochMetrics[] } | undefined;
     let since = 0;
+    const cap = Math.min(epochs, TRIAL_PASSES);
     for (const c of L2_GRID_C) {
       const trialL2 = 1 / (2 * c * n);
-      const passes = solve(trialL2, st);
-      const v = onValidation(st.w);
-      const trial = { l2: trialL2, c, valAccuracy: v.accuracy, valLoss: v.loss, epochs: passes };
+      const passes = fitAt(trialL2, st, cap);
+      const end = passes.at(-1)!;
+      const trial = {
+        l2: trialL2,
+        c,
+        valAccuracy: end.valAccuracy!,
+        valLoss: end.valLoss!,
+        epochs: passes.length,
+      };
       trials.push(trial);
-      if (best === undefined || trial.valAccuracy > best.valAccuracy) {
-        best = trial;
+      if (best === undefined || trial.valAccuracy > best.trial.valAccuracy) {
+        best = { trial, state: { w: st.w.slice(), alpha: st.alpha.slice() }, history: passes };
         since = 0;
       } else if (++since >= 2) {
         break;
       }
       await breathe();
     }
-    l2 = best!.l2;
-  }
-
-  const st = fresh();
-  const history: EpochMetrics[] = [];
-  let last = performance.now();
-  const report = (pass: number, loss?: number, accuracy?: number) => {
-    const fit = loss === undefined || accuracy === undefined
-      ? evaluateRows(classifier, p.x, p.y, n, d, st.w, k)
-      : { loss, accuracy };
-    const now = performance.now();
-    const seconds = (now - last) / 1000;
-    last = now;
-    const metrics: EpochMetrics = {
-      epoch: firstEpoch + pass - 1,
-      phase: "linear",
-      trainLoss: fit.loss,
-      trainAccuracy: fit.accuracy,
-      imagesPerSecond: n / Math.max(seconds, 1e-9),
-      seconds,
-    };
-    if (valX) {
-      const v = onValidation(st.w);
-      metrics.valLoss = v.loss;
-      metrics.valAccuracy = v.accuracy;
+    l2 = best!.trial.l2;
+    history = best!.history;
+    w = best!.state.w;
+    if (history.length === cap && cap < epochs) {
+      // The trial stopped at the cap, not converged: go on to convergence or `epochs`.
+      history = [...history, ...fitAt(l2, best!.state, epochs - cap, cap)];
     }
-    history.push(metrics);
-    options.onBatch?.(n, n, metrics.trainLoss);
-    options.onEpoch?.(metrics);
-  };
-  const finalL2 = l2;
-  solve(finalL2, st, report);
-  // Converged before the first pass (the zero weights are optimal): report them once.
-  if (history.length === 0) report(1);
+  }
+  for (const m of history) {
+    options.onBatch?.(n, n, m.trainLoss);
+    options.onEpoch?.(m);
+  }
 
   const kernel = new Float32Array(d * k);
   const bias = new Float32Array(k);
   for (let m = 0; m < k; m++) {
-    let b = st.w[d * k + m]!;
+    let b = w[d * k + m]!;
     for (let j = 0; j < d; j++) {
-      const v = st.w[j * k + m]! / std[j]!;
+      const v = w[j * k + m]! / std[j]!;
       kernel[j * k + m] = v;
       b -= mean[j]! * v;
     }
     bias[m] = b;
   }
   return {
-    model: { classifier, dim: d, numClasses: k, kernel, bias, mean, std, l2: finalL2 },
+    model: { classifier, dim: d, numClasses: k, kernel, bias, mean, std, l2 },
     history,
     bestEpoch: history.at(-1)!.epoch,
     trials,
@@ -731,7 +816,7 @@ function evaluateChecked(model: LinearModel, codes: CnnCodes): LinearEvaluation 
       `Cannot evaluate a classifier of codes of length ${model.dim} on codes of length ${codes.dim}`,
     );
   }
-  const w = new Float32Array((model.dim + 1) * model.numClasses);
+  const w = new Float64Array((model.dim + 1) * model.numClasses);
   w.set(model.kernel);
   w.set(model.bias, model.dim * model.numClasses);
   return evaluateRows(

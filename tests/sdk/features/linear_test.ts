@@ -56,8 +56,10 @@ Deno.test("trainLinear() chooses the L2 weight with the best validation accuracy
   const best = Math.max(...fit.trials.map((t) => t.valAccuracy));
   const chosen = fit.trials.find((t) => t.l2 === fit.model.l2)!;
   assertEquals(chosen.valAccuracy, best);
-  // The final fit is retrained from zero at that weight: its last epoch matches the trial.
-  assert(Math.abs(fit.history.at(-1)!.valAccuracy! - chosen.valAccuracy) <= 1 / validation.count);
+  // The fit kept is that trial's, then on to convergence where the trial stopped at its cap.
+  assertEquals(fit.history[chosen.epochs - 1]!.valAccuracy, chosen.valAccuracy);
+  assert(fit.history.length >= chosen.epochs);
+  assertEquals(fit.history.map((m) => m.epoch), fit.history.map((_, i) => i + 1));
   const atFixed = await trainLinear(train, validation, {
     classifier: "softmax",
     numClasses: 3,
@@ -65,7 +67,12 @@ Deno.test("trainLinear() chooses the L2 weight with the best validation accuracy
     l2: fit.model.l2,
   });
   assertEquals(atFixed.trials, [], "a given l2 is used as is");
-  assertEquals(atFixed.model.kernel, fit.model.kernel, "the same problem, the same weights");
+  // From zero rather than from the previous trial, to the same optimum within the tolerance.
+  const gap = atFixed.model.kernel.reduce(
+    (m, v, i) => Math.max(m, Math.abs(v - fit.model.kernel[i]!)),
+    0,
+  );
+  assert(gap < 1e-2, `kernels differ by ${gap}`);
 });
 
 Deno.test("trainLinear() trains the Crammer–Singer SVM to the optimum of its objective", async () => {
