@@ -10,7 +10,7 @@
  * training loop with frozen layers does, the trunk run again every epoch.
  * Paired rounds, PyTorch then tfjs seconds apart, after one tfjs warm-up.
  *
- *   deno run -A bench/features_run.ts [--rounds 3] [--epochs 10] [--out bench/results/features_run.md]
+ *   deno task bench:features-run [--rounds 3] [--epochs 10] [--out bench/results/features_run.md]
  *
  * @module
  */
