@@ -1,0 +1,16 @@
+/**
+ * On wasm with two threads, where the compiled kernels split each call
+ * among threads, a fine-tune resumed after an epoch still ends bit-identical
+ * to an uninterrupted run: each thread's share of a reduction is fixed, not
+ * claimed in whatever order the threads arrive.
+ */
+import { assertEquals } from "@std/assert";
+import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { checkResumeExact } from "./_resume_exact.ts";
+
+const info = await initWasmBackend({ threads: 2 });
+
+Deno.test("fineTuneNetwork() resumed after an epoch on wasm with two threads ends bit-identical to an uninterrupted run", async () => {
+  assertEquals(info.threads, 2, `the kernels run on one thread: ${info.threadsFallback}`);
+  await checkResumeExact("wasm");
+});
