@@ -1,8 +1,7 @@
 /**
- * On wasm with two threads, where the compiled kernels split each call
- * among threads, a fine-tune resumed after an epoch still ends bit-identical
- * to an uninterrupted run: each thread's share of a reduction is fixed, not
- * claimed in whatever order the threads arrive.
+ * On wasm with two threads, where the compiled kernels split each call into
+ * jobs that the threads claim as they come, a fine-tune resumed after an
+ * epoch still ends bit-identical to an uninterrupted run.
  */
 import { assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
