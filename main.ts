@@ -40,7 +40,7 @@ Flags (flag, then environment, then default):
   --per-class N     training images per class (short run)                 100
   --strategy S      auto|features|partial|full                            auto
   --epochs N        epochs                                   5 fine-tuning, 100 features
-  --device D        auto|webgpu|wasm|cpu                                  webgpu
+  --device D        auto|webgpu|wasm|cpu                                  auto
   --batch-size N    images per batch                                     32
   --lr X            learning rate of the new head                         0.01
   --zoo NAMES       seed only these zoo entries (comma-separated)         all
@@ -185,7 +185,10 @@ export async function main(
       "--out",
       str("out", null, "./out/lenet5-fashion"),
       "--device",
-      str("device", null, "webgpu"),
+      // auto, not webgpu: where WebGPU is a software adapter (llvmpipe through
+      // Vulkan, or through OpenGL where mesa-vulkan-drivers is missing, which is
+      // several times slower still), wasm does the same job much faster.
+      str("device", null, "auto"),
       "--strategy",
       str("strategy", null, "auto"),
     ];

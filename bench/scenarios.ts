@@ -48,7 +48,6 @@ const flags = parseArgs(Deno.args, {
     "epochs-small",
     "epochs-large",
     "finetune-lr",
-    "linear-batch",
     "json",
     "tasks",
     "out",
@@ -64,7 +63,6 @@ const flags = parseArgs(Deno.args, {
     "epochs-small": "15",
     "epochs-large": "4",
     "finetune-lr": "0.003",
-    "linear-batch": "64",
   },
 });
 const flag = (name: string): string => String(flags[name] ?? "");
@@ -78,7 +76,6 @@ const args = {
   "epochs-large": flag("epochs-large"),
   "large-seeds": flags["large-seeds"] === undefined ? undefined : flag("large-seeds"),
   "finetune-lr": Number(flag("finetune-lr")),
-  "linear-batch": Number(flag("linear-batch")),
   threads: flags.threads === true,
   json: flags.json === undefined ? undefined : flag("json"),
   /** Which new tasks: `mnist` (held-out digits), `fashion-mnist`. */
@@ -437,8 +434,6 @@ for (const name of previous ? [] : args.models.split(",")) {
             classifier,
             numClasses: 10,
             epochs: 100,
-            batchSize: args["linear-batch"],
-            lr: 0.01,
             seed,
             l2: 1e-3,
           });

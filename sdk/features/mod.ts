@@ -12,8 +12,8 @@
  * ```ts ignore
  * import { featureStrategy } from "./mod.ts";
  * const outcome = await featureStrategy({
- *   model, train, preprocess, numClasses: 10, epochs: 100, batchSize: 64, lr: 0.01, seed: 0,
- *   classifier: "svm",
+ *   model, train, validation, preprocess, numClasses: 10, epochs: 100, batchSize: 64, lr: 0.01,
+ *   seed: 0, classifier: "svm",
  * });
  * console.log(outcome.codes, outcome.history.at(-1)); // "avg-pooled 5x5x16 -> 16", …
  * ```
@@ -55,7 +55,7 @@ export interface FeatureStrategyOptions extends TrainCommonOptions {
   noCache?: boolean;
   /** The checkpoint's digest, part of the cache key. @default a hash of the model's weights */
   checkpointDigest?: string;
-  /** Weight of the L2 penalty on the classifier's weights (over standardized codes). @default 1e-3 */
+  /** Weight of the L2 penalty on the classifier's weights (over standardized codes). @default chosen on the validation codes (see `trainLinear`), 1e-3 without them */
   l2?: number;
   /** Images per forward pass while computing codes. @default 128 */
   codeBatchSize?: number;
@@ -114,8 +114,9 @@ async function codesOf(
  * image once, in inference mode on the current backend, caches them on disk
  * (keyed by checkpoint, cut, dataset identity, preprocessing and pooling, so
  * a second run skips the forward passes), and trains a linear classifier on
- * the standardized codes for `epochs` epochs of minibatch Adam at `lr`, with
- * early stopping on the validation loss.
+ * the standardized codes to convergence (at most `epochs` passes per fit)
+ * with its L2 weight chosen on the validation codes (`trainLinear`). `lr`,
+ * `batchSize` and `patience` do not apply to it.
  *
  * The returned `model` is a complete predictor, images in and class
  * probabilities out: the cut network (fresh layers with copies of the
@@ -125,8 +126,8 @@ async function codesOf(
  * "probabilities" are the softmax of its scores: their argmax is the SVM's
  * decision, their values are not calibrated. The checkpoint is not modified.
  *
- * Training the classifier costs milliseconds per epoch, so `epochs` in the
- * hundreds and `lr` around 0.01 are reasonable here.
+ * A pass over the codes is typed-array arithmetic, the same on every
+ * device, so `epochs` in the hundreds is cheap next to computing the codes.
  *
  * @param options the common trainer options plus cut, classifier, pooling, cache and test data
  * @returns the predictor, per-epoch metrics (phase `linear`), the frozen layers, the cut and how codes were formed
@@ -182,11 +183,8 @@ export async function featureStrategy(options: FeatureStrategyOptions): Promise<
       classifier: options.classifier,
       numClasses,
       epochs: options.epochs,
-      batchSize: options.batchSize,
-      lr: options.lr,
       seed: options.seed,
       ...(options.l2 !== undefined ? { l2: options.l2 } : {}),
-      ...(options.patience !== undefined ? { patience: options.patience } : {}),
       ...(options.onEpoch ? { onEpoch: options.onEpoch } : {}),
       ...(options.onBatch ? { onBatch: options.onBatch } : {}),
     });

@@ -275,6 +275,29 @@ export function dataSeed(seed: number, epoch: number): number {
   return (Math.imul(seed | 0, 0x9e3779b1) + Math.imul(epoch, 0x85ebca6b)) | 0;
 }
 
+/**
+ * The Dropout seed of layer `layer` at step `step` of epoch `epoch`: each
+ * step draws new masks, and the masks are a pure function of the run's seed
+ * and where it is, so a resumed run draws what an uninterrupted one did.
+ */
+export function dropoutSeed(seed: number, epoch: number, step: number, layer: number): number {
+  return (dataSeed(seed, epoch) ^ Math.imul(step + 1, 0x27d4eb2f) ^
+    Math.imul(layer + 1, 0x165667b1)) |
+    0;
+}
+
+/**
+ * The layers of `nodes` whose masks tfjs draws from their `seed` field
+ * (Dropout and its subclass SpatialDropout1D). tfjs's GaussianNoise,
+ * GaussianDropout and AlphaDropout take no seed: a run through them cannot
+ * be repeated, resumed or not.
+ */
+function seededDropouts(nodes: LayerNode[]): { seed?: number | undefined }[] {
+  return nodes.map((n) => n.layer).filter((l) =>
+    l.getClassName() === "Dropout" || l.getClassName() === "SpatialDropout1D"
+  ) as unknown as { seed?: number | undefined }[];
+}
+
 /** What one phase trains. */
 export interface Phase {
   split: SplitForward;
@@ -320,6 +343,10 @@ export async function runEpochs(config: LoopConfig): Promise<CheckpointState> {
   const { model, train, validation } = config;
   const state: CheckpointState = structuredClone(config.state);
   let best = config.bestWeights;
+  const dropouts = [
+    ...new Set([config.head, config.all].flatMap((p) => seededDropouts(p.split.trainable))),
+  ];
+  const dropoutSeeds = dropouts.map((d) => d.seed);
   try {
     while (!state.stopped) {
       const phaseName: "head" | "all" =
@@ -336,9 +363,12 @@ export async function runEpochs(config: LoopConfig): Promise<CheckpointState> {
         seed: dataSeed(config.seed, epoch),
         preprocess: config.preprocess,
       });
+      let stepInEpoch = 0;
       for await (const batch of batches) {
         try {
           const n = batch.xs.shape[0];
+          dropouts.forEach((d, i) => d.seed = dropoutSeed(config.seed, epoch, stepInEpoch, i));
+          stepInEpoch++;
           const step = await trainStep(
             phase.split,
             phase.groups,
@@ -406,6 +436,8 @@ export async function runEpochs(config: LoopConfig): Promise<CheckpointState> {
     if (best !== undefined && state.bestEpoch !== state.epoch) model.setWeights(best);
     return state;
   } finally {
+    // The returned model's config carries the seeds the layers came with.
+    dropouts.forEach((d, i) => d.seed = dropoutSeeds[i]);
     tf.dispose(best);
   }
 }

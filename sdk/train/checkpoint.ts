@@ -6,8 +6,18 @@
  * <dir>/epoch-0003/model.json          the model, loadable by tf.loadLayersModel
  * <dir>/epoch-0003/weights.bin         its weights, in `model.weights` order
  * <dir>/epoch-0003/optimizer-<g>.bin   each optimizer's state (Adam moments, iterations)
- * <dir>/epoch-0003/state.json          epoch, phase, best so far, history, seed, options
+ * <dir>/epoch-0003/state.json          epoch, phase, best so far, history, seed, options,
+ *                                      each optimizer's scalar state (Adam's β powers)
  * ```
+
+Resuming from a checkpoint gives the run an uninterrupted one would have
+given, bit for bit on a deterministic backend: the weights include the
+BatchNormalization moving statistics, the optimizers get back their slots,
+their step count and the scalars `getWeights()` leaves out (Adam's running
+powers β₁ᵗ and β₂ᵗ, which tfjs's `setWeights()` would recompute with `pow`
+and so round differently from the products of the uninterrupted run), and
+the data order and Dropout masks are functions of the seed, the epoch and
+the step (see `_loop.ts`).
  *
  * A folder is written under a temporary name and renamed once complete, so a
  * run killed mid-write leaves the previous epoch as the last checkpoint. Only
@@ -65,6 +75,8 @@ export interface Checkpoint {
   weights: tf.Tensor[];
   /** Each optimizer's weights, as `optimizer.setWeights()` takes them, by group name. */
   optimizers: Record<string, NamedTensor[]>;
+  /** Each optimizer's scalar variables that `getWeights()` leaves out, by group name; see {@linkcode restoreOptimizer}. */
+  optimizerScalars: Record<string, Record<string, number>>;
   /** The best epoch's weights when that is not the last epoch, else `null`. */
   bestWeights: tf.Tensor[] | null;
 }
@@ -73,7 +85,78 @@ interface StateFile {
   format: typeof CHECKPOINT_FORMAT;
   state: CheckpointState;
   optimizers: Record<string, tf.io.WeightsManifestEntry[]>;
+  /** Absent in checkpoints written before it was recorded. */
+  optimizerScalars?: Record<string, Record<string, number>>;
   weights: tf.io.WeightsManifestEntry[];
+}
+
+/**
+ * The optimizer's own scalar variables, by property name: Adam's `accBeta1`
+ * and `accBeta2` (β₁ᵗ⁺¹ and β₂ᵗ⁺¹ as the products of every step so far), which
+ * `getWeights()` does not return. Float32 values survive JSON exactly.
+ */
+async function scalarState(optimizer: tf.Optimizer): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(optimizer)) {
+    if (value instanceof tf.Variable && value.rank === 0 && value.dtype === "float32") {
+      out[key] = (await value.data())[0]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * Puts a checkpointed optimizer state back: its weights (slots and step
+ * count) through `setWeights()`, then the scalar variables that method
+ * recomputes with `pow` (see {@linkcode scalarState}), so the next step is
+ * the one the uninterrupted run took, bit for bit.
+ *
+ * @param optimizer a fresh optimizer of the kind and learning rate that wrote the checkpoint
+ * @param weights its checkpointed weights ({@linkcode Checkpoint.optimizers}); not disposed
+ * @param scalars its checkpointed scalars ({@linkcode Checkpoint.optimizerScalars})
+ * @throws {RangeError} when a scalar names no scalar variable of `optimizer`
+ *
+ * @example Restore an Adam optimizer after three steps
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { readCheckpoint, restoreOptimizer, writeCheckpoint } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+ * const adam = tf.train.adam(0.1);
+ * const loss = () => tf.tidy(() => tf.sum(model.apply(tf.ones([1, 1])) as tf.Tensor) as tf.Scalar);
+ * for (let i = 0; i < 3; i++) adam.minimize(loss);
+ * await writeCheckpoint(dir, {
+ *   model,
+ *   optimizers: { head: adam },
+ *   state: {
+ *     epoch: 1, phase: "all", headEpochsDone: 0, allEpochsDone: 1, stopped: false,
+ *     bestEpoch: null, bestValLoss: null, epochsSinceBest: 0, history: [], seed: 0, options: {},
+ *   },
+ * });
+ * const back = (await readCheckpoint(dir))!;
+ * const fresh = tf.train.adam(0.1);
+ * await restoreOptimizer(fresh, back.optimizers.head!, back.optimizerScalars.head ?? {});
+ * console.log(fresh.iterations); // 3
+ * tf.dispose([back.weights, back.optimizers.head!.map((w) => w.tensor)]);
+ * model.dispose();
+ * ```
+ */
+export async function restoreOptimizer(
+  optimizer: tf.Optimizer,
+  weights: NamedTensor[],
+  scalars: Record<string, number>,
+): Promise<void> {
+  await optimizer.setWeights(weights);
+  const own = optimizer as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(scalars)) {
+    const v = own[key];
+    if (!(v instanceof tf.Variable && v.rank === 0)) {
+      throw new RangeError(
+        `Cannot restore the optimizer's "${key}": ${optimizer.getClassName()} has no such scalar variable`,
+      );
+    }
+    tf.tidy(() => v.assign(tf.scalar(value, v.dtype)));
+  }
 }
 
 const EPOCH_DIR = /^epoch-(\d+)$/;
@@ -154,7 +237,9 @@ export async function writeCheckpoint(
     }),
   );
   const optimizerSpecs: Record<string, tf.io.WeightsManifestEntry[]> = {};
+  const optimizerScalars: Record<string, Record<string, number>> = {};
   for (const [name, optimizer] of Object.entries(optimizers)) {
+    optimizerScalars[name] = await scalarState(optimizer);
     const named = await optimizer.getWeights();
     try {
       const { data, specs } = await tf.io.encodeWeights(named);
@@ -169,6 +254,7 @@ export async function writeCheckpoint(
     format: CHECKPOINT_FORMAT,
     state,
     optimizers: optimizerSpecs,
+    optimizerScalars,
     weights,
   };
   await Deno.writeTextFile(join(tmp, "state.json"), JSON.stringify(file, null, 1));
@@ -254,5 +340,12 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint | null> {
       w.tensor
     );
   }
-  return { path, state: file.state, weights, optimizers, bestWeights };
+  return {
+    path,
+    state: file.state,
+    weights,
+    optimizers,
+    optimizerScalars: file.optimizerScalars ?? {},
+    bestWeights,
+  };
 }

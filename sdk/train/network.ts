@@ -8,7 +8,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TrainCommonOptions, TrainOutcome } from "../finetune/types.ts";
-import { type CheckpointState, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
+import {
+  type CheckpointState,
+  readCheckpoint,
+  restoreOptimizer,
+  writeCheckpoint,
+} from "./checkpoint.ts";
 import { attachHead } from "./head.ts";
 import { type Phase, runEpochs, splitForward, type VariableGroup } from "./_loop.ts";
 import { type MicroBatchPlan, planMicroBatch, type StepCost, stepCost } from "./plan.ts";
@@ -169,10 +174,13 @@ function variablesOf(model: tf.LayersModel, layers: Iterable<string>): tf.Variab
  * With `validation`, training stops after `patience` epochs without a lower
  * validation loss (a stalled head phase moves on to the second phase) and
  * the returned model has the weights of the best epoch. Epoch `e` sees the
- * training data in an order fixed by `seed` and `e`, so with `checkpointDir`
- * and `resume` a killed run continues to the same result as an
- * uninterrupted one (up to float rounding; layers that draw random numbers
- * without a seed, such as an unseeded Dropout in the kept layers, differ).
+ * training data in an order fixed by `seed` and `e`, and Dropout layers in
+ * the trained part draw their masks from seeds fixed by `seed`, `e` and the
+ * step, so with `checkpointDir` and `resume` a killed run continues to the
+ * weights of an uninterrupted one, bit for bit on cpu and on wasm (see
+ * `checkpoint.ts` for what a checkpoint holds). tfjs's GaussianNoise,
+ * GaussianDropout and AlphaDropout take no seed: a run through them cannot be
+ * repeated.
  *
  * The default `freezeUntil` is the middle one of the cut points strictly
  * between the input and `cut` (LeNet-5 at `pool2`: `pool1`); with none, the
@@ -323,7 +331,10 @@ export async function fineTuneNetwork(opts: FineTuneNetworkOptions): Promise<Tra
           }
           model.setWeights(last.weights);
           for (const [name, weights] of Object.entries(last.optimizers)) {
-            await optimizers[name]?.setWeights(weights);
+            const optimizer = optimizers[name];
+            if (optimizer !== undefined) {
+              await restoreOptimizer(optimizer, weights, last.optimizerScalars[name] ?? {});
+            }
           }
           state = last.state;
           opts.onResume?.(state.history.length);

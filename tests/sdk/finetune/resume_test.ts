@@ -46,7 +46,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 }
 
-Deno.test("finetune --resume after a SIGKILL ends where an uninterrupted run with the same seed does", async () => {
+Deno.test("finetune --resume after a SIGKILL ends bit-identical to an uninterrupted run with the same seed", async () => {
   const reg = await startFinetuneRegistry();
   const root = await Deno.makeTempDir({ prefix: "finetune_resume_" });
   try {
@@ -105,13 +105,14 @@ Deno.test("finetune --resume after a SIGKILL ends where an uninterrupted run wit
     assertMatch(resumed.stderr, /^epoch 6\/6 \(all\)/m);
 
     const diff = maxAbsDiff(await weights(killedDir), await weights(straightDir));
-    assert(diff < 1e-5, `resumed weights differ from the uninterrupted run's by ${diff}`);
+    assertEquals(diff, 0, `resumed weights differ from the uninterrupted run's by ${diff}`);
+    assertEquals(await weights(killedDir), await weights(straightDir), "bit for bit");
     const [a, b] = [await metrics(straightDir), await metrics(killedDir)];
     assertEquals(b.map((m) => [m.epoch, m.phase]), a.map((m) => [m.epoch, m.phase]));
     assertEquals(a.map((m) => m.epoch), [1, 2, 3, 4, 5, 6]);
     for (const [i, m] of b.entries()) {
-      assert(Math.abs(m.trainLoss - a[i]!.trainLoss) < 1e-5, `epoch ${m.epoch} train loss`);
-      assert(Math.abs(m.valLoss! - a[i]!.valLoss!) < 1e-5, `epoch ${m.epoch} val loss`);
+      assertEquals(m.trainLoss, a[i]!.trainLoss, `epoch ${m.epoch} train loss`);
+      assertEquals(m.valLoss, a[i]!.valLoss, `epoch ${m.epoch} val loss`);
     }
     const card = async (dir: string) => JSON.parse(await Deno.readTextFile(join(dir, "card.json")));
     const [ca, cb] = [await card(straightDir), await card(killedDir)];
