@@ -205,7 +205,7 @@ function parsePublishBody(body: unknown): { files: FileEntry[]; card: Record<str
     const bytes = new TextEncoder().encode(JSON.stringify(card)).byteLength;
     if (bytes > MAX_CARD_BYTES) {
       errors.push(
-        `The card takes ${bytes} bytes, over the limit of ${MAX_CARD_BYTES}: keep large data in a file of the version`,
+        `card takes ${bytes} bytes as JSON, over the limit of ${MAX_CARD_BYTES}: keep large data in a file of the version`,
       );
     }
   }
@@ -245,7 +245,7 @@ export function modelRoutes(): Hono<RegistryEnv> {
     const task = c.req.query("task");
     const cursor = c.req.query("cursor");
     if (search !== undefined && search.length > 200) {
-      throw new HttpProblem(400, "Search text is over 200 characters");
+      throw new HttpProblem(400, "Search text is over 200 characters: search for a shorter text");
     }
     try {
       const page = await c.var.store.listModels({

@@ -121,7 +121,7 @@ Deno.test("a card nested 30,000 levels deep is refused with 422 and nothing is s
 Deno.test("a card over 256 KiB is refused with 422 and nothing is stored", async () => {
   await refusedThenRetried(
     { card: { task: "test", description: "x".repeat(300 * 1024) } },
-    /The card takes \d+ bytes, over the limit of 262144/,
+    /The publish request is invalid: card takes \d+ bytes as JSON, over the limit of 262144/,
   );
 });
 
