@@ -14,7 +14,9 @@ export interface SeedEntry {
   name: string;
   /** Semver version. */
   version: string;
+  /** Its files (`model.json`, the shards, a README) with their bytes. */
   files: { path: string; bytes: Uint8Array }[];
+  /** Its model card. */
   card: Record<string, unknown>;
 }
 
