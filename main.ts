@@ -164,7 +164,13 @@ export async function main(
       ZOO_NAMESPACE,
     );
     if (seeded.published.length > 0) {
-      log(`Seeded the registry with ${seeded.published.join(", ")}`);
+      log(
+        `${
+          seeded.skipped.length === 0
+            ? "Seeded the empty registry"
+            : "Added the missing zoo entries"
+        } with ${seeded.published.join(", ")}`,
+      );
     }
     const app = createRegistryApp({ store });
     const listening = Promise.withResolvers<number>();

@@ -142,10 +142,11 @@ async function seedZoo(store: Store): Promise<boolean> {
         } missing zoo checkpoints: the next start adds the rest`,
       );
     } else if (published.length > 0) {
+      const list = `in ${seconds} s: ${published.join(", ")}`;
       console.log(
-        `Seeded ${published.length} zoo checkpoints in ${seconds} s (${skipped.length} of ${wanted.length} were there): ${
-          published.join(", ")
-        }`,
+        skipped.length === 0
+          ? `Seeded the empty store with ${published.length} zoo checkpoints ${list}`
+          : `Added ${published.length} missing zoo checkpoints (${skipped.length} of ${wanted.length} were there) ${list}`,
       );
     }
     return !stopped;

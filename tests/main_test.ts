@@ -43,7 +43,7 @@ Deno.test("main.ts seeds the registry, fine-tunes zoo/lenet5 on Fashion-MNIST, p
     const stdout = new TextDecoder().decode(out.stdout);
     const stderr = new TextDecoder().decode(out.stderr);
     assertEquals(out.code, 0, `${stdout}\n${stderr}`);
-    assertMatch(stdout, /Seeded the registry with zoo\/lenet5@1\.0\.0/);
+    assertMatch(stdout, /Seeded the empty registry with zoo\/lenet5@1\.0\.0/);
     assertMatch(stderr, /advisor: /);
     const done = /Main job done in [\d.]+ s: (me\/lenet5-fashion@1\.0\.0) at (http:\/\/\S+)/.exec(
       stdout,
