@@ -1,7 +1,7 @@
 /**
  * The main job, the README's first command (`deno task start`): brings up
- * the embedded registry with the zoo (SQLite + blob folder, seeded on an
- * empty data dir), serves it, fine-tunes `zoo/lenet5` (MNIST digits) on
+ * the embedded registry with the zoo (SQLite + blob folder; every start adds
+ * the zoo entries it lacks), serves it, fine-tunes `zoo/lenet5` (MNIST digits) on
  * Fashion-MNIST with the strategy the advisor picks, publishes the result
  * with its lineage card and prints its URL, then keeps serving until Ctrl-C
  * (or exits with `--exit`).
@@ -15,13 +15,19 @@
 import { parseArgs } from "@std/cli";
 import { createRegistryApp } from "./registry/app.ts";
 import { createToken } from "./registry/auth.ts";
-import { seedStore } from "./registry/seed.ts";
+import { seedMissing } from "./registry/seed.ts";
 import { openSqliteFsStore } from "./registry/storage/sqlite_fs.ts";
 import { ZooClient } from "./sdk/client.ts";
 import { NotFoundError } from "./sdk/errors.ts";
 import { type CliResult, main as finetune } from "./sdk/finetune.ts";
 import { compareSemver } from "./sdk/names.ts";
-import { ZOO_NAMESPACE, zooEntries } from "./zoo/mod.ts";
+import {
+  IMPORTED_ENTRIES,
+  TRAINED_ENTRIES,
+  ZOO_NAMESPACE,
+  ZOO_VERSION,
+  zooEntries,
+} from "./zoo/mod.ts";
 
 /** The `--help` text: every flag with its environment variable and default. */
 export const HELP = `The model zoo's main job: serve the registry with the zoo, fine-tune
@@ -145,15 +151,26 @@ export async function main(
   const store = await openSqliteFsStore(dataDir);
   let server: Deno.HttpServer | undefined;
   try {
-    const { items } = await store.listModels({ limit: 1 });
-    if (items.length === 0) {
-      const only = str("zoo", null, "");
-      const seeded = await seedStore(
-        store,
-        await zooEntries(only ? { only: only.split(",").filter((n) => n !== "") } : {}),
-        ZOO_NAMESPACE,
+    const only = str("zoo", null, "").split(",").filter((n) => n !== "");
+    // Every start adds what is missing, so an interrupted seed completes; an
+    // unknown name fails in zooEntries.
+    const seeded = await seedMissing(
+      store,
+      (only.length > 0 ? only : [...TRAINED_ENTRIES, ...IMPORTED_ENTRIES]).map((name) => ({
+        name,
+        version: ZOO_VERSION,
+      })),
+      async ({ name }) => (await zooEntries({ only: [name] }))[0]!,
+      ZOO_NAMESPACE,
+    );
+    if (seeded.published.length > 0) {
+      log(
+        `${
+          seeded.skipped.length === 0
+            ? "Seeded the empty registry"
+            : "Added the missing zoo entries"
+        } with ${seeded.published.join(", ")}`,
       );
-      log(`Seeded the empty registry with ${seeded.published.join(", ")}`);
     }
     const app = createRegistryApp({ store });
     const listening = Promise.withResolvers<number>();

@@ -14,10 +14,10 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { timeout } from "hono/timeout";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AuthOptions } from "./auth.ts";
 import { authenticate } from "./middleware/auth.ts";
+import { deadline } from "./middleware/deadline.ts";
 import { apiCors } from "./middleware/cors.ts";
 import { openApiDocument, ROUTES } from "./openapi.ts";
 import { HttpProblem, problem } from "./problem.ts";
@@ -62,6 +62,8 @@ export type RegistryEnv = {
     scopes: string[];
     /** The token's label, recorded as publisher. */
     tokenLabel: string;
+    /** Aborted when the request outlives `requestTimeoutMs`; read bodies through `requestBody`. */
+    deadline: AbortSignal;
   };
 };
 
@@ -127,16 +129,7 @@ export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
   });
   // Only writes can take long before their response starts (uploads, publish
   // validation); a read answers at once and streams, so it skips the timer.
-  const writeTimeout = timeout(
-    limits.requestTimeoutMs,
-    new HTTPException(503, {
-      message: `The request took longer than ${limits.requestTimeoutMs} ms: try again`,
-    }),
-  );
-  app.use(
-    "*",
-    (c, next) => c.req.method === "GET" || c.req.method === "HEAD" ? next() : writeTimeout(c, next),
-  );
+  app.use("*", deadline(limits.requestTimeoutMs));
   app.use("/api/*", apiCors(["etag", "content-range", "content-length", "accept-ranges"]));
   app.use("*", authenticate());
 

@@ -1,12 +1,13 @@
 /**
  * The registry's command line: serves the registry on the embedded store and,
- * on an empty data dir, seeds it with the zoo.
+ * on every start, adds the zoo entries the data dir lacks (all of them on the
+ * first start; the rest after an interrupted seed).
  *
  * @module
  */
 import { parseArgs } from "@std/cli";
 import { createRegistryApp, DEFAULT_LIMITS } from "./app.ts";
-import { seedStore } from "./seed.ts";
+import { seedMissing } from "./seed.ts";
 import { openSqliteFsStore } from "./storage/sqlite_fs.ts";
 import type { Store } from "./storage/store.ts";
 
@@ -19,14 +20,16 @@ Flags (flag, then environment, then default):
   --host H               address to listen on       ZOO_HOST      127.0.0.1
   --data DIR             data dir (SQLite + blobs)  ZOO_DATA      ./.zoo-data
   --private              reads need a "read" token  ZOO_PRIVATE=1 off
-  --no-seed              do not publish the zoo into an empty data dir
+  --no-seed              do not add the zoo entries the data dir lacks
   --max-blob-bytes N     largest blob               ZOO_MAX_BLOB_BYTES      ${DEFAULT_LIMITS.maxBlobBytes}
   --max-manifest-bytes N largest publish request    ZOO_MAX_MANIFEST_BYTES  ${DEFAULT_LIMITS.maxManifestBytes}
   --request-timeout MS   longest request            ZOO_REQUEST_TIMEOUT_MS  ${DEFAULT_LIMITS.requestTimeoutMs}
   -h, --help             this text
 
-SIGINT or SIGTERM stops the registry once the requests in flight are answered,
-writing the download counts it holds in memory; a second signal stops it at once.
+Every start adds the zoo entries the data dir lacks (after an interrupted seed,
+the rest). SIGINT or SIGTERM during seeding stops after the current step;
+later, it stops the registry once the requests in flight are answered, writing
+the download counts it holds in memory. A second signal stops it at once.
 
 Tokens: deno task token create --scope publish:<namespace> [--data DIR]`;
 
@@ -60,16 +63,9 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
   const hostname = str("host", "ZOO_HOST", "127.0.0.1");
   const dataDir = str("data", "ZOO_DATA", "./.zoo-data");
   const store = await openSqliteFsStore(dataDir);
-  if (!flags["no-seed"] && (await store.listModels({ limit: 1 })).items.length === 0) {
-    // Only the command line pulls in the zoo: the app itself never depends on it.
-    const { zooEntries, ZOO_NAMESPACE } = await import("../zoo/mod.ts");
-    const t0 = performance.now();
-    const { published } = await seedStore(store, await zooEntries(), ZOO_NAMESPACE);
-    console.log(
-      `Seeded the empty store with ${published.length} zoo checkpoints in ${
-        ((performance.now() - t0) / 1000).toFixed(1)
-      } s: ${published.join(", ")}`,
-    );
+  if (!flags["no-seed"] && !(await seedZoo(store))) {
+    await store.close();
+    return undefined;
   }
   const app = createRegistryApp({
     store,
@@ -103,6 +99,62 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
   return server;
 }
 
+/**
+ * Adds the zoo entries the store lacks (all of them on a first start; those an
+ * interrupted seed left out later). SIGINT or SIGTERM stops it between steps,
+ * a second one at once.
+ *
+ * @returns false when a signal stopped it
+ */
+async function seedZoo(store: Store): Promise<boolean> {
+  // Only the command line pulls in the zoo: the app itself never depends on it.
+  const { IMPORTED_ENTRIES, TRAINED_ENTRIES, ZOO_NAMESPACE, ZOO_VERSION, zooEntries } =
+    await import("../zoo/mod.ts");
+  const wanted = [...TRAINED_ENTRIES, ...IMPORTED_ENTRIES].map((name) => ({
+    name,
+    version: ZOO_VERSION,
+  }));
+  const interrupt = new AbortController();
+  const stop = () => {
+    if (interrupt.signal.aborted) Deno.exit(1);
+    console.log("Stopping after the current seeding step (a second signal stops at once)");
+    interrupt.abort();
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, stop);
+  const t0 = performance.now();
+  try {
+    const { published, skipped, stopped } = await seedMissing(
+      store,
+      wanted,
+      async ({ name }) => (await zooEntries({ only: [name] }))[0]!,
+      ZOO_NAMESPACE,
+      {
+        signal: interrupt.signal,
+        onPublished: (ref) => console.log(`Seeded ${ref}`),
+      },
+    );
+    const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+    if (stopped) {
+      console.log(
+        `Stopped seeding after ${published.length} of ${
+          wanted.length - skipped.length
+        } missing zoo checkpoints: the next start adds the rest`,
+      );
+    } else if (published.length > 0) {
+      const list = `in ${seconds} s: ${published.join(", ")}`;
+      console.log(
+        skipped.length === 0
+          ? `Seeded the empty store with ${published.length} zoo checkpoints ${list}`
+          : `Added ${published.length} missing zoo checkpoints (${skipped.length} of ${wanted.length} were there) ${list}`,
+      );
+    }
+    return !stopped;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, stop);
+  }
+}
+
 /** Stops gracefully on the first SIGINT or SIGTERM, so that no counted download is lost. */
 function stopOnSignal(server: Deno.HttpServer, store: Store): void {
   let stopping = false;
@@ -125,7 +177,8 @@ function stopOnSignal(server: Deno.HttpServer, store: Store): void {
 
 if (import.meta.main) {
   try {
-    await main(Deno.args);
+    // No server: --help, or a signal stopped the seed.
+    if (!(await main(Deno.args))) Deno.exit(0);
   } catch (e) {
     console.error(e instanceof Error ? e.message : e);
     Deno.exit(1);

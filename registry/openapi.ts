@@ -151,7 +151,15 @@ export function openApiDocument(): Record<string, unknown> {
         "400": problem,
         "404": problem,
         ...(r.write
-          ? { "401": problem, "403": problem, "409": problem, "413": problem, "422": problem }
+          ? {
+            "401": problem,
+            "403": problem,
+            "409": problem,
+            "413": problem,
+            "422": problem,
+            // Past --request-timeout; the body is aborted and nothing is stored.
+            "503": problem,
+          }
           : {}),
       },
     };

@@ -10,6 +10,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 /** The media type of problem documents. */
 export const PROBLEM_TYPE = "application/problem+json";
 
+/** The Content-Security-Policy of problem documents: nothing loads, runs or frames them. */
+export const PROBLEM_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox";
+
 /** An RFC 9457 problem document. */
 export interface ProblemDetails {
   /** A URI naming the kind of problem; `about:blank` when the status says it all. */
@@ -82,6 +85,13 @@ export function problem(
     instance: new URL(c.req.url).pathname,
   };
   if (extra.errors && extra.errors.length > 0) body.errors = extra.errors;
-  // Through the context, so headers set before the failure (CORS) stay.
-  return c.body(JSON.stringify(body), status, { "content-type": PROBLEM_TYPE, ...extra.headers });
+  // Through the context, so headers set before the failure (CORS) stay. A
+  // detail quotes what the client sent: a browser must never sniff the body as
+  // HTML nor run anything in it, even when the problem is opened as a page.
+  return c.body(JSON.stringify(body), status, {
+    "content-type": PROBLEM_TYPE,
+    "x-content-type-options": "nosniff",
+    "content-security-policy": PROBLEM_CSP,
+    ...extra.headers,
+  });
 }

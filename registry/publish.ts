@@ -5,7 +5,7 @@
  * @module
  */
 import { analyze } from "../sdk/arch/analyze.ts";
-import { checkModelJson } from "../sdk/model_json.ts";
+import { checkModelJson, checkModelJsonNesting } from "../sdk/model_json.ts";
 import { HttpProblem } from "./problem.ts";
 import {
   ConflictError,
@@ -70,13 +70,16 @@ async function validateVersion(
   }
   const stream = await store.blobs.read(entry.digest);
   if (!stream) throw new HttpProblem(422, `model.json blob ${entry.digest} vanished`);
+  const text = new TextDecoder().decode(await readAll(stream, MAX_MODEL_JSON_BYTES, "model.json"));
+  // On the text, before parsing builds the whole nested structure in memory.
+  const deep = checkModelJsonNesting(text);
+  if (deep) {
+    throw new HttpProblem(422, `model.json is not a valid TensorFlow.js LayersModel: ${deep}`);
+  }
   let modelJson: unknown;
   try {
-    modelJson = JSON.parse(
-      new TextDecoder().decode(await readAll(stream, MAX_MODEL_JSON_BYTES, "model.json")),
-    );
+    modelJson = JSON.parse(text);
   } catch (e) {
-    if (e instanceof HttpProblem) throw e;
     throw new HttpProblem(422, `model.json is not valid JSON: ${(e as Error).message}`);
   }
   const sizes = new Map(files.filter((f) => f.path !== "model.json").map((f) => [f.path, f.size]));
@@ -117,12 +120,15 @@ async function validateVersion(
 export async function publishVersion(
   store: Store,
   v: Omit<NewVersion, "architecture">,
+  signal?: AbortSignal,
 ): Promise<VersionRecord> {
   const id = `${v.namespace}/${v.name}@${v.version}`;
   const conflict = () =>
     new HttpProblem(409, `Version "${id}" exists: versions are immutable; publish a new version`);
   if (await store.getVersion(v.namespace, v.name, v.version)) throw conflict();
   const { architecture } = await validateVersion(store, v.files);
+  // A request answered 503 meanwhile, or an interrupted seed, stores nothing.
+  signal?.throwIfAborted();
   try {
     return await store.publish({ ...v, architecture });
   } catch (e) {

@@ -360,17 +360,21 @@ export class ZooClient {
       wanted.set(f.digest, f);
     }
     const missing: FileDocument[] = [];
+    // Offline, a copy that is there but wrong is reported as corrupted, not as missing.
+    const corrupted: FileDocument[] = [];
     let total = 0;
     let have = 0;
     for (const f of wanted.values()) {
       total += f.size;
+      const there = this.offline && await exists(this.cache.blobPath(f.digest));
       const present = options.verify
         ? await this.cache.hasBlob(f.digest)
         : await sizeIs(this.cache.blobPath(f.digest), f.size);
       if (present) have += f.size;
-      else missing.push(f);
+      else (there ? corrupted : missing).push(f);
     }
     const report = (done: number) => options.onProgress?.(total === 0 ? 1 : done / total);
+    if (corrupted.length > 0) throw corruptedOffline(shown, corrupted);
     if (missing.length > 0 && this.offline) {
       const list = missing.map((f) => `"${f.path}" (${f.digest})`).join(", ");
       throw new OfflineError(shown, `file ${list} is not cached`);
@@ -406,8 +410,10 @@ export class ZooClient {
    */
   async readFile(doc: VersionDocument, path: string): Promise<Uint8Array> {
     const f = fileOf(doc, path);
+    const there = this.offline && await exists(this.cache.blobPath(f.digest));
     const first = await this.cache.readBlob(f.digest);
     if (first) return first;
+    if (there) throw corruptedOffline(`${doc.namespace}/${doc.name}@${doc.version}`, [f]);
     await this.ensureFiles(doc, [path]);
     const again = await this.cache.readBlob(f.digest);
     if (again) return again;
@@ -763,6 +769,25 @@ async function folderFiles(
     }
   }
   return { files, card };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Offline, cached copies whose bytes do not match their digest or size. */
+function corruptedOffline(shown: string, files: FileDocument[]): OfflineError {
+  const list = files.map((f) => `"${f.path}" (${f.digest})`).join(", ");
+  return new OfflineError(
+    shown,
+    `the cached copy of file ${list} is corrupted (its bytes do not match the file's digest or size)`,
+  );
 }
 
 async function sizeIs(path: string, size: number): Promise<boolean> {

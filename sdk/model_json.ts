@@ -1,6 +1,9 @@
 /**
  * The `model.json` of a TensorFlow.js LayersModel, and the checks the registry
- * runs on it before a version is published.
+ * runs on it before a version is published: its structure, the bytes of its
+ * shards, the nesting depth of every JSON document (so that no stored
+ * document can overflow a recursive serializer later) and, by building the
+ * layers from the topology as tfjs does when it loads, every weight's shape.
  *
  * @module
  */
@@ -51,6 +54,136 @@ export interface ModelJson {
   generatedBy?: string;
   /** The converter that produced the model.json. */
   convertedBy?: string | null;
+}
+
+/**
+ * The deepest nesting of objects and arrays accepted in any JSON document the
+ * registry stores (a card, a model.json, its `userDefinedMetadata`). Keras
+ * topologies need about 10 levels, plus about 4 per nested model.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** The largest `userDefinedMetadata` accepted, serialized: tfjs warns above the same size. */
+export const MAX_USER_METADATA_BYTES = 1024 * 1024;
+
+/** One step into a JSON document: an object key or an array index. */
+export type JsonPathSegment = string | number;
+
+/**
+ * Finds where a JSON text first nests more than `limit` objects and arrays,
+ * without parsing it and without recursion, so that a text nested 200,000
+ * levels deep costs one pass and no stack. The text need not be valid JSON:
+ * only brackets outside strings count.
+ *
+ * @param text the JSON text
+ * @param limit the most levels allowed
+ * @returns the keys and indices down to the first container past the limit, or null when within it
+ *
+ * @example
+ * ```ts
+ * import { jsonTextTooDeep } from "./model_json.ts";
+ * console.log(jsonTextTooDeep('{"a":[{"b":1}]}', 2)); // ["a", 0]
+ * console.log(jsonTextTooDeep('{"a":[{"b":1}]}', 3)); // null
+ * ```
+ */
+export function jsonTextTooDeep(text: string, limit: number): JsonPathSegment[] | null {
+  // One entry per open container: its current key (objects) or index (arrays).
+  const path: JsonPathSegment[] = [];
+  const isArray: boolean[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22) { // '"': skip the string, remembering it when it is a key
+      let j = i + 1;
+      while (j < text.length) {
+        const c = text.charCodeAt(j);
+        if (c === 0x5c) j += 2;
+        else if (c === 0x22) break;
+        else j++;
+      }
+      if (expectKey && path.length > 0) {
+        path[path.length - 1] = text.slice(i + 1, Math.min(j, i + 1 + 64));
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === 0x7b || ch === 0x5b) { // '{' or '['
+      if (path.length >= limit) return path.slice();
+      path.push(ch === 0x5b ? 0 : "");
+      isArray.push(ch === 0x5b);
+      expectKey = ch === 0x7b;
+    } else if (ch === 0x7d || ch === 0x5d) { // '}' or ']'
+      path.pop();
+      isArray.pop();
+      expectKey = false;
+    } else if (ch === 0x2c && path.length > 0) { // ','
+      if (isArray[isArray.length - 1]) path[path.length - 1] = (path.at(-1) as number) + 1;
+      else expectKey = true;
+    }
+  }
+  return null;
+}
+
+/**
+ * Finds where a parsed JSON value first nests more than `limit` objects and
+ * arrays, walking it with an explicit stack (no recursion).
+ *
+ * @param value the value
+ * @param limit the most levels allowed
+ * @returns the keys and indices down to the first container past the limit, or null when within it
+ *
+ * @example
+ * ```ts
+ * import { jsonValueTooDeep } from "./model_json.ts";
+ * console.log(jsonValueTooDeep({ a: [{ b: 1 }] }, 2)); // ["a", 0]
+ * ```
+ */
+export function jsonValueTooDeep(value: unknown, limit: number): JsonPathSegment[] | null {
+  interface Step {
+    value: unknown;
+    depth: number;
+    key: JsonPathSegment;
+    parent: Step | null;
+  }
+  const stack: Step[] = [{ value, depth: 0, key: "", parent: null }];
+  while (stack.length > 0) {
+    const step = stack.pop()!;
+    if (typeof step.value !== "object" || step.value === null) continue;
+    if (step.depth >= limit) {
+      const path: JsonPathSegment[] = [];
+      for (let s: Step | null = step; s?.parent; s = s.parent) path.push(s.key);
+      return path.reverse();
+    }
+    const entries: [JsonPathSegment, unknown][] = Array.isArray(step.value)
+      ? step.value.map((v, i) => [i, v])
+      : Object.entries(step.value);
+    for (const [key, v] of entries) {
+      if (typeof v === "object" && v !== null) {
+        stack.push({ value: v, depth: step.depth + 1, key, parent: step });
+      }
+    }
+  }
+  return null;
+}
+
+/**
+ * Writes a path from {@linkcode jsonTextTooDeep} for a message: the first
+ * segments, then `…`.
+ *
+ * @param root what the path starts from, e.g. `card`
+ * @param path the keys and indices
+ * @param shown how many segments to show
+ * @returns e.g. `card.a.b[0]…`
+ */
+export function formatJsonPath(root: string, path: readonly JsonPathSegment[], shown = 6): string {
+  let out = root;
+  for (const seg of path.slice(0, shown)) {
+    out += typeof seg === "number"
+      ? `[${seg}]`
+      : /^[A-Za-z_$][\w$]*$/.test(seg)
+      ? `${out === "" ? "" : "."}${seg}`
+      : `[${JSON.stringify(seg)}]`;
+  }
+  return path.length > shown ? `${out}…` : out;
 }
 
 const CONTAINER_CLASSES = new Set(["Sequential", "Model", "Functional"]);
@@ -118,6 +251,33 @@ function isPlainPath(path: string): boolean {
     path.split("/").every((seg) => seg !== "" && seg !== "." && seg !== "..");
 }
 
+function nestingProblem(deep: readonly JsonPathSegment[]): string {
+  const what = deep[0] === "userDefinedMetadata" ? "Its userDefinedMetadata" : "model.json";
+  return `${what} nests more than ${MAX_JSON_DEPTH} levels of objects and arrays (at ${
+    formatJsonPath("", deep)
+  }): flatten it to at most ${MAX_JSON_DEPTH} levels`;
+}
+
+/**
+ * Checks the nesting of a model.json's text before it is parsed (parsing a
+ * deep text builds all of it in memory first): the same limit and message as
+ * {@linkcode checkModelJson}, in one pass without recursion.
+ *
+ * @param text the model.json text
+ * @returns the problem, or null when it nests at most {@linkcode MAX_JSON_DEPTH} levels
+ *
+ * @example
+ * ```ts
+ * import { checkModelJsonNesting } from "./model_json.ts";
+ * const deep = '{"userDefinedMetadata":' + "[".repeat(200_000) + "]".repeat(200_000) + "}";
+ * console.log(checkModelJsonNesting(deep)); // Its userDefinedMetadata nests more than 64 levels …
+ * ```
+ */
+export function checkModelJsonNesting(text: string): string | null {
+  const deep = jsonTextTooDeep(text, MAX_JSON_DEPTH);
+  return deep ? nestingProblem(deep) : null;
+}
+
 /**
  * Checks a `model.json` before it is published: a Keras LayersModel topology
  * whose layer classes TensorFlow.js knows, and a weights manifest whose shard
@@ -156,6 +316,18 @@ export function checkModelJson(json: unknown, files: ReadonlyMap<string, number>
     return [
       `model.json must be a JSON object, got ${Array.isArray(json) ? "an array" : typeof json}`,
     ];
+  }
+  // First, so that nothing below (nor anything that stores or serializes the
+  // document later) recurses into a deep document.
+  const deep = jsonValueTooDeep(json, MAX_JSON_DEPTH);
+  if (deep) return [nestingProblem(deep)];
+  if (json.userDefinedMetadata !== undefined) {
+    const bytes = new TextEncoder().encode(JSON.stringify(json.userDefinedMetadata)).byteLength;
+    if (bytes > MAX_USER_METADATA_BYTES) {
+      problems.push(
+        `Its userDefinedMetadata takes ${bytes} bytes, over the limit of ${MAX_USER_METADATA_BYTES}: keep large data in a file of its own`,
+      );
+    }
   }
   if (!("modelTopology" in json)) {
     problems.push(`model.json has no "modelTopology": export the model with model.save()`);
@@ -243,6 +415,216 @@ export function checkModelJson(json: unknown, files: ReadonlyMap<string, number>
         } hold ${shardBytes}: upload the shards that belong to this model.json`,
       );
     }
+  }
+  // Building the layers is worth it only once the document itself is sound.
+  if (problems.length === 0) problems.push(...checkLayerWeights(json as unknown as ModelJson));
+  return problems;
+}
+
+/** tfjs's `toCamelCase` (tfjs-layers 4.22 `generic_utils`), which it does not export. */
+function toCamelCase(identifier: string): string {
+  if (identifier.length <= 1 || !identifier.includes("_")) return identifier;
+  return identifier.replace(/[_]+(\w|$)/g, (_m, p1: string) => p1.toUpperCase());
+}
+
+/**
+ * tfjs's `convertPythonicToTs` (tfjs-layers 4.22 `serialization_utils`), which
+ * `tf.loadLayersModel` applies to a topology before deserializing it and which
+ * tfjs does not export. Its recursion is bounded by {@linkcode MAX_JSON_DEPTH},
+ * checked before.
+ */
+function pythonicToTs(config: unknown, key?: string): unknown {
+  if (config === null || typeof config === "number" || typeof config === "boolean") return config;
+  if (typeof config === "string") return toCamelCase(config);
+  if (Array.isArray(config)) {
+    const isNameList = key === "inboundNodes" || key === "outputLayers" || key === "inputLayers";
+    return config.map((item, i) =>
+      isNameList && i === 0 && typeof item === "string" ? item : pythonicToTs(item, key)
+    );
+  }
+  if (typeof config !== "object") return config;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(config)) {
+    if (k === "name" && typeof v === "string") out[k] = v;
+    else {
+      const tsKey = toCamelCase(k);
+      out[tsKey] = pythonicToTs(v, tsKey);
+    }
+  }
+  return out;
+}
+
+type FromConfig = (
+  cls: unknown,
+  config: tf.serialization.ConfigDict,
+  customObjects: tf.serialization.ConfigDict,
+  fastWeightInit: boolean,
+) => tf.LayersModel;
+
+/** Names the first layer whose config tfjs refuses on its own, to point a build failure at it. */
+function firstBadLayer(topology: Record<string, unknown>): string | undefined {
+  const classes = tf.serialization.SerializationMap.getMap().classNameMap;
+  const config = topology.config;
+  const layers = Array.isArray(config) ? config : isRecord(config) ? config.layers : undefined;
+  for (const layer of Array.isArray(layers) ? layers : []) {
+    if (!isRecord(layer) || typeof layer.className !== "string" || !isRecord(layer.config)) {
+      continue;
+    }
+    const name = `"${String(layer.config.name)}" (${layer.className})`;
+    if (CONTAINER_CLASSES.has(layer.className)) {
+      const inner = firstBadLayer(layer);
+      if (inner !== undefined) return inner;
+      continue;
+    }
+    const entry = classes[layer.className];
+    if (!entry) return name;
+    try {
+      // Constructing without building allocates no weights.
+      (entry[1] as unknown as FromConfig)(
+        entry[0],
+        layer.config as tf.serialization.ConfigDict,
+        {},
+        true,
+      );
+    } catch {
+      return name;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Builds the model's layers from its topology the way `tf.loadLayersModel`
+ * does (its fast initialization: zero-filled weights, no random initializers,
+ * no weights read) and checks every weight of the weights manifest against
+ * the shape its layer expects, matching names as tfjs's `loadWeights` does.
+ * A checkpoint that passes loads with the stock `tf.loadLayersModel`.
+ *
+ * The built weights are allocated for the duration of the check (zero-filled
+ * memory the operating system hands out lazily on the CPU backend) and
+ * released before it returns; so is anything a failed build left behind.
+ *
+ * @param json a model.json whose structure {@linkcode checkModelJson} accepts
+ * @returns the problems, each naming the layer and both shapes; empty when every weight fits
+ *
+ * @example A Dense layer of 5 units with a kernel saved for 4
+ * ```ts
+ * import { checkLayerWeights } from "./model_json.ts";
+ * const problems = checkLayerWeights({
+ *   modelTopology: {
+ *     class_name: "Sequential",
+ *     config: {
+ *       name: "s",
+ *       layers: [{ class_name: "Dense", config: { name: "d", units: 5, batch_input_shape: [null, 16] } }],
+ *     },
+ *   },
+ *   weightsManifest: [{
+ *     paths: ["w.bin"],
+ *     weights: [
+ *       { name: "d/kernel", shape: [16, 4], dtype: "float32" },
+ *       { name: "d/bias", shape: [5], dtype: "float32" },
+ *     ],
+ *   }],
+ * });
+ * console.log(problems[0]); // Layer "d" (Dense) expects weight "d/kernel" of shape [16,5], but the weights manifest gives [16,4] …
+ * ```
+ */
+export function checkLayerWeights(json: ModelJson): string[] {
+  let topology = json.modelTopology as Record<string, unknown>;
+  if (isRecord(topology.model_config)) topology = topology.model_config;
+  const ts = pythonicToTs(topology) as Record<string, unknown>;
+  const className = String(ts.className);
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  if (!entry) {
+    return [`modelTopology has class_name "${className}", which TensorFlow.js does not know`];
+  }
+  const variablesBefore = new Set(Object.keys(tf.engine().registeredVariables));
+  let model: tf.LayersModel | undefined;
+  try {
+    return tf.tidy(() => {
+      try {
+        model = (entry[1] as unknown as FromConfig)(
+          entry[0],
+          ts.config as tf.serialization.ConfigDict,
+          {},
+          true,
+        );
+      } catch (e) {
+        // fromConfig took the layers out of the config it was given: convert again.
+        const layer = firstBadLayer(pythonicToTs(topology) as Record<string, unknown>);
+        return [
+          `TensorFlow.js cannot build the model from its topology${
+            layer === undefined ? "" : ` at layer ${layer}`
+          }: ${
+            (e instanceof Error ? e.message : String(e)).split("\n")[0]
+          }: fix the layer's config in modelTopology`,
+        ];
+      }
+      return compareWeights(model, json.weightsManifest);
+    });
+  } finally {
+    model?.dispose();
+    // A build that failed half way leaves the variables it made registered.
+    const registered = tf.engine().registeredVariables;
+    for (const name of Object.keys(registered)) {
+      if (!variablesBefore.has(name)) registered[name]?.dispose();
+    }
+  }
+}
+
+function shapeText(shape: readonly (number | null)[]): string {
+  return `[${shape.join(",")}]`;
+}
+
+/** The weights manifest against the built model's variables, by tfjs's `loadWeights` rules. */
+function compareWeights(model: tf.LayersModel, manifest: WeightsManifestGroup[]): string[] {
+  const specs = manifest.flatMap((g) => g.weights).filter((w) =>
+    (w as { group?: string }).group !== "optimizer"
+  );
+  // Keras 3 names weights "<layer>/<index>"; tfjs matches them by position.
+  const lastPart = specs[0]?.name.split("/").at(-1) ?? "";
+  const keras3 = specs.length > 0 && !Number.isNaN(parseInt(lastPart, 10));
+  const expected = new Map<string, { layer: tf.layers.Layer; shape: number[] }>();
+  for (const layer of model.layers) {
+    for (const [index, w] of layer.weights.entries()) {
+      const name = keras3 ? `${w.name.split("/").slice(0, -1).join("/")}/${index}` : w.originalName;
+      expected.set(name, { layer, shape: w.shape as number[] });
+    }
+  }
+  const problems: string[] = [];
+  for (const spec of specs) {
+    let name = spec.name;
+    if (!expected.has(name)) {
+      // As tfjs: TF 2.2 put a cell's name between the layer's and the weight's.
+      const parts = name.split("/");
+      name = [...parts.slice(0, -2), parts.at(-1)].join("/");
+    }
+    const want = expected.get(name);
+    if (!want) {
+      problems.push(
+        `Weight "${spec.name}" of the weights manifest belongs to no layer of modelTopology: remove it or save the model.json and its weights together`,
+      );
+      continue;
+    }
+    expected.delete(name);
+    const same = want.shape.length === spec.shape.length &&
+      want.shape.every((d, i) => d === spec.shape[i]);
+    if (!same) {
+      problems.push(
+        `Layer "${want.layer.name}" (${want.layer.getClassName()}) expects weight "${spec.name}" of shape ${
+          shapeText(want.shape)
+        }, but the weights manifest gives ${
+          shapeText(spec.shape)
+        }: the weights were saved for another configuration of this layer`,
+      );
+    }
+  }
+  for (const [name, { layer, shape }] of expected) {
+    problems.push(
+      `Layer "${layer.name}" (${layer.getClassName()}) needs weight "${name}" of shape ${
+        shapeText(shape)
+      }, which the weights manifest does not list`,
+    );
   }
   return problems;
 }

@@ -10,6 +10,8 @@ import { HttpProblem } from "../problem.ts";
 import { DigestMismatchError } from "../storage/store.ts";
 import type { RegistryEnv } from "../app.ts";
 import { requireAnyPublish, requireRead } from "../middleware/auth.ts";
+import { requestBody } from "../middleware/deadline.ts";
+import { canRead } from "../auth.ts";
 
 /** Checks a digest from a URL or query; a 400 problem otherwise. */
 export function checkDigest(value: string): string {
@@ -115,11 +117,14 @@ export function blobRoutes(): Hono<RegistryEnv> {
         `Blob of ${declared} bytes is over the limit of ${limits.maxBlobBytes} bytes: split the weights into smaller shards or raise --max-blob-bytes`,
       );
     }
-    if (expected !== undefined) {
+    // Answering "already stored" without the bytes tells whether a blob exists
+    // and its size: on a private registry only a token that may read learns it.
+    const mayRead = !c.get("auth").private || canRead(c.get("scopes"));
+    if (expected !== undefined && mayRead) {
       const existing = await store.blobs.stat(expected);
       if (existing) return c.json({ digest: existing.digest, size: existing.size }, 200);
     }
-    const body = c.req.raw.body;
+    const body = requestBody(c);
     if (!body) {
       throw new HttpProblem(
         400,

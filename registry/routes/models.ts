@@ -7,12 +7,14 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { checkNamePart, DIGEST, FILE_PATH, isSemver, printable, TAG } from "../../sdk/names.ts";
+import { formatJsonPath, jsonTextTooDeep, MAX_JSON_DEPTH } from "../../sdk/model_json.ts";
 import { MAX_MODEL_JSON_BYTES, publishVersion, readAll } from "../publish.ts";
 import { HttpProblem } from "../problem.ts";
 import { resolveRef } from "../resolve.ts";
 import { type FileEntry, NotFoundError, type Store, type VersionRecord } from "../storage/store.ts";
 import type { RegistryEnv } from "../app.ts";
 import { requirePublish, requireRead } from "../middleware/auth.ts";
+import { requestBody } from "../middleware/deadline.ts";
 import { DocumentCache, versionBody } from "./_documents.ts";
 
 const JSON_HEADERS = { "content-type": "application/json" } as const;
@@ -104,16 +106,36 @@ export function versionDocument(v: VersionRecord): Record<string, unknown> {
   };
 }
 
+/** The largest card accepted, serialized. */
+export const MAX_CARD_BYTES = 256 * 1024;
+
+/**
+ * Reads and parses a JSON request body. Its nesting is checked on the text
+ * before parsing: a request holds its documents (the card) one level down, so
+ * it may nest one level more than a stored document.
+ */
 async function readJsonBody(
   c: Context<RegistryEnv>,
   limit: number,
   what: string,
 ): Promise<unknown> {
-  const body = c.req.raw.body;
+  const body = requestBody(c);
   if (!body) throw new HttpProblem(400, `${what} is missing: send it as a JSON request body`);
-  const bytes = await readAll(body, limit, what);
+  const text = new TextDecoder().decode(await readAll(body, limit, what));
+  const deep = jsonTextTooDeep(text, MAX_JSON_DEPTH + 1);
+  if (deep) {
+    const [first, ...rest] = deep;
+    const [doc, path] = first === "card" ? ["The card", rest] : [what, deep];
+    const levels = first === "card" ? MAX_JSON_DEPTH : MAX_JSON_DEPTH + 1;
+    throw new HttpProblem(
+      422,
+      `${doc} nests more than ${levels} levels of objects and arrays (at ${
+        formatJsonPath(first === "card" ? "card" : "", path)
+      }): flatten it to at most ${levels} levels; nothing was stored`,
+    );
+  }
   try {
-    return JSON.parse(new TextDecoder().decode(bytes));
+    return JSON.parse(text);
   } catch (e) {
     throw new HttpProblem(400, `${what} is not valid JSON: ${(e as Error).message}`);
   }
@@ -180,6 +202,12 @@ function parsePublishBody(body: unknown): { files: FileEntry[]; card: Record<str
     ) {
       errors.push("card.labels must be an array of strings");
     }
+    const bytes = new TextEncoder().encode(JSON.stringify(card)).byteLength;
+    if (bytes > MAX_CARD_BYTES) {
+      errors.push(
+        `card takes ${bytes} bytes as JSON, over the limit of ${MAX_CARD_BYTES}: keep large data in a file of the version`,
+      );
+    }
   }
   if (errors.length > 0) {
     throw new HttpProblem(422, `The publish request is invalid: ${errors[0]}`, { errors });
@@ -217,7 +245,7 @@ export function modelRoutes(): Hono<RegistryEnv> {
     const task = c.req.query("task");
     const cursor = c.req.query("cursor");
     if (search !== undefined && search.length > 200) {
-      throw new HttpProblem(400, "Search text is over 200 characters");
+      throw new HttpProblem(400, "Search text is over 200 characters: search for a shorter text");
     }
     try {
       const page = await c.var.store.listModels({
@@ -319,7 +347,7 @@ export function modelRoutes(): Hono<RegistryEnv> {
       files,
       card,
       publishedBy: c.var.tokenLabel,
-    });
+    }, c.get("deadline"));
     return c.json(versionDocument(v), 201, { location: `/api/models/${ns}/${name}/${version}` });
   });
 

@@ -1,5 +1,14 @@
+import * as tf from "@tensorflow/tfjs";
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import {
+  checkModelJson,
+  checkModelJsonNesting,
+  jsonTextTooDeep,
+  MAX_JSON_DEPTH,
+  MAX_USER_METADATA_BYTES,
+  type ModelJson,
+  type WeightsManifestEntry,
+} from "../../sdk/model_json.ts";
 import { readNsfwjsModel } from "../../zoo/nsfwjs/source.ts";
 
 /** A one-Dense model: 2x3 float32 kernel + 3 float32 bias = 36 bytes. */
@@ -118,4 +127,135 @@ Deno.test("checkModelJson() accepts only plain relative shard paths", () => {
   const [group] = json.weightsManifest as { paths: string[] }[];
   if (group) group.paths = ["weights/part1.bin"];
   assertEquals(checkModelJson(json, new Map([["weights/part1.bin", 36]])), []);
+});
+
+/** A model.json of layers built by tfjs, saved with their real weight specs and one shard. */
+async function saved(model: tf.LayersModel): Promise<{ json: ModelJson; bytes: number }> {
+  let out: { json: ModelJson; bytes: number } | undefined;
+  await model.save(tf.io.withSaveHandler((a) => {
+    out = {
+      json: {
+        format: "layers-model",
+        modelTopology: a.modelTopology as object,
+        weightsManifest: [{ paths: ["w.bin"], weights: a.weightSpecs as WeightsManifestEntry[] }],
+      },
+      bytes: tf.io.CompositeArrayBuffer.join(a.weightData!).byteLength,
+    };
+    return Promise.resolve({
+      modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" },
+    });
+  }));
+  model.dispose();
+  return out!;
+}
+
+function layersOf(json: ModelJson): Record<string, unknown>[] {
+  return (json.modelTopology as { config: { layers: { config: Record<string, unknown> }[] } })
+    .config.layers.map((l) => l.config);
+}
+
+/** What the checks must leave behind: no tensor and no variable. */
+function engineCounts(): [number, number] {
+  return [tf.memory().numTensors, Object.keys(tf.engine().registeredVariables).length];
+}
+
+Deno.test("checkModelJson() builds the layers and names the layer and both shapes of a weight that does not fit", async () => {
+  const { json, bytes } = await saved(tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [8], units: 16, name: "hidden" }),
+      tf.layers.dense({ units: 4, name: "out" }),
+    ],
+  }));
+  const files = new Map([["w.bin", bytes]]);
+  const before = engineCounts();
+  assertEquals(checkModelJson(json, files), []);
+  // The topology now says 5 units while the manifest and shard hold a [16,4] kernel.
+  const out = layersOf(json)[1]!;
+  out.units = 5;
+  const problems = checkModelJson(json, files);
+  assertEquals(problems.length, 2, problems.join("\n"));
+  assertStringIncludes(
+    problems[0]!,
+    'Layer "out" (Dense) expects weight "out/kernel" of shape [16,5], but the weights manifest gives [16,4]',
+  );
+  assertStringIncludes(
+    problems[1]!,
+    'expects weight "out/bias" of shape [5], but the weights manifest gives [4]',
+  );
+  out.units = 4;
+  // A weight the layers do not have, and one the manifest leaves out.
+  const [group] = json.weightsManifest;
+  group!.weights[3]!.name = "other/bias";
+  const renamed = checkModelJson(json, files);
+  assertStringIncludes(
+    renamed[0]!,
+    'Weight "other/bias" of the weights manifest belongs to no layer',
+  );
+  assertStringIncludes(
+    renamed[1]!,
+    'Layer "out" (Dense) needs weight "out/bias" of shape [4], which the weights manifest does not list',
+  );
+  assertEquals(engineCounts(), before, "the built layers are released");
+});
+
+Deno.test("checkModelJson() names a layer whose config tfjs cannot build, and leaves nothing allocated", async () => {
+  const { json, bytes } = await saved(tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 2, kernelSize: 3, name: "c1" }),
+      tf.layers.conv2d({ filters: 2, kernelSize: 3, name: "c2" }),
+    ],
+  }));
+  const before = engineCounts();
+  layersOf(json)[1]!.kernel_size = "y";
+  only(
+    checkModelJson(json, new Map([["w.bin", bytes]])),
+    'TensorFlow.js cannot build the model from its topology at layer "c2" (Conv2D): BaseConv expects config.kernelSize to be number or number[]',
+  );
+  assertEquals(engineCounts(), before, "what the failed build made is released");
+});
+
+Deno.test("checkModelJson() refuses a model.json nested deeper than 64 levels without overflowing the stack", () => {
+  const deep = (n: number) => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = { a: v };
+    return v;
+  };
+  const json = tiny();
+  json.userDefinedMetadata = deep(200_000);
+  only(checkModelJson(json, shard), "Its userDefinedMetadata nests more than 64 levels");
+  json.userDefinedMetadata = deep(MAX_JSON_DEPTH - 1);
+  assertEquals(checkModelJson(json, shard), []);
+  // 30,000 nested Sequential models.
+  let model: unknown = { class_name: "Dense", config: { name: "d", units: 1 } };
+  for (let i = 0; i < 30_000; i++) {
+    model = { class_name: "Sequential", config: { name: `s${i}`, layers: [model] } };
+  }
+  const nested = { ...tiny(), modelTopology: model };
+  only(
+    checkModelJson(nested, shard),
+    "model.json nests more than 64 levels of objects and arrays (at modelTopology.config.layers[0].config.layers…)",
+  );
+  // The same limit on the text, before it is parsed.
+  const text = JSON.stringify({ ...tiny(), userDefinedMetadata: "x" }).replace(
+    '"x"',
+    "[".repeat(200_000) + "]".repeat(200_000),
+  );
+  assertStringIncludes(
+    checkModelJsonNesting(text) ?? "",
+    "Its userDefinedMetadata nests more than 64 levels",
+  );
+  assertEquals(checkModelJsonNesting(JSON.stringify(tiny())), null);
+  // Brackets inside strings do not count.
+  assertEquals(jsonTextTooDeep(`{"a":"${"[".repeat(100)}"}`, 2), null);
+  assertEquals(jsonTextTooDeep('{"a":[{"b":{}}],"c":{"d":[[1]]}}', 3), ["a", 0, "b"]);
+  assertEquals(jsonTextTooDeep('{"a":[1,{}],"c":{"d":[[[1]]]}}', 4), ["c", "d", 0, 0]);
+});
+
+Deno.test("checkModelJson() refuses userDefinedMetadata over 1 MiB", () => {
+  const json = tiny();
+  json.userDefinedMetadata = { blob: "x".repeat(MAX_USER_METADATA_BYTES) };
+  only(
+    checkModelJson(json, shard),
+    `Its userDefinedMetadata takes ${MAX_USER_METADATA_BYTES + 11} bytes, over the limit`,
+  );
 });

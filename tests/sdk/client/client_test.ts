@@ -227,6 +227,32 @@ Deno.test("a corrupted cached blob is noticed on use and fetched again", async (
   assertEquals(await Deno.readFile(path), good);
 });
 
+Deno.test("offline, a corrupted cached blob is reported as corrupted, not as not cached", async () => {
+  await using reg = await startRegistry();
+  const { shard } = await publishDense(reg);
+  const cacheDir = await tempCache();
+  const online = client(reg.url, cacheDir);
+  const offline = client(reg.url, cacheDir, { fetch: noNetwork().fetch, offline: true });
+  const path = (await online.pull("zoo/dense@1.0.0")).files.find((f) => f.path === shard.path)!
+    .localPath;
+  const good = await Deno.readFile(path);
+  // One flipped byte (the size still matches) and a cut copy (the size differs).
+  const flipped = good.slice();
+  flipped[100] = flipped[100]! ^ 0xff;
+  for (const bad of [flipped, good.slice(0, 1000)]) {
+    await Deno.writeFile(path, bad);
+    const e = await assertRejects(() => offline.loadModel("zoo/dense@1.0.0"), OfflineError);
+    assertStringIncludes(
+      e.message,
+      `the cached copy of file "${shard.path}" (${shard.digest}) is corrupted`,
+    );
+    assert(!e.message.includes("not cached"), e.message);
+    // Online, the same cache heals.
+    (await online.loadModel("zoo/dense@1.0.0")).dispose();
+    assertEquals(await Deno.readFile(path), good);
+  }
+});
+
 Deno.test("bytes that do not match their digest throw IntegrityError and leave nothing cached", async () => {
   await using reg = await startRegistry();
   const { result } = await publishDense(reg);
