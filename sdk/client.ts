@@ -21,13 +21,40 @@ import {
   parseRef,
   printable,
 } from "./names.ts";
-import { hashFile, sha256, ZooCache } from "./cache.ts";
-import { NotFoundError, OfflineError, type Problem, RegistryError } from "./errors.ts";
+import { hashFile, type RetryPolicy, sha256, ZooCache } from "./cache.ts";
+import {
+  IntegrityError,
+  NotFoundError,
+  OfflineError,
+  type Problem,
+  RegistryError,
+} from "./errors.ts";
 import { createProgress, type Progress } from "./_progress.ts";
 import { loadZooModel, modelToFiles } from "./io_handler.ts";
 
 /** The registry's default address. */
 export const DEFAULT_URL = "http://localhost:8000";
+
+/**
+ * Blobs downloaded at once. Loopback measurements: one stream leaves the
+ * receiving side idle while it hashes and writes; four keep the link busy
+ * without holding more than two write chunks each in memory.
+ */
+const PARALLEL_DOWNLOADS = 4;
+/** Blobs uploaded at once. */
+const PARALLEL_UPLOADS = 4;
+/** Cached files read and hashed at once (one hashes while the other waits on the disk). */
+const PARALLEL_READS = 2;
+/** Uploads stream a file in chunks of this size. */
+const UPLOAD_CHUNK = 1 << 20;
+/**
+ * Files up to this size are uploaded from memory with a Content-Length;
+ * larger ones are streamed. Deno's fetch sends a streamed body chunked, and
+ * four chunked uploads at once cost the registry (a Deno server) about ten
+ * times the CPU of the same bytes with a length: 3.2 s against 0.33 s for
+ * 4 × 32 MiB, measured on loopback.
+ */
+const UPLOAD_IN_MEMORY_MAX = 64 << 20;
 
 /** One file of a version: its path in the checkpoint and the blob holding it. */
 export interface FileDocument {
@@ -112,6 +139,11 @@ export interface ZooClientOptions {
    * @default {"only when stderr is a terminal"}
    */
   progress?: boolean;
+  /**
+   * How a download retries a cut connection or a server error.
+   * @default {"5 attempts, waits doubling from 250 ms with jitter"}
+   */
+  retry?: RetryPolicy;
 }
 
 /** Options of downloads and loads. */
@@ -168,7 +200,10 @@ export interface PublishResult {
 
 /** A file about to be published. */
 interface OutgoingFile extends FileDocument {
-  read(): Promise<Uint8Array<ArrayBuffer>>;
+  /** The bytes to upload: in memory, or streamed from the file. */
+  body(): Promise<BodyInit>;
+  /** Explains a refused upload: the file changed since it was hashed (null when it did not). */
+  changed(): Promise<Error | null>;
 }
 
 /**
@@ -227,7 +262,10 @@ export class ZooClient {
     const f = options.fetch ?? globalThis.fetch;
     this.#fetch = (input, init) => f(input, init);
     this.#progress = options.progress;
-    this.cache = new ZooCache(this.cacheDir);
+    this.cache = new ZooCache(
+      this.cacheDir,
+      options.retry === undefined ? {} : { retry: options.retry },
+    );
   }
 
   /**
@@ -375,22 +413,57 @@ export class ZooClient {
       const list = missing.map((f) => `"${f.path}" (${f.digest})`).join(", ");
       throw new OfflineError(shown, `file ${list} is not cached`);
     }
+    if (missing.length > 0) await this.cache.sweep();
     const missingBytes = missing.reduce((n, f) => n + f.size, 0);
     const bar: Progress = createProgress(missingBytes > 0 ? this.#progress : false);
     bar.start(shown, missingBytes);
+    let arrived = 0;
     try {
-      let before = 0;
-      for (const f of missing) {
-        await this.#downloadBlob(shown, f, (held) => {
-          bar.update(before + held);
-          report(have + before + held);
+      await pool(missing, PARALLEL_DOWNLOADS, async (f) => {
+        let held = 0;
+        await this.#downloadBlob(shown, f, (now) => {
+          arrived += now - held;
+          held = now;
+          bar.update(arrived);
+          report(have + arrived);
         });
-        before += f.size;
-      }
+      });
     } finally {
       bar.stop();
     }
     report(total);
+  }
+
+  /**
+   * Reads files of a version into one buffer, in the order given (a model's
+   * weight shards), each verified against its digest while it is read;
+   * fetches what is missing and refetches what is corrupted.
+   *
+   * @param doc the version document
+   * @param paths the files' checkpoint paths
+   * @returns their verified bytes, one after the other
+   * @throws {RangeError} when a path is not a file of the version
+   * @throws {IntegrityError} when the registry sends bytes that do not match
+   * @throws {OfflineError} in offline mode when a file is not cached or is corrupted
+   */
+  async readFiles(doc: VersionDocument, paths: string[]): Promise<Uint8Array<ArrayBuffer>> {
+    const files = paths.map((p) => fileOf(doc, p));
+    const out = new Uint8Array(files.reduce((n, f) => n + f.size, 0));
+    let offset = 0;
+    const parts = files.map((f) => {
+      const part = { f, target: out.subarray(offset, offset + f.size) };
+      offset += f.size;
+      return part;
+    });
+    await pool(parts, PARALLEL_READS, async ({ f, target }) => {
+      if (await this.cache.readBlobInto(f.digest, target)) return;
+      await this.ensureFiles(doc, [f.path]);
+      if (await this.cache.readBlobInto(f.digest, target)) return;
+      throw new Error(
+        `Cannot read "${f.path}" of "${doc.namespace}/${doc.name}@${doc.version}": the cached blob changed while in use`,
+      );
+    });
+    return out;
   }
 
   /**
@@ -489,22 +562,25 @@ export class ZooClient {
     }
     let uploaded = 0;
     let reused = 0;
-    const seen = new Set<string>();
-    for (const f of files) {
-      if (seen.has(f.digest)) continue;
-      seen.add(f.digest);
+    const unique = [...new Map(files.map((f) => [f.digest, f])).values()];
+    await pool(unique, PARALLEL_UPLOADS, async (f) => {
       if (await this.#hasRemoteBlob(action, f.digest)) {
         reused++;
-        continue;
+        return;
       }
-      const body = await f.read();
-      await this.#request(action, `/api/blobs?digest=${encodeURIComponent(f.digest)}`, {
-        method: "POST",
-        headers: { "content-type": "application/octet-stream" },
-        body,
-      });
+      try {
+        await this.#request(action, `/api/blobs?digest=${encodeURIComponent(f.digest)}`, {
+          method: "POST",
+          headers: { "content-type": "application/octet-stream" },
+          body: await f.body(),
+        });
+      } catch (e) {
+        // The registry hashes what it receives and refuses a mismatch: say why.
+        if (e instanceof RegistryError && e.status === 400) throw (await f.changed()) ?? e;
+        throw e;
+      }
       uploaded++;
-    }
+    });
     const res = await this.#request(
       action,
       `/api/models/${r.namespace}/${r.name}/${encodeURIComponent(options.version)}`,
@@ -570,13 +646,27 @@ export class ZooClient {
 
   async #downloadBlob(shown: string, f: FileDocument, onBytes: (held: number) => void) {
     const path = `/api/blobs/${f.digest}`;
-    const action = `Cannot download "${f.path}" of "${shown}"`;
-    await this.cache.download(f.digest, f.size, async (start) => {
-      const headers: Record<string, string> = start > 0 ? { range: `bytes=${start}-` } : {};
-      const res = await this.#send(action, path, { headers });
-      if (res.ok || res.status === 416) return res;
-      throw await problemError(action, res);
-    }, onBytes);
+    const action = `Cannot download "${f.path}" of "${shown}" from "${this.url}"`;
+    try {
+      await this.cache.download(f.digest, f.size, async (start) => {
+        const headers: Record<string, string> = start > 0 ? { range: `bytes=${start}-` } : {};
+        const res = await this.#send(action, path, { headers });
+        if (res.ok || res.status === 416) return res;
+        throw await problemError(action, res);
+      }, onBytes);
+    } catch (e) {
+      if (e instanceof IntegrityError || e instanceof RegistryError || e instanceof RangeError) {
+        throw e;
+      }
+      // A cut connection's own message names neither the file nor the registry.
+      const why = e instanceof Error ? e.message : String(e);
+      throw new TypeError(
+        `${action}: gave up after ${this.cache.retry.attempts} attempts: ${
+          why.startsWith(action) ? why.slice(action.length + 2) : why
+        }; what arrived is kept in the cache and the next pull resumes it`,
+        { cause: e },
+      );
+    }
   }
 
   async #hasRemoteBlob(action: string, digest: string): Promise<boolean> {
@@ -688,7 +778,8 @@ function memoryFile(f: { path: string; bytes: Uint8Array<ArrayBuffer> }): Outgoi
     path: f.path,
     digest: sha256(f.bytes),
     size: f.bytes.byteLength,
-    read: () => Promise.resolve(f.bytes),
+    body: () => Promise.resolve(f.bytes),
+    changed: () => Promise.resolve(null),
   };
 }
 
@@ -725,7 +816,8 @@ async function folderFiles(
     paths.push("README.md");
   } catch { /* optional */ }
   const files: OutgoingFile[] = [];
-  for (const path of paths) {
+  // Hash the files two at a time: one hashes while the other waits on the disk.
+  await pool(paths.map((path, i) => ({ path, i })), PARALLEL_READS, async ({ path, i }) => {
     const full = join(dir, path);
     let size: number;
     try {
@@ -739,19 +831,20 @@ async function folderFiles(
       throw e;
     }
     const digest = await hashFile(full);
-    files.push({
+    files[i] = {
       path,
       digest,
       size,
-      read: async () => {
-        const bytes = await Deno.readFile(full);
-        if (sha256(bytes) !== digest) {
-          throw new Error(`Cannot publish "${dir}": "${path}" changed while publishing`);
-        }
-        return bytes;
-      },
-    });
-  }
+      body: async () =>
+        size <= UPLOAD_IN_MEMORY_MAX
+          ? await readWhole(full, size)
+          : fileStream(await Deno.open(full)),
+      changed: async () =>
+        await hashFile(full) === digest
+          ? null
+          : new Error(`Cannot publish "${dir}": "${path}" changed while publishing`),
+    };
+  });
   let card: Record<string, unknown> | undefined;
   try {
     card = JSON.parse(await Deno.readTextFile(join(dir, "card.json")));
@@ -763,6 +856,69 @@ async function folderFiles(
     }
   }
   return { files, card };
+}
+
+/**
+ * Runs `run` on every item, at most `limit` at once. After a failure no new
+ * item starts; the ones running finish (a download keeps its partial), then
+ * the first failure is thrown.
+ */
+async function pool<T>(items: T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await run(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.error;
+}
+
+/** Reads a file of a known size into one buffer (faster than `Deno.readFile`, which grows its buffer). */
+async function readWhole(path: string, size: number): Promise<Uint8Array<ArrayBuffer>> {
+  using file = await Deno.open(path);
+  const bytes = new Uint8Array(size);
+  for (let off = 0; off < size;) {
+    const n = await file.read(bytes.subarray(off, Math.min(off + UPLOAD_CHUNK * 4, size)));
+    if (n === null) break;
+    off += n;
+  }
+  return bytes;
+}
+
+/** A file's bytes as a stream of large chunks; the file is closed at the end or on cancel. */
+function fileStream(file: Deno.FsFile): ReadableStream<Uint8Array> {
+  const close = () => {
+    try {
+      file.close();
+    } catch {
+      // already closed
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const buf = new Uint8Array(UPLOAD_CHUNK);
+        const n = await file.read(buf);
+        if (n === null) {
+          close();
+          controller.close();
+        } else {
+          controller.enqueue(n === buf.byteLength ? buf : buf.subarray(0, n));
+        }
+      } catch (e) {
+        close();
+        controller.error(e);
+      }
+    },
+    cancel: close,
+  });
 }
 
 async function sizeIs(path: string, size: number): Promise<boolean> {

@@ -170,7 +170,17 @@ Deno.test("a download cut midway is resumed with a Range request", async () => {
       const res = await forward(req);
       return new URL(req.url).pathname === blobPath ? cutAfter(res, 30_000) : res;
     });
-    await assertRejects(() => client(cutting.url, cacheDir).pull("zoo/dense@1.0.0"));
+    const retry = { attempts: 3, baseDelayMs: 1 };
+    const e = await assertRejects(
+      () => client(cutting.url, cacheDir, { retry }).pull("zoo/dense@1.0.0"),
+      TypeError,
+    );
+    // The error names the file, the version, the registry and what happens next.
+    assertStringIncludes(
+      e.message,
+      `Cannot download "${shard.path}" of "zoo/dense@1.0.0" from "${cutting.url}": gave up after 3 attempts`,
+    );
+    assertStringIncludes(e.message, "the next pull resumes it");
     const ranges = cutting.seen.filter((s) => s.path === blobPath).map((s) => s.range);
     assertEquals(ranges, [null, "bytes=30000-", "bytes=60000-"]);
     const hex = shard.digest.slice(7);
@@ -294,13 +304,15 @@ Deno.test("publish() asks HEAD of every blob first and sends only the blobs the 
     const pub = client(proxy.url, await tempCache(), { token: reg.token });
     const first = await pub.publish(model, { name: "zoo/dense", version: "1.0.0" });
     assertEquals([first.uploaded, first.reused], [2, 0]);
-    assertEquals(requests(), [
+    // Blobs go in parallel, each one's HEAD before its POST; the version last.
+    const seen = requests();
+    assertEquals(seen.slice(0, 4).sort(), [
+      "HEAD /api/blobs 404",
       "HEAD /api/blobs 404",
       "POST /api/blobs 201",
-      "HEAD /api/blobs 404",
       "POST /api/blobs 201",
-      "PUT /api/models 201",
     ]);
+    assertEquals(seen[4], "PUT /api/models 201");
     const second = await pub.publish(model, { name: "zoo/dense", version: "1.0.1" });
     assertEquals([second.uploaded, second.reused], [0, 2]);
     assertEquals(requests(), ["HEAD /api/blobs 200", "HEAD /api/blobs 200", "PUT /api/models 201"]);
