@@ -195,6 +195,73 @@ Deno.test("a download cut midway is resumed with a Range request", async () => {
   assert(!(await listDir(join(cacheDir, "blobs/sha256"))).some((n) => n.endsWith(".partial")));
 });
 
+Deno.test("a pull killed with SIGKILL mid-download is resumed by the next pull from its partial", async () => {
+  await using reg = await startRegistry();
+  // One 4 MiB shard: the download writes it in 1 MiB chunks.
+  const model = tf.sequential({
+    layers: [tf.layers.dense({ inputShape: [1024], units: 1024, useBias: false })],
+  });
+  const published = await client(reg.url, await tempCache(), { token: reg.token })
+    .publish(model, { name: "zoo/big", version: "1.0.0" });
+  model.dispose();
+  const shard = published.version.files.find((f) => f.path.endsWith(".bin"))!;
+  assertEquals(shard.size, 4 << 20);
+  const blobPath = `/api/blobs/${shard.digest}`;
+  const sent = 2.5 * (1 << 20);
+  // The proxy sends 2.5 MiB of the shard, then stalls until the client goes away.
+  await using stalling = startProxy(reg.url, async (req, forward) => {
+    const res = await forward(req);
+    if (new URL(req.url).pathname !== blobPath) return res;
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          c.enqueue(bytes.slice(0, sent));
+        },
+      }),
+      { status: res.status, headers: res.headers },
+    );
+  });
+  const cacheDir = await tempCache();
+  const dir = join(cacheDir, "blobs/sha256");
+  const hex = shard.digest.slice(7);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_pull_child.ts", import.meta.url).pathname,
+      stalling.url,
+      cacheDir,
+      "zoo/big@1.0.0",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const partialSize = async () => {
+    try {
+      return (await Deno.stat(join(dir, `${hex}.partial`))).size;
+    } catch {
+      return 0;
+    }
+  };
+  for (const until = Date.now() + 60_000; (await partialSize()) < 2 << 20;) {
+    assert(Date.now() < until, "the child never wrote 2 MiB of the partial");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGKILL");
+  assertEquals((await child.status).signal, "SIGKILL");
+  assertEquals(await partialSize(), 2 << 20);
+  assert((await listDir(dir)).includes(`${hex}.lock`), "the killed process left its lock file");
+
+  await using honest = startProxy(reg.url);
+  const pulled = await client(honest.url, cacheDir).pull("zoo/big@1.0.0");
+  const blob = honest.seen.filter((s) => s.path === blobPath);
+  assertEquals(blob.map((s) => [s.range, s.status]), [[`bytes=${2 << 20}-`, 206]]);
+  const local = pulled.files.find((f) => f.path === shard.path)!;
+  assertEquals(sha256(await Deno.readFile(local.localPath)), shard.digest);
+  assertEquals((await listDir(dir)).filter((n) => n.startsWith(hex)), [hex]);
+});
+
 Deno.test("a server that ignores Range still gives a verified blob", async () => {
   await using reg = await startRegistry();
   const { shard } = await publishDense(reg);
