@@ -271,11 +271,15 @@ async function sdkPull(url: string, cacheDir: string, reference: string): Promis
 async function curl(args: string[]): Promise<Timed> {
   const quoted = args.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   const t0 = performance.now();
-  const o = await run("bash", ["-c", `curl -sSf ${quoted} || exit 1; times`]);
+  const o = await new Deno.Command("bash", {
+    args: ["-c", `curl -sSf --no-progress-meter ${quoted} || exit 1; times`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const ms = performance.now() - t0;
-  if (!o.ok) throw new Error(`curl failed: ${o.out}`);
-  // `times` prints the shell's then its children's "XmY.YYYs XmY.YYYs".
-  const child = o.out.trim().split("\n").at(-1)!;
+  if (!o.success) throw new Error(`curl failed: ${decoder.decode(o.stderr)}`);
+  // `times` prints the shell's, then its children's "XmY.YYYs XmY.YYYs".
+  const child = decoder.decode(o.stdout).trim().split("\n").at(-1)!;
   const secs = [...child.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
   return { ms, cpu: secs.reduce((a, b) => a + b, 0) };
 }

@@ -88,6 +88,33 @@ export async function hashFile(path: string): Promise<string> {
 }
 
 /**
+ * Reads a whole file into memory and hashes it in the same pass (each chunk
+ * while the next one is read).
+ *
+ * @param path the file
+ * @returns its bytes and `sha256:<hex>`
+ * @throws {Deno.errors.NotFound} when the file does not exist
+ *
+ * @example Read and hash a file
+ * ```ts ignore
+ * import { readFileHashed } from "./cache.ts";
+ * const { bytes, digest } = await readFileHashed("group1-shard1of1.bin");
+ * console.log(bytes.byteLength, digest);
+ * ```
+ */
+export async function readFileHashed(
+  path: string,
+): Promise<{ bytes: Uint8Array<ArrayBuffer>; digest: string }> {
+  using file = await Deno.open(path);
+  const size = (await file.stat()).size;
+  const h = createHash("sha256");
+  const bytes = new Uint8Array(size);
+  const n = await readHashed(file, bytes, h);
+  if (n !== size) throw new Error(`Cannot read "${path}": it changed size while it was read`);
+  return { bytes, digest: `sha256:${h.digest("hex")}` };
+}
+
+/**
  * Opens the bytes of a blob from `start` on: a `Range: bytes=<start>-` request
  * when `start > 0`. Resolves to a 206 (range honoured), 200 (whole blob) or
  * 416 response; should throw a {@linkcode RegistryError} for other statuses.

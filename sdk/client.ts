@@ -21,7 +21,7 @@ import {
   parseRef,
   printable,
 } from "./names.ts";
-import { hashFile, type RetryPolicy, sha256, ZooCache } from "./cache.ts";
+import { hashFile, readFileHashed, type RetryPolicy, sha256, ZooCache } from "./cache.ts";
 import {
   IntegrityError,
   NotFoundError,
@@ -199,7 +199,19 @@ export interface PublishResult {
 }
 
 /** A file about to be published. */
-interface OutgoingFile extends FileDocument {
+interface OutgoingFile {
+  /** Its path in the checkpoint. */
+  path: string;
+  /** Hashes it; a file uploaded from memory is read once, for both. */
+  open(): Promise<OpenedFile>;
+}
+
+/** A hashed file about to be published. */
+interface OpenedFile {
+  /** `sha256:<hex>` of the bytes {@linkcode body} sends. */
+  digest: string;
+  /** Its length in bytes. */
+  size: number;
   /** The bytes to upload: in memory, or streamed from the file. */
   body(): Promise<BodyInit>;
   /** Explains a refused upload: the file changed since it was hashed (null when it did not). */
@@ -562,8 +574,15 @@ export class ZooClient {
     }
     let uploaded = 0;
     let reused = 0;
-    const unique = [...new Map(files.map((f) => [f.digest, f])).values()];
-    await pool(unique, PARALLEL_UPLOADS, async (f) => {
+    const entries: FileDocument[] = [];
+    const seen = new Set<string>();
+    // Each file is hashed, asked about and uploaded in one job, so hashing one
+    // file overlaps uploading another; a small file is read once for both.
+    await pool(files.map((file, i) => ({ file, i })), PARALLEL_UPLOADS, async ({ file, i }) => {
+      const f = await file.open();
+      entries[i] = { path: file.path, digest: f.digest, size: f.size };
+      if (seen.has(f.digest)) return;
+      seen.add(f.digest);
       if (await this.#hasRemoteBlob(action, f.digest)) {
         reused++;
         return;
@@ -588,7 +607,7 @@ export class ZooClient {
         method: "PUT",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({
-          files: files.map(({ path, digest, size }) => ({ path, digest, size })),
+          files: entries,
           card: options.card ?? card ?? {},
         }),
       },
@@ -774,13 +793,13 @@ function parseName(name: string): ModelRef {
 }
 
 function memoryFile(f: { path: string; bytes: Uint8Array<ArrayBuffer> }): OutgoingFile {
-  return {
-    path: f.path,
+  const opened: OpenedFile = {
     digest: sha256(f.bytes),
     size: f.bytes.byteLength,
     body: () => Promise.resolve(f.bytes),
     changed: () => Promise.resolve(null),
   };
+  return { path: f.path, open: () => Promise.resolve(opened) };
 }
 
 /** The files of a checkpoint folder: model.json, the shards it lists, README.md; and card.json. */
@@ -816,8 +835,7 @@ async function folderFiles(
     paths.push("README.md");
   } catch { /* optional */ }
   const files: OutgoingFile[] = [];
-  // Hash the files two at a time: one hashes while the other waits on the disk.
-  await pool(paths.map((path, i) => ({ path, i })), PARALLEL_READS, async ({ path, i }) => {
+  for (const path of paths) {
     const full = join(dir, path);
     let size: number;
     try {
@@ -830,21 +848,32 @@ async function folderFiles(
       }
       throw e;
     }
-    const digest = await hashFile(full);
-    files[i] = {
+    files.push({
       path,
-      digest,
-      size,
-      body: async () =>
-        size <= UPLOAD_IN_MEMORY_MAX
-          ? await readWhole(full, size)
-          : fileStream(await Deno.open(full)),
-      changed: async () =>
-        await hashFile(full) === digest
-          ? null
-          : new Error(`Cannot publish "${dir}": "${path}" changed while publishing`),
-    };
-  });
+      open: async () => {
+        if (size <= UPLOAD_IN_MEMORY_MAX) {
+          // Sent from the very bytes that were hashed: nothing can change in between.
+          const { bytes, digest } = await readFileHashed(full);
+          return {
+            digest,
+            size: bytes.byteLength,
+            body: () => Promise.resolve(bytes),
+            changed: () => Promise.resolve(null),
+          };
+        }
+        const digest = await hashFile(full);
+        return {
+          digest,
+          size,
+          body: async () => fileStream(await Deno.open(full)),
+          changed: async () =>
+            await hashFile(full) === digest
+              ? null
+              : new Error(`Cannot publish "${dir}": "${path}" changed while publishing`),
+        };
+      },
+    });
+  }
   let card: Record<string, unknown> | undefined;
   try {
     card = JSON.parse(await Deno.readTextFile(join(dir, "card.json")));
@@ -878,18 +907,6 @@ async function pool<T>(items: T[], limit: number, run: (item: T) => Promise<void
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (failure) throw failure.error;
-}
-
-/** Reads a file of a known size into one buffer (faster than `Deno.readFile`, which grows its buffer). */
-async function readWhole(path: string, size: number): Promise<Uint8Array<ArrayBuffer>> {
-  using file = await Deno.open(path);
-  const bytes = new Uint8Array(size);
-  for (let off = 0; off < size;) {
-    const n = await file.read(bytes.subarray(off, Math.min(off + UPLOAD_CHUNK * 4, size)));
-    if (n === null) break;
-    off += n;
-  }
-  return bytes;
 }
 
 /** A file's bytes as a stream of large chunks; the file is closed at the end or on cancel. */
