@@ -23,7 +23,7 @@
  * Writes `bench/results/transfer.md`; a hand-written part after the
  * `<!-- findings -->` line of that file is kept.
  *
- * Usage: `deno task bench:transfer [--sizes 256,1024] [--rounds 3] [--no-write]`
+ * Usage: `deno task bench:transfer [--sizes 256,1024] [--rounds 3] [--against main] [--no-write]`
  *
  * @module
  */
@@ -45,6 +45,8 @@ bench/results/transfer.md.
 Flags:
   --sizes <list>   checkpoint sizes in MiB, multiples of 32  (default 256,1024)
   --rounds <n>     paired rounds; medians are reported       (default 3)
+  --against <ref>  also run the SDK of a git revision against this one, in
+                   separate processes (first size, at least 5 rounds)
   --no-write       print the tables, leave the results file alone
   -h, --help       this text
 
@@ -256,15 +258,122 @@ interface Timed {
   rssMiB?: number;
 }
 
-/** Pulls in a child process (`--child-pull`), which reports its own figures. */
-async function sdkPull(url: string, cacheDir: string, reference: string): Promise<Timed> {
+/** What a child process does: pull, load (offline, from a warm cache) or publish a folder. */
+type ChildOp = "pull" | "load" | "publish";
+
+/**
+ * Runs one SDK operation in a child process (`--child`), which reports its
+ * own wall time, CPU time and peak RSS; `sdk` is the folder of the SDK to
+ * use (another revision's, for `--against`).
+ */
+async function child(
+  op: ChildOp,
+  args: { url: string; cacheDir: string; reference: string; token?: string; dir?: string },
+  sdk = new URL("../sdk/", import.meta.url).pathname,
+): Promise<Timed> {
   const o = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", import.meta.filename!, "--child-pull", url, cacheDir, reference],
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      import.meta.filename!,
+      "--child",
+      op,
+      sdk,
+      JSON.stringify(args),
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
-  if (!o.success) throw new Error(`The pull failed: ${decoder.decode(o.stderr)}`);
+  if (!o.success) throw new Error(`The child's ${op} failed: ${decoder.decode(o.stderr)}`);
   return JSON.parse(decoder.decode(o.stdout).trim().split("\n").at(-1)!) as Timed;
+}
+
+/** The `--child` side of {@linkcode child}. */
+async function runChild(op: string, sdk: string, json: string): Promise<void> {
+  const a = JSON.parse(json) as {
+    url: string;
+    cacheDir: string;
+    reference: string;
+    token?: string;
+    dir?: string;
+  };
+  const { ZooClient: Client } = await import(new URL("client.ts", `file://${sdk}`).href) as {
+    ZooClient: typeof ZooClient;
+  };
+  const zoo = new Client({
+    url: a.url,
+    cacheDir: a.cacheDir,
+    progress: false,
+    offline: op === "load",
+    ...(a.token ? { token: a.token } : {}),
+  });
+  let t: Timed;
+  if (op === "pull") t = await timed(() => zoo.pull(a.reference));
+  else if (op === "load") {
+    await tf.setBackend("cpu");
+    t = await timed(async () => (await zoo.loadModel(a.reference)).dispose());
+  } else {
+    const [name, version] = a.reference.split("@") as [string, string];
+    t = await timed(() => zoo.publish(a.dir!, { name, version }));
+  }
+  const status = await Deno.readTextFile("/proc/self/status");
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  console.log(JSON.stringify({ ...t, rssMiB: hwm }));
+}
+
+/**
+ * The previous SDK (`git archive <ref> sdk`) against this one, each in its
+ * own processes, alternating: publish to an empty registry, cold pull from
+ * it, warm load from that cache.
+ */
+async function against(
+  root: string,
+  ref: string,
+  mib: number,
+  rounds: number,
+): Promise<{ ref: string; mib: number; rows: Record<string, Record<string, Timed[]>> }> {
+  const base = await Deno.makeTempDir({ dir: root, prefix: "baseline-" });
+  const archive = await run("sh", [
+    "-c",
+    `git archive ${JSON.stringify(ref)} sdk | tar -x -C ${JSON.stringify(base)}`,
+  ]);
+  if (!archive.ok) throw new Error(`Cannot check out "${ref}": ${archive.out}`);
+  const dir = await Deno.makeTempDir({ dir: root, prefix: `ckpt-against-` });
+  await makeCheckpoint(dir, mib);
+  const sides = {
+    [ref]: join(base, "sdk") + "/",
+    this: new URL("../sdk/", import.meta.url).pathname,
+  };
+  const rows: Record<string, Record<string, Timed[]>> = {};
+  for (let r = 0; r < rounds; r++) {
+    log(`against ${ref}: round ${r + 1} of ${rounds}`);
+    const names = Object.keys(sides);
+    for (const side of r % 2 ? names.reverse() : names) {
+      const reg = await startRegistry(root);
+      const cacheDir = join(root, `against-cache-${r}`);
+      const add = (key: string, t: Timed) => ((rows[key] ??= {})[side] ??= []).push(t);
+      try {
+        const reference = `${MODEL}@1.0.0`;
+        const common = { url: reg.url, reference, token: reg.token };
+        add(
+          "publish to an empty registry",
+          await child(
+            "publish",
+            { ...common, cacheDir: join(root, "against-publish"), dir },
+            sides[side],
+          ),
+        );
+        add("cold pull", await child("pull", { ...common, cacheDir }, sides[side]));
+        add("warm loadModel", await child("load", { ...common, cacheDir }, sides[side]));
+      } finally {
+        await reg.stop();
+        await Deno.remove(cacheDir, { recursive: true }).catch(() => {});
+      }
+    }
+  }
+  return { ref, mib, rows };
 }
 
 /** curl with `times` after it, so its CPU time is known. */
@@ -487,7 +596,10 @@ async function measureSize(
       const cache = join(root, `cache-${mib}-${r}`);
       const sdk = async () => {
         const cpu0 = await cpuOf(a.pid);
-        add("pull: SDK", await sdkPull(a.url, cache, `${MODEL}@1.0.0`));
+        add(
+          "pull: SDK",
+          await child("pull", { url: a.url, cacheDir: cache, reference: `${MODEL}@1.0.0` }),
+        );
         add("pull: SDK server CPU", { ms: 0, cpu: (await cpuOf(a.pid)) - cpu0 });
       };
       const curlReg = async () => {
@@ -566,6 +678,7 @@ function report(
   profileBytes: number,
   machine: string,
   rounds: number,
+  compared?: Awaited<ReturnType<typeof against>>,
 ): string {
   const lines = [
     "# Checkpoint transfer on loopback",
@@ -642,26 +755,45 @@ function report(
       "",
     );
   }
+  if (compared) {
+    const bytes = compared.mib << 20;
+    const med = (ts: Timed[] = []) => ({
+      ms: median(ts.map((t) => t.ms)),
+      cpu: median(ts.map((t) => t.cpu)),
+    });
+    lines.push(
+      `## Against \`${compared.ref}\` (${compared.mib} MiB, separate processes, alternating; medians)`,
+      "",
+      `| measure | \`${compared.ref}\`: wall ms, CPU s, GB/s | this: wall ms, CPU s, GB/s | speed-up |`,
+      "| --- | --- | --- | --- |",
+    );
+    for (const [key, sides] of Object.entries(compared.rows)) {
+      const a = med(sides[compared.ref]);
+      const b = med(sides["this"]);
+      lines.push(
+        `| ${key} | ${fmt(a.ms, 0)}, ${fmt(a.cpu)}, ${fmt(gbps(bytes, a.ms))} | ${fmt(b.ms, 0)}, ${
+          fmt(b.cpu)
+        }, ${fmt(gbps(bytes, b.ms))} | ${fmt(a.ms / b.ms)}× |`,
+      );
+    }
+    lines.push("");
+  }
   return lines.join("\n");
 }
 
 if (import.meta.main) {
   const flags = parseArgs(Deno.args, {
-    string: ["sizes", "rounds"],
-    boolean: ["help", "no-write", "child-pull"],
+    string: ["sizes", "rounds", "against", "child"],
+    boolean: ["help", "no-write"],
     alias: { h: "help" },
   });
   if (flags.help) {
     console.log(HELP);
     Deno.exit(0);
   }
-  if (flags["child-pull"]) {
-    const [url, cacheDir, reference] = flags._.map(String);
-    const zoo = new ZooClient({ url: url!, cacheDir: cacheDir!, progress: false });
-    const t = await timed(() => zoo.pull(reference!));
-    const status = await Deno.readTextFile("/proc/self/status");
-    const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-    console.log(JSON.stringify({ ...t, rssMiB: hwm }));
+  if (flags.child !== undefined) {
+    const [sdk, json] = flags._.map(String);
+    await runChild(String(flags.child), sdk!, json!);
     Deno.exit(0);
   }
   const sizes = String(flags.sizes ?? "256,1024").split(",").map(Number);
@@ -679,7 +811,17 @@ if (import.meta.main) {
       results.push(m.result);
       if (i === 0) profileRows = m.profileRows;
     }
-    const text = report(results, profileRows, (sizes[0] ?? 0) << 20, await lscpu(), rounds);
+    const compared = flags.against === undefined
+      ? undefined
+      : await against(root, String(flags.against), sizes[0] ?? 256, Math.max(rounds, 5));
+    const text = report(
+      results,
+      profileRows,
+      (sizes[0] ?? 0) << 20,
+      await lscpu(),
+      rounds,
+      compared,
+    );
     console.log(text);
     if (!flags["no-write"]) {
       await writeReport(new URL("./results/transfer.md", import.meta.url), text);

@@ -566,9 +566,8 @@ async function fetchInto(
     let cur = 0;
     let fill = 0;
     let writing: Promise<void> = Promise.resolve();
-    // Hashes a full chunk and writes it while the other one fills: one hash
-    // call per chunk, not per network read (those are 16-64 KiB, where the
-    // calls' overhead halves the hash's speed).
+    // Hashes a full chunk and writes it while the other one fills: the hash
+    // covers exactly the bytes that go to the disk.
     const flush = async () => {
       if (fill === 0) return;
       const data = bufs[cur]!.subarray(0, fill);
