@@ -431,8 +431,8 @@ export class ZooCache {
   /**
    * Removes what interrupted downloads left and no download will use: a
    * partial of a blob that is complete, and partials and lock files nobody
-   * touched for a day. Runs once per cache object; the client calls it when
-   * it first downloads.
+   * touched for a day. Runs once per cache object; the client calls it the
+   * first time it looks for a version's files in the cache.
    *
    * @returns the names removed
    */

@@ -410,6 +410,8 @@ export class ZooClient {
       const f = fileOf(doc, p);
       wanted.set(f.digest, f);
     }
+    // Once per cache object: what killed downloads left behind and no download will use.
+    await this.cache.sweep();
     const missing: FileDocument[] = [];
     let total = 0;
     let have = 0;
@@ -426,7 +428,6 @@ export class ZooClient {
       const list = missing.map((f) => `"${f.path}" (${f.digest})`).join(", ");
       throw new OfflineError(shown, `file ${list} is not cached`);
     }
-    if (missing.length > 0) await this.cache.sweep();
     const missingBytes = missing.reduce((n, f) => n + f.size, 0);
     const bar: Progress = createProgress(missingBytes > 0 ? this.#progress : false);
     bar.start(shown, missingBytes);

@@ -262,6 +262,25 @@ Deno.test("a pull killed with SIGKILL mid-download is resumed by the next pull f
   assertEquals((await listDir(dir)).filter((n) => n.startsWith(hex)), [hex]);
 });
 
+Deno.test("using the cache removes partials a killed download left a day ago", async () => {
+  await using reg = await startRegistry();
+  await publishDense(reg);
+  const cacheDir = await tempCache();
+  await client(reg.url, cacheDir).pull("zoo/dense@1.0.0");
+  const dir = join(cacheDir, "blobs/sha256");
+  const orphan = `${"e".repeat(64)}.3f9a1c0b2d4e4f6a8b0c1d2e3f4a5b6c.partial`;
+  const recent = `${"f".repeat(64)}.partial`;
+  const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+  await Deno.writeFile(join(dir, orphan), new Uint8Array(5_000));
+  await Deno.utime(join(dir, orphan), twoDaysAgo, twoDaysAgo);
+  await Deno.writeFile(join(dir, recent), new Uint8Array(5_000));
+  // Everything is cached: no download, yet the next use of the cache sweeps it.
+  (await client(reg.url, cacheDir, { offline: true }).loadModel("zoo/dense@1.0.0")).dispose();
+  const names = await listDir(dir);
+  assert(!names.includes(orphan), "the day-old partial is gone");
+  assert(names.includes(recent), "a recent partial is kept for resume");
+});
+
 Deno.test("a server that ignores Range still gives a verified blob", async () => {
   await using reg = await startRegistry();
   const { shard } = await publishDense(reg);
