@@ -43,7 +43,14 @@ export {
   zooIOHandler,
   type ZooRouterRegistration,
 } from "./sdk/io_handler.ts";
-export { hashFile, type OpenRange, sha256, ZooCache } from "./sdk/cache.ts";
+export {
+  hashFile,
+  type OpenRange,
+  type RetryPolicy,
+  sha256,
+  ZooCache,
+  type ZooCacheOptions,
+} from "./sdk/cache.ts";
 export { formatRef, type ModelRef, parseRef } from "./sdk/names.ts";
 export { analyze, type AnalyzeOptions, type LayersModelLike } from "./sdk/arch/analyze.ts";
 export { checkInput, type CheckInputOptions, type InputSize } from "./sdk/arch/check_input.ts";

@@ -80,9 +80,9 @@ export async function loadArtifacts(
   );
   await client.ensureFiles(doc, shardPaths, options);
   return await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
-    const shards: Uint8Array[] = [];
-    for (const path of shardPaths) shards.push(await client.readFile(doc, path));
-    return [tf.io.getWeightSpecs(manifest), concat(shards)];
+    // Each shard is read straight into its place in one buffer and hashed as it is read.
+    const weights = await client.readFiles(doc, shardPaths);
+    return [tf.io.getWeightSpecs(manifest), weights.buffer];
   });
 }
 
@@ -229,15 +229,4 @@ function shardPath(doc: VersionDocument, p: string): string {
     );
   }
   return path;
-}
-
-function concat(parts: Uint8Array[]): ArrayBuffer {
-  const total = parts.reduce((n, p) => n + p.byteLength, 0);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out.buffer;
 }

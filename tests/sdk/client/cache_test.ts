@@ -67,26 +67,102 @@ Deno.test("download() resumes a cut connection with a Range request", async () =
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
 });
 
-Deno.test("download() keeps what arrived when every attempt fails, and a later call resumes it", async () => {
-  const cache = new ZooCache(await Deno.makeTempDir());
+Deno.test("download() backs off between attempts, keeps what arrived when all fail, and a later call resumes it", async () => {
+  const root = await Deno.makeTempDir();
+  const cache = new ZooCache(root, { retry: { attempts: 3, baseDelayMs: 40 } });
   const starts: number[] = [];
+  const times: number[] = [];
   await assertRejects(() =>
     cache.download(DIGEST, BLOB.length, (start) => {
       starts.push(start);
+      times.push(performance.now());
       return Promise.resolve(ranged(start, BLOB, 1000));
     })
   );
   assertEquals(starts, [0, 1000, 2000]);
+  // Waits double from 40 ms; jitter draws each between half and all of it.
+  assert(times[1]! - times[0]! >= 20, `first wait ${times[1]! - times[0]!} ms`);
+  assert(times[2]! - times[1]! >= 40, `second wait ${times[2]! - times[1]!} ms`);
   const dir = join(cache.root, "blobs", "sha256");
   assertEquals(await entries(dir), [`${DIGEST.slice(7)}.partial`]);
   const later: number[] = [];
-  await cache.download(DIGEST, BLOB.length, (start) => {
+  await new ZooCache(root).download(DIGEST, BLOB.length, (start) => {
     later.push(start);
     return Promise.resolve(ranged(start));
   });
   assertEquals(later, [3000]);
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
   assertEquals(await entries(dir), [DIGEST.slice(7)]);
+});
+
+Deno.test("download() resumes from the largest partial of the digest, whatever its name, and removes the others", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const dir = join(cache.root, "blobs", "sha256");
+  await Deno.mkdir(dir, { recursive: true });
+  const hex = DIGEST.slice(7);
+  await Deno.writeFile(join(dir, `${hex}.0f3a9c2e.partial`), BLOB.slice(0, 6000));
+  await Deno.writeFile(join(dir, `${hex}.77aa.partial`), BLOB.slice(0, 2000));
+  await Deno.writeFile(join(dir, `${hex}.partial`), BLOB.slice(0, 1000));
+  const starts: number[] = [];
+  await cache.download(DIGEST, BLOB.length, (start) => {
+    starts.push(start);
+    return Promise.resolve(ranged(start));
+  });
+  assertEquals(starts, [6000]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+  assertEquals(await entries(dir), [hex]);
+});
+
+Deno.test("a second download of a blob waits for the first one's lock and uses its copy", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const dir = join(cache.root, "blobs", "sha256");
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const opened: string[] = [];
+  const first = cache.download(DIGEST, BLOB.length, async (start) => {
+    opened.push("first");
+    await gate;
+    return ranged(start);
+  });
+  while (opened.length === 0) await new Promise((r) => setTimeout(r, 5));
+  const second = new ZooCache(cache.root).download(DIGEST, BLOB.length, (start) => {
+    opened.push("second");
+    return Promise.resolve(ranged(start));
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  assertEquals(opened, ["first"]);
+  assert((await entries(dir)).includes(`${DIGEST.slice(7)}.lock`));
+  release();
+  await Promise.all([first, second]);
+  assertEquals(opened, ["first"]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
+  assertEquals(await entries(dir), [DIGEST.slice(7)]);
+});
+
+Deno.test("sweep() removes partials and locks nobody touched for a day and partials of complete blobs", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir());
+  const dir = join(cache.root, "blobs", "sha256");
+  await cache.download(DIGEST, BLOB.length, (s) => Promise.resolve(ranged(s)));
+  const hex = DIGEST.slice(7);
+  const other = "c".repeat(64);
+  const young = "d".repeat(64);
+  const old = new Date(Date.now() - 25 * 3600 * 1000);
+  const minutesAgo = new Date(Date.now() - 5 * 60 * 1000);
+  const files: [string, Date][] = [
+    [`${hex}.9e1f.partial`, minutesAgo], // its blob is complete
+    [`${other}.partial`, old],
+    [`${other}.lock`, old],
+    [`${young}.partial`, minutesAgo], // kept for resume
+    [`${young}.lock`, new Date()],
+  ];
+  for (const [name, time] of files) {
+    await Deno.writeFile(join(dir, name), new Uint8Array(10));
+    await Deno.utime(join(dir, name), time, time);
+  }
+  const removed = await cache.sweep();
+  assertEquals(removed.sort(), [`${hex}.9e1f.partial`, `${other}.lock`, `${other}.partial`]);
+  assertEquals(await entries(dir), [hex, `${young}.lock`, `${young}.partial`]);
+  assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
 });
 
 Deno.test("download() starts over when the server ignores Range", async () => {

@@ -170,7 +170,17 @@ Deno.test("a download cut midway is resumed with a Range request", async () => {
       const res = await forward(req);
       return new URL(req.url).pathname === blobPath ? cutAfter(res, 30_000) : res;
     });
-    await assertRejects(() => client(cutting.url, cacheDir).pull("zoo/dense@1.0.0"));
+    const retry = { attempts: 3, baseDelayMs: 1 };
+    const e = await assertRejects(
+      () => client(cutting.url, cacheDir, { retry }).pull("zoo/dense@1.0.0"),
+      TypeError,
+    );
+    // The error names the file, the version, the registry and what happens next.
+    assertStringIncludes(
+      e.message,
+      `Cannot download "${shard.path}" of "zoo/dense@1.0.0" from "${cutting.url}": gave up after 3 attempts`,
+    );
+    assertStringIncludes(e.message, "the next pull resumes it");
     const ranges = cutting.seen.filter((s) => s.path === blobPath).map((s) => s.range);
     assertEquals(ranges, [null, "bytes=30000-", "bytes=60000-"]);
     const hex = shard.digest.slice(7);
@@ -183,6 +193,92 @@ Deno.test("a download cut midway is resumed with a Range request", async () => {
   const local = pulled.files.find((f) => f.path === shard.path)!;
   assertEquals(sha256(await Deno.readFile(local.localPath)), shard.digest);
   assert(!(await listDir(join(cacheDir, "blobs/sha256"))).some((n) => n.endsWith(".partial")));
+});
+
+Deno.test("a pull killed with SIGKILL mid-download is resumed by the next pull from its partial", async () => {
+  await using reg = await startRegistry();
+  // One 4 MiB shard: the download writes it in 1 MiB chunks.
+  const model = tf.sequential({
+    layers: [tf.layers.dense({ inputShape: [1024], units: 1024, useBias: false })],
+  });
+  const published = await client(reg.url, await tempCache(), { token: reg.token })
+    .publish(model, { name: "zoo/big", version: "1.0.0" });
+  model.dispose();
+  const shard = published.version.files.find((f) => f.path.endsWith(".bin"))!;
+  assertEquals(shard.size, 4 << 20);
+  const blobPath = `/api/blobs/${shard.digest}`;
+  const sent = 2.5 * (1 << 20);
+  // The proxy sends 2.5 MiB of the shard, then stalls until the client goes away.
+  await using stalling = startProxy(reg.url, async (req, forward) => {
+    const res = await forward(req);
+    if (new URL(req.url).pathname !== blobPath) return res;
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          c.enqueue(bytes.slice(0, sent));
+        },
+      }),
+      { status: res.status, headers: res.headers },
+    );
+  });
+  const cacheDir = await tempCache();
+  const dir = join(cacheDir, "blobs/sha256");
+  const hex = shard.digest.slice(7);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_pull_child.ts", import.meta.url).pathname,
+      stalling.url,
+      cacheDir,
+      "zoo/big@1.0.0",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const partialSize = async () => {
+    try {
+      return (await Deno.stat(join(dir, `${hex}.partial`))).size;
+    } catch {
+      return 0;
+    }
+  };
+  for (const until = Date.now() + 60_000; (await partialSize()) < 2 << 20;) {
+    assert(Date.now() < until, "the child never wrote 2 MiB of the partial");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGKILL");
+  assertEquals((await child.status).signal, "SIGKILL");
+  assertEquals(await partialSize(), 2 << 20);
+  assert((await listDir(dir)).includes(`${hex}.lock`), "the killed process left its lock file");
+
+  await using honest = startProxy(reg.url);
+  const pulled = await client(honest.url, cacheDir).pull("zoo/big@1.0.0");
+  const blob = honest.seen.filter((s) => s.path === blobPath);
+  assertEquals(blob.map((s) => [s.range, s.status]), [[`bytes=${2 << 20}-`, 206]]);
+  const local = pulled.files.find((f) => f.path === shard.path)!;
+  assertEquals(sha256(await Deno.readFile(local.localPath)), shard.digest);
+  assertEquals((await listDir(dir)).filter((n) => n.startsWith(hex)), [hex]);
+});
+
+Deno.test("using the cache removes partials a killed download left a day ago", async () => {
+  await using reg = await startRegistry();
+  await publishDense(reg);
+  const cacheDir = await tempCache();
+  await client(reg.url, cacheDir).pull("zoo/dense@1.0.0");
+  const dir = join(cacheDir, "blobs/sha256");
+  const orphan = `${"e".repeat(64)}.3f9a1c0b2d4e4f6a8b0c1d2e3f4a5b6c.partial`;
+  const recent = `${"f".repeat(64)}.partial`;
+  const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+  await Deno.writeFile(join(dir, orphan), new Uint8Array(5_000));
+  await Deno.utime(join(dir, orphan), twoDaysAgo, twoDaysAgo);
+  await Deno.writeFile(join(dir, recent), new Uint8Array(5_000));
+  // Everything is cached: no download, yet the next use of the cache sweeps it.
+  (await client(reg.url, cacheDir, { offline: true }).loadModel("zoo/dense@1.0.0")).dispose();
+  const names = await listDir(dir);
+  assert(!names.includes(orphan), "the day-old partial is gone");
+  assert(names.includes(recent), "a recent partial is kept for resume");
 });
 
 Deno.test("a server that ignores Range still gives a verified blob", async () => {
@@ -320,13 +416,15 @@ Deno.test("publish() asks HEAD of every blob first and sends only the blobs the 
     const pub = client(proxy.url, await tempCache(), { token: reg.token });
     const first = await pub.publish(model, { name: "zoo/dense", version: "1.0.0" });
     assertEquals([first.uploaded, first.reused], [2, 0]);
-    assertEquals(requests(), [
+    // Blobs go in parallel, each one's HEAD before its POST; the version last.
+    const seen = requests();
+    assertEquals(seen.slice(0, 4).sort(), [
+      "HEAD /api/blobs 404",
       "HEAD /api/blobs 404",
       "POST /api/blobs 201",
-      "HEAD /api/blobs 404",
       "POST /api/blobs 201",
-      "PUT /api/models 201",
     ]);
+    assertEquals(seen[4], "PUT /api/models 201");
     const second = await pub.publish(model, { name: "zoo/dense", version: "1.0.1" });
     assertEquals([second.uploaded, second.reused], [0, 2]);
     assertEquals(requests(), ["HEAD /api/blobs 200", "HEAD /api/blobs 200", "PUT /api/models 201"]);
