@@ -242,6 +242,26 @@ export interface Revision {
   downloads: number;
 }
 
+/**
+ * A blob store as a backend opens it: it holds files or connections until
+ * closed.
+ */
+export interface BlobBackend extends BlobStore {
+  /** Cancels the uploads in progress and releases files and connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * A metadata store as a backend opens it: it may hold download counts in
+ * memory, and holds files or connections until closed.
+ */
+export interface MetadataBackend extends MetadataStore {
+  /** Writes what this instance holds only in memory (download counts) to durable storage. */
+  flush(): Promise<void>;
+  /** Writes what is held in memory, then releases files and connections. */
+  close(): Promise<void>;
+}
+
 /** A complete backend. */
 export interface Store extends MetadataStore {
   blobs: BlobStore;
