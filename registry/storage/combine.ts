@@ -95,6 +95,10 @@ class CombinedStore implements Store {
     return this.#meta.findToken(hash);
   }
 
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.#meta.exclusive(name, fn);
+  }
+
   flush(): Promise<void> {
     return this.#meta.flush();
   }

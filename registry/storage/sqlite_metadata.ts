@@ -744,6 +744,23 @@ class SqliteMetadataStore implements MetadataBackend {
     });
   }
 
+  async exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    if (!/^[a-z][a-z0-9-]*$/.test(name)) {
+      throw new RangeError(
+        `Invalid lock name "${printable(name)}": use lowercase letters, digits and "-"`,
+      );
+    }
+    // A lock file beside the database: locks held by other processes, or by
+    // other instances in this one, exclude each other alike.
+    const file = await Deno.open(`${this.#path}.${name}.lock`, { create: true, write: true });
+    try {
+      await file.lock(true);
+      return await fn();
+    } finally {
+      file.close();
+    }
+  }
+
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;

@@ -225,6 +225,17 @@ export interface MetadataStore {
   addToken(t: TokenRecord): Promise<void>;
   /** Finds a token by the hash of its secret. */
   findToken(hash: string): Promise<TokenRecord | null>;
+  /**
+   * Runs `fn` while holding a lock named `name` that every instance sharing
+   * this store's data respects, in this process or another (a lock file, a
+   * PostgreSQL advisory lock). Seeding runs under it, so that replicas
+   * starting together seed once.
+   *
+   * @param name what the lock guards, e.g. `seed`
+   * @param fn the work; the lock is released when it settles
+   * @returns what `fn` returns
+   */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /**

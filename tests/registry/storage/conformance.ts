@@ -67,16 +67,18 @@ interface Instances {
  *
  * @param name how the backend reads in a test name, e.g. `openSqliteFsStore()`
  * @param open makes a fresh, empty fixture
+ * @param ignore skips every test (a backend whose server is not configured)
  */
 export function storeConformance(
   name: string,
   open: () => Promise<ConformanceFixture>,
+  ignore = false,
 ): void {
   const test = (
     sentence: string,
     fn: (f: ConformanceFixture, instances: Instances) => Promise<void>,
   ) =>
-    Deno.test(`${name} ${sentence}`, async () => {
+    Deno.test({ name: `${name} ${sentence}`, ignore }, async () => {
       const f = await open();
       const open_ = new Set<Store>([f.store]);
       const instances: Instances = {
