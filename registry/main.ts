@@ -1,13 +1,21 @@
 /**
- * The registry's command line: serves the registry on the embedded store and,
- * on an empty data dir, seeds it with the zoo.
+ * The registry's command line: serves the registry on the store its flags
+ * select (the embedded one by default, or PostgreSQL and S3; see
+ * `storage/open.ts`) and, on an empty store, seeds it with the zoo, once even
+ * when several replicas start together.
  *
  * @module
  */
 import { parseArgs } from "@std/cli";
 import { createRegistryApp, DEFAULT_LIMITS } from "./app.ts";
 import { seedStore } from "./seed.ts";
-import { openSqliteFsStore } from "./storage/sqlite_fs.ts";
+import {
+  describeStore,
+  openStore,
+  STORE_FLAGS,
+  STORE_FLAGS_HELP,
+  storeConfig,
+} from "./storage/open.ts";
 import type { Store } from "./storage/store.ts";
 
 const HELP = `Serve the model zoo registry.
@@ -17,9 +25,11 @@ Usage: deno run -A registry/main.ts [flags]
 Flags (flag, then environment, then default):
   --port N               port to listen on          ZOO_PORT      8000
   --host H               address to listen on       ZOO_HOST      127.0.0.1
-  --data DIR             data dir (SQLite + blobs)  ZOO_DATA      ./.zoo-data
+${STORE_FLAGS_HELP}
+  --blob-redirect        blob GETs answer 302 to a presigned URL (needs --blobs)
+                                                    ZOO_BLOB_REDIRECT=1 off
   --private              reads need a "read" token  ZOO_PRIVATE=1 off
-  --no-seed              do not publish the zoo into an empty data dir
+  --no-seed              do not publish the zoo into an empty store
   --max-blob-bytes N     largest blob               ZOO_MAX_BLOB_BYTES      ${DEFAULT_LIMITS.maxBlobBytes}
   --max-manifest-bytes N largest publish request    ZOO_MAX_MANIFEST_BYTES  ${DEFAULT_LIMITS.maxManifestBytes}
   --request-timeout MS   longest request            ZOO_REQUEST_TIMEOUT_MS  ${DEFAULT_LIMITS.requestTimeoutMs}
@@ -28,7 +38,7 @@ Flags (flag, then environment, then default):
 SIGINT or SIGTERM stops the registry once the requests in flight are answered,
 writing the download counts it holds in memory; a second signal stops it at once.
 
-Tokens: deno task token create --scope publish:<namespace> [--data DIR]`;
+Tokens: deno task token create --scope publish:<namespace> [store flags]`;
 
 function positiveInt(name: string, value: string): number {
   const n = Number(value);
@@ -47,8 +57,15 @@ function positiveInt(name: string, value: string): number {
 export async function main(args: string[]): Promise<Deno.HttpServer | undefined> {
   const env = (k: string) => Deno.env.get(k);
   const flags = parseArgs(args, {
-    string: ["port", "host", "data", "max-blob-bytes", "max-manifest-bytes", "request-timeout"],
-    boolean: ["private", "help", "no-seed"],
+    string: [
+      "port",
+      "host",
+      ...STORE_FLAGS,
+      "max-blob-bytes",
+      "max-manifest-bytes",
+      "request-timeout",
+    ],
+    boolean: ["private", "help", "no-seed", "blob-redirect"],
     alias: { h: "help" },
   });
   if (flags.help) {
@@ -58,18 +75,24 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
   const str = (f: string, e: string, d: string) => (flags[f] as string | undefined) ?? env(e) ?? d;
   const port = positiveInt("port", str("port", "ZOO_PORT", "8000"));
   const hostname = str("host", "ZOO_HOST", "127.0.0.1");
-  const dataDir = str("data", "ZOO_DATA", "./.zoo-data");
-  const store = await openSqliteFsStore(dataDir);
-  if (!flags["no-seed"] && (await store.listModels({ limit: 1 })).items.length === 0) {
-    // Only the command line pulls in the zoo: the app itself never depends on it.
-    const { zooEntries, ZOO_NAMESPACE } = await import("../zoo/mod.ts");
-    const t0 = performance.now();
-    const { published } = await seedStore(store, await zooEntries(), ZOO_NAMESPACE);
-    console.log(
-      `Seeded the empty store with ${published.length} zoo checkpoints in ${
-        ((performance.now() - t0) / 1000).toFixed(1)
-      } s: ${published.join(", ")}`,
-    );
+  const config = storeConfig(flags);
+  if (flags["blob-redirect"] || env("ZOO_BLOB_REDIRECT") === "1") config.blobRedirect = true;
+  const store = await openStore(config);
+  // Replicas starting together on one empty database seed it once: the
+  // first holds the lock, the others find it seeded.
+  if (!flags["no-seed"]) {
+    await store.exclusive("seed", async () => {
+      if ((await store.listModels({ limit: 1 })).items.length > 0) return;
+      // Only the command line pulls in the zoo: the app itself never depends on it.
+      const { zooEntries, ZOO_NAMESPACE } = await import("../zoo/mod.ts");
+      const t0 = performance.now();
+      const { published } = await seedStore(store, await zooEntries(), ZOO_NAMESPACE);
+      console.log(
+        `Seeded the empty store with ${published.length} zoo checkpoints in ${
+          ((performance.now() - t0) / 1000).toFixed(1)
+        } s: ${published.join(", ")}`,
+      );
+    });
   }
   const app = createRegistryApp({
     store,
@@ -97,7 +120,7 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
     port,
     hostname,
     onListen: ({ hostname, port }) =>
-      console.log(`Registry on http://${hostname}:${port} (data: ${dataDir})`),
+      console.log(`Registry on http://${hostname}:${port} (${describeStore(config)})`),
   }, app.fetch);
   stopOnSignal(server, store);
   return server;

@@ -23,6 +23,9 @@ import { openS3BlobStore } from "./s3_blobs.ts";
 import { openSqliteMetadataStore } from "./sqlite_metadata.ts";
 import type { BlobBackend, MetadataBackend, Store } from "./store.ts";
 
+/** How long a redirected blob URL stays valid, in seconds. */
+const REDIRECT_SECONDS = 900;
+
 /** Which backends to open. */
 export interface StoreConfig {
   /** The embedded store's data directory (used for what no URL selects). */
@@ -31,6 +34,8 @@ export interface StoreConfig {
   databaseUrl?: string;
   /** `s3://BUCKET/PREFIX?endpoint=URL&region=R`: blobs in object storage instead of the folder. */
   blobsUrl?: string;
+  /** Blob GETs answer 302 to a presigned URL (needs `blobsUrl`). */
+  blobRedirect?: boolean;
 }
 
 /** The flags of {@linkcode storeConfig}, for `parseArgs`'s `string` list. */
@@ -121,8 +126,16 @@ export function describeStore(config: StoreConfig): string {
  * ```
  */
 export async function openStore(config: StoreConfig): Promise<Store> {
+  if (config.blobRedirect && config.blobsUrl === undefined) {
+    throw new TypeError(
+      "Cannot redirect blob downloads without object storage: add --blobs s3://BUCKET/PREFIX?endpoint=URL&region=R, or drop --blob-redirect",
+    );
+  }
   const blobs: BlobBackend = config.blobsUrl !== undefined
-    ? await openS3BlobStore(config.blobsUrl)
+    ? await openS3BlobStore(
+      config.blobsUrl,
+      config.blobRedirect ? { redirectSeconds: REDIRECT_SECONDS } : {},
+    )
     : await openFsBlobStore(config.data);
   let metadata: MetadataBackend;
   try {

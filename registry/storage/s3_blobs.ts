@@ -112,6 +112,11 @@ export interface S3Options {
   /** Session token; default `AWS_SESSION_TOKEN` when set. */
   sessionToken?: string;
   /**
+   * When set, blob GETs redirect to presigned URLs valid this many seconds
+   * (the store gets {@linkcode BlobBackend.redirectUrl}).
+   */
+  redirectSeconds?: number;
+  /**
    * Temporary uploads older than this are removed at open, in ms.
    *
    * @default {86400000}
@@ -170,7 +175,7 @@ export async function openS3BlobStore(
     region: loc.region,
     retries: 3,
   });
-  const store = new S3BlobStore(new S3(client, loc));
+  const store = new S3BlobStore(new S3(client, loc), options.redirectSeconds);
   await store.removeStaleUploads(options.staleUploadMs ?? STALE_UPLOAD_MS);
   return store;
 }
@@ -244,9 +249,13 @@ class S3 {
 class S3BlobStore implements S3BlobBackend {
   readonly #s3: S3;
   readonly #writers = new Set<S3BlobWriter>();
+  readonly redirectUrl?: (digest: string) => Promise<string>;
 
-  constructor(s3: S3) {
+  constructor(s3: S3, redirectSeconds: number | undefined) {
     this.#s3 = s3;
+    if (redirectSeconds !== undefined) {
+      this.redirectUrl = (digest) => this.presignedUrl(digest, redirectSeconds);
+    }
   }
 
   writer(): Promise<BlobWriter> {

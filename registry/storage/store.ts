@@ -62,6 +62,15 @@ export interface BlobStore {
     digest: string,
     range?: { start: number; end: number },
   ): Promise<ReadableStream<Uint8Array> | null>;
+  /**
+   * Present when blob GETs are to be redirected (`--blob-redirect`): a URL
+   * the client can fetch the blob from directly, for a while (a presigned
+   * object storage URL), so the registry does not carry the bytes.
+   *
+   * @param digest a stored blob's digest
+   * @returns the URL
+   */
+  redirectUrl?(digest: string): Promise<string>;
 }
 
 /** One file of a version: a path in the checkpoint and the blob holding it. */
