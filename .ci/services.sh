@@ -5,7 +5,9 @@
 zoo_services_dir="$(mktemp -d)"
 chmod 755 "$zoo_services_dir"
 zoo_pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
-zoo_free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+zoo_free_port() {
+  deno eval 'const l = Deno.listen({ hostname: "127.0.0.1", port: 0 }); console.log(l.addr.port); l.close();'
+}
 zoo_as_pg() {
   # initdb and postgres refuse to run as root.
   if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi
