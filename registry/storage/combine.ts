@@ -67,12 +67,24 @@ class CombinedStore implements Store {
     return this.#meta.getVersion(namespace, name, version);
   }
 
-  setTag(namespace: string, name: string, tag: string, version: string): Promise<void> {
-    return this.#meta.setTag(namespace, name, tag, version);
+  setTag(
+    namespace: string,
+    name: string,
+    tag: string,
+    version: string,
+    at?: string,
+  ): Promise<void> {
+    return this.#meta.setTag(namespace, name, tag, version, at);
   }
 
-  setYanked(namespace: string, name: string, version: string, yanked: boolean): Promise<void> {
-    return this.#meta.setYanked(namespace, name, version, yanked);
+  setYanked(
+    namespace: string,
+    name: string,
+    version: string,
+    yanked: boolean,
+    at?: string,
+  ): Promise<void> {
+    return this.#meta.setYanked(namespace, name, version, yanked, at);
   }
 
   countDownload(namespace: string, name: string, version: string): Promise<number> {

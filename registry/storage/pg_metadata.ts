@@ -319,7 +319,7 @@ class PgMetadataStore implements MetadataBackend {
           printable(key)
         }" exists already: published versions are immutable; publish a new version number`,
       );
-    const createdAt = now();
+    const createdAt = v.createdAt ?? now();
     try {
       return await this.#sql.begin(async (tx) => {
         await tx`INSERT INTO models (namespace, name, full_name, updated_at)
@@ -333,11 +333,15 @@ class PgMetadataStore implements MetadataBackend {
           AND version = ${v.version}`;
         if (exists) throw conflict();
         const [inserted] = await tx`INSERT INTO versions
-          (model_id, version, card, architecture, published_by, created_at)
+          (model_id, version, card, architecture, published_by, created_at, downloads)
           VALUES (${modelId}, ${v.version}, ${JSON.stringify(v.card)},
-            ${JSON.stringify(v.architecture)}, ${v.publishedBy ?? null}, ${createdAt})
+            ${JSON.stringify(v.architecture)}, ${v.publishedBy ?? null}, ${createdAt},
+            ${v.downloads ?? 0})
           RETURNING id`;
         const versionId = Number(inserted?.id);
+        if (v.downloads) {
+          await tx`UPDATE models SET downloads = downloads + ${v.downloads} WHERE id = ${modelId}`;
+        }
         if (v.files.length > 0) {
           await tx`INSERT INTO files ${
             tx(v.files.map((f, i) => ({
@@ -365,7 +369,7 @@ class PgMetadataStore implements MetadataBackend {
           architecture: v.architecture,
           createdAt,
           yanked: false,
-          downloads: 0,
+          downloads: v.downloads ?? 0,
         };
         if (v.publishedBy !== undefined) record.publishedBy = v.publishedBy;
         return record;
@@ -448,6 +452,7 @@ class PgMetadataStore implements MetadataBackend {
     namespace: string,
     name: string,
     version: string,
+    at: string | undefined,
     fn: (tx: Tx, modelId: number, versionId: number) => Promise<void>,
   ): Promise<void> {
     return this.#sql.begin(async (tx) => {
@@ -457,19 +462,31 @@ class PgMetadataStore implements MetadataBackend {
         : await tx`SELECT id FROM versions WHERE model_id = ${modelId} AND version = ${version}`;
       if (modelId === null || !v) throw missingVersion(namespace, name, version);
       await fn(tx, modelId, Number(v.id));
-      await this.#touch(tx, modelId, now());
+      await this.#touch(tx, modelId, at ?? now());
     });
   }
 
-  setTag(namespace: string, name: string, tag: string, version: string): Promise<void> {
-    return this.#onVersion(namespace, name, version, async (tx, modelId, versionId) => {
+  setTag(
+    namespace: string,
+    name: string,
+    tag: string,
+    version: string,
+    at?: string,
+  ): Promise<void> {
+    return this.#onVersion(namespace, name, version, at, async (tx, modelId, versionId) => {
       await this.#setTagRow(tx, modelId, tag, versionId);
       if (tag === "latest") await this.#refreshSummary(tx, modelId);
     });
   }
 
-  setYanked(namespace: string, name: string, version: string, yanked: boolean): Promise<void> {
-    return this.#onVersion(namespace, name, version, async (tx, modelId, versionId) => {
+  setYanked(
+    namespace: string,
+    name: string,
+    version: string,
+    yanked: boolean,
+    at?: string,
+  ): Promise<void> {
+    return this.#onVersion(namespace, name, version, at, async (tx, modelId, versionId) => {
       await tx`UPDATE versions SET yanked = ${yanked} WHERE id = ${versionId}`;
       const states = await this.#states(tx, modelId);
       const target = latestAfterYank(await this.#latest(tx, modelId), states, version, yanked);

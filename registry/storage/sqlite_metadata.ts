@@ -408,7 +408,7 @@ class SqliteMetadataStore implements MetadataBackend {
     return this.#write(() => {
       checkNewVersion(v);
       const key = `${v.namespace}/${v.name}@${v.version}`;
-      const createdAt = now();
+      const createdAt = v.createdAt ?? now();
       return transaction(this.#db, () => {
         let modelId = this.#modelId(v.namespace, v.name);
         if (modelId === null) {
@@ -445,6 +445,10 @@ class SqliteMetadataStore implements MetadataBackend {
           "INSERT INTO files (version_id, position, path, digest, size) VALUES (?, ?, ?, ?, ?)",
         );
         v.files.forEach((f, i) => insertFile.run(versionId, i, f.path, f.digest, f.size));
+        if (v.downloads) {
+          // An UPDATE, so that the trigger adds them to the model's sum.
+          this.#sql("UPDATE versions SET downloads = ? WHERE id = ?").run(v.downloads, versionId);
+        }
 
         if (takesLatest(this.#latest(modelId), this.#states(modelId), v.version)) {
           this.#setTagRow(modelId, "latest", versionId);
@@ -460,7 +464,7 @@ class SqliteMetadataStore implements MetadataBackend {
           architecture: v.architecture,
           createdAt,
           yanked: false,
-          downloads: 0,
+          downloads: v.downloads ?? 0,
         };
         if (v.publishedBy !== undefined) record.publishedBy = v.publishedBy;
         return record;
@@ -517,20 +521,32 @@ class SqliteMetadataStore implements MetadataBackend {
     });
   }
 
-  setTag(namespace: string, name: string, tag: string, version: string): Promise<void> {
+  setTag(
+    namespace: string,
+    name: string,
+    tag: string,
+    version: string,
+    at?: string,
+  ): Promise<void> {
     return this.#write(() =>
       transaction(this.#db, () => {
         const v = this.#versionRow(namespace, name, version);
         if (!v) throw missingVersion(namespace, name, version);
         const modelId = Number(v.model_id);
         this.#setTagRow(modelId, tag, Number(v.id));
-        this.#touch(modelId, now());
+        this.#touch(modelId, at ?? now());
         if (tag === "latest") this.#refreshSummary(modelId);
       })
     );
   }
 
-  setYanked(namespace: string, name: string, version: string, yanked: boolean): Promise<void> {
+  setYanked(
+    namespace: string,
+    name: string,
+    version: string,
+    yanked: boolean,
+    at?: string,
+  ): Promise<void> {
     return this.#write(() =>
       transaction(this.#db, () => {
         const v = this.#versionRow(namespace, name, version);
@@ -541,7 +557,7 @@ class SqliteMetadataStore implements MetadataBackend {
         const target = latestAfterYank(this.#latest(modelId), states, version, yanked);
         const to = states.find((o) => o.version === target);
         if (to) this.#setTagRow(modelId, "latest", to.id);
-        this.#touch(modelId, now());
+        this.#touch(modelId, at ?? now());
         this.#refreshSummary(modelId);
       })
     );

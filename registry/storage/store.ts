@@ -96,6 +96,10 @@ export interface NewVersion {
   architecture: Record<string, unknown>;
   /** Who published it (token label), for the record. */
   publishedBy?: string;
+  /** When it was first published, kept when copying between stores; now by default. */
+  createdAt?: string;
+  /** The downloads it already had, kept when copying between stores; 0 by default. */
+  downloads?: number;
 }
 
 /** A stored version. */
@@ -177,12 +181,19 @@ export interface MetadataStore {
     name: string,
     version: string,
   ): Promise<VersionRecord | null>;
-  /** Points `tag` at an existing version. @throws {NotFoundError} when the version is absent */
+  /**
+   * Points `tag` at an existing version.
+   *
+   * @param at the model's new `updatedAt`: now by default (a copy between
+   *   stores keeps the source's)
+   * @throws {NotFoundError} when the version is absent
+   */
   setTag(
     namespace: string,
     name: string,
     tag: string,
     version: string,
+    at?: string,
   ): Promise<void>;
   /**
    * Yanks or un-yanks a version. Yanking the version `latest` points at moves
@@ -190,6 +201,8 @@ export interface MetadataStore {
    * un-yanking a release above `latest` (or when `latest` is yanked or a
    * prerelease) moves `latest` back to it. Other tags never move by themselves.
    *
+   * @param at the model's new `updatedAt`: now by default (a copy between
+   *   stores keeps the source's)
    * @throws {NotFoundError} when absent
    */
   setYanked(
@@ -197,6 +210,7 @@ export interface MetadataStore {
     name: string,
     version: string,
     yanked: boolean,
+    at?: string,
   ): Promise<void>;
   /**
    * Counts one download of a version. A backend may keep counts in memory and
