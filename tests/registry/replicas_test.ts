@@ -5,10 +5,12 @@
  * as clients and a load balancer would.
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals, assertLess, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertLess, assertMatch, assertRejects } from "@std/assert";
 import postgres from "postgres";
 import { AwsClient } from "aws4fetch";
 import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
+import { ZooClient } from "../../sdk/client.ts";
+import { IntegrityError } from "../../sdk/errors.ts";
 import { digestOf, modelFiles, publish, tinyConvnet } from "./_helpers.ts";
 import {
   freshBlobsUrl,
@@ -138,15 +140,20 @@ async function json(r: Response): Promise<Record<string, unknown>> {
   }
 }
 
-/** Keys under the cluster's bucket prefix. */
-async function bucketKeys(blobsUrl: string): Promise<string[]> {
-  const loc = parseS3Url(blobsUrl);
-  const client = new AwsClient({
+/** A plain S3 client on the test bucket, as an operator would use. */
+function s3Client(blobsUrl: string): AwsClient {
+  return new AwsClient({
     accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
     secretAccessKey: Deno.env.get("AWS_SECRET_ACCESS_KEY")!,
     service: "s3",
-    region: loc.region,
+    region: parseS3Url(blobsUrl).region,
   });
+}
+
+/** Keys under the cluster's bucket prefix. */
+async function bucketKeys(blobsUrl: string): Promise<string[]> {
+  const loc = parseS3Url(blobsUrl);
+  const client = s3Client(blobsUrl);
   const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/` });
   const xml = await (await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`)).text();
   return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!.slice(loc.prefix.length + 1))
@@ -391,7 +398,7 @@ Deno.test({
   ignore,
 }, async () => {
   await withCluster(async (c) => {
-    const proxied = await startReplica(c);
+    const proxied = await startReplica(c, ["--no-seed", "--max-blob-bytes", String(1024 ** 2)]);
     const redirected = await startReplica(c, ["--no-seed", "--blob-redirect"]);
     const model = tinyConvnet(6);
     try {
@@ -432,6 +439,38 @@ Deno.test({
         await cached.body?.cancel();
       }
 
+      // The SDK follows the redirect and checks what the bucket sends.
+      const cacheDir = await Deno.makeTempDir({ prefix: "zoo-cache-" });
+      try {
+        const pulled = await new ZooClient({ url: redirected.url, cacheDir, progress: false })
+          .pull("zoo/loads@1.0.0");
+        assertEquals(
+          pulled.files.map((f) => f.digest).sort(),
+          (await Promise.all(files.map((f) => digestOf(f.bytes)))).sort(),
+        );
+        const loc = parseS3Url(c.blobsUrl);
+        const tampered = await s3Client(c.blobsUrl).fetch(
+          `${loc.endpoint}/${loc.bucket}/${loc.prefix}/blobs/sha256/${digest.slice(7)}`,
+          { method: "PUT", body: new Uint8Array(shard.bytes.length) },
+        );
+        assertEquals(tampered.status, 200);
+        await tampered.body?.cancel();
+        const fresh = await Deno.makeTempDir({ prefix: "zoo-cache-" });
+        try {
+          await assertRejects(
+            () =>
+              new ZooClient({ url: redirected.url, cacheDir: fresh, progress: false }).pull(
+                "zoo/loads@1.0.0",
+              ),
+            IntegrityError,
+          );
+        } finally {
+          await Deno.remove(fresh, { recursive: true });
+        }
+      } finally {
+        await Deno.remove(cacheDir, { recursive: true });
+      }
+
       // A wrong digest or an over-limit body leaves nothing in the bucket.
       const before = await bucketKeys(c.blobsUrl);
       const wrong = await fetch(`${proxied.url}/api/blobs?digest=sha256:${"a".repeat(64)}`, {
@@ -441,7 +480,22 @@ Deno.test({
       });
       assertEquals(wrong.status, 400);
       await wrong.body?.cancel();
+      const big = await fetch(`${proxied.url}/api/blobs`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${c.token}` },
+        body: new ReadableStream<Uint8Array>({
+          start(ctl) {
+            // Over the limit, without a Content-Length.
+            for (let i = 0; i < 10; i++) ctl.enqueue(new Uint8Array(1024 ** 2).fill(i));
+            ctl.close();
+          },
+        }),
+      });
+      assertEquals(big.status, 413);
+      await big.body?.cancel();
       assertEquals(await bucketKeys(c.blobsUrl), before);
+      const [row] = await sql(c.db, (s) => s`SELECT count(*)::int AS n FROM files`);
+      assertEquals(row?.n, files.length, "only the published version's files");
     } finally {
       model.dispose();
       await proxied.stop();
