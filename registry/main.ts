@@ -33,6 +33,7 @@ ${STORE_FLAGS_HELP}
   --max-blob-bytes N     largest blob               ZOO_MAX_BLOB_BYTES      ${DEFAULT_LIMITS.maxBlobBytes}
   --max-manifest-bytes N largest publish request    ZOO_MAX_MANIFEST_BYTES  ${DEFAULT_LIMITS.maxManifestBytes}
   --request-timeout MS   longest request            ZOO_REQUEST_TIMEOUT_MS  ${DEFAULT_LIMITS.requestTimeoutMs}
+  --workers N            processes serving the port ZOO_WORKERS   one per core
   -h, --help             this text
 
 SIGINT or SIGTERM stops the registry once the requests in flight are answered,
@@ -64,8 +65,9 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
       "max-blob-bytes",
       "max-manifest-bytes",
       "request-timeout",
+      "workers",
     ],
-    boolean: ["private", "help", "no-seed", "blob-redirect"],
+    boolean: ["private", "help", "no-seed", "blob-redirect", "worker"],
     alias: { h: "help" },
   });
   if (flags.help) {
@@ -116,23 +118,71 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
       ),
     },
   });
+  // A worker was started by the first process, which seeded the store and
+  // stops it; it only serves.
+  const worker = Boolean(flags.worker);
+  const workers = worker
+    ? 1
+    : positiveInt("workers", str("workers", "ZOO_WORKERS", String(navigator.hardwareConcurrency)));
   const server = Deno.serve({
     port,
     hostname,
+    // Every process binds the port; the kernel spreads connections over them.
+    reusePort: workers > 1 || worker,
     onListen: ({ hostname, port }) =>
-      console.log(`Registry on http://${hostname}:${port} (${describeStore(config)})`),
+      console.log(
+        `Registry ${worker ? "worker " : ""}on http://${hostname}:${port} (${
+          describeStore(config)
+        }${workers > 1 ? `, ${workers} processes` : ""})`,
+      ),
   }, app.fetch);
-  stopOnSignal(server, store);
+  const children = Array.from({ length: workers - 1 }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL(import.meta.url).pathname, ...args, "--worker", "--no-seed"],
+      // Never written: it closes when this process ends, however it ends.
+      stdin: "piped",
+    }).spawn());
+  const stop = stopOnSignal(server, store, children, worker);
+  if (worker) {
+    // The first process is gone (even SIGKILLed) when its end of stdin closes.
+    (async () => {
+      for await (const _ of Deno.stdin.readable) { /* nothing is ever sent */ }
+      await stop(false);
+    })();
+  }
   return server;
 }
 
-/** Stops gracefully on the first SIGINT or SIGTERM, so that no counted download is lost. */
-function stopOnSignal(server: Deno.HttpServer, store: Store): void {
+/**
+ * Stops gracefully on the first SIGINT or SIGTERM, so that no counted
+ * download is lost: the workers first, then this process.
+ */
+function stopOnSignal(
+  server: Deno.HttpServer,
+  store: Store,
+  workers: Deno.ChildProcess[],
+  isWorker: boolean,
+): (again: boolean) => Promise<void> {
   let stopping = false;
-  const stop = async () => {
-    if (stopping) Deno.exit(1);
+  const stop = async (again: boolean) => {
+    if (stopping) {
+      // A worker gets a terminal's SIGINT and then the first process's SIGTERM.
+      if (again && !isWorker) Deno.exit(1);
+      return;
+    }
     stopping = true;
     try {
+      for (const w of workers) {
+        try {
+          w.kill("SIGTERM");
+        } catch {
+          // It has exited already.
+        }
+      }
+      // A worker still starting dies of the signal itself, before it served.
+      const failed = (await Promise.all(workers.map((w) => w.status)))
+        .find((st) => st.code !== 0 && st.signal !== "SIGTERM");
+      if (failed) throw new Error(`a worker exited with code ${failed.code}`);
       await server.shutdown();
       await store.close();
     } catch (e) {
@@ -141,9 +191,10 @@ function stopOnSignal(server: Deno.HttpServer, store: Store): void {
     }
     Deno.exit(0);
   };
-  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGINT", () => stop(true));
   // Windows has no SIGTERM to listen for.
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", () => stop(true));
+  return stop;
 }
 
 if (import.meta.main) {

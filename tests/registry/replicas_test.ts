@@ -91,7 +91,17 @@ interface Replica {
 async function startReplica(c: Cluster, extra: string[] = ["--no-seed"]): Promise<Replica> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "registry/main.ts", "--port", String(port), ...c.flags, ...extra],
+    args: [
+      "run",
+      "-A",
+      "registry/main.ts",
+      "--port",
+      String(port),
+      "--workers",
+      "1",
+      ...c.flags,
+      ...extra,
+    ],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
