@@ -177,7 +177,7 @@ export async function openPgMetadataStore(
  * @param max most connections
  * @returns the pool
  */
-export function connect(url: string, max: number): postgres.Sql {
+function connect(url: string, max: number): postgres.Sql {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -215,7 +215,7 @@ export function connect(url: string, max: number): postgres.Sql {
  * @returns the versions it applied
  * @throws {Error} when the database has a migration this code does not know
  */
-export async function migrate(sql: postgres.Sql): Promise<number[]> {
+async function migrate(sql: postgres.Sql): Promise<number[]> {
   return await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${String(MIGRATION_LOCK)}::bigint)`;
     await tx`CREATE TABLE IF NOT EXISTS zoo_migrations (

@@ -576,6 +576,29 @@ export function storeConformance(
 
   // Tokens
 
+  test("keeps the publication time, downloads and change times a copy between stores gives", async ({ store }) => {
+    const at = "2025-01-02T03:04:05.678Z";
+    const record = await store.publish({
+      ...newVersion("zoo", "copied", "1.0.0"),
+      createdAt: at,
+      downloads: 41,
+    });
+    assertEquals([record.createdAt, record.downloads], [at, 41]);
+    await store.publish({ ...newVersion("zoo", "copied", "1.1.0"), createdAt: at, downloads: 1 });
+    await store.setYanked("zoo", "copied", "1.1.0", true, "2025-02-01T00:00:00.000Z");
+    await store.setTag("zoo", "copied", "stable", "1.0.0", "2025-03-01T00:00:00.000Z");
+    const model = await store.getModel("zoo", "copied");
+    assertEquals(model?.downloads, 42);
+    assertEquals(model?.updatedAt, "2025-03-01T00:00:00.000Z");
+    assertEquals(model?.versions.map((v) => [v.version, v.createdAt, v.downloads, v.yanked]), [
+      ["1.0.0", at, 41, false],
+      ["1.1.0", at, 1, true],
+    ]);
+    assertEquals(await store.countDownload("zoo", "copied", "1.0.0"), 42);
+    const byDownloads = await store.listModels({ sort: "downloads" });
+    assertEquals(byDownloads.items[0]?.downloads, 43);
+  });
+
   test("finds a stored token by the hash of its secret", async ({ store }) => {
     const token = {
       id: "tok_1",
