@@ -6,7 +6,11 @@
  *    `GET /api/models/:ns/:name/:version` (a read that counts a download in
  *    PostgreSQL) through nginx to one replica, then to two (req/s, p99);
  * 2. a 16 MiB blob: proxied by the registry, against `--blob-redirect` (the
- *    client follows the 302 to the S3 server), in MB/s (10^6 bytes).
+ *    client follows the 302 to the S3 server), in MB/s (10^6 bytes);
+ * 3. the same blob on the embedded store, `registry/main.ts --workers 1` and
+ *    `--workers 2` (one process per core on one port) against nginx as it is
+ *    deployed (`worker_processes 2`, `sendfile on`) serving the same file,
+ *    with wrk `-t2 -c8`.
  *
  * Needs `ZOO_TEST_DATABASE_URL` and `ZOO_TEST_BLOBS_URL` with AWS_* (run
  * `source .ci/services.sh` first: a throwaway PostgreSQL cluster and
@@ -84,8 +88,26 @@ const WRK_LUA = `done = function(summary, latency, requests)
 end
 `;
 
-async function runWrk(url: string, seconds: number, script: string): Promise<LoadResult> {
-  const args = ["-t", "1", "-c", String(META_CONNECTIONS), "-d", `${seconds}s`, "-s", script, url];
+async function runWrk(
+  url: string,
+  seconds: number,
+  script: string,
+  threads = 1,
+  connections = META_CONNECTIONS,
+): Promise<LoadResult> {
+  const args = [
+    "-t",
+    String(threads),
+    "-c",
+    String(connections),
+    "-d",
+    `${seconds}s`,
+    "--timeout",
+    "30s",
+    "-s",
+    script,
+    url,
+  ];
   const { ok, text } = await output("wrk", args);
   const line = text.split("\n").find((l) => l.startsWith("WRKJSON "));
   if (!ok || line === undefined) throw new Error(`wrk ${args.join(" ")} failed:\n${text}`);
@@ -134,28 +156,9 @@ interface Child {
   stop(): Promise<void>;
 }
 
-function startReplica(
-  port: number,
-  databaseUrl: string,
-  blobsUrl: string,
-  extra: string[],
-): Child {
+function startReplica(port: number, flags: string[]): Child {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "registry/main.ts",
-      "--port",
-      String(port),
-      "--workers",
-      "1",
-      "--no-seed",
-      "--database-url",
-      databaseUrl,
-      "--blobs",
-      blobsUrl,
-      ...extra,
-    ],
+    args: ["run", "-A", "registry/main.ts", "--port", String(port), "--no-seed", ...flags],
     cwd: new URL("../", import.meta.url).pathname,
     stdout: "null",
     stderr: "inherit",
@@ -171,6 +174,7 @@ function startReplica(
 async function startNginx(
   dir: string,
   upstreams: Record<string, number[]>,
+  options: { workers?: number; staticDir?: string } = {},
 ): Promise<{ ports: Record<string, number>; stop(): Promise<void> }> {
   const ports: Record<string, number> = {};
   const blocks = Object.entries(upstreams).map(([name, backends]) => {
@@ -190,13 +194,23 @@ async function startNginx(
     }
   }`;
   });
-  const conf = `worker_processes 1;
+  if (options.staticDir !== undefined) {
+    const port = freePort();
+    ports.static = port;
+    blocks.push(`server {
+    listen 127.0.0.1:${port};
+    root ${options.staticDir};
+  }`);
+  }
+  const conf = `worker_processes ${options.workers ?? 1};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  sendfile on;
+  tcp_nopush on;
   keepalive_requests 1000000;
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
@@ -264,7 +278,15 @@ async function main(): Promise<void> {
 
     const [p1, p2, p3] = [freePort(), freePort(), freePort()];
     for (const [p, extra] of [[p1, []], [p2, []], [p3, ["--blob-redirect"]]] as const) {
-      const r = startReplica(p, db.url, blobsUrl, [...extra]);
+      const r = startReplica(p, [
+        "--workers",
+        "1",
+        "--database-url",
+        db.url,
+        "--blobs",
+        blobsUrl,
+        ...extra,
+      ]);
       stops.push(() => r.stop());
     }
     for (const p of [p1, p2, p3]) await waitForPort(p);
@@ -315,9 +337,60 @@ async function main(): Promise<void> {
       }
     }
 
+    const errs = (rs: LoadResult[]) => rs.reduce((n, r) => n + r.errors, 0);
+    // Part 3: the embedded store, one process per core, against nginx as deployed.
+    const data = `${tmp}/embedded`;
+    const staticDir = `${tmp}/static`;
+    await Deno.mkdir(staticDir);
+    await Deno.copyFile(weights, `${staticDir}/weights.bin`);
+    // nginx's workers run as nobody when started as root.
+    await Deno.chmod(tmp, 0o755);
+    await Deno.chmod(staticDir, 0o755);
+    await Deno.chmod(`${staticDir}/weights.bin`, 0o644);
+    const embedded = await openStore({ data });
+    await publishBenchModel(embedded, weights);
+    await embedded.close();
+    const [w1, w2] = [freePort(), freePort()];
+    for (const [p, n] of [[w1, "1"], [w2, "2"]] as const) {
+      const r = startReplica(p, ["--data", data, "--workers", n]);
+      stops.push(() => r.stop());
+      await waitForPort(p);
+    }
+    // Let the second process of --workers 2 bind before measuring.
+    await new Promise((r) => setTimeout(r, 3000));
+    await Deno.mkdir(`${tmp}/nginx-static`);
+    const deployed = await startNginx(`${tmp}/nginx-static`, {}, { workers: 2, staticDir });
+    stops.unshift(() => deployed.stop());
+    const direct: Record<string, LoadResult[]> = {};
+    const targets: Record<string, string> = {
+      "nginx (worker_processes 2, sendfile)":
+        `http://127.0.0.1:${deployed.ports.static}/weights.bin`,
+      "registry --workers 1": `http://127.0.0.1:${w1}${blobPath}`,
+      "registry --workers 2": `http://127.0.0.1:${w2}${blobPath}`,
+    };
+    for (let round = 0; round < rounds; round++) {
+      for (const [k, url] of Object.entries(targets)) {
+        const r = await runWrk(url, seconds, script, 2, BLOB_CONNECTIONS);
+        (direct[k] ??= []).push(r);
+        console.error(
+          `round ${round + 1} ${k}: ${
+            (r.bytes / r.seconds / 1e6).toFixed(0)
+          } MB/s, ${r.errors} errors`,
+        );
+      }
+    }
+    const nginxMbps = median(
+      direct["nginx (worker_processes 2, sendfile)"]!.map((r) => r.bytes / r.seconds / 1e6),
+    );
+    const directRows = Object.entries(direct).map(([k, rs]) => {
+      const m = median(rs.map((r) => r.bytes / r.seconds / 1e6));
+      return `| ${k} | ${m.toFixed(0)} | ${(100 * m / nginxMbps).toFixed(0)}% | ${errs(rs)} | ${
+        rs.map((r) => (r.bytes / r.seconds / 1e6).toFixed(0)).join(", ")
+      } |`;
+    });
+
     const rps = (rs: LoadResult[]) => median(rs.map((r) => r.requests / r.seconds));
     const p99 = (rs: LoadResult[]) => median(rs.map((r) => r.p99Ms));
-    const errs = (rs: LoadResult[]) => rs.reduce((n, r) => n + r.errors, 0);
     const rows = Object.entries(meta).map(([k, rs]) =>
       `| ${k.replace(" one", ", one replica").replace(" two", ", two replicas")} | ${
         rps(rs).toFixed(0)
@@ -358,6 +431,12 @@ ${rows.join("\n")}
 | path | MB/s (median) | errors | MB/s per round |
 | ---- | ------------- | ------ | -------------- |
 ${blobRows.join("\n")}
+
+## 16 MiB blob on the embedded store, one process per core (wrk -t2 -c${BLOB_CONNECTIONS}, direct)
+
+| server | MB/s (median) | of nginx | errors | MB/s per round |
+| ------ | ------------- | -------- | ------ | -------------- |
+${directRows.join("\n")}
 `;
     console.log(report);
     if (!flags["no-write"]) {
