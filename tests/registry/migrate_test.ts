@@ -1,3 +1,7 @@
+/**
+ * `deno task registry:migrate` as a user runs it: an embedded registry copied
+ * into PostgreSQL and S3, twice, and a corrupt source blob refused.
+ */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { createToken } from "../../registry/auth.ts";
 import { openStore, type StoreConfig } from "../../registry/storage/open.ts";

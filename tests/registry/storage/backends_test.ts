@@ -1,3 +1,7 @@
+/**
+ * The storage conformance suite on the three other pairs of backends:
+ * PostgreSQL with a blob folder, SQLite with S3, and PostgreSQL with S3.
+ */
 import { openStore, type StoreConfig } from "../../../registry/storage/open.ts";
 import { freshBlobsUrl, freshDatabase, skipWithout } from "./_servers.ts";
 import { storeConformance } from "./conformance.ts";

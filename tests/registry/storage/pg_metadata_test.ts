@@ -1,3 +1,7 @@
+/**
+ * What the PostgreSQL metadata store does beyond the conformance suite:
+ * migrations under concurrency, a newer schema, URL checks.
+ */
 import { assertEquals, assertRejects } from "@std/assert";
 import postgres from "postgres";
 import { MIGRATIONS, openPgMetadataStore } from "../../../registry/storage/pg_metadata.ts";

@@ -1,3 +1,7 @@
+/**
+ * What the S3 blob store does beyond the conformance suite: multipart uploads,
+ * nothing left behind by a wrong digest or a cancel, orphan cleanup, URL checks.
+ */
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { AwsClient } from "aws4fetch";
 import { openS3BlobStore, parseS3Url, PART_SIZE } from "../../../registry/storage/s3_blobs.ts";
