@@ -16,7 +16,7 @@ import { parseArgs } from "@std/cli";
 import { createRegistryApp } from "./registry/app.ts";
 import { createToken } from "./registry/auth.ts";
 import { seedMissing } from "./registry/seed.ts";
-import { openSqliteFsStore } from "./registry/storage/sqlite_fs.ts";
+import { describeStore, openStore, STORE_FLAGS, storeConfig } from "./registry/storage/open.ts";
 import { ZooClient } from "./sdk/client.ts";
 import { NotFoundError } from "./sdk/errors.ts";
 import { type CliResult, main as finetune } from "./sdk/finetune.ts";
@@ -40,6 +40,9 @@ Flags (flag, then environment, then default):
   --port N          port to serve on (0: any free port)   env ZOO_PORT   8000
   --host H          address to listen on                   env ZOO_HOST   127.0.0.1
   --data DIR        registry data dir (SQLite + blobs)     env ZOO_DATA   ./.zoo-data
+  --database-url U  PostgreSQL for metadata        env ZOO_DATABASE_URL   (SQLite in --data)
+  --blobs URL       s3://BUCKET/PREFIX?endpoint=URL&region=R for blobs
+                                                   env ZOO_BLOBS_URL      (folder in --data)
   --cache DIR       SDK download and CNN-code cache        env ZOO_CACHE  ~/.cache/deno-model-zoo
   --model REF       checkpoint to fine-tune                               zoo/lenet5
   --dataset SPEC    data spec without perClass                            fashion-mnist
@@ -115,7 +118,7 @@ export async function main(
     string: [
       "port",
       "host",
-      "data",
+      ...STORE_FLAGS,
       "cache",
       "model",
       "dataset",
@@ -141,37 +144,40 @@ export async function main(
     (flags[f] as string | undefined) ?? (e === null ? undefined : env(e)) ?? d;
   const port = positiveInt("port", str("port", "ZOO_PORT", "8000"), 0);
   const hostname = str("host", "ZOO_HOST", "127.0.0.1");
-  const dataDir = str("data", "ZOO_DATA", "./.zoo-data");
+  const config = storeConfig(flags);
   const cache = str("cache", "ZOO_CACHE", "");
   const perClass = positiveInt("per-class", str("per-class", null, "100"));
   const name = str("name", null, "me/lenet5-fashion");
   const namespace = name.split("/")[0] ?? "me";
   const started = performance.now();
 
-  const store = await openSqliteFsStore(dataDir);
+  const store = await openStore(config);
   let server: Deno.HttpServer | undefined;
   try {
-    const only = str("zoo", null, "").split(",").filter((n) => n !== "");
-    // Every start adds what is missing, so an interrupted seed completes; an
-    // unknown name fails in zooEntries.
-    const seeded = await seedMissing(
-      store,
-      (only.length > 0 ? only : [...TRAINED_ENTRIES, ...IMPORTED_ENTRIES]).map((name) => ({
-        name,
-        version: ZOO_VERSION,
-      })),
-      async ({ name }) => (await zooEntries({ only: [name] }))[0]!,
-      ZOO_NAMESPACE,
-    );
-    if (seeded.published.length > 0) {
-      log(
-        `${
-          seeded.skipped.length === 0
-            ? "Seeded the empty registry"
-            : "Added the missing zoo entries"
-        } with ${seeded.published.join(", ")}`,
+    // Once, even when registries start together on one database; every start adds
+    // what is missing, so an interrupted seed completes.
+    await store.exclusive("seed", async () => {
+      const only = str("zoo", null, "").split(",").filter((n) => n !== "");
+      // An unknown name fails in zooEntries.
+      const seeded = await seedMissing(
+        store,
+        (only.length > 0 ? only : [...TRAINED_ENTRIES, ...IMPORTED_ENTRIES]).map((name) => ({
+          name,
+          version: ZOO_VERSION,
+        })),
+        async ({ name }) => (await zooEntries({ only: [name] }))[0]!,
+        ZOO_NAMESPACE,
       );
-    }
+      if (seeded.published.length > 0) {
+        log(
+          `${
+            seeded.skipped.length === 0
+              ? "Seeded the empty registry"
+              : "Added the missing zoo entries"
+          } with ${seeded.published.join(", ")}`,
+        );
+      }
+    });
     const app = createRegistryApp({ store });
     const listening = Promise.withResolvers<number>();
     server = Deno.serve({
@@ -180,7 +186,7 @@ export async function main(
       onListen: (addr) => listening.resolve(addr.port),
     }, app.fetch);
     const url = `http://${hostname}:${await listening.promise}`;
-    log(`Registry on ${url} (data: ${dataDir})`);
+    log(`Registry on ${url} (${describeStore(config)})`);
 
     const { token } = await createToken(store, [`publish:${namespace}`], "main job");
     const client = new ZooClient({ url, ...(cache ? { cacheDir: cache } : {}) });

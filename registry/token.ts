@@ -6,7 +6,7 @@
  */
 import { parseArgs } from "@std/cli";
 import { createToken } from "./auth.ts";
-import { openSqliteFsStore } from "./storage/sqlite_fs.ts";
+import { openStore, STORE_FLAGS, STORE_FLAGS_HELP, storeConfig } from "./storage/open.ts";
 
 const HELP = `Mint a registry token.
 
@@ -15,13 +15,15 @@ Usage: deno task token create --scope SCOPE [--scope SCOPE ...] [flags]
 Flags (flag, then environment, then default):
   --scope S    read | publish:<namespace> | admin (repeatable)   required
   --label L    who or what the token is for                      ""
-  --data DIR   the registry's data dir              ZOO_DATA     ./.zoo-data
-  -h, --help   this text`;
+  -h, --help   this text
+
+The registry's store, read as the registry reads it:
+${STORE_FLAGS_HELP}`;
 
 if (import.meta.main) {
   try {
     const flags = parseArgs(Deno.args, {
-      string: ["scope", "label", "data"],
+      string: ["scope", "label", ...STORE_FLAGS],
       boolean: ["help"],
       collect: ["scope"],
       alias: { h: "help" },
@@ -33,9 +35,7 @@ if (import.meta.main) {
     if (flags._[0] !== "create") {
       throw new TypeError('Unknown command: use "token create --scope <scope>"');
     }
-    const store = await openSqliteFsStore(
-      (flags.data as string | undefined) ?? Deno.env.get("ZOO_DATA") ?? "./.zoo-data",
-    );
+    const store = await openStore(storeConfig(flags));
     const { token, record } = await createToken(
       store,
       (flags.scope as string[] | undefined) ?? [],

@@ -81,6 +81,15 @@ export function blobRoutes(): Hono<RegistryEnv> {
     };
     const inm = c.req.header("if-none-match");
     if (inm !== undefined && etagMatches(inm, etag)) return c.body(null, 304, headers);
+    if (c.req.method === "GET" && store.blobs.redirectUrl) {
+      // The client fetches the bytes (ranges included) from object storage;
+      // the redirect expires, so it is not cached like the bytes are.
+      return c.body(null, 302, {
+        etag,
+        "location": await store.blobs.redirectUrl(digest),
+        "cache-control": "no-store",
+      });
+    }
 
     let range: ReturnType<typeof parseRange> = null;
     const rangeHeader = c.req.header("range");

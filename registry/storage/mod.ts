@@ -17,4 +17,7 @@
  */
 
 export * from "./store.ts";
-export { openSqliteFsStore } from "./sqlite_fs.ts";
+export { openSqliteFsStore, type SqliteFsOptions } from "./sqlite_fs.ts";
+export { combineStores } from "./combine.ts";
+export { openFsBlobStore } from "./fs_blobs.ts";
+export { openSqliteMetadataStore, type SqliteMetadataOptions } from "./sqlite_metadata.ts";

@@ -62,6 +62,15 @@ export interface BlobStore {
     digest: string,
     range?: { start: number; end: number },
   ): Promise<ReadableStream<Uint8Array> | null>;
+  /**
+   * Present when blob GETs are to be redirected (`--blob-redirect`): a URL
+   * the client can fetch the blob from directly, for a while (a presigned
+   * object storage URL), so the registry does not carry the bytes.
+   *
+   * @param digest a stored blob's digest
+   * @returns the URL
+   */
+  redirectUrl?(digest: string): Promise<string>;
 }
 
 /** One file of a version: a path in the checkpoint and the blob holding it. */
@@ -87,6 +96,10 @@ export interface NewVersion {
   architecture: Record<string, unknown>;
   /** Who published it (token label), for the record. */
   publishedBy?: string;
+  /** When it was first published, kept when copying between stores; now by default. */
+  createdAt?: string;
+  /** The downloads it already had, kept when copying between stores; 0 by default. */
+  downloads?: number;
 }
 
 /** A stored version. */
@@ -168,12 +181,19 @@ export interface MetadataStore {
     name: string,
     version: string,
   ): Promise<VersionRecord | null>;
-  /** Points `tag` at an existing version. @throws {NotFoundError} when the version is absent */
+  /**
+   * Points `tag` at an existing version.
+   *
+   * @param at the model's new `updatedAt`: now by default (a copy between
+   *   stores keeps the source's)
+   * @throws {NotFoundError} when the version is absent
+   */
   setTag(
     namespace: string,
     name: string,
     tag: string,
     version: string,
+    at?: string,
   ): Promise<void>;
   /**
    * Yanks or un-yanks a version. Yanking the version `latest` points at moves
@@ -181,6 +201,8 @@ export interface MetadataStore {
    * un-yanking a release above `latest` (or when `latest` is yanked or a
    * prerelease) moves `latest` back to it. Other tags never move by themselves.
    *
+   * @param at the model's new `updatedAt`: now by default (a copy between
+   *   stores keeps the source's)
    * @throws {NotFoundError} when absent
    */
   setYanked(
@@ -188,6 +210,7 @@ export interface MetadataStore {
     name: string,
     version: string,
     yanked: boolean,
+    at?: string,
   ): Promise<void>;
   /**
    * Counts one download of a version. A backend may keep counts in memory and
@@ -225,6 +248,17 @@ export interface MetadataStore {
   addToken(t: TokenRecord): Promise<void>;
   /** Finds a token by the hash of its secret. */
   findToken(hash: string): Promise<TokenRecord | null>;
+  /**
+   * Runs `fn` while holding a lock named `name` that every instance sharing
+   * this store's data respects, in this process or another (a lock file, a
+   * PostgreSQL advisory lock). Seeding runs under it, so that replicas
+   * starting together seed once.
+   *
+   * @param name what the lock guards, e.g. `seed`
+   * @param fn the work; the lock is released when it settles
+   * @returns what `fn` returns
+   */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -240,6 +274,26 @@ export interface Revision {
   metadata: number;
   /** Changes whenever this model's download counts may have changed. */
   downloads: number;
+}
+
+/**
+ * A blob store as a backend opens it: it holds files or connections until
+ * closed.
+ */
+export interface BlobBackend extends BlobStore {
+  /** Cancels the uploads in progress and releases files and connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * A metadata store as a backend opens it: it may hold download counts in
+ * memory, and holds files or connections until closed.
+ */
+export interface MetadataBackend extends MetadataStore {
+  /** Writes what this instance holds only in memory (download counts) to durable storage. */
+  flush(): Promise<void>;
+  /** Writes what is held in memory, then releases files and connections. */
+  close(): Promise<void>;
 }
 
 /** A complete backend. */

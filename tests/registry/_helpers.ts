@@ -2,7 +2,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
-import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
+import { openStore, type StoreConfig } from "../../registry/storage/open.ts";
+import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
+import { AwsClient } from "aws4fetch";
+import { freshBlobsUrl, freshDatabase, type TestDatabase } from "./storage/_servers.ts";
 import type { Store } from "../../registry/storage/store.ts";
 import { encodeHex } from "../../registry/_hex.ts";
 
@@ -59,14 +62,44 @@ export async function modelFiles(model: tf.LayersModel): Promise<TestFile[]> {
   return files;
 }
 
-/** A registry served on a free loopback port over a real SQLite file and blob folder. */
+/**
+ * A registry served on a free loopback port over a real SQLite file and blob
+ * folder, or, with `ZOO_TEST_STORE=pg+s3`, over a PostgreSQL database and an
+ * S3 prefix of its own (see `storage/_servers.ts`).
+ */
 export interface TestRegistry {
   url: string;
   dataDir: string;
   store: Store;
   /** A token with `publish:zoo`. */
   token: string;
+  /** The blobs stored, as their storage names (files or object keys). */
+  storedBlobs(): Promise<string[]>;
+  /** Uploads in progress or left behind (temporary files or objects). */
+  pendingUploads(): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/** The PostgreSQL + S3 backends of each data dir, so a restart finds its data. */
+const remote = new Map<string, { config: StoreConfig; db: TestDatabase }>();
+
+async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
+  const loc = parseS3Url(blobsUrl);
+  const client = new AwsClient({
+    accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
+    secretAccessKey: Deno.env.get("AWS_SECRET_ACCESS_KEY")!,
+    service: "s3",
+    region: loc.region,
+  });
+  const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/${under}` });
+  const xml = await (await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`)).text();
+  return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!);
+}
+
+async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(path)) names.push(e.name);
+  return names;
 }
 
 /** Starts a registry; reuses `dataDir` when given (for restart tests). */
@@ -74,7 +107,13 @@ export async function startRegistry(
   opts: { dataDir?: string } & Omit<RegistryOptions, "store"> = {},
 ): Promise<TestRegistry> {
   const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "zoo-test-" });
-  const store = await openSqliteFsStore(dataDir);
+  let backend = remote.get(dataDir);
+  if (backend === undefined && Deno.env.get("ZOO_TEST_STORE") === "pg+s3") {
+    const db = await freshDatabase();
+    backend = { db, config: { data: dataDir, databaseUrl: db.url, blobsUrl: freshBlobsUrl() } };
+    remote.set(dataDir, backend);
+  }
+  const store = await openStore(backend?.config ?? { data: dataDir });
   const { token } = await createToken(store, ["publish:zoo"], "test");
   const app = createRegistryApp({ store, ...opts });
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
@@ -83,6 +122,10 @@ export async function startRegistry(
     dataDir,
     store,
     token,
+    storedBlobs: () =>
+      backend ? remoteKeys(backend.config.blobsUrl!, "blobs/") : listDir(`${dataDir}/blobs/sha256`),
+    pendingUploads: () =>
+      backend ? remoteKeys(backend.config.blobsUrl!, "uploads/") : listDir(`${dataDir}/uploads`),
     async close() {
       await server.shutdown();
       await store.close();

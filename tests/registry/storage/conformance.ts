@@ -67,16 +67,18 @@ interface Instances {
  *
  * @param name how the backend reads in a test name, e.g. `openSqliteFsStore()`
  * @param open makes a fresh, empty fixture
+ * @param ignore skips every test (a backend whose server is not configured)
  */
 export function storeConformance(
   name: string,
   open: () => Promise<ConformanceFixture>,
+  ignore = false,
 ): void {
   const test = (
     sentence: string,
     fn: (f: ConformanceFixture, instances: Instances) => Promise<void>,
   ) =>
-    Deno.test(`${name} ${sentence}`, async () => {
+    Deno.test({ name: `${name} ${sentence}`, ignore }, async () => {
       const f = await open();
       const open_ = new Set<Store>([f.store]);
       const instances: Instances = {
@@ -573,6 +575,29 @@ export function storeConformance(
   });
 
   // Tokens
+
+  test("keeps the publication time, downloads and change times a copy between stores gives", async ({ store }) => {
+    const at = "2025-01-02T03:04:05.678Z";
+    const record = await store.publish({
+      ...newVersion("zoo", "copied", "1.0.0"),
+      createdAt: at,
+      downloads: 41,
+    });
+    assertEquals([record.createdAt, record.downloads], [at, 41]);
+    await store.publish({ ...newVersion("zoo", "copied", "1.1.0"), createdAt: at, downloads: 1 });
+    await store.setYanked("zoo", "copied", "1.1.0", true, "2025-02-01T00:00:00.000Z");
+    await store.setTag("zoo", "copied", "stable", "1.0.0", "2025-03-01T00:00:00.000Z");
+    const model = await store.getModel("zoo", "copied");
+    assertEquals(model?.downloads, 42);
+    assertEquals(model?.updatedAt, "2025-03-01T00:00:00.000Z");
+    assertEquals(model?.versions.map((v) => [v.version, v.createdAt, v.downloads, v.yanked]), [
+      ["1.0.0", at, 41, false],
+      ["1.1.0", at, 1, true],
+    ]);
+    assertEquals(await store.countDownload("zoo", "copied", "1.0.0"), 42);
+    const byDownloads = await store.listModels({ sort: "downloads" });
+    assertEquals(byDownloads.items[0]?.downloads, 43);
+  });
 
   test("finds a stored token by the hash of its secret", async ({ store }) => {
     const token = {
