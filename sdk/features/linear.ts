@@ -42,9 +42,11 @@ export interface LinearTrainOptions {
  * The standardization it was trained with is folded into `kernel` and `bias`.
  */
 export interface LinearModel {
+  /** `svm` (Crammer–Singer hinge) or `softmax`. */
   classifier: LinearClassifier;
   /** Code length. */
   dim: number;
+  /** Number of classes: the columns of `kernel`. */
   numClasses: number;
   /** `dim x numClasses`, row-major. */
   kernel: Float32Array;
