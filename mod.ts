@@ -26,7 +26,8 @@
  * await selectDevice("auto", { training: false });
  * const zoo = new ZooClient({ url: "http://localhost:8000" });
  * const model = await zoo.loadModel("zoo/lenet5");
- * console.log(checkInput(analyze(model), { height: 56, width: 56, channels: 1 }).message);
+ * const check = checkInput(analyze(model), { height: 56, width: 56, channels: 1 });
+ * console.log(check.findings.map((f) => f.kind)); // ["fixed-by-head"]
  * const scores = convolutionalize(model).predict(tf.zeros([1, 56, 56, 1])) as tf.Tensor;
  * console.log(scores.shape); // [1, 8, 8, 10]
  * ```
