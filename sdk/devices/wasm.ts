@@ -58,6 +58,13 @@ export interface WasmBackendOptions {
    * @default {"the dist/ folder of the installed @tensorflow/tfjs-backend-wasm"}
    */
   wasmDir?: string | URL;
+  /**
+   * A folder for the files the threaded build needs on disk (the pthread
+   * workers' script, named by its content and reused), so that a scoped
+   * write permission covers them.
+   * @default {a temporary file}
+   */
+  workDir?: string;
 }
 
 /** What {@linkcode initWasmBackend} set up. */
@@ -160,7 +167,7 @@ export async function initWasmBackend(options: WasmBackendOptions = {}): Promise
     wasm.setWasmPaths(dir);
     if (wanted > 1) {
       setSimdThreads(wanted);
-      threadsFallback = await startWasmThreads(xnnpack, dir);
+      threadsFallback = await startWasmThreads(xnnpack, dir, options.workDir);
     } else {
       tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
     }

@@ -242,9 +242,12 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     throw new TypeError("Cannot fine-tune: pass `model`, or `modelRef` with a `client`");
   }
 
+  // Files the device setup writes go under the cache, which a scoped write permission covers.
+  const cacheRoot = opts.client?.cacheDir ?? opts.cacheDir;
   const device = await selectDevice(opts.device ?? "auto", {
     training: true,
     ...(opts.wasmThreads === undefined ? {} : { wasmThreads: opts.wasmThreads }),
+    ...(cacheRoot === undefined ? {} : { workDir: join(cacheRoot, "devices") }),
   });
   log(`device: ${device.reason}`);
 
