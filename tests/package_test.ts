@@ -2,8 +2,9 @@
  * The SDK as another project uses it: a consumer folder outside the
  * repository, set up with the deno.json the README shows (a `links` entry
  * and an import of the package name), runs every TypeScript snippet of the
- * README, the module example of mod.ts and the model page's "Use it" snippet
- * against a real registry on a free port, without `--config`. The snippets are
+ * README, the module example of mod.ts, the model page's "Use it" snippet and
+ * the one of the LeNet-5 card against a real registry on a free port, without
+ * `--config`. The snippets are
  * read from those texts, not copied here; each `console.log(…); // value`
  * line must print that value.
  */
@@ -67,6 +68,7 @@ function checkPrinted(snippet: string, stdout: string, name: string): number {
   const expected = snippet.split("\n")
     .filter((l) => l.includes("console.log(") && l.includes("); // "))
     .map((l) => l.slice(l.lastIndexOf("); // ") + 6).trim());
+  if (expected.length === 0) return 0;
   const lines = stdout.trim() === "" ? [] : stdout.trim().split("\n");
   assertEquals(
     lines.length,
@@ -122,6 +124,12 @@ Deno.test({
           .replaceAll("&#39;", "'").replaceAll("&amp;", "&"),
       });
       assertStringIncludes(snippets[3]!.code, `from "${PACKAGE.name}"`);
+      // The committed LeNet-5 card, shown on its model page, has its own snippet.
+      const card = await Deno.readTextFile(join(ROOT, "zoo/lenet5/checkpoint/README.md"));
+      const cardSnippet = codeBlocks(card.slice(card.indexOf("## Use it")))[0];
+      assert(cardSnippet !== undefined, "the LeNet-5 card shows an SDK snippet");
+      assertStringIncludes(cardSnippet.code, `from "${PACKAGE.name}"`);
+      snippets.push({ name: "the LeNet-5 card's SDK snippet", code: cardSnippet.code });
 
       const env = {
         ZOO_CACHE: registry.cacheDir,
