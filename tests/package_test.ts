@@ -189,3 +189,52 @@ console.log(JSON.stringify({
   const line = decode(out.stdout).trim().split("\n").at(-1) ?? "";
   assertEquals(JSON.parse(line), { registered: ["cpu"], sum: [2, 3], backend: "cpu" });
 });
+
+Deno.test({
+  name: "the README's fine-tuning command runs as written against a registry",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+    const section = readme.slice(readme.indexOf("## Fine-tuning"));
+    const command = codeBlocks(section).find((b) => b.lang === "sh")?.code;
+    assert(command?.startsWith("deno task finetune"), "the README's fine-tuning command");
+    const registry = await startFinetuneRegistry();
+    const cwd = await Deno.makeTempDir({ prefix: "zoo-readme-finetune-" });
+    try {
+      // `deno task finetune` is the task of the repository's deno.json, run with the output
+      // folder in a temp folder rather than the checkout: its script by absolute path.
+      const { tasks } = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as {
+        tasks: Record<string, string>;
+      };
+      const task = tasks.finetune?.replace(/ (sdk\/\S+\.ts)/, ` ${ROOT}/$1`);
+      assert(task?.startsWith("deno run "), `the finetune task: ${tasks.finetune}`);
+      const script = `deno() {
+  if [ "$1" = task ] && [ "$2" = finetune ]; then shift 2; command ${task} "$@";
+  else command deno "$@"; fi
+}
+${command}`;
+      const out = await new Deno.Command("bash", {
+        args: ["-euo", "pipefail", "-c", script],
+        cwd,
+        env: {
+          ZOO_URL: registry.url,
+          ZOO_TOKEN: registry.token,
+          ZOO_CACHE: registry.cacheDir,
+          ZOO_WASM_THREADS: "1",
+          PATH: `${join(Deno.execPath(), "..")}:${Deno.env.get("PATH") ?? ""}`,
+        },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(out.code, 0, decode(out.stderr));
+      assertStringIncludes(decode(out.stdout), "Published me/lenet5-fashion@1.0.0");
+      const card = JSON.parse(await Deno.readTextFile(join(cwd, "finetune-out", "card.json")));
+      assertEquals(card.parent, "zoo/lenet5@1.0.0");
+    } finally {
+      await registry.close();
+      await Deno.remove(cwd, { recursive: true });
+    }
+  },
+});
