@@ -40,13 +40,13 @@ export type { WasmBackendInfo, WasmBackendOptions };
  * @throws {RangeError} for a thread count that is not a positive integer, or a non-file `wasmDir`
  * @throws {Error} when the wasm binaries cannot be loaded
  *
- * @example Train on wasm on one thread
+ * @example Train on wasm
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { assertEquals } from "@std/assert";
  * import { initWasmBackend } from "./mod.ts";
  * const info = await initWasmBackend({ threads: false });
- * assertEquals([info.threads, tf.getBackend()], [1, "wasm"]);
+ * assertEquals([info.backend, tf.getBackend()], ["wasm", "wasm"]);
  * ```
  */
 export async function initWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackendInfo> {
