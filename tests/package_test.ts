@@ -4,7 +4,8 @@
  * and an import of the package name), runs every TypeScript snippet of the
  * README, the module example of mod.ts, the model page's "Use it" snippet and
  * the one of the LeNet-5 card against a real registry on a free port, without
- * `--config`. The snippets are
+ * `--config` (the README marks them `ts ignore` for `deno test --doc`, which
+ * has no registry). The snippets are
  * read from those texts, not copied here; each `console.log(…); // value`
  * line must print that value.
  */
