@@ -1,16 +1,35 @@
 /**
- * The model zoo SDK: fetch and verify checkpoints from a registry, check what
- * a checkpoint's architecture allows, convolutionalize fully-connected heads
- * to run on new input sizes, load datasets, and fine-tune.
+ * The model zoo SDK, task by task: load a pretrained checkpoint from a
+ * registry, see what its architecture allows, run it on other input sizes or
+ * channels, cut it for its CNN codes or freeze its early layers, fine-tune it
+ * on new images, and publish the result.
  *
- * @example Load a checkpoint and check an input size
+ * - Load: {@linkcode ZooClient} (`loadModel`, `pull`, `resolve`, `publish`).
+ * - Check: {@linkcode analyze} and {@linkcode checkInput}.
+ * - Change: {@linkcode convolutionalize}, {@linkcode resizeInput},
+ *   {@linkcode adaptInputChannels}, {@linkcode codeExtractor} (cut for CNN
+ *   codes), {@linkcode freeze}.
+ * - Train: {@linkcode fineTune}, on the device {@linkcode selectDevice} picks.
+ *
+ * Importing the SDK starts no tfjs backend, so every op works from the start
+ * on tfjs's cpu backend; `await selectDevice("auto", { training: false })`
+ * moves to the fastest device of the machine (WebGPU on a GPU, else wasm).
+ * The lower-level parts live at the package's subpaths: `./client`, `./arch`,
+ * `./surgery`, `./data`, `./devices`, `./finetune`, `./features`, `./train`
+ * and `./advisor`.
+ *
+ * @example Load a checkpoint, check an input size, get a score map
  * ```ts ignore
- * import { analyze, checkInput, convolutionalize, ZooClient } from "./mod.ts";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { analyze, checkInput, convolutionalize, selectDevice, ZooClient } from "@zoo/model-zoo";
+ *
+ * await selectDevice("auto", { training: false });
  * const zoo = new ZooClient({ url: "http://localhost:8000" });
- * const model = await zoo.loadModel("zoo/lenet5@1.0.0");
- * const arch = analyze(model);
- * console.log(checkInput(arch, { height: 64, width: 64, channels: 1 }).message);
- * const fcn = convolutionalize(model);
+ * const model = await zoo.loadModel("zoo/lenet5");
+ * const check = checkInput(analyze(model), { height: 56, width: 56, channels: 1 });
+ * console.log(check.findings.map((f) => f.kind)); // ["fixed-by-head"]
+ * const scores = convolutionalize(model).predict(tf.zeros([1, 56, 56, 1])) as tf.Tensor;
+ * console.log(scores.shape); // [1, 8, 8, 10]
  * ```
  *
  * @module
@@ -35,54 +54,20 @@ export {
   type Problem,
   RegistryError,
 } from "./sdk/errors.ts";
-export {
-  type CheckpointFile,
-  modelToFiles,
-  registerZooRouter,
-  ZOO_SCHEME,
-  zooIOHandler,
-  type ZooRouterRegistration,
-} from "./sdk/io_handler.ts";
-export {
-  hashFile,
-  type OpenRange,
-  type RetryPolicy,
-  sha256,
-  ZooCache,
-  type ZooCacheOptions,
-} from "./sdk/cache.ts";
-export { formatRef, type ModelRef, parseRef } from "./sdk/names.ts";
+export type { OpenRange, RetryPolicy, ZooCache, ZooCacheOptions } from "./sdk/cache.ts";
 export { analyze, type AnalyzeOptions, type LayersModelLike } from "./sdk/arch/analyze.ts";
 export { checkInput, type CheckInputOptions, type InputSize } from "./sdk/arch/check_input.ts";
-export type {
-  Architecture,
-  Finding,
-  FindingKind,
-  HeadKind,
-  InputCheck,
-  LayerInfo,
-  Shape,
-} from "./sdk/arch/types.ts";
+export type * from "./sdk/arch/types.ts";
 export type {
   ModelJson,
   WeightQuantization,
   WeightsManifestEntry,
   WeightsManifestGroup,
 } from "./sdk/model_json.ts";
-export {
-  convolutionalize,
-  resizeInput,
-  type ScoreMapGeometry,
-  scoreMapGeometry,
-} from "./sdk/convolutionalize.ts";
+export { convolutionalize, resizeInput } from "./sdk/convolutionalize.ts";
 export { adaptInputChannels } from "./sdk/adapt_channels.ts";
-export * from "./sdk/data/mod.ts";
-export {
-  initWasmBackend,
-  type WasmBackendInfo,
-  type WasmBackendOptions,
-} from "./sdk/devices/wasm.ts";
-export type * from "./sdk/finetune/types.ts";
+export { type CodeExtractor, codeExtractor, type CodePooling } from "./sdk/features/extract.ts";
+export { freeze, type FreezeOptions, type FrozenLayers } from "./sdk/freeze.ts";
 export {
   fineTune,
   type FineTuneOptions,
@@ -90,30 +75,12 @@ export {
   type SourceInfo,
   type TrainingPlan,
 } from "./sdk/finetune/fine_tune.ts";
+export type * from "./sdk/finetune/types.ts";
+export type { Batch, BatchOptions, Dataset, Preprocessing, Split } from "./sdk/data/types.ts";
 export {
   DEVICE_NAMES,
   type DeviceChoice,
   type DeviceJob,
   selectDevice,
 } from "./sdk/devices/select.ts";
-export { CONVNET_TRAINING_KERNELS, kernelsUsed, missingKernels } from "./sdk/devices/kernels.ts";
-export {
-  accumulatedGradients,
-  attachHead,
-  fineTuneNetwork,
-  type FineTuneNetworkOptions,
-  splitBatch,
-} from "./sdk/train/mod.ts";
-export {
-  computeCodes,
-  type FeatureOutcome,
-  featureStrategy,
-  type FeatureStrategyOptions,
-  trainLinear,
-} from "./sdk/features/mod.ts";
-export {
-  type AdviceThresholds,
-  advise,
-  DEFAULT_THRESHOLDS,
-  measureSimilarity,
-} from "./sdk/advisor/mod.ts";
+export type { LayersModel, Tensor, Tensor1D, Tensor4D } from "./sdk/_tfjs_types.ts";

@@ -7,6 +7,7 @@
  * @module
  */
 import { parseArgs as nodeParseArgs } from "node:util";
+import { closestString } from "@std/text";
 
 /** Options of {@linkcode parseArgs}, the std names. */
 export interface ParseOptions {
@@ -29,12 +30,16 @@ export type Args = Record<string, string | boolean | string[] | undefined> & {
 
 /**
  * Parses command-line arguments. Unlike std, an unknown flag is an error: a
- * mistyped flag should not silently fall back to a default.
+ * mistyped flag should not silently fall back to a default. The error is one
+ * line that names the flag and the nearest known one. A negative number
+ * after a flag that takes a value is that value (`--epochs -3`), so the
+ * program can say why it is refused.
  *
  * @param args the arguments, usually `Deno.args`
  * @param options which flags exist and their defaults
  * @returns the flags by name and the positionals in `_`
- * @throws {TypeError} on an unknown flag or a flag missing its value
+ * @throws {TypeError} on an unknown flag (naming the nearest known flag), a
+ *   flag missing its value, or a value given to an on/off flag
  *
  * @example Parse a port
  * ```ts
@@ -66,9 +71,10 @@ export function parseArgs(args: string[], options: ParseOptions = {}): Args {
     add(n, "string", options.collect?.includes(n));
   }
   for (const n of options.boolean ?? []) add(n, "boolean");
+  const normalized = checkFlags(args, spec, short);
   try {
     const { values, positionals } = nodeParseArgs({
-      args,
+      args: normalized,
       options: spec,
       allowPositionals: true,
       strict: true,
@@ -83,4 +89,73 @@ export function parseArgs(args: string[], options: ParseOptions = {}): Args {
       `Cannot parse the command line: ${message}: run with --help to list the flags`,
     );
   }
+}
+
+type Spec = Record<string, { type: "string" | "boolean" }>;
+
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+function unknownFlag(flag: string, known: string[]): TypeError {
+  const nearest = known.length > 0 ? closestString(flag.replace(/^-+/, ""), known) : undefined;
+  return new TypeError(
+    `Cannot parse the command line: unknown flag "${flag}"${
+      nearest === undefined ? "" : `: did you mean --${nearest}?`
+    } Run with --help to list the flags`,
+  );
+}
+
+/**
+ * Refuses unknown and malformed flags with one line each, and joins a flag
+ * that takes a value with a negative number after it (`--epochs=-3`), which
+ * `node:util` would take for a flag.
+ */
+function checkFlags(args: string[], spec: Spec, short: Record<string, string>): string[] {
+  const known = Object.keys(spec);
+  const longOf = new Map(Object.entries(short).map(([long, s]) => [s, long]));
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-" || NEGATIVE_NUMBER.test(arg)) {
+      out.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.startsWith("--")
+      ? arg.slice(2, eq === -1 ? undefined : eq)
+      : longOf.get(arg.slice(1, 2));
+    const option = name === undefined ? undefined : spec[name];
+    if (name === undefined || option === undefined || (!arg.startsWith("--") && arg.length > 2)) {
+      throw unknownFlag(eq === -1 ? arg : arg.slice(0, eq), known);
+    }
+    if (option.type === "boolean") {
+      if (eq !== -1) {
+        throw new TypeError(
+          `Cannot parse the command line: --${name} is an on/off flag and takes no value, got "${
+            arg.slice(eq + 1)
+          }"`,
+        );
+      }
+      out.push(arg);
+      continue;
+    }
+    if (eq !== -1) {
+      out.push(arg);
+      continue;
+    }
+    const value = args[i + 1];
+    if (value === undefined || (value.startsWith("-") && !NEGATIVE_NUMBER.test(value))) {
+      throw new TypeError(
+        `Cannot parse the command line: --${name} needs a value${
+          value === undefined ? "" : `, got the flag "${value}"`
+        }: write --${name} VALUE, or --${name}=VALUE for a value that starts with "-"`,
+      );
+    }
+    out.push(`--${name}=${value}`);
+    i++;
+  }
+  return out;
 }

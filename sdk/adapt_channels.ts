@@ -15,6 +15,7 @@ import {
   rebuild,
   tensorKey,
 } from "./_rebuild.ts";
+import type { LayersModel } from "./_tfjs_types.ts";
 
 /** The first layer with weights on the path from the input: the convolution to adapt. */
 function firstConv(graph: ReturnType<typeof layerGraph>, modelName: string): LayerNode {
@@ -84,7 +85,7 @@ function adaptKernel(kernel: tf.Tensor, channels: number): tf.Tensor {
  * console.log(gray.inputs[0]?.shape); // [null, 8, 8, 1]
  * ```
  */
-export function adaptInputChannels(model: tf.LayersModel, channels: number): tf.LayersModel {
+export function adaptInputChannels(model: LayersModel, channels: number): LayersModel {
   if (!Number.isInteger(channels) || channels < 1) {
     throw new RangeError(
       `Cannot adapt the input channels of model "${model.name}" to "${channels}": use a positive integer`,

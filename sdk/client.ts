@@ -9,7 +9,6 @@
  * @module
  */
 
-import type * as tf from "@tensorflow/tfjs";
 import http from "node:http";
 import https from "node:https";
 import { homedir } from "node:os";
@@ -33,6 +32,7 @@ import {
 } from "./errors.ts";
 import { createProgress, type Progress } from "./_progress.ts";
 import { loadZooModel, modelToFiles } from "./io_handler.ts";
+import type { LayersModel } from "./_tfjs_types.ts";
 
 /** The registry's default address. */
 export const DEFAULT_URL = "http://localhost:8000";
@@ -529,7 +529,7 @@ export class ZooClient {
    * console.log(await y.data());
    * ```
    */
-  loadModel(reference: string, options: TransferOptions = {}): Promise<tf.LayersModel> {
+  loadModel(reference: string, options: TransferOptions = {}): Promise<LayersModel> {
     return loadZooModel(this, reference, options);
   }
 
@@ -556,7 +556,7 @@ export class ZooClient {
    * ```
    */
   async publish(
-    source: string | tf.LayersModel,
+    source: string | LayersModel,
     options: PublishOptions,
   ): Promise<PublishResult> {
     const r = parseName(options.name);

@@ -21,6 +21,7 @@ import {
   shapeOf,
   tensorKey,
 } from "./_rebuild.ts";
+import type { LayersModel } from "./_tfjs_types.ts";
 
 /** Layers a head may hold besides Dense: they act per element (or on the last axis). */
 const ELEMENTWISE = new Set([
@@ -321,7 +322,7 @@ function build(
  * console.log(fcn.outputs[0]?.shape); // [null, null, null, 3]
  * ```
  */
-export function convolutionalize(model: tf.LayersModel): tf.LayersModel {
+export function convolutionalize(model: LayersModel): LayersModel {
   const graph = layerGraph(model, "convolutionalize");
   const head = findHead(graph, model.name, "convolutionalize");
   totalStrideOf(graph, head, model.name, "convolutionalize");
@@ -379,9 +380,9 @@ function nearest(n: number, native: number, stride: number): string {
  * ```
  */
 export function resizeInput(
-  model: tf.LayersModel,
+  model: LayersModel,
   size: { height: number; width: number },
-): tf.LayersModel {
+): LayersModel {
   const graph = layerGraph(model, "resize the input of");
   const head = findHead(graph, model.name, "resize the input of");
   const geometry = geometryOf(model, graph, head, "resize the input of");
@@ -462,7 +463,7 @@ function geometryOf(
  * console.log(scoreMapGeometry(net).totalStride); // [2, 2]
  * ```
  */
-export function scoreMapGeometry(model: tf.LayersModel): ScoreMapGeometry {
+export function scoreMapGeometry(model: LayersModel): ScoreMapGeometry {
   const graph = layerGraph(model, "convolutionalize");
   const head = findHead(graph, model.name, "convolutionalize");
   return geometryOf(model, graph, head, "convolutionalize");

@@ -343,7 +343,35 @@ export async function main(
   return result;
 }
 
+/** The permissions a run needs: its files, the registry, `ZOO_*` variables, the core count. */
+const PERMISSIONS = ["read", "write", "net", "env", "sys"] as const;
+
+/**
+ * The one line that stops a run started without the permissions it needs,
+ * or `undefined` when they are granted. Asking for them one by one would
+ * mean dozens of prompts: npm packages read their own files, the wasm
+ * backend starts workers, and every cache file has its own path.
+ *
+ * @param args the command line, which needs nothing for `--help`
+ * @returns the line to print before exiting, or `undefined`
+ */
+export function missingPermissions(args: readonly string[]): string | undefined {
+  if (args.includes("--help") || args.includes("-h")) return undefined;
+  const missing = PERMISSIONS.filter((name) =>
+    Deno.permissions.querySync({ name }).state !== "granted"
+  );
+  if (missing.length === 0) return undefined;
+  return `Cannot fine-tune without ${missing.join(", ")} permission${
+    missing.length === 1 ? "" : "s"
+  }: run \`deno task finetune …\` or \`deno run -A sdk/finetune.ts …\``;
+}
+
 if (import.meta.main) {
+  const refused = missingPermissions(Deno.args);
+  if (refused !== undefined) {
+    console.error(refused);
+    Deno.exit(1);
+  }
   try {
     await main(Deno.args);
     Deno.exit(0);

@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { FILE_PATH, printable } from "./names.ts";
 import type { TransferOptions, VersionDocument, ZooClient } from "./client.ts";
+import type { IOHandler, LayersModel, ModelArtifacts } from "./_tfjs_types.ts";
 
 /** The URL scheme the load router answers: `zoo://namespace/name@ref`. */
 export const ZOO_SCHEME = "zoo://";
@@ -43,7 +44,7 @@ export function zooIOHandler(
   client: ZooClient,
   reference: string,
   options: TransferOptions = {},
-): tf.io.IOHandler {
+): IOHandler {
   return { load: () => loadArtifacts(client, reference, options) };
 }
 
@@ -63,7 +64,7 @@ export async function loadArtifacts(
   client: ZooClient,
   reference: string,
   options: TransferOptions = {},
-): Promise<tf.io.ModelArtifacts> {
+): Promise<ModelArtifacts> {
   const doc = await client.resolve(reference);
   const shown = `${doc.namespace}/${doc.name}@${doc.version}`;
   const text = new TextDecoder().decode(await client.readFile(doc, "model.json"));
@@ -100,7 +101,7 @@ export function loadZooModel(
   client: ZooClient,
   reference: string,
   options: TransferOptions = {},
-): Promise<tf.LayersModel> {
+): Promise<LayersModel> {
   return tf.loadLayersModel(zooIOHandler(client, reference, options));
 }
 
@@ -171,7 +172,7 @@ export interface CheckpointFile {
  * model.dispose();
  * ```
  */
-export async function modelToFiles(model: tf.LayersModel): Promise<CheckpointFile[]> {
+export async function modelToFiles(model: LayersModel): Promise<CheckpointFile[]> {
   let saved: tf.io.ModelArtifacts | undefined;
   await model.save(tf.io.withSaveHandler((artifacts) => {
     saved = artifacts;
@@ -188,7 +189,7 @@ export async function modelToFiles(model: tf.LayersModel): Promise<CheckpointFil
  * @returns `model.json` first, then the shards in order
  * @throws {TypeError} when the topology is binary (not a LayersModel JSON topology)
  */
-export function artifactsToFiles(artifacts: tf.io.ModelArtifacts): CheckpointFile[] {
+export function artifactsToFiles(artifacts: ModelArtifacts): CheckpointFile[] {
   if (artifacts.modelTopology instanceof ArrayBuffer) {
     throw new TypeError("Cannot save the model: a binary topology is not a LayersModel model.json");
   }

@@ -336,7 +336,7 @@ With the SDK (verified, cached download):
 
 \`\`\`ts ignore
 import * as tf from "@tensorflow/tfjs";
-import { ZooClient } from "./mod.ts";
+import { ZooClient } from "@zoo/model-zoo";
 const zoo = new ZooClient({ url: "http://localhost:8000" });
 const model = await zoo.loadModel("${ref}");
 const probs = model.predict(tf.zeros([${input.exampleInput.join(", ")}])) as tf.Tensor;

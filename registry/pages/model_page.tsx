@@ -250,7 +250,7 @@ function Tags(props: { model: ModelRecord }) {
 function Snippets(props: { origin: string; version: VersionRecord }) {
   const { origin, version: v } = props;
   const ref = `${v.namespace}/${v.name}@${v.version}`;
-  const sdk = `import { ZooClient } from "./mod.ts";\n` +
+  const sdk = `import { ZooClient } from "@zoo/model-zoo";\n` +
     `const model = await new ZooClient({ url: ${JSON.stringify(origin)} }).loadModel(${
       JSON.stringify(ref)
     });`;

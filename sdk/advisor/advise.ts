@@ -46,6 +46,7 @@ export const MAX_FLATTENED_CODES = 16384;
 
 /** One layer as `analyze()` reports it, as far as the advisor reads it. */
 export interface AdvisorLayer {
+  /** The layer's name. */
   name: string;
   /** Batch-first output shape: rank 4 means a spatial map. */
   outputShape: (number | null)[];

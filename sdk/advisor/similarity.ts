@@ -4,14 +4,16 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
 import type { Dataset, Preprocessing } from "../data/types.ts";
 import type { SourceStats } from "../finetune/types.ts";
 import { codeExtractor, computeCodes } from "../features/extract.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Per-dimension mean and standard deviation of codes. */
 export interface CodeMoments {
+  /** Per-dimension mean. */
   mean: ArrayLike<number>;
+  /** Per-dimension standard deviation. */
   std: ArrayLike<number>;
 }
 
@@ -92,7 +94,7 @@ export function codeSimilarity(source: CodeMoments, sample: CodeMoments): number
  * ```
  */
 export async function codeStatistics(
-  model: tf.LayersModel,
+  model: LayersModel,
   layer: string,
   dataset: Dataset,
   preprocess: Preprocessing,
@@ -151,7 +153,7 @@ export async function codeStatistics(
  * ```
  */
 export async function measureSimilarity(
-  model: tf.LayersModel,
+  model: LayersModel,
   stats: SourceStats,
   dataset: Dataset,
   preprocess: Preprocessing,
@@ -233,7 +235,7 @@ export interface PredictionSimilarity {
  * ```
  */
 export async function predictionSimilarity(
-  model: tf.LayersModel,
+  model: LayersModel,
   dataset: Dataset,
   preprocess: Preprocessing,
   options: SimilarityOptions = {},

@@ -184,13 +184,17 @@ interface AxisVerdict {
   headFits: boolean;
 }
 
-/** Everything about one candidate size along one axis, from one replay. */
+/**
+ * Everything about one candidate size along one axis, from one replay.
+ * `exactOver` names the layers whose strides must divide evenly; `null` for all.
+ */
 function verdict(
   layers: readonly LayerInfo[],
   replayed: Map<string, ReplayedLayer>,
   axis: Axis,
   headSource: string | null,
   headSize: number | null,
+  exactOver: ReadonlySet<string> | null,
 ): AxisVerdict {
   let fits = true;
   let exact = true;
@@ -199,7 +203,8 @@ function verdict(
     if (!r) continue;
     if (r.output && r.output[axis] < 1) fits = false;
     if (
-      r.input && WINDOW_LAYERS.has(l.className) && l.kernel && l.stride && l.dilation && l.padding
+      r.input && WINDOW_LAYERS.has(l.className) && l.kernel && l.stride && l.dilation &&
+      l.padding && (exactOver === null || exactOver.has(l.name))
     ) {
       const rem = windowRemainder(
         r.input[axis],
@@ -230,30 +235,44 @@ function spatialFindings(
     : undefined;
   const headSource = flatten?.inbound[0] ?? null;
   const headSize = flatten && arch.headInputSize ? arch.headInputSize : null;
-  const good = (n: number, axis: Axis, withHead: boolean): boolean => {
+  // A fixed head checks the map it gets by its own size, so the strides that
+  // must divide evenly are those of the layers before it (a pooling head of
+  // MobileNetV2 takes 7x7 of the 8x8 map of a 256x256 input and still fits).
+  const head = new Set(headSize !== null ? arch.headLayers : []);
+  const body = new Set(layers.filter((l) => !head.has(l.name)).map((l) => l.name));
+  const good = (
+    n: number,
+    axis: Axis,
+    withHead: boolean,
+    exactOver: ReadonlySet<string> | null,
+  ): boolean => {
     const v = verdict(
       layers,
       replay(arch.layers, [n, n], keep),
       axis,
       headSource,
       withHead && headSize ? headSize[axis] : null,
+      exactOver,
     );
     return v.fits && v.exact && v.headFits;
   };
-  const nearest = (withHead: boolean): { height: number; width: number }[] => {
+  const nearest = (
+    withHead: boolean,
+    exactOver: ReadonlySet<string> | null = body,
+  ): { height: number; width: number }[] => {
     const per = ([0, 1] as const).map((axis) => {
       const n = size[axis];
       const limit = Math.max(4 * n, 4 * (arch.nativeInputShape[axis + 1] ?? 0), 1024);
       let below: number | undefined;
       for (let c = n - 1; c >= 1; c--) {
-        if (good(c, axis, withHead)) {
+        if (good(c, axis, withHead, exactOver)) {
           below = c;
           break;
         }
       }
       let above: number | undefined;
       for (let c = n + 1; c <= limit; c++) {
-        if (good(c, axis, withHead)) {
+        if (good(c, axis, withHead, exactOver)) {
           above = c;
           break;
         }
@@ -301,7 +320,7 @@ function spatialFindings(
   if (flatten && headSize && headSource) {
     const got = replayed.get(headSource)?.output;
     if (got && (got[0] !== headSize[0] || got[1] !== headSize[1])) {
-      const near = nearest(true);
+      const near = nearest(true, null);
       const native = arch.nativeInputShape;
       findings.push({
         kind: "fixed-by-head",
@@ -339,7 +358,7 @@ function spatialFindings(
       )
     );
     if (rem[0] === 0 && rem[1] === 0) continue;
-    const near = nearest(headSize !== null);
+    const near = nearest(headSize !== null, head.has(l.name) ? null : body);
     const where = `layer "${l.name}" (${describeWindow(l)}) on its ${r.input[0]}x${
       r.input[1]
     } input`;

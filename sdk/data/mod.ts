@@ -26,3 +26,4 @@ export * from "./builtin.ts";
 export * from "./image_folder.ts";
 export * from "./idx.ts";
 export * from "./spec.ts";
+export type { Tensor1D, Tensor4D } from "../_tfjs_types.ts";

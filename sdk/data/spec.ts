@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { closestString, levenshteinDistance } from "@std/text";
 import { BUILTIN_NAMES, type BuiltinName, loadBuiltin } from "./builtin.ts";
 import { loadIdx } from "./idx.ts";
 import { loadImageFolder } from "./image_folder.ts";
@@ -91,7 +92,7 @@ export function parseDataSpec(spec: string): DataSpec {
     }
     parsed = { kind: "idx", images: paths[0]!, labels: paths[1]!, options: {} };
   } else {
-    throw specError(spec, `unknown dataset "${source}"`);
+    throw specError(spec, `unknown dataset "${source}"${didYouMean(source, BUILTIN_NAMES)}`);
   }
   const allowed = ALLOWED[parsed.kind];
   for (const pair of query === "" ? [] : query.split("&")) {
@@ -101,8 +102,8 @@ export function parseDataSpec(spec: string): DataSpec {
     if (!(allowed as readonly string[]).includes(key)) {
       throw specError(
         spec,
-        `unknown option "${key}" for ${
-          parsed.kind === "builtin" ? source : `${parsed.kind}:`
+        `unknown option "${key}" for ${parsed.kind === "builtin" ? source : `${parsed.kind}:`}${
+          didYouMean(key, allowed)
         }; valid options: ${allowed.join(", ")}`,
       );
     }
@@ -150,6 +151,15 @@ function setOption(o: DataSpecOptions, key: keyof DataSpecOptions, value: string
       o[key] = value.split(",").filter((v) => v !== "");
       break;
   }
+}
+
+/** ` (did you mean "x"?)` when a known word is a plausible misspelling of `word`, else nothing. */
+function didYouMean(word: string, known: readonly string[]): string {
+  const nearest = closestString(word, known);
+  const distance = levenshteinDistance(word.toLowerCase(), nearest.toLowerCase());
+  return distance <= Math.max(2, Math.floor(nearest.length / 3))
+    ? ` (did you mean "${nearest}"?)`
+    : "";
 }
 
 function specError(spec: string, why: string): SyntaxError {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type { Tensor1D, Tensor4D } from "../_tfjs_types.ts";
 
 /**
  * What a checkpoint expects as input. Batches are resized (bilinear) to
@@ -55,9 +55,9 @@ export interface Preprocessing {
 /** One batch: images and their integer class labels. The consumer owns and must dispose both. */
 export interface Batch {
   /** Images, `[batch, height, width, channels]`, float32. */
-  xs: tf.Tensor4D;
+  xs: Tensor4D;
   /** Class indices into {@linkcode Dataset.classes}, `[batch]`, int32. */
-  ys: tf.Tensor1D;
+  ys: Tensor1D;
 }
 
 /** How {@linkcode Dataset.batches} orders and prepares examples. */

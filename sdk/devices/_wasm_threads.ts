@@ -9,8 +9,9 @@
  *    `new (require("worker_threads").Worker)(blobUrl)`, and Deno's
  *    `node:worker_threads` refuses a `blob:` URL (`ERR_WORKER_PATH: The worker
  *    script or module filename must be an absolute path or a relative path
- *    starting with './' or '../'`). We write the worker script to a temporary
- *    `.cjs` file and start workers from its absolute path, and hand them the
+ *    starting with './' or '../'`). We write the worker script to a `.cjs`
+ *    file (named by its content, in the caller's work folder, else a
+ *    temporary file) and start workers from its absolute path, and hand them the
  *    factory script by absolute path instead of as a `Blob`.
  * 3. The worker script assigns `self`, `location`, … on the global object,
  *    which are getter-only in Deno's worker scope (`Cannot set property
@@ -28,6 +29,8 @@ import * as wasm from "@tensorflow/tfjs-backend-wasm";
 import os from "node:os";
 import workerThreads from "node:worker_threads";
 import { createRequire } from "node:module";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
 
 const GLOBALS = [
   "self",
@@ -50,7 +53,39 @@ const PROLOGUE = `for (const k of ${JSON.stringify(GLOBALS)}) {
 
 let workerFile: string | undefined;
 
-function writeWorkerFile(distDir: string): { workerFile: string; factory: string } {
+/**
+ * Writes the script once per content into `workDir`, so a scoped write
+ * permission on that folder covers it and later runs reuse it; a write goes
+ * to a unique name first and is renamed, so concurrent runs never read half
+ * a script.
+ */
+function writeScript(script: string, workDir: string | undefined): string {
+  if (workDir === undefined) {
+    const file = Deno.makeTempFileSync({ prefix: "tfjs-wasm-pthread-", suffix: ".cjs" });
+    Deno.writeTextFileSync(file, script);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(file);
+      } catch { /* already gone */ }
+    });
+    return file;
+  }
+  const digest = createHash("sha256").update(script).digest("hex").slice(0, 16);
+  const file = join(workDir, `tfjs-wasm-pthread-${digest}.cjs`);
+  try {
+    if (Deno.readTextFileSync(file) === script) return file;
+  } catch { /* not written yet */ }
+  Deno.mkdirSync(workDir, { recursive: true });
+  const partial = `${file}.${crypto.randomUUID()}.partial`;
+  Deno.writeTextFileSync(partial, script);
+  Deno.renameSync(partial, file);
+  return file;
+}
+
+function writeWorkerFile(
+  distDir: string,
+  workDir: string | undefined,
+): { workerFile: string; factory: string } {
   const pkg = new URL("../", `file://${distDir}`).pathname;
   const factory = `${pkg}wasm-out/tfjs-backend-wasm-threaded-simd.js`;
   if (workerFile === undefined) {
@@ -62,13 +97,7 @@ function writeWorkerFile(distDir: string): { workerFile: string; factory: string
     };
     // The template literal turned the script's "\n" escapes into newlines inside string literals.
     const script = PROLOGUE + wasmWorkerContents.replace(/\n/g, "\\n");
-    workerFile = Deno.makeTempFileSync({ prefix: "tfjs-wasm-pthread-", suffix: ".cjs" });
-    Deno.writeTextFileSync(workerFile, script);
-    globalThis.addEventListener("unload", () => {
-      try {
-        Deno.removeSync(workerFile!);
-      } catch { /* already gone */ }
-    });
+    workerFile = writeScript(script, workDir);
   }
   return { workerFile, factory };
 }
@@ -79,19 +108,21 @@ function writeWorkerFile(distDir: string): { workerFile: string; factory: string
  *
  * @param threads how many threads XNNPACK should run on
  * @param distDir the absolute folder holding the `.wasm` binaries, ending in "/"
+ * @param workDir where to write the pthread workers' script; a temporary file when absent
  * @returns `undefined` when all threads started, else why not
  * @throws {Error} when the threaded build fails to initialize (the wasm backend is then unusable in this process)
  */
 export async function startWasmThreads(
   threads: number,
   distDir: string,
+  workDir?: string,
 ): Promise<string | undefined> {
   if (typeof SharedArrayBuffer === "undefined") {
     return "SharedArrayBuffer is not available";
   }
   let paths: { workerFile: string; factory: string };
   try {
-    paths = writeWorkerFile(distDir);
+    paths = writeWorkerFile(distDir, workDir);
   } catch (e) {
     return `Cannot write the pthread worker script: ${e instanceof Error ? e.message : e}`;
   }

@@ -8,6 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { DeviceName } from "../finetune/types.ts";
+import { join } from "node:path";
 import { CONVNET_TRAINING_KERNELS, missingKernels } from "./kernels.ts";
 
 /** The devices {@linkcode selectDevice} can name, in the order `--device` lists them. */
@@ -27,6 +28,13 @@ export interface DeviceJob {
    * @default {env ZOO_WASM_THREADS, else one per core}
    */
   wasmThreads?: boolean | number;
+  /**
+   * A folder for the files setting up a device writes (the wasm backend's
+   * pthread script; a private `XDG_RUNTIME_DIR` for WebGPU when none is
+   * set), so that a scoped write permission covers them.
+   * @default {temporary files}
+   */
+  workDir?: string;
 }
 
 /** The device chosen and why. */
@@ -57,11 +65,18 @@ async function loadWebgpuBackend(): Promise<void> {
   await import("@tensorflow/tfjs-backend-webgpu");
 }
 
-async function probeAdapter(): Promise<AdapterProbe | null> {
+async function probeAdapter(workDir: string | undefined): Promise<AdapterProbe | null> {
   // Mesa's Vulkan drivers probe for a display and complain on stderr when
   // XDG_RUNTIME_DIR is unset (CI, services); a private empty one quiets them.
   if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) {
-    Deno.env.set("XDG_RUNTIME_DIR", await Deno.makeTempDir({ prefix: "zoo-xdg-" }));
+    let runtimeDir: string;
+    if (workDir === undefined) {
+      runtimeDir = await Deno.makeTempDir({ prefix: "zoo-xdg-" });
+    } else {
+      runtimeDir = join(workDir, "xdg-runtime");
+      await Deno.mkdir(runtimeDir, { recursive: true, mode: 0o700 });
+    }
+    Deno.env.set("XDG_RUNTIME_DIR", runtimeDir);
   }
   await loadWebgpuBackend();
   const gpu = (navigator as { gpu?: GPU }).gpu;
@@ -93,9 +108,10 @@ async function activate(backend: "webgpu" | "cpu"): Promise<void> {
 async function useWasm(job: DeviceJob): Promise<string> {
   // Imported on demand for the same reason as the webgpu backend.
   const { initWasmBackend } = await import("./wasm.ts");
-  const info = await initWasmBackend(
-    job.wasmThreads === undefined ? {} : { threads: job.wasmThreads },
-  );
+  const info = await initWasmBackend({
+    ...(job.wasmThreads === undefined ? {} : { threads: job.wasmThreads }),
+    ...(job.workDir === undefined ? {} : { workDir: job.workDir }),
+  });
   const missing = missingKernels("wasm", neededKernels(job));
   if (missing.length > 0) {
     throw new Error(
@@ -145,7 +161,7 @@ export async function selectDevice(
       return { backend: "wasm", reason: `wasm: as asked (${setup})` };
     }
     case "webgpu": {
-      const probe = await probeAdapter();
+      const probe = await probeAdapter(job.workDir);
       if (probe === null) {
         throw new Error(
           `Cannot use device "webgpu": no WebGPU adapter (navigator.gpu gave none): ` +
@@ -182,7 +198,7 @@ export async function selectDevice(
 
 async function autoSelect(job: DeviceJob): Promise<DeviceChoice> {
   const notes: string[] = [];
-  const probe = await probeAdapter();
+  const probe = await probeAdapter(job.workDir);
   const gpuMissing = missingKernels("webgpu", neededKernels(job));
   if (probe === null) {
     notes.push("no WebGPU adapter");

@@ -13,11 +13,13 @@ import { setSimdThreads, simdKernels } from "./wasm_simd.ts";
 import { simdKernelsAvailable } from "./wasm_simd_ops.ts";
 import { startWasmThreads } from "./_wasm_threads.ts";
 
-/** Where `deno install` puts the wasm binaries (nodeModulesDir "auto"). */
-const WASM_DIR = new URL(
-  "../../node_modules/@tensorflow/tfjs-backend-wasm/dist/",
-  import.meta.url,
-);
+/**
+ * The installed package's `dist/` folder, which holds the wasm binaries next
+ * to its entry module: resolved rather than built from this file's place, so
+ * that a project using this package through a link or from a registry finds
+ * its own copy.
+ */
+const WASM_DIR = new URL("./", import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
 
 /** Options for {@linkcode initWasmBackend}. */
 export interface WasmBackendOptions {
@@ -53,9 +55,16 @@ export interface WasmBackendOptions {
   simdKernels?: boolean;
   /**
    * The folder holding `tfjs-backend-wasm*.wasm`.
-   * @default {"<repo>/node_modules/@tensorflow/tfjs-backend-wasm/dist/"}
+   * @default {"the dist/ folder of the installed @tensorflow/tfjs-backend-wasm"}
    */
   wasmDir?: string | URL;
+  /**
+   * A folder for the files the threaded build needs on disk (the pthread
+   * workers' script, named by its content and reused), so that a scoped
+   * write permission covers them.
+   * @default {a temporary file}
+   */
+  workDir?: string;
 }
 
 /** What {@linkcode initWasmBackend} set up. */
@@ -158,7 +167,7 @@ export async function initWasmBackend(options: WasmBackendOptions = {}): Promise
     wasm.setWasmPaths(dir);
     if (wanted > 1) {
       setSimdThreads(wanted);
-      threadsFallback = await startWasmThreads(xnnpack, dir);
+      threadsFallback = await startWasmThreads(xnnpack, dir, options.workDir);
     } else {
       tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
     }

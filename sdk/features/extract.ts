@@ -11,6 +11,7 @@ import type { Architecture } from "../arch/types.ts";
 import { layerGraph, type LayerNode, rebuild, tensorKey } from "../_rebuild.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
 import type { CnnCodes, CodePooling } from "./code_cache.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 export type { CnnCodes, CodePooling } from "./code_cache.ts";
 
@@ -21,7 +22,7 @@ export interface CodeExtractor {
    * checkpoint's weights up to the cut, then a ReLU when the cut's output can
    * be negative, then global average pooling or Flatten for a spatial output.
    */
-  model: tf.LayersModel;
+  model: LayersModel;
   /** The cut layer. */
   cut: string;
   /** Code length. */
@@ -123,7 +124,7 @@ export function checkCutPoint(arch: Architecture, cut: string): void {
  * ```
  */
 export function codeExtractor(
-  model: tf.LayersModel,
+  model: LayersModel,
   cut: string,
   pooling: CodePooling = "avg",
 ): CodeExtractor {
@@ -212,7 +213,7 @@ export interface ComputeCodesOptions {
  * ```
  */
 export async function computeCodes(
-  extractor: tf.LayersModel,
+  extractor: LayersModel,
   data: Dataset,
   preprocess: Preprocessing,
   options: ComputeCodesOptions = {},
@@ -260,7 +261,7 @@ export async function computeCodes(
  * console.log((await weightsDigest(build())) === (await weightsDigest(build()))); // true
  * ```
  */
-export async function weightsDigest(model: tf.LayersModel): Promise<string> {
+export async function weightsDigest(model: LayersModel): Promise<string> {
   const hash = createHash("sha256");
   for (const w of model.weights) {
     const values = await w.read().data();

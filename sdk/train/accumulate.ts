@@ -12,6 +12,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { NamedTensorMap, Scalar, Tensor, Variable } from "../_tfjs_types.ts";
 
 /** One micro-batch: the data `f` reads and how many examples it holds. */
 export interface MicroBatch<T> {
@@ -24,9 +25,9 @@ export interface MicroBatch<T> {
 /** What {@linkcode accumulatedGradients} returns, shaped like `tf.variableGrads`'s result. */
 export interface AccumulatedGradients {
   /** The mean loss over all examples. */
-  value: tf.Scalar;
+  value: Scalar;
   /** The gradient of `value` for each variable, by variable name. */
-  grads: tf.NamedTensorMap;
+  grads: NamedTensorMap;
 }
 
 /**
@@ -56,8 +57,8 @@ export interface AccumulatedGradients {
  * ```
  */
 export async function accumulatedGradients<T>(
-  f: (data: T) => tf.Scalar,
-  vars: tf.Variable[],
+  f: (data: T) => Scalar,
+  vars: Variable[],
   microBatches: Iterable<MicroBatch<T>> | AsyncIterable<MicroBatch<T>>,
 ): Promise<AccumulatedGradients> {
   let sums: tf.NamedTensorMap | null = null;
@@ -120,7 +121,7 @@ export async function accumulatedGradients<T>(
  * console.log(parts.map((p) => p.size)); // [2, 2, 1]
  * ```
  */
-export function splitBatch<T extends Record<string, tf.Tensor>>(
+export function splitBatch<T extends Record<string, Tensor>>(
   tensors: T,
   microBatchSize: number,
 ): MicroBatch<T>[] {

@@ -27,13 +27,14 @@ the step (see `_loop.ts`).
  */
 import * as tf from "@tensorflow/tfjs";
 import type { EpochMetrics } from "../finetune/types.ts";
+import type { LayersModel, Optimizer, Tensor } from "../_tfjs_types.ts";
 
 /** A tensor with a name, as `optimizer.getWeights()` returns them. */
 export interface NamedTensor {
   /** The weight's name. */
   name: string;
   /** Its value. */
-  tensor: tf.Tensor;
+  tensor: Tensor;
 }
 
 /** The format tag in every `state.json`. */
@@ -72,13 +73,13 @@ export interface Checkpoint {
   /** Where the run stood. */
   state: CheckpointState;
   /** The model's weights, in `model.weights` order. */
-  weights: tf.Tensor[];
+  weights: Tensor[];
   /** Each optimizer's weights, as `optimizer.setWeights()` takes them, by group name. */
   optimizers: Record<string, NamedTensor[]>;
   /** Each optimizer's scalar variables that `getWeights()` leaves out, by group name; see {@linkcode restoreOptimizer}. */
   optimizerScalars: Record<string, Record<string, number>>;
   /** The best epoch's weights when that is not the last epoch, else `null`. */
-  bestWeights: tf.Tensor[] | null;
+  bestWeights: Tensor[] | null;
 }
 
 interface StateFile {
@@ -207,8 +208,8 @@ function bytesOf(data: ArrayBuffer | ArrayBuffer[] | undefined): Uint8Array<Arra
 export async function writeCheckpoint(
   dir: string,
   checkpoint: {
-    model: tf.LayersModel;
-    optimizers: Record<string, tf.Optimizer>;
+    model: LayersModel;
+    optimizers: Record<string, Optimizer>;
     state: CheckpointState;
   },
 ): Promise<string> {

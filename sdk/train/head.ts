@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { analyze } from "../arch/analyze.ts";
 import { layerGraph, rebuild, tensorKey } from "../_rebuild.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Options of {@linkcode attachHead}. */
 export interface AttachHeadOptions {
@@ -24,7 +25,7 @@ export interface AttachHeadOptions {
 /** What {@linkcode attachHead} built. */
 export interface HeadedModel {
   /** The new predictor: the pretrained layers up to `cutLayer`, then the new head. */
-  model: tf.LayersModel;
+  model: LayersModel;
   /** The cut point the head reads. */
   cutLayer: string;
   /** The pretrained layers kept, in topological order, the input layer excluded. */
@@ -71,7 +72,7 @@ function uniqueName(base: string, taken: Set<string>): string {
  * net.dispose();
  * ```
  */
-export function attachHead(model: tf.LayersModel, opts: AttachHeadOptions): HeadedModel {
+export function attachHead(model: LayersModel, opts: AttachHeadOptions): HeadedModel {
   if (!Number.isInteger(opts.numClasses) || opts.numClasses < 2) {
     throw new RangeError(
       `Cannot attach a head with "${opts.numClasses}" classes: use an integer of at least 2`,

@@ -28,3 +28,15 @@ export * from "./network.ts";
 export * from "./head.ts";
 export * from "./checkpoint.ts";
 export * from "./accumulate.ts";
+export type * from "../finetune/types.ts";
+export type * from "../data/types.ts";
+export type {
+  LayersModel,
+  NamedTensorMap,
+  Optimizer,
+  Scalar,
+  Tensor,
+  Tensor1D,
+  Tensor4D,
+  Variable,
+} from "../_tfjs_types.ts";

@@ -72,6 +72,21 @@ Deno.test("checkInput() warns when a 'valid' stride drops border pixels and give
   assertStringIncludes(cut.message, "it gives a 8x10 map");
 });
 
+Deno.test("checkInput() names the nearest valid sizes below and above for the whole network", () => {
+  const check = checkInput(mobilenet, { height: 230, width: 230, channels: 3 });
+  assert(check.ok);
+  const [f] = check.findings;
+  assertEquals(f?.kind, "stride-mismatch");
+  assertEquals(f?.layer, "block_1_depthwise");
+  // The pooling head takes 7x7 of the 8x8 map at 256 and still fits its Dense weights.
+  assertEquals(f?.nearestSizes, [{ height: 224, width: 224 }, { height: 256, width: 256 }]);
+  assertStringIncludes(check.message, "are 224x224 or 256x256");
+  assert(checkInput(mobilenet, { height: 256, width: 256, channels: 3 }).ok);
+  // A head that gets the wrong map points back to the size it was trained at.
+  const big = checkInput(mobilenet, { height: 448, width: 448, channels: 3 });
+  assertEquals(big.findings[0]?.nearestSizes, [{ height: 224, width: 224 }]);
+});
+
 Deno.test("checkInput() notes the score-map alignment of a 'same' stride on an odd size", () => {
   const arch = analyze(tf.sequential({
     layers: [

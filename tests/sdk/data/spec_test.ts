@@ -1,4 +1,4 @@
-import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC } from "../../../sdk/data/idx.ts";
 import type { ImageFolderDataset } from "../../../sdk/data/image_folder.ts";
@@ -87,4 +87,20 @@ Deno.test("openDataset() opens each scheme, with spec options over defaults", as
     `idx:${join(idx, "images")},${join(idx, "labels")}?classes=no,yes`,
   );
   assertEquals([data.classes, data.counts], [["no", "yes"], [2, 2]]);
+});
+
+Deno.test("parseDataSpec() suggests the dataset or option a misspelt spec meant", () => {
+  assertThrows(
+    () => parseDataSpec("fashion-mnst"),
+    SyntaxError,
+    'Invalid data spec "fashion-mnst": unknown dataset "fashion-mnst" (did you mean "fashion-mnist"?). Valid forms:',
+  );
+  assertThrows(
+    () => parseDataSpec("mnist?perclass=10"),
+    SyntaxError,
+    'unknown option "perclass" for mnist (did you mean "perClass"?); valid options: split, perClass',
+  );
+  // Nothing close: no guess.
+  const far = assertThrows(() => parseDataSpec("cifar10"), SyntaxError);
+  assert(!far.message.includes("did you mean"), far.message);
 });
