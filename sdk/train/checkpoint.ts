@@ -143,7 +143,7 @@ async function scalarState(optimizer: tf.Optimizer): Promise<Record<string, numb
  * ```
  */
 export async function restoreOptimizer(
-  optimizer: tf.Optimizer,
+  optimizer: Optimizer,
   weights: NamedTensor[],
   scalars: Record<string, number>,
 ): Promise<void> {

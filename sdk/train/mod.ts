@@ -28,6 +28,7 @@ export * from "./network.ts";
 export * from "./head.ts";
 export * from "./checkpoint.ts";
 export * from "./accumulate.ts";
+export * from "./plan.ts";
 export type * from "../finetune/types.ts";
 export type * from "../data/types.ts";
 export type {

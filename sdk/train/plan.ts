@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type { LayersModel } from "../_tfjs_types.ts";
 import { analyze } from "../arch/analyze.ts";
 
 /**
@@ -73,7 +73,7 @@ export interface StepCost {
  * ```
  */
 export function stepCost(
-  model: tf.LayersModel,
+  model: LayersModel,
   trainable: readonly string[],
   trainableParams: number,
 ): StepCost {
