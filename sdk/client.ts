@@ -474,7 +474,9 @@ export class ZooClient {
       return part;
     });
     await pool(parts, PARALLEL_READS, async ({ f, target }) => {
+      const there = this.offline && await exists(this.cache.blobPath(f.digest));
       if (await this.cache.readBlobInto(f.digest, target)) return;
+      if (there) throw corruptedOffline(`${doc.namespace}/${doc.name}@${doc.version}`, [f]);
       await this.ensureFiles(doc, [f.path]);
       if (await this.cache.readBlobInto(f.digest, target)) return;
       throw new Error(

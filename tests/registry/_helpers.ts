@@ -102,20 +102,27 @@ async function listDir(path: string): Promise<string[]> {
   return names;
 }
 
-/** Starts a registry; reuses `dataDir` when given (for restart tests). */
+/**
+ * Starts a registry; reuses `dataDir` when given (for restart tests).
+ * `embedded: true` keeps it on SQLite and a blob folder even under
+ * `ZOO_TEST_STORE=pg+s3`, for tests that watch the folder's temp files.
+ */
 export async function startRegistry(
-  opts: { dataDir?: string } & Omit<RegistryOptions, "store"> = {},
+  opts: { dataDir?: string; embedded?: boolean } & Omit<RegistryOptions, "store"> = {},
 ): Promise<TestRegistry> {
   const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "zoo-test-" });
   let backend = remote.get(dataDir);
-  if (backend === undefined && Deno.env.get("ZOO_TEST_STORE") === "pg+s3") {
+  if (
+    backend === undefined && !opts.embedded && Deno.env.get("ZOO_TEST_STORE") === "pg+s3"
+  ) {
     const db = await freshDatabase();
     backend = { db, config: { data: dataDir, databaseUrl: db.url, blobsUrl: freshBlobsUrl() } };
     remote.set(dataDir, backend);
   }
   const store = await openStore(backend?.config ?? { data: dataDir });
   const { token } = await createToken(store, ["publish:zoo"], "test");
-  const app = createRegistryApp({ store, ...opts });
+  const { dataDir: _d, embedded: _e, ...appOptions } = opts;
+  const app = createRegistryApp({ store, ...appOptions });
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
   return {
     url: `http://127.0.0.1:${server.addr.port}`,

@@ -200,7 +200,8 @@ Deno.test('a Conv2D with kernel_size "y" is refused with 422 naming the layer', 
 });
 
 Deno.test("an upload that stalls past --request-timeout is answered 503, its body aborted and its temp file removed", async () => {
-  const reg = await startRegistry({ limits: { requestTimeoutMs: 1500 } });
+  // Watches the blob folder's temp files, so it stays on the embedded store.
+  const reg = await startRegistry({ embedded: true, limits: { requestTimeoutMs: 1500 } });
   const uploads = join(reg.dataDir, "uploads");
   const tmpFiles = async () => {
     const names: string[] = [];
