@@ -1,5 +1,5 @@
 /**
- * The transfer-learning advisor: which of the four scenarios of DESIGN.md a
+ * The transfer-learning advisor: which of the four transfer-learning scenarios (README, "The advisor") a
  * new dataset falls in, from its size and its similarity to the source data.
  *
  * @module
@@ -109,7 +109,7 @@ function round2(x: number): string {
 }
 
 /**
- * Picks the transfer-learning scenario of DESIGN.md:
+ * Picks the transfer-learning scenario (the README's advisor table):
  *
  * | examples per class | similarity ≥ threshold | similarity < threshold |
  * | --- | --- | --- |

@@ -1,7 +1,7 @@
 /**
  * The transfer-learning advisor: measure how similar a new dataset is to a
  * checkpoint's source data ({@linkcode measureSimilarity}, from the card's
- * `sourceStats`), then pick one of the four scenarios of DESIGN.md from the
+ * `sourceStats`), then pick one of the four scenarios in the README's advisor table from the
  * dataset's size and that similarity ({@linkcode advise}).
  *
  * @example Advice for 500 digits per class

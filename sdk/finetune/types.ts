@@ -12,7 +12,7 @@ import type { LayersModel } from "../_tfjs_types.ts";
 /** What the user asks for; `auto` lets the advisor pick. */
 export type Strategy = "auto" | "features" | "partial" | "full";
 
-/** A strategy after the advisor: the four scenarios of DESIGN.md. */
+/** A strategy after the advisor: one of its four scenarios (the README's advisor table). */
 export type ResolvedStrategy =
   /** Small, similar: linear classifier on codes of the top cut point. */
   | "features-top"
