@@ -22,6 +22,7 @@ import { NotFoundError } from "./errors.ts";
 import { fineTune, type FineTuneOptions, type FineTuneResult } from "./finetune/fine_tune.ts";
 import { createEpochProgress, type EpochProgress, summaryTable } from "./finetune/report.ts";
 import type { DeviceName, LinearClassifier, Strategy } from "./finetune/types.ts";
+import { flagOrEnv } from "../_std/program.ts";
 
 const STRATEGIES: readonly Strategy[] = ["auto", "features", "partial", "full"];
 const CLASSIFIERS: readonly LinearClassifier[] = ["svm", "softmax"];
@@ -257,10 +258,9 @@ export async function main(
     target = { name, version };
   }
 
-  const env = (k: string) => Deno.env.get(k);
-  const token = str(flags.token) ?? (env("ZOO_TOKEN") || undefined);
+  const token = flagOrEnv(flags, "token", "ZOO_TOKEN");
   const client = new ZooClient({
-    url: str(flags.registry) ?? env("ZOO_URL") ?? DEFAULT_URL,
+    url: flagOrEnv(flags, "registry", "ZOO_URL") ?? DEFAULT_URL,
     ...(token !== undefined ? { token } : {}),
     ...(str(flags.cache) !== undefined ? { cacheDir: str(flags.cache)! } : {}),
   });

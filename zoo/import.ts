@@ -26,6 +26,7 @@ import type { Preprocessing } from "../sdk/data/types.ts";
 import type { Architecture } from "../sdk/arch/types.ts";
 import { checkModelJson } from "../sdk/model_json.ts";
 import { NAME_PART } from "../sdk/names.ts";
+import { runMain } from "../_std/program.ts";
 import { formatJson, renderReadme, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 
 /** Options of {@linkcode importModel}. */
@@ -346,11 +347,4 @@ export async function main(args: string[]): Promise<ImportResult | undefined> {
   return result;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

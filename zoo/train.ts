@@ -25,6 +25,7 @@ import { modelToFiles } from "../sdk/io_handler.ts";
 import { renderReadme, writeCheckpoint, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 import { codeStatistics } from "../sdk/advisor/similarity.ts";
 import { evaluateAccuracy, type TrainLog, trainModel, type TrainRecipe } from "./_train.ts";
+import { runMain } from "../_std/program.ts";
 import { recipe as lenet5 } from "./lenet5/recipe.ts";
 import { recipe as vggish } from "./vggish/recipe.ts";
 import { recipe as resnetMini } from "./resnet-mini/recipe.ts";
@@ -344,11 +345,4 @@ export async function main(args: string[]): Promise<TrainedEntry[]> {
   return done;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);
