@@ -5,7 +5,7 @@ import { createToken } from "../../registry/auth.ts";
 import { ROUTES } from "../../registry/openapi.ts";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../registry/storage/store.ts";
-import { digestOf, modelFiles, type TestFile, tinyConvnet } from "./_helpers.ts";
+import { digestOf, modelFiles, type TestFile, tinyConvnet } from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 

@@ -11,7 +11,8 @@ import { AwsClient } from "aws4fetch";
 import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
 import { ZooClient } from "../../sdk/client.ts";
 import { IntegrityError } from "../../sdk/errors.ts";
-import { digestOf, modelFiles, publish, tinyConvnet } from "./_helpers.ts";
+import { digestOf, modelFiles, publish, tinyConvnet } from "../_helpers/registry.ts";
+import { freePort, ROOT, runDeno } from "../_helpers/cli.ts";
 import {
   freshBlobsUrl,
   freshDatabase,
@@ -21,15 +22,7 @@ import {
 
 await tf.setBackend("cpu");
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const ignore = skipWithout({ pg: true, s3: true });
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** One database and one bucket prefix, shared by the replicas of a test. */
 interface Cluster {
@@ -41,16 +34,7 @@ interface Cluster {
   token: string;
 }
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = (args: string[]) => runDeno(args);
 
 async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   const db = await freshDatabase();

@@ -8,7 +8,7 @@ import { lenet5 } from "../../zoo/_recipes.ts";
 import { modelToFiles } from "../../sdk/io_handler.ts";
 import { ZooClient } from "../../sdk/client.ts";
 import { zooEntries } from "../../zoo/mod.ts";
-import { startRegistry } from "../registry/_helpers.ts";
+import { startRegistry } from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 

@@ -10,29 +10,13 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { join } from "node:path";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import { IMPORTED_ENTRIES, TRAINED_ENTRIES } from "../../zoo/mod.ts";
+import { freePort, ROOT, runDeno } from "../_helpers/cli.ts";
 
 await tf.setBackend("cpu");
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const ZOO = [...TRAINED_ENTRIES, ...IMPORTED_ENTRIES];
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+const run = (args: string[]) => runDeno(args);
 
 /** Starts `registry/main.ts` on a data dir and returns its URL, what it printed before listening, and a stop. */
 async function startRegistry(data: string, extra: string[] = []) {

@@ -1,13 +1,24 @@
-/** Shared fixtures of the registry tests: a real registry on a free port, a real tfjs model. */
+/**
+ * The one registry fixture of the tests: the real registry app served on a
+ * free loopback port over a real store, with a token; the checkpoints the
+ * tests publish to it; and, built on it, the registries the fine-tuning
+ * tests point the CLI at (a LeNet-5, or the zoo's own checkpoints).
+ *
+ * @module
+ */
 import * as tf from "@tensorflow/tfjs";
 import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { openStore, type StoreConfig } from "../../registry/storage/open.ts";
 import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
 import { AwsClient } from "aws4fetch";
-import { freshBlobsUrl, freshDatabase, type TestDatabase } from "./storage/_servers.ts";
+import { freshBlobsUrl, freshDatabase, type TestDatabase } from "../registry/storage/_servers.ts";
 import type { Store } from "../../registry/storage/store.ts";
 import { encodeHex } from "../../registry/_hex.ts";
+import { ZooClient } from "../../sdk/client.ts";
+import { lenet5 } from "../../zoo/_recipes.ts";
+import { zooEntries } from "../../zoo/mod.ts";
+import { publishZoo } from "../../zoo/publish.ts";
 
 /** A checkpoint file as uploaded. */
 export interface TestFile {
@@ -67,18 +78,31 @@ export async function modelFiles(model: tf.LayersModel): Promise<TestFile[]> {
  * folder, or, with `ZOO_TEST_STORE=pg+s3`, over a PostgreSQL database and an
  * S3 prefix of its own (see `storage/_servers.ts`).
  */
-export interface TestRegistry {
+export interface TestRegistry extends AsyncDisposable {
   url: string;
   dataDir: string;
   store: Store;
-  /** A token with `publish:zoo`. */
+  /** A token with the scopes asked for, `publish:zoo` by default. */
   token: string;
+  /** Mints another token. */
+  mint(scopes: string[]): Promise<string>;
   /** The blobs stored, as their storage names (files or object keys). */
   storedBlobs(): Promise<string[]>;
   /** Uploads in progress or left behind (temporary files or objects). */
   pendingUploads(): Promise<string[]>;
+  /** Stops the server and closes the store; the data stays for a restart on `dataDir`. */
   close(): Promise<void>;
 }
+
+/** Options of {@linkcode startRegistry}: the app's own, and where the data lives. */
+export type StartRegistryOptions = {
+  /** Reuse this data dir (restart tests); a fresh temp dir when absent. */
+  dataDir?: string;
+  /** Stay on SQLite and a blob folder even under `ZOO_TEST_STORE=pg+s3`. */
+  embedded?: boolean;
+  /** The scopes of `token`; default `publish:zoo`. */
+  scopes?: string[];
+} & Omit<RegistryOptions, "store">;
 
 /** The PostgreSQL + S3 backends of each data dir, so a restart finds its data. */
 const remote = new Map<string, { config: StoreConfig; db: TestDatabase }>();
@@ -106,10 +130,10 @@ async function listDir(path: string): Promise<string[]> {
  * Starts a registry; reuses `dataDir` when given (for restart tests).
  * `embedded: true` keeps it on SQLite and a blob folder even under
  * `ZOO_TEST_STORE=pg+s3`, for tests that watch the folder's temp files.
+ * `await using` closes it and removes a data dir it made.
  */
-export async function startRegistry(
-  opts: { dataDir?: string; embedded?: boolean } & Omit<RegistryOptions, "store"> = {},
-): Promise<TestRegistry> {
+export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
+  const fresh = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "zoo-test-" });
   let backend = remote.get(dataDir);
   if (
@@ -120,22 +144,28 @@ export async function startRegistry(
     remote.set(dataDir, backend);
   }
   const store = await openStore(backend?.config ?? { data: dataDir });
-  const { token } = await createToken(store, ["publish:zoo"], "test");
-  const { dataDir: _d, embedded: _e, ...appOptions } = opts;
+  const { token } = await createToken(store, opts.scopes ?? ["publish:zoo"], "test");
+  const { dataDir: _d, embedded: _e, scopes: _s, ...appOptions } = opts;
   const app = createRegistryApp({ store, ...appOptions });
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  const close = async () => {
+    await server.shutdown();
+    await store.close();
+  };
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     dataDir,
     store,
     token,
+    mint: async (scopes) => (await createToken(store, scopes, "test")).token,
     storedBlobs: () =>
       backend ? remoteKeys(backend.config.blobsUrl!, "blobs/") : listDir(`${dataDir}/blobs/sha256`),
     pendingUploads: () =>
       backend ? remoteKeys(backend.config.blobsUrl!, "uploads/") : listDir(`${dataDir}/uploads`),
-    async close() {
-      await server.shutdown();
-      await store.close();
+    close,
+    async [Symbol.asyncDispose]() {
+      await close();
+      if (fresh) await Deno.remove(dataDir, { recursive: true });
     },
   };
 }
@@ -165,4 +195,87 @@ export async function publish(
     headers: { authorization: `Bearer ${reg.token}`, "content-type": "application/json" },
     body: JSON.stringify({ files: entries, card }),
   });
+}
+
+/** A registry for the fine-tuning tests, with a cache folder and the CLI flags to reach both. */
+export interface FinetuneRegistry {
+  url: string;
+  dataDir: string;
+  store: Store;
+  /** A token with `publish:zoo` and `publish:me`. */
+  token: string;
+  /** A cache folder of its own. */
+  cacheDir: string;
+  /** `--registry URL --cache DIR`: the flags that point `finetune` at this registry and cache. */
+  flags: string[];
+  /** Stops the registry and removes its folders. */
+  close(): Promise<void>;
+}
+
+/** The card the test LeNet-5 carries. */
+export const LENET_CARD = {
+  task: "image-classification",
+  labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+  preprocessing: { height: 28, width: 28, channels: 1, range: [0, 1] },
+};
+
+/** An embedded registry with a token for `zoo` and `me`, and a cache folder. */
+async function finetuneRegistry(): Promise<{ reg: TestRegistry; r: FinetuneRegistry }> {
+  const reg = await startRegistry({ embedded: true, scopes: ["publish:zoo", "publish:me"] });
+  const cacheDir = await Deno.makeTempDir({ prefix: "zoo-ft-cache-" });
+  const r: FinetuneRegistry = {
+    url: reg.url,
+    dataDir: reg.dataDir,
+    store: reg.store,
+    token: reg.token,
+    cacheDir,
+    flags: ["--registry", reg.url, "--cache", cacheDir],
+    async close() {
+      await reg[Symbol.asyncDispose]();
+      await Deno.remove(cacheDir, { recursive: true });
+    },
+  };
+  return { reg, r };
+}
+
+/** Starts a registry and publishes an (untrained, seeded) LeNet-5 as `zoo/lenet5@1.0.0`. */
+export async function startFinetuneRegistry(): Promise<FinetuneRegistry> {
+  const { r } = await finetuneRegistry();
+  const backend = tf.getBackend();
+  await tf.setBackend("cpu");
+  const model = lenet5(1);
+  await new ZooClient({ url: r.url, token: r.token, cacheDir: r.cacheDir, progress: false })
+    .publish(model, { name: "zoo/lenet5", version: "1.0.0", card: LENET_CARD });
+  model.dispose();
+  if (backend) await tf.setBackend(backend);
+  return r;
+}
+
+/** A registry with the zoo's checkpoints, and the flags that point the CLI at it. */
+export type ZooRegistry = FinetuneRegistry;
+
+/**
+ * Starts a registry and publishes the named zoo entries as `zoo/<name>@1.0.0`
+ * (the trained ones from their committed folders, the nsfwjs ones from the
+ * installed package), for tests that run the fine-tuning CLI on them.
+ *
+ * @param only the entries, e.g. `["lenet5", "mobilenet-v2"]`
+ * @returns the registry; `close()` stops it and removes its folders
+ */
+export async function startZooRegistry(only: string[]): Promise<ZooRegistry> {
+  const { r } = await finetuneRegistry();
+  const client = new ZooClient({
+    url: r.url,
+    token: r.token,
+    cacheDir: r.cacheDir,
+    progress: false,
+  });
+  await publishZoo(client, await zooEntries({ only }));
+  return r;
+}
+
+if (import.meta.main) {
+  // Serve the zoo for trying the CLI by hand: deno run -A tests/_helpers/registry.ts
+  const reg = await startZooRegistry(["lenet5", "resnet-mini", "mobilenet-v2", "inception-v3"]);
+  console.log(reg.flags.join(" "));
 }
