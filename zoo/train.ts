@@ -86,6 +86,7 @@ function mnistVersion(identity: string): string {
  *
  * @example Train LeNet-5 for one epoch on 5 digits per class into a temp folder
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { initWasmBackend } from "../sdk/devices/wasm.ts";
  * import { trainEntry, TRAIN_RECIPES } from "./train.ts";
  * await initWasmBackend();
@@ -95,7 +96,7 @@ function mnistVersion(identity: string): string {
  *   testPerClass: 5,
  *   outDir: await Deno.makeTempDir(),
  * });
- * console.log(card.metrics[0]?.name); // "accuracy"
+ * assertEquals(card.metrics[0]?.name, "accuracy");
  * ```
  */
 export async function trainEntry(
