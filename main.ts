@@ -248,7 +248,7 @@ export async function main(
 
 if (import.meta.main) {
   await runMain(main, {
-    exitWhen: (r) => r === null || Deno.args.includes("--exit"),
+    exitCode: (r) => r === null || Deno.args.includes("--exit") ? 0 : undefined,
     firstLine: true,
   });
 }

@@ -15,10 +15,11 @@
 /** Options of {@linkcode runMain}. */
 export interface RunMainOptions<T> {
   /**
-   * Whether the process ends (code 0) once `main` resolves with this result;
-   * without it the process ends when nothing keeps it alive, as a server does not.
+   * The code the process exits with once `main` resolves with this result,
+   * or `undefined` to keep running (a server); without it the process ends
+   * when nothing keeps it alive.
    */
-  exitWhen?: (result: T) => boolean;
+  exitCode?: (result: T) => number | undefined;
   /** Print only the first line of an error's message (the rest is detail for a log). */
   firstLine?: boolean;
 }
@@ -29,7 +30,7 @@ export interface RunMainOptions<T> {
  * exits with code 1.
  *
  * @param main the program
- * @param options when to exit after success, and how much of an error to print
+ * @param options the exit code after success, and how much of an error to print
  * @returns once `main` resolved (and the process did not exit)
  */
 export async function runMain<T>(
@@ -44,7 +45,8 @@ export async function runMain<T>(
     console.error(options.firstLine ? message.split("\n")[0] : message);
     Deno.exit(1);
   }
-  if (options.exitWhen?.(result)) Deno.exit(0);
+  const code = options.exitCode?.(result);
+  if (code !== undefined) Deno.exit(code);
 }
 
 /** Reads an environment variable: `Deno.env.get` unless a test passes its own. */

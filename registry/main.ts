@@ -248,4 +248,6 @@ function stopOnSignal(
 }
 
 // No server: --help, or a signal stopped the seed.
-if (import.meta.main) await runMain(main, { exitWhen: (server) => server === undefined });
+if (import.meta.main) {
+  await runMain(main, { exitCode: (server) => server === undefined ? 0 : undefined });
+}

@@ -21,6 +21,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli";
+import { runMain } from "../_std/program.ts";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { type Layer, type LayerRules, RULES } from "./layers.ts";
@@ -466,11 +467,4 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(2);
-  }
-}
+if (import.meta.main) await runMain(main, { exitCode: (code) => code });

@@ -104,6 +104,19 @@ export type StartRegistryOptions = {
   scopes?: string[];
 } & Omit<RegistryOptions, "store">;
 
+/** Whether this module's registries default to PostgreSQL + S3 (see {@linkcode useRemoteStores}). */
+let remoteByDefault = Deno.env.get("ZOO_TEST_STORE") === "pg+s3";
+
+/**
+ * Makes every later {@linkcode startRegistry} of this test module (not
+ * `embedded`) run on PostgreSQL + S3. A module-level switch rather than
+ * setting `ZOO_TEST_STORE`: the environment is shared by every test module
+ * that `deno test --parallel` runs at once, this module's state is not.
+ */
+export function useRemoteStores(): void {
+  remoteByDefault = true;
+}
+
 /** The PostgreSQL + S3 backends of each data dir, so a restart finds its data. */
 const remote = new Map<string, { config: StoreConfig; db: TestDatabase }>();
 
@@ -137,7 +150,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const dataDir = opts.dataDir ?? await Deno.makeTempDir({ prefix: "zoo-test-" });
   let backend = remote.get(dataDir);
   if (
-    backend === undefined && !opts.embedded && Deno.env.get("ZOO_TEST_STORE") === "pg+s3"
+    backend === undefined && !opts.embedded && remoteByDefault
   ) {
     const db = await freshDatabase();
     backend = { db, config: { data: dataDir, databaseUrl: db.url, blobsUrl: freshBlobsUrl() } };
