@@ -61,3 +61,26 @@ export function freePort(): number {
   l.close();
   return port;
 }
+
+/**
+ * Mints a token with `deno task token create` on the store `storeFlags`
+ * select, as an operator would.
+ *
+ * @param scope e.g. `publish:zoo`
+ * @param storeFlags `--data DIR`, or `--database-url URL --blobs URL`
+ * @returns the token
+ * @throws {Error} with the command's stderr when it fails
+ */
+export async function mintToken(scope: string, storeFlags: string[]): Promise<string> {
+  const minted = await runDeno([
+    "run",
+    "-A",
+    "registry/token.ts",
+    "create",
+    "--scope",
+    scope,
+    ...storeFlags,
+  ]);
+  if (minted.code !== 0) throw new Error(`registry/token.ts create failed: ${minted.stderr}`);
+  return minted.stdout.trim();
+}

@@ -15,6 +15,9 @@ import { AwsClient } from "aws4fetch";
 import { freshBlobsUrl, freshDatabase, type TestDatabase } from "../registry/storage/_servers.ts";
 import type { Store } from "../../registry/storage/store.ts";
 import { encodeHex } from "../../registry/_hex.ts";
+
+export type { RegistryOptions } from "../../registry/app.ts";
+export type { Store } from "../../registry/storage/store.ts";
 import { ZooClient } from "../../sdk/client.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
 import { zooEntries } from "../../zoo/mod.ts";
@@ -22,16 +25,28 @@ import { publishZoo } from "../../zoo/publish.ts";
 
 /** A checkpoint file as uploaded. */
 export interface TestFile {
+  /** Its path in the checkpoint folder. */
   path: string;
+  /** Its bytes. */
   bytes: Uint8Array<ArrayBuffer>;
 }
 
-/** sha256 digest string of bytes. */
+/**
+ * The digest string of bytes.
+ *
+ * @param bytes the bytes
+ * @returns `sha256:<hex>`
+ */
 export async function digestOf(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   return `sha256:${encodeHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)))}`;
 }
 
-/** A small real convnet (conv-pool-flatten-dense) with seeded weights. */
+/**
+ * A small real convnet (conv-pool-flatten-dense) with seeded weights.
+ *
+ * @param seed picks the weights
+ * @returns an 8×8×1 → 3-class model
+ */
 export function tinyConvnet(seed = 1): tf.LayersModel {
   const init = (s: number) => tf.initializers.glorotUniform({ seed: seed * 10 + s });
   return tf.sequential({
@@ -50,7 +65,12 @@ export function tinyConvnet(seed = 1): tf.LayersModel {
   });
 }
 
-/** Saves a model to model.json + one shard, as a publisher's folder holds it. */
+/**
+ * Saves a model to model.json + one shard, as a publisher's folder holds it.
+ *
+ * @param model the model
+ * @returns model.json and the shard
+ */
 export async function modelFiles(model: tf.LayersModel): Promise<TestFile[]> {
   let files: TestFile[] = [];
   await model.save(tf.io.withSaveHandler((artifacts) => {
@@ -79,8 +99,11 @@ export async function modelFiles(model: tf.LayersModel): Promise<TestFile[]> {
  * S3 prefix of its own (see `storage/_servers.ts`).
  */
 export interface TestRegistry extends AsyncDisposable {
+  /** `http://127.0.0.1:<port>`. */
   url: string;
+  /** The data dir (the embedded store's, or the key of the remote one). */
   dataDir: string;
+  /** The store the registry serves. */
   store: Store;
   /** A token with the scopes asked for, `publish:zoo` by default. */
   token: string;
@@ -212,8 +235,11 @@ export async function publish(
 
 /** A registry for the fine-tuning tests, with a cache folder and the CLI flags to reach both. */
 export interface FinetuneRegistry {
+  /** `http://127.0.0.1:<port>`. */
   url: string;
+  /** The embedded store's folder. */
   dataDir: string;
+  /** The store the registry serves. */
   store: Store;
   /** A token with `publish:zoo` and `publish:me`. */
   token: string;

@@ -12,7 +12,7 @@ import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
 import { ZooClient } from "../../sdk/client.ts";
 import { IntegrityError } from "../../sdk/errors.ts";
 import { digestOf, modelFiles, publish, tinyConvnet } from "../_helpers/registry.ts";
-import { freePort, ROOT, runDeno } from "../_helpers/cli.ts";
+import { freePort, mintToken, ROOT } from "../_helpers/cli.ts";
 import {
   freshBlobsUrl,
   freshDatabase,
@@ -34,8 +34,6 @@ interface Cluster {
   token: string;
 }
 
-const run = (args: string[]) => runDeno(args);
-
 async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   const db = await freshDatabase();
   const data = await Deno.makeTempDir({ prefix: "zoo-replicas-" });
@@ -43,17 +41,7 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   try {
     // --data points at an empty folder: nothing may land there.
     const flags = ["--database-url", db.url, "--blobs", blobsUrl, "--data", data];
-    const minted = await run([
-      "run",
-      "-A",
-      "registry/token.ts",
-      "create",
-      "--scope",
-      "publish:zoo",
-      ...flags,
-    ]);
-    assertEquals(minted.code, 0, minted.stderr);
-    await fn({ db, blobsUrl, flags, token: minted.stdout.trim() });
+    await fn({ db, blobsUrl, flags, token: await mintToken("publish:zoo", flags) });
     const left: string[] = [];
     for await (const e of Deno.readDir(data)) left.push(e.name);
     assertEquals(left, [], "the data dir stays unused when both URLs are given");

@@ -10,7 +10,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { join } from "node:path";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import { IMPORTED_ENTRIES, TRAINED_ENTRIES } from "../../zoo/mod.ts";
-import { freePort, ROOT, runDeno } from "../_helpers/cli.ts";
+import { freePort, mintToken, ROOT, runDeno } from "../_helpers/cli.ts";
 
 await tf.setBackend("cpu");
 
@@ -56,18 +56,7 @@ async function getJson(url: string): Promise<Record<string, unknown>> {
 Deno.test("the registry's first start on an empty data dir publishes the zoo at 1.0.0 tagged latest, once", async () => {
   const data = await Deno.makeTempDir({ prefix: "zoo-seed-" });
   try {
-    const minted = await run([
-      "run",
-      "-A",
-      "registry/token.ts",
-      "create",
-      "--scope",
-      "publish:zoo",
-      "--data",
-      data,
-    ]);
-    assertEquals(minted.code, 0, minted.stderr);
-    const token = minted.stdout.trim();
+    const token = await mintToken("publish:zoo", ["--data", data]);
 
     const first = await startRegistry(data);
     try {
