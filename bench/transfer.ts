@@ -32,8 +32,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createHash } from "node:crypto";
 import process from "node:process";
 import { join } from "node:path";
-import { ZooClient } from "../sdk/client.ts";
-import { hashFile } from "../sdk/cache.ts";
+import { hashFile, ZooClient } from "../sdk/client/mod.ts";
 import { lscpu, writeReport } from "./_report.ts";
 
 const HELP = `Usage: deno task bench:transfer [flags]
@@ -299,7 +298,12 @@ async function runChild(op: string, sdk: string, json: string): Promise<void> {
     token?: string;
     dir?: string;
   };
-  const { ZooClient: Client } = await import(new URL("client.ts", `file://${sdk}`).href) as {
+  // The client lives in sdk/client/ now, in sdk/client.ts in older revisions.
+  const entry = await Deno.stat(join(sdk, "client", "mod.ts")).then(
+    () => "client/mod.ts",
+    () => "client.ts",
+  );
+  const { ZooClient: Client } = await import(new URL(entry, `file://${sdk}`).href) as {
     ZooClient: typeof ZooClient;
   };
   const zoo = new Client({

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "node:path";
-import { sha256, ZooCache } from "../../../sdk/cache.ts";
+import { sha256, ZooCache } from "../../../sdk/client/mod.ts";
 import { IntegrityError } from "../../../sdk/errors.ts";
 
 const BLOB = new Uint8Array(10_000).map((_, i) => (i * 7) % 251);

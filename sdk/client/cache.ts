@@ -29,113 +29,23 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
 import { dirname, join, relative } from "node:path";
-import { DIGEST, FILE_PATH, isSemver, NAME_PART, printable, TAG } from "./names.ts";
-import { IntegrityError, RegistryError } from "./errors.ts";
-import type { VersionDocument } from "./client.ts";
+import { DIGEST, FILE_PATH, isSemver, NAME_PART, printable, TAG } from "../names.ts";
+import { downloadBlob, type OpenRange } from "./download.ts";
+import { hashFile, readHashed } from "./hash.ts";
+import { createHash } from "node:crypto";
+import { readTextOrNull, removeIfExists, writeAtomic } from "./fs.ts";
+import type { RetryPolicy, VersionDocument } from "./types.ts";
+
+export type { OpenRange } from "./download.ts";
+export type { RetryPolicy } from "./types.ts";
 
 /** How many times one download is attempted (resuming each time) before giving up. */
 const ATTEMPTS = 5;
 /** The first wait between attempts, in ms; each next one doubles (with jitter). */
 const BASE_DELAY_MS = 250;
-/** The longest wait between attempts, in ms. */
-const MAX_DELAY_MS = 8_000;
-/**
- * Downloads write in chunks of this size: few system calls, and memory bounded
- * to two chunks per download whatever the blob's size.
- */
-const WRITE_CHUNK = 1 << 20;
-/** Cached blobs are read (and hashed) in chunks of this size. */
-const READ_CHUNK = 4 << 20;
 /** A partial or lock file untouched for this long belongs to no live download. */
 const STALE_MS = 24 * 60 * 60 * 1000;
-
-/**
- * The SHA-256 digest of bytes held in memory.
- *
- * @param bytes the content
- * @returns `sha256:<hex>`
- *
- * @example Hash a string
- * ```ts
- * import { sha256 } from "./cache.ts";
- * console.log(sha256(new TextEncoder().encode("abc"))); // sha256:ba7816bf…
- * ```
- */
-export function sha256(bytes: Uint8Array): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-}
-
-/**
- * The SHA-256 digest of a file, read as a stream so large shards are not held in memory.
- *
- * @param path the file
- * @returns `sha256:<hex>`
- * @throws {Deno.errors.NotFound} when the file does not exist
- *
- * @example Hash a file
- * ```ts ignore
- * import { hashFile } from "./cache.ts";
- * console.log(await hashFile("model.json"));
- * ```
- */
-export async function hashFile(path: string): Promise<string> {
-  using file = await Deno.open(path);
-  const h = createHash("sha256");
-  await readHashed(file, new Uint8Array(2 * READ_CHUNK), h, Infinity);
-  return `sha256:${h.digest("hex")}`;
-}
-
-/**
- * Reads a whole file into memory and hashes it in the same pass (each chunk
- * while the next one is read).
- *
- * @param path the file
- * @returns its bytes and `sha256:<hex>`
- * @throws {Deno.errors.NotFound} when the file does not exist
- *
- * @example Read and hash a file
- * ```ts ignore
- * import { readFileHashed } from "./cache.ts";
- * const { bytes, digest } = await readFileHashed("group1-shard1of1.bin");
- * console.log(bytes.byteLength, digest);
- * ```
- */
-export async function readFileHashed(
-  path: string,
-): Promise<{ bytes: Uint8Array<ArrayBuffer>; digest: string }> {
-  using file = await Deno.open(path);
-  const size = (await file.stat()).size;
-  const h = createHash("sha256");
-  const bytes = new Uint8Array(size);
-  const n = await readHashed(file, bytes, h);
-  if (n !== size) throw new Error(`Cannot read "${path}": it changed size while it was read`);
-  return { bytes, digest: `sha256:${h.digest("hex")}` };
-}
-
-/**
- * Opens the bytes of a blob from `start` on: a `Range: bytes=<start>-` request
- * when `start > 0`. Resolves to a 206 (range honoured), 200 (whole blob) or
- * 416 response; should throw a {@linkcode RegistryError} for other statuses.
- */
-export type OpenRange = (start: number) => Promise<Response>;
-
-/** How a download retries after a cut connection or a server error. */
-export interface RetryPolicy {
-  /**
-   * Attempts per blob, the first included; each one resumes what arrived.
-   * @default {5}
-   */
-  attempts?: number;
-  /**
-   * The wait before the second attempt, in ms; each next wait doubles, up to
-   * 8 s, and is drawn at random between half and all of that (jitter), so
-   * clients cut off together do not come back together.
-   * @default {250}
-   */
-  baseDelayMs?: number;
-}
 
 /** Options of {@linkcode ZooCache}. */
 export interface ZooCacheOptions {
@@ -153,9 +63,10 @@ export class ZooCache {
    *
    * @example Locate a blob
    * ```ts
+   * import { assertEquals } from "@std/assert";
    * import { ZooCache } from "./cache.ts";
    * const cache = new ZooCache("/tmp/zoo-cache");
-   * console.log(cache.blobPath(`sha256:${"ab".repeat(32)}`)); // /tmp/zoo-cache/blobs/sha256/abab…
+   * assertEquals(cache.blobPath(`sha256:${"ab".repeat(32)}`), `/tmp/zoo-cache/blobs/sha256/${"ab".repeat(32)}`);
    * ```
    */
   constructor(readonly root: string, options: ZooCacheOptions = {}) {
@@ -376,56 +287,7 @@ export class ZooCache {
     open: OpenRange,
     onBytes: (held: number) => void = () => {},
   ): Promise<void> {
-    const final = this.blobPath(digest);
-    if (await sizeIs(final, size)) {
-      onBytes(size);
-      return;
-    }
-    const dir = dirname(final);
-    await Deno.mkdir(dir, { recursive: true });
-    const hex = hexOf(digest);
-    const lock = await lockFile(join(dir, `${hex}.lock`));
-    try {
-      // Another process may have fetched it while this one waited for the lock.
-      if (await sizeIs(final, size)) {
-        onBytes(size);
-        return;
-      }
-      const partial = join(dir, `${hex}.partial`);
-      await adoptPartials(dir, hex, partial);
-      let restartedOnMismatch = false;
-      for (let attempt = 1;; attempt++) {
-        try {
-          const { actual, resumedFrom } = await fetchInto(partial, size, open, onBytes);
-          if (actual !== digest) {
-            await removeIfExists(partial);
-            // A kept partial may hold stale bytes; one fresh download decides.
-            if (resumedFrom > 0 && !restartedOnMismatch) {
-              restartedOnMismatch = true;
-              continue;
-            }
-            throw new IntegrityError(`blob ${digest}`, digest, actual);
-          }
-          await Deno.rename(partial, final);
-          return;
-        } catch (e) {
-          // A cut connection surfaces as a TypeError or an I/O error, depending on
-          // where it broke; anything the server or the digest decided is final.
-          const retryable = !(e instanceof IntegrityError) && !(e instanceof RangeError) &&
-            !(e instanceof RegistryError && e.status < 500);
-          if (retryable && attempt < this.retry.attempts) {
-            await sleep(backoff(this.retry.baseDelayMs, attempt));
-            continue;
-          }
-          if (e instanceof IntegrityError || (await fileSize(partial)) === 0) {
-            await removeIfExists(partial);
-          }
-          throw e;
-        }
-      }
-    } finally {
-      await lock.release();
-    }
+    await downloadBlob(this.blobPath(digest), digest, size, open, onBytes, this.retry);
   }
 
   /**
@@ -507,231 +369,6 @@ export class ZooCache {
   }
 }
 
-/**
- * Streams the blob into `path`, resuming from what it holds, and hashes every
- * byte on the way: the kept prefix as it is read back once, the rest as it
- * arrives. Arriving bytes are gathered into {@linkcode WRITE_CHUNK}s and
- * written while the next chunk fills; whatever arrived is on disk when the
- * connection breaks. The file is synced once at the end.
- *
- * @returns the digest of the whole file and the offset the download resumed from
- */
-async function fetchInto(
-  path: string,
-  size: number,
-  open: OpenRange,
-  onBytes: (held: number) => void,
-): Promise<{ actual: string; resumedFrom: number }> {
-  let start = await fileSize(path);
-  if (start > size) start = 0;
-  let res: Response | undefined;
-  if (start < size) {
-    res = await open(start);
-    if (res.status === 416) {
-      await res.body?.cancel();
-      start = 0;
-      res = await open(0);
-    }
-    if (res.status === 206) {
-      const m = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
-      if (!m || Number(m[1]) !== start) {
-        await res.body?.cancel();
-        await Deno.truncate(path, 0).catch(() => {});
-        throw new TypeError(`Range reply starts at the wrong offset: wanted ${start}`);
-      }
-    } else if (res.status === 200) {
-      start = 0; // the server ignored Range: start over
-    } else {
-      await res.body?.cancel();
-      throw new TypeError(
-        `Unexpected status ${res.status} for a blob download: expected 200 or 206`,
-      );
-    }
-  }
-  using file = await Deno.open(path, { read: true, write: true, create: true });
-  const hash = createHash("sha256");
-  const bufs = [new Uint8Array(WRITE_CHUNK), new Uint8Array(WRITE_CHUNK)] as const;
-  if (start > 0) {
-    // The kept prefix is read once to seed the hash: its hash state died with
-    // the process that wrote it.
-    if (await readHashed(file, bufs[0], hash, start) !== start) {
-      throw new TypeError(`The partial download "${path}" shrank while it was read`);
-    }
-  }
-  await file.truncate(start);
-  await file.seek(start, Deno.SeekMode.Start);
-  onBytes(start);
-  let held = start;
-  if (res) {
-    let cur = 0;
-    let fill = 0;
-    let writing: Promise<void> = Promise.resolve();
-    // Hashes a full chunk and writes it while the other one fills: the hash
-    // covers exactly the bytes that go to the disk.
-    const flush = async () => {
-      if (fill === 0) return;
-      const data = bufs[cur]!.subarray(0, fill);
-      hash.update(data);
-      await writing;
-      writing = writeAll(file, data);
-      writing.catch(() => {}); // awaited below; this only marks it handled
-      cur ^= 1;
-      fill = 0;
-    };
-    const reader = res.body?.getReader();
-    try {
-      for (;;) {
-        if (!reader) break;
-        const { done, value } = await reader.read();
-        if (done) break;
-        held += value.byteLength;
-        if (held > size) {
-          await reader.cancel();
-          throw new IntegrityError(
-            `blob of ${size} bytes`,
-            `${size} bytes`,
-            `more than ${size} bytes`,
-            "the server sent more bytes than the manifest lists; the download was discarded",
-          );
-        }
-        for (let used = 0; used < value.byteLength;) {
-          const n = Math.min(value.byteLength - used, WRITE_CHUNK - fill);
-          bufs[cur]!.set(value.subarray(used, used + n), fill);
-          fill += n;
-          used += n;
-          if (fill === WRITE_CHUNK) await flush();
-        }
-        onBytes(held);
-      }
-    } finally {
-      // Keep what arrived, also when the connection broke, for the next resume.
-      await flush();
-      await writing;
-    }
-  }
-  await file.syncData();
-  return { actual: `sha256:${hash.digest("hex")}`, resumedFrom: start };
-}
-
-/**
- * Reads `file` from its position into `target` (up to `limit` bytes, by
- * default its length; `target` is reused as a ring when shorter), hashing
- * each chunk while the next one is read.
- *
- * @returns the number of bytes read
- */
-async function readHashed(
-  file: Deno.FsFile,
-  target: Uint8Array,
-  hash: Hash,
-  limit = target.byteLength,
-): Promise<number> {
-  const ring = limit > target.byteLength;
-  const chunk = ring ? target.byteLength >>> 1 : READ_CHUNK;
-  let total = 0;
-  let slot = 0;
-  let last: Uint8Array | undefined;
-  for (;;) {
-    // In a ring, the half being read is never the half being hashed.
-    const at = ring ? slot * chunk : total;
-    const want = Math.min(chunk, limit - total);
-    const reading = want > 0 ? file.read(target.subarray(at, at + want)) : null;
-    if (last) hash.update(last);
-    last = undefined;
-    const n = reading === null ? null : await reading;
-    if (n === null || n === 0) break;
-    last = target.subarray(at, at + n);
-    total += n;
-    slot ^= 1;
-  }
-  return total;
-}
-
-/** Takes the lock of one download; `release()` unlinks the lock file and frees it. */
-async function lockFile(path: string): Promise<{ release(): Promise<void> }> {
-  for (;;) {
-    const file = await Deno.open(path, { write: true, create: true });
-    let same = false;
-    try {
-      await file.lock(true);
-      // The holder before us may have unlinked the file we waited on: lock
-      // the file that is at the path now instead.
-      const [held, now] = await Promise.all([file.stat(), Deno.stat(path)]);
-      same = held.ino === now.ino && held.dev === now.dev;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        file.close();
-        throw e;
-      }
-    }
-    if (same) {
-      return {
-        release: async () => {
-          try {
-            await Deno.remove(path);
-          } catch {
-            // Already gone, or a system that cannot remove an open file: a
-            // lock file left behind is harmless (the next holder checks it).
-          } finally {
-            file.close();
-          }
-        },
-      };
-    }
-    file.close();
-  }
-}
-
-/**
- * Makes `partial` the largest partial of the blob `hex` (also adopting the
- * `<hex>.<random>.partial` names older versions left after a crash) and
- * removes the others. Runs under the blob's lock, so no other download of
- * this version is writing any of them.
- */
-async function adoptPartials(dir: string, hex: string, partial: string): Promise<void> {
-  const found: { path: string; size: number }[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (!e.isFile || !e.name.startsWith(`${hex}.`) || !e.name.endsWith(".partial")) continue;
-    const path = join(dir, e.name);
-    const size = await fileSize(path);
-    found.push({ path, size });
-  }
-  if (found.length === 0) return;
-  found.sort((a, b) => b.size - a.size);
-  for (const [i, f] of found.entries()) {
-    if (i === 0) {
-      if (f.path !== partial) await Deno.rename(f.path, partial);
-    } else if (f.path !== partial) {
-      await removeIfExists(f.path);
-    }
-  }
-}
-
-/** The wait before attempt `attempt + 1`: doubling from `base`, capped, with jitter. */
-function backoff(base: number, attempt: number): number {
-  const ceiling = Math.min(MAX_DELAY_MS, base * 2 ** (attempt - 1));
-  return ceiling / 2 + Math.random() * ceiling / 2;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  for (let written = 0; written < data.byteLength;) {
-    written += await file.write(data.subarray(written));
-  }
-}
-
-async function sizeIs(path: string, size: number): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).size === size;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 function hexOf(digest: string): string {
   if (!DIGEST.test(digest)) {
     throw new RangeError(
@@ -748,43 +385,5 @@ function checkFileEntry(f: { path: string; digest: string; size: number }): void
   hexOf(f.digest);
   if (!Number.isSafeInteger(f.size) || f.size < 0) {
     throw new RangeError(`Invalid size ${f.size} for "${f.path}" in a version manifest`);
-  }
-}
-
-async function fileSize(path: string): Promise<number> {
-  try {
-    return (await Deno.stat(path)).size;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return 0;
-    throw e;
-  }
-}
-
-async function readTextOrNull(path: string): Promise<string | null> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-}
-
-async function removeIfExists(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await removeIfExists(tmp);
-    throw e;
   }
 }
