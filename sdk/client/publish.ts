@@ -15,6 +15,7 @@ import { hashFile, readFileHashed, sha256 } from "./hash.ts";
 import type { RegistryHttp, UploadBody } from "./http.ts";
 import { modelToFiles } from "./io_handler.ts";
 import { pool } from "./pool.ts";
+import { readPool } from "./read_pool.ts";
 import { parseName } from "./pull.ts";
 import type { FileDocument, PublishOptions, PublishResult, VersionDocument } from "./types.ts";
 
@@ -25,6 +26,21 @@ const PARALLEL_UPLOADS = 4;
  * larger ones are hashed, then streamed from the disk.
  */
 const UPLOAD_IN_MEMORY_MAX = 64 << 20;
+
+/** Files from this size on are read and hashed on the read pool's workers, several at once. */
+const POOLED_READ_MIN = 8 << 20;
+
+/** A file read and hashed on a worker, or null to do it on this thread. */
+async function readHashedOnPool(
+  path: string,
+  size: number,
+  workers: number,
+): Promise<{ bytes: Uint8Array<ArrayBuffer>; digest: string } | null> {
+  const pool = size >= POOLED_READ_MIN ? readPool(workers) : null;
+  const read = await pool?.read(path, size).catch(() => null);
+  // A changed size (null digest) is left to the thread's own read to report.
+  return read?.digest ? { bytes: read.bytes, digest: read.digest } : null;
+}
 
 /** A file about to be published. */
 interface OutgoingFile {
@@ -42,6 +58,8 @@ interface OpenedFile extends UploadBody {
 
 /** What publishing uses of a client. */
 export interface PublishContext {
+  /** Worker threads that read and hash files of 8 MiB or more; 0 for none. */
+  readonly verifyWorkers: number;
   /** The registry. */
   readonly http: RegistryHttp;
   /** Whether the network is never used. */
@@ -75,7 +93,7 @@ export async function publishCheckpoint(
   const action = `Cannot publish "${reference}"`;
   if (ctx.offline) throw new OfflineError(reference, "publishing needs the network");
   const { files, card } = typeof source === "string"
-    ? await folderFiles(source)
+    ? await folderFiles(source, ctx.verifyWorkers)
     : { files: (await modelToFiles(source)).map(memoryFile), card: undefined };
   if (options.readme !== undefined) {
     const readme = memoryFile({
@@ -147,6 +165,7 @@ function memoryFile(f: { path: string; bytes: Uint8Array<ArrayBuffer> }): Outgoi
 /** The files of a checkpoint folder: model.json, the shards it lists, README.md; and card.json. */
 async function folderFiles(
   dir: string,
+  workers: number,
 ): Promise<{ files: OutgoingFile[]; card: Record<string, unknown> | undefined }> {
   const modelJsonPath = join(dir, "model.json");
   let modelJson: { weightsManifest?: { paths?: unknown }[] };
@@ -195,7 +214,8 @@ async function folderFiles(
       open: async () => {
         if (size <= UPLOAD_IN_MEMORY_MAX) {
           // Sent from the very bytes that were hashed: nothing can change in between.
-          const { bytes, digest } = await readFileHashed(full);
+          const { bytes, digest } = await readHashedOnPool(full, size, workers) ??
+            await readFileHashed(full);
           return {
             digest,
             size: bytes.byteLength,

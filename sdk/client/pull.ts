@@ -30,8 +30,12 @@ import type { FileDocument, TransferOptions, VersionDocument } from "./types.ts"
  * without holding more than two write chunks each in memory.
  */
 const PARALLEL_DOWNLOADS = 4;
-/** Cached files read and hashed at once (one hashes while the other waits on the disk). */
-const PARALLEL_READS = 2;
+/**
+ * Cached files read and hashed at once: large ones each on a worker of the
+ * read pool (one per core, up to four), small ones on this thread, where
+ * one hashes while the other waits on the disk.
+ */
+const PARALLEL_READS = 4;
 
 /** What the pull functions use of a client. */
 export interface PullContext {

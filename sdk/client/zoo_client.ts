@@ -92,15 +92,16 @@ export class ZooClient {
     this.cacheDir = options.cacheDir ?? env("ZOO_CACHE") ?? defaultCacheDir();
     this.offline = options.offline ??
       ["1", "true", "yes"].includes((env("ZOO_OFFLINE") ?? "").toLowerCase());
-    this.cache = new ZooCache(
-      this.cacheDir,
-      options.retry === undefined ? {} : { retry: options.retry },
-    );
+    this.cache = new ZooCache(this.cacheDir, {
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+      ...(options.verifyWorkers === undefined ? {} : { verifyWorkers: options.verifyWorkers }),
+    });
     this.#ctx = {
       http: new RegistryHttp(this.url, options.token ?? env("ZOO_TOKEN"), options.fetch),
       cache: this.cache,
       offline: this.offline,
       progress: options.progress,
+      verifyWorkers: this.cache.verifyWorkers,
     };
   }
 
