@@ -26,8 +26,15 @@ import * as esbuild from "esbuild";
 /** Where the built files go. */
 export const DIST = new URL("./dist/", import.meta.url);
 const ROOT = new URL("../", import.meta.url);
-/** tfjs's wasm binaries the pages may load (the threaded one needs cross-origin isolation, which the pages do not ask for). */
-const WASM_FILES = ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"];
+/**
+ * tfjs's wasm binaries. The pages are not cross-origin isolated, so tfjs picks
+ * the SIMD one or the plain one, but `setWasmPaths` wants a path for each.
+ */
+const WASM_FILES = [
+  "tfjs-backend-wasm.wasm",
+  "tfjs-backend-wasm-simd.wasm",
+  "tfjs-backend-wasm-threaded-simd.wasm",
+];
 /** Imports replaced by a throwing stub in the browser. */
 const NODE_ONLY = /^(node:.*|pngjs|jpeg-js|cli-progress)$/;
 

@@ -571,6 +571,9 @@ function setupFineTune(session: PageSession): void {
         ...(cut ? { cut } : {}),
         ...(advice.codes ? { codes: advice.codes } : {}),
         noCache: true,
+        // featureStrategy reads the default cache folder from the environment even when
+        // the cache is off; a browser has neither, so name a folder it never touches.
+        cacheDir: "/no-cache-in-the-browser",
         checkpointDigest: info.modelDigest,
         onEpoch: (m) => {
           history.push(m);

@@ -74,7 +74,7 @@ code.digest{font-size:12px;overflow-wrap:anywhere}
 .drop.over{border-color:var(--accent);background:#eef3fd}
 .draw{margin-top:.8rem;display:flex;gap:.6rem;align-items:flex-end}
 #try-canvas{width:196px;height:196px;background:#000;border-radius:6px;touch-action:none;cursor:crosshair}
-#try-preview{max-width:196px;max-height:196px;margin-top:.8rem;image-rendering:pixelated}
+#try-preview{display:block;width:112px;height:auto;margin-top:.8rem;image-rendering:pixelated;border-radius:4px}
 ol.bars{list-style:none;padding:0;margin:0}
 ol.bars li{display:grid;grid-template-columns:8rem 1fr 4.5rem;gap:.5rem;align-items:center;margin:.25rem 0;font-size:.9rem}
 ol.bars .bar{height:.8rem;background:var(--accent);border-radius:3px;min-width:1px}

@@ -445,7 +445,13 @@ function FineTuneHere() {
       <form id="ft-publish" class="publish">
         <input name="name" id="ft-name" placeholder="namespace/name" required />
         <input name="version" id="ft-version" value="1.0.0" required />
-        <input name="token" id="ft-token" type="password" placeholder="token (publish:namespace)" />
+        <input
+          name="token"
+          id="ft-token"
+          type="password"
+          autocomplete="off"
+          placeholder="token (publish:namespace)"
+        />
         <button type="submit" id="ft-publish-button" disabled>Publish</button>
         <button type="button" id="ft-download" disabled>Download files</button>
       </form>

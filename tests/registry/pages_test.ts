@@ -455,7 +455,7 @@ Deno.test("an image classifier's page loads the registry's own script, served im
     assertStringIncludes(html, 'id="try-it"');
     assertStringIncludes(html, 'id="fine-tune"');
     const wasm = Object.values(model.wasm as Record<string, string>);
-    assertEquals(wasm.length, 2);
+    assertEquals(wasm.length, 3);
     for (const path of [src, ...wasm]) {
       const r = await app.request(path);
       assertEquals(r.status, 200, path);
