@@ -65,7 +65,9 @@ aside ul{margin:0;padding-left:1.1rem;font-size:.9rem}
 .card{overflow-wrap:break-word;min-width:0}.card img{max-width:100%}
 .card table{width:auto;display:block;overflow-x:auto;max-width:100%}
 .card pre{max-width:100%}
-#architecture table.facts th,#architecture table.facts td{white-space:nowrap}
+dl.arch-facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.5rem 1rem;margin:0 0 1rem}
+dl.arch-facts div{border:1px solid var(--line);border-radius:6px;padding:.4rem .6rem;background:var(--soft)}
+dl.arch-facts dt{color:var(--muted);font-size:.8rem}dl.arch-facts dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 #layer-table td:first-child{white-space:nowrap}
 code.digest{font-size:12px;overflow-wrap:anywhere}
 .widget .try{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1.5rem;align-items:start}

@@ -165,6 +165,7 @@ function KeyValues(props: { value: unknown }) {
 /** A card value short enough for the sidebar: long arrays (code statistics) become their length. */
 function brief(v: unknown): string {
   if (Array.isArray(v) && v.length > 8) return `[${v.length} values]`;
+  if (Array.isArray(v) && v.length > 2 && v.some(isRecord)) return `[${v.length} entries]`;
   if (isRecord(v)) return Object.entries(v).map(([k, x]) => `${k}: ${brief(x)}`).join("; ");
   return plain(v);
 }

@@ -180,6 +180,32 @@ Deno.test({
         await page.locator("#try-it").screenshot({ path: `${shots}/try-it.png` });
       }
 
+      // A 28×28×1 model gets a canvas: a vertical stroke reads as a 1.
+      const box = (await page.locator("#try-canvas").boundingBox())!;
+      await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.8, { steps: 12 });
+      await page.mouse.up();
+      await waitState("try-it", "done", 30_000);
+      assertEquals(await page.locator("#try-results li").first().getAttribute("data-label"), "1");
+
+      // Readable on a 1280-px screen: nothing wider than the window, the layer table unclipped.
+      interface Box {
+        scrollWidth: number;
+        parentElement: { clientWidth: number };
+        ownerDocument: { documentElement: { scrollWidth: number } };
+      }
+      const widths = await page.locator("#layer-table").evaluate((el) => {
+        const t = el as unknown as Box;
+        return {
+          page: t.ownerDocument.documentElement.scrollWidth,
+          table: t.scrollWidth,
+          box: t.parentElement.clientWidth,
+        };
+      });
+      assert(widths.page <= 1280 && widths.table <= widths.box, JSON.stringify(widths));
+      assertEquals(await page.locator("h2", { hasText: /^Architecture$/ }).count(), 1);
+
       // Fine-tune here: T-shirt/top vs Trouser, 10 PNGs each.
       const classes = [0, 1];
       const train = await pngsOf(await loadBuiltin("fashion-mnist", { perClass: 10 }), classes);
@@ -249,6 +275,18 @@ Deno.test({
         await page.goto(`${origin}/zoo/lenet5/1.0.0`);
         await page.locator("#version").screenshot({ path: `${shots}/version-page.png` });
       }
+
+      // The wasm backend loads its binaries from /assets under the page's CSP, and agrees too.
+      await page.goto(`${origin}/zoo/lenet5?backend=wasm`);
+      await waitState("try-it", "ready", 60_000);
+      assertEquals(await page.locator("#try-it").getAttribute("data-backend"), "wasm");
+      await page.setInputFiles("#try-file", digitPath);
+      await waitState("try-it", "done", 30_000);
+      const onWasm = await page.locator("#try-results li").evaluateAll((lis) =>
+        lis.map((li) => (li as unknown as { dataset: Record<string, string> }).dataset)
+      );
+      for (const d of onWasm) assertAlmostEquals(Number(d.p), expected[Number(d.index)]!, 1e-4);
+      assertEquals(errors, []);
       tuned.dispose();
       reference.dispose();
       console.log(`in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -340,7 +340,8 @@ Deno.test("the card's own architecture section is left out: the page shows one t
     await publish("tiny", "1.0.0", [...files, readme(card)], LENET_CARD);
     const html = await page("/zoo/tiny");
     assertEquals(html.match(/<h2[^>]*>Architecture<\/h2>/g)?.length, 1, "one Architecture heading");
-    assertEquals(html.match(/<table/g)?.length, 2, "the facts table and the layer table");
+    assertEquals(html.match(/<table/g)?.length, 1, "only the layer table");
+    assertStringIncludes(html, '<dl class="arch-facts">');
     assert(!html.includes("Nested under Architecture."), "subsections go with their section");
     assertStringIncludes(html, "<h2>Rebuild</h2>");
     assertStringIncludes(html, "Run the recipe.");
