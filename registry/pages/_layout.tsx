@@ -70,6 +70,7 @@ dl.arch-facts div{border:1px solid var(--line);border-radius:6px;padding:.4rem .
 dl.arch-facts dt{color:var(--muted);font-size:.8rem}dl.arch-facts dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 #layer-table td:first-child{white-space:nowrap}
 code.digest{font-size:12px;overflow-wrap:anywhere}
+#card-json{max-height:32rem;overflow:auto}
 .widget .try{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1.5rem;align-items:start}
 @media (max-width:900px){.widget .try{grid-template-columns:1fr}}
 .drop{display:block;border:2px dashed #c9ced8;border-radius:8px;padding:1rem;text-align:center;color:var(--muted);cursor:pointer}

@@ -273,7 +273,8 @@ Deno.test({
       if (shots) await page.screenshot({ path: `${shots}/model-page.png`, fullPage: false });
       if (shots) {
         await page.goto(`${origin}/zoo/lenet5/1.0.0`);
-        await page.locator("#version").screenshot({ path: `${shots}/version-page.png` });
+        await page.locator("#version").scrollIntoViewIfNeeded();
+        await page.screenshot({ path: `${shots}/version-page.png` });
       }
 
       // The wasm backend loads its binaries from /assets under the page's CSP, and agrees too.
