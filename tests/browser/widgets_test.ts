@@ -181,11 +181,14 @@ Deno.test({
       }
 
       // A 28×28×1 model gets a canvas: a vertical stroke reads as a 1.
+      await page.click("#try-clear");
+      assertEquals(await page.locator("#try-results li").count(), 0);
       const box = (await page.locator("#try-canvas").boundingBox())!;
       await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.2);
       await page.mouse.down();
       await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.8, { steps: 12 });
       await page.mouse.up();
+      await page.waitForSelector("#try-results li", { timeout: 30_000 });
       await waitState("try-it", "done", 30_000);
       assertEquals(await page.locator("#try-results li").first().getAttribute("data-label"), "1");
 
@@ -238,6 +241,13 @@ Deno.test({
         "/me/lenet5-clothes/1.0.0",
       );
       if (shots) await page.locator("#fine-tune").screenshot({ path: `${shots}/fine-tune.png` });
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.click("#ft-download"),
+      ]);
+      assertEquals(download.suggestedFilename(), "model.json");
+      const saved = JSON.parse(await Deno.readTextFile(await download.path()));
+      assertEquals(saved.format, "layers-model");
       assertEquals(errors, []);
 
       // The API serves the new version; it classifies those two classes' validation images.
