@@ -18,6 +18,7 @@
  * @module
  */
 import { Hono } from "hono";
+import { problem } from "../problem.ts";
 
 /** Where the built assets and their manifest live. */
 const DIST = new URL("../../web/dist/", import.meta.url);
@@ -83,9 +84,17 @@ export function assetPath(name: string): string | null {
  */
 export function assetRoutes(): Hono {
   const app = new Hono();
-  app.get("/assets/:file", async (c, next) => {
+  app.get("/assets/:file", async (c) => {
     const file = c.req.param("file");
-    if (!Object.values(assetManifest()).includes(file)) return next();
+    if (!Object.values(assetManifest()).includes(file)) {
+      return problem(
+        c,
+        404,
+        `No asset "${
+          file.slice(0, 100)
+        }": asset names change with each build; reload the page for the current ones`,
+      );
+    }
     const ext = file.slice(file.lastIndexOf(".") + 1);
     const body = await Deno.readFile(new URL(file, DIST));
     return c.body(body, 200, {

@@ -471,7 +471,8 @@ Deno.test("an image classifier's page loads the registry's own script, served im
     assert(!/https?:\/\/(cdn|unpkg|jsdelivr)/.test(js), "the bundle fetches from no CDN");
     const missing = await app.request("/assets/zoo-000000000000.js");
     assertEquals(missing.status, 404);
-    await missing.body?.cancel();
+    assertEquals(missing.headers.get("content-type"), "application/problem+json");
+    assertStringIncludes((await missing.json()).detail, 'No asset "zoo-000000000000.js"');
     assert(!(await page("/zoo/shapes")).includes("<script"), "other tasks get no script");
     assert(!(await page("/zoo/tiny/1.0.0")).includes("<script"), "nor do version pages");
   });
