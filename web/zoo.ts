@@ -49,6 +49,9 @@ interface PageModel {
   wasm: Record<string, string>;
 }
 
+/** Decoded pixels, as the SDK's preprocessing takes them. */
+type RawImage = Parameters<typeof sdk.imagesToTensor>[0][number];
+
 /** Backends in the order tried. */
 const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
 /** Classes shown under Try it. */
@@ -85,7 +88,7 @@ async function startBackend(wasm: Record<string, string>): Promise<string> {
 }
 
 /** Decodes an image file to RGB pixels at its own size, without color conversion. */
-async function readImage(file: Blob): Promise<sdk.RawImage> {
+async function readImage(file: Blob): Promise<RawImage> {
   const bitmap = await createImageBitmap(file, {
     colorSpaceConversion: "none",
     premultiplyAlpha: "none",
@@ -98,7 +101,7 @@ async function readImage(file: Blob): Promise<sdk.RawImage> {
 }
 
 /** RGB pixels of an image drawn at `width`×`height` (alpha dropped). */
-function pixelsOf(source: CanvasImageSource, width: number, height: number): sdk.RawImage {
+function pixelsOf(source: CanvasImageSource, width: number, height: number): RawImage {
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   if (!ctx) throw new Error("This browser gives no 2D canvas to read the image");
@@ -117,7 +120,7 @@ function pixelsOf(source: CanvasImageSource, width: number, height: number): sdk
 /** Class probabilities of one image: the model's output, softmaxed when it is not one already. */
 async function predict(
   model: tf.LayersModel,
-  image: sdk.RawImage,
+  image: RawImage,
   p: sdk.Preprocessing,
 ): Promise<Float32Array> {
   const y = tf.tidy(() => {
@@ -236,7 +239,7 @@ function setupTryIt(session: PageSession): void {
   const results = $("try-results");
   const preview = $("try-preview") as HTMLImageElement;
   const { labels, preprocessing } = session.info;
-  const run = async (image: sdk.RawImage) => {
+  const run = async (image: RawImage) => {
     try {
       root.dataset.state = "predicting";
       const model = await session.model();
@@ -302,10 +305,10 @@ class ImageDataset {
   readonly size: number;
   readonly imageShape: [number, number, number];
   readonly counts: number[];
-  readonly #images: sdk.RawImage[];
+  readonly #images: RawImage[];
   readonly #labels: number[];
 
-  constructor(name: string, classes: string[], images: sdk.RawImage[], labels: number[]) {
+  constructor(name: string, classes: string[], images: RawImage[], labels: number[]) {
     this.name = name;
     this.classes = classes;
     this.#images = images;
@@ -337,7 +340,7 @@ class ImageDataset {
 
 interface ClassRow {
   name: HTMLInputElement;
-  images: sdk.RawImage[];
+  images: RawImage[];
   count: HTMLElement;
   thumbs: HTMLElement;
 }
@@ -524,9 +527,9 @@ function setupFineTune(session: PageSession): void {
     const t0 = performance.now();
     try {
       const model = await session.model();
-      const trainImages: sdk.RawImage[] = [];
+      const trainImages: RawImage[] = [];
       const trainLabels: number[] = [];
-      const valImages: sdk.RawImage[] = [];
+      const valImages: RawImage[] = [];
       const valLabels: number[] = [];
       rows.forEach((r, c) => {
         r.images.forEach((im, i) => {
