@@ -370,8 +370,14 @@ function drawCurve(canvas: HTMLCanvasElement, history: sdk.EpochMetrics[]): void
   line(history.map((m) => m.trainAccuracy), 1, "#2857c5");
   const val = history.map((m) => m.valAccuracy).filter((v): v is number => v !== undefined);
   if (val.length === history.length) line(val, 1, "#1c7a4a");
+  ctx.strokeStyle = "#e3e6ec";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(pad, pad, w - 2 * pad, h - 2 * pad);
   ctx.fillStyle = "#5b6475";
   ctx.fillText(`epoch ${history.at(-1)!.epoch}`, w - pad - 60, h - 8);
+  // Accuracy runs 0..1 on the whole height; loss 0..its largest value so far.
+  ctx.fillText(`acc 1, loss ${maxLoss.toPrecision(2)}`, pad + 4, pad + 12);
+  ctx.fillText("0", pad - 12, h - pad);
   ctx.fillStyle = "#a4411a";
   ctx.fillText("loss", pad, 14);
   ctx.fillStyle = "#2857c5";

@@ -436,6 +436,14 @@ Deno.test("the favicon answers and every page links it", async () => {
     assertEquals([...bytes.slice(22, 26)], [0x89, 0x50, 0x4e, 0x47], "holding a PNG");
     assertStringIncludes(await page("/"), '<link rel="icon" href="/favicon.ico"');
   });
+  await withApp(async ({ app }) => {
+    const r = await app.request("/favicon.ico");
+    assertEquals(r.status, 200, "the icon holds no model data: public on a private registry");
+    await r.body?.cancel();
+    const page = await app.request("/");
+    assertEquals(page.status, 401);
+    await page.body?.cancel();
+  }, { auth: { private: true } });
 });
 
 Deno.test("an image classifier's page loads the registry's own script, served immutable", async () => {
