@@ -476,7 +476,7 @@ function Files(props: { version: VersionRecord }) {
   );
 }
 
-/** Long number arrays (code statistics, histories) print on one line each. */
+/** Long number arrays (code statistics) shown as their length and first values; the JSON link has them whole. */
 function cardReplacer(_key: string, value: unknown): unknown {
   if (Array.isArray(value) && value.length > 8 && value.every((x) => typeof x === "number")) {
     return `[${value.length} numbers: ${value.slice(0, 4).join(", ")}, …]`;
@@ -578,6 +578,10 @@ export function ModelPage(props: ModelPageProps) {
             <h2>Files of {v.version}</h2>
             <FileTable version={v} />
             <h2>Card of {v.version}</h2>
+            <p class="muted small">
+              Long lists of numbers are shortened here;{" "}
+              <a href={`/api/models/${id}/${v.version}`}>the version's JSON</a> has them whole.
+            </p>
             <pre id="card-json"><code>{JSON.stringify(card, cardReplacer, 2)}</code></pre>
           </section>
         )
