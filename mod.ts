@@ -7,8 +7,8 @@
  * - Load: {@linkcode ZooClient} (`loadModel`, `pull`, `resolve`, `publish`).
  * - Check: {@linkcode analyze} and {@linkcode checkInput}.
  * - Change: {@linkcode convolutionalize}, {@linkcode resizeInput},
- *   {@linkcode adaptInputChannels}, {@linkcode codeExtractor} (cut for CNN
- *   codes), {@linkcode freeze}.
+ *   {@linkcode adaptInputChannels}, {@linkcode cutAt} (cut at a layer),
+ *   {@linkcode codeExtractor} (cut for CNN codes), {@linkcode freeze}.
  * - Train: {@linkcode fineTune}, on the device {@linkcode selectDevice} picks.
  *
  * Importing the SDK starts no tfjs backend, so every op works from the start
@@ -64,10 +64,11 @@ export type {
   WeightsManifestEntry,
   WeightsManifestGroup,
 } from "./sdk/model_json.ts";
-export { convolutionalize, resizeInput } from "./sdk/convolutionalize.ts";
-export { adaptInputChannels } from "./sdk/adapt_channels.ts";
+export { convolutionalize, resizeInput } from "./sdk/surgery/convolutionalize.ts";
+export { adaptInputChannels } from "./sdk/surgery/adapt_channels.ts";
+export { cutAt, type CutModel } from "./sdk/surgery/cut.ts";
 export { type CodeExtractor, codeExtractor, type CodePooling } from "./sdk/features/extract.ts";
-export { freeze, type FreezeOptions, type FrozenLayers } from "./sdk/freeze.ts";
+export { freeze, type FreezeOptions, type FrozenLayers } from "./sdk/surgery/freeze.ts";
 export {
   fineTune,
   type FineTuneOptions,

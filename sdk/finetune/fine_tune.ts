@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { adaptInputChannels } from "../adapt_channels.ts";
+import { adaptInputChannels } from "../surgery/adapt_channels.ts";
 import {
   advise,
   measureSimilarity,
@@ -22,7 +22,7 @@ import { analyze } from "../arch/analyze.ts";
 import type { Architecture } from "../arch/types.ts";
 import { checkInput } from "../arch/check_input.ts";
 import type { ZooClient } from "../client.ts";
-import { resizeInput } from "../convolutionalize.ts";
+import { resizeInput } from "../surgery/convolutionalize.ts";
 import type { ImageFolderDataset } from "../data/image_folder.ts";
 import { openDataset, parseDataSpec } from "../data/spec.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";

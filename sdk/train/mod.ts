@@ -25,7 +25,7 @@
  * @module
  */
 export * from "./network.ts";
-export * from "./head.ts";
+export * from "../surgery/head.ts";
 export * from "./checkpoint.ts";
 export * from "./accumulate.ts";
 export * from "./plan.ts";

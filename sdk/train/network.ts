@@ -14,7 +14,7 @@ import {
   restoreOptimizer,
   writeCheckpoint,
 } from "./checkpoint.ts";
-import { attachHead } from "./head.ts";
+import { attachHead } from "../surgery/head.ts";
 import { type Phase, runEpochs, splitForward, type VariableGroup } from "./_loop.ts";
 import { type MicroBatchPlan, planMicroBatch, type StepCost, stepCost } from "./plan.ts";
 

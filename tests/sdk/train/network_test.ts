@@ -4,7 +4,7 @@ import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import { loadBuiltin } from "../../../sdk/data/builtin.ts";
 import type { Dataset, Preprocessing } from "../../../sdk/data/types.ts";
 import type { EpochMetrics } from "../../../sdk/finetune/types.ts";
-import { attachHead } from "../../../sdk/train/head.ts";
+import { attachHead } from "../../../sdk/surgery/head.ts";
 import { fineTuneNetwork, type FineTuneNetworkOptions } from "../../../sdk/train/network.ts";
 import { crossEntropy, evaluate, splitForward } from "../../../sdk/train/_loop.ts";
 import { lenet5, resnetMini } from "../../../zoo/_recipes.ts";

@@ -21,7 +21,7 @@ import {
   shapeOf,
   tensorKey,
 } from "./_rebuild.ts";
-import type { LayersModel } from "./_tfjs_types.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Layers a head may hold besides Dense: they act per element (or on the last axis). */
 const ELEMENTWISE = new Set([

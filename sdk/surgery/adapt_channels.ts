@@ -15,7 +15,7 @@ import {
   rebuild,
   tensorKey,
 } from "./_rebuild.ts";
-import type { LayersModel } from "./_tfjs_types.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** The first layer with weights on the path from the input: the convolution to adapt. */
 function firstConv(graph: ReturnType<typeof layerGraph>, modelName: string): LayerNode {
