@@ -76,7 +76,8 @@ export {
   type SourceInfo,
   type TrainingPlan,
 } from "./sdk/finetune/fine_tune.ts";
-export type * from "./sdk/finetune/types.ts";
+export type * from "./sdk/types.ts";
+export type { DeviceName } from "./sdk/devices/types.ts";
 export type { Batch, BatchOptions, Dataset, Preprocessing, Split } from "./sdk/data/types.ts";
 export {
   DEVICE_NAMES,

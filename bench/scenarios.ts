@@ -33,7 +33,7 @@ import { evaluateLinear, trainLinear } from "../sdk/features/linear.ts";
 import { advise } from "../sdk/advisor/advise.ts";
 import { codeStatistics, measureSimilarity } from "../sdk/advisor/similarity.ts";
 import { fineTuneNetwork } from "../sdk/train/network.ts";
-import type { LinearClassifier, SourceStats } from "../sdk/finetune/types.ts";
+import type { LinearClassifier, SourceStats } from "../sdk/types.ts";
 import { lenet5, resnetMini } from "../zoo/_recipes.ts";
 import { mulberry32 } from "../sdk/_random.ts";
 

@@ -21,7 +21,8 @@ import { isSemver, parseRef } from "./names.ts";
 import { NotFoundError } from "./errors.ts";
 import { fineTune, type FineTuneOptions, type FineTuneResult } from "./finetune/fine_tune.ts";
 import { createEpochProgress, type EpochProgress, summaryTable } from "./finetune/report.ts";
-import type { DeviceName, LinearClassifier, Strategy } from "./finetune/types.ts";
+import type { DeviceName } from "./devices/types.ts";
+import type { LinearClassifier, Strategy } from "./types.ts";
 
 const STRATEGIES: readonly Strategy[] = ["auto", "features", "partial", "full"];
 const CLASSIFIERS: readonly LinearClassifier[] = ["svm", "softmax"];

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Advice, ResolvedStrategy } from "../finetune/types.ts";
+import type { Advice, ResolvedStrategy } from "../types.ts";
 
 /** The thresholds the advisor compares with. */
 export interface AdviceThresholds {

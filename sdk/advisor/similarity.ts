@@ -5,7 +5,7 @@
  * @module
  */
 import type { Dataset, Preprocessing } from "../data/types.ts";
-import type { SourceStats } from "../finetune/types.ts";
+import type { SourceStats } from "../types.ts";
 import { codeExtractor, computeCodes } from "../features/extract.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 

@@ -32,16 +32,16 @@ import { fineTuneNetwork, type StepPlan } from "../train/network.ts";
 import { DEFAULT_MEMORY_BUDGET, formatDuration, TRAINING_FLOPS_PER_SECOND } from "../train/plan.ts";
 import { cardReadme, lineageCard, writeCheckpoint } from "./output.ts";
 import { appendMetrics, trainingCurvesSvg } from "./report.ts";
+import type { DeviceName } from "../devices/types.ts";
 import type {
   Advice,
-  DeviceName,
   EpochMetrics,
   LinearClassifier,
   ResolvedStrategy,
   SourceStats,
   Strategy,
   TrainOutcome,
-} from "./types.ts";
+} from "../types.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Where the pretrained checkpoint came from: recorded as lineage, read by the advisor. */

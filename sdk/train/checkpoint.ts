@@ -26,7 +26,7 @@ the step (see `_loop.ts`).
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { EpochMetrics } from "../finetune/types.ts";
+import type { EpochMetrics } from "../types.ts";
 import type { LayersModel, Optimizer, Tensor } from "../_tfjs_types.ts";
 
 /** A tensor with a name, as `optimizer.getWeights()` returns them. */

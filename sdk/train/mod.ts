@@ -29,7 +29,7 @@ export * from "../surgery/head.ts";
 export * from "./checkpoint.ts";
 export * from "./accumulate.ts";
 export * from "./plan.ts";
-export type * from "../finetune/types.ts";
+export type * from "../types.ts";
 export type * from "../data/types.ts";
 export type {
   LayersModel,

@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { TrainCommonOptions, TrainOutcome } from "../finetune/types.ts";
+import type { TrainCommonOptions, TrainOutcome } from "../types.ts";
 import {
   type CheckpointState,
   readCheckpoint,

@@ -10,7 +10,7 @@ import { PNG } from "pngjs";
 import { ZooClient } from "../../../sdk/client.ts";
 import { main } from "../../../sdk/finetune.ts";
 import { fineTune } from "../../../sdk/finetune/fine_tune.ts";
-import type { EpochMetrics } from "../../../sdk/finetune/types.ts";
+import type { EpochMetrics } from "../../../sdk/types.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
 import { startFinetuneRegistry } from "./_registry.ts";
 

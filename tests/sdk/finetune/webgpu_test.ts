@@ -11,7 +11,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { selectDevice } from "../../../sdk/devices/select.ts";
 import { fineTune } from "../../../sdk/finetune/fine_tune.ts";
-import type { ResolvedStrategy } from "../../../sdk/finetune/types.ts";
+import type { ResolvedStrategy } from "../../../sdk/types.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
 
 if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) {

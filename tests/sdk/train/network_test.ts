@@ -3,7 +3,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
 import { loadBuiltin } from "../../../sdk/data/builtin.ts";
 import type { Dataset, Preprocessing } from "../../../sdk/data/types.ts";
-import type { EpochMetrics } from "../../../sdk/finetune/types.ts";
+import type { EpochMetrics } from "../../../sdk/types.ts";
 import { attachHead } from "../../../sdk/surgery/head.ts";
 import { fineTuneNetwork, type FineTuneNetworkOptions } from "../../../sdk/train/network.ts";
 import { crossEntropy, evaluate, splitForward } from "../../../sdk/train/_loop.ts";
