@@ -55,9 +55,9 @@ export {
   RegistryError,
 } from "./sdk/errors.ts";
 export type { OpenRange, RetryPolicy, ZooCache, ZooCacheOptions } from "./sdk/cache.ts";
-export { analyze, type AnalyzeOptions, type LayersModelLike } from "./sdk/arch/analyze.ts";
-export { checkInput, type CheckInputOptions, type InputSize } from "./sdk/arch/check_input.ts";
-export type * from "./sdk/arch/types.ts";
+export { analyze, type AnalyzeOptions, type LayersModelLike } from "./core/arch/analyze.ts";
+export { checkInput, type CheckInputOptions, type InputSize } from "./core/arch/check_input.ts";
+export type * from "./core/arch/types.ts";
 export type {
   ModelJson,
   WeightQuantization,

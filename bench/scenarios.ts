@@ -23,7 +23,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "@std/cli";
 import { join } from "node:path";
-import { analyze } from "../sdk/arch/analyze.ts";
+import { analyze } from "../core/arch/analyze.ts";
 import { loadBuiltin } from "../sdk/data/builtin.ts";
 import type { Batch, BatchOptions, Dataset, Preprocessing } from "../sdk/data/types.ts";
 import { initWasmBackend } from "../sdk/devices/wasm.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { Architecture } from "../sdk/arch/types.ts";
+import type { Architecture } from "../core/arch/types.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
 import type { SourceStats } from "../sdk/types.ts";
 import type { CheckpointFile } from "../sdk/io_handler.ts";

@@ -18,9 +18,9 @@ import {
   PREDICTION_SIMILARITY_THRESHOLD,
   predictionSimilarity,
 } from "../advisor/mod.ts";
-import { analyze } from "../arch/analyze.ts";
-import type { Architecture } from "../arch/types.ts";
-import { checkInput } from "../arch/check_input.ts";
+import { analyze } from "../../core/arch/analyze.ts";
+import type { Architecture } from "../../core/arch/types.ts";
+import { checkInput } from "../../core/arch/check_input.ts";
 import type { ZooClient } from "../client.ts";
 import { resizeInput } from "../surgery/convolutionalize.ts";
 import type { ImageFolderDataset } from "../data/image_folder.ts";
@@ -216,13 +216,15 @@ export interface FineTuneResult {
  *
  * @example Fine-tune LeNet-5 on ten Fashion-MNIST images per class
  * ```ts
+ * import { assert, assertEquals } from "@std/assert";
  * import { fineTune } from "./fine_tune.ts";
  * import { lenet5 } from "../../zoo/_recipes.ts";
  * const run = await fineTune({
  *   model: lenet5(), data: "fashion-mnist?perClass=10", strategy: "features",
  *   epochs: 5, device: "cpu", log: () => {}, cacheDir: await Deno.makeTempDir(),
  * });
- * console.log(run.strategy, run.testAccuracy !== undefined); // "features-top" true
+ * assertEquals(run.strategy, "features-top");
+ * assert(run.testAccuracy !== undefined && run.testAccuracy >= 0 && run.testAccuracy <= 1);
  * run.model.dispose();
  * ```
  */

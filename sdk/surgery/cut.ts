@@ -12,8 +12,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { analyze } from "../arch/analyze.ts";
-import type { Architecture } from "../arch/types.ts";
+import { analyze } from "../../core/arch/analyze.ts";
+import type { Architecture } from "../../core/arch/types.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 import { layerGraph, type LayerNode, rebuild, tensorKey } from "./_rebuild.ts";
 
@@ -85,7 +85,7 @@ function nonNegative(byName: Map<string, LayerNode>, name: string): boolean {
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { assertThrows } from "@std/assert";
- * import { analyze } from "../arch/analyze.ts";
+ * import { analyze } from "../../core/arch/analyze.ts";
  * import { checkCutPoint } from "./cut.ts";
  * const input = tf.input({ shape: [4] });
  * const inner = tf.layers.dense({ name: "inner", units: 4 }).apply(input) as tf.SymbolicTensor;

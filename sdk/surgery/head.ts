@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { analyze } from "../arch/analyze.ts";
+import { analyze } from "../../core/arch/analyze.ts";
 import { cutAt } from "./cut.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 

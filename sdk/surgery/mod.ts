@@ -38,4 +38,4 @@ export * from "./cut.ts";
 export * from "./head.ts";
 export * from "./freeze.ts";
 export type { LayersModel } from "../_tfjs_types.ts";
-export type { Architecture, HeadKind, LayerInfo, Shape } from "../arch/types.ts";
+export type { Architecture, HeadKind, LayerInfo, Shape } from "../../core/arch/types.ts";
