@@ -10,6 +10,7 @@
  *
  * @example Attach a 2-class head to a tiny net
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { attachHead } from "./mod.ts";
  * const net = tf.sequential({
@@ -19,7 +20,7 @@
  *   ],
  * });
  * const { model } = attachHead(net, { numClasses: 2 });
- * console.log(model.outputs[0]!.shape); // [null, 2]
+ * assertEquals(model.outputs[0]!.shape, [null, 2]);
  * ```
  *
  * @module
