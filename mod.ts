@@ -71,8 +71,11 @@ export { type CodeExtractor, codeExtractor, type CodePooling } from "./sdk/featu
 export { freeze, type FreezeOptions, type FrozenLayers } from "./sdk/surgery/freeze.ts";
 export {
   fineTune,
+  type FineTuneCallbacks,
   type FineTuneOptions,
+  type FineTuneOutput,
   type FineTuneResult,
+  type FineTuneTraining,
   type SourceInfo,
   type TrainingPlan,
 } from "./sdk/finetune/fine_tune.ts";
