@@ -42,13 +42,19 @@ export function fitInput(
 
 /** The network fitted to the data: the model to train and how images become its input. */
 export interface InputPlan {
+  /** The checkpoint itself, or a resized or channel-adapted copy (then the run disposes it). */
   model: tf.LayersModel;
+  /** How images become the model's input: size, channels and the card's normalization. */
   preprocess: Preprocessing;
+  /** Lines for the log, one per decision. */
   notes: string[];
+  /** How the input size was handled, for the card. */
   inputNote?: string;
+  /** How the channels were adapted, for the card. */
   channelNote?: string;
 }
 
+/** The preprocessing a checkpoint's card records, as far as it is well-formed. */
 function cardPreprocessing(card: Record<string, unknown> | undefined): Partial<Preprocessing> {
   const p = card?.preprocessing;
   if (typeof p !== "object" || p === null) return {};

@@ -55,13 +55,21 @@ export function schedule(strategy: ResolvedStrategy, opts: FineTuneOptions): Sch
 
 /** Everything the run step needs from the steps before it. */
 export interface RunInputs {
+  /** The caller's options. */
   opts: FineTuneOptions;
+  /** The device now active. */
   device: DeviceChoice;
+  /** The checkpoint and its lineage. */
   source: Source;
+  /** The data. */
   splits: Splits;
+  /** The network fitted to the data and its preprocessing. */
   input: InputPlan;
+  /** The strategy to run. */
   strategy: ResolvedStrategy;
+  /** The advisor's decision, for `auto` (an early cut and its pooling). */
   advice: Advice | undefined;
+  /** Epochs, batch size, learning rate and seed. */
   schedule: Schedule;
   /** Title of the training curves. */
   title: string;

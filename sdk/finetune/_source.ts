@@ -41,8 +41,11 @@ export interface Source {
 
 /** The splits a run trains, validates and tests on. */
 export interface Splits {
+  /** What the trainer learns from. */
   train: Dataset;
+  /** For early stopping and the validation accuracy. */
   validation?: Dataset;
+  /** Evaluated once at the end. */
   test?: Dataset;
 }
 
