@@ -17,5 +17,6 @@
 export * from "./similarity.ts";
 export * from "./advise.ts";
 export type * from "../types.ts";
+export type { DeviceName } from "../devices/types.ts";
 export type * from "../data/types.ts";
 export type { LayersModel, Tensor1D, Tensor4D } from "../_tfjs_types.ts";

@@ -31,6 +31,7 @@ export * from "./checkpoint.ts";
 export * from "./accumulate.ts";
 export * from "./plan.ts";
 export type * from "../types.ts";
+export type { DeviceName } from "../devices/types.ts";
 export type * from "../data/types.ts";
 export type {
   LayersModel,
