@@ -8,10 +8,10 @@
  *
  * @module
  */
-export * from "../sdk/arch/mod.ts";
+export * from "../core/arch/mod.ts";
 export * from "../sdk/advisor/mod.ts";
 export * from "../sdk/features/mod.ts";
 export { imagesToTensor } from "../sdk/data/_image.ts";
 export { lineageCard } from "../sdk/finetune/output.ts";
-export { modelToFiles } from "../sdk/io_handler.ts";
+export { modelToFiles } from "../sdk/client/io_handler.ts";
 export type { ModelArtifacts, Tensor4D } from "../sdk/_tfjs_types.ts";

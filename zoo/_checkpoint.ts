@@ -7,9 +7,9 @@
  * @module
  */
 import { join } from "node:path";
-import type { Architecture } from "../sdk/arch/types.ts";
+import type { Architecture } from "../core/arch/types.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
-import type { SourceStats } from "../sdk/finetune/types.ts";
+import type { SourceStats } from "../sdk/types.ts";
 import type { CheckpointFile } from "../sdk/client/mod.ts";
 
 /** The version every built-in zoo entry is published at. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { analyze } from "../sdk/arch/analyze.ts";
+import { analyze } from "../core/arch/analyze.ts";
 import { artifactsToFiles, type CheckpointFile } from "../sdk/client/mod.ts";
 import type { ModelJson } from "../sdk/model_json.ts";
 import { renderReadme, type ZooCard } from "./_checkpoint.ts";

@@ -1,7 +1,7 @@
 /**
  * The architecture section of a model page: summary facts, the table of
  * layers and the cut points, read from the architecture the registry computed
- * with `sdk/arch/analyze.ts` at publish time. Fields are read defensively: a
+ * with `core/arch/analyze.ts` at publish time. Fields are read defensively: a
  * record stored by an older or newer analysis still renders.
  *
  * @module
@@ -9,7 +9,7 @@
 // hono/jsx writes a `key` prop out as an HTML attribute, and pages rendered once on the
 // server never reconcile lists, so list items carry no key.
 // deno-lint-ignore-file jsx-key
-import type { Architecture, LayerInfo } from "../../sdk/arch/types.ts";
+import type { Architecture, LayerInfo } from "../../core/arch/types.ts";
 import { count, isRecord, MISSING, num, pair, shape, str } from "./_format.ts";
 
 /** Nested models shown inline below their layer, at most this deep. */

@@ -11,7 +11,7 @@
  *   modelRef: "zoo/lenet5",
  *   data: "fashion-mnist?perClass=10",
  *   strategy: "features",
- *   outDir: "./finetune-out",
+ *   output: { outDir: "./finetune-out" },
  * });
  * console.log(run.testAccuracy);
  * ```

@@ -26,5 +26,4 @@ export type {
   WeightQuantization,
   WeightsManifestEntry,
   WeightsManifestGroup,
-} from "../model_json.ts";
-export type { LayersModel } from "../_tfjs_types.ts";
+} from "../../sdk/model_json.ts";

@@ -1,8 +1,13 @@
+/** convolutionalize() and resizeInput(): score maps and any-size predictions match the original network numerically. */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { assert, assertEquals, assertLess, assertThrows } from "@std/assert";
-import { convolutionalize, resizeInput, scoreMapGeometry } from "../../sdk/convolutionalize.ts";
-import { loadNsfwjsModel } from "../../zoo/nsfwjs/source.ts";
+import {
+  convolutionalize,
+  resizeInput,
+  scoreMapGeometry,
+} from "../../../sdk/surgery/convolutionalize.ts";
+import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 
 if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
 const hasWebgpu = "gpu" in navigator && (await navigator.gpu.requestAdapter()) !== null;

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { analyze } from "../../../sdk/arch/analyze.ts";
-import { checkInput } from "../../../sdk/arch/check_input.ts";
+import { analyze } from "../../../core/arch/analyze.ts";
+import { checkInput } from "../../../core/arch/check_input.ts";
 import { readNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 
 const mobilenet = analyze((await readNsfwjsModel("mobilenet_v2")).modelJson);

@@ -1,7 +1,7 @@
 /** freeze(): layers up to the boundary keep their weights under model.fit, the rest train. */
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
-import { freeze } from "../../sdk/freeze.ts";
+import { freeze } from "../../../sdk/surgery/freeze.ts";
 
 await tf.setBackend("cpu");
 

@@ -1,8 +1,9 @@
 /**
- * Private helpers shared by convolutionalize.ts and adapt_channels.ts: read a
+ * The graph rebuild every surgery stands on (private to the SDK): read a
  * LayersModel (Sequential or functional) as a graph of layers, and rebuild it
  * layer by layer on a new input with fresh layer objects that get the
- * original's weights.
+ * original's weights. The training loop reads the same graph to find which
+ * layers a frozen prefix feeds.
  *
  * @module
  */

@@ -15,7 +15,7 @@ import {
   rebuild,
   tensorKey,
 } from "./_rebuild.ts";
-import type { LayersModel } from "./_tfjs_types.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** The first layer with weights on the path from the input: the convolution to adapt. */
 function firstConv(graph: ReturnType<typeof layerGraph>, modelName: string): LayerNode {
@@ -76,13 +76,14 @@ function adaptKernel(kernel: tf.Tensor, channels: number): tf.Tensor {
  *
  * @example A grayscale copy of an RGB convnet
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { adaptInputChannels } from "./adapt_channels.ts";
  * const rgb = tf.sequential({ layers: [
  *   tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 2, kernelSize: 3 }),
  * ] });
  * const gray = adaptInputChannels(rgb, 1);
- * console.log(gray.inputs[0]?.shape); // [null, 8, 8, 1]
+ * assertEquals(gray.inputs[0]?.shape, [null, 8, 8, 1]);
  * ```
  */
 export function adaptInputChannels(model: LayersModel, channels: number): LayersModel {

@@ -1,7 +1,8 @@
+/** adaptInputChannels(): a 1- or 3-channel network on the other channel count gives the predictions it should. */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { assertEquals, assertLess, assertThrows } from "@std/assert";
-import { adaptInputChannels } from "../../sdk/adapt_channels.ts";
+import { adaptInputChannels } from "../../../sdk/surgery/adapt_channels.ts";
 
 if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
 const hasWebgpu = "gpu" in navigator && (await navigator.gpu.requestAdapter()) !== null;

@@ -7,7 +7,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import { closestString } from "@std/text";
-import type { LayersModel } from "./_tfjs_types.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Options of {@linkcode freeze}. */
 export interface FreezeOptions {

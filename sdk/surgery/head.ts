@@ -1,15 +1,15 @@
 /**
- * Cuts a pretrained network at a layer and attaches a new classifier head:
- * the pretrained layers up to the cut are rebuilt with copies of their
- * weights, the layers after it are dropped, and a freshly initialized
+ * Attaches a new classifier head to a pretrained network cut at a layer
+ * (`cutAt`): the pretrained layers up to the cut are rebuilt with copies of
+ * their weights, the layers after it are dropped, and a freshly initialized
  * Dense(numClasses, softmax) reads the cut's output (through
  * GlobalAveragePooling2D when that output is a spatial map).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { analyze } from "../arch/analyze.ts";
-import { layerGraph, rebuild, tensorKey } from "../_rebuild.ts";
+import { analyze } from "../../core/arch/analyze.ts";
+import { cutAt } from "./cut.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Options of {@linkcode attachHead}. */
@@ -58,6 +58,7 @@ function uniqueName(base: string, taken: Set<string>): string {
  * @example A LeNet-style net with a new 3-class head
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
  * import { attachHead } from "./head.ts";
  * const net = tf.sequential({
  *   layers: [
@@ -67,7 +68,9 @@ function uniqueName(base: string, taken: Set<string>): string {
  *   ],
  * });
  * const { model, cutLayer, headLayers } = attachHead(net, { numClasses: 3, cut: "conv" });
- * console.log(cutLayer, headLayers, model.outputs[0]!.shape); // "conv" [...] [null, 3]
+ * assertEquals(cutLayer, "conv");
+ * assertEquals(headLayers, ["head_pool", "head_logits"]);
+ * assertEquals(model.outputs[0]!.shape, [null, 3]);
  * model.dispose();
  * net.dispose();
  * ```
@@ -95,22 +98,10 @@ export function attachHead(model: LayersModel, opts: AttachHeadOptions): HeadedM
       }: use one of ${JSON.stringify(arch.cutPoints.slice(1))}`,
     );
   }
-  const graph = layerGraph(model, "fine-tune");
-  const byName = new Map(graph.layers.map((n) => [n.name, n]));
-  const keep = new Set<string>();
-  const pending = [cut];
-  while (pending.length > 0) {
-    const name = pending.pop()!;
-    const node = byName.get(name);
-    if (node === undefined || keep.has(name)) continue;
-    keep.add(name);
-    for (const ref of node.inbound) pending.push(ref.layer);
-  }
-  const input = tf.input({ name: graph.inputName, shape: graph.inputShape });
-  const tensors = new Map([[tensorKey({ layer: graph.inputName, tensorIndex: 0 }), input]]);
-  rebuild(graph, tensors, { include: (node) => keep.has(node.name) });
-  const features = tensors.get(tensorKey({ layer: cut, tensorIndex: 0 }))!;
-  const taken = new Set([graph.inputName, ...keep]);
+  const base = cutAt(model, cut);
+  const features = base.model.outputs[0]!;
+  const keep = new Set(base.keptLayers);
+  const taken = new Set([...base.model.inputs.map((i) => i.sourceLayer.name), ...keep]);
   const headLayers: string[] = [];
   let x = features;
   const rank = features.shape.length;
@@ -130,11 +121,10 @@ export function attachHead(model: LayersModel, opts: AttachHeadOptions): HeadedM
     kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed ?? 0 }),
   }).apply(x) as tf.SymbolicTensor;
   headLayers.push(denseName);
-  const baseLayers = graph.layers.filter((n) => keep.has(n.name)).map((n) => n.name);
   return {
-    model: tf.model({ name: `${model.name}_finetuned`, inputs: input, outputs: out }),
+    model: tf.model({ name: `${model.name}_finetuned`, inputs: base.model.inputs, outputs: out }),
     cutLayer: cut,
-    baseLayers,
+    baseLayers: base.keptLayers,
     headLayers,
     innerCutPoints: arch.cutPoints.slice(1, cutIndex).filter((n) => keep.has(n)),
   };

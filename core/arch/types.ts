@@ -151,3 +151,11 @@ export interface InputCheck {
   /** One message summing up, e.g. `Cannot run "lenet" on 20x20x1: …`. */
   message: string;
 }
+
+/** Anything with the `toJSON` of a `tf.LayersModel`: what `analyze` reads of a model. */
+export interface LayersModelLike {
+  /** Serializes the topology, as `tf.LayersModel.toJSON(null, false)`. */
+  toJSON(unused?: unknown, returnString?: boolean): unknown;
+  /** The layers; only their presence tells a model from a model.json. */
+  layers: unknown[];
+}

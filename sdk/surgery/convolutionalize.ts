@@ -21,7 +21,7 @@ import {
   shapeOf,
   tensorKey,
 } from "./_rebuild.ts";
-import type { LayersModel } from "./_tfjs_types.ts";
+import type { LayersModel } from "../_tfjs_types.ts";
 
 /** Layers a head may hold besides Dense: they act per element (or on the last axis). */
 const ELEMENTWISE = new Set([
@@ -311,6 +311,7 @@ function build(
  *
  * @example Score map of a small convnet
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { convolutionalize } from "./convolutionalize.ts";
  * const net = tf.sequential({ layers: [
@@ -319,7 +320,7 @@ function build(
  *   tf.layers.dense({ units: 3, activation: "softmax" }),
  * ] });
  * const fcn = convolutionalize(net);
- * console.log(fcn.outputs[0]?.shape); // [null, null, null, 3]
+ * assertEquals(fcn.outputs[0]?.shape, [null, null, null, 3]);
  * ```
  */
 export function convolutionalize(model: LayersModel): LayersModel {
@@ -368,6 +369,7 @@ function nearest(n: number, native: number, stride: number): string {
  *
  * @example Take 36×36 inputs
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { resizeInput } from "./convolutionalize.ts";
  * const net = tf.sequential({ layers: [
@@ -376,7 +378,7 @@ function nearest(n: number, native: number, stride: number): string {
  *   tf.layers.dense({ units: 3, activation: "softmax" }),
  * ] });
  * const big = resizeInput(net, { height: 36, width: 36 });
- * console.log(big.outputs[0]?.shape); // [null, 3]
+ * assertEquals(big.outputs[0]?.shape, [null, 3]);
  * ```
  */
 export function resizeInput(
@@ -453,6 +455,7 @@ function geometryOf(
  *
  * @example Stride of a small convnet
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { scoreMapGeometry } from "./convolutionalize.ts";
  * const net = tf.sequential({ layers: [
@@ -460,7 +463,7 @@ function geometryOf(
  *   tf.layers.flatten(),
  *   tf.layers.dense({ units: 3 }),
  * ] });
- * console.log(scoreMapGeometry(net).totalStride); // [2, 2]
+ * assertEquals(scoreMapGeometry(net).totalStride, [2, 2]);
  * ```
  */
 export function scoreMapGeometry(model: LayersModel): ScoreMapGeometry {

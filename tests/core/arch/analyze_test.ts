@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { analyze, type Architecture } from "../../../sdk/arch/analyze.ts";
+import { analyze, type Architecture } from "../../../core/arch/analyze.ts";
 import { loadNsfwjsModel, readNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 
 await tf.setBackend("cpu");

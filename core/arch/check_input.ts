@@ -49,6 +49,7 @@ type Axis = 0 | 1;
  *
  * @example A 5×5 input is too small for a 3×3 conv, a 2×2 pool and a 3×3 conv
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { analyze } from "./analyze.ts";
  * import { checkInput } from "./check_input.ts";
@@ -60,7 +61,7 @@ type Axis = 0 | 1;
  *   ],
  * });
  * const check = checkInput(analyze(model), { height: 5, width: 5, channels: 1 });
- * console.log(check.ok, check.findings[0]?.kind); // false "too-small"
+ * assertEquals([check.ok, check.findings[0]?.kind], [false, "too-small"]);
  * ```
  */
 export function checkInput(
