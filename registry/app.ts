@@ -24,6 +24,7 @@ import { HttpProblem, problem } from "./problem.ts";
 import { blobRoutes } from "./routes/blobs.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { pageRoutes } from "./pages/mod.tsx";
+import { assetRoutes } from "./routes/assets.ts";
 import type { Store } from "./storage/store.ts";
 
 /** Size and time limits of a registry. */
@@ -135,6 +136,7 @@ export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
 
   app.get("/healthz", (c) => c.text("ok"));
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.route("/", assetRoutes());
   app.route("/", blobRoutes());
   app.route("/", modelRoutes());
   app.route("/", pageRoutes());

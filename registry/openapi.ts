@@ -12,7 +12,13 @@ export interface RouteSpec {
   path: string;
   summary: string;
   /** Response content type of success. */
-  produces: "application/json" | "application/octet-stream" | "text/html" | "text/plain";
+  produces:
+    | "application/json"
+    | "application/octet-stream"
+    | "text/html"
+    | "text/plain"
+    | "text/javascript"
+    | "image/x-icon";
   /** Needs a token with a publish scope. */
   write?: boolean;
   /** Takes a body: JSON or raw bytes. */
@@ -102,6 +108,13 @@ export const ROUTES: readonly RouteSpec[] = [
   },
   { method: "GET", path: "/:ns/:name", summary: "Model page", produces: "text/html" },
   { method: "GET", path: "/:ns/:name/:version", summary: "Version page", produces: "text/html" },
+  {
+    method: "GET",
+    path: "/assets/:file",
+    summary: "The pages' script bundle or a tfjs wasm binary, content-hashed and immutable",
+    produces: "text/javascript",
+  },
+  { method: "GET", path: "/favicon.ico", summary: "The pages' icon", produces: "image/x-icon" },
   { method: "GET", path: "/openapi.json", summary: "This document", produces: "application/json" },
   { method: "GET", path: "/healthz", summary: "Liveness", produces: "text/plain" },
 ];

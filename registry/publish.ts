@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { analyze } from "../sdk/arch/analyze.ts";
+import { analyze } from "../core/arch/analyze.ts";
 import { checkModelJson, checkModelJsonNesting } from "../sdk/model_json.ts";
 import { HttpProblem } from "./problem.ts";
 import {

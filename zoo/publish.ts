@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli";
-import { ZooClient } from "../sdk/client.ts";
+import { ZooClient } from "../sdk/client/mod.ts";
 import { RegistryError } from "../sdk/errors.ts";
 import { flagOrEnv, runMain } from "../_std/program.ts";
 import { formatJson } from "./_checkpoint.ts";
@@ -39,7 +39,7 @@ export interface PublishOutcome {
  *
  * @example Publish the small entries to a local registry
  * ```ts ignore
- * import { ZooClient } from "../sdk/client.ts";
+ * import { ZooClient } from "../sdk/client/mod.ts";
  * import { zooEntries } from "./mod.ts";
  * import { publishZoo } from "./publish.ts";
  * const client = new ZooClient({ url: "http://localhost:8000", token: "zoo_…" });

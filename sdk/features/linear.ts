@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { EpochMetrics, LinearClassifier } from "../finetune/types.ts";
+import type { EpochMetrics, LinearClassifier } from "../types.ts";
 import type { CnnCodes } from "./code_cache.ts";
 import { mulberry32 } from "../_random.ts";
 

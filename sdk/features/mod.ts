@@ -21,9 +21,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { analyze } from "../arch/analyze.ts";
+import { analyze } from "../../core/arch/analyze.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
-import type { LinearClassifier, TrainCommonOptions, TrainOutcome } from "../finetune/types.ts";
+import type { LinearClassifier, TrainCommonOptions, TrainOutcome } from "../types.ts";
 import {
   type CnnCodes,
   type CodeKey,
@@ -236,7 +236,7 @@ function attachClassifier(
 }
 
 export type { Preprocessing };
-export type * from "../finetune/types.ts";
+export type * from "../types.ts";
 export type { Batch, BatchOptions, Dataset, Split, SplitOptions } from "../data/types.ts";
-export type { Architecture, HeadKind, LayerInfo, Shape } from "../arch/types.ts";
+export type { Architecture, HeadKind, LayerInfo, Shape } from "../../core/arch/types.ts";
 export type { LayersModel, Tensor1D, Tensor4D } from "../_tfjs_types.ts";

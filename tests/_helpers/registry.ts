@@ -18,7 +18,7 @@ import { encodeHex } from "../../registry/_hex.ts";
 
 export type { RegistryOptions } from "../../registry/app.ts";
 export type { Store } from "../../registry/storage/store.ts";
-import { ZooClient } from "../../sdk/client.ts";
+import { ZooClient } from "../../sdk/client/mod.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
 import { zooEntries } from "../../zoo/mod.ts";
 import { publishZoo } from "../../zoo/publish.ts";

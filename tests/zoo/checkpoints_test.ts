@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { analyze } from "../../sdk/arch/analyze.ts";
+import { analyze } from "../../core/arch/analyze.ts";
 import { loadBuiltin } from "../../sdk/data/mod.ts";
 import { initWasmBackend } from "../../sdk/devices/wasm.ts";
 import { checkModelJson } from "../../sdk/model_json.ts";

@@ -7,7 +7,7 @@ import {
   startRegistry as startSharedRegistry,
   type TestRegistry,
 } from "../../_helpers/registry.ts";
-import { modelToFiles } from "../../../sdk/io_handler.ts";
+import { modelToFiles } from "../../../sdk/client/mod.ts";
 
 /**
  * Starts the real registry app on a free port over an embedded store in a
