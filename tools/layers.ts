@@ -69,7 +69,7 @@ export const RULES: LayerRules = {
     {
       name: "core",
       files: ["core/**"],
-      may: ["std"],
+      may: ["std", "core"],
       forbid: ["@tensorflow/*", "npm:@tensorflow/*", "npm:/@tensorflow/*"],
       why: "names, model.json checks, wire types, architecture analysis: shared by the " +
         "registry and the SDK, and free of TensorFlow.js so the server does not load it",
@@ -80,16 +80,12 @@ export const RULES: LayerRules = {
         "sdk/devices/**",
         "sdk/data/**",
         "sdk/surgery/**",
-        "sdk/surgery.ts",
-        "sdk/arch/**",
         "sdk/_*.ts",
         "sdk/types.ts",
         "sdk/errors.ts",
+        // Until they move to core/.
         "sdk/names.ts",
         "sdk/model_json.ts",
-        "sdk/convolutionalize.ts",
-        "sdk/adapt_channels.ts",
-        "sdk/freeze.ts",
       ],
       may: ["std", "core", "sdk-base"],
       why: "devices, data and model surgery: what training is built from",
@@ -105,9 +101,6 @@ export const RULES: LayerRules = {
       files: [
         "sdk/finetune/**",
         "sdk/client/**",
-        "sdk/client*.ts",
-        "sdk/cache.ts",
-        "sdk/io_handler.ts",
         "mod.ts",
       ],
       may: ["std", "core", "sdk-base", "sdk-mid", "sdk-top"],
