@@ -63,7 +63,7 @@ export type {
   WeightQuantization,
   WeightsManifestEntry,
   WeightsManifestGroup,
-} from "./sdk/model_json.ts";
+} from "./core/model_json.ts";
 export { convolutionalize, resizeInput } from "./sdk/convolutionalize.ts";
 export { adaptInputChannels } from "./sdk/adapt_channels.ts";
 export { type CodeExtractor, codeExtractor, type CodePooling } from "./sdk/features/extract.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { analyze } from "../sdk/arch/analyze.ts";
-import { checkModelJson, checkModelJsonNesting } from "../sdk/model_json.ts";
+import { checkModelJson, checkModelJsonNesting } from "../core/model_json.ts";
 import { HttpProblem } from "./problem.ts";
 import {
   ConflictError,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { compareSemver, isSemver, SEMVER } from "../sdk/names.ts";
+import { highestVersion, isSemver } from "../core/names.ts";
 import type { ModelRecord } from "./storage/store.ts";
 
 /** The outcome of {@linkcode resolveRef}: a version, or why there is none. */
@@ -18,10 +18,7 @@ export type Resolution = { version: string } | { error: string };
  * @returns the version, or undefined when every version is yanked
  */
 export function highestAvailable(model: ModelRecord): string | undefined {
-  const live = model.versions.filter((v) => !v.yanked).map((v) => v.version);
-  const stable = live.filter((v) => SEMVER.exec(v)?.[4] === undefined);
-  const pool = stable.length > 0 ? stable : live;
-  return pool.sort(compareSemver).at(-1);
+  return highestVersion(model.versions.filter((v) => !v.yanked).map((v) => v.version));
 }
 
 /**

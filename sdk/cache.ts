@@ -31,7 +31,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { dirname, join, relative } from "node:path";
-import { DIGEST, FILE_PATH, isSemver, NAME_PART, printable, TAG } from "./names.ts";
+import { DIGEST, FILE_PATH, isSemver, NAME_PART, printable, TAG } from "../core/names.ts";
 import { IntegrityError, RegistryError } from "./errors.ts";
 import type { VersionDocument } from "./client.ts";
 

@@ -21,7 +21,7 @@ import {
   type ModelRef,
   parseRef,
   printable,
-} from "./names.ts";
+} from "../core/names.ts";
 import { hashFile, readFileHashed, type RetryPolicy, sha256, ZooCache } from "./cache.ts";
 import {
   IntegrityError,

@@ -18,6 +18,6 @@ export * from "./client.ts";
 export * from "./errors.ts";
 export * from "./cache.ts";
 export * from "./io_handler.ts";
-export * from "./names.ts";
-export * from "./model_json.ts";
+export * from "../core/names.ts";
+export * from "../core/model_json.ts";
 export type { IOHandler, LayersModel, ModelArtifacts } from "./_tfjs_types.ts";

@@ -17,7 +17,7 @@ import { DEFAULT_URL, type PublishResult, ZooClient } from "./client.ts";
 import { BadImagesError } from "./data/image_folder.ts";
 import { DATA_SPEC_FORMS } from "./data/spec.ts";
 import { DEVICE_NAMES } from "./devices/select.ts";
-import { isSemver, parseRef } from "./names.ts";
+import { isSemver, parseRef } from "../core/names.ts";
 import { NotFoundError } from "./errors.ts";
 import { fineTune, type FineTuneOptions, type FineTuneResult } from "./finetune/fine_tune.ts";
 import { createEpochProgress, type EpochProgress, summaryTable } from "./finetune/report.ts";

@@ -12,7 +12,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { FILE_PATH, printable } from "./names.ts";
+import { FILE_PATH, printable } from "../core/names.ts";
 import type { TransferOptions, VersionDocument, ZooClient } from "./client.ts";
 import type { IOHandler, LayersModel, ModelArtifacts } from "./_tfjs_types.ts";
 

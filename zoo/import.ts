@@ -24,8 +24,8 @@ import { analyze } from "../sdk/arch/analyze.ts";
 import { openDataset } from "../sdk/data/spec.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
 import type { Architecture } from "../sdk/arch/types.ts";
-import { checkModelJson } from "../sdk/model_json.ts";
-import { NAME_PART } from "../sdk/names.ts";
+import { checkModelJson } from "../core/model_json.ts";
+import { NAME_PART } from "../core/names.ts";
 import { formatJson, renderReadme, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 
 /** Options of {@linkcode importModel}. */

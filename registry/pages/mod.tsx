@@ -18,7 +18,7 @@
  */
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
-import { compareSemver, isSemver, NAME_PART, printable, TAG } from "../../sdk/names.ts";
+import { compareSemver, isSemver, NAME_PART, printable, TAG } from "../../core/names.ts";
 import type { RegistryEnv } from "../app.ts";
 import { requireRead } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { Hono } from "hono";
-import { DIGEST, printable } from "../../sdk/names.ts";
+import { DIGEST, printable } from "../../core/names.ts";
 import { HttpProblem } from "../problem.ts";
 import { DigestMismatchError } from "../storage/store.ts";
 import type { RegistryEnv } from "../app.ts";

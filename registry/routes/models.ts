@@ -6,8 +6,8 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { checkNamePart, DIGEST, FILE_PATH, isSemver, printable, TAG } from "../../sdk/names.ts";
-import { formatJsonPath, jsonTextTooDeep, MAX_JSON_DEPTH } from "../../sdk/model_json.ts";
+import { checkNamePart, DIGEST, FILE_PATH, isSemver, printable, TAG } from "../../core/names.ts";
+import { formatJsonPath, jsonTextTooDeep, MAX_JSON_DEPTH } from "../../core/model_json.ts";
 import { MAX_MODEL_JSON_BYTES, publishVersion, readAll } from "../publish.ts";
 import { HttpProblem } from "../problem.ts";
 import { resolveRef } from "../resolve.ts";

@@ -7,7 +7,13 @@
  * @module
  */
 
-import { compareSemver, isSemver, printable, SEMVER } from "../../sdk/names.ts";
+import {
+  compareSemver,
+  highestVersion,
+  isPrerelease,
+  isSemver,
+  printable,
+} from "../../core/names.ts";
 import { NotFoundError } from "./store.ts";
 
 /** Smallest, default and largest page of `listModels`. */
@@ -93,16 +99,6 @@ export function listParams(
   return { sort: s, limit: l };
 }
 
-/**
- * Whether a semver version is a prerelease (`1.0.0-rc.1`).
- *
- * @param version a semver version
- * @returns true for a prerelease
- */
-export function isPrerelease(version: string): boolean {
-  return SEMVER.exec(version)?.[4] !== undefined;
-}
-
 /** A version as the `latest` rules see it. */
 export interface VersionState {
   /** Semver version. */
@@ -142,12 +138,8 @@ export function takesLatest(
  */
 export function bestVersion<T extends VersionState>(versions: readonly T[]): T | undefined {
   const live = versions.filter((o) => !o.yanked);
-  const releases = live.filter((o) => !isPrerelease(o.version));
-  const pool = releases.length > 0 ? releases : live;
-  return pool.reduce<T | undefined>(
-    (best, o) => best === undefined || compareSemver(o.version, best.version) > 0 ? o : best,
-    undefined,
-  );
+  const best = highestVersion(live.map((o) => o.version));
+  return live.find((o) => o.version === best);
 }
 
 /**

@@ -15,7 +15,7 @@
  */
 
 import { join } from "node:path";
-import { DIGEST, printable } from "../../sdk/names.ts";
+import { DIGEST, printable } from "../../core/names.ts";
 
 /** The paths of one data directory. */
 export interface StorageLayout {

@@ -23,7 +23,7 @@
  */
 
 import postgres from "postgres";
-import { printable } from "../../sdk/names.ts";
+import { printable } from "../../core/names.ts";
 import {
   checkNewVersion,
   decodeCursor,

@@ -27,7 +27,7 @@ import {
   takesLatest,
   type VersionState,
 } from "./_common.ts";
-import { printable } from "../../sdk/names.ts";
+import { printable } from "../../core/names.ts";
 import { storageLayout } from "./paths.ts";
 import {
   BUSY_TIMEOUT_MS,

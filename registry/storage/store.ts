@@ -4,7 +4,7 @@
  * (SQLite + blob folder, PostgreSQL + S3) implements {@linkcode Store} and
  * passes the shared conformance suite in `tests/registry/storage/conformance.ts`.
  *
- * Values reaching a store are already validated against `sdk/names.ts`; a store
+ * Values reaching a store are already validated against `core/names.ts`; a store
  * still never builds a path from anything but a checked digest (see `paths.ts`).
  *
  * @module

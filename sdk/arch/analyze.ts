@@ -17,7 +17,7 @@ import {
 } from "./_geometry.ts";
 import { deconvLength, windowLength } from "./_geometry.ts";
 import type { Architecture, HeadKind, LayerInfo, Shape } from "./types.ts";
-import type { ModelJson } from "../model_json.ts";
+import type { ModelJson } from "../../core/model_json.ts";
 
 export type { Architecture, HeadKind, LayerInfo, Shape } from "./types.ts";
 

@@ -26,5 +26,5 @@ export type {
   WeightQuantization,
   WeightsManifestEntry,
   WeightsManifestGroup,
-} from "../model_json.ts";
+} from "../../core/model_json.ts";
 export type { LayersModel } from "../_tfjs_types.ts";

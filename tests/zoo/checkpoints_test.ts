@@ -3,7 +3,7 @@ import { assert, assertEquals } from "@std/assert";
 import { analyze } from "../../sdk/arch/analyze.ts";
 import { loadBuiltin } from "../../sdk/data/mod.ts";
 import { initWasmBackend } from "../../sdk/devices/wasm.ts";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import { checkModelJson } from "../../core/model_json.ts";
 import { evaluateAccuracy } from "../../zoo/_train.ts";
 import { TRAINED_ENTRIES, zooEntries, type ZooEntry } from "../../zoo/mod.ts";
 

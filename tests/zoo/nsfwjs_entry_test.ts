@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as nsfwjs from "nsfwjs";
 import { assert, assertEquals } from "@std/assert";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import { checkModelJson } from "../../core/model_json.ts";
 import { zooEntries, type ZooEntry } from "../../zoo/mod.ts";
 
 await tf.setBackend("cpu");

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import { checkModelJson } from "../../core/model_json.ts";
 import { initWasmBackend } from "../../sdk/devices/wasm.ts";
 import { main, TRAIN_RECIPES, trainEntry } from "../../zoo/train.ts";
 

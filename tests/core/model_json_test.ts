@@ -8,7 +8,7 @@ import {
   MAX_USER_METADATA_BYTES,
   type ModelJson,
   type WeightsManifestEntry,
-} from "../../sdk/model_json.ts";
+} from "../../core/model_json.ts";
 import { readNsfwjsModel } from "../../zoo/nsfwjs/source.ts";
 
 /** A one-Dense model: 2x3 float32 kernel + 3 float32 bias = 36 bytes. */
