@@ -20,4 +20,5 @@ export * from "./cache.ts";
 export * from "./io_handler.ts";
 export * from "../core/names.ts";
 export * from "../core/model_json.ts";
+export { checkLayerWeights, tfjsLayers } from "./model_layers.ts";
 export type { IOHandler, LayersModel, ModelArtifacts } from "./_tfjs_types.ts";

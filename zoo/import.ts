@@ -25,6 +25,7 @@ import { openDataset } from "../sdk/data/spec.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
 import type { Architecture } from "../sdk/arch/types.ts";
 import { checkModelJson } from "../core/model_json.ts";
+import { tfjsLayers } from "../sdk/model_layers.ts";
 import { NAME_PART } from "../core/names.ts";
 import { formatJson, renderReadme, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 
@@ -210,7 +211,7 @@ export async function importModel(url: string | URL, opts: ImportOptions): Promi
     }
   }
   const sizes = new Map([...shards].map(([p, b]) => [p, b.byteLength]));
-  const problems = checkModelJson(modelJson, sizes);
+  const problems = checkModelJson(modelJson, sizes, tfjsLayers);
   if (problems.length > 0) {
     throw new Error(
       `Cannot import "${source.href}": not a valid TensorFlow.js LayersModel: ${problems[0]}`,
