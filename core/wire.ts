@@ -186,15 +186,58 @@ export const YankRequest = z.object({
 export type YankRequest = z.infer<typeof YankRequest>;
 
 /** A version in a model's summary. */
-export const VersionSummary = z.object({
+export interface VersionSummary {
+  /** The version. */
+  version: string;
+  /** ISO 8601 time of publication. */
+  createdAt: string;
+  /** Hidden from tags and `latest`; still downloadable by exact version. */
+  yanked: boolean;
+  /** Downloads of its model.json. */
+  downloads: number;
+}
+
+/** A model as stored: the summary of its versions, without their files. */
+export interface ModelRecord {
+  /** The namespace, e.g. `zoo`. */
+  namespace: string;
+  /** The model name, e.g. `lenet5`. */
+  name: string;
+  /** From the latest version's card. */
+  description: string;
+  /** From the latest version's card. */
+  task: string;
+  /** From the latest version's card. */
+  labels: string[];
+  /** ISO 8601 time of the last publish, tag move or yank. */
+  updatedAt: string;
+  /** Downloads of all its versions. */
+  downloads: number;
+  /** Every version, oldest first. */
+  versions: VersionSummary[];
+  /** Tag name → version, as stored. */
+  tags: Record<string, string>;
+}
+
+/** One model, as `GET /api/models/:ns/:name` returns it. */
+export interface ModelDocument extends ModelRecord {
+  /** What a bare reference resolves to; null when every version is yanked. */
+  latest: string | null;
+}
+
+// These three are part of the SDK's public API, where every type must be
+// spelled out (JSR's no-slow-types): the interfaces above are the types, and
+// each schema is checked against its interface by its annotation.
+
+/** The schema of {@linkcode VersionSummary}. */
+export const VersionSummarySchema: z.ZodType<VersionSummary> = z.object({
   version: z.string(),
   createdAt: z.string().meta({ description: "ISO 8601 time of publication" }),
   yanked: z.boolean(),
   downloads: z.int(),
 }).meta({ id: "VersionSummary" });
 
-/** A model as stored: the summary of its versions, without their files. */
-export const ModelRecord = z.object({
+const modelRecordShape = {
   namespace: z.string(),
   name: z.string(),
   description: z.string().meta({ description: "From the latest version's card" }),
@@ -204,24 +247,26 @@ export const ModelRecord = z.object({
     description: "ISO 8601 time of the last publish, tag move or yank",
   }),
   downloads: z.int().meta({ description: "Downloads of all its versions" }),
-  versions: z.array(VersionSummary).meta({ description: "Every version, oldest first" }),
+  versions: z.array(VersionSummarySchema).meta({ description: "Every version, oldest first" }),
   tags: z.record(z.string(), z.string()).meta({ description: "Tag name → version" }),
-}).meta({ id: "ModelRecord" });
-/** A model as stored. */
-export type ModelRecord = z.infer<typeof ModelRecord>;
+};
 
-/** `GET /api/models/{ns}/{name}`. */
-export const ModelDocument = ModelRecord.extend({
+/** The schema of {@linkcode ModelRecord}. */
+export const ModelRecordSchema: z.ZodType<ModelRecord> = z.object(modelRecordShape).meta({
+  id: "ModelRecord",
+});
+
+/** The schema of {@linkcode ModelDocument}: `GET /api/models/{ns}/{name}`. */
+export const ModelDocumentSchema: z.ZodType<ModelDocument> = z.object({
+  ...modelRecordShape,
   latest: z.string().nullable().meta({
     description: "What a bare reference resolves to; null when every version is yanked",
   }),
 }).meta({ id: "ModelDocument" });
-/** One model, as `GET /api/models/:ns/:name` returns it. */
-export type ModelDocument = z.infer<typeof ModelDocument>;
 
 /** `GET /api/models`. */
 export const ModelList = z.object({
-  items: z.array(ModelRecord),
+  items: z.array(ModelRecordSchema),
   nextCursor: z.string().nullable().meta({ description: "Pass as cursor for the next page" }),
 }).meta({ id: "ModelList" });
 /** A page of models. */

@@ -33,6 +33,7 @@ import {
 import { createProgress, type Progress } from "./_progress.ts";
 import { loadZooModel, modelToFiles } from "./io_handler.ts";
 import type { LayersModel } from "./_tfjs_types.ts";
+import type { ModelDocument } from "../core/wire.ts";
 
 /** The registry's default address. */
 export const DEFAULT_URL = "http://localhost:8000";
@@ -87,27 +88,8 @@ export interface VersionDocument {
   architecture: Record<string, unknown>;
 }
 
-/** One model, as `GET /api/models/:ns/:name` returns it. */
-export interface ModelDocument {
-  /** The namespace. */
-  namespace: string;
-  /** The model name. */
-  name: string;
-  /** From the latest version's card. */
-  description: string;
-  /** From the latest version's card. */
-  task: string;
-  /** From the latest version's card. */
-  labels: string[];
-  /** ISO 8601 time of the last change. */
-  updatedAt: string;
-  /** Downloads of all versions. */
-  downloads: number;
-  /** Every version, oldest first. */
-  versions: { version: string; createdAt: string; yanked: boolean; downloads: number }[];
-  /** Tag name → version. */
-  tags: Record<string, string>;
-}
+/** One model, as `GET /api/models/:ns/:name` returns it: the registry's wire type. */
+export type { ModelDocument };
 
 /** Options of {@linkcode ZooClient}. Each falls back to its environment variable, then a default. */
 export interface ZooClientOptions {

@@ -12,7 +12,8 @@ import { formatJsonPath, jsonTextTooDeep, MAX_JSON_DEPTH } from "../../core/mode
 import {
   describeIssue,
   ListQuery,
-  ModelDocument,
+  type ModelDocument,
+  ModelDocumentSchema,
   ModelJsonDocument,
   ModelList,
   ModelName,
@@ -153,7 +154,7 @@ const getModel = createRoute({
   security: READ_SECURITY,
   request: { params: ModelParams },
   responses: {
-    200: json(ModelDocument, "The model"),
+    200: json(ModelDocumentSchema, "The model"),
     ...problems(400, 401, 403, 404, 500),
   },
 });
