@@ -185,20 +185,8 @@ export const YankRequest = z.object({
 /** A yank or un-yank. */
 export type YankRequest = z.infer<typeof YankRequest>;
 
-/** A version in a model's summary. */
-export interface VersionSummary {
-  /** The version. */
-  version: string;
-  /** ISO 8601 time of publication. */
-  createdAt: string;
-  /** Hidden from tags and `latest`; still downloadable by exact version. */
-  yanked: boolean;
-  /** Downloads of its model.json. */
-  downloads: number;
-}
-
-/** A model as stored: the summary of its versions, without their files. */
-export interface ModelRecord {
+/** One model, as `GET /api/models/:ns/:name` returns it. */
+export interface ModelDocument {
   /** The namespace, e.g. `zoo`. */
   namespace: string;
   /** The model name, e.g. `lenet5`. */
@@ -213,17 +201,28 @@ export interface ModelRecord {
   updatedAt: string;
   /** Downloads of all its versions. */
   downloads: number;
-  /** Every version, oldest first. */
-  versions: VersionSummary[];
+  /** Every version, oldest first, without its files. */
+  versions: {
+    /** The version. */
+    version: string;
+    /** ISO 8601 time of publication. */
+    createdAt: string;
+    /** Hidden from tags and `latest`; still downloadable by exact version. */
+    yanked: boolean;
+    /** Downloads of its model.json. */
+    downloads: number;
+  }[];
   /** Tag name → version, as stored. */
   tags: Record<string, string>;
-}
-
-/** One model, as `GET /api/models/:ns/:name` returns it. */
-export interface ModelDocument extends ModelRecord {
   /** What a bare reference resolves to; null when every version is yanked. */
   latest: string | null;
 }
+
+/** A model as stored: its document without `latest`, which the registry resolves. */
+export type ModelRecord = Omit<ModelDocument, "latest">;
+
+/** A version in a model's summary. */
+export type VersionSummary = ModelDocument["versions"][number];
 
 // These three are part of the SDK's public API, where every type must be
 // spelled out (JSR's no-slow-types): the interfaces above are the types, and
