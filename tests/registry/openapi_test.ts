@@ -122,3 +122,38 @@ Deno.test("/docs answers with a reference page whose scripts all come from the r
     await reg.close();
   }
 });
+
+const CHROMIUM = "/usr/bin/chromium";
+
+Deno.test({
+  name: "a browser renders /docs from the registry alone, with no policy violation",
+  ignore: await Deno.stat(CHROMIUM).then(() => false, () => true),
+  async fn() {
+    const { chromium } = await import("playwright-core");
+    const reg = await startRegistry();
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+    });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      const elsewhere: string[] = [];
+      page.on("pageerror", (e) => problems.push(e.message));
+      page.on("console", (m) => {
+        if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(m.text());
+      });
+      page.on("request", (r) => {
+        if (!r.url().startsWith(reg.url) && !r.url().startsWith("data:")) elsewhere.push(r.url());
+      });
+      await page.goto(`${reg.url}/docs`);
+      // The reference lists the operations of /openapi.json by their summaries.
+      await page.getByText("List and search models").first().waitFor({ timeout: 30_000 });
+      assertEquals(elsewhere, [], "requests to other origins");
+      assertEquals(problems, [], "page errors or policy violations");
+    } finally {
+      await browser.close();
+      await reg.close();
+    }
+  },
+});
