@@ -46,7 +46,7 @@ export {
   type VersionDocument,
   ZooClient,
   type ZooClientOptions,
-} from "./sdk/client.ts";
+} from "./sdk/client/mod.ts";
 export {
   IntegrityError,
   NotFoundError,
@@ -54,7 +54,7 @@ export {
   type Problem,
   RegistryError,
 } from "./sdk/errors.ts";
-export type { OpenRange, RetryPolicy, ZooCache, ZooCacheOptions } from "./sdk/cache.ts";
+export type { OpenRange, RetryPolicy, ZooCache, ZooCacheOptions } from "./sdk/client/mod.ts";
 export { analyze, type AnalyzeOptions, type LayersModelLike } from "./sdk/arch/analyze.ts";
 export { checkInput, type CheckInputOptions, type InputSize } from "./sdk/arch/check_input.ts";
 export type * from "./sdk/arch/types.ts";

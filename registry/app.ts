@@ -26,6 +26,7 @@ import { blobRoutes } from "./routes/blobs.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { pageRoutes } from "./pages/mod.tsx";
+import { assetRoutes } from "./routes/assets.ts";
 import { NotFoundError, type Store } from "./storage/store.ts";
 
 export { DEFAULT_LIMITS, type Limits, type RegistryEnv };
@@ -113,6 +114,7 @@ export function createRegistryApp(options: RegistryOptions): OpenAPIHono<Registr
   app.use("*", authenticate());
 
   app.openapi(healthz, (c) => c.text("ok", 200));
+  app.route("/", assetRoutes());
   app.route("/", blobRoutes());
   app.route("/", modelRoutes());
   serveDocument(app, auth);

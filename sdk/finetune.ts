@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli";
-import { DEFAULT_URL, type PublishResult, ZooClient } from "./client.ts";
+import { DEFAULT_URL, type PublishResult, ZooClient } from "./client/mod.ts";
 import { BadImagesError } from "./data/image_folder.ts";
 import { DATA_SPEC_FORMS } from "./data/spec.ts";
 import { DEVICE_NAMES } from "./devices/select.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { analyze } from "../sdk/arch/analyze.ts";
-import { artifactsToFiles, type CheckpointFile } from "../sdk/io_handler.ts";
+import { artifactsToFiles, type CheckpointFile } from "../sdk/client/mod.ts";
 import type { ModelJson } from "../core/model_json.ts";
 import { renderReadme, type ZooCard } from "./_checkpoint.ts";
 import {

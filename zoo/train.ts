@@ -21,7 +21,7 @@ import { analyze } from "../sdk/arch/analyze.ts";
 import type { Architecture } from "../sdk/arch/types.ts";
 import { loadBuiltin, MNIST_CLASSES } from "../sdk/data/mod.ts";
 import { initWasmBackend } from "../sdk/devices/wasm.ts";
-import { modelToFiles } from "../sdk/io_handler.ts";
+import { modelToFiles } from "../sdk/client/mod.ts";
 import { renderReadme, writeCheckpoint, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 import { codeStatistics } from "../sdk/advisor/similarity.ts";
 import { evaluateAccuracy, type TrainLog, trainModel, type TrainRecipe } from "./_train.ts";

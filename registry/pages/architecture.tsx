@@ -128,18 +128,14 @@ export function ArchitectureSection(props: ArchitectureSectionProps) {
         ? <p class="muted">No architecture was recorded for this version.</p>
         : (
           <>
-            <div class="scroll">
-              <table class="facts">
-                <tbody>
-                  <tr>
-                    {facts.map(([k]) => <th>{k}</th>)}
-                  </tr>
-                  <tr>
-                    {facts.map(([, v]) => <td>{v}</td>)}
-                  </tr>
-                </tbody>
-              </table>
-            </div>
+            <dl class="arch-facts">
+              {facts.map(([k, v]) => (
+                <div>
+                  <dt>{k}</dt>
+                  <dd>{v}</dd>
+                </div>
+              ))}
+            </dl>
             {warnings.length > 0
               ? (
                 <div class="notice">

@@ -21,7 +21,7 @@ import {
 import { analyze } from "../arch/analyze.ts";
 import type { Architecture } from "../arch/types.ts";
 import { checkInput } from "../arch/check_input.ts";
-import type { ZooClient } from "../client.ts";
+import type { ZooClient } from "../client/mod.ts";
 import { resizeInput } from "../convolutionalize.ts";
 import type { ImageFolderDataset } from "../data/image_folder.ts";
 import { openDataset, parseDataSpec } from "../data/spec.ts";

@@ -23,5 +23,5 @@ export type * from "./types.ts";
 export type { LayersModel } from "../_tfjs_types.ts";
 export type * from "../data/types.ts";
 export type { DeviceChoice } from "../devices/select.ts";
-export type * from "../client_api.ts";
+export type * from "../client/mod.ts";
 export type { Tensor1D, Tensor4D } from "../_tfjs_types.ts";

@@ -545,13 +545,15 @@ Deno.test("the OpenAPI document lists exactly the routes the app serves, pages a
     }
     // Hono answers HEAD with the GET handler; the blob route documents it.
     served.add("HEAD /api/blobs/{digest}");
-    // The HTML pages and the API reference are for people, not part of the API.
+    // The HTML pages, their assets and the API reference are for people, not part of the API.
     const pages = [
       "GET /",
       "GET /{ns}/{name}",
       "GET /{ns}/{name}/{version}",
       "GET /docs",
       "GET /docs/scalar.js",
+      "GET /assets/{file}",
+      "GET /favicon.ico",
     ];
     for (const p of pages) assert(served.delete(p), `${p} is served`);
     assertEquals([...documented].sort(), [...served].sort());

@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
 import { PNG } from "pngjs";
-import { ZooClient } from "../../../sdk/client.ts";
+import { ZooClient } from "../../../sdk/client/mod.ts";
 import { main } from "../../../sdk/finetune.ts";
 import { fineTune } from "../../../sdk/finetune/fine_tune.ts";
 import type { EpochMetrics } from "../../../sdk/finetune/types.ts";

@@ -1,6 +1,7 @@
 /**
  * The SDK's bridge to `tf.io`: an `IOHandler` that loads a checkpoint from a
- * {@linkcode ZooClient}'s verified cache, a `zoo://` load router so stock
+ * {@linkcode ZooClient}'s verified cache (through the {@linkcode CheckpointReader}
+ * interface it implements, so this module does not import the client), a `zoo://` load router so stock
  * `tf.loadLayersModel("zoo://ns/name@ref")` works, and the save side that
  * turns an in-memory model into publishable files.
  *
@@ -12,9 +13,9 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { FILE_PATH, printable } from "../core/names.ts";
-import type { TransferOptions, VersionDocument, ZooClient } from "./client.ts";
-import type { IOHandler, LayersModel, ModelArtifacts } from "./_tfjs_types.ts";
+import { FILE_PATH, printable } from "../../core/names.ts";
+import type { CheckpointReader, TransferOptions, VersionDocument } from "./types.ts";
+import type { IOHandler, LayersModel, ModelArtifacts } from "../_tfjs_types.ts";
 
 /** The URL scheme the load router answers: `zoo://namespace/name@ref`. */
 export const ZOO_SCHEME = "zoo://";
@@ -27,7 +28,7 @@ const SHARD_BYTES = 4 * 1024 * 1024;
  * fetches what the cache lacks, and returns the model artifacts built from
  * verified bytes (weights concatenated in manifest order).
  *
- * @param client the client (registry, cache, offline mode)
+ * @param client a {@linkcode ZooClient} (its registry, cache and offline mode)
  * @param reference `namespace/name[@version-or-tag]`
  * @param options progress callback
  * @returns the handler
@@ -35,13 +36,15 @@ const SHARD_BYTES = 4 * 1024 * 1024;
  * @example Load through tf.loadLayersModel (needs a running registry)
  * ```ts ignore
  * import * as tf from "@tensorflow/tfjs";
- * import { ZooClient } from "./client.ts";
+ * import { assertEquals } from "@std/assert";
+ * import { ZooClient } from "./zoo_client.ts";
  * import { zooIOHandler } from "./io_handler.ts";
  * const model = await tf.loadLayersModel(zooIOHandler(new ZooClient(), "zoo/lenet5@1.0.0"));
+ * assertEquals(model.outputs[0]!.shape, [null, 10]);
  * ```
  */
 export function zooIOHandler(
-  client: ZooClient,
+  client: CheckpointReader,
   reference: string,
   options: TransferOptions = {},
 ): IOHandler {
@@ -61,7 +64,7 @@ export function zooIOHandler(
  * @throws {OfflineError} in offline mode when something is not cached
  */
 export async function loadArtifacts(
-  client: ZooClient,
+  client: CheckpointReader,
   reference: string,
   options: TransferOptions = {},
 ): Promise<ModelArtifacts> {
@@ -98,7 +101,7 @@ export async function loadArtifacts(
  * @throws {OfflineError} in offline mode when something is not cached
  */
 export function loadZooModel(
-  client: ZooClient,
+  client: CheckpointReader,
   reference: string,
   options: TransferOptions = {},
 ): Promise<LayersModel> {
@@ -123,14 +126,20 @@ export interface ZooRouterRegistration extends Disposable {
  * @example Register, load, unregister
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { ZooClient } from "./client.ts";
+ * import { assertRejects } from "@std/assert";
+ * import { OfflineError } from "../errors.ts";
+ * import { ZooClient } from "./zoo_client.ts";
  * import { registerZooRouter } from "./io_handler.ts";
- * using _router = registerZooRouter(new ZooClient({ offline: true, cacheDir: "/tmp/zoo-cache" }));
- * const load = (): Promise<tf.LayersModel> => tf.loadLayersModel("zoo://zoo/lenet5@1.0.0");
- * console.log(typeof load);
+ * const cacheDir = await Deno.makeTempDir();
+ * {
+ *   using _router = registerZooRouter(new ZooClient({ offline: true, cacheDir }));
+ *   // The router answers zoo:// URLs; this empty cache has nothing to load offline.
+ *   await assertRejects(() => tf.loadLayersModel("zoo://zoo/lenet5@1.0.0"), OfflineError);
+ * }
+ * await Deno.remove(cacheDir, { recursive: true });
  * ```
  */
-export function registerZooRouter(client: ZooClient): ZooRouterRegistration {
+export function registerZooRouter(client: CheckpointReader): ZooRouterRegistration {
   let active = true;
   const router = (url: string | string[], loadOptions?: tf.io.LoadOptions) => {
     if (!active || typeof url !== "string" || !url.startsWith(ZOO_SCHEME)) return null;
@@ -165,10 +174,12 @@ export interface CheckpointFile {
  * @example Save a tiny model
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
  * import { modelToFiles } from "./io_handler.ts";
  * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
  * const files = await modelToFiles(model);
- * console.log(files.map((f) => f.path)); // ["model.json", "group1-shard1of1.bin"]
+ * assertEquals(files.map((f) => f.path), ["model.json", "group1-shard1of1.bin"]);
+ * assertEquals(files[1]!.bytes.byteLength, 3 * 4); // a 2×1 kernel and a bias, float32
  * model.dispose();
  * ```
  */
