@@ -19,6 +19,7 @@
  *   "files.0.path",
  *   "files.0.digest",
  *   "files.0.size",
+ *   "files", // no model.json among them
  * ]);
  * ```
  *
