@@ -20,7 +20,7 @@ import { describeStore, openStore, STORE_FLAGS, storeConfig } from "./registry/s
 import { ZooClient } from "./sdk/client/mod.ts";
 import { NotFoundError } from "./sdk/errors.ts";
 import { type CliResult, main as finetune } from "./sdk/finetune.ts";
-import { compareSemver } from "./sdk/names.ts";
+import { compareSemver } from "./core/names.ts";
 import {
   IMPORTED_ENTRIES,
   TRAINED_ENTRIES,
