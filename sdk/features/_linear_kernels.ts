@@ -17,6 +17,39 @@ interface Exports {
   scores(x: number, n: number, d: number, w: number, k: number, out: number): void;
   grad_add(x: number, n: number, d: number, delta: number, k: number, g: number): void;
   row_update(x: number, d: number, w: number, cls: number, val: number, nz: number): void;
+  cs_sweep(...args: number[]): number;
+}
+
+/** The arrays of one Crammer–Singer problem in the kernels' memory (see {@linkcode LinearKernels.csSweep}). */
+export interface CsArrays {
+  /** `n x d` codes. */
+  x: HeapArray<Float32Array>;
+  /** `k x (d + 1)` weights. */
+  w: HeapArray<Float64Array>;
+  /** `n` labels. */
+  y: HeapArray<Int32Array>;
+  /** `n`: where each code's label sits in its class order. */
+  yIndex: HeapArray<Int32Array>;
+  /** `n`: `1 + ||x||²` of each code. */
+  qd: HeapArray<Float64Array>;
+  /** `n x k` dual variables. */
+  alpha: HeapArray<Float64Array>;
+  /** `n x k`: each code's class order, the active ones first. */
+  alphaIndex: HeapArray<Int32Array>;
+  /** `n`: each code's number of active classes. */
+  activeOf: HeapArray<Int32Array>;
+  /** `n`: the visiting order, the active codes first. */
+  index: HeapArray<Int32Array>;
+  /** `n`: each code's hinge loss when the sweep reached it. */
+  lastLoss: HeapArray<Float64Array>;
+  /** `n`: whether each code was classified right when the sweep reached it. */
+  lastOk: HeapArray<Int32Array>;
+  /** `6k` scratch values. */
+  scratch: HeapArray<Float64Array>;
+  /** `k` scratch indices. */
+  indices: HeapArray<Int32Array>;
+  /** One value: the sweep's largest dual violation. */
+  stopping: HeapArray<Float64Array>;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -183,5 +216,74 @@ export class LinearKernels {
       val.ptr >>> 0,
       nz,
     );
+  }
+
+  /**
+   * One sweep of Crammer–Singer dual coordinate descent with shrinking over
+   * the first `active` codes of `a.index`, at cost `c`. Returns the new
+   * number of active codes and the sweep's largest dual violation.
+   *
+   * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or an
+   * index or label in them is out of range
+   */
+  csSweep(
+    a: CsArrays,
+    n: number,
+    d: number,
+    k: number,
+    active: number,
+    c: number,
+  ): { active: number; stopping: number } {
+    checkDims("sweep", n, d, k, active);
+    if (active > n || !(k > 0) || !(c > 0)) {
+      throw new RangeError(`Invalid sweep: ${active} active codes of ${n}, ${k} classes, C ${c}`);
+    }
+    checkSize("codes", a.x, 0, n * d);
+    checkSize("weights", a.w, 0, k * (d + 1));
+    for (
+      const [name, arr] of [["labels", a.y], ["label positions", a.yIndex], [
+        "norms",
+        a.qd,
+      ]] as const
+    ) {
+      checkSize(name, arr, 0, n);
+    }
+    for (const [name, arr] of [["active counts", a.activeOf], ["order", a.index]] as const) {
+      checkSize(name, arr, 0, n);
+    }
+    checkSize("losses", a.lastLoss, 0, n);
+    checkSize("correctness", a.lastOk, 0, n);
+    checkSize("dual variables", a.alpha, 0, n * k);
+    checkSize("class orders", a.alphaIndex, 0, n * k);
+    checkSize("scratch", a.scratch, 0, 6 * k);
+    checkSize("scratch indices", a.indices, 0, k);
+    checkSize("violation", a.stopping, 0, 1);
+    const left = this.#ex.cs_sweep(
+      a.x.ptr >>> 0,
+      n,
+      d,
+      k,
+      a.w.ptr >>> 0,
+      a.y.ptr >>> 0,
+      a.yIndex.ptr >>> 0,
+      a.qd.ptr >>> 0,
+      a.alpha.ptr >>> 0,
+      a.alphaIndex.ptr >>> 0,
+      a.activeOf.ptr >>> 0,
+      a.index.ptr >>> 0,
+      active,
+      c,
+      a.lastLoss.ptr >>> 0,
+      a.lastOk.ptr >>> 0,
+      a.scratch.ptr >>> 0,
+      a.indices.ptr >>> 0,
+      a.stopping.ptr >>> 0,
+    );
+    if (left < 0) {
+      throw new RangeError(
+        "Invalid sweep: an index, label or class order in the arrays is out of range",
+      );
+    }
+    return { active: left, stopping: a.stopping.view[0]! };
   }
 }

@@ -159,6 +159,12 @@ function standardized(
  */
 const TRIAL_PASSES = 20;
 
+/** The metrics of each epoch of one fit, and the weights after each. */
+interface Fit {
+  history: EpochMetrics[];
+  weights: Float64Array[];
+}
+
 /** Lets timers and requests of the same process run between two fits. */
 function breathe(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
@@ -247,45 +253,65 @@ export async function trainLinear(
     for (let j = 0; j < d; j++) s += xs[i * d + j]! ** 2;
     qd[i] = s;
   }
-  const onValidation = (w: HeapArray<Float64Array>) =>
-    evaluateRows(classifier, kern, valX!, validation!.labels, validation!.count, d, w, k, scratch);
+  const valW = kern.alloc(Float64Array, k * (d + 1));
+  /**
+   * Fills in the validation metrics of the epochs in `fit` that lack them,
+   * from the weights kept after each. Only the fit chosen needs every
+   * epoch's; a trial needs its last one only, so this runs after the fact.
+   */
+  const validate = (fit: Fit, from = 0): void => {
+    if (!valX) return;
+    for (let e = from; e < fit.history.length; e++) {
+      const m = fit.history[e]!;
+      if (m.valAccuracy !== undefined) continue;
+      valW.view.set(fit.weights[e]!);
+      const v = evaluateRows(
+        classifier,
+        kern,
+        valX,
+        validation!.labels,
+        validation!.count,
+        d,
+        valW,
+        k,
+        scratch,
+      );
+      m.valLoss = v.loss;
+      m.valAccuracy = v.accuracy;
+    }
+  };
   const fresh = (): SvmState => ({
     w: new Float64Array((d + 1) * k),
     alpha: new Float64Array(classifier === "svm" ? n * k : 0),
   });
-  /** One fit of at most `passes` passes from `st` (updated in place), with the metrics of each, numbered after `done`. */
-  const fitAt = (l2: number, st: SvmState, passes: number, done = 0): EpochMetrics[] => {
-    const history: EpochMetrics[] = [];
+  /** One fit of at most `passes` passes from `st` (updated in place), with the metrics of each, numbered after `done`, and the weights after each. */
+  const fitAt = (l2: number, st: SvmState, passes: number, done = 0): Fit => {
+    const fit: Fit = { history: [], weights: [] };
     let last = performance.now();
     const record = (pass: number, loss: number, accuracy: number, w: HeapArray<Float64Array>) => {
       const now = performance.now();
       const seconds = (now - last) / 1000;
-      const metrics: EpochMetrics = {
+      fit.history.push({
         epoch: firstEpoch + done + pass - 1,
         phase: "linear",
         trainLoss: loss,
         trainAccuracy: accuracy,
         imagesPerSecond: n / Math.max(seconds, 1e-9),
         seconds,
-      };
-      if (valX) {
-        const v = onValidation(w);
-        metrics.valLoss = v.loss;
-        metrics.valAccuracy = v.accuracy;
-      }
-      history.push(metrics);
+      });
+      fit.weights.push(w.view.slice());
       last = performance.now();
     };
     if (classifier === "svm") svmSolve(p, qd, 1 / (2 * l2 * n), st, passes, tol, seed, record);
     else softmaxSolve(p, l2, st.w, passes, tol, record);
     // Converged before its first pass (the starting weights are optimal): report them once.
-    if (history.length === 0) {
+    if (fit.history.length === 0) {
       const w = kern.alloc(Float64Array, st.w.length);
       w.view.set(st.w);
       const e = evaluateRows(classifier, kern, p.x, p.y, n, d, w, k, scratch);
       record(1, e.loss, e.accuracy, w);
     }
-    return history;
+    return fit;
   };
 
   const trials: L2Trial[] = [];
@@ -294,27 +320,30 @@ export async function trainLinear(
   let history: EpochMetrics[];
   if (l2 !== undefined) {
     const st = fresh();
-    history = fitAt(l2, st, epochs);
+    const fit = fitAt(l2, st, epochs);
+    validate(fit);
+    history = fit.history;
     w = st.w;
   } else {
     const st = fresh();
-    let best: { trial: L2Trial; state: SvmState; history: EpochMetrics[] } | undefined;
+    let best: { trial: L2Trial; state: SvmState; fit: Fit } | undefined;
     let since = 0;
     const cap = Math.min(epochs, TRIAL_PASSES);
     for (const c of L2_GRID_C) {
       const trialL2 = 1 / (2 * c * n);
-      const passes = fitAt(trialL2, st, cap);
-      const end = passes.at(-1)!;
+      const fit = fitAt(trialL2, st, cap);
+      validate(fit, fit.history.length - 1);
+      const end = fit.history.at(-1)!;
       const trial = {
         l2: trialL2,
         c,
         valAccuracy: end.valAccuracy!,
         valLoss: end.valLoss!,
-        epochs: passes.length,
+        epochs: fit.history.length,
       };
       trials.push(trial);
       if (best === undefined || trial.valAccuracy > best.trial.valAccuracy) {
-        best = { trial, state: { w: st.w.slice(), alpha: st.alpha.slice() }, history: passes };
+        best = { trial, state: { w: st.w.slice(), alpha: st.alpha.slice() }, fit };
         since = 0;
       } else if (++since >= 2) {
         break;
@@ -322,11 +351,14 @@ export async function trainLinear(
       await breathe();
     }
     l2 = best!.trial.l2;
-    history = best!.history;
+    validate(best!.fit);
+    history = best!.fit.history;
     w = best!.state.w;
     if (history.length === cap && cap < epochs) {
       // The trial stopped at the cap, not converged: go on to convergence or `epochs`.
-      history = [...history, ...fitAt(l2, best!.state, epochs - cap, cap)];
+      const more = fitAt(l2, best!.state, epochs - cap, cap);
+      validate(more);
+      history = [...history, ...more.history];
     }
   }
   for (const m of history) {

@@ -179,3 +179,158 @@ void row_update(const f32* x, int d, f64* w, const int* cls, const f64* val, int
     wc[d] += v;
   }
 }
+
+/* The dot product of one code with one class's weights, bias included. */
+static f64 row_score(const f32* x, int d, const f64* wc) {
+  const int d4 = d & ~3;
+  v128_t a = wasm_f64x2_splat(0), b = wasm_f64x2_splat(0);
+  for (int j = 0; j < d4; j += 4) {
+    v128_t lo, hi;
+    load4(x + j, &lo, &hi);
+    a = fmadd(lo, wasm_v128_load(wc + j), a);
+    b = fmadd(hi, wasm_v128_load(wc + j + 2), b);
+  }
+  f64 s = hsum(wasm_f64x2_add(a, b)) + wc[d];
+  for (int j = d4; j < d; j++) s += (f64)x[j] * wc[j];
+  return s;
+}
+
+static inline f64 min64(f64 a, f64 b) { return a < b ? a : b; }
+
+/* Whether the m-th active class of a code is at its bound with a gradient below min_g. */
+static inline int shrinkable(const f64* alpha, const int* aidx, int m, int yi, f64 c,
+                             const f64* g, f64 min_g) {
+  return alpha[aidx[m]] == (m == yi ? c : 0) && g[m] < min_g;
+}
+
+/*
+ * One sweep of the Crammer–Singer dual coordinate descent with shrinking
+ * (liblinear's Solver_MCSVM_CS) over the codes index[0 .. active), in that
+ * order (../_linear_svm.ts runs the passes; the tests hold a line-by-line
+ * JavaScript reference).
+ *
+ * Per code i: alpha[i*k ..] its dual variables, aidx[i*k ..] the order of
+ * its classes (the first act_of[i] active), y_index[i] where its label sits
+ * in that order, qd[i] = 1 + ||x_i||², last_loss[i] and last_ok[i] its hinge
+ * loss and correctness before its update. Scratch: f scratch of 6k float64,
+ * iscratch of k int32. Writes the largest violation to *stopping; returns
+ * the new number of active codes, or -1 when an index or label read from
+ * memory is out of range (nothing is written past the arrays).
+ */
+int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_index,
+             const f64* qd, f64* alpha, int* aidx_all, int* act_of, int* index, int active,
+             f64 c, f64* last_loss, int* last_ok, f64* f, int* iscratch, f64* stopping) {
+  const int ld = d + 1;
+  f64* sc = f;
+  f64* g = f + k;
+  f64* b = f + 2 * k;
+  f64* dd = f + 3 * k;
+  f64* alpha_new = f + 4 * k;
+  f64* d_val = f + 5 * k;
+  int* d_ind = iscratch;
+  f64 stop = -__builtin_inf();
+  for (int s = 0; s < active; s++) {
+    const int i = index[s];
+    if (i < 0 || i >= n) return -1;
+    const int label = y[i];
+    int act = act_of[i];
+    int yi = y_index[i];
+    if (label < 0 || label >= k || act < 0 || act > k || yi < 0 || yi >= k) return -1;
+    const f32* xi = x + (long)i * d;
+    f64* al = alpha + (long)i * k;
+    int* aidx = aidx_all + (long)i * k;
+    for (int m = 0; m < k; m++) {
+      if (aidx[m] < 0 || aidx[m] >= k) return -1;
+    }
+    const f64 ai = qd[i];
+    for (int m = 0; m < k; m++) sc[m] = row_score(xi, d, w + (long)m * ld);
+    /* The code's loss and correctness now, before its update: what the pass reports. */
+    f64 mx = -__builtin_inf();
+    int best = 0;
+    for (int m = 0; m < k; m++) {
+      const f64 v = sc[m] + (m == label ? 0 : 1);
+      if (v > mx) mx = v;
+      if (sc[m] > sc[best]) best = m;
+    }
+    last_loss[i] = mx - sc[label];
+    last_ok[i] = best == label;
+    for (int m = 0; m < act; m++) {
+      const int cls = aidx[m];
+      g[m] = sc[cls] + (cls == label ? 0 : 1);
+    }
+    f64 min_g = __builtin_inf();
+    f64 max_g = -__builtin_inf();
+    for (int m = 0; m < act; m++) {
+      if (al[aidx[m]] < 0 && g[m] < min_g) min_g = g[m];
+      if (g[m] > max_g) max_g = g[m];
+    }
+    if (yi < act && al[label] < c && g[yi] < min_g) min_g = g[yi];
+    for (int m = 0; m < act; m++) {
+      if (!shrinkable(al, aidx, m, yi, c, g, min_g)) continue;
+      act--;
+      while (act > m) {
+        if (!shrinkable(al, aidx, act, yi, c, g, min_g)) {
+          const int t = aidx[m];
+          aidx[m] = aidx[act];
+          aidx[act] = t;
+          const f64 gt = g[m];
+          g[m] = g[act];
+          g[act] = gt;
+          if (yi == act) yi = m;
+          else if (yi == m) yi = act;
+          break;
+        }
+        act--;
+      }
+    }
+    y_index[i] = yi;
+    act_of[i] = act;
+    if (act <= 1) {
+      active--;
+      const int t = index[s];
+      index[s] = index[active];
+      index[active] = t;
+      s--;
+      continue;
+    }
+    if (max_g - min_g <= 1e-12) continue;
+    if (max_g - min_g > stop) stop = max_g - min_g;
+    for (int m = 0; m < act; m++) b[m] = g[m] - ai * al[aidx[m]];
+    /* The closed-form sub-problem (liblinear's solve_sub_problem). */
+    for (int m = 0; m < act; m++) dd[m] = b[m];
+    if (yi < act) dd[yi] += ai * c;
+    for (int m = 1; m < act; m++) {
+      const f64 v = dd[m];
+      int t = m - 1;
+      while (t >= 0 && dd[t] > v) {
+        dd[t + 1] = dd[t];
+        t--;
+      }
+      dd[t + 1] = v;
+    }
+    f64 beta = dd[act - 1] - ai * c;
+    int r = 1;
+    while (r < act && beta < r * dd[act - 1 - r]) {
+      beta += dd[act - 1 - r];
+      r++;
+    }
+    beta /= r;
+    for (int m = 0; m < act; m++) {
+      alpha_new[m] = m == yi ? min64(c, (beta - b[m]) / ai) : min64(0, (beta - b[m]) / ai);
+    }
+    int nz = 0;
+    for (int m = 0; m < act; m++) {
+      const int cls = aidx[m];
+      const f64 delta = alpha_new[m] - al[cls];
+      al[cls] = alpha_new[m];
+      if (__builtin_fabs(delta) >= 1e-12) {
+        d_ind[nz] = cls;
+        d_val[nz] = delta;
+        nz++;
+      }
+    }
+    if (nz > 0) row_update(xi, d, w, d_ind, d_val, nz);
+  }
+  *stopping = stop;
+  return active;
+}
