@@ -112,17 +112,19 @@ void grad_add(const f32* x, int n, int d, const f64* delta, int k, f64* g) {
     const f32* x2 = x1 + d;
     const f32* x3 = x2 + d;
     const f64* e = delta + (long)i * k;
-    for (int m = 0; m < k; m++) {
-      const f64 e0 = e[m], e1 = e[k + m], e2 = e[2 * k + m], e3 = e[3 * k + m];
-      const v128_t v0 = wasm_f64x2_splat(e0), v1 = wasm_f64x2_splat(e1);
-      const v128_t v2 = wasm_f64x2_splat(e2), v3 = wasm_f64x2_splat(e3);
-      f64* gm = g + (long)m * ld;
-      for (int j = 0; j < d4; j += 4) {
-        v128_t lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3;
-        load4(x0 + j, &lo0, &hi0);
-        load4(x1 + j, &lo1, &hi1);
-        load4(x2 + j, &lo2, &hi2);
-        load4(x3 + j, &lo3, &hi3);
+    /* Each group of four values of the four codes is widened once, for every class. */
+    for (int j = 0; j < d4; j += 4) {
+      v128_t lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3;
+      load4(x0 + j, &lo0, &hi0);
+      load4(x1 + j, &lo1, &hi1);
+      load4(x2 + j, &lo2, &hi2);
+      load4(x3 + j, &lo3, &hi3);
+      for (int m = 0; m < k; m++) {
+        const v128_t v0 = wasm_v128_load64_splat(e + m);
+        const v128_t v1 = wasm_v128_load64_splat(e + k + m);
+        const v128_t v2 = wasm_v128_load64_splat(e + 2 * k + m);
+        const v128_t v3 = wasm_v128_load64_splat(e + 3 * k + m);
+        f64* gm = g + (long)m * ld;
         v128_t lo = wasm_f64x2_mul(lo0, v0), hi = wasm_f64x2_mul(hi0, v0);
         lo = fmadd(lo1, v1, lo);
         hi = fmadd(hi1, v1, hi);
@@ -133,6 +135,10 @@ void grad_add(const f32* x, int n, int d, const f64* delta, int k, f64* g) {
         wasm_v128_store(gm + j, wasm_f64x2_add(wasm_v128_load(gm + j), lo));
         wasm_v128_store(gm + j + 2, wasm_f64x2_add(wasm_v128_load(gm + j + 2), hi));
       }
+    }
+    for (int m = 0; m < k; m++) {
+      const f64 e0 = e[m], e1 = e[k + m], e2 = e[2 * k + m], e3 = e[3 * k + m];
+      f64* gm = g + (long)m * ld;
       for (int j = d4; j < d; j++) {
         gm[j] += e0 * x0[j] + e1 * x1[j] + e2 * x2[j] + e3 * x3[j];
       }
