@@ -196,10 +196,12 @@ function breathe(): Promise<void> {
  *
  * @example A softmax classifier on two separable codes
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { trainLinear } from "./linear.ts";
  * const train = { codes: new Float32Array([0, 1, 1, 0]), labels: new Int32Array([0, 1]), count: 2, dim: 2 };
  * const fit = await trainLinear(train, undefined, { classifier: "softmax", numClasses: 2, epochs: 20 });
- * console.log(fit.history.at(-1)?.trainAccuracy); // 1
+ * assertEquals(fit.history.at(-1)?.trainAccuracy, 1);
+ * assertEquals(fit.model.kernel.length, 2 * 2);
  * ```
  */
 export async function trainLinear(
@@ -395,13 +397,14 @@ export async function trainLinear(
  *
  * @example Perfect on the codes it separates
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { evaluateLinear, type LinearModel } from "./linear.ts";
  * const model: LinearModel = {
  *   classifier: "svm", dim: 1, numClasses: 2, kernel: new Float32Array([-1, 1]),
  *   bias: new Float32Array([0, 0]), mean: new Float32Array([0]), std: new Float32Array([1]), l2: 1e-3,
  * };
  * const codes = { codes: new Float32Array([-2, 2]), labels: new Int32Array([0, 1]), count: 2, dim: 1 };
- * console.log((await evaluateLinear(model, codes)).accuracy); // 1
+ * assertEquals((await evaluateLinear(model, codes)).accuracy, 1);
  * ```
  */
 export function evaluateLinear(model: LinearModel, codes: CnnCodes): Promise<LinearEvaluation> {
