@@ -9,7 +9,7 @@
  * @module
  */
 import type { HeapArray } from "./_linear_kernels.ts";
-import { argMax, BLOCK_ROWS, type Problem } from "./_linear_problem.ts";
+import { BLOCK_ROWS, type Problem } from "./_linear_problem.ts";
 
 /** The objective at a point: its value, the mean data loss and the training accuracy. */
 interface Objective {
@@ -60,16 +60,19 @@ function objectiveAt(
     const s = sc.scores.view;
     for (let r = 0, o = 0; r < rows; r++, o += k) {
       const yi = y[start + r]!;
-      if (argMax(s, o, k) === yi) correct++;
-      let max = -Infinity;
-      for (let m = 0; m < k; m++) max = Math.max(max, s[o + m]!);
+      // The first highest score, as argMax has it.
+      let best = 0;
+      for (let m = 1; m < k; m++) if (s[o + m]! > s[o + best]!) best = m;
+      if (best === yi) correct++;
+      const max = s[o + best]!;
+      loss += max - s[o + yi]!;
       let sum = 0;
       for (let m = 0; m < k; m++) {
         const e = Math.exp(s[o + m]! - max);
         s[o + m] = e;
         sum += e;
       }
-      loss += Math.log(sum) - Math.log(s[o + yi]!);
+      loss += Math.log(sum);
       // In place: (softmax - onehot) / n, the gradient of the mean loss by the scores.
       for (let m = 0; m < k; m++) s[o + m] = (s[o + m]! / sum - (m === yi ? 1 : 0)) / n;
     }
