@@ -69,8 +69,10 @@ export interface HeapArray<T extends Float32Array | Float64Array | Int32Array> {
   view: T;
 }
 
-type Typed = Float32Array | Float64Array | Int32Array;
-type Ctor<T extends Typed> = {
+/** The element types an array in the kernels' memory may have. */
+export type Typed = Float32Array | Float64Array | Int32Array;
+/** The constructor of one of the {@linkcode Typed} arrays. */
+export type Ctor<T extends Typed> = {
   new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
   BYTES_PER_ELEMENT: number;
 };
