@@ -40,9 +40,9 @@ export interface CsArrays {
   activeOf: HeapArray<Int32Array>;
   /** `n`: the visiting order, the active codes first. */
   index: HeapArray<Int32Array>;
-  /** `n`: each code's hinge loss when the sweep reached it. */
+  /** `n`: each code's hinge loss when the sweep reached it, over its active classes and its label. */
   lastLoss: HeapArray<Float64Array>;
-  /** `n`: whether each code was classified right when the sweep reached it. */
+  /** `n`: whether each code's label outscored its other active classes when the sweep reached it. */
   lastOk: HeapArray<Int32Array>;
   /** `6k` scratch values. */
   scratch: HeapArray<Float64Array>;

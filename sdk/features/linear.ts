@@ -180,8 +180,9 @@ function breathe(): Promise<void> {
  * the previous solution and stopped after 20 passes, until two in a row do
  * not raise the validation accuracy; the best one goes on to convergence (or
  * `epochs` passes in all), and its passes are the epochs `history` reports. A training epoch's loss and accuracy are those of the weights
- * when the pass reached each code (the SVM) or after the pass (softmax),
- * as minibatch training reports them. The standardization is folded into the returned
+ * when the pass reached each code (the SVM, over the classes still active
+ * for that code: as in liblinear, the classes shrinking set aside are not
+ * scored) or after the pass (softmax), as minibatch training reports them. The standardization is folded into the returned
  * kernel and bias, so they apply to raw codes. The result depends on the
  * codes, the options and the seed only, not on the device.
  *

@@ -186,6 +186,21 @@ void row_update(const f32* x, int d, f64* w, const int* cls, const f64* val, int
   }
 }
 
+/* One code's score for one class (weights wc, bias last), summed as scores() sums it. */
+static f64 row_score(const f32* x, int d, const f64* wc) {
+  const int d4 = d & ~3;
+  v128_t a = wasm_f64x2_splat(0), b = wasm_f64x2_splat(0);
+  for (int j = 0; j < d4; j += 4) {
+    v128_t lo, hi;
+    load4(x + j, &lo, &hi);
+    a = fmadd(lo, wasm_v128_load(wc + j), a);
+    b = fmadd(hi, wasm_v128_load(wc + j + 2), b);
+  }
+  f64 s = hsum(wasm_f64x2_add(a, b)) + wc[d];
+  for (int j = d4; j < d; j++) s += (f64)x[j] * wc[j];
+  return s;
+}
+
 static inline f64 min64(f64 a, f64 b) { return a < b ? a : b; }
 
 /* Whether the m-th active class of a code is at its bound with a gradient below min_g. */
@@ -211,6 +226,7 @@ static inline int shrinkable(const f64* alpha, const int* aidx, int m, int yi, f
 int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_index,
              const f64* qd, f64* alpha, int* aidx_all, int* act_of, int* index, int active,
              f64 c, f64* last_loss, int* last_ok, f64* f, int* iscratch, f64* stopping) {
+  const int ld = d + 1;
   f64* sc = f;
   f64* g = f + k;
   f64* b = f + 2 * k;
@@ -233,17 +249,27 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_ind
       if (aidx[m] < 0 || aidx[m] >= k) return -1;
     }
     const f64 ai = qd[i];
-    scores(xi, 1, d, w, k, sc);
-    /* The code's loss and correctness now, before its update: what the pass reports. */
-    f64 mx = -__builtin_inf();
-    int best = 0;
-    for (int m = 0; m < k; m++) {
-      const f64 v = sc[m] + (m == label ? 0 : 1);
-      if (v > mx) mx = v;
-      if (sc[m] > sc[best]) best = m;
+    /*
+     * Scores of the classes still active for this code, and of its label:
+     * as in liblinear, the shrunk classes are neither scored nor updated.
+     */
+    for (int m = 0; m < act; m++) sc[aidx[m]] = row_score(xi, d, w + (long)aidx[m] * ld);
+    if (yi >= act) sc[label] = row_score(xi, d, w + (long)label * ld);
+    /*
+     * The code's hinge loss and correctness now, before its update, over
+     * those classes (a shrunk class was below the others' margin when it
+     * left): what the pass reports.
+     */
+    f64 mx = sc[label];
+    int ok = 1;
+    for (int m = 0; m < act; m++) {
+      const int cls = aidx[m];
+      if (cls == label) continue;
+      if (sc[cls] + 1 > mx) mx = sc[cls] + 1;
+      if (sc[cls] > sc[label] || (sc[cls] == sc[label] && cls < label)) ok = 0;
     }
     last_loss[i] = mx - sc[label];
-    last_ok[i] = best == label;
+    last_ok[i] = ok;
     for (int m = 0; m < act; m++) {
       const int cls = aidx[m];
       g[m] = sc[cls] + (cls == label ? 0 : 1);

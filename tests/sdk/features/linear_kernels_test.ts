@@ -116,7 +116,14 @@ Deno.test("the kernels refuse sizes and offsets that do not fit their arrays, be
 function refSweep(
   s0: { x: Float32Array; w: Float64Array; alpha: Float64Array; aidx: Int32Array },
   p: { n: number; d: number; k: number; y: Int32Array; qd: Float64Array; c: number },
-  state: { yIndex: Int32Array; activeOf: Int32Array; index: Int32Array; active: number },
+  state: {
+    yIndex: Int32Array;
+    activeOf: Int32Array;
+    index: Int32Array;
+    active: number;
+    lastLoss: Float64Array;
+    lastOk: Int32Array;
+  },
 ): number {
   const { x, w, alpha, aidx } = s0;
   const { d, k, y, qd, c } = p;
@@ -127,7 +134,21 @@ function refSweep(
   for (let s = 0; s < state.active; s++) {
     const i = index[s]!, base = i * k, label = y[i]!;
     let act = activeOf[i]!, yi = yIndex[i]!;
-    for (let m = 0; m < k; m++) sc[m] = refScore(x, i * d, d, w, m * ld);
+    // Only the classes still active, and the label, are scored.
+    sc.fill(NaN);
+    for (let m = 0; m < act; m++) {
+      sc[aidx[base + m]!] = refScore(x, i * d, d, w, aidx[base + m]! * ld);
+    }
+    if (yi >= act) sc[label] = refScore(x, i * d, d, w, label * ld);
+    let mx = sc[label]!, ok = 1;
+    for (let m = 0; m < act; m++) {
+      const cls = aidx[base + m]!;
+      if (cls === label) continue;
+      mx = Math.max(mx, sc[cls]! + 1);
+      if (sc[cls]! > sc[label]! || (sc[cls] === sc[label] && cls < label)) ok = 0;
+    }
+    state.lastLoss[i] = mx - sc[label]!;
+    state.lastOk[i] = ok;
     for (let m = 0; m < act; m++) g[m] = sc[aidx[base + m]!]! + (aidx[base + m] === label ? 0 : 1);
     let minG = Infinity, maxG = -Infinity;
     for (let m = 0; m < act; m++) {
@@ -229,6 +250,8 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
       activeOf: a.activeOf.view.slice(),
       index: a.index.view.slice(),
       active: n,
+      lastLoss: new Float64Array(n),
+      lastOk: new Int32Array(n),
     };
     let active = n;
     for (let pass = 0; pass < 3; pass++) {
@@ -242,6 +265,8 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
     assertEquals(a.w.view, ref.w, `weights, seed ${seed}`);
     assertEquals(a.alpha.view, ref.alpha, `dual variables, seed ${seed}`);
     assertEquals(a.index.view, state.index, `order, seed ${seed}`);
+    assertEquals(a.lastLoss.view, state.lastLoss, `losses, seed ${seed}`);
+    assertEquals(a.lastOk.view, state.lastOk, `correctness, seed ${seed}`);
 
     // Corrupted contents are refused by the kernel, not followed out of its arrays.
     a.index.view[0] = n + 5;
