@@ -21,7 +21,7 @@ import { ZooClient } from "./sdk/client/mod.ts";
 import { NotFoundError } from "./sdk/errors.ts";
 import { type CliResult, main as finetune } from "./sdk/finetune.ts";
 import { flagOrEnv, runMain } from "./_std/program.ts";
-import { compareSemver } from "./sdk/names.ts";
+import { compareSemver } from "./core/names.ts";
 import {
   IMPORTED_ENTRIES,
   TRAINED_ENTRIES,

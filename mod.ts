@@ -63,7 +63,7 @@ export type {
   WeightQuantization,
   WeightsManifestEntry,
   WeightsManifestGroup,
-} from "./sdk/model_json.ts";
+} from "./core/model_json.ts";
 export { convolutionalize, resizeInput } from "./sdk/surgery/convolutionalize.ts";
 export { adaptInputChannels } from "./sdk/surgery/adapt_channels.ts";
 export { cutAt, type CutModel } from "./sdk/surgery/cut.ts";

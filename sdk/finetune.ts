@@ -17,7 +17,7 @@ import { DEFAULT_URL, type PublishResult, ZooClient } from "./client/mod.ts";
 import { BadImagesError } from "./data/image_folder.ts";
 import { DATA_SPEC_FORMS } from "./data/spec.ts";
 import { DEVICE_NAMES } from "./devices/select.ts";
-import { isSemver, parseRef } from "./names.ts";
+import { isSemver, parseRef } from "../core/names.ts";
 import { NotFoundError } from "./errors.ts";
 import {
   fineTune,

@@ -8,7 +8,7 @@
  */
 import { analyze } from "../core/arch/analyze.ts";
 import { artifactsToFiles, type CheckpointFile } from "../sdk/client/mod.ts";
-import type { ModelJson } from "../sdk/model_json.ts";
+import type { ModelJson } from "../core/model_json.ts";
 import { renderReadme, type ZooCard } from "./_checkpoint.ts";
 import {
   NSFWJS_CLASSES,

@@ -24,8 +24,9 @@ import { analyze } from "../core/arch/analyze.ts";
 import { openDataset } from "../sdk/data/spec.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
 import type { Architecture } from "../core/arch/types.ts";
-import { checkModelJson } from "../sdk/model_json.ts";
-import { NAME_PART } from "../sdk/names.ts";
+import { checkModelJson } from "../core/model_json.ts";
+import { tfjsLayers } from "../sdk/model_layers.ts";
+import { NAME_PART } from "../core/names.ts";
 import { runMain } from "../_std/program.ts";
 import { formatJson, renderReadme, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 
@@ -211,7 +212,7 @@ export async function importModel(url: string | URL, opts: ImportOptions): Promi
     }
   }
   const sizes = new Map([...shards].map(([p, b]) => [p, b.byteLength]));
-  const problems = checkModelJson(modelJson, sizes);
+  const problems = checkModelJson(modelJson, sizes, tfjsLayers);
   if (problems.length > 0) {
     throw new Error(
       `Cannot import "${source.href}": not a valid TensorFlow.js LayersModel: ${problems[0]}`,

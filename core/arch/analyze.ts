@@ -8,7 +8,7 @@
  */
 import { POINTWISE_LAYERS, replay, WINDOW_LAYERS } from "./_geometry.ts";
 import type { Architecture, HeadKind, LayerInfo, LayersModelLike, Shape } from "./types.ts";
-import type { ModelJson } from "../../sdk/model_json.ts";
+import type { ModelJson } from "../model_json.ts";
 import {
   type Config,
   type Graph,

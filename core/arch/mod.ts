@@ -26,4 +26,4 @@ export type {
   WeightQuantization,
   WeightsManifestEntry,
   WeightsManifestGroup,
-} from "../../sdk/model_json.ts";
+} from "../model_json.ts";

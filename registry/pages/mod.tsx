@@ -20,11 +20,11 @@
  */
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
-import { compareSemver, isSemver, NAME_PART, printable, TAG } from "../../sdk/names.ts";
-import type { RegistryEnv } from "../app.ts";
+import { compareSemver, isSemver, NAME_PART, printable, TAG } from "../../core/names.ts";
+import type { RegistryEnv } from "../env.ts";
 import { requireRead } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
-import { loadVersion } from "../routes/models.ts";
+import { loadVersion } from "../resolve.ts";
 import type { ListQuery, ModelRecord, Store, VersionRecord } from "../storage/store.ts";
 import { isRecord } from "./_format.ts";
 import { PAGE_CSP } from "./_layout.tsx";

@@ -13,7 +13,7 @@
 // server never reconcile lists, so list items carry no key.
 // deno-lint-ignore-file jsx-key
 import { raw } from "hono/html";
-import { compareSemver, parseRef } from "../../sdk/names.ts";
+import { compareSemver, parseRef } from "../../core/names.ts";
 import type { ModelRecord, VersionRecord } from "../storage/store.ts";
 import { count, day, isRecord, MISSING, plain, str } from "./_format.ts";
 import { Layout } from "./_layout.tsx";

@@ -30,7 +30,7 @@
  */
 
 import { dirname, join, relative } from "node:path";
-import { DIGEST, FILE_PATH, isSemver, NAME_PART, printable, TAG } from "../names.ts";
+import { DIGEST, FILE_PATH, isSemver, NAME_PART, printable, TAG } from "../../core/names.ts";
 import { downloadBlob, type OpenRange } from "./download.ts";
 import { hashFile, readHashed } from "./hash.ts";
 import { createHash } from "node:crypto";

@@ -9,7 +9,7 @@
 
 import http from "node:http";
 import https from "node:https";
-import { printable } from "../names.ts";
+import { printable } from "../../core/names.ts";
 import { NotFoundError, type Problem, RegistryError } from "../errors.ts";
 
 /** Uploads stream a file in chunks of this size. */

@@ -13,7 +13,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import { FILE_PATH, printable } from "../names.ts";
+import { FILE_PATH, printable } from "../../core/names.ts";
 import type { CheckpointReader, TransferOptions, VersionDocument } from "./types.ts";
 import type { IOHandler, LayersModel, ModelArtifacts } from "../_tfjs_types.ts";
 

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { FILE_PATH, isSemver, printable } from "../names.ts";
+import { FILE_PATH, isSemver, printable } from "../../core/names.ts";
 import { OfflineError, RegistryError } from "../errors.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 import { hashFile, readFileHashed, sha256 } from "./hash.ts";

@@ -15,7 +15,7 @@ import {
   type ModelRef,
   parseRef,
   printable,
-} from "../names.ts";
+} from "../../core/names.ts";
 import { IntegrityError, OfflineError, RegistryError } from "../errors.ts";
 import { createProgress, type Progress } from "../_progress.ts";
 import type { ZooCache } from "./cache.ts";

@@ -39,27 +39,8 @@ export interface VersionDocument {
   architecture: Record<string, unknown>;
 }
 
-/** One model, as `GET /api/models/:ns/:name` returns it. */
-export interface ModelDocument {
-  /** The namespace. */
-  namespace: string;
-  /** The model name. */
-  name: string;
-  /** From the latest version's card. */
-  description: string;
-  /** From the latest version's card. */
-  task: string;
-  /** From the latest version's card. */
-  labels: string[];
-  /** ISO 8601 time of the last change. */
-  updatedAt: string;
-  /** Downloads of all versions. */
-  downloads: number;
-  /** Every version, oldest first. */
-  versions: { version: string; createdAt: string; yanked: boolean; downloads: number }[];
-  /** Tag name → version. */
-  tags: Record<string, string>;
-}
+/** One model, as `GET /api/models/:ns/:name` returns it: the registry's wire type. */
+export type { ModelDocument } from "../../core/wire.ts";
 
 /** Options of {@linkcode ZooClient}. Each falls back to its environment variable, then a default. */
 export interface ZooClientOptions {

@@ -11,7 +11,7 @@
 
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { formatRef, isSemver, parseRef, printable } from "../names.ts";
+import { formatRef, isSemver, parseRef, printable } from "../../core/names.ts";
 import { OfflineError } from "../errors.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 import { ZooCache } from "./cache.ts";

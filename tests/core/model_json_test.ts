@@ -1,15 +1,21 @@
 import * as tf from "@tensorflow/tfjs";
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import {
-  checkModelJson,
+  checkModelJson as checkDocument,
   checkModelJsonNesting,
   jsonTextTooDeep,
   MAX_JSON_DEPTH,
   MAX_USER_METADATA_BYTES,
   type ModelJson,
   type WeightsManifestEntry,
-} from "../../sdk/model_json.ts";
+} from "../../core/model_json.ts";
+import { tfjsLayers } from "../../sdk/model_layers.ts";
 import { readNsfwjsModel } from "../../zoo/nsfwjs/source.ts";
+
+/** The whole check, as the registry runs it: layer classes and shapes by tfjs. */
+function checkModelJson(json: unknown, files: ReadonlyMap<string, number>): string[] {
+  return checkDocument(json, files, tfjsLayers);
+}
 
 /** A one-Dense model: 2x3 float32 kernel + 3 float32 bias = 36 bytes. */
 function tiny(): Record<string, unknown> {
@@ -73,6 +79,16 @@ Deno.test("checkModelJson() rejects what is not a LayersModel model.json", () =>
   only(checkModelJson(graph, shard), 'must be an object with "class_name"');
   const dense = { ...tiny(), modelTopology: { class_name: "Dense", config: {} } };
   only(checkModelJson(dense, shard), 'class_name "Dense": expected "Sequential"');
+});
+
+Deno.test("checkModelJson() without a layer builder checks the document and its shards only", () => {
+  const json = tiny();
+  const layers = (json.modelTopology as { config: { layers: { class_name: string }[] } }).config
+    .layers;
+  layers[0]!.class_name = "MyAttention";
+  assertEquals(checkDocument(json, shard), []);
+  only(checkDocument(tiny(), new Map()), 'needs shard "group1-shard1of1.bin"');
+  only(checkModelJson(json, shard), 'has class "MyAttention"');
 });
 
 Deno.test("checkModelJson() names a layer class tfjs does not know, nested models included", () => {

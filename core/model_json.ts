@@ -2,12 +2,13 @@
  * The `model.json` of a TensorFlow.js LayersModel, and the checks the registry
  * runs on it before a version is published: its structure, the bytes of its
  * shards, the nesting depth of every JSON document (so that no stored
- * document can overflow a recursive serializer later) and, by building the
- * layers from the topology as tfjs does when it loads, every weight's shape.
+ * document can overflow a recursive serializer later) and, through a
+ * {@linkcode LayerBuilder} that `sdk/model_layers.ts` backs with TensorFlow.js,
+ * the layer classes and every weight's shape. This module imports no tfjs, so
+ * the registry and the SDK's client read it without loading a backend.
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 
 /** How a weight's values were quantized to shrink the shards. */
 export interface WeightQuantization {
@@ -81,9 +82,10 @@ export type JsonPathSegment = string | number;
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { jsonTextTooDeep } from "./model_json.ts";
- * console.log(jsonTextTooDeep('{"a":[{"b":1}]}', 2)); // ["a", 0]
- * console.log(jsonTextTooDeep('{"a":[{"b":1}]}', 3)); // null
+ * assertEquals(jsonTextTooDeep('{"a":[{"b":1}]}', 2), ["a", 0]);
+ * assertEquals(jsonTextTooDeep('{"a":[{"b":1}]}', 3), null);
  * ```
  */
 export function jsonTextTooDeep(text: string, limit: number): JsonPathSegment[] | null {
@@ -133,8 +135,9 @@ export function jsonTextTooDeep(text: string, limit: number): JsonPathSegment[] 
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { jsonValueTooDeep } from "./model_json.ts";
- * console.log(jsonValueTooDeep({ a: [{ b: 1 }] }, 2)); // ["a", 0]
+ * assertEquals(jsonValueTooDeep({ a: [{ b: 1 }] }, 2), ["a", 0]);
  * ```
  */
 export function jsonValueTooDeep(value: unknown, limit: number): JsonPathSegment[] | null {
@@ -186,7 +189,12 @@ export function formatJsonPath(root: string, path: readonly JsonPathSegment[], s
   return path.length > shown ? `${out}…` : out;
 }
 
-const CONTAINER_CLASSES = new Set(["Sequential", "Model", "Functional"]);
+/** The `class_name`s of a whole Keras model (as opposed to one layer) in a topology. */
+export const CONTAINER_CLASSES: ReadonlySet<string> = new Set([
+  "Sequential",
+  "Model",
+  "Functional",
+]);
 const DTYPE_BYTES: Record<string, number> = {
   float32: 4,
   int32: 4,
@@ -200,15 +208,27 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function knownLayerClasses(): ReadonlySet<string> {
-  return new Set(Object.keys(tf.serialization.SerializationMap.getMap().classNameMap));
+/**
+ * What checking the layers takes from a TensorFlow.js runtime;
+ * `sdk/model_layers.ts` exports the one backed by tfjs (`tfjsLayers`).
+ */
+export interface LayerBuilder {
+  /** The layer class names the runtime can build. */
+  knownClasses(): ReadonlySet<string>;
+  /**
+   * Builds the layers from the topology and checks each weight's shape.
+   *
+   * @param json a model.json whose structure {@linkcode checkModelJson} accepts
+   * @returns the problems, each naming the layer and both shapes; empty when every weight fits
+   */
+  checkWeights(json: ModelJson): string[];
 }
 
 /** Walks a Keras model config, nested models included, reporting layers tfjs cannot build. */
 function checkTopology(
   model: unknown,
   where: string,
-  known: ReadonlySet<string>,
+  known: ReadonlySet<string> | undefined,
   problems: string[],
 ): void {
   if (!isRecord(model) || typeof model.class_name !== "string") {
@@ -236,7 +256,7 @@ function checkTopology(
       problems.push(`${where} layer ${name} must be an object with "class_name" and "config"`);
     } else if (CONTAINER_CLASSES.has(layer.class_name)) {
       checkTopology(layer, `Nested model "${name}"`, known, problems);
-    } else if (!known.has(layer.class_name)) {
+    } else if (known !== undefined && !known.has(layer.class_name)) {
       problems.push(
         `${where} layer "${name}" has class "${layer.class_name}", which TensorFlow.js does not know: replace it with a built-in layer or register the custom class before loading`,
       );
@@ -268,9 +288,10 @@ function nestingProblem(deep: readonly JsonPathSegment[]): string {
  *
  * @example
  * ```ts
+ * import { assertStringIncludes } from "@std/assert";
  * import { checkModelJsonNesting } from "./model_json.ts";
  * const deep = '{"userDefinedMetadata":' + "[".repeat(200_000) + "]".repeat(200_000) + "}";
- * console.log(checkModelJsonNesting(deep)); // Its userDefinedMetadata nests more than 64 levels …
+ * assertStringIncludes(checkModelJsonNesting(deep) ?? "", "Its userDefinedMetadata nests more than 64 levels");
  * ```
  */
 export function checkModelJsonNesting(text: string): string | null {
@@ -285,10 +306,14 @@ export function checkModelJsonNesting(text: string): string | null {
  *
  * @param json the parsed model.json
  * @param files the version's other files: path → size in bytes
+ * @param layers checks the layer classes and builds the layers to check every
+ *   weight's shape (`tfjsLayers` of `sdk/model_layers.ts`); without it, only the
+ *   document and its shards are checked
  * @returns the problems, each a sentence saying what to fix; empty when valid
  *
  * @example A model.json whose shard is missing
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { checkModelJson } from "./model_json.ts";
  * const json = {
  *   modelTopology: {
@@ -306,11 +331,15 @@ export function checkModelJsonNesting(text: string): string | null {
  *     ],
  *   }],
  * };
- * console.log(checkModelJson(json, new Map([["group1-shard1of1.bin", 12]]))); // []
- * console.log(checkModelJson(json, new Map()).length); // 1
+ * assertEquals(checkModelJson(json, new Map([["group1-shard1of1.bin", 12]])), []);
+ * assertEquals(checkModelJson(json, new Map()).length, 1);
  * ```
  */
-export function checkModelJson(json: unknown, files: ReadonlyMap<string, number>): string[] {
+export function checkModelJson(
+  json: unknown,
+  files: ReadonlyMap<string, number>,
+  layers?: LayerBuilder,
+): string[] {
   const problems: string[] = [];
   if (!isRecord(json)) {
     return [
@@ -334,7 +363,7 @@ export function checkModelJson(json: unknown, files: ReadonlyMap<string, number>
   } else {
     let topology = json.modelTopology;
     if (isRecord(topology) && "model_config" in topology) topology = topology.model_config;
-    checkTopology(topology, "modelTopology", knownLayerClasses(), problems);
+    checkTopology(topology, "modelTopology", layers?.knownClasses(), problems);
   }
   const manifest = json.weightsManifest;
   if (!Array.isArray(manifest)) {
@@ -417,214 +446,8 @@ export function checkModelJson(json: unknown, files: ReadonlyMap<string, number>
     }
   }
   // Building the layers is worth it only once the document itself is sound.
-  if (problems.length === 0) problems.push(...checkLayerWeights(json as unknown as ModelJson));
-  return problems;
-}
-
-/** tfjs's `toCamelCase` (tfjs-layers 4.22 `generic_utils`), which it does not export. */
-function toCamelCase(identifier: string): string {
-  if (identifier.length <= 1 || !identifier.includes("_")) return identifier;
-  return identifier.replace(/[_]+(\w|$)/g, (_m, p1: string) => p1.toUpperCase());
-}
-
-/**
- * tfjs's `convertPythonicToTs` (tfjs-layers 4.22 `serialization_utils`), which
- * `tf.loadLayersModel` applies to a topology before deserializing it and which
- * tfjs does not export. Its recursion is bounded by {@linkcode MAX_JSON_DEPTH},
- * checked before.
- */
-function pythonicToTs(config: unknown, key?: string): unknown {
-  if (config === null || typeof config === "number" || typeof config === "boolean") return config;
-  if (typeof config === "string") return toCamelCase(config);
-  if (Array.isArray(config)) {
-    const isNameList = key === "inboundNodes" || key === "outputLayers" || key === "inputLayers";
-    return config.map((item, i) =>
-      isNameList && i === 0 && typeof item === "string" ? item : pythonicToTs(item, key)
-    );
-  }
-  if (typeof config !== "object") return config;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(config)) {
-    if (k === "name" && typeof v === "string") out[k] = v;
-    else {
-      const tsKey = toCamelCase(k);
-      out[tsKey] = pythonicToTs(v, tsKey);
-    }
-  }
-  return out;
-}
-
-type FromConfig = (
-  cls: unknown,
-  config: tf.serialization.ConfigDict,
-  customObjects: tf.serialization.ConfigDict,
-  fastWeightInit: boolean,
-) => tf.LayersModel;
-
-/** Names the first layer whose config tfjs refuses on its own, to point a build failure at it. */
-function firstBadLayer(topology: Record<string, unknown>): string | undefined {
-  const classes = tf.serialization.SerializationMap.getMap().classNameMap;
-  const config = topology.config;
-  const layers = Array.isArray(config) ? config : isRecord(config) ? config.layers : undefined;
-  for (const layer of Array.isArray(layers) ? layers : []) {
-    if (!isRecord(layer) || typeof layer.className !== "string" || !isRecord(layer.config)) {
-      continue;
-    }
-    const name = `"${String(layer.config.name)}" (${layer.className})`;
-    if (CONTAINER_CLASSES.has(layer.className)) {
-      const inner = firstBadLayer(layer);
-      if (inner !== undefined) return inner;
-      continue;
-    }
-    const entry = classes[layer.className];
-    if (!entry) return name;
-    try {
-      // Constructing without building allocates no weights.
-      (entry[1] as unknown as FromConfig)(
-        entry[0],
-        layer.config as tf.serialization.ConfigDict,
-        {},
-        true,
-      );
-    } catch {
-      return name;
-    }
-  }
-  return undefined;
-}
-
-/**
- * Builds the model's layers from its topology the way `tf.loadLayersModel`
- * does (its fast initialization: zero-filled weights, no random initializers,
- * no weights read) and checks every weight of the weights manifest against
- * the shape its layer expects, matching names as tfjs's `loadWeights` does.
- * A checkpoint that passes loads with the stock `tf.loadLayersModel`.
- *
- * The built weights are allocated for the duration of the check (zero-filled
- * memory the operating system hands out lazily on the CPU backend) and
- * released before it returns; so is anything a failed build left behind.
- *
- * @param json a model.json whose structure {@linkcode checkModelJson} accepts
- * @returns the problems, each naming the layer and both shapes; empty when every weight fits
- *
- * @example A Dense layer of 5 units with a kernel saved for 4
- * ```ts
- * import { checkLayerWeights } from "./model_json.ts";
- * const problems = checkLayerWeights({
- *   modelTopology: {
- *     class_name: "Sequential",
- *     config: {
- *       name: "s",
- *       layers: [{ class_name: "Dense", config: { name: "d", units: 5, batch_input_shape: [null, 16] } }],
- *     },
- *   },
- *   weightsManifest: [{
- *     paths: ["w.bin"],
- *     weights: [
- *       { name: "d/kernel", shape: [16, 4], dtype: "float32" },
- *       { name: "d/bias", shape: [5], dtype: "float32" },
- *     ],
- *   }],
- * });
- * console.log(problems[0]); // Layer "d" (Dense) expects weight "d/kernel" of shape [16,5], but the weights manifest gives [16,4] …
- * ```
- */
-export function checkLayerWeights(json: ModelJson): string[] {
-  let topology = json.modelTopology as Record<string, unknown>;
-  if (isRecord(topology.model_config)) topology = topology.model_config;
-  const ts = pythonicToTs(topology) as Record<string, unknown>;
-  const className = String(ts.className);
-  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
-  if (!entry) {
-    return [`modelTopology has class_name "${className}", which TensorFlow.js does not know`];
-  }
-  const variablesBefore = new Set(Object.keys(tf.engine().registeredVariables));
-  let model: tf.LayersModel | undefined;
-  try {
-    return tf.tidy(() => {
-      try {
-        model = (entry[1] as unknown as FromConfig)(
-          entry[0],
-          ts.config as tf.serialization.ConfigDict,
-          {},
-          true,
-        );
-      } catch (e) {
-        // fromConfig took the layers out of the config it was given: convert again.
-        const layer = firstBadLayer(pythonicToTs(topology) as Record<string, unknown>);
-        return [
-          `TensorFlow.js cannot build the model from its topology${
-            layer === undefined ? "" : ` at layer ${layer}`
-          }: ${
-            (e instanceof Error ? e.message : String(e)).split("\n")[0]
-          }: fix the layer's config in modelTopology`,
-        ];
-      }
-      return compareWeights(model, json.weightsManifest);
-    });
-  } finally {
-    model?.dispose();
-    // A build that failed half way leaves the variables it made registered.
-    const registered = tf.engine().registeredVariables;
-    for (const name of Object.keys(registered)) {
-      if (!variablesBefore.has(name)) registered[name]?.dispose();
-    }
-  }
-}
-
-function shapeText(shape: readonly (number | null)[]): string {
-  return `[${shape.join(",")}]`;
-}
-
-/** The weights manifest against the built model's variables, by tfjs's `loadWeights` rules. */
-function compareWeights(model: tf.LayersModel, manifest: WeightsManifestGroup[]): string[] {
-  const specs = manifest.flatMap((g) => g.weights).filter((w) =>
-    (w as { group?: string }).group !== "optimizer"
-  );
-  // Keras 3 names weights "<layer>/<index>"; tfjs matches them by position.
-  const lastPart = specs[0]?.name.split("/").at(-1) ?? "";
-  const keras3 = specs.length > 0 && !Number.isNaN(parseInt(lastPart, 10));
-  const expected = new Map<string, { layer: tf.layers.Layer; shape: number[] }>();
-  for (const layer of model.layers) {
-    for (const [index, w] of layer.weights.entries()) {
-      const name = keras3 ? `${w.name.split("/").slice(0, -1).join("/")}/${index}` : w.originalName;
-      expected.set(name, { layer, shape: w.shape as number[] });
-    }
-  }
-  const problems: string[] = [];
-  for (const spec of specs) {
-    let name = spec.name;
-    if (!expected.has(name)) {
-      // As tfjs: TF 2.2 put a cell's name between the layer's and the weight's.
-      const parts = name.split("/");
-      name = [...parts.slice(0, -2), parts.at(-1)].join("/");
-    }
-    const want = expected.get(name);
-    if (!want) {
-      problems.push(
-        `Weight "${spec.name}" of the weights manifest belongs to no layer of modelTopology: remove it or save the model.json and its weights together`,
-      );
-      continue;
-    }
-    expected.delete(name);
-    const same = want.shape.length === spec.shape.length &&
-      want.shape.every((d, i) => d === spec.shape[i]);
-    if (!same) {
-      problems.push(
-        `Layer "${want.layer.name}" (${want.layer.getClassName()}) expects weight "${spec.name}" of shape ${
-          shapeText(want.shape)
-        }, but the weights manifest gives ${
-          shapeText(spec.shape)
-        }: the weights were saved for another configuration of this layer`,
-      );
-    }
-  }
-  for (const [name, { layer, shape }] of expected) {
-    problems.push(
-      `Layer "${layer.name}" (${layer.getClassName()}) needs weight "${name}" of shape ${
-        shapeText(shape)
-      }, which the weights manifest does not list`,
-    );
+  if (problems.length === 0 && layers) {
+    problems.push(...layers.checkWeights(json as unknown as ModelJson));
   }
   return problems;
 }

@@ -1,13 +1,16 @@
 /**
  * Names, versions, tags, digests and references: the strict patterns every
  * value is checked against before it reaches a store, a path or a URL.
+ * Versions are parsed and compared by the `semver` package (the one npm
+ * itself uses), so precedence and prerelease rules follow semver.org exactly.
  *
  * @module
  */
+import * as semver from "semver";
 
 /** One part of a model name: lowercase letters, digits, `-`, `_`, `.`; 1-64 chars; starts with a letter or digit; no `..`. */
 export const NAME_PART = /^(?!.*\.\.)[a-z0-9][a-z0-9._-]{0,63}$/;
-/** A semantic version (semver.org 2.0.0), without a leading `v`. */
+/** A semantic version (semver.org 2.0.0), without a leading `v`: the pattern {@linkcode isSemver} accepts. */
 export const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 /** A tag: starts with a letter, then letters, digits, `-`, `_`, `.`; at most 64 chars. */
@@ -51,7 +54,30 @@ export function checkNamePart(kind: string, value: string): void {
  * @returns true for `1.2.0`, `1.0.0-rc.1`; false for `v1`, `1.2`
  */
 export function isSemver(value: string): boolean {
-  return value.length <= 128 && SEMVER.test(value);
+  if (value.length > 128) return false;
+  // semver.parse also accepts "v1.2.0", "=1.2.0" and spaces; only the canonical text is a version.
+  const parsed = semver.parse(value);
+  if (parsed === null) return false;
+  const build = parsed.build.length > 0 ? `+${parsed.build.join(".")}` : "";
+  return `${parsed.version}${build}` === value;
+}
+
+/**
+ * Tells whether a semantic version is a prerelease (`1.0.0-rc.1`).
+ *
+ * @param version a version that {@linkcode isSemver} accepts
+ * @returns true when it has a prerelease part
+ *
+ * @example A release candidate is a prerelease
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { isPrerelease } from "./names.ts";
+ * assertEquals(isPrerelease("1.0.0-rc.1"), true);
+ * assertEquals(isPrerelease("1.0.0+build.5"), false);
+ * ```
+ */
+export function isPrerelease(version: string): boolean {
+  return semver.prerelease(version) !== null;
 }
 
 /**
@@ -64,9 +90,10 @@ export function isSemver(value: string): boolean {
  *
  * @example Parse a reference
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { parseRef } from "./names.ts";
  * const r = parseRef("zoo/lenet5@1.0.0");
- * console.log(r.namespace, r.name, r.ref); // zoo lenet5 1.0.0
+ * assertEquals([r.namespace, r.name, r.ref], ["zoo", "lenet5", "1.0.0"]);
  * ```
  */
 export function parseRef(reference: string): ModelRef {
@@ -112,38 +139,33 @@ export function formatRef(r: ModelRef): string {
  * @returns negative when a < b, 0 when equal, positive when a > b
  */
 export function compareSemver(a: string, b: string): number {
-  const pa = SEMVER.exec(a);
-  const pb = SEMVER.exec(b);
-  if (!pa || !pb) {
+  if (!isSemver(a) || !isSemver(b)) {
     throw new RangeError(
-      `Cannot compare "${a}" and "${b}": not semver versions`,
+      `Cannot compare "${printable(a)}" and "${printable(b)}": not semver versions`,
     );
   }
-  for (let i = 1; i <= 3; i++) {
-    const d = Number(pa[i]) - Number(pb[i]);
-    if (d !== 0) return d;
-  }
-  const ra = pa[4];
-  const rb = pb[4];
-  if (ra === undefined || rb === undefined) {
-    return ra === rb ? 0 : ra === undefined ? 1 : -1;
-  }
-  const xa = ra.split(".");
-  const xb = rb.split(".");
-  for (let i = 0; i < Math.max(xa.length, xb.length); i++) {
-    const x = xa[i];
-    const y = xb[i];
-    if (x === undefined) return -1;
-    if (y === undefined) return 1;
-    const nx = /^\d+$/.test(x);
-    const ny = /^\d+$/.test(y);
-    if (nx && ny) {
-      const d = Number(x) - Number(y);
-      if (d !== 0) return d;
-    } else if (nx !== ny) return nx ? -1 : 1;
-    else if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
+  return semver.compare(a, b);
+}
+
+/**
+ * The highest of some versions, releases first: a prerelease only when no
+ * release is among them.
+ *
+ * @param versions semantic versions
+ * @returns the highest, or undefined when there are none
+ *
+ * @example The highest release wins over a higher prerelease
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { highestVersion } from "./names.ts";
+ * assertEquals(highestVersion(["1.0.0", "1.2.0", "2.0.0-rc.1"]), "1.2.0");
+ * assertEquals(highestVersion(["2.0.0-rc.1", "2.0.0-rc.2"]), "2.0.0-rc.2");
+ * ```
+ */
+export function highestVersion(versions: readonly string[]): string | undefined {
+  // The range "*" matches releases only, unless prereleases are included.
+  return semver.maxSatisfying([...versions], "*") ??
+    semver.maxSatisfying([...versions], "*", { includePrerelease: true }) ?? undefined;
 }
 
 /** Makes a value safe to quote in a message: control characters escaped, long values cut. */
