@@ -35,6 +35,7 @@
  * @module
  */
 export {
+  type components,
   DEFAULT_URL,
   type FileDocument,
   type ModelDocument,

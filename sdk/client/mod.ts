@@ -30,3 +30,5 @@ export * from "../../core/names.ts";
 export * from "../../core/model_json.ts";
 export { checkLayerWeights, tfjsLayers } from "../model_layers.ts";
 export type { IOHandler, LayersModel, ModelArtifacts } from "../_tfjs_types.ts";
+/** The registry API's generated types, which the client's document types are. */
+export type { components, operations, paths } from "../../core/api_types.ts";

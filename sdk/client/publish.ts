@@ -17,7 +17,7 @@ import { modelToFiles } from "./io_handler.ts";
 import { pool } from "./pool.ts";
 import { readPool } from "./read_pool.ts";
 import { parseName } from "./pull.ts";
-import type { FileDocument, PublishOptions, PublishResult, VersionDocument } from "./types.ts";
+import type { FileDocument, PublishOptions, PublishResult, ResponseJson } from "./types.ts";
 
 /** Blobs uploaded at once. */
 const PARALLEL_UPLOADS = 4;
@@ -140,7 +140,7 @@ export async function publishCheckpoint(
       }),
     },
   );
-  const version = await res.json() as VersionDocument;
+  const version: ResponseJson<"publishVersion", 201> = await res.json();
   const base = `${r.namespace}/${r.name}/${encodeURIComponent(options.version)}`;
   return {
     reference,

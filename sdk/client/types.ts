@@ -7,37 +7,43 @@
  * @module
  */
 
-/** One file of a version: its path in the checkpoint and the blob holding it. */
-export interface FileDocument {
-  /** Relative path, e.g. `model.json`, `group1-shard1of1.bin`, `README.md`. */
-  path: string;
-  /** `sha256:<hex>` of its bytes. */
-  digest: string;
-  /** Its length in bytes. */
-  size: number;
-}
+import type { components, operations } from "../../core/api_types.ts";
 
-/** One version, as `GET /api/models/:ns/:name/:ref` returns it. */
-export interface VersionDocument {
-  /** The namespace, e.g. `zoo`. */
-  namespace: string;
-  /** The model name, e.g. `lenet5`. */
-  name: string;
-  /** The exact version the reference resolved to. */
-  version: string;
-  /** Hidden from tag resolution; still loadable by exact version. */
-  yanked: boolean;
-  /** ISO 8601 time of publication. */
-  createdAt: string;
-  /** Downloads of its model.json. */
-  downloads: number;
-  /** Every file of the checkpoint. */
-  files: FileDocument[];
-  /** The model card. */
-  card: Record<string, unknown>;
-  /** Architecture metadata the registry computed from model.json. */
-  architecture: Record<string, unknown>;
-}
+/**
+ * The JSON body an API operation answers with a status, as the registry's
+ * OpenAPI document declares it (`core/api_types.ts`, generated from the
+ * registry's schemas by `deno task gen:api`). The client reads every response
+ * body through this type, so a change to the registry's schemas shows up here
+ * as a type error instead of a wrong cast.
+ *
+ * @example The version document `GET /api/models/{ns}/{name}/{ref}` answers
+ * ```ts
+ * import type { ResponseJson, VersionDocument } from "./types.ts";
+ * import { assertEquals } from "@std/assert";
+ * const doc: ResponseJson<"getVersion"> = {
+ *   namespace: "zoo", name: "lenet5", version: "1.0.0", reference: "zoo/lenet5@1.0.0",
+ *   yanked: false, createdAt: "2026-01-01T00:00:00Z", downloads: 0, files: [],
+ *   card: {}, architecture: {},
+ *   urls: { self: "/api/models/zoo/lenet5/1.0.0", modelJson: "", page: "/zoo/lenet5/1.0.0" },
+ * };
+ * const same: VersionDocument = doc;
+ * assertEquals(same.reference, "zoo/lenet5@1.0.0");
+ * ```
+ */
+export type ResponseJson<Op extends keyof operations, Status extends number = 200> =
+  operations[Op]["responses"] extends
+    Record<Status, { content: { "application/json": infer Body } }> ? Body
+    : never;
+
+/** One file of a version: its path in the checkpoint (`model.json`, a shard, `README.md`), its `sha256:<hex>` digest and its length in bytes. */
+export type FileDocument = components["schemas"]["FileEntry"];
+
+/**
+ * One version, as `GET /api/models/:ns/:name/:ref` returns it: the exact
+ * version the reference resolved to, whether it is yanked, its files, its
+ * card, and the architecture metadata the registry computed from model.json.
+ */
+export type VersionDocument = components["schemas"]["VersionDocument"];
 
 /** One model, as `GET /api/models/:ns/:name` returns it: the registry's wire type. */
 export type { ModelDocument } from "../../core/wire.ts";

@@ -31,6 +31,7 @@ import type {
   PublishOptions,
   PublishResult,
   PulledModel,
+  ResponseJson,
   TransferOptions,
   VersionDocument,
   ZooClientOptions,
@@ -121,7 +122,8 @@ export class ZooClient {
       throw new OfflineError(`${r.namespace}/${r.name}`, "model summaries are not cached");
     }
     const res = await this.#ctx.http.request(action, `/api/models/${r.namespace}/${r.name}`);
-    return await res.json() as ModelDocument;
+    const doc: ResponseJson<"getModel"> = await res.json();
+    return doc;
   }
 
   /**

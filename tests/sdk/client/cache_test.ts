@@ -252,12 +252,14 @@ Deno.test("refs and version documents round-trip and reject unsafe names", async
     namespace: "zoo",
     name: "lenet5",
     version: "1.2.0",
+    reference: "zoo/lenet5@1.2.0",
     yanked: false,
     createdAt: "2026-01-01T00:00:00.000Z",
     downloads: 0,
     files: [{ path: "model.json", digest: DIGEST, size: BLOB.length }],
     card: {},
     architecture: {},
+    urls: { self: "", modelJson: "", page: "" },
   };
   await cache.writeVersion(doc);
   assertEquals(await cache.readVersion("zoo", "lenet5", "1.2.0"), doc);
@@ -278,12 +280,14 @@ Deno.test("linkFiles() run concurrently never writes through a link into the blo
     namespace: "zoo",
     name: "lenet5",
     version: "1.0.0",
+    reference: "zoo/lenet5@1.0.0",
     yanked: false,
     createdAt: "2026-01-01T00:00:00.000Z",
     downloads: 0,
     files: [{ path: "weights/group1-shard1of1.bin", digest: DIGEST, size: BLOB.length }],
     card: {},
     architecture: {},
+    urls: { self: "", modelJson: "", page: "" },
   };
   const dirs = await Promise.all(Array.from({ length: 8 }, () => cache.linkFiles(doc)));
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
