@@ -20,6 +20,7 @@ import { describeStore, openStore, STORE_FLAGS, storeConfig } from "./registry/s
 import { ZooClient } from "./sdk/client/mod.ts";
 import { NotFoundError } from "./sdk/errors.ts";
 import { type CliResult, main as finetune } from "./sdk/finetune.ts";
+import { flagOrEnv, runMain } from "./_std/program.ts";
 import { compareSemver } from "./core/names.ts";
 import {
   IMPORTED_ENTRIES,
@@ -139,9 +140,7 @@ export async function main(
     log(HELP);
     return null;
   }
-  const env = (k: string) => Deno.env.get(k);
-  const str = (f: string, e: string | null, d: string) =>
-    (flags[f] as string | undefined) ?? (e === null ? undefined : env(e)) ?? d;
+  const str = (f: string, e: string | null, d: string) => flagOrEnv(flags, f, e) ?? d;
   const port = positiveInt("port", str("port", "ZOO_PORT", "8000"), 0);
   const hostname = str("host", "ZOO_HOST", "127.0.0.1");
   const config = storeConfig(flags);
@@ -248,11 +247,8 @@ export async function main(
 }
 
 if (import.meta.main) {
-  try {
-    const r = await main(Deno.args);
-    if (r === null || Deno.args.includes("--exit")) Deno.exit(0);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message.split("\n")[0] : String(e));
-    Deno.exit(1);
-  }
+  await runMain(main, {
+    exitCode: (r) => r === null || Deno.args.includes("--exit") ? 0 : undefined,
+    firstLine: true,
+  });
 }

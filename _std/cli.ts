@@ -43,9 +43,11 @@ export type Args = Record<string, string | boolean | string[] | undefined> & {
  *
  * @example Parse a port
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { parseArgs } from "@std/cli";
  * const flags = parseArgs(["--port", "8080"], { string: ["port"], default: { port: "8000" } });
- * console.log(flags.port); // "8080"
+ * assertEquals(flags.port, "8080");
+ * assertEquals(parseArgs([], { string: ["port"], default: { port: "8000" } }).port, "8000");
  * ```
  */
 export function parseArgs(args: string[], options: ParseOptions = {}): Args {

@@ -18,6 +18,7 @@ import {
   storeConfig,
 } from "./storage/open.ts";
 import type { Store } from "./storage/store.ts";
+import { flagOrEnv, runMain } from "../_std/program.ts";
 
 const HELP = `Serve the model zoo registry.
 
@@ -77,7 +78,7 @@ export async function main(args: string[]): Promise<Deno.HttpServer | undefined>
     console.log(HELP);
     return undefined;
   }
-  const str = (f: string, e: string, d: string) => (flags[f] as string | undefined) ?? env(e) ?? d;
+  const str = (f: string, e: string, d: string) => flagOrEnv(flags, f, e) ?? d;
   const port = positiveInt("port", str("port", "ZOO_PORT", "8000"));
   const hostname = str("host", "ZOO_HOST", "127.0.0.1");
   const config = storeConfig(flags);
@@ -246,12 +247,7 @@ function stopOnSignal(
   return stop;
 }
 
+// No server: --help, or a signal stopped the seed.
 if (import.meta.main) {
-  try {
-    // No server: --help, or a signal stopped the seed.
-    if (!(await main(Deno.args))) Deno.exit(0);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : e);
-    Deno.exit(1);
-  }
+  await runMain(main, { exitCode: (server) => server === undefined ? 0 : undefined });
 }

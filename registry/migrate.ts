@@ -22,6 +22,7 @@ import { printable } from "../core/names.ts";
 import { openStore } from "./storage/open.ts";
 import { storageLayout } from "./storage/paths.ts";
 import type { Store, TokenRecord } from "./storage/store.ts";
+import { runMain } from "../_std/program.ts";
 
 const HELP = `Copy an embedded registry into PostgreSQL and S3-compatible storage.
 
@@ -255,11 +256,4 @@ export async function main(args: string[]): Promise<MigrationReport | null> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : e);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -28,6 +28,7 @@ import {
 import { createEpochProgress, type EpochProgress, summaryTable } from "./finetune/report.ts";
 import type { DeviceName } from "./devices/types.ts";
 import type { LinearClassifier, Strategy } from "./types.ts";
+import { flagOrEnv } from "../_std/program.ts";
 
 const STRATEGIES: readonly Strategy[] = ["auto", "features", "partial", "full"];
 const CLASSIFIERS: readonly LinearClassifier[] = ["svm", "softmax"];
@@ -270,10 +271,9 @@ export async function main(
     target = { name, version };
   }
 
-  const env = (k: string) => Deno.env.get(k);
-  const token = str(flags.token) ?? (env("ZOO_TOKEN") || undefined);
+  const token = flagOrEnv(flags, "token", "ZOO_TOKEN");
   const client = new ZooClient({
-    url: str(flags.registry) ?? env("ZOO_URL") ?? DEFAULT_URL,
+    url: flagOrEnv(flags, "registry", "ZOO_URL") ?? DEFAULT_URL,
     ...(token !== undefined ? { token } : {}),
     ...(str(flags.cache) !== undefined ? { cacheDir: str(flags.cache)! } : {}),
   });

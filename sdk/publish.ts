@@ -12,6 +12,7 @@
  */
 
 import { parseArgs } from "@std/cli";
+import { runMain } from "../_std/program.ts";
 import { DEFAULT_URL, type PublishOptions, type PublishResult, ZooClient } from "./client/mod.ts";
 
 /** The `--help` text: every flag with its environment variable and default. */
@@ -101,11 +102,4 @@ function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -12,7 +12,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { ZooClient } from "../sdk/client/mod.ts";
-import { startFinetuneRegistry } from "./sdk/finetune/_registry.ts";
+import { startFinetuneRegistry } from "./_helpers/registry.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const PACKAGE = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as { name: string };

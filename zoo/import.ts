@@ -27,6 +27,7 @@ import type { Architecture } from "../core/arch/types.ts";
 import { checkModelJson } from "../core/model_json.ts";
 import { tfjsLayers } from "../sdk/model_layers.ts";
 import { NAME_PART } from "../core/names.ts";
+import { runMain } from "../_std/program.ts";
 import { formatJson, renderReadme, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 
 /** Options of {@linkcode importModel}. */
@@ -347,11 +348,4 @@ export async function main(args: string[]): Promise<ImportResult | undefined> {
   return result;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -11,9 +11,12 @@
  *
  * @example List the entries without the big imported ones
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { zooEntries } from "./mod.ts";
- * for (const entry of await zooEntries({ imported: false })) {
- *   console.log(entry.name, entry.version, entry.files.map((f) => f.path));
+ * const entries = await zooEntries({ imported: false });
+ * assertEquals(entries.map((e) => e.name), ["lenet5", "vggish", "resnet-mini"]);
+ * for (const entry of entries) {
+ *   assertEquals(entry.files.map((f) => f.path).slice(0, 2), ["model.json", "group1-shard1of1.bin"]);
  * }
  * ```
  *
@@ -75,9 +78,12 @@ const ZOO_DIR = fileURLToPath(new URL(".", import.meta.url));
  *
  * @example Seed-time view of LeNet-5
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { zooEntries } from "./mod.ts";
  * const [lenet] = await zooEntries({ only: ["lenet5"] });
- * console.log(lenet?.card.task, lenet?.card.metrics); // "image-classification" [{ name: "accuracy", … }]
+ * assertEquals(lenet?.card.task, "image-classification");
+ * const metrics = lenet?.card.metrics as { name: string; value: number }[];
+ * assertEquals(metrics[0]?.name, "accuracy");
  * ```
  */
 export async function zooEntries(opts: ZooEntriesOptions = {}): Promise<ZooEntry[]> {

@@ -13,6 +13,7 @@
 import { parseArgs } from "@std/cli";
 import { ZooClient } from "../sdk/client/mod.ts";
 import { RegistryError } from "../sdk/errors.ts";
+import { flagOrEnv, runMain } from "../_std/program.ts";
 import { formatJson } from "./_checkpoint.ts";
 import { ZOO_NAMESPACE, zooEntries, type ZooEntriesOptions, type ZooEntry } from "./mod.ts";
 
@@ -112,9 +113,8 @@ export async function main(args: string[]): Promise<PublishOutcome[]> {
     console.log(HELP);
     return [];
   }
-  const env = (k: string) => Deno.env.get(k) || undefined;
-  const url = (flags.url as string | undefined) ?? env("ZOO_URL") ?? "http://localhost:8000";
-  const token = (flags.token as string | undefined) ?? env("ZOO_TOKEN");
+  const url = flagOrEnv(flags, "url", "ZOO_URL") ?? "http://localhost:8000";
+  const token = flagOrEnv(flags, "token", "ZOO_TOKEN");
   if (token === undefined) {
     throw new RangeError("Cannot publish the zoo: no token; pass --token or set ZOO_TOKEN");
   }
@@ -129,11 +129,4 @@ export async function main(args: string[]): Promise<PublishOutcome[]> {
   });
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -25,6 +25,7 @@ import { modelToFiles } from "../sdk/client/mod.ts";
 import { renderReadme, writeCheckpoint, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 import { codeStatistics } from "../sdk/advisor/similarity.ts";
 import { evaluateAccuracy, type TrainLog, trainModel, type TrainRecipe } from "./_train.ts";
+import { runMain } from "../_std/program.ts";
 import { recipe as lenet5 } from "./lenet5/recipe.ts";
 import { recipe as vggish } from "./vggish/recipe.ts";
 import { recipe as resnetMini } from "./resnet-mini/recipe.ts";
@@ -85,6 +86,7 @@ function mnistVersion(identity: string): string {
  *
  * @example Train LeNet-5 for one epoch on 5 digits per class into a temp folder
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { initWasmBackend } from "../sdk/devices/wasm.ts";
  * import { trainEntry, TRAIN_RECIPES } from "./train.ts";
  * await initWasmBackend();
@@ -94,7 +96,7 @@ function mnistVersion(identity: string): string {
  *   testPerClass: 5,
  *   outDir: await Deno.makeTempDir(),
  * });
- * console.log(card.metrics[0]?.name); // "accuracy"
+ * assertEquals(card.metrics[0]?.name, "accuracy");
  * ```
  */
 export async function trainEntry(
@@ -344,11 +346,4 @@ export async function main(args: string[]): Promise<TrainedEntry[]> {
   return done;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

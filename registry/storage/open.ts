@@ -22,6 +22,7 @@ import { openPgMetadataStore } from "./pg_metadata.ts";
 import { openS3BlobStore } from "./s3_blobs.ts";
 import { openSqliteMetadataStore } from "./sqlite_metadata.ts";
 import type { BlobBackend, MetadataBackend, Store } from "./store.ts";
+import { type EnvLookup, flagOrEnv } from "../../_std/program.ts";
 
 /** How long a redirected blob URL stays valid, in seconds. */
 const REDIRECT_SECONDS = 900;
@@ -69,13 +70,9 @@ export const STORE_FLAGS_HELP =
  */
 export function storeConfig(
   flags: Record<string, unknown>,
-  env: (name: string) => string | undefined = (k) => Deno.env.get(k),
+  env: EnvLookup = (k) => Deno.env.get(k),
 ): StoreConfig {
-  const pick = (flag: string, name: string): string | undefined => {
-    const v = flags[flag];
-    const s = typeof v === "string" ? v : env(name);
-    return s === undefined || s === "" ? undefined : s;
-  };
+  const pick = (flag: string, name: string) => flagOrEnv(flags, flag, name, env);
   const config: StoreConfig = { data: pick("data", "ZOO_DATA") ?? "./.zoo-data" };
   const databaseUrl = pick("database-url", "ZOO_DATABASE_URL");
   if (databaseUrl !== undefined) config.databaseUrl = databaseUrl;

@@ -91,9 +91,10 @@ export interface BuiltinOptions extends SplitOptions {
  *
  * @example Ten digits of each class for a small-data run
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { loadBuiltin } from "./builtin.ts";
  * const train = await loadBuiltin("mnist", { split: "train", perClass: 10, seed: 1 });
- * console.log(train.size); // 100
+ * assertEquals(train.size, 100);
  * ```
  */
 export async function loadBuiltin(name: BuiltinName, opts: BuiltinOptions = {}): Promise<Dataset> {

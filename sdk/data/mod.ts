@@ -9,14 +9,19 @@
  *
  * @example Stream preprocessed batches and dispose them
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { openDataset, type Preprocessing } from "./mod.ts";
  * const data = await openDataset("mnist?perClass=5&split=test");
  * const preprocess: Preprocessing = { height: 32, width: 32, channels: 3, range: [-1, 1] };
+ * let seen = 0;
  * for await (const { xs, ys } of data.batches(16, { preprocess })) {
- *   console.log(xs.shape, ys.shape); // [16, 32, 32, 3] [16]
+ *   assertEquals(xs.shape.slice(1), [32, 32, 3]);
+ *   assertEquals(xs.shape[0], ys.shape[0]);
+ *   seen += ys.shape[0]!;
  *   xs.dispose();
  *   ys.dispose();
  * }
+ * assertEquals(seen, 50); // 5 of each of the 10 digits
  * ```
  *
  * @module

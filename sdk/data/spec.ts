@@ -183,9 +183,10 @@ function specError(spec: string, why: string): SyntaxError {
  *
  * @example Twenty images per class of the MNIST validation split
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { openDataset } from "./spec.ts";
  * const val = await openDataset("mnist?perClass=20", { split: "validation" });
- * console.log(val.size); // 200
+ * assertEquals(val.size, 200);
  * ```
  */
 export async function openDataset(

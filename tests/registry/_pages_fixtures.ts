@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { digestOf, modelFiles, type TestFile } from "./_helpers.ts";
+import { digestOf, modelFiles, type TestFile } from "../_helpers/registry.ts";
 
 /** A checkpoint file as uploaded. */
 export type PageTestFile = TestFile;

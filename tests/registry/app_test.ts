@@ -4,7 +4,7 @@ import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../registry/storage/store.ts";
-import { digestOf, modelFiles, type TestFile, tinyConvnet } from "./_helpers.ts";
+import { digestOf, modelFiles, type TestFile, tinyConvnet } from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 

@@ -1,24 +1,10 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
-import { modelFiles, publish, tinyConvnet } from "./_helpers.ts";
+import { modelFiles, publish, tinyConvnet } from "../_helpers/registry.ts";
+import { freePort, runDeno } from "../_helpers/cli.ts";
 
-async function run(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+const run = (args: string[], env: Record<string, string> = {}) =>
+  runDeno(["run", "-A", ...args], { env });
 
 Deno.test("registry/main.ts and token.ts explain their flags with --help", async () => {
   const main = await run(["registry/main.ts", "--help"]);

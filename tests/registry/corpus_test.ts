@@ -11,7 +11,13 @@ import { assert, assertEquals } from "@std/assert";
 import { join, relative } from "node:path";
 import { createToken } from "../../registry/auth.ts";
 import type { Store } from "../../registry/storage/store.ts";
-import { digestOf, modelFiles, publish, startRegistry, type TestFile } from "./_helpers.ts";
+import {
+  digestOf,
+  modelFiles,
+  publish,
+  startRegistry,
+  type TestFile,
+} from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 

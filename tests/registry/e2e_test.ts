@@ -7,7 +7,7 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { digestOf, modelFiles, publish, startRegistry, tinyConvnet } from "./_helpers.ts";
+import { digestOf, modelFiles, publish, startRegistry, tinyConvnet } from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 

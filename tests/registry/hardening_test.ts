@@ -8,7 +8,13 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { createToken } from "../../registry/auth.ts";
-import { digestOf, modelFiles, publish, startRegistry, type TestFile } from "./_helpers.ts";
+import {
+  digestOf,
+  modelFiles,
+  publish,
+  startRegistry,
+  type TestFile,
+} from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 

@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import openapiTS, { astToString } from "openapi-typescript";
 import { API_TYPES_FILE, apiTypes, lintDocument } from "../../registry/api_document.ts";
-import { startRegistry } from "./_helpers.ts";
+import { startRegistry } from "../_helpers/registry.ts";
 
 type Operation = {
   operationId?: string;

@@ -11,7 +11,8 @@ import { AwsClient } from "aws4fetch";
 import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
 import { ZooClient } from "../../sdk/client/mod.ts";
 import { IntegrityError } from "../../sdk/errors.ts";
-import { digestOf, modelFiles, publish, tinyConvnet } from "./_helpers.ts";
+import { digestOf, modelFiles, publish, tinyConvnet } from "../_helpers/registry.ts";
+import { freePort, mintToken, ROOT } from "../_helpers/cli.ts";
 import {
   freshBlobsUrl,
   freshDatabase,
@@ -21,15 +22,7 @@ import {
 
 await tf.setBackend("cpu");
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const ignore = skipWithout({ pg: true, s3: true });
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** One database and one bucket prefix, shared by the replicas of a test. */
 interface Cluster {
@@ -41,17 +34,6 @@ interface Cluster {
   token: string;
 }
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
 async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   const db = await freshDatabase();
   const data = await Deno.makeTempDir({ prefix: "zoo-replicas-" });
@@ -59,17 +41,7 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   try {
     // --data points at an empty folder: nothing may land there.
     const flags = ["--database-url", db.url, "--blobs", blobsUrl, "--data", data];
-    const minted = await run([
-      "run",
-      "-A",
-      "registry/token.ts",
-      "create",
-      "--scope",
-      "publish:zoo",
-      ...flags,
-    ]);
-    assertEquals(minted.code, 0, minted.stderr);
-    await fn({ db, blobsUrl, flags, token: minted.stdout.trim() });
+    await fn({ db, blobsUrl, flags, token: await mintToken("publish:zoo", flags) });
     const left: string[] = [];
     for await (const e of Deno.readDir(data)) left.push(e.name);
     assertEquals(left, [], "the data dir stays unused when both URLs are given");

@@ -3,15 +3,7 @@
  * on one store, and stop together, even when the first is killed.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-
-const ROOT = new URL("../../", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { freePort, ROOT } from "../_helpers/cli.ts";
 
 async function listening(port: number): Promise<boolean> {
   try {

@@ -7,7 +7,8 @@ import { loadBuiltin } from "../../sdk/data/builtin.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
 import { modelToFiles, ZooClient } from "../../sdk/client/mod.ts";
 import { zooEntries } from "../../zoo/mod.ts";
-import { startRegistry } from "../registry/_helpers.ts";
+import { startRegistry } from "../_helpers/registry.ts";
+import { runDeno } from "../_helpers/cli.ts";
 
 await tf.setBackend("cpu");
 
@@ -104,25 +105,11 @@ Deno.test("zoo/import.ts --url imports a quantized model served over HTTP into a
   const outDir = await Deno.makeTempDir({ prefix: "zoo-import-cli-" });
   const reg = await startRegistry();
   try {
-    const cli = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "zoo/import.ts",
-        "--url",
-        url,
-        "--out",
-        outDir,
-        "--name",
-        "nsfw-mobilenet",
-      ],
-      cwd: new URL("../../", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(cli.stdout);
-    assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
-    assertStringIncludes(stdout, `Imported "nsfw-mobilenet"`);
+    const cli = await runDeno(
+      ["run", "-A", "zoo/import.ts", "--url", url, "--out", outDir, "--name", "nsfw-mobilenet"],
+    );
+    assertEquals(cli.code, 0, cli.stderr);
+    assertStringIncludes(cli.stdout, `Imported "nsfw-mobilenet"`);
     const shards = [...files.keys()].filter((p) => p !== "model.json");
     for (const path of shards) {
       assertEquals(await Deno.readFile(join(outDir, path)), files.get(path), path);
@@ -138,7 +125,7 @@ Deno.test("zoo/import.ts --url imports a quantized model served over HTTP into a
     assertEquals(card.labels.length, 5);
     assertEquals(card.sourceStats, null);
     assertStringIncludes(card.sourceStatsNote, "--source-data");
-    assertStringIncludes(stdout, "No sourceStats");
+    assertStringIncludes(cli.stdout, "No sourceStats");
 
     const client = new ZooClient({ url: reg.url, token: reg.token, progress: false });
     const published = await client.publish(outDir, {
@@ -170,8 +157,8 @@ Deno.test("zoo/import.ts --source-data computes the card's sourceStats at the pe
   const { url, server } = serve(files);
   const outDir = await Deno.makeTempDir({ prefix: "zoo-import-stats-" });
   try {
-    const cli = await new Deno.Command(Deno.execPath(), {
-      args: [
+    const cli = await runDeno(
+      [
         "run",
         "-A",
         "zoo/import.ts",
@@ -182,11 +169,8 @@ Deno.test("zoo/import.ts --source-data computes the card's sourceStats at the pe
         "--source-data",
         "mnist?perClass=4",
       ],
-      cwd: new URL("../../", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    );
+    assertEquals(cli.code, 0, cli.stderr);
     const card = JSON.parse(await Deno.readTextFile(join(outDir, "card.json")));
     assertEquals(card.sourceStatsNote, undefined);
     const model = await tf.loadLayersModel(`file://${join(outDir, "model.json")}`);
@@ -202,18 +186,12 @@ Deno.test("zoo/import.ts --source-data computes the card's sourceStats at the pe
     card.sourceStats.std.forEach((v: number, i: number) =>
       assert(Math.abs(v - expected.std[i]!) < 1e-5, `std ${i}`)
     );
-    assertStringIncludes(
-      new TextDecoder().decode(cli.stdout),
-      `sourceStats: ${expected.dim} codes at "fc2"`,
+    assertStringIncludes(cli.stdout, `sourceStats: ${expected.dim} codes at "fc2"`);
+    const bad = await runDeno(
+      ["run", "-A", "zoo/import.ts", "--url", url, "--out", outDir, "--range", "1,0"],
     );
-    const bad = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "zoo/import.ts", "--url", url, "--out", outDir, "--range", "1,0"],
-      cwd: new URL("../../", import.meta.url).pathname,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
     assertEquals(bad.code, 1);
-    assertStringIncludes(new TextDecoder().decode(bad.stderr), `Invalid --range "1,0"`);
+    assertStringIncludes(bad.stderr, `Invalid --range "1,0"`);
   } finally {
     await server.shutdown();
     await Deno.remove(outDir, { recursive: true });

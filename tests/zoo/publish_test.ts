@@ -3,7 +3,7 @@ import { assert, assertEquals, assertRejects } from "@std/assert";
 import { ZooClient } from "../../sdk/client/mod.ts";
 import { zooEntries } from "../../zoo/mod.ts";
 import { main, publishZoo } from "../../zoo/publish.ts";
-import { startRegistry } from "../registry/_helpers.ts";
+import { startRegistry } from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 

@@ -10,29 +10,13 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { join } from "node:path";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import { IMPORTED_ENTRIES, TRAINED_ENTRIES } from "../../zoo/mod.ts";
+import { freePort, mintToken, ROOT, runDeno } from "../_helpers/cli.ts";
 
 await tf.setBackend("cpu");
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const ZOO = [...TRAINED_ENTRIES, ...IMPORTED_ENTRIES];
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+const run = (args: string[]) => runDeno(args);
 
 /** Starts `registry/main.ts` on a data dir and returns its URL, what it printed before listening, and a stop. */
 async function startRegistry(data: string, extra: string[] = []) {
@@ -72,18 +56,7 @@ async function getJson(url: string): Promise<Record<string, unknown>> {
 Deno.test("the registry's first start on an empty data dir publishes the zoo at 1.0.0 tagged latest, once", async () => {
   const data = await Deno.makeTempDir({ prefix: "zoo-seed-" });
   try {
-    const minted = await run([
-      "run",
-      "-A",
-      "registry/token.ts",
-      "create",
-      "--scope",
-      "publish:zoo",
-      "--data",
-      data,
-    ]);
-    assertEquals(minted.code, 0, minted.stderr);
-    const token = minted.stdout.trim();
+    const token = await mintToken("publish:zoo", ["--data", data]);
 
     const first = await startRegistry(data);
     try {

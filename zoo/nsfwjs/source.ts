@@ -39,9 +39,13 @@ function checkName(name: string): asserts name is NsfwjsModelName {
  *
  * @example Read MobileNetV2
  * ```ts
+ * import { assert, assertEquals } from "@std/assert";
  * import { readNsfwjsModel } from "./source.ts";
  * const { modelJson, weightData } = await readNsfwjsModel("mobilenet_v2");
- * console.log(modelJson.weightsManifest[0]?.paths, weightData.byteLength);
+ * const shards = modelJson.weightsManifest.flatMap((group) => group.paths);
+ * assert(shards.length > 0);
+ * assert(weightData.byteLength > 1_000_000); // MobileNetV2's 2.3 M weights as uint8
+ * assertEquals(typeof modelJson.modelTopology, "object");
  * ```
  */
 export function readNsfwjsModel(
@@ -93,9 +97,15 @@ export function readNsfwjsModel(
  *
  * @example Classify a blank image
  * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
  * import { loadNsfwjsModel } from "./source.ts";
  * const model = await loadNsfwjsModel("mobilenet_v2");
- * console.log(model.outputs[0]?.shape); // [null, 5]
+ * assertEquals(model.outputs[0]?.shape, [null, 5]);
+ * const scores = tf.tidy(() => (model.predict(tf.zeros([1, 224, 224, 3])) as tf.Tensor).sum());
+ * assertEquals(Math.round((await scores.data())[0]! * 1000) / 1000, 1); // softmax over 5 classes
+ * scores.dispose();
+ * model.dispose();
  * ```
  */
 export async function loadNsfwjsModel(name: NsfwjsModelName): Promise<tf.LayersModel> {
@@ -135,8 +145,9 @@ export interface NsfwjsPreprocessing {
  *
  * @example Input size of InceptionV3
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { nsfwjsPreprocessing } from "./source.ts";
- * console.log(nsfwjsPreprocessing("inception_v3").inputSize); // 299
+ * assertEquals(nsfwjsPreprocessing("inception_v3").inputSize, 299);
  * ```
  */
 export function nsfwjsPreprocessing(name: NsfwjsModelName): NsfwjsPreprocessing {

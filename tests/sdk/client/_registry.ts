@@ -1,40 +1,21 @@
-/** Fixtures of the client tests: a real registry on a free port, proxies in front of it, models. */
+/** Fixtures of the client tests: the shared registry fixture, proxies in front of it, models. */
+
+export type { TestRegistry } from "../../_helpers/registry.ts";
 import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
-import { createRegistryApp } from "../../../registry/app.ts";
-import { createToken } from "../../../registry/auth.ts";
-import { openSqliteFsStore } from "../../../registry/storage/sqlite_fs.ts";
-import type { Store } from "../../../registry/storage/store.ts";
+import {
+  startRegistry as startSharedRegistry,
+  type TestRegistry,
+} from "../../_helpers/registry.ts";
 import { modelToFiles } from "../../../sdk/client/mod.ts";
 
-/** A registry served on 127.0.0.1 over a temporary data dir. */
-export interface TestRegistry extends AsyncDisposable {
-  url: string;
-  store: Store;
-  /** A token with `publish:zoo`. */
-  token: string;
-  /** Mints another token. */
-  mint(scopes: string[]): Promise<string>;
-}
-
-/** Starts the real registry app on a free port. */
-export async function startRegistry(): Promise<TestRegistry> {
-  const dataDir = await Deno.makeTempDir({ prefix: "zoo-client-test-" });
-  const store = await openSqliteFsStore(dataDir);
-  const { token } = await createToken(store, ["publish:zoo"], "test");
-  const app = createRegistryApp({ store });
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
-  return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    store,
-    token,
-    mint: async (scopes) => (await createToken(store, scopes, "test")).token,
-    async [Symbol.asyncDispose]() {
-      await server.shutdown();
-      await store.close();
-      await Deno.remove(dataDir, { recursive: true });
-    },
-  };
+/**
+ * Starts the real registry app on a free port over an embedded store in a
+ * temp dir (the shared fixture, kept off PostgreSQL/S3: these tests are
+ * about the client); `await using` removes the dir.
+ */
+export function startRegistry(): Promise<TestRegistry> {
+  return startSharedRegistry({ embedded: true });
 }
 
 /** What a proxy saw: method, path and Range header of each request. */

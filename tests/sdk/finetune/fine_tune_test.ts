@@ -12,7 +12,7 @@ import { main } from "../../../sdk/finetune.ts";
 import { fineTune, type FineTuneOptions } from "../../../sdk/finetune/fine_tune.ts";
 import type { EpochMetrics } from "../../../sdk/types.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
-import { startFinetuneRegistry } from "./_registry.ts";
+import { startFinetuneRegistry } from "../../_helpers/registry.ts";
 
 function png(size: number, seed: number): Uint8Array {
   const image = new PNG({ width: size, height: size });

@@ -21,7 +21,7 @@ import { assert, assertEquals } from "@std/assert";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
-import { startZooRegistry, type ZooRegistry } from "./_zoo_registry.ts";
+import { startZooRegistry, type ZooRegistry } from "../../_helpers/registry.ts";
 
 const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
 const SLOW = Deno.env.get("ZOO_SLOW_TESTS") === "1";

@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { startFinetuneRegistry } from "./_registry.ts";
+import { startFinetuneRegistry } from "../../_helpers/registry.ts";
 
 const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);

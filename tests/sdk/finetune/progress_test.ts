@@ -5,7 +5,7 @@
  * and with stderr piped, plain epoch lines and no bar.
  */
 import { assert, assertMatch } from "@std/assert";
-import { startFinetuneRegistry } from "./_registry.ts";
+import { startFinetuneRegistry } from "../../_helpers/registry.ts";
 
 const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
 const SCRIPT = ["/usr/bin/script", "/bin/script"].find((p) => {

@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import pngjs from "pngjs";
-import { startFinetuneRegistry } from "./_registry.ts";
+import { startFinetuneRegistry } from "../../_helpers/registry.ts";
 
 const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
 
