@@ -107,7 +107,7 @@ async function activate(backend: "webgpu" | "cpu"): Promise<void> {
 
 async function useWasm(job: DeviceJob): Promise<string> {
   // Imported on demand for the same reason as the webgpu backend.
-  const { initWasmBackend } = await import("./wasm.ts");
+  const { initWasmBackend } = await import("./wasm/backend.ts");
   const info = await initWasmBackend({
     ...(job.wasmThreads === undefined ? {} : { threads: job.wasmThreads }),
     ...(job.workDir === undefined ? {} : { workDir: job.workDir }),

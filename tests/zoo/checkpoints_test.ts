@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
 import { analyze } from "../../sdk/arch/analyze.ts";
 import { loadBuiltin } from "../../sdk/data/mod.ts";
-import { initWasmBackend } from "../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../sdk/devices/wasm/backend.ts";
 import { checkModelJson } from "../../sdk/model_json.ts";
 import { evaluateAccuracy } from "../../zoo/_train.ts";
 import { TRAINED_ENTRIES, zooEntries, type ZooEntry } from "../../zoo/mod.ts";

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { checkModelJson } from "../../sdk/model_json.ts";
-import { initWasmBackend } from "../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../sdk/devices/wasm/backend.ts";
 import { main, TRAIN_RECIPES, trainEntry } from "../../zoo/train.ts";
 
 await initWasmBackend();

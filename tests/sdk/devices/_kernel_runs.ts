@@ -1,11 +1,11 @@
 /**
- * One call of every kernel that `sdk/devices/wasm_grad_kernels.ts` adds to or
+ * One call of every kernel that `sdk/devices/wasm/register.ts` adds to or
  * replaces on the wasm backend, with seeded inputs, and a way to run such a
  * call on any backend through the engine (so the registered replacement runs
  * on wasm). The high-heap and fuzz tests compare these against cpu.
  */
 import * as tf from "@tensorflow/tfjs";
-import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
+import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
 import { seeded } from "./_compare.ts";
 
 /** A tensor's values and shape (created on whichever backend runs the call). */

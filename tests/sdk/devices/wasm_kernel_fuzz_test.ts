@@ -14,14 +14,14 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { convolutionalize } from "../../../sdk/convolutionalize.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 import {
   WASM_FAST_KERNEL_NAMES,
   WASM_GRAD_KERNEL_NAMES,
-} from "../../../sdk/devices/wasm_grad_kernels.ts";
-import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm_simd_ops.ts";
+} from "../../../sdk/devices/wasm/register.ts";
+import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/conv.ts";
 import { relativeError, seeded } from "./_compare.ts";
 import { type KernelCall, runNow, type Values } from "./_kernel_runs.ts";
 

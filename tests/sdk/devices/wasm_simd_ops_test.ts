@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import {
   setSimdKernelsEnabled,
   simdAvgPoolGradTiled,
@@ -18,9 +18,9 @@ import {
   simdReluGrad,
   simdSumLeading,
   simdThreadsBeyondXnnpack,
-} from "../../../sdk/devices/wasm_simd_ops.ts";
-import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
-import { simdKernels } from "../../../sdk/devices/wasm_simd.ts";
+} from "../../../sdk/devices/wasm/kernels/conv.ts";
+import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
+import { simdKernels } from "../../../sdk/devices/wasm/simd/module.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
 // One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
@@ -902,7 +902,7 @@ Deno.test({
   name: "the embedded SIMD kernels are what build.sh makes of kernels.c",
   ignore: !clang,
   async fn() {
-    const dir = new URL("../../../sdk/devices/simd/", import.meta.url);
+    const dir = new URL("../../../sdk/devices/wasm/simd/", import.meta.url);
     const committed = await Deno.readTextFile(new URL("kernels_wasm.ts", dir));
     const tmp = await Deno.makeTempDir();
     try {

@@ -16,8 +16,8 @@
  * @module
  */
 import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
-import { PLAIN, SHARED } from "./simd/kernels_wasm.ts";
-import { SimdPool } from "./_simd_pool.ts";
+import { PLAIN, SHARED } from "./kernels_wasm.ts";
+import { SimdPool } from "./_pool.ts";
 
 /** The functions `simd/kernels.c` exports (pointers are byte offsets into the heap). */
 export interface SimdExports {

@@ -44,7 +44,7 @@ import {
   simdSquare,
   simdSumLeading,
   simdThreadsBeyondXnnpack,
-} from "./wasm_simd_ops.ts";
+} from "./kernels/conv.ts";
 
 type Info = tf.TensorInfo;
 type Attrs = Record<string, unknown>;

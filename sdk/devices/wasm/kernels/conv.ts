@@ -17,7 +17,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
-import { type SimdExports, type SimdKernels, simdKernels } from "./wasm_simd.ts";
+import { type SimdExports, type SimdKernels, simdKernels } from "../simd/module.ts";
 
 type Info = tf.TensorInfo;
 type ConvInfo = tf.backend_util.Conv2DInfo;

@@ -8,10 +8,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
-import { registerWasmGradKernels } from "./wasm_grad_kernels.ts";
-import { setSimdThreads, simdKernels } from "./wasm_simd.ts";
-import { simdKernelsAvailable } from "./wasm_simd_ops.ts";
-import { startWasmThreads } from "./_wasm_threads.ts";
+import { registerWasmGradKernels } from "./register.ts";
+import { setSimdThreads, simdKernels } from "./simd/module.ts";
+import { simdKernelsAvailable } from "./kernels/conv.ts";
+import { startWasmThreads } from "./_threads.ts";
 
 /**
  * The installed package's `dist/` folder, which holds the wasm binaries next
