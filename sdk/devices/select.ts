@@ -142,9 +142,10 @@ async function useWasm(job: DeviceJob): Promise<string> {
  *
  * @example Pick a device for a training job
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { selectDevice } from "./select.ts";
  * const device = await selectDevice("cpu", { training: true });
- * console.log(device.backend, device.reason); // "cpu" "cpu: as asked"
+ * assertEquals([device.backend, device.reason], ["cpu", "cpu: as asked"]);
  * ```
  */
 export async function selectDevice(

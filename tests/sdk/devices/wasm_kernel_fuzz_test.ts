@@ -17,11 +17,8 @@ import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { convolutionalize } from "../../../sdk/convolutionalize.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
-import {
-  WASM_FAST_KERNEL_NAMES,
-  WASM_GRAD_KERNEL_NAMES,
-} from "../../../sdk/devices/wasm/register.ts";
-import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/conv.ts";
+import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
+import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/depthwise.ts";
 import { relativeError, seeded } from "./_compare.ts";
 import { type KernelCall, runNow, type Values } from "./_kernel_runs.ts";
 
@@ -333,7 +330,7 @@ Deno.test("random calls of every added or replaced wasm kernel, valid and invali
   await tf.setBackend("cpu");
   const expected = known();
   await tf.setBackend("wasm");
-  const kernels = [...WASM_GRAD_KERNEL_NAMES, ...WASM_FAST_KERNEL_NAMES];
+  const kernels = [...ADDED_KERNELS, ...REPLACED_KERNELS];
   const r = generator(SEED);
   const until = performance.now() + SECONDS * 1000;
   const tally = { calls: 0, matched: 0, rejectedLikeCpu: 0, refusedInvalid: 0 };

@@ -4,21 +4,27 @@ import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import {
   setSimdKernelsEnabled,
-  simdAvgPoolGradTiled,
-  simdAvgPoolTiled,
-  simdBiasAdd,
-  simdConv2D,
+  simdKernelsAvailable,
+  simdThreadsBeyondXnnpack,
+} from "../../../sdk/devices/wasm/_compiled.ts";
+import { simdConv2D } from "../../../sdk/devices/wasm/kernels/conv.ts";
+import {
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
-  simdKernelsAvailable,
-  simdMatMul,
+} from "../../../sdk/devices/wasm/kernels/conv_grad.ts";
+import {
+  simdAvgPoolGradTiled,
+  simdAvgPoolTiled,
   simdMaxPool2x2,
   simdMaxPoolGrad2x2,
+} from "../../../sdk/devices/wasm/kernels/pool.ts";
+import {
+  simdBiasAdd,
   simdRelu,
   simdReluGrad,
-  simdSumLeading,
-  simdThreadsBeyondXnnpack,
-} from "../../../sdk/devices/wasm/kernels/conv.ts";
+} from "../../../sdk/devices/wasm/kernels/elementwise.ts";
+import { simdMatMul } from "../../../sdk/devices/wasm/kernels/matmul.ts";
+import { simdSumLeading } from "../../../sdk/devices/wasm/kernels/reduction.ts";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
 import { simdKernels } from "../../../sdk/devices/wasm/simd/module.ts";
 import { relativeError, seeded } from "./_compare.ts";
