@@ -182,6 +182,15 @@ export interface SimdExports {
     KW: number,
   ): void;
   mul(a: number, b: number, out: number, n: number): void;
+  pw_filter_grad(
+    x: number,
+    C: number,
+    dy: number,
+    O: number,
+    dw: number,
+    p0: number,
+    p1: number,
+  ): void;
   dw_filter_grad(
     x: number,
     H: number,
