@@ -119,6 +119,12 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
       inputs: { x, dy: dyS },
       attrs: { ...strided, ...fs },
     },
+    // 1×1, stride 1: the compiled pointwise filter gradient.
+    {
+      kernel: "Conv2DBackpropFilter",
+      inputs: { x, dy },
+      attrs: { ...same, filterShape: [1, 1, C, 4] },
+    },
     {
       kernel: "Conv2DBackpropInput",
       inputs: { dy, filter: f },
