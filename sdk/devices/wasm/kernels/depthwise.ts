@@ -45,7 +45,8 @@ import {
 import { kernels, sumByRows } from "../_compiled.ts";
 import { type Attrs, type ConvInfo, convInfo, reshape, run, type WasmKernel } from "../_kernel.ts";
 import { emptyForward, shippedConv, validateForward } from "./conv.ts";
-import { flippedFilter, upsamplePadded, validateGrad } from "./conv_grad.ts";
+import { validateGrad } from "./conv_grad.ts";
+import { flippedFilter, upsamplePadded } from "./_transposed.ts";
 import { accumulate, batchRows, im2col, imagesPerChunk } from "./_im2col.ts";
 
 /** A shipped depthwise convolution, with {@linkcode shippedConv}'s padding fix. */
