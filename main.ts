@@ -17,10 +17,10 @@ import { createRegistryApp } from "./registry/app.ts";
 import { createToken } from "./registry/auth.ts";
 import { seedMissing } from "./registry/seed.ts";
 import { describeStore, openStore, STORE_FLAGS, storeConfig } from "./registry/storage/open.ts";
-import { ZooClient } from "./sdk/client.ts";
+import { ZooClient } from "./sdk/client/mod.ts";
 import { NotFoundError } from "./sdk/errors.ts";
 import { type CliResult, main as finetune } from "./sdk/finetune.ts";
-import { compareSemver } from "./sdk/names.ts";
+import { compareSemver } from "./core/names.ts";
 import {
   IMPORTED_ENTRIES,
   TRAINED_ENTRIES,

@@ -7,8 +7,8 @@
  * - Load: {@linkcode ZooClient} (`loadModel`, `pull`, `resolve`, `publish`).
  * - Check: {@linkcode analyze} and {@linkcode checkInput}.
  * - Change: {@linkcode convolutionalize}, {@linkcode resizeInput},
- *   {@linkcode adaptInputChannels}, {@linkcode codeExtractor} (cut for CNN
- *   codes), {@linkcode freeze}.
+ *   {@linkcode adaptInputChannels}, {@linkcode cutAt} (cut at a layer),
+ *   {@linkcode codeExtractor} (cut for CNN codes), {@linkcode freeze}.
  * - Train: {@linkcode fineTune}, on the device {@linkcode selectDevice} picks.
  *
  * Importing the SDK starts no tfjs backend, so every op works from the start
@@ -46,7 +46,7 @@ export {
   type VersionDocument,
   ZooClient,
   type ZooClientOptions,
-} from "./sdk/client.ts";
+} from "./sdk/client/mod.ts";
 export {
   IntegrityError,
   NotFoundError,
@@ -54,28 +54,33 @@ export {
   type Problem,
   RegistryError,
 } from "./sdk/errors.ts";
-export type { OpenRange, RetryPolicy, ZooCache, ZooCacheOptions } from "./sdk/cache.ts";
-export { analyze, type AnalyzeOptions, type LayersModelLike } from "./sdk/arch/analyze.ts";
-export { checkInput, type CheckInputOptions, type InputSize } from "./sdk/arch/check_input.ts";
-export type * from "./sdk/arch/types.ts";
+export type { OpenRange, RetryPolicy, ZooCache, ZooCacheOptions } from "./sdk/client/mod.ts";
+export { analyze, type AnalyzeOptions, type LayersModelLike } from "./core/arch/analyze.ts";
+export { checkInput, type CheckInputOptions, type InputSize } from "./core/arch/check_input.ts";
+export type * from "./core/arch/types.ts";
 export type {
   ModelJson,
   WeightQuantization,
   WeightsManifestEntry,
   WeightsManifestGroup,
-} from "./sdk/model_json.ts";
-export { convolutionalize, resizeInput } from "./sdk/convolutionalize.ts";
-export { adaptInputChannels } from "./sdk/adapt_channels.ts";
+} from "./core/model_json.ts";
+export { convolutionalize, resizeInput } from "./sdk/surgery/convolutionalize.ts";
+export { adaptInputChannels } from "./sdk/surgery/adapt_channels.ts";
+export { cutAt, type CutModel } from "./sdk/surgery/cut.ts";
 export { type CodeExtractor, codeExtractor, type CodePooling } from "./sdk/features/extract.ts";
-export { freeze, type FreezeOptions, type FrozenLayers } from "./sdk/freeze.ts";
+export { freeze, type FreezeOptions, type FrozenLayers } from "./sdk/surgery/freeze.ts";
 export {
   fineTune,
+  type FineTuneCallbacks,
   type FineTuneOptions,
+  type FineTuneOutput,
   type FineTuneResult,
+  type FineTuneTraining,
   type SourceInfo,
   type TrainingPlan,
 } from "./sdk/finetune/fine_tune.ts";
-export type * from "./sdk/finetune/types.ts";
+export type * from "./sdk/types.ts";
+export type { DeviceName } from "./sdk/devices/types.ts";
 export type { Batch, BatchOptions, Dataset, Preprocessing, Split } from "./sdk/data/types.ts";
 export {
   DEVICE_NAMES,

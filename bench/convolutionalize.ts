@@ -11,7 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "@std/cli";
-import { convolutionalize } from "../sdk/convolutionalize.ts";
+import { convolutionalize } from "../sdk/surgery/convolutionalize.ts";
 import { selectDevice } from "../sdk/devices/select.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 

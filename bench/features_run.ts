@@ -64,8 +64,11 @@ async function dump(sets: Dataset[]): Promise<{ images: string; labels: string }
   return { images, labels: labelFile };
 }
 
-async function tfjsRun(): Promise<{ seconds: number; valAccuracy: number; codes: string }> {
+async function tfjsRun(): Promise<
+  { seconds: number; valAccuracy: number; codes: string; coded: number; epochs: number }
+> {
   const t = performance.now();
+  let coded = 0;
   const outcome = await featureStrategy({
     model,
     train,
@@ -80,6 +83,9 @@ async function tfjsRun(): Promise<{ seconds: number; valAccuracy: number; codes:
     lr: 0.01,
     seed: 0,
     noCache: true,
+    onCodes: (info) => {
+      coded += info.count;
+    },
   });
   const seconds = (performance.now() - t) / 1000;
   outcome.model.dispose();
@@ -87,6 +93,8 @@ async function tfjsRun(): Promise<{ seconds: number; valAccuracy: number; codes:
     seconds,
     valAccuracy: outcome.history.at(-1)!.valAccuracy!,
     codes: outcome.codes,
+    coded,
+    epochs: outcome.history.length,
   };
 }
 
@@ -116,10 +124,16 @@ try {
     // Both sides must have done the same work: the same images, code length and epochs.
     if (
       torch.images !== train.size + validation.size || torch.codeLength !== 1176 ||
-      torch.epochs !== epochs || !ours.codes.endsWith("-> 1176")
+      torch.epochs !== epochs || !ours.codes.endsWith("-> 1176") ||
+      ours.coded !== torch.images || ours.epochs > epochs
     ) {
       throw new Error(`The two sides did different work: ${JSON.stringify(torch)}, ${ours.codes}`);
     }
+    console.error(
+      `round ${r}: PyTorch coded ${torch.images} images to ${torch.codeLength} values, ` +
+        `${torch.epochs} epochs; tfjs coded ${ours.coded} to ${ours.codes}, ` +
+        `${ours.epochs} epochs kept (each L2 trial at most ${epochs} passes)`,
+    );
     torchInfo = `torch ${torch.torch}, ${torch.threads} threads`;
     const once = torch["codes once"];
     const every = torch["trunk every epoch"];

@@ -20,7 +20,7 @@ import { parseArgs } from "@std/cli";
 import type { Dataset } from "../sdk/data/types.ts";
 import { selectDevice } from "../sdk/devices/select.ts";
 import { featureStrategy } from "../sdk/features/mod.ts";
-import type { DeviceName } from "../sdk/finetune/types.ts";
+import type { DeviceName } from "../sdk/devices/types.ts";
 import { fineTuneNetwork } from "../sdk/train/network.ts";
 import { lenet5 } from "../zoo/_recipes.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";

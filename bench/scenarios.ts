@@ -23,7 +23,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "@std/cli";
 import { join } from "node:path";
-import { analyze } from "../sdk/arch/analyze.ts";
+import { analyze } from "../core/arch/analyze.ts";
 import { loadBuiltin } from "../sdk/data/builtin.ts";
 import type { Batch, BatchOptions, Dataset, Preprocessing } from "../sdk/data/types.ts";
 import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
@@ -33,7 +33,7 @@ import { evaluateLinear, trainLinear } from "../sdk/features/linear.ts";
 import { advise } from "../sdk/advisor/advise.ts";
 import { codeStatistics, measureSimilarity } from "../sdk/advisor/similarity.ts";
 import { fineTuneNetwork } from "../sdk/train/network.ts";
-import type { LinearClassifier, SourceStats } from "../sdk/finetune/types.ts";
+import type { LinearClassifier, SourceStats } from "../sdk/types.ts";
 import { lenet5, resnetMini } from "../zoo/_recipes.ts";
 import { mulberry32 } from "../sdk/_random.ts";
 

@@ -9,16 +9,18 @@
  *   reports its wall time, CPU time and peak RSS (`VmHWM`); against `curl
  *   --parallel --parallel-max 4` writing the same shards to files, from the
  *   registry and from nginx.
- * - warm load: `ZooClient.readFiles` (every shard read and verified) and
- *   `loadModel` from the warm cache, against reading the same files into one
- *   buffer with no hashing.
+ * - warm load: `ZooClient.readFiles` (every shard read and verified, on this
+ *   thread and on two worker threads) and `loadModel` from the warm cache,
+ *   against reading the same files into one buffer with no hashing.
  * - publish: `ZooClient.publish` of the folder to an empty registry, against
  *   curl uploading the same shards (4 at once) to another empty registry; and
  *   a second publish of the same folder, where every blob is skipped.
  * - where the time goes (first size only): the pull's stages measured one at a
  *   time in this process: requests alone, then hashing, writing and the
  *   fsync added, and the previous pipeline (one blob at a time, a write per
- *   network chunk, then a second read to hash).
+ *   network chunk, then a second read to hash); a cold pull and a warm load
+ *   under `--cpu-prof` (the functions their time falls in); SHA-256 by
+ *   node:crypto, WebCrypto, node:crypto on two Workers and OpenSSL.
  *
  * Writes `bench/results/transfer.md`; a hand-written part after the
  * `<!-- findings -->` line of that file is kept.
@@ -32,8 +34,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createHash } from "node:crypto";
 import process from "node:process";
 import { join } from "node:path";
-import { ZooClient } from "../sdk/client.ts";
-import { hashFile } from "../sdk/cache.ts";
+import { hashFile, ZooClient } from "../sdk/client/mod.ts";
 import { lscpu, writeReport } from "./_report.ts";
 
 const HELP = `Usage: deno task bench:transfer [flags]
@@ -270,11 +271,13 @@ async function child(
   op: ChildOp,
   args: { url: string; cacheDir: string; reference: string; token?: string; dir?: string },
   sdk = new URL("../sdk/", import.meta.url).pathname,
+  denoFlags: string[] = [],
 ): Promise<Timed> {
   const o = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      ...denoFlags,
       "--config",
       new URL("../deno.json", import.meta.url).pathname,
       import.meta.filename!,
@@ -299,7 +302,12 @@ async function runChild(op: string, sdk: string, json: string): Promise<void> {
     token?: string;
     dir?: string;
   };
-  const { ZooClient: Client } = await import(new URL("client.ts", `file://${sdk}`).href) as {
+  // The client lives in sdk/client/ now, in sdk/client.ts in older revisions.
+  const entry = await Deno.stat(join(sdk, "client", "mod.ts")).then(
+    () => "client/mod.ts",
+    () => "client.ts",
+  );
+  const { ZooClient: Client } = await import(new URL(entry, `file://${sdk}`).href) as {
     ZooClient: typeof ZooClient;
   };
   const zoo = new Client({
@@ -438,8 +446,8 @@ async function stages(
   reg: Registry,
   digests: string[],
   root: string,
-): Promise<{ label: string; t: Timed }[]> {
-  const rows: { label: string; t: Timed }[] = [];
+): Promise<ProfileRow[]> {
+  const rows: ProfileRow[] = [];
   const fetchAll = async (
     parallel: number,
     onChunk: (i: number, chunk: Uint8Array) => Promise<void> | void,
@@ -537,6 +545,158 @@ async function stages(
   return rows;
 }
 
+/** A row of the "where the time goes" tables; `section` starts a new table. */
+interface ProfileRow {
+  label: string;
+  t: Timed;
+  section?: string;
+  /** What the CPU profile attributes to it, in its own words. */
+  note?: string;
+}
+
+/** Self time of a `.cpuprofile`, summed by function and script, largest first. */
+async function profileSummary(dir: string): Promise<{ total: number; top: [string, number][] }> {
+  const name = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"))!.name;
+  const prof = JSON.parse(await Deno.readTextFile(join(dir, name))) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string } }[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const byId = new Map(prof.nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map<string, number>();
+  let total = 0;
+  prof.samples.forEach((id, i) => {
+    const f = byId.get(id)!;
+    const script = f.url.replace(/^.*\/(node_modules|ext:|sdk)\/?/, "$1/").split("/").slice(-2)
+      .join("/");
+    const key = f.url === "" ? f.functionName : `${f.functionName || "(anonymous)"} ${script}`;
+    const dt = (prof.timeDeltas[i] ?? 0) / 1000;
+    self.set(key, (self.get(key) ?? 0) + dt);
+    total += dt;
+  });
+  return { total, top: [...self].sort((x, y) => y[1] - x[1]).slice(0, 8) };
+}
+
+/**
+ * A cold pull and a warm load in child processes under `--cpu-prof`: the
+ * functions the samples fall in (self time; a native op's time falls in the
+ * JavaScript function that called it).
+ */
+async function profiles(reg: Registry, root: string): Promise<ProfileRow[]> {
+  const rows: ProfileRow[] = [];
+  const cache = await Deno.makeTempDir({ dir: root, prefix: "prof-cache-" });
+  for (const op of ["pull", "load"] as const) {
+    const dir = await Deno.makeTempDir({ dir: root, prefix: "prof-" });
+    const t = await child(
+      op,
+      { url: reg.url, cacheDir: cache, reference: `${MODEL}@1.0.0` },
+      undefined,
+      ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+    );
+    const { total, top } = await profileSummary(dir);
+    rows.push({
+      ...(op === "pull" ? { section: "A cold pull and a warm load under --cpu-prof" } : {}),
+      label: op === "pull"
+        ? "cold pull, whole child process"
+        : "warm loadModel, whole child process",
+      t,
+      note: `${fmt(total, 0)} ms sampled: ` +
+        top.map(([k, ms]) => `${k.replaceAll("|", "/")} ${fmt(ms, 0)}`).join("; "),
+    });
+    await Deno.remove(dir, { recursive: true });
+  }
+  await Deno.remove(cache, { recursive: true });
+  return rows;
+}
+
+/**
+ * SHA-256 of the shard files (read into memory first) by the implementations
+ * at hand: `node:crypto` streaming (what the SDK uses), WebCrypto one call
+ * per shard (one at a time, and all at once), `node:crypto` in two Workers
+ * (one shard each at a time, buffers transferred; their start-up timed
+ * apart), and OpenSSL's command line on the files.
+ */
+async function hashRows(paths: string[]): Promise<ProfileRow[]> {
+  const section = "SHA-256 implementations on the same shards (in memory; CPU of this process)";
+  const load = () => Promise.all(paths.map((p) => Deno.readFile(p)));
+  let bufs = await load();
+  const rows: ProfileRow[] = [];
+  rows.push({
+    section,
+    label: "node:crypto createHash, 1 MiB updates (the SDK's)",
+    t: await timed(() => {
+      for (const b of bufs) {
+        const h = createHash("sha256");
+        for (let o = 0; o < b.byteLength; o += 1 << 20) h.update(b.subarray(o, o + (1 << 20)));
+        h.digest("hex");
+      }
+      return Promise.resolve();
+    }),
+  });
+  rows.push({
+    label: "WebCrypto subtle.digest, one shard at a time",
+    t: await timed(async () => {
+      for (const b of bufs) await crypto.subtle.digest("SHA-256", b);
+    }),
+  });
+  rows.push({
+    label: "WebCrypto subtle.digest, every shard at once",
+    t: await timed(() => Promise.all(bufs.map((b) => crypto.subtle.digest("SHA-256", b)))),
+  });
+  const source = `import { createHash } from "node:crypto";
+self.onmessage = (e) => {
+  const d = createHash("sha256").update(new Uint8Array(e.data)).digest("hex");
+  self.postMessage(d);
+};`;
+  const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+  let workers: Worker[] = [];
+  const ask = (w: Worker, buf: ArrayBuffer) =>
+    new Promise<void>((resolve) => {
+      w.onmessage = () => resolve();
+      w.postMessage(buf, [buf]);
+    });
+  const start = await timed(async () => {
+    workers = [0, 1].map(() => new Worker(url, { type: "module" }));
+    await Promise.all(workers.map((w) => ask(w, new ArrayBuffer(8))));
+  });
+  try {
+    const shards = bufs.map((b) => b.buffer as ArrayBuffer);
+    bufs = [];
+    let next = 0;
+    rows.push({
+      label: "node:crypto in 2 Workers, one shard each at a time (buffers transferred)",
+      t: await timed(() =>
+        Promise.all(workers.map(async (w) => {
+          while (next < shards.length) await ask(w, shards[next++]!);
+        }))
+      ),
+      note: `starting the two Workers took ${fmt(start.ms, 0)} ms more`,
+    });
+  } finally {
+    for (const w of workers) w.terminate();
+    URL.revokeObjectURL(url);
+  }
+  const quoted = paths.map((p) => `'${p}'`).join(" ");
+  const t0 = performance.now();
+  const o = await new Deno.Command("bash", {
+    args: ["-c", `openssl dgst -sha256 ${quoted} >/dev/null || exit 1; times`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (o.success) {
+    const ms = performance.now() - t0;
+    const last = decoder.decode(o.stdout).trim().split("\n").at(-1)!;
+    const secs = [...last.matchAll(/(\d+)m([\d.]+)s/g)].map((m) =>
+      Number(m[1]) * 60 + Number(m[2])
+    );
+    rows.push({
+      label: "openssl dgst -sha256 on the files (its own process, page cache)",
+      t: { ms, cpu: secs.reduce((a, b) => a + b, 0) },
+    });
+  }
+  return rows;
+}
+
 /** Figures of one checkpoint size, per round. */
 interface SizeResult {
   mib: number;
@@ -549,7 +709,7 @@ async function measureSize(
   mib: number,
   rounds: number,
   profile: boolean,
-): Promise<{ result: SizeResult; profileRows: { label: string; t: Timed }[] }> {
+): Promise<{ result: SizeResult; profileRows: ProfileRow[] }> {
   const dir = await Deno.makeTempDir({ dir: root, prefix: `ckpt-${mib}-` });
   log(`writing a ${mib} MiB checkpoint`);
   await makeCheckpoint(dir, mib);
@@ -563,7 +723,7 @@ async function measureSize(
   const nginx = await startNginx(root, dir);
   const out: Record<string, Timed[]> = {};
   const add = (key: string, t: Timed) => (out[key] ??= []).push(t);
-  let profileRows: { label: string; t: Timed }[] = [];
+  let profileRows: ProfileRow[] = [];
   for (let r = 0; r < rounds; r++) {
     log(`${mib} MiB, round ${r + 1} of ${rounds}`);
     const [a, b] = [await startRegistry(root), await startRegistry(root)];
@@ -648,7 +808,22 @@ async function measureSize(
       const verified = async () => {
         add("warm: SDK readFiles (read + verify)", await timed(() => zoo.readFiles(doc, names)));
       };
-      for (const f of r % 2 ? [verified, readAlone] : [readAlone, verified]) await f();
+      // The same reads verified on two worker threads (started in the first round).
+      const pooled = new ZooClient({
+        url: a.url,
+        cacheDir: cache,
+        offline: true,
+        progress: false,
+        verifyWorkers: 2,
+      });
+      const onWorkers = async () => {
+        add(
+          "warm: SDK readFiles, verified on 2 workers",
+          await timed(() => pooled.readFiles(doc, names)),
+        );
+      };
+      const warm = [readAlone, verified, onWorkers];
+      for (const f of r % 2 ? warm.reverse() : warm) await f();
       add(
         "warm: SDK loadModel",
         await timed(async () => (await zoo.loadModel(`${MODEL}@1.0.0`)).dispose()),
@@ -656,6 +831,9 @@ async function measureSize(
       if (profile && r === rounds - 1) {
         log("profiling the pull's stages");
         profileRows = await stages(a, shardFiles.map((f) => f.digest), root);
+        log("profiling a cold pull and a warm load, and SHA-256 implementations");
+        profileRows.push(...await profiles(a, root));
+        profileRows.push(...await hashRows(shardFiles.map((f) => f.path)));
       }
       await Deno.remove(cache, { recursive: true });
     } finally {
@@ -674,7 +852,7 @@ function fmt(x: number, digits = 2): string {
 
 function report(
   results: SizeResult[],
-  profileRows: { label: string; t: Timed }[],
+  profileRows: ProfileRow[],
   profileBytes: number,
   machine: string,
   rounds: number,
@@ -746,14 +924,27 @@ function report(
   if (profileRows.length) {
     lines.push(
       `## Where a cold pull's time goes (${profileBytes >> 20} MiB, measured one stage at a time)`,
-      "",
-      "| stage | GB/s | wall ms | client CPU s |",
-      "| --- | --- | --- | --- |",
-      ...profileRows.map((r) =>
-        `| ${r.label} | ${fmt(gbps(profileBytes, r.t.ms))} | ${fmt(r.t.ms, 0)} | ${fmt(r.t.cpu)} |`
-      ),
-      "",
     );
+    for (const r of profileRows) {
+      if (r === profileRows[0] || r.section !== undefined) {
+        lines.push(
+          ...(r.section === undefined ? [] : ["", `## ${r.section}, ${profileBytes >> 20} MiB`]),
+          "",
+          "| stage | GB/s | wall ms | CPU s | GB per CPU s |",
+          "| --- | --- | --- | --- | --- |",
+        );
+      }
+      lines.push(
+        `| ${r.label} | ${fmt(gbps(profileBytes, r.t.ms))} | ${fmt(r.t.ms, 0)} | ${
+          fmt(r.t.cpu)
+        } | ${r.t.cpu > 0 ? fmt(profileBytes / 1e9 / r.t.cpu) : "–"} |`,
+      );
+    }
+    lines.push("");
+    for (const r of profileRows.filter((r) => r.note !== undefined)) {
+      lines.push(`- ${r.label}: ${r.note}`);
+    }
+    lines.push("");
   }
   if (compared) {
     const bytes = compared.mib << 20;
@@ -805,7 +996,7 @@ if (import.meta.main) {
   const root = await Deno.makeTempDir({ prefix: "bench-transfer-" });
   try {
     const results: SizeResult[] = [];
-    let profileRows: { label: string; t: Timed }[] = [];
+    let profileRows: ProfileRow[] = [];
     for (const [i, mib] of sizes.entries()) {
       const m = await measureSize(root, mib, rounds, i === 0);
       results.push(m.result);

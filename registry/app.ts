@@ -12,60 +12,24 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { AuthOptions } from "./auth.ts";
+import { DEFAULT_LIMITS, type Limits, type RegistryEnv } from "./env.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { deadline } from "./middleware/deadline.ts";
 import { apiCors } from "./middleware/cors.ts";
-import { openApiDocument, ROUTES } from "./openapi.ts";
+import { problems, serveDocument } from "./openapi.ts";
 import { HttpProblem, problem } from "./problem.ts";
 import { blobRoutes } from "./routes/blobs.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { modelRoutes } from "./routes/models.ts";
 import { pageRoutes } from "./pages/mod.tsx";
-import type { Store } from "./storage/store.ts";
+import { assetRoutes } from "./routes/assets.ts";
+import { NotFoundError, type Store } from "./storage/store.ts";
 
-/** Size and time limits of a registry. */
-export interface Limits {
-  /**
-   * Largest blob accepted, in bytes.
-   * @default 4 GiB
-   */
-  maxBlobBytes: number;
-  /**
-   * Largest publish request (the JSON manifest), in bytes.
-   * @default 1 MiB
-   */
-  maxManifestBytes: number;
-  /**
-   * Longest a request may take before it is answered with 503, in ms.
-   * @default 600000
-   */
-  requestTimeoutMs: number;
-}
-
-/** The defaults of {@linkcode Limits}. */
-export const DEFAULT_LIMITS: Limits = {
-  maxBlobBytes: 4 * 1024 ** 3,
-  maxManifestBytes: 1024 ** 2,
-  requestTimeoutMs: 10 * 60 * 1000,
-};
-
-/** What handlers find in `c.var`. */
-export type RegistryEnv = {
-  Variables: {
-    store: Store;
-    limits: Limits;
-    auth: AuthOptions;
-    /** The request token's scopes; empty when anonymous. */
-    scopes: string[];
-    /** The token's label, recorded as publisher. */
-    tokenLabel: string;
-    /** Aborted when the request outlives `requestTimeoutMs`; read bodies through `requestBody`. */
-    deadline: AbortSignal;
-  };
-};
+export { DEFAULT_LIMITS, type Limits, type RegistryEnv };
 
 /** Parts of a registry. */
 export interface RegistryOptions {
@@ -81,20 +45,36 @@ function routePattern(path: string): RegExp {
   return new RegExp(`^${path.replace(/[.]/g, "\\.").replace(/:[A-Za-z_]+/g, "[^/]+")}$`);
 }
 
+const healthz = createRoute({
+  method: "get",
+  path: "/healthz",
+  summary: "Liveness",
+  operationId: "getHealth",
+  security: [],
+  responses: {
+    200: { description: "Serving", content: { "text/plain": { schema: z.literal("ok") } } },
+    ...problems(401, 500),
+  },
+});
+
 /**
  * Builds the registry app.
  *
  * @param options the store, auth and limits
  * @returns a Hono app; serve `app.fetch`
  */
-export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
+export function createRegistryApp(options: RegistryOptions): OpenAPIHono<RegistryEnv> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   const auth: AuthOptions = { private: false, ...options.auth };
-  const app = new Hono<RegistryEnv>();
+  const app = new OpenAPIHono<RegistryEnv>();
 
   app.onError((err, c) => {
     if (err instanceof HttpProblem) return problem(c, err.status, err.message, err.extra);
+    // The store's word for a version, model or tag that is not there.
+    if (err instanceof NotFoundError) return problem(c, 404, err.message);
     if (err instanceof HTTPException) {
+      // bearerAuth's answers are problem documents already.
+      if (err.res) return err.getResponse();
       return problem(c, err.status as ContentfulStatusCode, err.message || "The request failed");
     }
     console.error(`${c.req.method} ${c.req.path}:`, err);
@@ -107,10 +87,10 @@ export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
 
   app.notFound((c) => {
     const path = c.req.path;
-    const candidates = ROUTES.filter((r) =>
-      path.startsWith("/api/") ? r.path.startsWith("/api/") : true
-    )
-      .filter((r) => routePattern(r.path).test(path));
+    const candidates = app.routes.filter((r) =>
+      r.method !== "ALL" && (path.startsWith("/api/") ? r.path.startsWith("/api/") : true) &&
+      routePattern(r.path).test(path)
+    );
     // A route that matched this method but passed the request on means "no such thing", not 405.
     if (candidates.length > 0 && !candidates.some((r) => r.method === c.req.method)) {
       const allow = [...new Set(candidates.map((r) => r.method))].join(", ");
@@ -133,10 +113,12 @@ export function createRegistryApp(options: RegistryOptions): Hono<RegistryEnv> {
   app.use("/api/*", apiCors(["etag", "content-range", "content-length", "accept-ranges"]));
   app.use("*", authenticate());
 
-  app.get("/healthz", (c) => c.text("ok"));
-  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.openapi(healthz, (c) => c.text("ok", 200));
+  app.route("/", assetRoutes());
   app.route("/", blobRoutes());
   app.route("/", modelRoutes());
+  serveDocument(app, auth);
+  app.route("/", docsRoutes());
   app.route("/", pageRoutes());
   return app;
 }

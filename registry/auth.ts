@@ -6,7 +6,7 @@
  */
 import { encodeHex } from "./_hex.ts";
 import type { MetadataStore, TokenRecord } from "./storage/store.ts";
-import { NAME_PART } from "../sdk/names.ts";
+import { NAME_PART } from "../core/names.ts";
 
 /** How the registry treats requests. */
 export interface AuthOptions {

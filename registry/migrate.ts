@@ -18,7 +18,7 @@
 import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "@std/cli";
-import { printable } from "../sdk/names.ts";
+import { printable } from "../core/names.ts";
 import { openStore } from "./storage/open.ts";
 import { storageLayout } from "./storage/paths.ts";
 import type { Store, TokenRecord } from "./storage/store.ts";

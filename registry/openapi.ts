@@ -1,199 +1,119 @@
 /**
- * The OpenAPI 3.1 description of the registry, built from one route table
- * that the app also uses to answer 405 with the right `Allow` header.
+ * The OpenAPI 3.1 document of the registry. The routes declare their
+ * parameters, bodies and answers with the schemas of `core/wire.ts` (see
+ * `routes/`); this module holds what they share: the problem answers by
+ * status, and the document's header, served at `/openapi.json`.
  *
  * @module
  */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AuthOptions } from "./auth.ts";
+import { Problem } from "../core/wire.ts";
+import type { RegistryEnv } from "./env.ts";
 
-/** One route as served: method and Hono path. */
-export interface RouteSpec {
-  method: "GET" | "HEAD" | "POST" | "PUT";
-  /** Hono path with `:param` segments. */
-  path: string;
-  summary: string;
-  /** Response content type of success. */
-  produces: "application/json" | "application/octet-stream" | "text/html" | "text/plain";
-  /** Needs a token with a publish scope. */
-  write?: boolean;
-  /** Takes a body: JSON or raw bytes. */
-  body?: "json" | "bytes";
-  /** Query parameters. */
-  query?: string[];
-}
+/** The statuses a problem answer may have, with what each means on this API. */
+const PROBLEM_STATUSES = {
+  400: "The request is malformed: the detail names the value and what to send",
+  401:
+    "No token where one is needed, or an unknown or malformed one (on any route): send Authorization: Bearer <token>",
+  403: "The token lacks the scope this needs",
+  404: "No such model, version, tag or blob",
+  409: "The version exists: versions are immutable",
+  413: "The body is over the limit",
+  416: "The range is outside the blob",
+  422: "The request is well formed but invalid: every problem is listed",
+  500: "The registry failed: it logged the cause",
+  503: "The write took longer than --request-timeout: nothing was stored",
+} as const;
 
-/** Every route of the registry. */
-export const ROUTES: readonly RouteSpec[] = [
-  {
-    method: "GET",
-    path: "/api/models",
-    summary: "List and search models",
-    produces: "application/json",
-    query: ["search", "task", "sort", "limit", "cursor"],
-  },
-  {
-    method: "GET",
-    path: "/api/models/:ns/:name",
-    summary: "One model: versions, tags, downloads",
-    produces: "application/json",
-  },
-  {
-    method: "GET",
-    path: "/api/models/:ns/:name/:ref",
-    summary: "One version's manifest, card and architecture (ref: version or tag)",
-    produces: "application/json",
-  },
-  {
-    method: "GET",
-    path: "/api/models/:ns/:name/:ref/model.json",
-    summary: "A model.json that tf.loadLayersModel(url) loads as is",
-    produces: "application/json",
-  },
-  {
-    method: "PUT",
-    path: "/api/models/:ns/:name/:version",
-    summary: "Publish a version from uploaded blobs",
-    produces: "application/json",
-    write: true,
-    body: "json",
-  },
-  {
-    method: "PUT",
-    path: "/api/models/:ns/:name/tags/:tag",
-    summary: "Point a tag at a version",
-    produces: "application/json",
-    write: true,
-    body: "json",
-  },
-  {
-    method: "POST",
-    path: "/api/models/:ns/:name/:version/yank",
-    summary: 'Yank a version ({"yanked": false} restores it)',
-    produces: "application/json",
-    write: true,
-    body: "json",
-  },
-  {
-    method: "GET",
-    path: "/api/blobs/:digest",
-    summary: "A blob's bytes (Range, If-None-Match)",
-    produces: "application/octet-stream",
-  },
-  {
-    method: "HEAD",
-    path: "/api/blobs/:digest",
-    summary: "Whether a blob exists and its size",
-    produces: "application/octet-stream",
-  },
-  {
-    method: "POST",
-    path: "/api/blobs",
-    summary: "Upload one blob, streamed; ?digest= is checked",
-    produces: "application/json",
-    write: true,
-    body: "bytes",
-    query: ["digest"],
-  },
-  {
-    method: "GET",
-    path: "/",
-    summary: "Search page",
-    produces: "text/html",
-    query: ["search", "task", "sort", "cursor"],
-  },
-  { method: "GET", path: "/:ns/:name", summary: "Model page", produces: "text/html" },
-  { method: "GET", path: "/:ns/:name/:version", summary: "Version page", produces: "text/html" },
-  { method: "GET", path: "/openapi.json", summary: "This document", produces: "application/json" },
-  { method: "GET", path: "/healthz", summary: "Liveness", produces: "text/plain" },
-];
-
-/** `/a/:b` → `/a/{b}`. */
-export function toOpenApiPath(path: string): string {
-  return path.replace(/:([A-Za-z_]+)/g, "{$1}");
-}
+/** A status of {@linkcode problems}. */
+export type ProblemStatus = keyof typeof PROBLEM_STATUSES;
 
 /**
- * Builds the OpenAPI 3.1 document.
+ * The problem answers of a route, for its `responses`.
  *
- * @returns the document as a plain object
+ * @param statuses the statuses the route may answer with a problem
+ * @returns the responses, each an RFC 9457 problem document
  */
-export function openApiDocument(): Record<string, unknown> {
-  const problem = {
-    description: "An RFC 9457 problem",
-    content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+export function problems<S extends ProblemStatus>(
+  ...statuses: S[]
+): {
+  [K in S]: {
+    description: string;
+    content: { "application/problem+json": { schema: typeof Problem } };
   };
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of ROUTES) {
-    const params = [...r.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
-      name: m[1],
-      in: "path",
-      required: true,
-      schema: { type: "string" },
-    }));
-    for (const q of r.query ?? []) {
-      params.push({ name: q, in: "query", required: false, schema: { type: "string" } });
-    }
-    const op: Record<string, unknown> = {
-      summary: r.summary,
-      operationId: `${r.method.toLowerCase()}${
-        toOpenApiPath(r.path).replace(/[^A-Za-z0-9]+/g, "_")
-      }`,
-      parameters: params,
-      responses: {
-        [
-          r.method === "PUT" && !r.path.includes("/tags/") ||
-            r.method === "POST" && r.body === "bytes"
-            ? "201"
-            : "200"
-        ]: {
-          description: "Success",
-          content: { [r.produces]: {} },
+} {
+  return Object.fromEntries(statuses.map((s) => [s, {
+    description: PROBLEM_STATUSES[s],
+    content: { "application/problem+json": { schema: Problem } },
+  }])) as never;
+}
+
+/** The problems of a route that needs a publish token, beyond its own. */
+export const WRITE_PROBLEMS = [401, 403, 500, 503] as const;
+
+/**
+ * The security of a read route: anonymous. On a private registry reads need a
+ * `read` token, and the document served there says so (see serveDocument).
+ */
+export const READ_SECURITY: { [name: string]: string[] }[] = [];
+
+const documentRoute = createRoute({
+  method: "get",
+  path: "/openapi.json",
+  summary: "This document",
+  operationId: "getOpenApiDocument",
+  security: [],
+  responses: {
+    200: {
+      description: "The OpenAPI 3.1 document",
+      content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+    },
+    ...problems(401, 500),
+  },
+});
+
+/**
+ * Serves the document at `/openapi.json`: the routes as declared, the bearer
+ * scheme, and `/` as the server: relative to wherever the document is read. The read routes are documented as
+ * anonymous (`security: []`); on a private registry they need a token, and
+ * its document says so.
+ *
+ * @param app the registry app, its API routes already added
+ * @param auth whether the registry is private
+ */
+export function serveDocument(app: OpenAPIHono<RegistryEnv>, auth: AuthOptions): void {
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "A token from `deno task token create --scope <scope>`",
+  });
+  let body: string | undefined;
+  app.openapi(documentRoute, (c) => {
+    if (body === undefined) {
+      const doc = app.getOpenAPI31Document({
+        openapi: "3.1.0",
+        info: {
+          title: "Model zoo registry",
+          version: "1.0.0",
+          description:
+            "Versioned TensorFlow.js checkpoints with their architecture metadata. Errors are application/problem+json (RFC 9457) with a detail that says what to do.",
+          license: { name: "MIT", url: "https://opensource.org/license/mit" },
         },
-        "400": problem,
-        "404": problem,
-        ...(r.write
-          ? {
-            "401": problem,
-            "403": problem,
-            "409": problem,
-            "413": problem,
-            "422": problem,
-            // Past --request-timeout; the body is aborted and nothing is stored.
-            "503": problem,
+        // Relative: right wherever the registry is served, behind a proxy too.
+        servers: [{ url: "/", description: "The registry serving this document" }],
+      });
+      if (auth.private) {
+        for (const item of Object.values(doc.paths ?? {})) {
+          for (const op of Object.values(item) as { security?: unknown[] }[]) {
+            if (Array.isArray(op.security) && op.security.length === 0) {
+              op.security = [{ bearer: [] }];
+            }
           }
-          : {}),
-      },
-    };
-    if (r.write) op.security = [{ bearer: [] }];
-    if (r.body === "json") op.requestBody = { required: true, content: { "application/json": {} } };
-    if (r.body === "bytes") {
-      op.requestBody = { required: true, content: { "application/octet-stream": {} } };
+        }
+      }
+      body = JSON.stringify(doc);
     }
-    (paths[toOpenApiPath(r.path)] ??= {})[r.method.toLowerCase()] = op;
-  }
-  return {
-    openapi: "3.1.0",
-    info: {
-      title: "Model zoo registry",
-      version: "1.0.0",
-      description: "Versioned TensorFlow.js checkpoints with their architecture metadata.",
-    },
-    paths,
-    components: {
-      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
-      schemas: {
-        Problem: {
-          type: "object",
-          required: ["type", "title", "status", "detail"],
-          properties: {
-            type: { type: "string" },
-            title: { type: "string" },
-            status: { type: "integer" },
-            detail: { type: "string" },
-            instance: { type: "string" },
-            errors: { type: "array", items: { type: "string" } },
-          },
-        },
-      },
-    },
-  };
+    return c.body(body, 200, { "content-type": "application/json" }) as never;
+  });
 }

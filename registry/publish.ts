@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { analyze } from "../sdk/arch/analyze.ts";
-import { checkModelJson, checkModelJsonNesting } from "../sdk/model_json.ts";
+import { analyze } from "../core/arch/analyze.ts";
+import { checkModelJson, checkModelJsonNesting } from "../core/model_json.ts";
+import { tfjsLayers } from "../sdk/model_layers.ts";
 import { HttpProblem } from "./problem.ts";
 import {
   ConflictError,
@@ -83,7 +84,7 @@ async function validateVersion(
     throw new HttpProblem(422, `model.json is not valid JSON: ${(e as Error).message}`);
   }
   const sizes = new Map(files.filter((f) => f.path !== "model.json").map((f) => [f.path, f.size]));
-  const problems = checkModelJson(modelJson, sizes);
+  const problems = checkModelJson(modelJson, sizes, tfjsLayers);
   if (problems.length > 0) {
     throw new HttpProblem(
       422,

@@ -1,11 +1,12 @@
 /**
  * Resolution of a reference (version or tag) to a version, with the rules for
- * yanked versions in one place.
+ * yanked versions in one place, and the loading of the version it names.
  *
  * @module
  */
-import { compareSemver, isSemver, SEMVER } from "../sdk/names.ts";
-import type { ModelRecord } from "./storage/store.ts";
+import { highestVersion, isSemver } from "../core/names.ts";
+import { HttpProblem } from "./problem.ts";
+import type { ModelRecord, Store, VersionRecord } from "./storage/store.ts";
 
 /** The outcome of {@linkcode resolveRef}: a version, or why there is none. */
 export type Resolution = { version: string } | { error: string };
@@ -18,10 +19,7 @@ export type Resolution = { version: string } | { error: string };
  * @returns the version, or undefined when every version is yanked
  */
 export function highestAvailable(model: ModelRecord): string | undefined {
-  const live = model.versions.filter((v) => !v.yanked).map((v) => v.version);
-  const stable = live.filter((v) => SEMVER.exec(v)?.[4] === undefined);
-  const pool = stable.length > 0 ? stable : live;
-  return pool.sort(compareSemver).at(-1);
+  return highestVersion(model.versions.filter((v) => !v.yanked).map((v) => v.version));
 }
 
 /**
@@ -64,4 +62,49 @@ export function resolveRef(model: ModelRecord, ref: string): Resolution {
       tags.map((t) => `"${t}"`).join(", ") || "none"
     }`,
   };
+}
+
+/**
+ * Loads a model and resolves a reference to a stored version.
+ *
+ * @param store the store
+ * @param ns namespace
+ * @param name model name
+ * @param ref version or tag
+ * @returns the version
+ * @throws {HttpProblem} 404 with the reason
+ */
+export async function loadVersion(
+  store: Store,
+  ns: string,
+  name: string,
+  ref: string,
+): Promise<VersionRecord> {
+  // An exact version resolves to itself (yanked or not): one lookup, and the
+  // model's versions and tags are read only to explain a miss.
+  if (isSemver(ref)) {
+    const exact = await store.getVersion(ns, name, ref);
+    if (exact) return exact;
+  }
+  const model = await store.getModel(ns, name);
+  if (!model) throw missingModel(ns, name);
+  const r = resolveRef(model, ref);
+  if ("error" in r) throw new HttpProblem(404, r.error);
+  const v = await store.getVersion(ns, name, r.version);
+  if (!v) throw new HttpProblem(404, `Version "${r.version}" of "${ns}/${name}" does not exist`);
+  return v;
+}
+
+/**
+ * The answer for a model that does not exist.
+ *
+ * @param ns namespace
+ * @param name model name
+ * @returns a 404 problem that says how to search
+ */
+export function missingModel(ns: string, name: string): HttpProblem {
+  return new HttpProblem(
+    404,
+    `Model "${ns}/${name}" does not exist: search with GET /api/models?search=${name}`,
+  );
 }

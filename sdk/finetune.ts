@@ -13,15 +13,21 @@
  * @module
  */
 import { parseArgs } from "@std/cli";
-import { DEFAULT_URL, type PublishResult, ZooClient } from "./client.ts";
+import { DEFAULT_URL, type PublishResult, ZooClient } from "./client/mod.ts";
 import { BadImagesError } from "./data/image_folder.ts";
 import { DATA_SPEC_FORMS } from "./data/spec.ts";
 import { DEVICE_NAMES } from "./devices/select.ts";
-import { isSemver, parseRef } from "./names.ts";
+import { isSemver, parseRef } from "../core/names.ts";
 import { NotFoundError } from "./errors.ts";
-import { fineTune, type FineTuneOptions, type FineTuneResult } from "./finetune/fine_tune.ts";
+import {
+  fineTune,
+  type FineTuneOptions,
+  type FineTuneResult,
+  type FineTuneTraining,
+} from "./finetune/fine_tune.ts";
 import { createEpochProgress, type EpochProgress, summaryTable } from "./finetune/report.ts";
-import type { DeviceName, LinearClassifier, Strategy } from "./finetune/types.ts";
+import type { DeviceName } from "./devices/types.ts";
+import type { LinearClassifier, Strategy } from "./types.ts";
 
 const STRATEGIES: readonly Strategy[] = ["auto", "features", "partial", "full"];
 const CLASSIFIERS: readonly LinearClassifier[] = ["svm", "softmax"];
@@ -200,9 +206,16 @@ export async function main(
   const int = (f: string, min: number) =>
     number(f, str(flags[f]), (n) => Number.isInteger(n) && n >= min, `a whole number >= ${min}`);
   const positive = (f: string) => number(f, str(flags[f]), (n) => n > 0, "a positive number");
-  const opts: FineTuneOptions = { modelRef, data, log: io.err };
+  const opts: FineTuneOptions = { modelRef, data };
   const set = <K extends keyof FineTuneOptions>(k: K, v: FineTuneOptions[K] | undefined) => {
     if (v !== undefined) opts[k] = v;
+  };
+  const training: FineTuneTraining = {};
+  const setTraining = <K extends keyof FineTuneTraining>(
+    k: K,
+    v: FineTuneTraining[K] | undefined,
+  ) => {
+    if (v !== undefined) training[k] = v;
   };
   set("strategy", oneOf("strategy", str(flags.strategy), STRATEGIES));
   set("classifier", oneOf("classifier", str(flags.classifier), CLASSIFIERS));
@@ -210,16 +223,16 @@ export async function main(
   set("wasmThreads", int("wasm-threads", 1));
   set("cut", str(flags.cut));
   set("freezeUntil", str(flags["freeze-until"]));
-  set("epochs", int("epochs", 1));
-  set("batchSize", int("batch-size", 1));
-  set("lr", positive("lr"));
-  set(
+  setTraining("epochs", int("epochs", 1));
+  setTraining("batchSize", int("batch-size", 1));
+  setTraining("lr", positive("lr"));
+  setTraining(
     "baseLrMult",
     number("base-lr-mult", str(flags["base-lr-mult"]), (n) => n >= 0, "a number >= 0"),
   );
-  set("headEpochs", int("head-epochs", 0));
-  set("patience", int("patience", 1));
-  set("microBatch", int("micro-batch", 1));
+  setTraining("headEpochs", int("head-epochs", 0));
+  setTraining("patience", int("patience", 1));
+  setTraining("microBatch", int("micro-batch", 1));
   set("inputSize", parseSize(str(flags["input-size"])));
   set(
     "valSplit",
@@ -230,15 +243,15 @@ export async function main(
       "a fraction between 0 and 1",
     ),
   );
-  set("seed", int("seed", 0));
+  setTraining("seed", int("seed", 0));
+  opts.training = training;
   if (flags.resize) opts.resize = true;
-  if (flags.resume) opts.resume = true;
   if (flags["skip-bad"]) opts.skipBad = true;
   if (opts.resize && opts.inputSize) {
     throw new RangeError("Cannot use --resize with --input-size: pick one way to size the input");
   }
   const outDir = str(flags.out) ?? "./finetune-out";
-  opts.outDir = outDir;
+  opts.output = { outDir, ...(flags.resume ? { resume: true } : {}) };
 
   const publish = str(flags.publish);
   let target: { name: string; version: string } | undefined;
@@ -289,16 +302,19 @@ export async function main(
   }
 
   let progress: EpochProgress | undefined;
-  opts.onPlan = (plan) => {
-    progress = createEpochProgress({
-      epochs: plan.epochs,
-      log: io.err,
-      ...(io.bar !== undefined ? { bar: io.bar } : {}),
-    });
+  opts.callbacks = {
+    log: io.err,
+    onPlan: (plan) => {
+      progress = createEpochProgress({
+        epochs: plan.epochs,
+        log: io.err,
+        ...(io.bar !== undefined ? { bar: io.bar } : {}),
+      });
+    },
+    onBatch: (done, total, loss) => progress?.batch(done, total, loss),
+    onEpoch: (m) => progress?.epoch(m),
+    onResume: (completed) => progress?.resumeAt(completed),
   };
-  opts.onBatch = (done, total, loss) => progress?.batch(done, total, loss);
-  opts.onEpoch = (m) => progress?.epoch(m);
-  opts.onResume = (completed) => progress?.resumeAt(completed);
   let run: FineTuneResult;
   try {
     run = await fineTune(opts);

@@ -12,7 +12,7 @@
  */
 
 import { parseArgs } from "@std/cli";
-import { DEFAULT_URL, type PublishOptions, type PublishResult, ZooClient } from "./client.ts";
+import { DEFAULT_URL, type PublishOptions, type PublishResult, ZooClient } from "./client/mod.ts";
 
 /** The `--help` text: every flag with its environment variable and default. */
 export const HELP = `Publish a TensorFlow.js checkpoint folder to a model zoo registry.
@@ -44,8 +44,11 @@ Flags (flag first, then environment variable, then default):
  *
  * @example Show the help
  * ```ts
+ * import { assert, assertEquals } from "@std/assert";
  * import { main } from "./publish.ts";
- * await main(["--help"], () => {});
+ * const lines: string[] = [];
+ * assertEquals(await main(["--help"], (line) => lines.push(line)), null);
+ * assert(lines[0]!.startsWith("Publish a TensorFlow.js checkpoint folder"));
  * ```
  */
 export async function main(

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
-import { ZooClient } from "../sdk/client.ts";
+import { ZooClient } from "../sdk/client/mod.ts";
 import { createRegistryApp } from "../registry/app.ts";
 import { openSqliteFsStore } from "../registry/storage/sqlite_fs.ts";
 

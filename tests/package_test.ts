@@ -11,7 +11,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { ZooClient } from "../sdk/client.ts";
+import { ZooClient } from "../sdk/client/mod.ts";
 import { startFinetuneRegistry } from "./sdk/finetune/_registry.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");

@@ -7,10 +7,10 @@
  * @module
  */
 import { join } from "node:path";
-import type { Architecture } from "../sdk/arch/types.ts";
+import type { Architecture } from "../core/arch/types.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
-import type { SourceStats } from "../sdk/finetune/types.ts";
-import type { CheckpointFile } from "../sdk/io_handler.ts";
+import type { SourceStats } from "../sdk/types.ts";
+import type { CheckpointFile } from "../sdk/client/mod.ts";
 
 /** The version every built-in zoo entry is published at. */
 export const ZOO_VERSION = "1.0.0";

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { analyze } from "../sdk/arch/analyze.ts";
-import { artifactsToFiles, type CheckpointFile } from "../sdk/io_handler.ts";
-import type { ModelJson } from "../sdk/model_json.ts";
+import { analyze } from "../core/arch/analyze.ts";
+import { artifactsToFiles, type CheckpointFile } from "../sdk/client/mod.ts";
+import type { ModelJson } from "../core/model_json.ts";
 import { renderReadme, type ZooCard } from "./_checkpoint.ts";
 import {
   NSFWJS_CLASSES,

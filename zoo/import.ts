@@ -20,12 +20,13 @@ import * as tf from "@tensorflow/tfjs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "@std/cli";
 import { codeStatistics } from "../sdk/advisor/similarity.ts";
-import { analyze } from "../sdk/arch/analyze.ts";
+import { analyze } from "../core/arch/analyze.ts";
 import { openDataset } from "../sdk/data/spec.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
-import type { Architecture } from "../sdk/arch/types.ts";
-import { checkModelJson } from "../sdk/model_json.ts";
-import { NAME_PART } from "../sdk/names.ts";
+import type { Architecture } from "../core/arch/types.ts";
+import { checkModelJson } from "../core/model_json.ts";
+import { tfjsLayers } from "../sdk/model_layers.ts";
+import { NAME_PART } from "../core/names.ts";
 import { formatJson, renderReadme, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 
 /** Options of {@linkcode importModel}. */
@@ -210,7 +211,7 @@ export async function importModel(url: string | URL, opts: ImportOptions): Promi
     }
   }
   const sizes = new Map([...shards].map(([p, b]) => [p, b.byteLength]));
-  const problems = checkModelJson(modelJson, sizes);
+  const problems = checkModelJson(modelJson, sizes, tfjsLayers);
   if (problems.length > 0) {
     throw new Error(
       `Cannot import "${source.href}": not a valid TensorFlow.js LayersModel: ${problems[0]}`,

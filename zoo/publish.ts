@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "@std/cli";
-import { ZooClient } from "../sdk/client.ts";
+import { ZooClient } from "../sdk/client/mod.ts";
 import { RegistryError } from "../sdk/errors.ts";
 import { formatJson } from "./_checkpoint.ts";
 import { ZOO_NAMESPACE, zooEntries, type ZooEntriesOptions, type ZooEntry } from "./mod.ts";
@@ -38,7 +38,7 @@ export interface PublishOutcome {
  *
  * @example Publish the small entries to a local registry
  * ```ts ignore
- * import { ZooClient } from "../sdk/client.ts";
+ * import { ZooClient } from "../sdk/client/mod.ts";
  * import { zooEntries } from "./mod.ts";
  * import { publishZoo } from "./publish.ts";
  * const client = new ZooClient({ url: "http://localhost:8000", token: "zoo_…" });

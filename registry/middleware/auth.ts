@@ -1,19 +1,23 @@
 /**
  * Authentication and authorization middleware: reads the bearer token once
- * per request, then guards reads (private registries) and writes (scopes).
+ * per request (Hono's `bearerAuth`), then guards reads (private registries)
+ * and writes (scopes).
  *
  * @module
  */
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { canPublish, canRead, hashToken } from "../auth.ts";
-import { HttpProblem } from "../problem.ts";
-import type { RegistryEnv } from "../app.ts";
+import { bearerAuth } from "hono/bearer-auth";
+import { HttpProblem, problem } from "../problem.ts";
+import type { RegistryEnv } from "../env.ts";
 
 const CHALLENGE = { "www-authenticate": 'Bearer realm="model-zoo"' };
 
 /**
  * Resolves the `Authorization: Bearer` token into `c.var.scopes` (empty when
- * anonymous); an unknown or malformed token is a 401 straight away.
+ * anonymous); an unknown or malformed token is a 401 straight away. The header
+ * is parsed by Hono's `bearerAuth`, run only when a request sends one: reads
+ * are anonymous unless the registry is private, which the routes decide.
  *
  * @example Use it before every route
  * ```ts ignore
@@ -21,35 +25,40 @@ const CHALLENGE = { "www-authenticate": 'Bearer realm="model-zoo"' };
  * ```
  */
 export function authenticate(): MiddlewareHandler<RegistryEnv> {
+  const bearer = bearerAuth({
+    realm: "model-zoo",
+    verifyToken: async (token, c: Context<RegistryEnv>) => {
+      const record = await c.get("store").findToken(await hashToken(token));
+      if (!record) return false;
+      c.set("scopes", record.scopes);
+      c.set("tokenLabel", record.label || record.id);
+      return true;
+    },
+    // A malformed header is a 401 like an unknown token (bearerAuth's own is 400).
+    invalidAuthenticationHeader: {
+      message: (c: Context) =>
+        problem(
+          c,
+          401,
+          'Malformed Authorization header: use "Authorization: Bearer <token>"',
+          { headers: CHALLENGE },
+        ),
+    },
+    invalidToken: {
+      message: (c: Context) =>
+        problem(
+          c,
+          401,
+          "Unknown token: mint one with `deno task token create --scope <scope>`",
+          { headers: CHALLENGE },
+        ),
+    },
+  });
   return async (c, next) => {
     c.set("scopes", []);
     c.set("tokenLabel", "");
-    const header = c.req.header("authorization");
-    if (header !== undefined) {
-      const m = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!m?.[1]) {
-        throw new HttpProblem(
-          401,
-          'Malformed Authorization header: use "Authorization: Bearer <token>"',
-          {
-            headers: CHALLENGE,
-          },
-        );
-      }
-      const record = await c.var.store.findToken(await hashToken(m[1]));
-      if (!record) {
-        throw new HttpProblem(
-          401,
-          "Unknown token: mint one with `deno task token create --scope <scope>`",
-          {
-            headers: CHALLENGE,
-          },
-        );
-      }
-      c.set("scopes", record.scopes);
-      c.set("tokenLabel", record.label || record.id);
-    }
-    await next();
+    if (c.req.header("authorization") === undefined) return await next();
+    return await bearer(c, next);
   };
 }
 

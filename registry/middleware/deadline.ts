@@ -10,7 +10,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { HttpProblem } from "../problem.ts";
-import type { RegistryEnv } from "../app.ts";
+import type { RegistryEnv } from "../env.ts";
 
 /** The signal of a request that has no time limit. */
 const NEVER = new AbortController().signal;

@@ -1,5 +1,7 @@
 /**
- * The frame every page shares: head, inline stylesheet, header, footer. No scripts and no external assets.
+ * The frame every page shares: head, inline stylesheet, favicon, header,
+ * footer, and the page's script when it has one (always the registry's own,
+ * from `/assets/`). Nothing loads from elsewhere.
  *
  * @module
  */
@@ -7,13 +9,18 @@ import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
 
 /**
- * The Content-Security-Policy of every page: no script at all, so even card
- * HTML that slipped past the Markdown renderer could not run.
+ * The Content-Security-Policy of every page: scripts only from the registry
+ * itself (no inline script, so card HTML that slipped past the Markdown
+ * renderer could not run), WebAssembly compiled from those (tfjs's wasm
+ * backend), fetches only to the registry, images also from the user's own
+ * files (`blob:`) for the widgets.
  */
 export const PAGE_CSP = [
   "default-src 'none'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "connect-src 'self'",
   "style-src 'unsafe-inline'",
-  "img-src 'self' https: data:",
+  "img-src 'self' https: data: blob:",
   "form-action 'self'",
   "base-uri 'none'",
   "frame-ancestors 'none'",
@@ -55,8 +62,36 @@ form.search button{background:var(--accent);border-color:var(--accent);color:#ff
 aside dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem .8rem;margin:0;font-size:.9rem}
 aside dt{color:var(--muted)}aside dd{margin:0;overflow-wrap:anywhere}
 aside ul{margin:0;padding-left:1.1rem;font-size:.9rem}
-.card{overflow-wrap:anywhere}.card img{max-width:100%}
-.card table{width:auto}
+.card{overflow-wrap:break-word;min-width:0}.card img{max-width:100%}
+.card table{width:auto;display:block;overflow-x:auto;max-width:100%}
+.card pre{max-width:100%}
+dl.arch-facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.5rem 1rem;margin:0 0 1rem}
+dl.arch-facts div{border:1px solid var(--line);border-radius:6px;padding:.4rem .6rem;background:var(--soft)}
+dl.arch-facts dt{color:var(--muted);font-size:.8rem}dl.arch-facts dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
+#layer-table td:first-child{white-space:nowrap}
+code.digest{font-size:12px;overflow-wrap:anywhere}
+#card-json{max-height:32rem;overflow:auto}
+.widget .try{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1.5rem;align-items:start}
+@media (max-width:900px){.widget .try{grid-template-columns:1fr}}
+.drop{display:block;border:2px dashed #c9ced8;border-radius:8px;padding:1rem;text-align:center;color:var(--muted);cursor:pointer}
+.drop.over{border-color:var(--accent);background:#eef3fd}
+.draw{margin-top:.8rem;display:flex;gap:.6rem;align-items:flex-end}
+#try-canvas{width:196px;height:196px;background:#000;border-radius:6px;touch-action:none;cursor:crosshair}
+#try-preview{display:block;width:112px;height:auto;margin-top:.8rem;image-rendering:pixelated;border-radius:4px}
+ol.bars{list-style:none;padding:0;margin:0}
+ol.bars li{display:grid;grid-template-columns:8rem 1fr 4.5rem;gap:.5rem;align-items:center;margin:.25rem 0;font-size:.9rem}
+ol.bars .bar{height:.8rem;background:var(--accent);border-radius:3px;min-width:1px}
+ol.bars li:first-child .bar{background:var(--ok)}
+ol.bars .p{text-align:right;font-variant-numeric:tabular-nums}
+.ft-class{display:flex;flex-wrap:wrap;gap:.6rem;align-items:center;border:1px solid var(--line);border-radius:6px;padding:.5rem .7rem;margin:.4rem 0}
+.ft-class input[type=text]{padding:.3rem .5rem;border:1px solid #c9ced8;border-radius:5px;font:inherit}
+.ft-class .thumbs img{width:28px;height:28px;object-fit:cover;margin-right:2px;border-radius:3px}
+.widget button{padding:.4rem .8rem;border:1px solid #c9ced8;border-radius:6px;font:inherit;background:#fff;cursor:pointer}
+.widget button.primary,.widget button[type=submit]{background:var(--accent);border-color:var(--accent);color:#fff}
+.widget button:disabled{opacity:.5;cursor:default}
+#ft-curve{width:100%;max-width:480px;border:1px solid var(--line);border-radius:6px}
+form.publish{display:flex;flex-wrap:wrap;gap:.5rem;margin-top:1rem}
+form.publish input{padding:.4rem .6rem;border:1px solid #c9ced8;border-radius:6px;font:inherit}
 .notice{border:1px solid #f0c9b5;background:#fff4ee;border-radius:6px;padding:.6rem .9rem;margin:.6rem 0}
 .empty{padding:2rem;text-align:center;color:var(--muted);border:1px dashed var(--line);border-radius:6px}
 footer{border-top:1px solid var(--line);margin-top:2rem;color:var(--muted);font-size:.85rem}
@@ -68,6 +103,8 @@ export interface LayoutProps {
   title: string;
   /** The page body. */
   children?: Child;
+  /** The path of the page's script module under `/assets/`, if it has one. */
+  script?: string;
 }
 
 /**
@@ -85,7 +122,9 @@ export function Layout(props: LayoutProps) {
           <meta charset="utf-8" />
           <meta name="viewport" content="width=device-width, initial-scale=1" />
           <title>{props.title} · Model zoo</title>
+          <link rel="icon" href="/favicon.ico" sizes="32x32" />
           <style>{raw(STYLE)}</style>
+          {props.script ? <script type="module" src={props.script}></script> : ""}
         </head>
         <body>
           <header class="top">

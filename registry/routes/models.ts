@@ -1,83 +1,45 @@
 /**
  * Model routes: list and search, one model, one version's manifest, a
  * model.json that stock `tf.loadLayersModel` loads, publishing, tags, yanks.
+ * Each is declared with the schemas of `core/wire.ts`, which validate its
+ * parameters and body and describe it in the OpenAPI document.
  *
  * @module
  */
-import { Hono } from "hono";
+import { createRoute, OpenAPIHono, type RouteConfig, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { checkNamePart, DIGEST, FILE_PATH, isSemver, printable, TAG } from "../../sdk/names.ts";
-import { formatJsonPath, jsonTextTooDeep, MAX_JSON_DEPTH } from "../../sdk/model_json.ts";
+import { formatJsonPath, jsonTextTooDeep, MAX_JSON_DEPTH } from "../../core/model_json.ts";
+import {
+  describeIssue,
+  ListQuery,
+  type ModelDocument,
+  ModelDocumentSchema,
+  ModelJsonDocument,
+  ModelList,
+  ModelName,
+  Namespace,
+  PublishRequest,
+  Ref,
+  Tag,
+  TagDocument,
+  TagRequest,
+  Version,
+  VersionDocument,
+  YankDocument,
+  YankRequest,
+} from "../../core/wire.ts";
 import { MAX_MODEL_JSON_BYTES, publishVersion, readAll } from "../publish.ts";
 import { HttpProblem } from "../problem.ts";
-import { resolveRef } from "../resolve.ts";
-import { type FileEntry, NotFoundError, type Store, type VersionRecord } from "../storage/store.ts";
-import type { RegistryEnv } from "../app.ts";
+import { loadVersion, missingModel, resolveRef } from "../resolve.ts";
+import type { VersionRecord } from "../storage/store.ts";
+import type { RegistryEnv } from "../env.ts";
 import { requirePublish, requireRead } from "../middleware/auth.ts";
 import { requestBody } from "../middleware/deadline.ts";
+import { problems, READ_SECURITY, WRITE_PROBLEMS } from "../openapi.ts";
+import { validationHook } from "../validate.ts";
 import { DocumentCache, versionBody } from "./_documents.ts";
 
 const JSON_HEADERS = { "content-type": "application/json" } as const;
-
-function names(c: Context<RegistryEnv>): { ns: string; name: string } {
-  const ns = c.req.param("ns") ?? "";
-  const name = c.req.param("name") ?? "";
-  try {
-    checkNamePart("namespace", ns);
-    checkNamePart("name", name);
-  } catch (e) {
-    throw new HttpProblem(400, (e as Error).message);
-  }
-  return { ns, name };
-}
-
-function checkRef(ref: string): string {
-  if (!isSemver(ref) && !TAG.test(ref)) {
-    throw new HttpProblem(
-      400,
-      `Invalid version or tag "${
-        printable(ref)
-      }": use a semver version such as "1.2.0" or a tag such as "latest"`,
-    );
-  }
-  return ref;
-}
-
-/**
- * Loads a model and resolves a reference to a stored version.
- *
- * @param store the store
- * @param ns namespace
- * @param name model name
- * @param ref version or tag
- * @returns the version
- * @throws {HttpProblem} 404 with the reason
- */
-export async function loadVersion(
-  store: Store,
-  ns: string,
-  name: string,
-  ref: string,
-): Promise<VersionRecord> {
-  // An exact version resolves to itself (yanked or not): one lookup, and the
-  // model's versions and tags are read only to explain a miss.
-  if (isSemver(ref)) {
-    const exact = await store.getVersion(ns, name, ref);
-    if (exact) return exact;
-  }
-  const model = await store.getModel(ns, name);
-  if (!model) {
-    throw new HttpProblem(
-      404,
-      `Model "${ns}/${name}" does not exist: search with GET /api/models?search=${name}`,
-    );
-  }
-  const r = resolveRef(model, ref);
-  if ("error" in r) throw new HttpProblem(404, r.error);
-  const v = await store.getVersion(ns, name, r.version);
-  if (!v) throw new HttpProblem(404, `Version "${r.version}" of "${ns}/${name}" does not exist`);
-  return v;
-}
 
 /**
  * The JSON document of a version, as the API returns it.
@@ -85,7 +47,7 @@ export async function loadVersion(
  * @param v the stored version
  * @returns the document with URLs
  */
-export function versionDocument(v: VersionRecord): Record<string, unknown> {
+export function versionDocument(v: VersionRecord): VersionDocument {
   const base = `/api/models/${v.namespace}/${v.name}/${v.version}`;
   return {
     namespace: v.namespace,
@@ -105,9 +67,6 @@ export function versionDocument(v: VersionRecord): Record<string, unknown> {
     },
   };
 }
-
-/** The largest card accepted, serialized. */
-export const MAX_CARD_BYTES = 256 * 1024;
 
 /**
  * Reads and parses a JSON request body. Its nesting is checked on the text
@@ -145,125 +104,193 @@ function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
-/** Checks a publish request's shape; returns its files and card or every problem found. */
-function parsePublishBody(body: unknown): { files: FileEntry[]; card: Record<string, unknown> } {
-  const errors: string[] = [];
+/** Checks a publish request against {@linkcode PublishRequest}; a 422 with every problem otherwise. */
+function parsePublishBody(body: unknown): PublishRequest {
   if (!isRecord(body)) {
     throw new HttpProblem(
       422,
       'The publish request must be a JSON object: { "files": [...], "card": {...} }',
     );
   }
-  const files: FileEntry[] = [];
-  if (!Array.isArray(body.files) || body.files.length === 0) {
-    errors.push('"files" must be a non-empty array of { "path", "digest", "size" }');
-  } else {
-    const seen = new Set<string>();
-    body.files.forEach((f: unknown, i: number) => {
-      if (!isRecord(f)) {
-        return errors.push(`files[${i}] must be an object with "path", "digest" and "size"`);
-      }
-      const { path, digest, size } = f;
-      if (typeof path !== "string" || path.length > 255 || !FILE_PATH.test(path)) {
-        errors.push(
-          `files[${i}].path "${
-            printable(String(path))
-          }" must be a relative path without ".." segments`,
-        );
-      } else if (seen.has(path)) errors.push(`files[${i}].path "${path}" is listed twice`);
-      else seen.add(path);
-      if (typeof digest !== "string" || !DIGEST.test(digest)) {
-        errors.push(
-          `files[${i}].digest "${
-            printable(String(digest))
-          }" must be "sha256:" and 64 lowercase hex digits`,
-        );
-      }
-      if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
-        errors.push(`files[${i}].size must be a non-negative integer`);
-      }
-      if (typeof path === "string" && typeof digest === "string" && typeof size === "number") {
-        files.push({ path, digest, size });
-      }
-    });
-    if (!seen.has("model.json")) errors.push('"files" must include "model.json"');
-  }
-  const card = body.card ?? {};
-  if (!isRecord(card)) errors.push('"card" must be an object');
-  else {
-    for (const key of ["task", "description", "license", "source"] as const) {
-      if (card[key] !== undefined && typeof card[key] !== "string") {
-        errors.push(`card.${key} must be a string`);
-      }
-    }
-    if (
-      card.labels !== undefined &&
-      !(Array.isArray(card.labels) && card.labels.every((l) => typeof l === "string"))
-    ) {
-      errors.push("card.labels must be an array of strings");
-    }
-    const bytes = new TextEncoder().encode(JSON.stringify(card)).byteLength;
-    if (bytes > MAX_CARD_BYTES) {
-      errors.push(
-        `card takes ${bytes} bytes as JSON, over the limit of ${MAX_CARD_BYTES}: keep large data in a file of the version`,
-      );
-    }
-  }
-  if (errors.length > 0) {
-    throw new HttpProblem(422, `The publish request is invalid: ${errors[0]}`, { errors });
-  }
-  return { files, card: card as Record<string, unknown> };
+  const parsed = PublishRequest.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const errors = [...new Set(parsed.error.issues.map((i) => describeIssue(i, body)))];
+  throw new HttpProblem(422, `The publish request is invalid: ${errors[0]}`, { errors });
 }
 
-function parseLimit(value: string | undefined): number {
-  if (value === undefined) return 20;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 100) {
-    throw new HttpProblem(
-      400,
-      `Invalid limit "${printable(value)}": use a whole number from 1 to 100`,
-    );
-  }
-  return n;
-}
+const ModelParams = z.object({ ns: Namespace, name: ModelName });
+const RefParams = ModelParams.extend({ ref: Ref });
+/** A publish names the exact version in the place a read names a version or tag. */
+const PublishParams = ModelParams.extend({ ref: Version });
+const YankParams = ModelParams.extend({ version: Version });
+const TagParams = ModelParams.extend({ tag: Tag });
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/api/models",
+  operationId: "listModels",
+  summary: "List and search models",
+  description: "Search covers name, description, task and labels; nextCursor pages.",
+  middleware: [requireRead] as const,
+  security: READ_SECURITY,
+  request: { query: ListQuery },
+  responses: {
+    200: json(ModelList, "A page of models"),
+    ...problems(400, 401, 403, 500),
+  },
+});
+
+const getModel = createRoute({
+  method: "get",
+  path: "/api/models/{ns}/{name}",
+  operationId: "getModel",
+  summary: "One model: versions, tags, downloads, latest",
+  middleware: [requireRead] as const,
+  security: READ_SECURITY,
+  request: { params: ModelParams },
+  responses: {
+    200: json(ModelDocumentSchema, "The model"),
+    ...problems(400, 401, 403, 404, 500),
+  },
+});
+
+const getVersion = createRoute({
+  method: "get",
+  path: "/api/models/{ns}/{name}/{ref}",
+  operationId: "getVersion",
+  summary: "One version's files, card and architecture (ref: version or tag)",
+  description: "Counts a download.",
+  middleware: [requireRead] as const,
+  security: READ_SECURITY,
+  request: { params: RefParams },
+  responses: {
+    200: json(VersionDocument, "The version"),
+    ...problems(400, 401, 403, 404, 500),
+  },
+});
+
+const getModelJson = createRoute({
+  method: "get",
+  path: "/api/models/{ns}/{name}/{ref}/model.json",
+  operationId: "getModelJson",
+  summary: "A model.json that tf.loadLayersModel(url) loads as is",
+  description: "Its weight paths point at the blobs. Counts a download.",
+  middleware: [requireRead] as const,
+  security: READ_SECURITY,
+  request: { params: RefParams },
+  responses: {
+    200: json(ModelJsonDocument, "The model.json"),
+    ...problems(400, 401, 403, 404, 413, 500),
+  },
+});
+
+const publish = createRoute({
+  method: "put",
+  path: "/api/models/{ns}/{name}/{ref}",
+  operationId: "publishVersion",
+  summary: "Publish a version from uploaded blobs",
+  description:
+    "ref is the exact version to publish. The model.json is checked (layers built, every weight's shape), every file's blob must be uploaded; the version becomes visible atomically.",
+  security: [{ bearer: [] }],
+  request: {
+    params: PublishParams,
+  },
+  responses: {
+    201: {
+      ...json(VersionDocument, "Published"),
+      headers: { location: { schema: { type: "string" }, description: "The version's URL" } },
+    },
+    ...problems(400, 404, 409, 413, 422, ...WRITE_PROBLEMS),
+  },
+});
+
+const moveTag = createRoute({
+  method: "put",
+  path: "/api/models/{ns}/{name}/tags/{tag}",
+  operationId: "moveTag",
+  summary: "Point a tag at a version",
+  security: [{ bearer: [] }],
+  request: {
+    params: TagParams,
+  },
+  responses: {
+    200: json(TagDocument, "The tag moved"),
+    ...problems(400, 404, 413, 422, ...WRITE_PROBLEMS),
+  },
+});
+
+const yank = createRoute({
+  method: "post",
+  path: "/api/models/{ns}/{name}/{version}/yank",
+  operationId: "yankVersion",
+  summary: 'Yank a version ({"yanked": false} restores it)',
+  description:
+    "A yanked version is hidden from tags and latest, still downloadable by exact version.",
+  security: [{ bearer: [] }],
+  request: {
+    params: YankParams,
+  },
+  responses: {
+    200: json(YankDocument, "Yanked or restored"),
+    ...problems(400, 404, 413, 422, ...WRITE_PROBLEMS),
+  },
+});
 
 /**
  * The model routes.
  *
- * @returns a Hono app with every `/api/models` route
+ * @returns an app with every `/api/models` route, documented
  */
-export function modelRoutes(): Hono<RegistryEnv> {
-  const app = new Hono<RegistryEnv>();
+export function modelRoutes(): OpenAPIHono<RegistryEnv> {
+  const app = new OpenAPIHono<RegistryEnv>({ defaultHook: validationHook() });
+  // A write's handler reads its body itself (size limit, nesting, deadline)
+  // and checks it against the same schema: the route is documented with its
+  // body and served with its parameters validated.
+  // Writes check the token once the names are valid, before the other values.
+  const writes = new OpenAPIHono<RegistryEnv>({
+    defaultHook: validationHook({
+      status: { ref: 422, version: 422 },
+      authorize: (c, { ns }) => requirePublish(c, ns),
+    }),
+  });
+  const write = <R extends RouteConfig>(route: R, body: z.ZodType, required: boolean): R => {
+    const { middleware: _, ...documented } = route;
+    writes.openAPIRegistry.registerPath({
+      ...documented,
+      request: {
+        ...route.request,
+        body: { required, content: { "application/json": { schema: body } } },
+      },
+    } as RouteConfig);
+    return { ...route, hide: true };
+  };
   const docs = new DocumentCache();
 
-  app.get("/api/models", requireRead, async (c) => {
-    const sort = c.req.query("sort") ?? "updated";
-    if (sort !== "downloads" && sort !== "updated") {
-      throw new HttpProblem(400, `Invalid sort "${printable(sort)}": use "downloads" or "updated"`);
-    }
-    const search = c.req.query("search");
-    const task = c.req.query("task");
-    const cursor = c.req.query("cursor");
-    if (search !== undefined && search.length > 200) {
-      throw new HttpProblem(400, "Search text is over 200 characters: search for a shorter text");
-    }
+  app.openapi(list, async (c) => {
+    const { search, task, cursor, sort, limit } = c.req.valid("query");
     try {
       const page = await c.var.store.listModels({
         sort,
-        limit: parseLimit(c.req.query("limit")),
+        limit,
         ...(search ? { search } : {}),
         ...(task ? { task } : {}),
         ...(cursor ? { cursor } : {}),
       });
-      return c.json(page);
+      return c.json(page, 200);
     } catch (e) {
+      // A cursor from another query or made up.
       if (e instanceof RangeError) throw new HttpProblem(400, e.message);
       throw e;
     }
   });
 
-  app.get("/api/models/:ns/:name", requireRead, async (c) => {
-    const { ns, name } = names(c);
+  app.openapi(getModel, async (c) => {
+    const { ns, name } = c.req.valid("param");
     const store = c.get("store");
     // The revision is read before the data, so what is kept is never older than it.
     const rev = await store.revision(ns, name);
@@ -271,22 +298,17 @@ export function modelRoutes(): Hono<RegistryEnv> {
     let body = docs.model(key, rev);
     if (body === undefined) {
       const model = await store.getModel(ns, name);
-      if (!model) {
-        throw new HttpProblem(
-          404,
-          `Model "${ns}/${name}" does not exist: search with GET /api/models?search=${name}`,
-        );
-      }
+      if (!model) throw missingModel(ns, name);
       const latest = resolveRef(model, "latest");
-      body = JSON.stringify({ ...model, latest: "version" in latest ? latest.version : null });
+      const doc: ModelDocument = { ...model, latest: "version" in latest ? latest.version : null };
+      body = JSON.stringify(doc);
       docs.setModel(key, rev, body);
     }
-    return c.body(body, 200, JSON_HEADERS);
+    return c.body(body, 200, JSON_HEADERS) as never;
   });
 
-  app.get("/api/models/:ns/:name/:ref", requireRead, async (c) => {
-    const { ns, name } = names(c);
-    const ref = checkRef(c.req.param("ref"));
+  app.openapi(getVersion, async (c) => {
+    const { ns, name, ref } = c.req.valid("param");
     const store = c.get("store");
     const rev = await store.revision(ns, name);
     const key = `${ns}/${name}@${ref}`;
@@ -298,12 +320,12 @@ export function modelRoutes(): Hono<RegistryEnv> {
       if (ref !== v.version) docs.setVersion(`${ns}/${name}@${v.version}`, rev, doc);
     }
     const downloads = await store.countDownload(ns, name, doc.version);
-    return c.body(doc.head + downloads + doc.tail, 200, JSON_HEADERS);
+    return c.body(doc.head + downloads + doc.tail, 200, JSON_HEADERS) as never;
   });
 
-  app.get("/api/models/:ns/:name/:ref/model.json", requireRead, async (c) => {
-    const { ns, name } = names(c);
-    const v = await loadVersion(c.var.store, ns, name, checkRef(c.req.param("ref")));
+  app.openapi(getModelJson, async (c) => {
+    const { ns, name, ref } = c.req.valid("param");
+    const v = await loadVersion(c.var.store, ns, name, ref);
     const entry = v.files.find((f) => f.path === "model.json");
     const stream = entry && await c.var.store.blobs.read(entry.digest);
     if (!entry || !stream) {
@@ -314,7 +336,7 @@ export function modelRoutes(): Hono<RegistryEnv> {
     }
     const modelJson = JSON.parse(
       new TextDecoder().decode(await readAll(stream, MAX_MODEL_JSON_BYTES, "model.json")),
-    );
+    ) as z.infer<typeof ModelJsonDocument>;
     const byPath = new Map(v.files.map((f) => [f.path, f.digest]));
     // tfjs joins the model.json URL's folder and each path as strings, so an
     // absolute path would be appended, not resolved: go up from
@@ -324,19 +346,12 @@ export function modelRoutes(): Hono<RegistryEnv> {
     }
     await c.var.store.countDownload(ns, name, v.version);
     c.header("cache-control", "no-cache");
-    return c.json(modelJson);
+    return c.json(modelJson, 200);
   });
 
-  app.put("/api/models/:ns/:name/:version", async (c) => {
-    const { ns, name } = names(c);
+  writes.openapi(write(publish, PublishRequest, true), async (c) => {
+    const { ns, name, ref: version } = c.req.valid("param");
     requirePublish(c, ns);
-    const version = c.req.param("version");
-    if (!isSemver(version)) {
-      throw new HttpProblem(
-        422,
-        `Invalid version "${printable(version)}": use a semver version such as "1.0.0"`,
-      );
-    }
     const { store, limits } = c.var;
     const body = await readJsonBody(c, limits.maxManifestBytes, "The publish request");
     const { files, card } = parsePublishBody(body);
@@ -345,64 +360,39 @@ export function modelRoutes(): Hono<RegistryEnv> {
       name,
       version,
       files,
-      card,
+      card: card ?? {},
       publishedBy: c.var.tokenLabel,
     }, c.get("deadline"));
     return c.json(versionDocument(v), 201, { location: `/api/models/${ns}/${name}/${version}` });
   });
 
-  app.put("/api/models/:ns/:name/tags/:tag", async (c) => {
-    const { ns, name } = names(c);
+  writes.openapi(write(moveTag, TagRequest, true), async (c) => {
+    const { ns, name, tag } = c.req.valid("param");
     requirePublish(c, ns);
-    const tag = c.req.param("tag");
-    if (!TAG.test(tag) || isSemver(tag)) {
-      throw new HttpProblem(
-        400,
-        `Invalid tag "${
-          printable(tag)
-        }": start with a letter; use lowercase letters, digits, "-", "_", "."`,
-      );
-    }
-    const body = await readJsonBody(c, 4096, "The tag request");
-    const version = isRecord(body) ? body.version : undefined;
-    if (typeof version !== "string" || !isSemver(version)) {
+    const body = TagRequest.safeParse(await readJsonBody(c, 4096, "The tag request"));
+    if (!body.success) {
       throw new HttpProblem(422, 'The tag request must be { "version": "<semver>" }');
     }
-    try {
-      await c.var.store.setTag(ns, name, tag, version);
-    } catch (e) {
-      if (e instanceof NotFoundError) {
-        throw new HttpProblem(404, `Version "${ns}/${name}@${version}" does not exist`);
-      }
-      throw e;
-    }
-    return c.json({ namespace: ns, name, tag, version });
+    // A version that does not exist is the store's NotFoundError: a 404.
+    await c.var.store.setTag(ns, name, tag, body.data.version);
+    return c.json({ namespace: ns, name, tag, version: body.data.version }, 200);
   });
 
-  app.post("/api/models/:ns/:name/:version/yank", async (c) => {
-    const { ns, name } = names(c);
+  writes.openapi(write(yank, YankRequest, false), async (c) => {
+    const { ns, name, version } = c.req.valid("param");
     requirePublish(c, ns);
-    const version = c.req.param("version");
-    if (!isSemver(version)) {
-      throw new HttpProblem(
-        422,
-        `Invalid version "${printable(version)}": yank an exact version such as "1.0.0"`,
-      );
-    }
-    const body = c.req.header("content-length") === "0" || !c.req.raw.body
+    const raw = c.req.header("content-length") === "0" || !c.req.raw.body
       ? {}
       : await readJsonBody(c, 4096, "The yank request");
-    const yanked = isRecord(body) && body.yanked === false ? false : true;
-    try {
-      await c.var.store.setYanked(ns, name, version, yanked);
-    } catch (e) {
-      if (e instanceof NotFoundError) {
-        throw new HttpProblem(404, `Version "${ns}/${name}@${version}" does not exist`);
-      }
-      throw e;
+    const body = YankRequest.safeParse(raw);
+    if (!body.success) {
+      throw new HttpProblem(422, 'The yank request must be empty or { "yanked": true | false }');
     }
-    return c.json({ namespace: ns, name, version, yanked });
+    const yanked = body.data.yanked ?? true;
+    await c.var.store.setYanked(ns, name, version, yanked);
+    return c.json({ namespace: ns, name, version, yanked }, 200);
   });
 
+  app.route("/", writes);
   return app;
 }

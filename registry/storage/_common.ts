@@ -1,14 +1,27 @@
 /**
  * Rules every storage backend shares, so that they answer alike: page limits
  * and cursors of `listModels`, which version takes `latest`, the summary a
- * model copies from its latest card, byte ranges, and the errors for missing
- * versions.
+ * model copies from its latest card, byte ranges, the errors for missing
+ * versions, and the records built from the rows both databases hold.
  *
  * @module
  */
 
-import { compareSemver, isSemver, printable, SEMVER } from "../../sdk/names.ts";
-import { NotFoundError } from "./store.ts";
+import {
+  compareSemver,
+  highestVersion,
+  isPrerelease,
+  isSemver,
+  printable,
+} from "../../core/names.ts";
+import {
+  type FileEntry,
+  type ModelRecord,
+  type NewVersion,
+  NotFoundError,
+  type VersionRecord,
+} from "./store.ts";
+import type { VersionSummary } from "../../core/wire.ts";
 
 /** Smallest, default and largest page of `listModels`. */
 export const LIMIT = { min: 1, default: 20, max: 100 } as const;
@@ -93,16 +106,6 @@ export function listParams(
   return { sort: s, limit: l };
 }
 
-/**
- * Whether a semver version is a prerelease (`1.0.0-rc.1`).
- *
- * @param version a semver version
- * @returns true for a prerelease
- */
-export function isPrerelease(version: string): boolean {
-  return SEMVER.exec(version)?.[4] !== undefined;
-}
-
 /** A version as the `latest` rules see it. */
 export interface VersionState {
   /** Semver version. */
@@ -142,12 +145,8 @@ export function takesLatest(
  */
 export function bestVersion<T extends VersionState>(versions: readonly T[]): T | undefined {
   const live = versions.filter((o) => !o.yanked);
-  const releases = live.filter((o) => !isPrerelease(o.version));
-  const pool = releases.length > 0 ? releases : live;
-  return pool.reduce<T | undefined>(
-    (best, o) => best === undefined || compareSemver(o.version, best.version) > 0 ? o : best,
-    undefined,
-  );
+  const best = highestVersion(live.map((o) => o.version));
+  return live.find((o) => o.version === best);
 }
 
 /**
@@ -278,4 +277,132 @@ export function now(): string {
 
 function text(value: unknown): string {
   return typeof value === "string" ? value : "";
+}
+
+/** A row as a database driver returns it: column name → value. */
+export type Row = Record<string, unknown>;
+
+/**
+ * Parses a JSON column.
+ *
+ * @param value the column's value
+ * @param fallback what an empty column stands for
+ * @returns the parsed value
+ */
+export function parseJson<T>(value: unknown, fallback: T): T {
+  return typeof value === "string" ? JSON.parse(value) as T : fallback;
+}
+
+/**
+ * A version's files from its `files` rows.
+ *
+ * @param rows `path, digest, size`, in position order
+ * @returns the files
+ */
+export function fileEntries(rows: readonly Row[]): FileEntry[] {
+  return rows.map((f) => ({
+    path: String(f.path),
+    digest: String(f.digest),
+    size: Number(f.size),
+  }));
+}
+
+/**
+ * A version from its `versions` row.
+ *
+ * @param namespace the model's namespace
+ * @param name the model's name
+ * @param v the row
+ * @param files its files
+ * @param downloads its downloads (a backend may add counts not yet written)
+ * @returns the record
+ */
+export function versionFromRow(
+  namespace: string,
+  name: string,
+  v: Row,
+  files: FileEntry[],
+  downloads: number = Number(v.downloads),
+): VersionRecord {
+  const record: VersionRecord = {
+    namespace,
+    name,
+    version: String(v.version),
+    files,
+    card: parseJson<Record<string, unknown>>(v.card, {}),
+    architecture: parseJson<Record<string, unknown>>(v.architecture, {}),
+    createdAt: String(v.created_at),
+    // SQLite stores 0/1, PostgreSQL a boolean.
+    yanked: Boolean(v.yanked),
+    downloads,
+  };
+  if (typeof v.published_by === "string") record.publishedBy = v.published_by;
+  return record;
+}
+
+/**
+ * A version's line in its model's summary, from its `versions` row.
+ *
+ * @param v the row
+ * @param downloads its downloads
+ * @returns the summary
+ */
+export function versionSummary(v: Row, downloads: number = Number(v.downloads)): VersionSummary {
+  return {
+    version: String(v.version),
+    createdAt: String(v.created_at),
+    yanked: Boolean(v.yanked),
+    downloads,
+  };
+}
+
+/**
+ * A model from its `models` row.
+ *
+ * @param m the row
+ * @param versions its versions, oldest first
+ * @param tags tag → version
+ * @param downloads its downloads
+ * @returns the record
+ */
+export function modelFromRow(
+  m: Row,
+  versions: VersionSummary[],
+  tags: Record<string, string>,
+  downloads: number = Number(m.downloads),
+): ModelRecord {
+  return {
+    namespace: String(m.namespace),
+    name: String(m.name),
+    description: String(m.description),
+    task: String(m.task),
+    labels: parseJson<string[]>(m.labels, []),
+    updatedAt: String(m.updated_at),
+    downloads,
+    versions,
+    tags,
+  };
+}
+
+/**
+ * The record of a version just published.
+ *
+ * @param v what was published
+ * @param createdAt when
+ * @returns the record, as a read would return it
+ */
+export function publishedRecord(v: NewVersion, createdAt: string): VersionRecord {
+  const record: VersionRecord = {
+    namespace: v.namespace,
+    name: v.name,
+    version: v.version,
+    files: v.files.map((f) => ({ path: f.path, digest: f.digest, size: f.size })),
+    card: v.card,
+    architecture: v.architecture,
+    createdAt,
+    yanked: false,
+    downloads: v.downloads ?? 0,
+  };
+  if (v.publishedBy !== undefined) record.publishedBy = v.publishedBy;
+  return record;
 }

@@ -5,10 +5,11 @@
  *
  * @example Open the embedded store
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { openSqliteFsStore, type Store } from "./mod.ts";
  * const dir = await Deno.makeTempDir();
  * const store: Store = await openSqliteFsStore(dir);
- * console.log(await store.getModel("zoo", "lenet5")); // null
+ * assertEquals(await store.getModel("zoo", "lenet5"), null);
  * await store.close();
  * await Deno.remove(dir, { recursive: true });
  * ```

@@ -15,7 +15,7 @@
  */
 
 import { join } from "node:path";
-import { DIGEST, printable } from "../../sdk/names.ts";
+import { DIGEST, printable } from "../../core/names.ts";
 
 /** The paths of one data directory. */
 export interface StorageLayout {
@@ -37,9 +37,10 @@ export interface StorageLayout {
  *
  * @example Locate the database
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { storageLayout } from "./paths.ts";
  * const layout = storageLayout("/var/lib/zoo");
- * console.log(layout.database); // /var/lib/zoo/zoo.sqlite
+ * assertEquals(layout.database, "/var/lib/zoo/zoo.sqlite");
  * ```
  */
 export function storageLayout(dataDir: string): StorageLayout {
@@ -89,9 +90,10 @@ export function blobDir(layout: StorageLayout, digest: string): string {
  *
  * @example Locate a blob
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { blobPath, storageLayout } from "./paths.ts";
  * const digest = `sha256:${"ab".repeat(32)}`;
- * console.log(blobPath(storageLayout("/data"), digest)); // /data/blobs/sha256/ab/abab…
+ * assertEquals(blobPath(storageLayout("/data"), digest), `/data/blobs/sha256/ab/${"ab".repeat(32)}`);
  * ```
  */
 export function blobPath(layout: StorageLayout, digest: string): string {

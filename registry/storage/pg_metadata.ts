@@ -23,21 +23,25 @@
  */
 
 import postgres from "postgres";
-import { printable } from "../../sdk/names.ts";
+import { printable } from "../../core/names.ts";
 import {
   checkNewVersion,
   decodeCursor,
   encodeCursor,
+  fileEntries,
   latestAfterYank,
   listParams,
   missingVersion,
+  modelFromRow,
   modelSummary,
   now,
+  publishedRecord,
   takesLatest,
+  versionFromRow,
+  versionSummary,
 } from "./_common.ts";
 import {
   ConflictError,
-  type FileEntry,
   type ListQuery,
   type MetadataBackend,
   type ModelRecord,
@@ -360,19 +364,7 @@ class PgMetadataStore implements MetadataBackend {
         }
         await this.#touch(tx, modelId, createdAt);
         await this.#refreshSummary(tx, modelId);
-        const record: VersionRecord = {
-          namespace: v.namespace,
-          name: v.name,
-          version: v.version,
-          files: v.files.map((f) => ({ path: f.path, digest: f.digest, size: f.size })),
-          card: v.card,
-          architecture: v.architecture,
-          createdAt,
-          yanked: false,
-          downloads: v.downloads ?? 0,
-        };
-        if (v.publishedBy !== undefined) record.publishedBy = v.publishedBy;
-        return record;
+        return publishedRecord(v, createdAt);
       });
     } catch (e) {
       if (isUniqueViolation(e)) throw conflict();
@@ -399,22 +391,8 @@ class PgMetadataStore implements MetadataBackend {
       const id = Number(m.id);
       const t: Record<string, string> = {};
       for (const r of tags) if (Number(r.model_id) === id) t[String(r.tag)] = String(r.version);
-      return {
-        namespace: String(m.namespace),
-        name: String(m.name),
-        description: String(m.description),
-        task: String(m.task),
-        labels: JSON.parse(String(m.labels)) as string[],
-        updatedAt: String(m.updated_at),
-        downloads: Number(m.downloads),
-        versions: versions.filter((v) => Number(v.model_id) === id).map((v) => ({
-          version: String(v.version),
-          createdAt: String(v.created_at),
-          yanked: Boolean(v.yanked),
-          downloads: Number(v.downloads),
-        })),
-        tags: t,
-      };
+      const own = versions.filter((v) => Number(v.model_id) === id).map((v) => versionSummary(v));
+      return modelFromRow(m, own, t);
     });
   }
 
@@ -426,25 +404,11 @@ class PgMetadataStore implements MetadataBackend {
     const [v] = await this.#sql`SELECT v.* FROM versions v JOIN models m ON m.id = v.model_id
       WHERE m.namespace = ${namespace} AND m.name = ${name} AND v.version = ${version}`;
     if (!v) return null;
-    const files: FileEntry[] = (await this.#sql`SELECT path, digest, size FROM files
-      WHERE version_id = ${Number(v.id)} ORDER BY position`).map((f) => ({
-      path: String(f.path),
-      digest: String(f.digest),
-      size: Number(f.size),
-    }));
-    const record: VersionRecord = {
-      namespace,
-      name,
-      version: String(v.version),
-      files,
-      card: JSON.parse(String(v.card)),
-      architecture: JSON.parse(String(v.architecture)),
-      createdAt: String(v.created_at),
-      yanked: Boolean(v.yanked),
-      downloads: Number(v.downloads),
-    };
-    if (typeof v.published_by === "string") record.publishedBy = v.published_by;
-    return record;
+    const files = fileEntries(
+      await this.#sql`SELECT path, digest, size FROM files
+        WHERE version_id = ${Number(v.id)} ORDER BY position`,
+    );
+    return versionFromRow(namespace, name, v, files);
   }
 
   /** Runs a write on one version, its model's row locked. */

@@ -26,7 +26,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { AwsClient } from "aws4fetch";
-import { printable } from "../../sdk/names.ts";
+import { printable } from "../../core/names.ts";
 import { checkRange } from "./_common.ts";
 import { digestHex } from "./paths.ts";
 import { type BlobBackend, type BlobInfo, type BlobWriter, DigestMismatchError } from "./store.ts";

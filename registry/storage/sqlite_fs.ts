@@ -32,6 +32,7 @@ export type SqliteFsOptions = SqliteMetadataOptions;
  *
  * @example Store a blob and publish a version
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { openSqliteFsStore } from "./sqlite_fs.ts";
  * const dir = await Deno.makeTempDir();
  * const store = await openSqliteFsStore(dir);
@@ -46,7 +47,7 @@ export type SqliteFsOptions = SqliteMetadataOptions;
  *   card: { task: "image-classification" },
  *   architecture: {},
  * });
- * console.log((await store.getModel("zoo", "lenet5"))?.tags.latest); // 1.0.0
+ * assertEquals((await store.getModel("zoo", "lenet5"))?.tags.latest, "1.0.0");
  * await store.close();
  * await Deno.remove(dir, { recursive: true });
  * ```

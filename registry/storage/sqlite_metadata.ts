@@ -19,15 +19,21 @@ import {
   checkNewVersion,
   decodeCursor,
   encodeCursor,
+  fileEntries,
   latestAfterYank,
   listParams,
   missingVersion,
+  modelFromRow,
   modelSummary,
   now,
+  parseJson,
+  publishedRecord,
   takesLatest,
+  versionFromRow,
   type VersionState,
+  versionSummary,
 } from "./_common.ts";
-import { printable } from "../../sdk/names.ts";
+import { printable } from "../../core/names.ts";
 import { storageLayout } from "./paths.ts";
 import {
   BUSY_TIMEOUT_MS,
@@ -38,7 +44,6 @@ import {
 } from "./sqlite_schema.ts";
 import {
   ConflictError,
-  type FileEntry,
   type ListQuery,
   type MetadataBackend,
   type ModelRecord,
@@ -107,10 +112,6 @@ export function openSqliteMetadataStore(
     const path = storageLayout(dataDir).database;
     return new SqliteMetadataStore(path, openDatabase(path), flushMs);
   });
-}
-
-function parseJson<T>(value: unknown, fallback: T): T {
-  return typeof value === "string" ? JSON.parse(value) as T : fallback;
 }
 
 type Row = Record<string, SQLOutputValue>;
@@ -261,24 +262,9 @@ class SqliteMetadataStore implements MetadataBackend {
     const versions = this.#versions(id).map((v) => {
       const pending = this.#stored(Number(v.id), Number(v.downloads));
       unwritten += pending;
-      return {
-        version: String(v.version),
-        createdAt: String(v.created_at),
-        yanked: v.yanked === 1,
-        downloads: Number(v.downloads) + pending,
-      };
+      return versionSummary(v, Number(v.downloads) + pending);
     });
-    return {
-      namespace: String(m.namespace),
-      name: String(m.name),
-      description: String(m.description),
-      task: String(m.task),
-      labels: parseJson<string[]>(m.labels, []),
-      updatedAt: String(m.updated_at),
-      downloads: Number(m.downloads) + unwritten,
-      versions,
-      tags,
-    };
+    return modelFromRow(m, versions, tags, Number(m.downloads) + unwritten);
   }
 
   publish(v: NewVersion): Promise<VersionRecord> {
@@ -332,19 +318,7 @@ class SqliteMetadataStore implements MetadataBackend {
         }
         this.#touch(modelId, createdAt);
         this.#refreshSummary(modelId);
-        const record: VersionRecord = {
-          namespace: v.namespace,
-          name: v.name,
-          version: v.version,
-          files: v.files.map((f) => ({ path: f.path, digest: f.digest, size: f.size })),
-          card: v.card,
-          architecture: v.architecture,
-          createdAt,
-          yanked: false,
-          downloads: v.downloads ?? 0,
-        };
-        if (v.publishedBy !== undefined) record.publishedBy = v.publishedBy;
-        return record;
+        return publishedRecord(v, createdAt);
       });
     });
   }
@@ -375,26 +349,12 @@ class SqliteMetadataStore implements MetadataBackend {
          WHERE m.namespace = ? AND m.name = ? AND v.version = ?`,
       ).get(namespace, name, version);
       if (!v) return null;
-      const files: FileEntry[] = this.#sql(
-        "SELECT path, digest, size FROM files WHERE version_id = ? ORDER BY position",
-      ).all(Number(v.id)).map((f) => ({
-        path: String(f.path),
-        digest: String(f.digest),
-        size: Number(f.size),
-      }));
-      const record: VersionRecord = {
-        namespace,
-        name,
-        version: String(v.version),
-        files,
-        card: parseJson(v.card, {}),
-        architecture: parseJson(v.architecture, {}),
-        createdAt: String(v.created_at),
-        yanked: v.yanked === 1,
-        downloads: Number(v.downloads) + this.#stored(Number(v.id), Number(v.downloads)),
-      };
-      if (typeof v.published_by === "string") record.publishedBy = v.published_by;
-      return record;
+      const files = fileEntries(
+        this.#sql("SELECT path, digest, size FROM files WHERE version_id = ? ORDER BY position")
+          .all(Number(v.id)),
+      );
+      const downloads = Number(v.downloads) + this.#stored(Number(v.id), Number(v.downloads));
+      return versionFromRow(namespace, name, v, files, downloads);
     });
   }
 

@@ -4,11 +4,12 @@
  * (SQLite + blob folder, PostgreSQL + S3) implements {@linkcode Store} and
  * passes the shared conformance suite in `tests/registry/storage/conformance.ts`.
  *
- * Values reaching a store are already validated against `sdk/names.ts`; a store
+ * Values reaching a store are already validated against `core/names.ts`; a store
  * still never builds a path from anything but a checked digest (see `paths.ts`).
  *
  * @module
  */
+import type { FileEntry, ModelRecord } from "../../core/wire.ts";
 
 /** A stored blob. */
 export interface BlobInfo {
@@ -73,15 +74,8 @@ export interface BlobStore {
   redirectUrl?(digest: string): Promise<string>;
 }
 
-/** One file of a version: a path in the checkpoint and the blob holding it. */
-export interface FileEntry {
-  /** Relative path, e.g. `model.json`, `group1-shard1of1.bin`, `README.md`. */
-  path: string;
-  /** `sha256:<hex>`. */
-  digest: string;
-  /** Bytes. */
-  size: number;
-}
+/** One file of a version: a path in the checkpoint and the blob holding it (the wire type). */
+export type { FileEntry };
 
 /** What a publisher sends and the server computed, stored as one version. */
 export interface NewVersion {
@@ -112,28 +106,8 @@ export interface VersionRecord extends NewVersion {
   downloads: number;
 }
 
-/** A model with the summary of its versions. */
-export interface ModelRecord {
-  namespace: string;
-  name: string;
-  /** Taken from the latest published version's card. */
-  description: string;
-  task: string;
-  labels: string[];
-  /** ISO 8601 time of the last publish, tag move or yank. */
-  updatedAt: string;
-  /** Sum of the downloads of all its versions. */
-  downloads: number;
-  /** Every version, oldest first, without files/card/architecture. */
-  versions: {
-    version: string;
-    createdAt: string;
-    yanked: boolean;
-    downloads: number;
-  }[];
-  /** Tag name → version, as stored (resolution rules live in the registry, not here). */
-  tags: Record<string, string>;
-}
+/** A model with the summary of its versions, as the API serves it (the wire type). */
+export type { ModelRecord };
 
 /** Query of {@linkcode MetadataStore.listModels}. */
 export interface ListQuery {

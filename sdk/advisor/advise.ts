@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Advice, ResolvedStrategy } from "../finetune/types.ts";
+import type { Advice, ResolvedStrategy } from "../types.ts";
 
 /** The thresholds the advisor compares with. */
 export interface AdviceThresholds {
@@ -84,9 +84,10 @@ export interface AdviseInput {
  *
  * @example LeNet-5's earlier cut point
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { earlyCutPoint } from "./advise.ts";
  * const cuts = ["conv1_input", "conv1", "pool1", "conv2", "pool2", "flatten", "fc1"];
- * console.log(earlyCutPoint(cuts, "pool2")); // "pool1"
+ * assertEquals(earlyCutPoint(cuts, "pool2"), "pool1");
  * ```
  */
 export function earlyCutPoint(
@@ -126,12 +127,13 @@ function round2(x: number): string {
  *
  * @example Ten fashion images per class on an MNIST LeNet
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { advise } from "./advise.ts";
  * const advice = advise({
  *   examplesPerClass: 10, similarity: 0.02, source: "mnist",
  *   cutPoints: ["conv1_input", "conv1", "pool1", "conv2", "pool2", "flatten", "fc1"], featureCut: "pool2",
  * });
- * console.log(advice.strategy, advice.cut); // "features-early" "pool1"
+ * assertEquals([advice.strategy, advice.cut], ["features-early", "pool1"]);
  * ```
  */
 export function advise(input: AdviseInput): Advice {

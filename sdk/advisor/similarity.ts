@@ -5,7 +5,7 @@
  * @module
  */
 import type { Dataset, Preprocessing } from "../data/types.ts";
-import type { SourceStats } from "../finetune/types.ts";
+import type { SourceStats } from "../types.ts";
 import { codeExtractor, computeCodes } from "../features/extract.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 
@@ -44,9 +44,10 @@ export interface SimilarityOptions {
  *
  * @example The same statistics are fully similar
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { codeSimilarity } from "./similarity.ts";
  * const s = { mean: [1, 2], std: [0.5, 1] };
- * console.log(codeSimilarity(s, s)); // 1
+ * assertEquals(codeSimilarity(s, s), 1);
  * ```
  */
 export function codeSimilarity(source: CodeMoments, sample: CodeMoments): number {
@@ -84,13 +85,14 @@ export function codeSimilarity(source: CodeMoments, sample: CodeMoments): number
  *
  * @example Statistics of LeNet's feature cut on 20 digits
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { codeStatistics } from "./similarity.ts";
  * import { loadBuiltin } from "../data/builtin.ts";
  * import { lenet5 } from "../../zoo/_recipes.ts";
  * const data = await loadBuiltin("mnist", { perClass: 2 });
  * const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
  * const stats = await codeStatistics(lenet5(), "pool2", data, preprocess);
- * console.log(stats.dim, stats.count); // 16 20
+ * assertEquals([stats.dim, stats.count], [16, 20]);
  * ```
  */
 export async function codeStatistics(
@@ -142,6 +144,7 @@ export async function codeStatistics(
  *
  * @example Held-out digits look like digits
  * ```ts
+ * import { assert } from "@std/assert";
  * import { codeStatistics, measureSimilarity } from "./similarity.ts";
  * import { loadBuiltin } from "../data/builtin.ts";
  * import { lenet5 } from "../../zoo/_recipes.ts";
@@ -149,7 +152,7 @@ export async function codeStatistics(
  * const net = lenet5();
  * const stats = await codeStatistics(net, "pool2", await loadBuiltin("mnist", { perClass: 20 }), preprocess);
  * const digits = await loadBuiltin("mnist", { split: "test", perClass: 20 });
- * console.log(await measureSimilarity(net, stats, digits, preprocess) > 0.5); // true
+ * assert(await measureSimilarity(net, stats, digits, preprocess) > 0.5);
  * ```
  */
 export async function measureSimilarity(
@@ -225,13 +228,14 @@ export interface PredictionSimilarity {
  *
  * @example A LeNet-5 on digits
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { predictionSimilarity } from "./similarity.ts";
  * import { loadBuiltin } from "../data/builtin.ts";
  * import { lenet5 } from "../../zoo/_recipes.ts";
  * const digits = await loadBuiltin("mnist", { perClass: 2 });
  * const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
  * const m = await predictionSimilarity(lenet5(), digits, preprocess);
- * console.log(m.classes, m.count); // 10 20
+ * assertEquals([m.classes, m.count], [10, 20]);
  * ```
  */
 export async function predictionSimilarity(

@@ -24,7 +24,7 @@
 import type { WasmBackendInfo, WasmBackendOptions } from "./wasm/backend.ts";
 
 export { DEVICE_NAMES, type DeviceChoice, type DeviceJob, selectDevice } from "./select.ts";
-export type { DeviceName } from "../finetune/types.ts";
+export type { DeviceName } from "./types.ts";
 export { CONVNET_TRAINING_KERNELS, kernelsUsed, missingKernels } from "./kernels.ts";
 export type { WasmBackendInfo, WasmBackendOptions };
 

@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { DeviceName } from "../finetune/types.ts";
+import type { DeviceName } from "./types.ts";
 import { join } from "node:path";
 import { CONVNET_TRAINING_KERNELS, missingKernels } from "./kernels.ts";
 

@@ -81,10 +81,13 @@ function canonical(value: unknown): string {
  *
  * @example Equal keys, equal hashes
  * ```ts
+ * import { assertEquals, assertMatch, assertNotEquals } from "@std/assert";
  * import { codeCacheKey } from "./code_cache.ts";
  * const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
  * const key = codeCacheKey({ model: "sha256:ab", cut: "pool2", dataset: "mnist", preprocess, pooling: "avg" });
- * console.log(key.length); // 64
+ * assertMatch(key, /^[0-9a-f]{64}$/);
+ * assertEquals(key, codeCacheKey({ model: "sha256:ab", cut: "pool2", dataset: "mnist", preprocess, pooling: "avg" }));
+ * assertNotEquals(key, codeCacheKey({ model: "sha256:ab", cut: "pool1", dataset: "mnist", preprocess, pooling: "avg" }));
  * ```
  */
 export function codeCacheKey(key: CodeKey): string {
@@ -105,10 +108,11 @@ function env(name: string): string | undefined {
  *
  * @returns an absolute folder path (it may not exist yet)
  *
- * @example Print the folder
+ * @example A folder named `codes`
  * ```ts
+ * import { assert } from "@std/assert";
  * import { defaultCodeCacheDir } from "./code_cache.ts";
- * console.log(defaultCodeCacheDir().endsWith("codes")); // true
+ * assert(defaultCodeCacheDir().endsWith("codes"));
  * ```
  */
 export function defaultCodeCacheDir(): string {
@@ -127,10 +131,11 @@ export function defaultCodeCacheDir(): string {
  *
  * @example A miss
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { readCachedCodes } from "./code_cache.ts";
  * const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
  * const key = { model: "m", cut: "pool2", dataset: "d", preprocess, pooling: "avg" } as const;
- * console.log(await readCachedCodes(await Deno.makeTempDir(), key)); // undefined
+ * assertEquals(await readCachedCodes(await Deno.makeTempDir(), key), undefined);
  * ```
  */
 export async function readCachedCodes(
@@ -192,13 +197,14 @@ async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
  *
  * @example Write then read back
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { readCachedCodes, writeCachedCodes } from "./code_cache.ts";
  * const dir = await Deno.makeTempDir();
  * const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
  * const key = { model: "m", cut: "pool2", dataset: "d", preprocess, pooling: "avg" } as const;
  * const codes = { codes: new Float32Array([1, 2]), labels: new Int32Array([0]), count: 1, dim: 2 };
  * await writeCachedCodes(dir, key, codes, "2 values");
- * console.log((await readCachedCodes(dir, key))?.codes.codes); // Float32Array [1, 2]
+ * assertEquals((await readCachedCodes(dir, key))?.codes.codes, new Float32Array([1, 2]));
  * ```
  */
 export async function writeCachedCodes(

@@ -1,19 +1,19 @@
 /**
- * Cutting a pretrained network at a cut point and computing its ReLU'd CNN
- * codes: the fixed-feature-extractor half of transfer learning.
+ * The ReLU'd CNN codes of a pretrained network cut at a cut point (the cut
+ * itself is `cutAt` of `sdk/surgery/`): the fixed-feature-extractor half of
+ * transfer learning.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { createHash } from "node:crypto";
-import { analyze } from "../arch/analyze.ts";
-import type { Architecture } from "../arch/types.ts";
-import { layerGraph, type LayerNode, rebuild, tensorKey } from "../_rebuild.ts";
+import { cutAt } from "../surgery/cut.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
 import type { CnnCodes, CodePooling } from "./code_cache.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
 
 export type { CnnCodes, CodePooling } from "./code_cache.ts";
+export { checkCutPoint } from "../surgery/cut.ts";
 
 /** A network cut at a cut point, ending in its codes. */
 export interface CodeExtractor {
@@ -33,69 +33,6 @@ export interface CodeExtractor {
   keptLayers: string[];
 }
 
-/** Activations whose outputs are never negative. */
-const NON_NEGATIVE_ACTIVATIONS = new Set(["relu", "relu6", "sigmoid", "softmax", "softplus"]);
-/** Layers whose output is non-negative when all their inputs are. */
-const SIGN_PRESERVING = new Set([
-  "MaxPooling2D",
-  "AveragePooling2D",
-  "GlobalAveragePooling2D",
-  "GlobalMaxPooling2D",
-  "Flatten",
-  "Reshape",
-  "Dropout",
-  "SpatialDropout2D",
-  "ZeroPadding2D",
-  "Cropping2D",
-  "UpSampling2D",
-  "Concatenate",
-  "Add",
-  "Average",
-  "Maximum",
-]);
-
-/** Whether `name`'s output is non-negative for every input, judged from the configs alone. */
-function nonNegative(byName: Map<string, LayerNode>, name: string): boolean {
-  const node = byName.get(name);
-  if (node === undefined) return false;
-  const config = node.layer.getConfig() as { activation?: unknown; negativeSlope?: unknown };
-  if (node.className === "ReLU") return !config.negativeSlope;
-  if (node.className === "Softmax") return true;
-  if (typeof config.activation === "string" && NON_NEGATIVE_ACTIVATIONS.has(config.activation)) {
-    return true;
-  }
-  if (SIGN_PRESERVING.has(node.className) && config.activation === undefined) {
-    return node.inbound.length > 0 && node.inbound.every((i) => nonNegative(byName, i.layer));
-  }
-  return false;
-}
-
-/**
- * Checks that `cut` is a cut point of `arch`.
- *
- * @throws {RangeError} naming the nearest cut points when it is not
- */
-export function checkCutPoint(arch: Architecture, cut: string): void {
-  if (arch.cutPoints.includes(cut)) return;
-  const order = new Map(arch.layers.map((l, i) => [l.name, i]));
-  const at = order.get(cut);
-  if (at === undefined) {
-    throw new RangeError(
-      `Cannot cut "${arch.name}" at "${cut}": there is no such layer; cut points: ${
-        arch.cutPoints.map((c) => `"${c}"`).join(", ")
-      }`,
-    );
-  }
-  const before = arch.cutPoints.findLast((c) => (order.get(c) ?? -1) < at);
-  const after = arch.cutPoints.find((c) => (order.get(c) ?? -1) > at);
-  const nearest = [before, after].filter((c) => c !== undefined).map((c) => `"${c}"`);
-  throw new RangeError(
-    `Cannot cut "${arch.name}" at "${cut}": it is not a cut point (another branch bypasses it, so its output alone does not carry what the rest of the network reads); the nearest cut points are ${
-      nearest.join(" and ")
-    }`,
-  );
-}
-
 /**
  * Builds the code extractor of `model` cut at `cut`: new layers with copies
  * of the weights of every layer the cut depends on, a ReLU when the cut's
@@ -112,6 +49,7 @@ export function checkCutPoint(arch: Architecture, cut: string): void {
  * @example Codes of LeNet at its last pooling layer
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
  * import { codeExtractor } from "./extract.ts";
  * const net = tf.sequential({ layers: [
  *   tf.layers.conv2d({ name: "conv", inputShape: [8, 8, 1], filters: 4, kernelSize: 3 }),
@@ -120,7 +58,8 @@ export function checkCutPoint(arch: Architecture, cut: string): void {
  *   tf.layers.dense({ name: "out", units: 2 }),
  * ] });
  * const extractor = codeExtractor(net, "pool", "avg");
- * console.log(extractor.description); // "ReLU'd, avg-pooled 3x3x4 -> 4"
+ * assertEquals(extractor.description, "ReLU'd, avg-pooled 3x3x4 -> 4");
+ * assertEquals(extractor.dim, 4);
  * ```
  */
 export function codeExtractor(
@@ -128,27 +67,9 @@ export function codeExtractor(
   cut: string,
   pooling: CodePooling = "avg",
 ): CodeExtractor {
-  const arch = analyze(model);
-  checkCutPoint(arch, cut);
-  const graph = layerGraph(model, "cut");
-  const byName = new Map(graph.layers.map((n) => [n.name, n]));
-  const keep = new Set<string>();
-  const visit = (name: string) => {
-    const node = byName.get(name);
-    if (node === undefined || keep.has(name)) return;
-    keep.add(name);
-    for (const i of node.inbound) visit(i.layer);
-  };
-  visit(cut);
-  const input = tf.input({ shape: graph.inputShape as number[], name: graph.inputName });
-  const tensors = rebuild(
-    graph,
-    new Map([[tensorKey({ layer: graph.inputName, tensorIndex: 0 }), input]]),
-    { include: (n) => keep.has(n.name) },
-  );
-  let x = cut === graph.inputName ? input : tensors.get(tensorKey({ layer: cut, tensorIndex: 0 }));
-  if (x === undefined) throw new TypeError(`Cannot cut "${model.name}" at "${cut}": no output`);
-  const relu = !nonNegative(byName, cut);
+  const base = cutAt(model, cut);
+  let x = base.model.outputs[0]!;
+  const relu = !base.nonNegative;
   if (relu) x = tf.layers.reLU({ name: `${cut}_codes_relu` }).apply(x) as tf.SymbolicTensor;
   const shape = x.shape.slice(1) as number[];
   let description = shape.join("x");
@@ -169,11 +90,11 @@ export function codeExtractor(
   }
   const dim = x.shape[1] as number;
   return {
-    model: tf.model({ name: `${model.name}_codes_${cut}`, inputs: input, outputs: x }),
+    model: tf.model({ name: `${model.name}_codes_${cut}`, inputs: base.model.inputs, outputs: x }),
     cut,
     dim,
     description: `${relu ? "ReLU'd, " : ""}${description}`,
-    keptLayers: graph.layers.filter((n) => keep.has(n.name)).map((n) => n.name),
+    keptLayers: base.keptLayers,
   };
 }
 
@@ -204,12 +125,13 @@ export interface ComputeCodesOptions {
  * @example Codes of 20 digits
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
  * import { computeCodes } from "./extract.ts";
  * import { loadBuiltin } from "../data/builtin.ts";
  * const data = await loadBuiltin("mnist", { perClass: 2 });
  * const extractor = tf.sequential({ layers: [tf.layers.globalAveragePooling2d({ inputShape: [28, 28, 1] })] });
  * const codes = await computeCodes(extractor, data, { height: 28, width: 28, channels: 1, range: [0, 1] });
- * console.log(codes.count, codes.dim); // 20 1
+ * assertEquals([codes.count, codes.dim], [20, 1]);
  * ```
  */
 export async function computeCodes(
@@ -256,9 +178,10 @@ export async function computeCodes(
  * @example Two copies of a model hash equally
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
  * import { weightsDigest } from "./extract.ts";
  * const build = () => tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1, kernelInitializer: "ones" })] });
- * console.log((await weightsDigest(build())) === (await weightsDigest(build()))); // true
+ * assertEquals(await weightsDigest(build()), await weightsDigest(build()));
  * ```
  */
 export async function weightsDigest(model: LayersModel): Promise<string> {

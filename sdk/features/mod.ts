@@ -8,22 +8,25 @@
  * - {@linkcode trainLinear}, {@linkcode evaluateLinear}: the classifiers on codes
  * - {@linkcode readCachedCodes}, {@linkcode writeCachedCodes}: the code cache
  *
- * @example Ten digits per class on LeNet's codes
- * ```ts ignore
- * import { featureStrategy } from "./mod.ts";
- * const outcome = await featureStrategy({
- *   model, train, validation, preprocess, numClasses: 10, epochs: 100, batchSize: 64, lr: 0.01,
- *   seed: 0, classifier: "svm",
- * });
- * console.log(outcome.codes, outcome.history.at(-1)); // "avg-pooled 5x5x16 -> 16", …
+ * @example A linear SVM on codes already computed
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { evaluateLinear, trainLinear } from "./mod.ts";
+ * // Two codes of length 2 per class, the class in the larger value.
+ * const train = {
+ *   codes: new Float32Array([3, 0, 2, 1, 0, 3, 1, 2]), labels: new Int32Array([0, 0, 1, 1]),
+ *   count: 4, dim: 2,
+ * };
+ * const fit = await trainLinear(train, undefined, { classifier: "svm", numClasses: 2, epochs: 50 });
+ * assertEquals((await evaluateLinear(fit.model, train)).accuracy, 1);
  * ```
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { analyze } from "../arch/analyze.ts";
+import { analyze } from "../../core/arch/analyze.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
-import type { LinearClassifier, TrainCommonOptions, TrainOutcome } from "../finetune/types.ts";
+import type { LinearClassifier, TrainCommonOptions, TrainOutcome } from "../types.ts";
 import {
   type CnnCodes,
   type CodeKey,
@@ -126,8 +129,9 @@ async function codesOf(
  * "probabilities" are the softmax of its scores: their argmax is the SVM's
  * decision, their values are not calibrated. The checkpoint is not modified.
  *
- * A pass over the codes is typed-array arithmetic, the same on every
- * device, so `epochs` in the hundreds is cheap next to computing the codes.
+ * A pass over the codes runs in compiled wasm SIMD kernels (no tensors),
+ * the same on every device, so `epochs` in the hundreds is cheap next to
+ * computing the codes.
  *
  * @param options the common trainer options plus cut, classifier, pooling, cache and test data
  * @returns the predictor, per-epoch metrics (phase `linear`), the frozen layers, the cut and how codes were formed
@@ -136,6 +140,7 @@ async function codesOf(
  *
  * @example Fit ten digits per class on an untrained LeNet's codes
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { featureStrategy } from "./mod.ts";
  * import { loadBuiltin } from "../data/builtin.ts";
  * import { lenet5 } from "../../zoo/_recipes.ts";
@@ -145,7 +150,8 @@ async function codesOf(
  *   preprocess: { height: 28, width: 28, channels: 1, range: [0, 1] },
  *   epochs: 20, batchSize: 50, lr: 0.01, seed: 0,
  * });
- * console.log(outcome.cutLayer, outcome.codes); // "pool2" "avg-pooled 5x5x16 -> 16"
+ * // The default cut is the penultimate layer: fc2, a vector of 84 codes.
+ * assertEquals([outcome.cutLayer, outcome.codes], ["fc2", "84"]);
  * outcome.model.dispose();
  * ```
  */
@@ -236,7 +242,7 @@ function attachClassifier(
 }
 
 export type { Preprocessing };
-export type * from "../finetune/types.ts";
+export type * from "../types.ts";
 export type { Batch, BatchOptions, Dataset, Split, SplitOptions } from "../data/types.ts";
-export type { Architecture, HeadKind, LayerInfo, Shape } from "../arch/types.ts";
+export type { Architecture, HeadKind, LayerInfo, Shape } from "../../core/arch/types.ts";
 export type { LayersModel, Tensor1D, Tensor4D } from "../_tfjs_types.ts";

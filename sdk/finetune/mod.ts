@@ -11,7 +11,7 @@
  *   modelRef: "zoo/lenet5",
  *   data: "fashion-mnist?perClass=10",
  *   strategy: "features",
- *   outDir: "./finetune-out",
+ *   output: { outDir: "./finetune-out" },
  * });
  * console.log(run.testAccuracy);
  * ```
@@ -23,5 +23,5 @@ export type * from "./types.ts";
 export type { LayersModel } from "../_tfjs_types.ts";
 export type * from "../data/types.ts";
 export type { DeviceChoice } from "../devices/select.ts";
-export type * from "../client_api.ts";
+export type * from "../client/mod.ts";
 export type { Tensor1D, Tensor4D } from "../_tfjs_types.ts";

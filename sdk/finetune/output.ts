@@ -76,6 +76,7 @@ export interface RunFacts {
  *
  * @example The card of a run
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { lineageCard } from "./output.ts";
  * const card = lineageCard({
  *   lineage: { reference: "zoo/lenet5@1.0.0", digest: "sha256:" + "0".repeat(64), modelName: "lenet5" },
@@ -85,7 +86,7 @@ export interface RunFacts {
  *   dataset: { name: "toy", identity: "toy#1", trainSize: 20 }, epochs: 1, batchSize: 8, seed: 0,
  *   device: "cpu", history: [], testAccuracy: 0.9, seconds: 1,
  * });
- * console.log(card.parent); // "zoo/lenet5@1.0.0"
+ * assertEquals(card.parent, "zoo/lenet5@1.0.0");
  * ```
  */
 export function lineageCard(facts: RunFacts): Record<string, unknown> {
@@ -233,12 +234,13 @@ export function cardReadme(name: string, card: Record<string, unknown>): string 
  *
  * @example Save a tiny model
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { writeCheckpoint } from "./output.ts";
  * const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1 })] });
  * const dir = await Deno.makeTempDir();
  * const paths = await writeCheckpoint(dir, model, { task: "demo" }, "# demo\n");
- * console.log(paths.length); // 4
+ * assertEquals(paths.length, 4);
  * ```
  */
 export async function writeCheckpoint(

@@ -68,11 +68,12 @@ export interface EpochProgressOptions {
  *
  * @example A finished epoch
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { formatEpoch } from "./report.ts";
  * const line = formatEpoch({
  *   epoch: 1, phase: "head", trainLoss: 0.5, trainAccuracy: 0.8, imagesPerSecond: 400, seconds: 2,
  * }, 3);
- * console.log(line); // "epoch 1/3 (head): loss 0.5000, accuracy 80.0% | 400 img/s, 2.0 s"
+ * assertEquals(line, "epoch 1/3 (head): loss 0.5000, accuracy 80.0% | 400 img/s, 2.0 s");
  * ```
  */
 export function formatEpoch(m: EpochMetrics, epochs?: number): string {
@@ -97,6 +98,7 @@ export function formatEpoch(m: EpochMetrics, epochs?: number): string {
  *
  * @example Plain lines
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { createEpochProgress } from "./report.ts";
  * const lines: string[] = [];
  * const progress = createEpochProgress({ bar: false, epochs: 1, log: (l) => lines.push(l) });
@@ -105,7 +107,7 @@ export function formatEpoch(m: EpochMetrics, epochs?: number): string {
  *   epoch: 1, phase: "all", trainLoss: 0.6, trainAccuracy: 0.7, imagesPerSecond: 300, seconds: 1,
  * });
  * progress.stop();
- * console.log(lines.length); // 1
+ * assertEquals(lines.length, 1);
  * ```
  */
 export function createEpochProgress(options: EpochProgressOptions): EpochProgress {
@@ -205,12 +207,13 @@ function percent(x: number | undefined): string {
  *
  * @example Record two epochs
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { appendMetrics } from "./report.ts";
  * const path = await Deno.makeTempFile({ suffix: ".jsonl" });
  * const m = { epoch: 1, phase: "all" as const, trainLoss: 1, trainAccuracy: 0.5, imagesPerSecond: 10, seconds: 1 };
  * await appendMetrics(path, m);
  * await appendMetrics(path, { ...m, epoch: 2 });
- * console.log((await Deno.readTextFile(path)).trim().split("\n").length); // 2
+ * assertEquals((await Deno.readTextFile(path)).trim().split("\n").length, 2);
  * ```
  */
 export async function appendMetrics(path: string, m: EpochMetrics): Promise<void> {
@@ -304,13 +307,14 @@ function chart(
  *
  * @example Plot two epochs
  * ```ts
+ * import { assert } from "@std/assert";
  * import { trainingCurvesSvg } from "./report.ts";
  * const m = { phase: "all" as const, imagesPerSecond: 100, seconds: 1 };
  * const svg = trainingCurvesSvg([
  *   { ...m, epoch: 1, trainLoss: 1.2, trainAccuracy: 0.6, valLoss: 1.1, valAccuracy: 0.62 },
  *   { ...m, epoch: 2, trainLoss: 0.8, trainAccuracy: 0.75, valLoss: 0.9, valAccuracy: 0.7 },
  * ], "lenet5 → fashion-mnist");
- * console.log(svg.startsWith("<svg")); // true
+ * assert(svg.startsWith("<svg"));
  * ```
  */
 export function trainingCurvesSvg(history: readonly EpochMetrics[], title = ""): string {

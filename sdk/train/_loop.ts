@@ -9,9 +9,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type Inbound, layerGraph, type LayerNode, tensorKey } from "../_rebuild.ts";
+import { type Inbound, layerGraph, type LayerNode, tensorKey } from "../surgery/_rebuild.ts";
 import type { Batch, Dataset, Preprocessing } from "../data/types.ts";
-import type { EpochMetrics } from "../finetune/types.ts";
+import type { EpochMetrics } from "../types.ts";
 import { accumulatedGradients, type MicroBatch, splitBatch } from "./accumulate.ts";
 import type { CheckpointState } from "./checkpoint.ts";
 

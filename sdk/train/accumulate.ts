@@ -45,6 +45,7 @@ export interface AccumulatedGradients {
  *
  * @example Two micro-batches give the full batch's gradient
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { accumulatedGradients } from "./accumulate.ts";
  * const w = tf.variable(tf.scalar(2), true, "w");
@@ -53,7 +54,8 @@ export interface AccumulatedGradients {
  *   [w],
  *   [{ data: tf.tensor1d([1, 2]), size: 2 }, { data: tf.tensor1d([3]), size: 1 }],
  * );
- * console.log(await value.data(), await grads["w"]!.data()); // [4], [2]
+ * assertEquals([...await value.data()], [4]);
+ * assertEquals([...await grads["w"]!.data()], [2]);
  * ```
  */
 export async function accumulatedGradients<T>(
@@ -115,10 +117,11 @@ export async function accumulatedGradients<T>(
  *
  * @example Split a batch of 5 into 2 + 2 + 1
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { splitBatch } from "./accumulate.ts";
  * const parts = splitBatch({ xs: tf.zeros([5, 3]), ys: tf.zeros([5, 2]) }, 2);
- * console.log(parts.map((p) => p.size)); // [2, 2, 1]
+ * assertEquals(parts.map((p) => p.size), [2, 2, 1]);
  * ```
  */
 export function splitBatch<T extends Record<string, Tensor>>(

@@ -26,7 +26,7 @@ the step (see `_loop.ts`).
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { EpochMetrics } from "../finetune/types.ts";
+import type { EpochMetrics } from "../types.ts";
 import type { LayersModel, Optimizer, Tensor } from "../_tfjs_types.ts";
 
 /** A tensor with a name, as `optimizer.getWeights()` returns them. */
@@ -119,6 +119,7 @@ async function scalarState(optimizer: tf.Optimizer): Promise<Record<string, numb
  *
  * @example Restore an Adam optimizer after three steps
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { readCheckpoint, restoreOptimizer, writeCheckpoint } from "./checkpoint.ts";
  * const dir = await Deno.makeTempDir();
@@ -137,7 +138,7 @@ async function scalarState(optimizer: tf.Optimizer): Promise<Record<string, numb
  * const back = (await readCheckpoint(dir))!;
  * const fresh = tf.train.adam(0.1);
  * await restoreOptimizer(fresh, back.optimizers.head!, back.optimizerScalars.head ?? {});
- * console.log(fresh.iterations); // 3
+ * assertEquals(fresh.iterations, 3);
  * tf.dispose([back.weights, back.optimizers.head!.map((w) => w.tensor)]);
  * model.dispose();
  * ```
@@ -187,6 +188,7 @@ function bytesOf(data: ArrayBuffer | ArrayBuffer[] | undefined): Uint8Array<Arra
  *
  * @example Checkpoint a tiny model and read it back
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
  * const dir = await Deno.makeTempDir();
@@ -200,7 +202,7 @@ function bytesOf(data: ArrayBuffer | ArrayBuffer[] | undefined): Uint8Array<Arra
  *   },
  * });
  * const back = await readCheckpoint(dir);
- * console.log(back?.state.epoch, back?.weights.length); // 1 2
+ * assertEquals([back?.state.epoch, back?.weights.length], [1, 2]);
  * tf.dispose(back?.weights);
  * model.dispose();
  * ```
@@ -306,9 +308,10 @@ async function decode(
  *
  * @example Resume where a run stopped, or start afresh
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { readCheckpoint } from "./checkpoint.ts";
  * const last = await readCheckpoint(await Deno.makeTempDir());
- * console.log(last === null ? "fresh start" : `after epoch ${last.state.epoch}`); // "fresh start"
+ * assertEquals(last, null);
  * ```
  */
 export async function readCheckpoint(dir: string): Promise<Checkpoint | null> {

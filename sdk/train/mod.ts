@@ -10,6 +10,7 @@
  *
  * @example Attach a 2-class head to a tiny net
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { attachHead } from "./mod.ts";
  * const net = tf.sequential({
@@ -19,17 +20,18 @@
  *   ],
  * });
  * const { model } = attachHead(net, { numClasses: 2 });
- * console.log(model.outputs[0]!.shape); // [null, 2]
+ * assertEquals(model.outputs[0]!.shape, [null, 2]);
  * ```
  *
  * @module
  */
 export * from "./network.ts";
-export * from "./head.ts";
+export * from "../surgery/head.ts";
 export * from "./checkpoint.ts";
 export * from "./accumulate.ts";
 export * from "./plan.ts";
-export type * from "../finetune/types.ts";
+export type * from "../types.ts";
+export type { DeviceName } from "../devices/types.ts";
 export type * from "../data/types.ts";
 export type {
   LayersModel,

@@ -7,14 +7,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { TrainCommonOptions, TrainOutcome } from "../finetune/types.ts";
+import type { TrainCommonOptions, TrainOutcome } from "../types.ts";
 import {
   type CheckpointState,
   readCheckpoint,
   restoreOptimizer,
   writeCheckpoint,
 } from "./checkpoint.ts";
-import { attachHead } from "./head.ts";
+import { attachHead } from "../surgery/head.ts";
 import { type Phase, runEpochs, splitForward, type VariableGroup } from "./_loop.ts";
 import { type MicroBatchPlan, planMicroBatch, type StepCost, stepCost } from "./plan.ts";
 
@@ -194,6 +194,7 @@ function variablesOf(model: tf.LayersModel, layers: Iterable<string>): tf.Variab
  *
  * @example Fine-tune a tiny net on two synthetic classes
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import type { Dataset } from "../data/types.ts";
  * import { fineTuneNetwork } from "./network.ts";
@@ -223,7 +224,8 @@ function variablesOf(model: tf.LayersModel, layers: Iterable<string>): tf.Variab
  *   preprocess: { height: 4, width: 4, channels: 1, range: [0, 1] },
  *   epochs: 2, batchSize: 2, lr: 0.01, seed: 0,
  * });
- * console.log(run.history.map((m) => m.phase), run.learningRates); // ["all", "all"] { head: 0.01, base: 0.001 }
+ * assertEquals(run.history.map((m) => m.phase), ["all", "all"]);
+ * assertEquals(run.learningRates, { head: 0.01, base: 0.001 });
  * run.model.dispose();
  * net.dispose();
  * ```

@@ -9,7 +9,7 @@
  * @module
  */
 import type { LayersModel } from "../_tfjs_types.ts";
-import { analyze } from "../arch/analyze.ts";
+import { analyze } from "../../core/arch/analyze.ts";
 
 /**
  * Heap bytes per activation value the tape keeps for a training step:
@@ -61,6 +61,7 @@ export interface StepCost {
  *
  * @example A small convnet, all of it trained
  * ```ts
+ * import { assert } from "@std/assert";
  * import * as tf from "@tensorflow/tfjs";
  * import { stepCost } from "./plan.ts";
  * const net = tf.sequential({ layers: [
@@ -69,7 +70,7 @@ export interface StepCost {
  *   tf.layers.dense({ name: "out", units: 2 }),
  * ] });
  * const cost = stepCost(net, ["conv", "flat", "out"], net.countParams());
- * console.log(cost.bytesPerImage > 0, cost.flopsPerImage > 0); // true true
+ * assert(cost.bytesPerImage > 0 && cost.flopsPerImage > 0);
  * ```
  */
 export function stepCost(
@@ -123,9 +124,10 @@ function gib(bytes: number): string {
  *
  * @example 440 MiB per image in 3.5 GiB
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { planMicroBatch } from "./plan.ts";
  * const plan = planMicroBatch({ bytesPerImage: 440 * 2 ** 20, fixedBytes: 0, flopsPerImage: 0 }, 32);
- * console.log(plan.microBatch, plan.chosen); // 8 true
+ * assertEquals([plan.microBatch, plan.chosen], [8, true]);
  * ```
  */
 export function planMicroBatch(
@@ -169,8 +171,9 @@ export function planMicroBatch(
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { formatDuration } from "./plan.ts";
- * console.log(formatDuration(200)); // "3 min"
+ * assertEquals(formatDuration(200), "3 min");
  * ```
  */
 export function formatDuration(seconds: number): string {

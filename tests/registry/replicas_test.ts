@@ -9,7 +9,7 @@ import { assert, assertEquals, assertLess, assertMatch, assertRejects } from "@s
 import postgres from "postgres";
 import { AwsClient } from "aws4fetch";
 import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
-import { ZooClient } from "../../sdk/client.ts";
+import { ZooClient } from "../../sdk/client/mod.ts";
 import { IntegrityError } from "../../sdk/errors.ts";
 import { digestOf, modelFiles, publish, tinyConvnet } from "./_helpers.ts";
 import {

@@ -1,9 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { analyze } from "../../sdk/arch/analyze.ts";
+import { analyze } from "../../core/arch/analyze.ts";
 import { loadBuiltin } from "../../sdk/data/mod.ts";
 import { initWasmBackend } from "../../sdk/devices/wasm/backend.ts";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import { checkModelJson } from "../../core/model_json.ts";
+import { tfjsLayers } from "../../sdk/model_layers.ts";
 import { evaluateAccuracy } from "../../zoo/_train.ts";
 import { TRAINED_ENTRIES, zooEntries, type ZooEntry } from "../../zoo/mod.ts";
 
@@ -29,7 +30,7 @@ Deno.test("zooEntries() reads the three committed checkpoints with model.json, s
     assertEquals(e.files.map((f) => f.path), ["model.json", "group1-shard1of1.bin", "README.md"]);
     const modelJson = JSON.parse(new TextDecoder().decode(e.files[0]!.bytes));
     const sizes = new Map([["group1-shard1of1.bin", e.files[1]!.bytes.byteLength]]);
-    assertEquals(checkModelJson(modelJson, sizes), [], e.name);
+    assertEquals(checkModelJson(modelJson, sizes, tfjsLayers), [], e.name);
   }
 });
 

@@ -5,8 +5,7 @@ import { importModel, main } from "../../zoo/import.ts";
 import { codeStatistics } from "../../sdk/advisor/similarity.ts";
 import { loadBuiltin } from "../../sdk/data/builtin.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
-import { modelToFiles } from "../../sdk/io_handler.ts";
-import { ZooClient } from "../../sdk/client.ts";
+import { modelToFiles, ZooClient } from "../../sdk/client/mod.ts";
 import { zooEntries } from "../../zoo/mod.ts";
 import { startRegistry } from "../registry/_helpers.ts";
 

@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import * as nsfwjs from "nsfwjs";
 import { assert, assertEquals } from "@std/assert";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import { checkModelJson } from "../../core/model_json.ts";
+import { tfjsLayers } from "../../sdk/model_layers.ts";
 import { zooEntries, type ZooEntry } from "../../zoo/mod.ts";
 
 await tf.setBackend("cpu");
@@ -60,7 +61,7 @@ Deno.test("both nsfwjs entries keep the shipped uint8 quantization and pass the 
   for (const entry of entries) {
     const modelJson = JSON.parse(new TextDecoder().decode(entry.files[0]!.bytes));
     const sizes = new Map(entry.files.slice(1).map((f) => [f.path, f.bytes.byteLength]));
-    assertEquals(checkModelJson(modelJson, sizes), [], entry.name);
+    assertEquals(checkModelJson(modelJson, sizes, tfjsLayers), [], entry.name);
     const weights = modelJson.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights);
     assert(
       weights.every((w: { quantization?: { dtype: string } }) => w.quantization?.dtype === "uint8"),

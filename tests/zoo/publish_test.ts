@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { ZooClient } from "../../sdk/client.ts";
+import { ZooClient } from "../../sdk/client/mod.ts";
 import { zooEntries } from "../../zoo/mod.ts";
 import { main, publishZoo } from "../../zoo/publish.ts";
 import { startRegistry } from "../registry/_helpers.ts";

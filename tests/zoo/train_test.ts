@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { checkModelJson } from "../../sdk/model_json.ts";
+import { checkModelJson } from "../../core/model_json.ts";
+import { tfjsLayers } from "../../sdk/model_layers.ts";
 import { initWasmBackend } from "../../sdk/devices/wasm/backend.ts";
 import { main, TRAIN_RECIPES, trainEntry } from "../../zoo/train.ts";
 
@@ -25,7 +26,10 @@ for (const recipe of TRAIN_RECIPES) {
       assertEquals(names.sort(), ["README.md", "card.json", "group1-shard1of1.bin", "model.json"]);
       const modelJson = JSON.parse(await Deno.readTextFile(`${dir}/model.json`));
       const shard = await Deno.stat(`${dir}/group1-shard1of1.bin`);
-      assertEquals(checkModelJson(modelJson, new Map([["group1-shard1of1.bin", shard.size]])), []);
+      assertEquals(
+        checkModelJson(modelJson, new Map([["group1-shard1of1.bin", shard.size]]), tfjsLayers),
+        [],
+      );
       assertEquals(JSON.parse(await Deno.readTextFile(`${dir}/card.json`)), card);
       assertEquals(training.epochs.length, 1);
       assertEquals(

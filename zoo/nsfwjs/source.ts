@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Buffer } from "node:buffer";
 import { createRequire } from "node:module";
-import type { ModelJson } from "../../sdk/model_json.ts";
+import type { ModelJson } from "../../core/model_json.ts";
 
 /** The nsfwjs checkpoints this module reads. */
 export type NsfwjsModelName = "mobilenet_v2" | "inception_v3";

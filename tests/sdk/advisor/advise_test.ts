@@ -1,6 +1,6 @@
 import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { advise, DEFAULT_THRESHOLDS, earlyCutPoint } from "../../../sdk/advisor/advise.ts";
-import { analyze } from "../../../sdk/arch/analyze.ts";
+import { analyze } from "../../../core/arch/analyze.ts";
 import { lenet5, resnetMini } from "../../../zoo/_recipes.ts";
 
 const lenet = analyze(lenet5());

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assertAlmostEquals, assertEquals, assertRejects } from "@std/assert";
-import { analyze } from "../../../sdk/arch/analyze.ts";
+import { analyze } from "../../../core/arch/analyze.ts";
 import { loadBuiltin } from "../../../sdk/data/mod.ts";
 import { lenet5, resnetMini, vggish } from "../../../zoo/_recipes.ts";
 import { codeStatistics } from "../../../sdk/advisor/similarity.ts";

@@ -72,7 +72,7 @@ Deno.test("fineTune() with auto on a checkpoint whose card has sourceStats null 
     model,
     data: "fashion-mnist?perClass=5",
     strategy: "auto",
-    epochs: 2,
+    training: { epochs: 2 },
     device: "wasm",
     wasmThreads: 1,
     source: {
@@ -82,8 +82,8 @@ Deno.test("fineTune() with auto on a checkpoint whose card has sourceStats null 
         sourceStatsNote: "the source data is not published",
       },
     },
-    cacheDir: await Deno.makeTempDir(),
-    log: (l) => lines.push(l),
+    output: { cacheDir: await Deno.makeTempDir() },
+    callbacks: { log: (l) => lines.push(l) },
   });
   const said = lines.filter((l) => l.includes("no sourceStats"));
   assertEquals(said.length, 1, lines.join("\n"));

@@ -2,7 +2,7 @@
  * A separate process pulling one reference into a shared cache:
  * `_pull_child.ts URL CACHE REF [--progress]`; `--progress` forces the download bar on.
  */
-import { ZooClient } from "../../../sdk/client.ts";
+import { ZooClient } from "../../../sdk/client/mod.ts";
 
 const [url, cacheDir, reference, flag] = Deno.args;
 const pulled = await new ZooClient({

@@ -5,7 +5,7 @@ import { createRegistryApp } from "../../../registry/app.ts";
 import { createToken } from "../../../registry/auth.ts";
 import { openSqliteFsStore } from "../../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../../registry/storage/store.ts";
-import { modelToFiles } from "../../../sdk/io_handler.ts";
+import { modelToFiles } from "../../../sdk/client/mod.ts";
 
 /** A registry served on 127.0.0.1 over a temporary data dir. */
 export interface TestRegistry extends AsyncDisposable {

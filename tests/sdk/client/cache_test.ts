@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { join } from "node:path";
-import { sha256, ZooCache } from "../../../sdk/cache.ts";
+import { sha256, ZooCache } from "../../../sdk/client/mod.ts";
 import { IntegrityError } from "../../../sdk/errors.ts";
+import { readPool } from "../../../sdk/client/read_pool.ts";
 
 const BLOB = new Uint8Array(10_000).map((_, i) => (i * 7) % 251);
 const DIGEST = sha256(BLOB);
@@ -288,4 +289,42 @@ Deno.test("linkFiles() run concurrently never writes through a link into the blo
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
   assertEquals(await Deno.readFile(join(dirs[0]!, "weights/group1-shard1of1.bin")), BLOB);
   assertEquals(await entries(join(dirs[0]!, "weights")), ["group1-shard1of1.bin"]);
+});
+
+Deno.test("readBlobInto() verifies blobs of 8 MiB and more on worker threads when asked to", async () => {
+  const cache = new ZooCache(await Deno.makeTempDir(), { verifyWorkers: 2 });
+  const blobs = [0, 1, 2].map((k) => {
+    const b = new Uint8Array(9 << 20).fill(k + 1);
+    b.set(BLOB, (k + 1) << 20);
+    return b;
+  });
+  const digests = blobs.map((b) => sha256(b));
+  for (const [i, b] of blobs.entries()) {
+    await cache.download(digests[i]!, b.length, () => Promise.resolve(new Response(b.slice())));
+  }
+  const out = new Uint8Array(3 * (9 << 20));
+  const parts = blobs.map((_, i) => out.subarray(i * (9 << 20), (i + 1) * (9 << 20)));
+  const before = readPool(2)!.answered;
+  const ok = await Promise.all(digests.map((d, i) => cache.readBlobInto(d, parts[i]!)));
+  assertEquals(ok, [true, true, true]);
+  assertEquals(readPool(2)!.answered - before, 3);
+  for (const [i, b] of blobs.entries()) assertEquals(sha256(parts[i]!), sha256(b));
+
+  // One flipped byte in the middle: refused and removed; the others still read.
+  const path = cache.blobPath(digests[1]!);
+  const bytes = await Deno.readFile(path);
+  bytes[4 << 20] = bytes[4 << 20]! ^ 1;
+  await Deno.writeFile(path, bytes);
+  assertEquals(await cache.readBlobInto(digests[1]!, parts[1]!), false);
+  assertEquals(await Deno.stat(path).catch(() => null), null);
+  // A blob of the wrong size and an absent one are refused too.
+  assertEquals(await cache.readBlobInto(digests[0]!, new Uint8Array((9 << 20) - 1)), false);
+  assertEquals(await cache.readBlobInto(digests[1]!, parts[1]!), false);
+  assertEquals(await cache.readBlobInto(digests[2]!, parts[2]!), true);
+  assertEquals(sha256(parts[2]!), digests[2]);
+  // With verifyWorkers: 0 the calling thread reads and hashes.
+  const answered = readPool(2)!.answered;
+  const alone = new ZooCache(cache.root, { verifyWorkers: 0 });
+  assertEquals(await alone.readBlobInto(digests[2]!, parts[2]!), true);
+  assertEquals(readPool(2)!.answered, answered);
 });

@@ -8,10 +8,8 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { join } from "node:path";
-import { DEFAULT_URL, ZooClient } from "../../../sdk/client.ts";
-import { sha256 } from "../../../sdk/cache.ts";
+import { DEFAULT_URL, registerZooRouter, sha256, ZooClient } from "../../../sdk/client/mod.ts";
 import { IntegrityError, NotFoundError, OfflineError, RegistryError } from "../../../sdk/errors.ts";
-import { registerZooRouter } from "../../../sdk/io_handler.ts";
 import {
   cutAfter,
   denseModel,

@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { CONVNET_TRAINING_KERNELS, missingKernels } from "../../../sdk/devices/kernels.ts";
 import { type DeviceChoice, selectDevice } from "../../../sdk/devices/select.ts";
-import type { DeviceName } from "../../../sdk/finetune/types.ts";
+import type { DeviceName } from "../../../sdk/devices/types.ts";
 
 if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) {
   Deno.env.set("XDG_RUNTIME_DIR", await Deno.makeTempDir({ prefix: "zoo-xdg-" }));

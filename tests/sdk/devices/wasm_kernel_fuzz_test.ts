@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
-import { convolutionalize } from "../../../sdk/convolutionalize.ts";
+import { convolutionalize } from "../../../sdk/surgery/convolutionalize.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
 import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/depthwise.ts";

@@ -4,7 +4,7 @@ import { createRegistryApp } from "../../../registry/app.ts";
 import { createToken } from "../../../registry/auth.ts";
 import { openSqliteFsStore } from "../../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../../registry/storage/store.ts";
-import { ZooClient } from "../../../sdk/client.ts";
+import { ZooClient } from "../../../sdk/client/mod.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
 
 /** A running registry and what the tests need to reach it. */

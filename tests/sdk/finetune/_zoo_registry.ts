@@ -7,7 +7,7 @@
 import { createRegistryApp } from "../../../registry/app.ts";
 import { createToken } from "../../../registry/auth.ts";
 import { openSqliteFsStore } from "../../../registry/storage/sqlite_fs.ts";
-import { ZooClient } from "../../../sdk/client.ts";
+import { ZooClient } from "../../../sdk/client/mod.ts";
 import { zooEntries } from "../../../zoo/mod.ts";
 import { publishZoo } from "../../../zoo/publish.ts";
 

@@ -4,13 +4,13 @@
  * flat tensor counts.
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals, assertMatch } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { join } from "node:path";
 import { PNG } from "pngjs";
-import { ZooClient } from "../../../sdk/client.ts";
+import { ZooClient } from "../../../sdk/client/mod.ts";
 import { main } from "../../../sdk/finetune.ts";
-import { fineTune } from "../../../sdk/finetune/fine_tune.ts";
-import type { EpochMetrics } from "../../../sdk/finetune/types.ts";
+import { fineTune, type FineTuneOptions } from "../../../sdk/finetune/fine_tune.ts";
+import type { EpochMetrics } from "../../../sdk/types.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
 import { startFinetuneRegistry } from "./_registry.ts";
 
@@ -133,12 +133,9 @@ Deno.test("fineTune() keeps tf.memory().numTensors flat across epochs and leaks 
     model: base,
     data: "fashion-mnist?perClass=4",
     strategy: "full",
-    epochs: 4,
-    batchSize: 20,
-    patience: 5,
     device: "cpu",
-    log: () => {},
-    onEpoch: () => counts.push(tf.memory().numTensors),
+    training: { epochs: 4, batchSize: 20, patience: 5 },
+    callbacks: { log: () => {}, onEpoch: () => counts.push(tf.memory().numTensors) },
   });
   assertEquals(counts.length, 4);
   // Best-weight snapshots come and go; the count must never grow past the first epoch's.
@@ -158,10 +155,10 @@ Deno.test("fineTune() runs LeNet on 32x32 RGB images through resizeInput and ada
       model: base,
       data: `dir:${dir}?validationFraction=0.2&testFraction=0.2`,
       strategy: "features",
-      epochs: 3,
       device: "cpu",
-      log: (l) => notes.push(l),
-      cacheDir: join(dir, ".codes"),
+      training: { epochs: 3 },
+      output: { cacheDir: join(dir, ".codes") },
+      callbacks: { log: (l) => notes.push(l) },
     });
     assertEquals(run.inputSize, [32, 32, 3]);
     assert(notes.some((n) => /resizeInput/.test(n) && /32x32/.test(n)), notes.join("\n"));
@@ -179,11 +176,11 @@ Deno.test("fineTune() runs LeNet on 32x32 RGB images through resizeInput and ada
       model: base,
       data: `dir:${dir}?validationFraction=0.2&testFraction=0.2`,
       strategy: "features",
-      epochs: 3,
       resize: true,
       device: "cpu",
-      log: (l) => resized.push(l),
-      cacheDir: join(dir, ".codes"),
+      training: { epochs: 3 },
+      output: { cacheDir: join(dir, ".codes") },
+      callbacks: { log: (l) => resized.push(l) },
     });
     assertEquals(run2.inputSize, [28, 28, 3]);
     assert(resized.some((n) => /resized from 32x32 to 28x28 in preprocessing/.test(n)));
@@ -192,4 +189,17 @@ Deno.test("fineTune() runs LeNet on 32x32 RGB images through resizeInput and ada
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("fineTune() refuses an option of a group given at the top level, naming the group, before any work", async () => {
+  const base = lenet5(1);
+  const flat = { model: base, data: "fashion-mnist?perClass=2", epochs: 3 } as FineTuneOptions;
+  await assertRejects(
+    () => fineTune(flat),
+    TypeError,
+    `Cannot fine-tune with option "epochs" at the top level: it belongs to the "training" group: pass { training: { epochs } }`,
+  );
+  const log = { model: base, data: "fashion-mnist?perClass=2", log: () => {} } as FineTuneOptions;
+  await assertRejects(() => fineTune(log), TypeError, `it belongs to the "callbacks" group`);
+  base.dispose();
 });

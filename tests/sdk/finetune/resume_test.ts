@@ -8,7 +8,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
-import type { EpochMetrics } from "../../../sdk/finetune/types.ts";
+import type { EpochMetrics } from "../../../sdk/types.ts";
 import { startFinetuneRegistry } from "./_registry.ts";
 
 const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;

@@ -10,8 +10,8 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { selectDevice } from "../../../sdk/devices/select.ts";
-import { fineTune } from "../../../sdk/finetune/fine_tune.ts";
-import type { ResolvedStrategy } from "../../../sdk/finetune/types.ts";
+import { fineTune, type FineTuneTraining } from "../../../sdk/finetune/fine_tune.ts";
+import type { ResolvedStrategy } from "../../../sdk/types.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
 
 if (Deno.env.get("XDG_RUNTIME_DIR") === undefined) {
@@ -39,7 +39,7 @@ Deno.test({
     assertThrows(() => probe.arraySync(), Error, "a synchronous read on webgpu");
     probe.dispose();
     syncReads.length = 0;
-    const cases: [ResolvedStrategy | "features", Record<string, unknown>][] = [
+    const cases: [ResolvedStrategy | "features", FineTuneTraining][] = [
       ["features", { epochs: 3 }],
       ["partial", { epochs: 1, headEpochs: 1 }],
       ["full", { epochs: 1 }],
@@ -51,13 +51,10 @@ Deno.test({
         model: base,
         data: "fashion-mnist?perClass=4",
         strategy: strategy as "features" | "partial" | "full",
-        batchSize: 16,
-        patience: 5,
         device: "webgpu",
-        log: (l) => lines.push(l),
-        cacheDir: join(out, "codes"),
-        outDir: join(out, strategy),
-        ...extra,
+        training: { batchSize: 16, patience: 5, ...extra },
+        output: { cacheDir: join(out, "codes"), outDir: join(out, strategy) },
+        callbacks: { log: (l) => lines.push(l) },
       });
       assertEquals(run.device.backend, "webgpu", lines.join("\n"));
       assertEquals(tf.getBackend(), "webgpu");

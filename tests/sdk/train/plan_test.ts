@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import * as tf from "@tensorflow/tfjs";
-import { attachHead } from "../../../sdk/train/head.ts";
+import { attachHead } from "../../../sdk/surgery/head.ts";
 import {
   DEFAULT_MEMORY_BUDGET,
   formatDuration,

@@ -73,13 +73,11 @@ Deno.test("full fine-tuning of zoo/mobilenet-v2 changes every weight tensor and 
     model: source,
     train: noise(),
     strategy: "full",
-    epochs: 1,
-    batchSize: 4,
-    microBatch: 2,
     device: "wasm",
     wasmThreads: 1,
-    outDir,
-    log: () => {},
+    training: { epochs: 1, batchSize: 4, microBatch: 2 },
+    output: { outDir },
+    callbacks: { log: () => {} },
   });
   const after = await weightsByLayer(run.model, kept);
   assertEquals(after.size, before.size);
@@ -107,13 +105,11 @@ Deno.test("partial fine-tuning of zoo/mobilenet-v2 freezes exactly up to freezeU
     train: noise(),
     strategy: "partial",
     freezeUntil,
-    epochs: 1,
-    batchSize: 4,
-    microBatch: 2,
     device: "wasm",
     wasmThreads: 1,
-    outDir,
-    log: () => {},
+    training: { epochs: 1, batchSize: 4, microBatch: 2 },
+    output: { outDir },
+    callbacks: { log: () => {} },
   });
   const after = await weightsByLayer(run.model, kept);
   for (const [key, v] of before) {

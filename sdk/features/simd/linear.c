@@ -1,0 +1,352 @@
+/*
+ * SIMD kernels of the linear classifiers on CNN codes (see ../linear.ts):
+ * scores of codes under a weight matrix, the gradient's matrix product, and
+ * one code's rank-few weight update. The module owns its memory (exported)
+ * and has no data segment; the caller lays out every array in it and checks
+ * every pointer and size first (../_linear_kernels.ts).
+ *
+ * Codes `x` are float32, `n x d`, row-major. Weights `w` are float64,
+ * `k x (d + 1)`, one row per class with that class's bias last. Arithmetic is
+ * float64 (codes promoted), with plain multiply and add rather than fused or
+ * relaxed operations, so results are the same on every machine.
+ *
+ * Built by build.sh (clang, wasm32, SIMD128).
+ */
+#include <wasm_simd128.h>
+
+typedef float f32;
+typedef double f64;
+
+/* The four codes x[j..j+3] as two pairs of float64. */
+static inline void load4(const f32* x, v128_t* lo, v128_t* hi) {
+  v128_t v = wasm_v128_load(x);
+  *lo = wasm_f64x2_promote_low_f32x4(v);
+  *hi = wasm_f64x2_promote_low_f32x4(wasm_i64x2_shuffle(v, v, 1, 0));
+}
+
+static inline v128_t fmadd(v128_t a, v128_t b, v128_t c) {
+  return wasm_f64x2_add(wasm_f64x2_mul(a, b), c);
+}
+
+static inline f64 hsum(v128_t v) {
+  return wasm_f64x2_extract_lane(v, 0) + wasm_f64x2_extract_lane(v, 1);
+}
+
+/*
+ * out[i*k + m] = sum_j x[i*d + j] * w[m*(d+1) + j] + w[m*(d+1) + d] for
+ * i < n, m < k. Classes go four at a time so each code is loaded and
+ * widened once per four classes.
+ */
+void scores(const f32* x, int n, int d, const f64* w, int k, f64* out) {
+  const int ld = d + 1;
+  const int d4 = d & ~3;
+  for (int i = 0; i < n; i++) {
+    const f32* xi = x + (long)i * d;
+    f64* oi = out + (long)i * k;
+    int m = 0;
+    for (; m + 4 <= k; m += 4) {
+      const f64* w0 = w + (long)m * ld;
+      const f64* w1 = w0 + ld;
+      const f64* w2 = w1 + ld;
+      const f64* w3 = w2 + ld;
+      v128_t a0 = wasm_f64x2_splat(0), b0 = wasm_f64x2_splat(0);
+      v128_t a1 = wasm_f64x2_splat(0), b1 = wasm_f64x2_splat(0);
+      v128_t a2 = wasm_f64x2_splat(0), b2 = wasm_f64x2_splat(0);
+      v128_t a3 = wasm_f64x2_splat(0), b3 = wasm_f64x2_splat(0);
+      for (int j = 0; j < d4; j += 4) {
+        v128_t lo, hi;
+        load4(xi + j, &lo, &hi);
+        a0 = fmadd(lo, wasm_v128_load(w0 + j), a0);
+        b0 = fmadd(hi, wasm_v128_load(w0 + j + 2), b0);
+        a1 = fmadd(lo, wasm_v128_load(w1 + j), a1);
+        b1 = fmadd(hi, wasm_v128_load(w1 + j + 2), b1);
+        a2 = fmadd(lo, wasm_v128_load(w2 + j), a2);
+        b2 = fmadd(hi, wasm_v128_load(w2 + j + 2), b2);
+        a3 = fmadd(lo, wasm_v128_load(w3 + j), a3);
+        b3 = fmadd(hi, wasm_v128_load(w3 + j + 2), b3);
+      }
+      f64 s0 = hsum(wasm_f64x2_add(a0, b0)) + w0[d];
+      f64 s1 = hsum(wasm_f64x2_add(a1, b1)) + w1[d];
+      f64 s2 = hsum(wasm_f64x2_add(a2, b2)) + w2[d];
+      f64 s3 = hsum(wasm_f64x2_add(a3, b3)) + w3[d];
+      for (int j = d4; j < d; j++) {
+        const f64 v = xi[j];
+        s0 += v * w0[j];
+        s1 += v * w1[j];
+        s2 += v * w2[j];
+        s3 += v * w3[j];
+      }
+      oi[m] = s0;
+      oi[m + 1] = s1;
+      oi[m + 2] = s2;
+      oi[m + 3] = s3;
+    }
+    for (; m < k; m++) {
+      const f64* w0 = w + (long)m * ld;
+      v128_t a0 = wasm_f64x2_splat(0), b0 = wasm_f64x2_splat(0);
+      for (int j = 0; j < d4; j += 4) {
+        v128_t lo, hi;
+        load4(xi + j, &lo, &hi);
+        a0 = fmadd(lo, wasm_v128_load(w0 + j), a0);
+        b0 = fmadd(hi, wasm_v128_load(w0 + j + 2), b0);
+      }
+      f64 s0 = hsum(wasm_f64x2_add(a0, b0)) + w0[d];
+      for (int j = d4; j < d; j++) s0 += (f64)xi[j] * w0[j];
+      oi[m] = s0;
+    }
+  }
+}
+
+/*
+ * g[m*(d+1) + j] += sum_i delta[i*k + m] * x[i*d + j], and the bias column
+ * g[m*(d+1) + d] += sum_i delta[i*k + m], for i < n, m < k. Codes go four at
+ * a time so each row of g is read and written once per four codes.
+ */
+void grad_add(const f32* x, int n, int d, const f64* delta, int k, f64* g) {
+  const int ld = d + 1;
+  const int d4 = d & ~3;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const f32* x0 = x + (long)i * d;
+    const f32* x1 = x0 + d;
+    const f32* x2 = x1 + d;
+    const f32* x3 = x2 + d;
+    const f64* e = delta + (long)i * k;
+    /* Each group of four values of the four codes is widened once, for every class. */
+    for (int j = 0; j < d4; j += 4) {
+      v128_t lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3;
+      load4(x0 + j, &lo0, &hi0);
+      load4(x1 + j, &lo1, &hi1);
+      load4(x2 + j, &lo2, &hi2);
+      load4(x3 + j, &lo3, &hi3);
+      for (int m = 0; m < k; m++) {
+        const v128_t v0 = wasm_v128_load64_splat(e + m);
+        const v128_t v1 = wasm_v128_load64_splat(e + k + m);
+        const v128_t v2 = wasm_v128_load64_splat(e + 2 * k + m);
+        const v128_t v3 = wasm_v128_load64_splat(e + 3 * k + m);
+        f64* gm = g + (long)m * ld;
+        v128_t lo = wasm_f64x2_mul(lo0, v0), hi = wasm_f64x2_mul(hi0, v0);
+        lo = fmadd(lo1, v1, lo);
+        hi = fmadd(hi1, v1, hi);
+        lo = fmadd(lo2, v2, lo);
+        hi = fmadd(hi2, v2, hi);
+        lo = fmadd(lo3, v3, lo);
+        hi = fmadd(hi3, v3, hi);
+        wasm_v128_store(gm + j, wasm_f64x2_add(wasm_v128_load(gm + j), lo));
+        wasm_v128_store(gm + j + 2, wasm_f64x2_add(wasm_v128_load(gm + j + 2), hi));
+      }
+    }
+    for (int m = 0; m < k; m++) {
+      const f64 e0 = e[m], e1 = e[k + m], e2 = e[2 * k + m], e3 = e[3 * k + m];
+      f64* gm = g + (long)m * ld;
+      for (int j = d4; j < d; j++) {
+        gm[j] += e0 * x0[j] + e1 * x1[j] + e2 * x2[j] + e3 * x3[j];
+      }
+      gm[d] += e0 + e1 + e2 + e3;
+    }
+  }
+  for (; i < n; i++) {
+    const f32* x0 = x + (long)i * d;
+    const f64* e = delta + (long)i * k;
+    for (int m = 0; m < k; m++) {
+      const f64 e0 = e[m];
+      const v128_t v0 = wasm_f64x2_splat(e0);
+      f64* gm = g + (long)m * ld;
+      for (int j = 0; j < d4; j += 4) {
+        v128_t lo, hi;
+        load4(x0 + j, &lo, &hi);
+        wasm_v128_store(gm + j, fmadd(lo, v0, wasm_v128_load(gm + j)));
+        wasm_v128_store(gm + j + 2, fmadd(hi, v0, wasm_v128_load(gm + j + 2)));
+      }
+      for (int j = d4; j < d; j++) gm[j] += e0 * x0[j];
+      gm[d] += e0;
+    }
+  }
+}
+
+/*
+ * One code's update: w[c*(d+1) + j] += v * x[j] and the bias
+ * w[c*(d+1) + d] += v, for the nz pairs (c, v) = (cls[t], val[t]).
+ */
+void row_update(const f32* x, int d, f64* w, const int* cls, const f64* val, int nz) {
+  const int ld = d + 1;
+  const int d4 = d & ~3;
+  for (int t = 0; t < nz; t++) {
+    const f64 v = val[t];
+    const v128_t vv = wasm_f64x2_splat(v);
+    f64* wc = w + (long)cls[t] * ld;
+    for (int j = 0; j < d4; j += 4) {
+      v128_t lo, hi;
+      load4(x + j, &lo, &hi);
+      wasm_v128_store(wc + j, fmadd(lo, vv, wasm_v128_load(wc + j)));
+      wasm_v128_store(wc + j + 2, fmadd(hi, vv, wasm_v128_load(wc + j + 2)));
+    }
+    for (int j = d4; j < d; j++) wc[j] += v * x[j];
+    wc[d] += v;
+  }
+}
+
+/* One code's score for one class (weights wc, bias last), summed as scores() sums it. */
+static f64 row_score(const f32* x, int d, const f64* wc) {
+  const int d4 = d & ~3;
+  v128_t a = wasm_f64x2_splat(0), b = wasm_f64x2_splat(0);
+  for (int j = 0; j < d4; j += 4) {
+    v128_t lo, hi;
+    load4(x + j, &lo, &hi);
+    a = fmadd(lo, wasm_v128_load(wc + j), a);
+    b = fmadd(hi, wasm_v128_load(wc + j + 2), b);
+  }
+  f64 s = hsum(wasm_f64x2_add(a, b)) + wc[d];
+  for (int j = d4; j < d; j++) s += (f64)x[j] * wc[j];
+  return s;
+}
+
+static inline f64 min64(f64 a, f64 b) { return a < b ? a : b; }
+
+/* Whether the m-th active class of a code is at its bound with a gradient below min_g. */
+static inline int shrinkable(const f64* alpha, const int* aidx, int m, int yi, f64 c,
+                             const f64* g, f64 min_g) {
+  return alpha[aidx[m]] == (m == yi ? c : 0) && g[m] < min_g;
+}
+
+/*
+ * One sweep of the Crammer–Singer dual coordinate descent with shrinking
+ * (liblinear's Solver_MCSVM_CS) over the codes index[0 .. active), in that
+ * order (../_linear_svm.ts runs the passes; the tests hold a line-by-line
+ * JavaScript reference).
+ *
+ * Per code i: alpha[i*k ..] its dual variables, aidx[i*k ..] the order of
+ * its classes (the first act_of[i] active), y_index[i] where its label sits
+ * in that order, qd[i] = 1 + ||x_i||², last_loss[i] and last_ok[i] its hinge
+ * loss and correctness before its update. Scratch: f scratch of 6k float64,
+ * iscratch of k int32. Writes the largest violation to *stopping; returns
+ * the new number of active codes, or -1 when an index or label read from
+ * memory is out of range (nothing is written past the arrays).
+ */
+int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_index,
+             const f64* qd, f64* alpha, int* aidx_all, int* act_of, int* index, int active,
+             f64 c, f64* last_loss, int* last_ok, f64* f, int* iscratch, f64* stopping) {
+  const int ld = d + 1;
+  f64* sc = f;
+  f64* g = f + k;
+  f64* b = f + 2 * k;
+  f64* dd = f + 3 * k;
+  f64* alpha_new = f + 4 * k;
+  f64* d_val = f + 5 * k;
+  int* d_ind = iscratch;
+  f64 stop = -__builtin_inf();
+  for (int s = 0; s < active; s++) {
+    const int i = index[s];
+    if (i < 0 || i >= n) return -1;
+    const int label = y[i];
+    int act = act_of[i];
+    int yi = y_index[i];
+    if (label < 0 || label >= k || act < 0 || act > k || yi < 0 || yi >= k) return -1;
+    const f32* xi = x + (long)i * d;
+    f64* al = alpha + (long)i * k;
+    int* aidx = aidx_all + (long)i * k;
+    for (int m = 0; m < k; m++) {
+      if (aidx[m] < 0 || aidx[m] >= k) return -1;
+    }
+    const f64 ai = qd[i];
+    /*
+     * Scores of the classes still active for this code, and of its label:
+     * as in liblinear, the shrunk classes are neither scored nor updated.
+     */
+    for (int m = 0; m < act; m++) sc[aidx[m]] = row_score(xi, d, w + (long)aidx[m] * ld);
+    if (yi >= act) sc[label] = row_score(xi, d, w + (long)label * ld);
+    /*
+     * The code's hinge loss and correctness now, before its update, over
+     * those classes (a shrunk class was below the others' margin when it
+     * left): what the pass reports.
+     */
+    f64 mx = sc[label];
+    int ok = 1;
+    for (int m = 0; m < act; m++) {
+      const int cls = aidx[m];
+      if (cls == label) continue;
+      if (sc[cls] + 1 > mx) mx = sc[cls] + 1;
+      if (sc[cls] > sc[label] || (sc[cls] == sc[label] && cls < label)) ok = 0;
+    }
+    last_loss[i] = mx - sc[label];
+    last_ok[i] = ok;
+    for (int m = 0; m < act; m++) {
+      const int cls = aidx[m];
+      g[m] = sc[cls] + (cls == label ? 0 : 1);
+    }
+    f64 min_g = __builtin_inf();
+    f64 max_g = -__builtin_inf();
+    for (int m = 0; m < act; m++) {
+      if (al[aidx[m]] < 0 && g[m] < min_g) min_g = g[m];
+      if (g[m] > max_g) max_g = g[m];
+    }
+    if (yi < act && al[label] < c && g[yi] < min_g) min_g = g[yi];
+    for (int m = 0; m < act; m++) {
+      if (!shrinkable(al, aidx, m, yi, c, g, min_g)) continue;
+      act--;
+      while (act > m) {
+        if (!shrinkable(al, aidx, act, yi, c, g, min_g)) {
+          const int t = aidx[m];
+          aidx[m] = aidx[act];
+          aidx[act] = t;
+          const f64 gt = g[m];
+          g[m] = g[act];
+          g[act] = gt;
+          if (yi == act) yi = m;
+          else if (yi == m) yi = act;
+          break;
+        }
+        act--;
+      }
+    }
+    y_index[i] = yi;
+    act_of[i] = act;
+    if (act <= 1) {
+      active--;
+      const int t = index[s];
+      index[s] = index[active];
+      index[active] = t;
+      s--;
+      continue;
+    }
+    if (max_g - min_g <= 1e-12) continue;
+    if (max_g - min_g > stop) stop = max_g - min_g;
+    for (int m = 0; m < act; m++) b[m] = g[m] - ai * al[aidx[m]];
+    /* The closed-form sub-problem (liblinear's solve_sub_problem). */
+    for (int m = 0; m < act; m++) dd[m] = b[m];
+    if (yi < act) dd[yi] += ai * c;
+    for (int m = 1; m < act; m++) {
+      const f64 v = dd[m];
+      int t = m - 1;
+      while (t >= 0 && dd[t] > v) {
+        dd[t + 1] = dd[t];
+        t--;
+      }
+      dd[t + 1] = v;
+    }
+    f64 beta = dd[act - 1] - ai * c;
+    int r = 1;
+    while (r < act && beta < r * dd[act - 1 - r]) {
+      beta += dd[act - 1 - r];
+      r++;
+    }
+    beta /= r;
+    for (int m = 0; m < act; m++) {
+      alpha_new[m] = m == yi ? min64(c, (beta - b[m]) / ai) : min64(0, (beta - b[m]) / ai);
+    }
+    int nz = 0;
+    for (int m = 0; m < act; m++) {
+      const int cls = aidx[m];
+      const f64 delta = alpha_new[m] - al[cls];
+      al[cls] = alpha_new[m];
+      if (__builtin_fabs(delta) >= 1e-12) {
+        d_ind[nz] = cls;
+        d_val[nz] = delta;
+        nz++;
+      }
+    }
+    if (nz > 0) row_update(xi, d, w, d_ind, d_val, nz);
+  }
+  *stopping = stop;
+  return active;
+}

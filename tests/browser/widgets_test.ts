@@ -1,0 +1,311 @@
+/**
+ * The model page's widgets in Debian's Chromium, driven by playwright-core
+ * over a real registry (SQLite file, loopback port) holding zoo/lenet5:
+ * "Try it" must agree with the SDK in Deno on the same PNG, and "Fine-tune
+ * here" must learn two Fashion-MNIST classes from 10 PNGs each and publish a
+ * version the API then serves. Chromium is asked for WebGPU on SwiftShader
+ * (Vulkan); the page falls back to webgl, wasm, cpu, and the test prints which ran.
+ *
+ * `ZOO_SCREENSHOTS=<folder>` saves screenshots of the pages there (the README's come from it).
+ */
+import * as tf from "@tensorflow/tfjs";
+import pngjs from "pngjs";
+import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "@std/assert";
+import { chromium } from "playwright-core";
+import { createRegistryApp } from "../../registry/app.ts";
+import { createToken } from "../../registry/auth.ts";
+import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
+import { type PageTestFile, publishVia } from "../registry/_pages_fixtures.ts";
+import { FASHION_MNIST_CLASSES, loadBuiltin } from "../../sdk/data/builtin.ts";
+import { decodeImage, imagesToTensor } from "../../sdk/data/_image.ts";
+import type { Dataset, Preprocessing } from "../../sdk/data/types.ts";
+
+await tf.setBackend("cpu");
+
+const CHROMIUM = "/usr/bin/chromium";
+const chromiumMissing = await Deno.stat(CHROMIUM).then(() => false, () => true);
+const LENET = new URL("../../zoo/lenet5/checkpoint/", import.meta.url);
+const PRE: Preprocessing = { height: 28, width: 28, channels: 1, range: [0, 1] };
+/** Flags that give headless Chromium a WebGPU adapter on SwiftShader's Vulkan. */
+const WEBGPU_FLAGS = [
+  "--enable-unsafe-webgpu",
+  "--enable-features=Vulkan",
+  "--use-vulkan=swiftshader",
+  "--use-webgpu-adapter=swiftshader",
+  "--disable-vulkan-surface",
+];
+
+// pngjs ships no types; this is the part used.
+interface PngWriter {
+  PNG: new (o: { width: number; height: number }) => { data: Uint8Array };
+}
+const PNG = (pngjs as unknown as PngWriter).PNG;
+const writePng = (pngjs as unknown as { PNG: { sync: { write(p: unknown): Uint8Array } } }).PNG
+  .sync.write;
+
+/** An RGBA PNG of a 28×28 grayscale image given as values 0..255. */
+function grayPng(values: ArrayLike<number>): Uint8Array {
+  const png = new PNG({ width: 28, height: 28 });
+  for (let i = 0; i < 28 * 28; i++) {
+    const v = Math.round(values[i]!);
+    png.data.set([v, v, v, 255], i * 4);
+  }
+  return writePng(png);
+}
+
+/** The images of some classes of a dataset as PNGs, with their class index. */
+async function pngsOf(
+  data: Dataset,
+  classes: number[],
+): Promise<{ png: Uint8Array; label: number }[]> {
+  const out: { png: Uint8Array; label: number }[] = [];
+  for await (const b of data.batches(64, { preprocess: { ...PRE, range: [0, 255] } })) {
+    const xs = await b.xs.data();
+    const ys = await b.ys.data();
+    b.xs.dispose();
+    b.ys.dispose();
+    ys.forEach((y, i) => {
+      if (classes.includes(y)) {
+        out.push({ png: grayPng(xs.subarray(i * 784, (i + 1) * 784)), label: y });
+      }
+    });
+  }
+  return out;
+}
+
+async function readDir(url: URL): Promise<PageTestFile[]> {
+  const files: PageTestFile[] = [];
+  for (const path of ["model.json", "group1-shard1of1.bin", "README.md"]) {
+    files.push({ path, bytes: await Deno.readFile(new URL(path, url)) });
+  }
+  return files;
+}
+
+Deno.test({
+  name: "Try it agrees with the SDK and Fine-tune here learns and publishes, in Chromium",
+  ignore: chromiumMissing,
+  sanitizeResources: false,
+  async fn() {
+    const started = performance.now();
+    const dir = await Deno.makeTempDir({ prefix: "zoo-widgets-" });
+    const store = await openSqliteFsStore(dir);
+    const app = createRegistryApp({ store });
+    const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+    const origin = `http://127.0.0.1:${server.addr.port}`;
+    const shots = Deno.env.get("ZOO_SCREENSHOTS");
+    let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+    try {
+      const { token } = await createToken(store, ["publish:zoo", "publish:me"], "widgets test");
+      const card = JSON.parse(await Deno.readTextFile(new URL("card.json", LENET)));
+      await publishVia(app, token, "lenet5", "1.0.0", await readDir(LENET), card);
+
+      // The image both sides classify: an MNIST test digit as a PNG file.
+      const digits = await loadBuiltin("mnist", { split: "test", perClass: 1 });
+      const [digit] = await pngsOf(digits, [7]);
+      const digitPath = `${dir}/digit.png`;
+      await Deno.writeFile(digitPath, digit!.png);
+      const reference = await tf.loadLayersModel(
+        `${origin}/api/models/zoo/lenet5/1.0.0/model.json`,
+      );
+      const expected = tf.tidy(() =>
+        (reference.predict(imagesToTensor([decodeImage(digit!.png)], PRE)) as tf.Tensor)
+          .dataSync()
+      );
+
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ["--headless", "--no-sandbox", "--no-first-run", ...WEBGPU_FLAGS],
+      });
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      page.on("console", (m) => {
+        // Failed responses are judged below, by method: publishing asks HEAD for blobs it may lack.
+        if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
+          errors.push(m.text());
+        }
+      });
+      page.on("response", (r) => {
+        if (r.status() >= 400 && r.request().method() !== "HEAD") {
+          errors.push(`${r.request().method()} ${r.url()}: ${r.status()}`);
+        }
+      });
+      const logs: string[] = [];
+      page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+      /** Waits for a widget's state, or fails with what the page said. */
+      const waitState = async (widget: string, state: string, timeout: number) => {
+        try {
+          await page.waitForSelector(`#${widget}[data-state=${state}]`, { timeout });
+        } catch (e) {
+          const said = await page.locator(`#${widget}`).innerText().catch(() => "");
+          throw new Error(
+            `#${widget} did not reach "${state}": ${said}\nerrors: ${errors.join("; ")}\nconsole: ${
+              logs.slice(-20).join("\n")
+            }`,
+            { cause: e },
+          );
+        }
+      };
+      await page.goto(`${origin}/zoo/lenet5`);
+      await waitState("try-it", "ready", 60_000);
+      const backend = await page.locator("#try-it").getAttribute("data-backend");
+      const adapter = await page.evaluate(async () => {
+        const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+        return gpu ? (await gpu.requestAdapter()) !== null : false;
+      });
+      console.log(
+        `Chromium ran the page on ${backend}` +
+          (backend === "webgpu"
+            ? " (SwiftShader's Vulkan adapter)"
+            : `: WebGPU adapter ${adapter ? "present but unused" : "missing"}, fell back`),
+      );
+      assert(backend && ["webgpu", "webgl", "wasm", "cpu"].includes(backend), `${backend}`);
+
+      // Try it: the same top-1, probabilities within 1e-4.
+      await page.setInputFiles("#try-file", digitPath);
+      await waitState("try-it", "done", 30_000);
+      const shown = await page.locator("#try-results li").evaluateAll((lis) =>
+        lis.map((li) => ({
+          index: Number((li as unknown as { dataset: Record<string, string> }).dataset.index),
+          p: Number((li as unknown as { dataset: Record<string, string> }).dataset.p),
+        }))
+      );
+      const top = [...expected.keys()].sort((a, b) => expected[b]! - expected[a]!);
+      assertEquals(shown[0]?.index, top[0], "the same top-1 class");
+      assertEquals(shown[0]?.index, 7, "the digit is a 7");
+      for (const s of shown) assertAlmostEquals(s.p, expected[s.index]!, 1e-4);
+      assertStringIncludes(await page.locator("#try-status").innerText(), `Ran on ${backend}`);
+      if (shots) {
+        await Deno.mkdir(shots, { recursive: true });
+        await page.locator("#try-it").screenshot({ path: `${shots}/try-it.png` });
+      }
+
+      // A 28×28×1 model gets a canvas: a vertical stroke reads as a 1.
+      await page.click("#try-clear");
+      assertEquals(await page.locator("#try-results li").count(), 0);
+      const box = (await page.locator("#try-canvas").boundingBox())!;
+      await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.8, { steps: 12 });
+      await page.mouse.up();
+      await page.waitForSelector("#try-results li", { timeout: 30_000 });
+      await waitState("try-it", "done", 30_000);
+      assertEquals(await page.locator("#try-results li").first().getAttribute("data-label"), "1");
+
+      // Readable on a 1280-px screen: nothing wider than the window, the layer table unclipped.
+      interface Box {
+        scrollWidth: number;
+        parentElement: { clientWidth: number };
+        ownerDocument: { documentElement: { scrollWidth: number } };
+      }
+      const widths = await page.locator("#layer-table").evaluate((el) => {
+        const t = el as unknown as Box;
+        return {
+          page: t.ownerDocument.documentElement.scrollWidth,
+          table: t.scrollWidth,
+          box: t.parentElement.clientWidth,
+        };
+      });
+      assert(widths.page <= 1280 && widths.table <= widths.box, JSON.stringify(widths));
+      assertEquals(await page.locator("h2", { hasText: /^Architecture$/ }).count(), 1);
+
+      // Fine-tune here: T-shirt/top vs Trouser, 10 PNGs each.
+      const classes = [0, 1];
+      const train = await pngsOf(await loadBuiltin("fashion-mnist", { perClass: 10 }), classes);
+      assertEquals(train.length, 20);
+      const rows = page.locator("#ft-classes .ft-class");
+      for (const c of classes) {
+        const files = train.filter((t) => t.label === c).map((t, i) => ({
+          name: `${c}-${i}.png`,
+          mimeType: "image/png",
+          buffer: t.png,
+        }));
+        await rows.nth(c).locator('input[type="text"]').fill(FASHION_MNIST_CLASSES[c]!);
+        // playwright-core's types want Node's Buffer; a Uint8Array is what it sends.
+        await rows.nth(c).locator('input[type="file"]').setInputFiles(
+          files as unknown as Parameters<typeof page.setInputFiles>[1],
+        );
+        await page.waitForSelector(`#ft-classes .ft-class:nth-child(${c + 1})[data-count="10"]`);
+      }
+      await page.click("#ft-train");
+      await waitState("fine-tune", "trained", 90_000);
+      const pageVal = Number(await page.locator("#fine-tune").getAttribute("data-val-accuracy"));
+      console.log(`Fine-tune here: ${await page.locator("#ft-status").innerText()}`);
+      console.log(`validation accuracy on the page: ${pageVal} (4 images)`);
+      await page.fill("#ft-name", "me/lenet5-clothes");
+      await page.fill("#ft-token", token);
+      await page.click("#ft-publish-button");
+      await waitState("fine-tune", "published", 30_000);
+      assertEquals(
+        await page.locator("#ft-published-link").getAttribute("href"),
+        "/me/lenet5-clothes/1.0.0",
+      );
+      if (shots) await page.locator("#fine-tune").screenshot({ path: `${shots}/fine-tune.png` });
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.click("#ft-download"),
+      ]);
+      assertEquals(download.suggestedFilename(), "model.json");
+      const saved = JSON.parse(await Deno.readTextFile(await download.path()));
+      assertEquals(saved.format, "layers-model");
+      assertEquals(errors, []);
+
+      // The API serves the new version; it classifies those two classes' validation images.
+      const doc = await (await fetch(`${origin}/api/models/me/lenet5-clothes/1.0.0`)).json();
+      assertEquals(doc.card.parent, "zoo/lenet5@1.0.0");
+      assertEquals(doc.card.labels, ["T-shirt/top", "Trouser"]);
+      assertEquals(doc.card.imageCounts, { "T-shirt/top": 10, "Trouser": 10 });
+      assert(String(doc.card.parentDigest).startsWith("sha256:"));
+      assert(typeof doc.card.fineTuning.cutLayer === "string");
+      const tuned = await tf.loadLayersModel(
+        `${origin}/api/models/me/lenet5-clothes/1.0.0/model.json`,
+      );
+      const val = await pngsOf(
+        await loadBuiltin("fashion-mnist", { split: "validation", perClass: 100 }),
+        classes,
+      );
+      const predicted = tf.tidy(() =>
+        (tuned.predict(imagesToTensor(val.map((v) => decodeImage(v.png)), PRE)) as tf.Tensor)
+          .argMax(-1).dataSync()
+      );
+      const correct = val.filter((v, i) => predicted[i] === v.label).length;
+      const accuracy = correct / val.length;
+      console.log(
+        `the published model: ${(accuracy * 100).toFixed(1)}% of ${val.length} validation images`,
+      );
+      assert(accuracy >= 0.9, `validation accuracy ${accuracy}`);
+
+      await page.goto(`${origin}/zoo/lenet5`);
+      assertStringIncludes(
+        await page.locator("#fine-tunes").innerText(),
+        "me/lenet5-clothes@1.0.0",
+      );
+      if (shots) await page.screenshot({ path: `${shots}/model-page.png`, fullPage: false });
+      if (shots) {
+        await page.goto(`${origin}/zoo/lenet5/1.0.0`);
+        await page.locator("#version").scrollIntoViewIfNeeded();
+        await page.screenshot({ path: `${shots}/version-page.png` });
+      }
+
+      // The wasm backend loads its binaries from /assets under the page's CSP, and agrees too.
+      await page.goto(`${origin}/zoo/lenet5?backend=wasm`);
+      await waitState("try-it", "ready", 60_000);
+      assertEquals(await page.locator("#try-it").getAttribute("data-backend"), "wasm");
+      await page.setInputFiles("#try-file", digitPath);
+      await waitState("try-it", "done", 30_000);
+      const onWasm = await page.locator("#try-results li").evaluateAll((lis) =>
+        lis.map((li) => (li as unknown as { dataset: Record<string, string> }).dataset)
+      );
+      for (const d of onWasm) assertAlmostEquals(Number(d.p), expected[Number(d.index)]!, 1e-4);
+      assertEquals(errors, []);
+      tuned.dispose();
+      reference.dispose();
+      console.log(`in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    } finally {
+      await browser?.close();
+      await server.shutdown();
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,304 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { type CsArrays, LinearKernels } from "../../../sdk/features/_linear_kernels.ts";
+
+/** A seeded generator of uniform values in [-1, 1). */
+function random(seed: number): () => number {
+  let s = seed + 1;
+  return () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+}
+
+/**
+ * One code's score as the kernel sums it: four lanes (two float64 pairs)
+ * over the first `d & ~3` values, added pairwise, then the bias, then the
+ * rest in order. Bit for bit what `simd/linear.c` computes.
+ */
+function refScore(x: Float32Array, xAt: number, d: number, w: Float64Array, wAt: number): number {
+  const d4 = d & ~3;
+  let a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+  for (let j = 0; j < d4; j += 4) {
+    a0 = x[xAt + j]! * w[wAt + j]! + a0;
+    a1 = x[xAt + j + 1]! * w[wAt + j + 1]! + a1;
+    b0 = x[xAt + j + 2]! * w[wAt + j + 2]! + b0;
+    b1 = x[xAt + j + 3]! * w[wAt + j + 3]! + b1;
+  }
+  let s = (a0 + b0) + (a1 + b1) + w[wAt + d]!;
+  for (let j = d4; j < d; j++) s += x[xAt + j]! * w[wAt + j]!;
+  return s;
+}
+
+/** A problem of random shape: sizes chosen to hit every tail of the kernels' blocking. */
+function problem(seed: number) {
+  const rand = random(seed);
+  const n = 1 + Math.floor((rand() + 1) * 20);
+  const d = 1 + Math.floor((rand() + 1) * 30);
+  const k = 2 + Math.floor((rand() + 1) * 6);
+  const kern = new LinearKernels();
+  const x = kern.alloc(Float32Array, n * d);
+  x.view.forEach((_, i) => (x.view[i] = rand()));
+  const w = kern.alloc(Float64Array, k * (d + 1));
+  w.view.forEach((_, i) => (w.view[i] = rand()));
+  return { rand, n, d, k, kern, x, w };
+}
+
+Deno.test("the kernels' scores, gradient products and row updates match a float64 reference on random shapes", () => {
+  for (let seed = 0; seed < 200; seed++) {
+    const { rand, n, d, k, kern, x, w } = problem(seed);
+    const out = kern.alloc(Float64Array, n * k);
+    kern.scores(x, 0, n, d, w, k, out);
+    const want = new Float64Array(n * k);
+    for (let i = 0; i < n; i++) {
+      for (let m = 0; m < k; m++) want[i * k + m] = refScore(x.view, i * d, d, w.view, m * (d + 1));
+    }
+    assertEquals(out.view, want, `scores, seed ${seed} (n ${n}, d ${d}, k ${k})`);
+
+    const delta = kern.alloc(Float64Array, n * k);
+    delta.view.forEach((_, i) => (delta.view[i] = rand()));
+    const g = kern.alloc(Float64Array, k * (d + 1));
+    g.view.forEach((_, i) => (g.view[i] = rand()));
+    const g0 = g.view.slice();
+    kern.gradAdd(x, 0, n, d, delta, k, g);
+    for (let m = 0; m < k; m++) {
+      for (let j = 0; j <= d; j++) {
+        let s = g0[m * (d + 1) + j]!;
+        for (let i = 0; i < n; i++) {
+          s += delta.view[i * k + m]! * (j < d ? x.view[i * d + j]! : 1);
+        }
+        const got = g.view[m * (d + 1) + j]!;
+        assert(Math.abs(got - s) <= 1e-12 * (1 + n), `gradient, seed ${seed}: ${got} vs ${s}`);
+      }
+    }
+
+    const cls = kern.alloc(Int32Array, 2);
+    const val = kern.alloc(Float64Array, 2);
+    cls.view.set([k - 1, 0]);
+    val.view.set([rand(), rand()]);
+    const row = n - 1;
+    const before = w.view.slice();
+    kern.rowUpdate(x, row, d, w, k, cls, val, 2);
+    const after = before.slice();
+    for (let t = 0; t < 2; t++) {
+      const at = cls.view[t]! * (d + 1);
+      for (let j = 0; j < d; j++) {
+        after[at + j] = val.view[t]! * x.view[row * d + j]! + after[at + j]!;
+      }
+      after[at + d]! += val.view[t]!;
+    }
+    assertEquals(w.view, after, `row update, seed ${seed}`);
+  }
+});
+
+Deno.test("the kernels refuse sizes and offsets that do not fit their arrays, before touching memory", () => {
+  const { n, d, k, kern, x, w } = problem(1);
+  const out = kern.alloc(Float64Array, n * k);
+  const before = out.view.slice();
+  assertThrows(() => kern.scores(x, 1, n, d, w, k, out), RangeError, "Invalid codes");
+  assertThrows(() => kern.scores(x, 0, n, d + 1, w, k, out), RangeError, "Invalid codes");
+  assertThrows(() => kern.scores(x, 0, n, d, w, k + 1, out), RangeError, "Invalid weights");
+  assertThrows(() => kern.scores(x, 0, n, d, w, k, out, 1), RangeError, "Invalid scores");
+  assertThrows(() => kern.scores(x, -1, 1, d, w, k, out), RangeError, `"-1"`);
+  assertThrows(() => kern.scores(x, 0.5, 1, d, w, k, out), RangeError, `"0.5"`);
+  assertThrows(() => kern.gradAdd(x, 0, n, d, out, k + 1, w), RangeError);
+  const cls = kern.alloc(Int32Array, 1);
+  const val = kern.alloc(Float64Array, 1);
+  cls.view[0] = k;
+  assertThrows(() => kern.rowUpdate(x, 0, d, w, k, cls, val, 1), RangeError, `class "${k}"`);
+  assertThrows(() => kern.rowUpdate(x, 0, d, w, k, cls, val, 2), RangeError, "Invalid classes");
+  assertThrows(() => kern.rowUpdate(x, n, d, w, k, cls, val, 0), RangeError, "Invalid codes");
+  assertEquals(out.view, before);
+  assertThrows(() => kern.alloc(Float64Array, 2 ** 29), RangeError, "4 GiB");
+});
+
+/**
+ * One sweep of Crammer–Singer dual coordinate descent with shrinking,
+ * line by line as liblinear's `Solver_MCSVM_CS` writes it: the reference the
+ * compiled `cs_sweep` must match bit for bit.
+ */
+function refSweep(
+  s0: { x: Float32Array; w: Float64Array; alpha: Float64Array; aidx: Int32Array },
+  p: { n: number; d: number; k: number; y: Int32Array; qd: Float64Array; c: number },
+  state: {
+    yIndex: Int32Array;
+    activeOf: Int32Array;
+    index: Int32Array;
+    active: number;
+    lastLoss: Float64Array;
+    lastOk: Int32Array;
+  },
+): number {
+  const { x, w, alpha, aidx } = s0;
+  const { d, k, y, qd, c } = p;
+  const { yIndex, activeOf, index } = state;
+  const ld = d + 1;
+  const sc = new Float64Array(k), g = new Float64Array(k), b = new Float64Array(k);
+  let stop = -Infinity;
+  for (let s = 0; s < state.active; s++) {
+    const i = index[s]!, base = i * k, label = y[i]!;
+    let act = activeOf[i]!, yi = yIndex[i]!;
+    // Only the classes still active, and the label, are scored.
+    sc.fill(NaN);
+    for (let m = 0; m < act; m++) {
+      sc[aidx[base + m]!] = refScore(x, i * d, d, w, aidx[base + m]! * ld);
+    }
+    if (yi >= act) sc[label] = refScore(x, i * d, d, w, label * ld);
+    let mx = sc[label]!, ok = 1;
+    for (let m = 0; m < act; m++) {
+      const cls = aidx[base + m]!;
+      if (cls === label) continue;
+      mx = Math.max(mx, sc[cls]! + 1);
+      if (sc[cls]! > sc[label]! || (sc[cls] === sc[label] && cls < label)) ok = 0;
+    }
+    state.lastLoss[i] = mx - sc[label]!;
+    state.lastOk[i] = ok;
+    for (let m = 0; m < act; m++) g[m] = sc[aidx[base + m]!]! + (aidx[base + m] === label ? 0 : 1);
+    let minG = Infinity, maxG = -Infinity;
+    for (let m = 0; m < act; m++) {
+      if (alpha[base + aidx[base + m]!]! < 0 && g[m]! < minG) minG = g[m]!;
+      if (g[m]! > maxG) maxG = g[m]!;
+    }
+    if (yi < act && alpha[base + label]! < c && g[yi]! < minG) minG = g[yi]!;
+    const shrink = (m: number) =>
+      alpha[base + aidx[base + m]!] === (m === yi ? c : 0) && g[m]! < minG;
+    for (let m = 0; m < act; m++) {
+      if (!shrink(m)) continue;
+      act--;
+      while (act > m) {
+        if (!shrink(act)) {
+          [aidx[base + m], aidx[base + act]] = [aidx[base + act]!, aidx[base + m]!];
+          [g[m], g[act]] = [g[act]!, g[m]!];
+          if (yi === act) yi = m;
+          else if (yi === m) yi = act;
+          break;
+        }
+        act--;
+      }
+    }
+    yIndex[i] = yi;
+    activeOf[i] = act;
+    if (act <= 1) {
+      state.active--;
+      [index[s], index[state.active]] = [index[state.active]!, index[s]!];
+      s--;
+      continue;
+    }
+    if (maxG - minG <= 1e-12) continue;
+    stop = Math.max(stop, maxG - minG);
+    const ai = qd[i]!;
+    for (let m = 0; m < act; m++) b[m] = g[m]! - ai * alpha[base + aidx[base + m]!]!;
+    const dd = Array.from(b.subarray(0, act));
+    if (yi < act) dd[yi]! += ai * c;
+    dd.sort((u, v) => u - v);
+    let beta = dd[act - 1]! - ai * c, r = 1;
+    while (r < act && beta < r * dd[act - 1 - r]!) beta += dd[act - 1 - r++]!;
+    beta /= r;
+    const upd: [number, number][] = [];
+    for (let m = 0; m < act; m++) {
+      const cls = aidx[base + m]!;
+      const next = Math.min(m === yi ? c : 0, (beta - b[m]!) / ai);
+      const delta = next - alpha[base + cls]!;
+      alpha[base + cls] = next;
+      if (Math.abs(delta) >= 1e-12) upd.push([cls, delta]);
+    }
+    for (const [cls, delta] of upd) {
+      for (let j = 0; j < d; j++) w[cls * ld + j] = x[i * d + j]! * delta + w[cls * ld + j]!;
+      w[cls * ld + d]! += delta;
+    }
+  }
+  return stop;
+}
+
+Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for bit on random problems", () => {
+  for (let seed = 0; seed < 60; seed++) {
+    const { rand, n, d, k, kern, x, w } = problem(seed);
+    w.view.fill(0);
+    const y = Int32Array.from({ length: n }, () => Math.floor((rand() + 1) / 2 * k));
+    const qd = Float64Array.from({ length: n }, (_, i) => {
+      let s = 1;
+      for (let j = 0; j < d; j++) s += x.view[i * d + j]! ** 2;
+      return s;
+    });
+    const c = 10 ** (rand() * 2);
+    const a: CsArrays = {
+      x,
+      w,
+      y: kern.alloc(Int32Array, n),
+      yIndex: kern.alloc(Int32Array, n),
+      qd: kern.alloc(Float64Array, n),
+      alpha: kern.alloc(Float64Array, n * k),
+      alphaIndex: kern.alloc(Int32Array, n * k),
+      activeOf: kern.alloc(Int32Array, n),
+      index: kern.alloc(Int32Array, n),
+      lastLoss: kern.alloc(Float64Array, n),
+      lastOk: kern.alloc(Int32Array, n),
+      scratch: kern.alloc(Float64Array, 6 * k),
+      indices: kern.alloc(Int32Array, k),
+      stopping: kern.alloc(Float64Array, 1),
+    };
+    a.y.view.set(y);
+    a.yIndex.view.set(y);
+    a.qd.view.set(qd);
+    a.activeOf.view.fill(k);
+    a.index.view.forEach((_, i) => (a.index.view[i] = n - 1 - i));
+    a.alphaIndex.view.forEach((_, i) => (a.alphaIndex.view[i] = i % k));
+    const ref = {
+      x: x.view.slice(),
+      w: w.view.slice(),
+      alpha: a.alpha.view.slice(),
+      aidx: a.alphaIndex.view.slice(),
+    };
+    const state = {
+      yIndex: a.yIndex.view.slice(),
+      activeOf: a.activeOf.view.slice(),
+      index: a.index.view.slice(),
+      active: n,
+      lastLoss: new Float64Array(n),
+      lastOk: new Int32Array(n),
+    };
+    let active = n;
+    for (let pass = 0; pass < 3; pass++) {
+      const got = kern.csSweep(a, n, d, k, active, c);
+      const want = refSweep(ref, { n, d, k, y, qd, c }, state);
+      active = got.active;
+      assertEquals(got.stopping, want, `violation, seed ${seed}, pass ${pass}`);
+      assertEquals(active, state.active, `active codes, seed ${seed}, pass ${pass}`);
+    }
+    assert(a.w.view.some((v) => v !== 0), `the sweeps moved the weights, seed ${seed}`);
+    assertEquals(a.w.view, ref.w, `weights, seed ${seed}`);
+    assertEquals(a.alpha.view, ref.alpha, `dual variables, seed ${seed}`);
+    assertEquals(a.index.view, state.index, `order, seed ${seed}`);
+    assertEquals(a.lastLoss.view, state.lastLoss, `losses, seed ${seed}`);
+    assertEquals(a.lastOk.view, state.lastOk, `correctness, seed ${seed}`);
+
+    // Corrupted contents are refused by the kernel, not followed out of its arrays.
+    a.index.view[0] = n + 5;
+    assertThrows(() => kern.csSweep(a, n, d, k, 1, c), RangeError, "out of range");
+    a.index.view[0] = 0;
+    a.y.view[0] = k;
+    assertThrows(() => kern.csSweep(a, n, d, k, 1, c), RangeError, "out of range");
+  }
+});
+
+Deno.test("the embedded linear kernels are what build.sh makes of linear.c", {
+  ignore: !await new Deno.Command("clang-16", {
+    args: ["--version"],
+    stdout: "null",
+    stderr: "null",
+  })
+    .output().then((o) => o.success, () => false),
+}, async () => {
+  const dir = new URL("../../../sdk/features/simd/", import.meta.url);
+  const committed = await Deno.readTextFile(new URL("linear_wasm.ts", dir));
+  const tmp = await Deno.makeTempDir();
+  try {
+    // Build into a copy of the folder so the committed file is not touched.
+    for (const f of ["build.sh", "linear.c"]) await Deno.copyFile(new URL(f, dir), `${tmp}/${f}`);
+    const out = await new Deno.Command("bash", { args: [`${tmp}/build.sh`] }).output();
+    assert(out.success, new TextDecoder().decode(out.stderr));
+    assertEquals(
+      await Deno.readTextFile(`${tmp}/linear_wasm.ts`),
+      committed,
+      "linear_wasm.ts is stale: run `deno task build:features-simd` and commit it",
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
