@@ -52,14 +52,7 @@ import {
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
-import { padCopy, simdPadHW } from "./layout.ts";
-
-export interface Padded {
-  XH: number;
-  XW: number;
-  top: number;
-  left: number;
-}
+import { padCopy, type Padded, simdPadHW } from "./layout.ts";
 
 /**
  * The zero-padded input's size: the padding on each side, and at least what

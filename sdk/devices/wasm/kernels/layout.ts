@@ -25,7 +25,18 @@ import { checkedOutput, checkUncheckedOutput, type Info, offset, view } from "..
 import { byImages, kernels } from "../_compiled.ts";
 import { type Attrs, fastOr, run, type WasmKernel } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
-import type { Padded } from "./conv.ts";
+
+/** A zero-padded NHWC copy's size and where the original lies in it. */
+export interface Padded {
+  /** Rows of the padded copy. */
+  XH: number;
+  /** Columns of the padded copy. */
+  XW: number;
+  /** Rows of zeros above the original. */
+  top: number;
+  /** Columns of zeros left of it. */
+  left: number;
+}
 
 /** Copies the NHWC tensor at `x` into `dst` zero-padded to `XH × XW` at (top, left), split by images. */
 export function padCopy(
