@@ -136,7 +136,10 @@ const ACTIVATIONS = ["linear", "relu", "relu6"] as const;
 export interface ConvEpilogue {
   /** One value per output channel (none when absent). */
   bias?: Info | undefined;
-  /** @default {"linear"} */
+  /**
+   * `"linear"`, `"relu"` or `"relu6"` (others are not fused here).
+   * @default {"linear"}
+   */
   activation?: string;
 }
 
