@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "@std/cli";
 import { loadBuiltin } from "../sdk/data/builtin.ts";
-import { initWasmBackend } from "../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { codeExtractor, computeCodes, type LinearFit, trainLinear } from "../sdk/features/mod.ts";
 import { runTorchScript } from "./_torch.ts";
 import { lscpu, writeReport } from "./_report.ts";

@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { analyze } from "../core/arch/analyze.ts";
 import { loadBuiltin } from "../sdk/data/builtin.ts";
 import type { Batch, BatchOptions, Dataset, Preprocessing } from "../sdk/data/types.ts";
-import { initWasmBackend } from "../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { codeExtractor, computeCodes } from "../sdk/features/extract.ts";
 import type { CnnCodes } from "../sdk/features/code_cache.ts";
 import { evaluateLinear, trainLinear } from "../sdk/features/linear.ts";

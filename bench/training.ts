@@ -30,7 +30,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "@std/cli";
-import { initWasmBackend } from "../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";

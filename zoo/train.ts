@@ -20,7 +20,7 @@ import { parseArgs } from "@std/cli";
 import { analyze } from "../core/arch/analyze.ts";
 import type { Architecture } from "../core/arch/types.ts";
 import { loadBuiltin, MNIST_CLASSES } from "../sdk/data/mod.ts";
-import { initWasmBackend } from "../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { modelToFiles } from "../sdk/client/mod.ts";
 import { renderReadme, writeCheckpoint, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 import { codeStatistics } from "../sdk/advisor/similarity.ts";
@@ -87,7 +87,7 @@ function mnistVersion(identity: string): string {
  * @example Train LeNet-5 for one epoch on 5 digits per class into a temp folder
  * ```ts
  * import { assertEquals } from "@std/assert";
- * import { initWasmBackend } from "../sdk/devices/wasm.ts";
+ * import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
  * import { trainEntry, TRAIN_RECIPES } from "./train.ts";
  * await initWasmBackend();
  * const { card } = await trainEntry(TRAIN_RECIPES[0]!, {

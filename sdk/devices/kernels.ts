@@ -69,9 +69,9 @@ export const CONVNET_TRAINING_KERNELS: readonly string[] = [
  *
  * @example Check that the cpu backend can train a convnet
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { CONVNET_TRAINING_KERNELS, missingKernels } from "./kernels.ts";
- * const missing: string[] = missingKernels("cpu", CONVNET_TRAINING_KERNELS);
- * console.log(missing.length === 0);
+ * assertEquals(missingKernels("cpu", CONVNET_TRAINING_KERNELS), []);
  * ```
  */
 export function missingKernels(backend: string, kernelNames: Iterable<string>): string[] {
@@ -96,10 +96,11 @@ export function missingKernels(backend: string, kernelNames: Iterable<string>): 
  * @example Record the kernels of a matrix product
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
+ * import { assert } from "@std/assert";
  * import { kernelsUsed } from "./kernels.ts";
  * await tf.setBackend("cpu");
  * const names = await kernelsUsed(() => tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])));
- * console.log(names.includes("BatchMatMul"));
+ * assert(names.includes("BatchMatMul"));
  * ```
  */
 export async function kernelsUsed(job: () => unknown): Promise<string[]> {

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { WasmBackendInfo, WasmBackendOptions } from "./wasm.ts";
+import type { WasmBackendInfo, WasmBackendOptions } from "./wasm/backend.ts";
 
 export { DEVICE_NAMES, type DeviceChoice, type DeviceJob, selectDevice } from "./select.ts";
 export type { DeviceName } from "./types.ts";
@@ -50,6 +50,6 @@ export type { WasmBackendInfo, WasmBackendOptions };
  * ```
  */
 export async function initWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackendInfo> {
-  const wasm = await import("./wasm.ts");
+  const wasm = await import("./wasm/backend.ts");
   return await wasm.initWasmBackend(options);
 }

@@ -107,7 +107,7 @@ async function activate(backend: "webgpu" | "cpu"): Promise<void> {
 
 async function useWasm(job: DeviceJob): Promise<string> {
   // Imported on demand for the same reason as the webgpu backend.
-  const { initWasmBackend } = await import("./wasm.ts");
+  const { initWasmBackend } = await import("./wasm/backend.ts");
   const info = await initWasmBackend({
     ...(job.wasmThreads === undefined ? {} : { threads: job.wasmThreads }),
     ...(job.workDir === undefined ? {} : { workDir: job.workDir }),
@@ -142,9 +142,10 @@ async function useWasm(job: DeviceJob): Promise<string> {
  *
  * @example Pick a device for a training job
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { selectDevice } from "./select.ts";
  * const device = await selectDevice("cpu", { training: true });
- * console.log(device.backend, device.reason); // "cpu" "cpu: as asked"
+ * assertEquals([device.backend, device.reason], ["cpu", "cpu: as asked"]);
  * ```
  */
 export async function selectDevice(

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
 import { analyze } from "../../core/arch/analyze.ts";
 import { loadBuiltin } from "../../sdk/data/mod.ts";
-import { initWasmBackend } from "../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../sdk/devices/wasm/backend.ts";
 import { checkModelJson } from "../../core/model_json.ts";
 import { tfjsLayers } from "../../sdk/model_layers.ts";
 import { evaluateAccuracy } from "../../zoo/_train.ts";

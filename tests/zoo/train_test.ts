@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { checkModelJson } from "../../core/model_json.ts";
 import { tfjsLayers } from "../../sdk/model_layers.ts";
-import { initWasmBackend } from "../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../sdk/devices/wasm/backend.ts";
 import { main, TRAIN_RECIPES, trainEntry } from "../../zoo/train.ts";
 
 await initWasmBackend();

@@ -1,11 +1,11 @@
 /**
- * One call of every kernel that `sdk/devices/wasm_grad_kernels.ts` adds to or
+ * One call of every kernel that `sdk/devices/wasm/register.ts` adds to or
  * replaces on the wasm backend, with seeded inputs, and a way to run such a
  * call on any backend through the engine (so the registered replacement runs
  * on wasm). The high-heap and fuzz tests compare these against cpu.
  */
 import * as tf from "@tensorflow/tfjs";
-import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
+import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
 import { seeded } from "./_compare.ts";
 
 /** A tensor's values and shape (created on whichever backend runs the call). */
@@ -118,6 +118,12 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
       kernel: "Conv2DBackpropFilter",
       inputs: { x, dy: dyS },
       attrs: { ...strided, ...fs },
+    },
+    // 1×1, stride 1: the compiled pointwise filter gradient.
+    {
+      kernel: "Conv2DBackpropFilter",
+      inputs: { x, dy },
+      attrs: { ...same, filterShape: [1, 1, C, 4] },
     },
     {
       kernel: "Conv2DBackpropInput",

@@ -5,7 +5,7 @@
  * `Deno.exit`: the test checks that the pthreads let the process end.
  */
 import * as tf from "@tensorflow/tfjs";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { seeded } from "./_compare.ts";
 
 const info = await initWasmBackend();

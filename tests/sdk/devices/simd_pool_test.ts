@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { MAX_JOBS, POLL_MS, SimdPool } from "../../../sdk/devices/_simd_pool.ts";
-import { SHARED } from "../../../sdk/devices/simd/kernels_wasm.ts";
+import { MAX_JOBS, POLL_MS, SimdPool } from "../../../sdk/devices/wasm/simd/_pool.ts";
+import { SHARED } from "../../../sdk/devices/wasm/simd/kernels_wasm.ts";
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
   const text = atob(base64);

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { onBoth, relativeError, seeded } from "./_compare.ts";
 
 await initWasmBackend({ threads: false });

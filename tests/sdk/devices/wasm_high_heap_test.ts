@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { relativeError } from "./_compare.ts";
 import { everyKernel, runOn } from "./_kernel_runs.ts";
 

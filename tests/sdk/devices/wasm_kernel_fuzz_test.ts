@@ -14,14 +14,12 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { convolutionalize } from "../../../sdk/surgery/convolutionalize.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
-import {
-  WASM_FAST_KERNEL_NAMES,
-  WASM_GRAD_KERNEL_NAMES,
-} from "../../../sdk/devices/wasm_grad_kernels.ts";
-import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm_simd_ops.ts";
+import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
+import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/depthwise.ts";
+import { simdPointwiseFilterGrad } from "../../../sdk/devices/wasm/kernels/conv_grad.ts";
 import { relativeError, seeded } from "./_compare.ts";
 import { type KernelCall, runNow, type Values } from "./_kernel_runs.ts";
 
@@ -333,7 +331,7 @@ Deno.test("random calls of every added or replaced wasm kernel, valid and invali
   await tf.setBackend("cpu");
   const expected = known();
   await tf.setBackend("wasm");
-  const kernels = [...WASM_GRAD_KERNEL_NAMES, ...WASM_FAST_KERNEL_NAMES];
+  const kernels = [...ADDED_KERNELS, ...REPLACED_KERNELS];
   const r = generator(SEED);
   const until = performance.now() + SECONDS * 1000;
   const tally = { calls: 0, matched: 0, rejectedLikeCpu: 0, refusedInvalid: 0 };
@@ -522,5 +520,59 @@ Deno.test("the compiled depthwise filter gradient matches cpu at MobileNetV2's g
   const fast = simdDepthwiseConv2DBackpropFilter(backend, x, dy, info);
   assert(fast !== null, "the compiled kernel should run here");
   backend.disposeData(fast.dataId);
+  tf.dispose([x, dy]);
+});
+
+Deno.test("the compiled 1×1 filter gradient matches cpu at MobileNetV2's geometries and ragged sizes, and refuses other geometries before touching the heap", async () => {
+  // [x, output channels, pad]: MobileNetV2's expansions and projections,
+  // channel counts that leave partial 4×8 tiles, one row, very wide rows,
+  // and a numeric padding of 0 (also pointwise).
+  const cases: [number[], number, "same" | "valid" | 0][] = [
+    [[2, 28, 28, 24], 144, "same"],
+    [[2, 14, 14, 144], 24, "valid"],
+    [[3, 7, 7, 5], 9, "same"],
+    [[1, 3, 5, 1], 1, 0],
+    [[1, 1, 1, 4099], 3, "valid"],
+    [[2, 5, 3, 3], 700, "same"],
+  ];
+  for (const [i, [x, O, pad]] of cases.entries()) {
+    const filterShape = [1, 1, x[3]!, O];
+    const out = [...x.slice(0, 3), O];
+    const call: KernelCall = {
+      kernel: "Conv2DBackpropFilter",
+      inputs: {
+        x: { values: seeded(x, 700 + i), shape: x },
+        dy: { values: seeded(out, 750 + i), shape: out },
+      },
+      attrs: { strides: 1, pad, dilations: 1, dataFormat: "NHWC", filterShape },
+    };
+    const want = await outcome("cpu", call), got = await outcome("wasm", call);
+    assert(want.ok && got.ok, "both should run");
+    const err = relativeError(got.out.values, want.out.values);
+    assert(err <= 1e-4, `${JSON.stringify(x)} → ${O} ${pad}: relative error ${err}`);
+  }
+  await tf.setBackend("wasm");
+  const backend = tf.backend() as BackendWasm;
+  const x = tf.zeros([1, 8, 8, 4]), dy = tf.zeros([1, 8, 8, 6]);
+  const info = (f: number, stride: number) =>
+    tf.backend_util.computeConv2DInfo([1, 8, 8, 4], [f, f, 4, 6], stride, 1, "same");
+  const before = tf.memory().numTensors;
+  for (const [f, stride] of [[3, 1], [1, 2]]) {
+    let error: unknown;
+    try {
+      simdPointwiseFilterGrad(backend, x, dy, info(f!, stride!));
+    } catch (e) {
+      error = e;
+    }
+    assert(error instanceof RangeError, `a ${f}×${f} filter at stride ${stride} should be refused`);
+  }
+  let error: unknown;
+  try {
+    simdPointwiseFilterGrad(backend, x, x, info(1, 1));
+  } catch (e) {
+    error = e;
+  }
+  assert(error instanceof RangeError && /dy has shape/.test(error.message), String(error));
+  assertEquals(tf.memory().numTensors, before);
   tf.dispose([x, dy]);
 });

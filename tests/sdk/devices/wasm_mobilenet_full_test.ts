@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../../../sdk/train/accumulate.ts";
 import { relativeError, seeded } from "./_compare.ts";
 

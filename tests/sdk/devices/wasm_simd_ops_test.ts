@@ -1,26 +1,32 @@
 import * as tf from "@tensorflow/tfjs";
 import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import {
   setSimdKernelsEnabled,
-  simdAvgPoolGradTiled,
-  simdAvgPoolTiled,
-  simdBiasAdd,
-  simdConv2D,
+  simdKernelsAvailable,
+  simdThreadsBeyondXnnpack,
+} from "../../../sdk/devices/wasm/_compiled.ts";
+import { simdConv2D } from "../../../sdk/devices/wasm/kernels/conv.ts";
+import {
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
-  simdKernelsAvailable,
-  simdMatMul,
+} from "../../../sdk/devices/wasm/kernels/conv_grad.ts";
+import {
+  simdAvgPoolGradTiled,
+  simdAvgPoolTiled,
   simdMaxPool2x2,
   simdMaxPoolGrad2x2,
+} from "../../../sdk/devices/wasm/kernels/pool.ts";
+import {
+  simdBiasAdd,
   simdRelu,
   simdReluGrad,
-  simdSumLeading,
-  simdThreadsBeyondXnnpack,
-} from "../../../sdk/devices/wasm_simd_ops.ts";
-import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm_grad_kernels.ts";
-import { simdKernels } from "../../../sdk/devices/wasm_simd.ts";
+} from "../../../sdk/devices/wasm/kernels/elementwise.ts";
+import { simdMatMul } from "../../../sdk/devices/wasm/kernels/matmul.ts";
+import { simdSumLeading } from "../../../sdk/devices/wasm/kernels/reduction.ts";
+import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
+import { simdKernels } from "../../../sdk/devices/wasm/simd/module.ts";
 import { relativeError, seeded } from "./_compare.ts";
 
 // One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
@@ -902,7 +908,7 @@ Deno.test({
   name: "the embedded SIMD kernels are what build.sh makes of kernels.c",
   ignore: !clang,
   async fn() {
-    const dir = new URL("../../../sdk/devices/simd/", import.meta.url);
+    const dir = new URL("../../../sdk/devices/wasm/simd/", import.meta.url);
     const committed = await Deno.readTextFile(new URL("kernels_wasm.ts", dir));
     const tmp = await Deno.makeTempDir();
     try {

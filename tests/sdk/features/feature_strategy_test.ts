@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { loadBuiltin } from "../../../sdk/data/builtin.ts";
 import type { Batch, BatchOptions, Dataset, Preprocessing } from "../../../sdk/data/types.ts";
 import {

@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { assert } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { loadBuiltin } from "../../../sdk/data/builtin.ts";
 import {
   codeExtractor,

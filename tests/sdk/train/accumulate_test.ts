@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../../../sdk/train/accumulate.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
 import { relativeError, seeded } from "../devices/_compare.ts";

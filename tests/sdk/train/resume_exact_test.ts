@@ -4,7 +4,7 @@
  * wasm with one thread (two threads: `resume_exact_threads_test.ts`, as a
  * wasm build is chosen once per process).
  */
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { checkResumeExact } from "./_resume_exact.ts";
 
 await initWasmBackend({ threads: false });

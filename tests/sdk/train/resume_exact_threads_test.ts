@@ -4,7 +4,7 @@
  * epoch still ends bit-identical to an uninterrupted run.
  */
 import { assertEquals } from "@std/assert";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { checkResumeExact } from "./_resume_exact.ts";
 
 const info = await initWasmBackend({ threads: 2 });

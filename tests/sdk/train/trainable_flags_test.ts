@@ -8,7 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
 import { join } from "node:path";
-import { initWasmBackend } from "../../../sdk/devices/wasm.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import type { Dataset } from "../../../sdk/data/types.ts";
 import { fineTune } from "../../../sdk/finetune/fine_tune.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";

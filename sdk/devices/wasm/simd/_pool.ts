@@ -124,6 +124,8 @@ export class SimdPool {
   #seq = 0;
 
   /**
+   * Starts the workers, each running the kernels module on `memory`.
+   *
    * @param memory the backend's shared memory
    * @param bytes the kernels module built for shared memory
    * @param names the exported functions workers may run

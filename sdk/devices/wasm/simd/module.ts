@@ -16,11 +16,12 @@
  * @module
  */
 import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
-import { PLAIN, SHARED } from "./simd/kernels_wasm.ts";
-import { SimdPool } from "./_simd_pool.ts";
+import { PLAIN, SHARED } from "./kernels_wasm.ts";
+import { SimdPool } from "./_pool.ts";
 
 /** The functions `simd/kernels.c` exports (pointers are byte offsets into the heap). */
 export interface SimdExports {
+  /** `conv_taps` of `kernels.c`, whose comment there says what it computes. */
   conv_taps(
     x: number,
     base: number,
@@ -35,6 +36,7 @@ export interface SimdExports {
     bias: number,
     act: number,
   ): void;
+  /** `conv1_taps` of `kernels.c`, whose comment there says what it computes. */
   conv1_taps(
     x: number,
     XH: number,
@@ -49,6 +51,7 @@ export interface SimdExports {
     r0: number,
     r1: number,
   ): void;
+  /** `conv1_filter_grad` of `kernels.c`, whose comment there says what it computes. */
   conv1_filter_grad(
     x: number,
     XH: number,
@@ -64,6 +67,7 @@ export interface SimdExports {
     r0: number,
     r1: number,
   ): void;
+  /** `conv_filter_grad` of `kernels.c`, whose comment there says what it computes. */
   conv_filter_grad(
     x: number,
     base: number,
@@ -76,6 +80,7 @@ export interface SimdExports {
     p0: number,
     p1: number,
   ): void;
+  /** `conv_input_grad` of `kernels.c`, whose comment there says what it computes. */
   conv_input_grad(
     dy: number,
     O: number,
@@ -89,6 +94,7 @@ export interface SimdExports {
     p0: number,
     p1: number,
   ): void;
+  /** `pack_rows` of `kernels.c`, whose comment there says what it computes. */
   pack_rows(
     src: number,
     rows: number,
@@ -98,6 +104,7 @@ export interface SimdExports {
     dst: number,
     DC: number,
   ): void;
+  /** `bases3` of `kernels.c`, whose comment there says what it computes. */
   bases3(
     base: number,
     A: number,
@@ -108,7 +115,9 @@ export interface SimdExports {
     js: number,
     a0: number,
   ): void;
+  /** `swap_hw` of `kernels.c`, whose comment there says what it computes. */
   swap_hw(src: number, B: number, H: number, W: number, C: number, dst: number): void;
+  /** `pad_copy` of `kernels.c`, whose comment there says what it computes. */
   pad_copy(
     x: number,
     B: number,
@@ -121,6 +130,7 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
+  /** `crop_copy` of `kernels.c`, whose comment there says what it computes. */
   crop_copy(
     src: number,
     B: number,
@@ -133,8 +143,11 @@ export interface SimdExports {
     top: number,
     left: number,
   ): void;
+  /** `bias_add` of `kernels.c`, whose comment there says what it computes. */
   bias_add(x: number, pattern: number, L: number, rows: number, out: number, mul: number): void;
+  /** `sum_rows` of `kernels.c`, whose comment there says what it computes. */
   sum_rows(x: number, L: number, rows: number, tmp: number, acc: number): void;
+  /** `max_pool_grad_2x2` of `kernels.c`, whose comment there says what it computes. */
   max_pool_grad_2x2(
     x: number,
     dy: number,
@@ -144,10 +157,15 @@ export interface SimdExports {
     W: number,
     C: number,
   ): void;
+  /** `relu_grad` of `kernels.c`, whose comment there says what it computes. */
   relu_grad(x: number, dy: number, out: number, n: number): void;
+  /** `relu` of `kernels.c`, whose comment there says what it computes. */
   relu(x: number, out: number, n: number): void;
+  /** `zero` of `kernels.c`, whose comment there says what it computes. */
   zero(p: number, n: number): void;
+  /** `square` of `kernels.c`, whose comment there says what it computes. */
   square(x: number, out: number, n: number): void;
+  /** `batch_norm` of `kernels.c`, whose comment there says what it computes. */
   batch_norm(
     x: number,
     mean: number,
@@ -157,10 +175,15 @@ export interface SimdExports {
     rows: number,
     out: number,
   ): void;
+  /** `clip` of `kernels.c`, whose comment there says what it computes. */
   clip(x: number, out: number, n: number, loBits: number, hiBits: number): void;
+  /** `clip_grad` of `kernels.c`, whose comment there says what it computes. */
   clip_grad(x: number, dy: number, out: number, n: number, loBits: number, hiBits: number): void;
+  /** `add_into` of `kernels.c`, whose comment there says what it computes. */
   add_into(dst: number, src: number, n: number): void;
+  /** `max_pool_2x2` of `kernels.c`, whose comment there says what it computes. */
   max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
+  /** `avg_pool_tiled` of `kernels.c`, whose comment there says what it computes. */
   avg_pool_tiled(
     x: number,
     y: number,
@@ -171,6 +194,7 @@ export interface SimdExports {
     KH: number,
     KW: number,
   ): void;
+  /** `avg_pool_grad_tiled` of `kernels.c`, whose comment there says what it computes. */
   avg_pool_grad_tiled(
     dy: number,
     dx: number,
@@ -181,7 +205,19 @@ export interface SimdExports {
     KH: number,
     KW: number,
   ): void;
+  /** `mul` of `kernels.c`, whose comment there says what it computes. */
   mul(a: number, b: number, out: number, n: number): void;
+  /** `pw_filter_grad` of `kernels.c`, whose comment there says what it computes. */
+  pw_filter_grad(
+    x: number,
+    C: number,
+    dy: number,
+    O: number,
+    dw: number,
+    p0: number,
+    p1: number,
+  ): void;
+  /** `dw_filter_grad` of `kernels.c`, whose comment there says what it computes. */
   dw_filter_grad(
     x: number,
     H: number,
@@ -206,6 +242,7 @@ export interface SimdExports {
 
 /** The kernels bound to one backend's heap. */
 export interface SimdKernels {
+  /** The module's functions, called on this thread. */
   readonly fn: SimdExports;
   /** How many threads {@linkcode SimdKernels.parallel} spreads jobs over (1 on the single-threaded backend). */
   readonly threads: number;
@@ -231,6 +268,7 @@ export interface SimdKernels {
    * 2³¹), 0 when the heap is full.
    */
   malloc(bytes: number): number;
+  /** Frees what {@linkcode SimdKernels.malloc} allocated. */
   free(ptr: number): void;
   /** A float view of the whole heap, taken now (a `malloc` may replace the buffer). */
   f32(): Float32Array;
@@ -284,10 +322,12 @@ export function setSimdThreads(threads: number): void {
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
- * import { initWasmBackend } from "./wasm.ts";
- * import { simdKernels } from "./wasm_simd.ts";
+ * import { assertEquals } from "@std/assert";
+ * import { initWasmBackend } from "../backend.ts";
+ * import { simdKernels } from "./module.ts";
  * await initWasmBackend({ threads: 1 });
- * console.log(simdKernels(tf.backend() as BackendWasm) !== null);
+ * // Deno's V8 validates relaxed SIMD, so the kernels run here, on one thread.
+ * assertEquals(simdKernels(tf.backend() as BackendWasm)?.threads, 1);
  * ```
  */
 export function simdKernels(backend: BackendWasm): SimdKernels | null {

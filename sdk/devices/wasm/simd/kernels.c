@@ -990,3 +990,84 @@ void mul(const f32* a, const f32* b, f32* out, int n) {
     wasm_v128_store(out + i, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
   for (; i < n; i++) out[i] = a[i] * b[i];
 }
+
+/* Lane i of v in all four lanes. */
+#define LANE(v, i) wasm_i32x4_shuffle(v, v, i, i, i, i)
+
+/*
+ * The filter gradient of a 1×1, stride-1, unpadded convolution, a product
+ * xᵀ·dy over rows [p0, p1), added into dw (the caller zeroes it):
+ *   dw[c·O + o] += Σ_p x[p·C + c] · dy[p·O + o]
+ * Tiles of 4 input × 8 output channels. A row's 4 inputs are one vector
+ * load, broadcast lane by lane (conv_filter_grad loads each tap on its own,
+ * through the window bases and tap offsets). Rows go in blocks of R, sized
+ * so that a block of x and dy (R·(C + O) floats) stays in a 32 KiB L1
+ * cache while every tile passes over it. Reads exactly the rows' C and O
+ * floats (partial tiles read only what is there).
+ */
+void pw_filter_grad(const f32* x, int C, const f32* dy, int O, f32* dw, int p0, int p1) {
+  int R = 8192 / (C + O);
+  R = R < 16 ? 16 : R > 256 ? 256 : R;
+  for (int b0 = p0; b0 < p1; b0 += R) {
+    const int b1 = p1 - b0 < R ? p1 : b0 + R;
+    for (int c = 0; c < C; c += 4) {
+      const int nc = C - c;
+      for (int o0 = 0; o0 < O; o0 += 8) {
+        const int n = O - o0;
+        v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+               c21 = c00, c30 = c00, c31 = c00;
+        const f32* xp = x + b0 * C + c;
+        const f32* d = dy + b0 * O + o0;
+        if (nc >= 4 && n >= 8) {
+          for (int p = b0; p < b1; p++, xp += C, d += O) {
+            const v128_t xv = wasm_v128_load(xp), d0 = wasm_v128_load(d),
+                         d1 = wasm_v128_load(d + 4);
+            v128_t a = LANE(xv, 0);
+            c00 = madd(a, d0, c00);
+            c01 = madd(a, d1, c01);
+            a = LANE(xv, 1);
+            c10 = madd(a, d0, c10);
+            c11 = madd(a, d1, c11);
+            a = LANE(xv, 2);
+            c20 = madd(a, d0, c20);
+            c21 = madd(a, d1, c21);
+            a = LANE(xv, 3);
+            c30 = madd(a, d0, c30);
+            c31 = madd(a, d1, c31);
+          }
+        } else {
+          for (int p = b0; p < b1; p++, xp += C, d += O) {
+            const v128_t xv = load_n(xp, nc), d0 = load_n(d, n), d1 = load_n(d + 4, n - 4);
+            v128_t a = LANE(xv, 0);
+            c00 = madd(a, d0, c00);
+            c01 = madd(a, d1, c01);
+            a = LANE(xv, 1);
+            c10 = madd(a, d0, c10);
+            c11 = madd(a, d1, c11);
+            a = LANE(xv, 2);
+            c20 = madd(a, d0, c20);
+            c21 = madd(a, d1, c21);
+            a = LANE(xv, 3);
+            c30 = madd(a, d0, c30);
+            c31 = madd(a, d1, c31);
+          }
+        }
+        f32* out = dw + c * O + o0;
+        ACC(out, c00, n);
+        ACC(out + 4, c01, n - 4);
+        if (nc > 1) {
+          ACC(out + O, c10, n);
+          ACC(out + O + 4, c11, n - 4);
+        }
+        if (nc > 2) {
+          ACC(out + 2 * O, c20, n);
+          ACC(out + 2 * O + 4, c21, n - 4);
+        }
+        if (nc > 3) {
+          ACC(out + 3 * O, c30, n);
+          ACC(out + 3 * O + 4, c31, n - 4);
+        }
+      }
+    }
+  }
+}

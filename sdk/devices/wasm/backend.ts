@@ -1,17 +1,18 @@
 /**
  * Sets up TensorFlow.js's wasm backend (XNNPACK, SIMD) for training in Deno:
  * points it at the `.wasm` binaries in `node_modules` by absolute path,
- * registers the gradient kernels it lacks, and optionally runs it on several
- * threads.
+ * registers this project's kernels (`register.ts`: the gradients it lacks,
+ * and faster or corrected replacements of kernels it ships), and optionally
+ * runs it on several threads (`_threads.ts`).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import * as wasm from "@tensorflow/tfjs-backend-wasm";
-import { registerWasmGradKernels } from "./wasm_grad_kernels.ts";
-import { setSimdThreads, simdKernels } from "./wasm_simd.ts";
-import { simdKernelsAvailable } from "./wasm_simd_ops.ts";
-import { startWasmThreads } from "./_wasm_threads.ts";
+import { registerWasmKernels } from "./register.ts";
+import { setSimdThreads, simdKernels } from "./simd/module.ts";
+import { simdKernelsAvailable } from "./_compiled.ts";
+import { startWasmThreads } from "./_threads.ts";
 
 /**
  * The installed package's `dist/` folder, which holds the wasm binaries next
@@ -43,13 +44,15 @@ export interface WasmBackendOptions {
    */
   xnnpackThreads?: number;
   /**
-   * Replace shipped wasm kernels (`Slice`, `BatchMatMul`, `Conv2D`, …) with faster ones.
+   * Replace shipped wasm kernels (`Slice`, `BatchMatMul`, `Conv2D`, …: the
+   * `REPLACED_KERNELS` of `register.ts`) with faster ones; off, only the
+   * kernels the backend lacks are added.
    * @default {true}
    */
   fastKernels?: boolean;
   /**
    * Run convolutions and their gradients on the compiled SIMD kernels where
-   * they are faster (see `wasm_simd_ops.ts`).
+   * they are faster (`simd/kernels.c`, called from `kernels/`).
    * @default {true}
    */
   simdKernels?: boolean;
@@ -148,16 +151,17 @@ function xnnpackThreadCount(threads: number | undefined): number {
  * @example Train on wasm
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
- * import { initWasmBackend } from "./wasm.ts";
+ * import { assertEquals } from "@std/assert";
+ * import { initWasmBackend } from "./backend.ts";
  * const info = await initWasmBackend({ threads: false });
- * console.log(info.threads, tf.getBackend());
+ * assertEquals([info.threads, tf.getBackend()], [1, "wasm"]);
  * ```
  */
 export async function initWasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackendInfo> {
   const wanted = threadCount(options.threads);
   const xnnpack = Math.min(wanted, xnnpackThreadCount(options.xnnpackThreads));
   const dir = wasmDirPath(options.wasmDir ?? WASM_DIR);
-  const kernelsRegistered = registerWasmGradKernels({
+  const kernelsRegistered = registerWasmKernels({
     fastKernels: options.fastKernels ?? true,
     simdKernels: options.simdKernels ?? true,
   });

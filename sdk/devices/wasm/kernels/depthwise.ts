@@ -1,0 +1,272 @@
+/**
+ * Depthwise 2-D convolutions on the wasm backend: the forward kernels
+ * `DepthwiseConv2dNative` and `FusedDepthwiseConv2D` (replaced: the shipped
+ * ones, with their padding made explicit where they get it wrong), and
+ * their gradients `DepthwiseConv2dNativeBackpropFilter` and
+ * `DepthwiseConv2dNativeBackpropInput` (added: tfjs-backend-wasm has none).
+ *
+ * - Filter gradient: `dW[kh, kw, c] = Σ x[…, c] · dy[…, c]` on the compiled
+ *   kernel (channel multiplier 1); otherwise
+ *   `dW[k, c, m] = Σₙ im2col(x)[n, k, c] · dy[n, c, m]`, a broadcast product
+ *   reduced over `n` by a matrix product with ones.
+ * - Input gradient: a stride-1 depthwise convolution of the zero-upsampled,
+ *   padded `dy` with the spatially flipped filter (a direct scatter when the
+ *   convolution is dilated).
+ *
+ * @example The gradient of a depthwise convolution's input
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
+ * import { initWasmBackend } from "../backend.ts";
+ * await initWasmBackend({ threads: false });
+ * const w = tf.ones([2, 2, 1, 1]) as tf.Tensor4D;
+ * const conv = (x: tf.Tensor) => tf.depthwiseConv2d(x as tf.Tensor4D, w, 1, "valid");
+ * // Each input gets a gradient of 1 from every 2×2 window that covers it.
+ * const dx = await tf.grad(conv)(tf.ones([1, 3, 3, 1])).data();
+ * assertEquals(dx, new Float32Array([1, 2, 1, 2, 4, 2, 1, 2, 1]));
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import {
+  anyEmpty,
+  checkedOutput,
+  checkFloat,
+  dispose,
+  expectShape,
+  heap,
+  type Info,
+  offset,
+  Scratch,
+  zeros,
+} from "../_heap.ts";
+import { kernels, sumByRows } from "../_compiled.ts";
+import { type Attrs, type ConvInfo, convInfo, reshape, run, type WasmKernel } from "../_kernel.ts";
+import { emptyForward, shippedConv, validateForward } from "./conv.ts";
+import { validateGrad } from "./conv_grad.ts";
+import { flippedFilter, upsamplePadded } from "./_transposed.ts";
+import { accumulate, batchRows, im2col, imagesPerChunk } from "./_im2col.ts";
+
+/** A shipped depthwise convolution, with {@linkcode shippedConv}'s padding fix. */
+function depthwiseForward(name: "DepthwiseConv2dNative" | "FusedDepthwiseConv2D"): tf.KernelFunc {
+  return (args) =>
+    shippedConv(
+      args.backend as BackendWasm,
+      name,
+      args.inputs as Record<string, Info>,
+      (args.attrs ?? {}) as Attrs,
+    );
+}
+
+function depthwiseInfo(x: Info, attrs: Attrs): ConvInfo {
+  return convInfo(x.shape, attrs.filterShape, attrs, true);
+}
+
+/**
+ * The depthwise filter gradient (channel multiplier 1)
+ * `dW[kh, kw, c] = Σ_{b, oh, ow} x[b, oh·sh + kh·dh − top, ow·sw + kw·dw − left, c] · dy[b, oh, ow, c]`,
+ * or `null` when the kernels cannot run or the multiplier is not 1. Threads
+ * sum ranges of dy's rows into buffers of their own, added at the end.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input of the depthwise convolution
+ * @param dy the NHWC float32 gradient of its output
+ * @param info the convolution's geometry (depthwise)
+ * @returns the `[kh, kw, C, 1]` filter gradient, owned by the caller
+ */
+export function simdDepthwiseConv2DBackpropFilter(
+  backend: BackendWasm,
+  x: Info,
+  dy: Info,
+  info: ConvInfo,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null || info.outChannels !== info.inChannels) return null;
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
+  const { outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW } = info;
+  expectShape("dw_filter_grad", "x", x, info.inShape);
+  expectShape("dw_filter_grad", "dy", dy, info.outShape);
+  const dw = checkedOutput(backend, [KH, KW, C, 1], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const xo = offset(backend, x), dyo = offset(backend, dy);
+    const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwi } = info;
+    const { top, left } = info.padInfo;
+    sumByRows(
+      k,
+      scratch,
+      "dw_filter_grad",
+      offset(backend, dw),
+      KH * KW * C,
+      B * OH,
+      B * OH * OW * KH * KW * C,
+      4,
+      (
+        r0,
+        r1,
+        buffer,
+      ) => [xo, H, W, C, dyo, OH, OW, KH, KW, sh, sw, dh, dwi, top, left, buffer, r0, r1],
+    );
+  } finally {
+    scratch.free();
+  }
+  return dw;
+}
+
+function depthwiseBackpropFilter(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as { x: Info; dy: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  checkFloat("DepthwiseConv2dNativeBackpropFilter", x, dy);
+  const filterShape = attrs.filterShape as [number, number, number, number];
+  if (anyEmpty(x, dy) || tf.util.sizeFromShape(filterShape) === 0) {
+    return zeros(backend, filterShape);
+  }
+  const info = depthwiseInfo(x, attrs);
+  const fast = simdDepthwiseConv2DBackpropFilter(backend, x, dy, info);
+  if (fast !== null) return fast;
+  const kk = info.filterHeight * info.filterWidth;
+  const C = info.inChannels, M = info.outChannels / C;
+  const chunk = imagesPerChunk(info);
+  let sum: Info | null = null;
+  for (let b0 = 0; b0 < info.batchSize; b0 += chunk) {
+    const nb = Math.min(chunk, info.batchSize - b0);
+    const n = nb * info.outHeight * info.outWidth;
+    const cols = checkedOutput(backend, [n, kk, C, 1], "float32");
+    im2col(heap(backend, x), heap(backend, cols), info, b0, nb);
+    const dyRows = batchRows(backend, dy, b0, nb, C * M);
+    const dy4 = reshape(backend, dyRows, [n, 1, C, M]);
+    const prod = run(backend, "Multiply", { a: cols, b: dy4 }, {});
+    dispose(backend, cols, dyRows, dy4);
+    const prod2 = reshape(backend, prod, [n, kk * C * M]);
+    const ones = checkedOutput(backend, [1, n], "float32");
+    heap(backend, ones).fill(1);
+    const part = run(backend, "BatchMatMul", { a: ones, b: prod2 }, {
+      transposeA: false,
+      transposeB: false,
+    });
+    dispose(backend, prod, prod2, ones);
+    sum = accumulate(backend, sum, part);
+  }
+  const dw = reshape(backend, sum!, filterShape);
+  dispose(backend, sum!);
+  return dw;
+}
+
+function depthwiseBackpropInput(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs as { dy: Info; filter: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  checkFloat("DepthwiseConv2dNativeBackpropInput", dy, filter);
+  const inShape = attrs.inputShape as [number, number, number, number];
+  if (anyEmpty(dy, filter) || tf.util.sizeFromShape(inShape) === 0) {
+    return zeros(backend, inShape);
+  }
+  const info = convInfo(inShape, filter.shape, attrs, true);
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
+  const { filterHeight: KH, filterWidth: KW } = info;
+  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const M = info.outChannels / C;
+  if (dh > 1 || dw > 1) return depthwiseBackpropInputDilated(backend, dy, filter, info);
+  // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
+  // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.
+  const top = (KH - 1) * dh - info.padInfo.top, left = (KW - 1) * dw - info.padInfo.left;
+  const padded = upsamplePadded(backend, dy, info, top, left);
+  const flipped = flippedFilter(backend, filter, false);
+  const conv = run(backend, "DepthwiseConv2dNative", { x: padded, filter: flipped }, {
+    strides: [1, 1],
+    pad: "valid",
+    dilations: [dh, dw],
+    dimRoundingMode: undefined,
+  });
+  dispose(backend, padded, flipped);
+  if (M === 1) return conv;
+  const conv5 = reshape(backend, conv, [B, H, W, C, M]);
+  const dx = run(backend, "Sum", { x: conv5 }, { axis: [4], keepDims: false });
+  dispose(backend, conv, conv5);
+  return dx;
+}
+
+/**
+ * The depthwise input gradient with a dilation, by direct scatter:
+ * `dx[b, oh·sh + kh·dh − top, ow·sw + kw·dw − left, c] += dy[b, oh, ow, c·M + m] · w[kh, kw, c, m]`.
+ * (The shipped depthwise kernel, on which the stride-1 correlation above
+ * runs, gives other values than cpu's with a dilated, flipped filter.)
+ */
+function depthwiseBackpropInputDilated(
+  backend: BackendWasm,
+  dy: Info,
+  filter: Info,
+  info: ConvInfo,
+): Info {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const M = info.outChannels / C, CM = C * M;
+  const top = info.padInfo.top, left = info.padInfo.left;
+  const dx = zeros(backend, [B, H, W, C]);
+  const g = heap(backend, dy), w = heap(backend, filter), out = heap(backend, dx);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let kh = 0; kh < KH; kh++) {
+        const ih = oh * sh + kh * dh - top;
+        if (ih < 0 || ih >= H) continue;
+        for (let ow = 0; ow < OW; ow++) {
+          const src = ((b * OH + oh) * OW + ow) * CM;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = ow * sw + kw * dw - left;
+            if (iw < 0 || iw >= W) continue;
+            const d = ((b * H + ih) * W + iw) * C, f = (kh * KW + kw) * CM;
+            for (let c = 0; c < C; c++) {
+              let sum = 0;
+              for (let m = 0; m < M; m++) sum += g[src + c * M + m]! * w[f + c * M + m]!;
+              out[d + c] = out[d + c]! + sum;
+            }
+          }
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/**
+ * The depthwise convolutions: `DepthwiseConv2dNative` and
+ * `FusedDepthwiseConv2D` (replaced), `DepthwiseConv2dNativeBackpropFilter`
+ * and `DepthwiseConv2dNativeBackpropInput` (added).
+ */
+export const DEPTHWISE_KERNELS: readonly WasmKernel[] = [
+  {
+    name: "DepthwiseConv2dNative",
+    kind: "replaced",
+    kernelFunc: depthwiseForward("DepthwiseConv2dNative"),
+    validate: validateForward("DepthwiseConv2dNative", true),
+    empty: emptyForward(true),
+  },
+  {
+    name: "FusedDepthwiseConv2D",
+    kind: "replaced",
+    kernelFunc: depthwiseForward("FusedDepthwiseConv2D"),
+    validate: validateForward("FusedDepthwiseConv2D", true),
+    empty: emptyForward(true),
+  },
+  {
+    name: "DepthwiseConv2dNativeBackpropFilter",
+    kind: "added",
+    kernelFunc: depthwiseBackpropFilter,
+    validate: validateGrad("DepthwiseConv2dNativeBackpropFilter", true, "filter"),
+  },
+  {
+    name: "DepthwiseConv2dNativeBackpropInput",
+    kind: "added",
+    kernelFunc: depthwiseBackpropInput,
+    validate: validateGrad("DepthwiseConv2dNativeBackpropInput", true, "input"),
+  },
+];

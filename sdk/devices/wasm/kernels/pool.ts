@@ -1,0 +1,449 @@
+/**
+ * 2-D pooling on the wasm backend: `MaxPool`, `AvgPool` and their gradients
+ * `MaxPoolGrad`, `AvgPoolGrad` (all four replaced). The compiled kernels
+ * take the common cases, windows that tile the input (stride = window, no
+ * padding: 2×2 for max pooling); the gradients' other cases run here in
+ * JavaScript (the shipped ones are scalar loops over every input position
+ * and window tap), the forward ones on XNNPACK.
+ *
+ * @example Max pooling and its gradient
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
+ * import { initWasmBackend } from "../backend.ts";
+ * await initWasmBackend({ threads: false });
+ * const x = tf.tensor4d([1, 5, 3, 2], [1, 2, 2, 1]);
+ * const dx = tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, 2, 2, "valid"))(x);
+ * assertEquals(await dx.data(), new Float32Array([0, 1, 0, 0]));
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
+import {
+  anyEmpty,
+  checkedOutput,
+  checkRank4,
+  checkShapeIs,
+  expectShape,
+  heap,
+  type Info,
+  offset,
+  zeros,
+} from "../_heap.ts";
+import { byImages, kernels } from "../_compiled.ts";
+import {
+  type Attrs,
+  type ConvInfo,
+  fastOr,
+  type Inputs,
+  run,
+  type WasmKernel,
+} from "../_kernel.ts";
+import type { SimdExports, SimdKernels } from "../simd/module.ts";
+
+/**
+ * Runs a pooling kernel `fn(...pointers, images, H, W, C, ...extra)` over
+ * ranges of the B images of an NHWC input `[B, H, W, C]`; each pointer comes
+ * with its bytes per image and is advanced to the range's first image.
+ */
+function poolByImages(
+  k: SimdKernels,
+  fn: keyof SimdExports,
+  [B, H, W, C]: number[],
+  pointers: [number, number][],
+  extra: number[] = [],
+): void {
+  k.parallel(
+    fn,
+    byImages(k, B!, B! * H! * W! * C!).map(([b0, b1]) => [
+      ...pointers.map(([ptr, bytes]) => ptr + b0 * bytes),
+      b1 - b0,
+      H!,
+      W!,
+      C!,
+      ...extra,
+    ]),
+  );
+}
+
+/**
+ * A pooling whose windows tile `x` (`KH × KW`, stride = window, no padding)
+ * by the kernel `fn(x, y, images, H, W, C, ...extra)`, or `null` when the
+ * kernels cannot run.
+ */
+function tiledPool(
+  backend: BackendWasm,
+  x: Info,
+  fn: keyof SimdExports,
+  KH: number,
+  KW: number,
+  extra: number[],
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  if (x.shape.length !== 4 || !(KH >= 1 && KW >= 1)) {
+    throw new RangeError(`${fn}: needs an NHWC input and a window of at least 1×1`);
+  }
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const OH = Math.floor(H / KH), OW = Math.floor(W / KW);
+  const y = checkedOutput(backend, [B, OH, OW, C], "float32");
+  poolByImages(k, fn, x.shape, [
+    [offset(backend, x), 4 * H * W * C],
+    [offset(backend, y), 4 * OH * OW * C],
+  ], extra);
+  return y;
+}
+
+/**
+ * 2×2 stride-2 unpadded max pooling (the cpu backend's maximum: NaN never
+ * wins), or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x the NHWC float32 input
+ * @returns the pooled `[B, ⌊H/2⌋, ⌊W/2⌋, C]` output, owned by the caller
+ */
+export function simdMaxPool2x2(backend: BackendWasm, x: Info): Info | null {
+  return tiledPool(backend, x, "max_pool_2x2", 2, 2, []);
+}
+
+/**
+ * Average pooling whose windows tile the input (stride = window, no
+ * padding), or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensor
+ * @param x the NHWC float32 input
+ * @param KH the window's height (and vertical stride)
+ * @param KW the window's width (and horizontal stride)
+ * @returns the pooled `[B, ⌊H/KH⌋, ⌊W/KW⌋, C]` output, owned by the caller
+ */
+export function simdAvgPoolTiled(
+  backend: BackendWasm,
+  x: Info,
+  KH: number,
+  KW: number,
+): Info | null {
+  return tiledPool(backend, x, "avg_pool_tiled", KH, KW, [KH, KW]);
+}
+
+/**
+ * The gradient of 2×2 stride-2 unpadded max pooling, or `null` when the
+ * kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param dy the NHWC float32 gradient of the pooled output
+ * @param x the NHWC float32 input of the pooling
+ * @returns the input gradient, shaped as x, owned by the caller
+ */
+export function simdMaxPoolGrad2x2(backend: BackendWasm, dy: Info, x: Info): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  if (x.shape.length !== 4) throw new RangeError(`max_pool_grad_2x2: needs an NHWC input`);
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  expectShape("max_pool_grad_2x2", "dy", dy, [B, Math.floor(H / 2), Math.floor(W / 2), C]);
+  const dx = checkedOutput(backend, x.shape, "float32");
+  const inImage = 4 * H * W * C, outImage = 4 * Math.floor(H / 2) * Math.floor(W / 2) * C;
+  poolByImages(k, "max_pool_grad_2x2", x.shape, [
+    [offset(backend, x), inImage],
+    [offset(backend, dy), outImage],
+    [offset(backend, dx), inImage],
+  ]);
+  return dx;
+}
+
+/**
+ * The gradient of average pooling whose windows tile the input (stride =
+ * window, no padding), or `null` when the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param dy the NHWC float32 gradient of the pooled output
+ * @param shape the pooling input's NHWC shape
+ * @param KH the window's height (and vertical stride)
+ * @param KW the window's width (and horizontal stride)
+ * @returns the input gradient, owned by the caller
+ */
+export function simdAvgPoolGradTiled(
+  backend: BackendWasm,
+  dy: Info,
+  shape: [number, number, number, number],
+  KH: number,
+  KW: number,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  if (!(KH >= 1 && KW >= 1)) {
+    throw new RangeError(`avg_pool_grad_tiled: needs a window of at least 1×1`);
+  }
+  const [B, H, W, C] = shape;
+  expectShape("avg_pool_grad_tiled", "dy", dy, [B, Math.floor(H / KH), Math.floor(W / KW), C]);
+  const dx = checkedOutput(backend, shape, "float32");
+  poolByImages(k, "avg_pool_grad_tiled", shape, [
+    [offset(backend, dy), 4 * Math.floor(H / KH) * Math.floor(W / KW) * C],
+    [offset(backend, dx), 4 * H * W * C],
+  ], [KH, KW]);
+  return dx;
+}
+
+/** The pooling geometry a pooling kernel's attributes give an NHWC input of this shape. */
+function poolInfo(shape: readonly number[], attrs: Attrs): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computePool2DInfo(
+    shape as [number, number, number, number],
+    attrs.filterSize as number | [number, number],
+    attrs.strides as number | [number, number],
+    1,
+    attrs.pad as "same",
+    attrs.dimRoundingMode as "floor" | undefined,
+  );
+}
+
+/**
+ * Whether the windows tile the input: stride = window, no padding, and
+ * ⌊in / window⌋ outputs along each axis (a rounding mode can ask for one
+ * more, which would hang over the edge).
+ */
+function windowsTile(info: tf.backend_util.Conv2DInfo): boolean {
+  const p = info.padInfo, KH = info.filterHeight, KW = info.filterWidth;
+  return info.strideHeight === KH && info.strideWidth === KW && p.top === 0 && p.left === 0 &&
+    p.bottom === 0 && p.right === 0 && info.outHeight === Math.floor(info.inHeight / KH) &&
+    info.outWidth === Math.floor(info.inWidth / KW);
+}
+
+/** A pooling's geometry after the cpu backend's check of its output shape. */
+function checkedPool(kernel: string, x: Info, attrs: Attrs): ConvInfo {
+  checkRank4(kernel, { x });
+  const info = poolInfo(x.shape, attrs);
+  tf.util.assertNonNegativeIntegerDimensions(info.outShape);
+  return info;
+}
+
+/**
+ * `MaxPoolGrad` for the common 2×2, stride-2, unpadded pooling: the windows
+ * do not overlap, so each `dy` goes to its window's first maximum with no
+ * bookkeeping across windows.
+ */
+function maxPoolGrad2x2(
+  x: Float32Array,
+  g: Float32Array,
+  out: Float32Array,
+  B: number,
+  H: number,
+  W: number,
+  C: number,
+  OH: number,
+  OW: number,
+): void {
+  const rowStride = W * C;
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const i00 = ((b * H + 2 * oh) * W + 2 * ow) * C, i01 = i00 + C;
+        const i10 = i00 + rowStride, i11 = i10 + C;
+        const o = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) {
+          // The first value above all before it (and above -Infinity) in
+          // row-major window order, as the cpu backend picks it: a window of
+          // NaN or -Infinity only passes no gradient.
+          let at = -1, best = -Infinity, v = x[i00 + c]!;
+          if (v > best) {
+            best = v;
+            at = i00 + c;
+          }
+          v = x[i01 + c]!;
+          if (v > best) {
+            best = v;
+            at = i01 + c;
+          }
+          v = x[i10 + c]!;
+          if (v > best) {
+            best = v;
+            at = i10 + c;
+          }
+          if (x[i11 + c]! > best) at = i11 + c;
+          if (at >= 0) out[at] = g[o + c]!;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The wasm `MaxPoolGrad` is a scalar loop over every input position and
+ * window tap; this one finds each window's maximum once, for all channels
+ * in a row, and scatters `dy` to it (the first maximum, as the cpu backend
+ * picks it).
+ */
+function maxPoolGrad(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { dy, input, output } = args.inputs as { dy: Info; input: Info; output: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  if (input.dtype !== "float32" || dy.dtype !== "float32") {
+    return run(backend, "MaxPoolGrad", { dy, input, output }, attrs);
+  }
+  const info = poolInfo(input.shape, attrs);
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const twoByTwo = KH === 2 && KW === 2 && windowsTile(info);
+  const fast = twoByTwo ? simdMaxPoolGrad2x2(backend, dy, input) : null;
+  if (fast !== null) return fast;
+  const dx = checkedOutput(backend, input.shape, "float32");
+  const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
+  out.fill(0);
+  if (twoByTwo) {
+    maxPoolGrad2x2(x, g, out, B, H, W, C, OH, OW);
+    return dx;
+  }
+  const best = new Float32Array(C), at = new Int32Array(C);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const r0 = oh * sh - pt, rLo = Math.max(0, r0), rHi = Math.min(H, r0 + KH);
+      for (let ow = 0; ow < OW; ow++) {
+        const c0 = ow * sw - pl, cLo = Math.max(0, c0), cHi = Math.min(W, c0 + KW);
+        for (let c = 0; c < C; c++) {
+          best[c] = -Infinity;
+          at[c] = -1;
+        }
+        for (let r = rLo; r < rHi; r++) {
+          for (let col = cLo; col < cHi; col++) {
+            const base = ((b * H + r) * W + col) * C;
+            for (let c = 0; c < C; c++) {
+              const v = x[base + c]!;
+              if (v > best[c]!) {
+                best[c] = v;
+                at[c] = base + c;
+              }
+            }
+          }
+        }
+        const o = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) {
+          const i = at[c]!;
+          if (i >= 0) out[i] = out[i]! + g[o + c]!;
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/**
+ * The wasm `AvgPoolGrad` is a scalar loop like its `MaxPoolGrad`; this one
+ * spreads each `dy` over its window, for all channels in a row. Windows that
+ * reach into padding keep the shipped kernel (and its divisor).
+ */
+function avgPoolGrad(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): Info {
+  const backend = args.backend as BackendWasm;
+  const { dy, input } = args.inputs as { dy: Info; input: Info };
+  const attrs = (args.attrs ?? {}) as Attrs;
+  const info = poolInfo(input.shape, attrs);
+  const p = info.padInfo;
+  if (dy.dtype !== "float32" || p.top !== 0 || p.left !== 0 || p.bottom !== 0 || p.right !== 0) {
+    return run(backend, "AvgPoolGrad", { dy, input }, attrs);
+  }
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
+    info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  if (windowsTile(info)) {
+    const fast = simdAvgPoolGradTiled(backend, dy, [B, H, W, C], KH, KW);
+    if (fast !== null) return fast;
+  }
+  const dx = checkedOutput(backend, input.shape, "float32");
+  const g = heap(backend, dy), out = heap(backend, dx);
+  out.fill(0);
+  const scale = 1 / (KH * KW), share = new Float32Array(C);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const o = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) share[c] = g[o + c]! * scale;
+        for (let r = oh * sh; r < oh * sh + KH; r++) {
+          for (let col = ow * sw; col < ow * sw + KW; col++) {
+            const base = ((b * H + r) * W + col) * C;
+            for (let c = 0; c < C; c++) out[base + c] = out[base + c]! + share[c]!;
+          }
+        }
+      }
+    }
+  }
+  return dx;
+}
+
+/**
+ * Max pooling: the compiled kernel for the common 2×2, stride-2, unpadded
+ * case, XNNPACK's otherwise.
+ */
+const maxPool = fastOr("MaxPool", (backend, { x }, attrs) => {
+  if (x!.dtype !== "float32" || x!.shape.length !== 4) return null;
+  const info = poolInfo(x!.shape, attrs);
+  return info.filterHeight === 2 && info.filterWidth === 2 && windowsTile(info)
+    ? simdMaxPool2x2(backend, x!)
+    : null;
+});
+
+/**
+ * Average pooling: the compiled kernel where the windows tile the input
+ * (stride = window, no padding), XNNPACK's otherwise.
+ */
+const avgPool = fastOr("AvgPool", (backend, { x }, attrs) => {
+  if (x!.dtype !== "float32" || x!.shape.length !== 4) return null;
+  const info = poolInfo(x!.shape, attrs);
+  return windowsTile(info)
+    ? simdAvgPoolTiled(backend, x!, info.filterHeight, info.filterWidth)
+    : null;
+});
+
+/** Zeros of the pooled shape for an empty input or output; `null` for other calls. */
+function emptyPool(backend: BackendWasm, { x }: Inputs, attrs: Attrs): Info | null {
+  const outShape = poolInfo(x!.shape, attrs).outShape;
+  return anyEmpty(x!) || tf.util.sizeFromShape(outShape) === 0 ? zeros(backend, outShape) : null;
+}
+
+/** Zeros of the input's shape for a gradient with an empty input; `null` for other calls. */
+function emptyPoolGrad(backend: BackendWasm, { dy, input }: Inputs): Info | null {
+  return anyEmpty(dy!, input!) ? zeros(backend, input!.shape) : null;
+}
+
+/** The pooling kernels: `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad` (all replaced). */
+export const POOL_KERNELS: readonly WasmKernel[] = [
+  {
+    name: "MaxPool",
+    kind: "replaced",
+    kernelFunc: maxPool,
+    validate: ({ x }, attrs) => void checkedPool("MaxPool", x!, attrs),
+    empty: emptyPool,
+  },
+  {
+    name: "AvgPool",
+    kind: "replaced",
+    kernelFunc: avgPool,
+    validate: ({ x }, attrs) => void checkedPool("AvgPool", x!, attrs),
+    empty: emptyPool,
+  },
+  {
+    name: "MaxPoolGrad",
+    kind: "replaced",
+    kernelFunc: maxPoolGrad,
+    validate: ({ dy, input }, attrs) => {
+      checkRank4("MaxPoolGrad", { dy });
+      checkShapeIs("MaxPoolGrad", "dy", dy!, checkedPool("MaxPoolGrad", input!, attrs).outShape);
+    },
+    empty: emptyPoolGrad,
+  },
+  {
+    name: "AvgPoolGrad",
+    kind: "replaced",
+    kernelFunc: avgPoolGrad,
+    validate: ({ dy, input }, attrs) => {
+      checkRank4("AvgPoolGrad", { dy });
+      checkShapeIs("AvgPoolGrad", "dy", dy!, checkedPool("AvgPoolGrad", input!, attrs).outShape);
+    },
+    empty: emptyPoolGrad,
+  },
+];
