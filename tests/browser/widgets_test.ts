@@ -5,6 +5,10 @@
  * here" must learn two Fashion-MNIST classes from 10 PNGs each and publish a
  * version the API then serves. Chromium is asked for WebGPU on SwiftShader
  * (Vulkan); the page falls back to webgl, wasm, cpu, and the test prints which ran.
+ * A second test serves the zoo's MobileNetV2 (224×224×3) from a private
+ * registry: the page reads it with the token typed into its token field and
+ * must agree with the SDK too, on wasm and on `?backend=webgl` (or say that
+ * webgl does not start and fall back; the test prints which).
  *
  * `ZOO_SCREENSHOTS=<folder>` saves screenshots of the pages there (the README's come from it).
  */
