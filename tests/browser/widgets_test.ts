@@ -8,7 +8,8 @@
  * A second test serves the zoo's MobileNetV2 (224×224×3) from a private
  * registry: the page reads it with the token typed into its token field and
  * must agree with the SDK too, on wasm and on `?backend=webgl` (or say that
- * webgl does not start and fall back; the test prints which).
+ * webgl does not start and fall back; the test prints which). A third asks
+ * for webgpu in a Chromium without an adapter: the page names it and runs on the next backend.
  *
  * `ZOO_SCREENSHOTS=<folder>` saves screenshots of the pages there (the README's come from it).
  */
@@ -448,6 +449,36 @@ Deno.test({
       assertAgrees(await tryImage(imagePath, 60_000), expected);
       assertEquals(errors, []);
       console.log(`in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    } finally {
+      await browser.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "a backend asked for that does not start is named on the page, and the next one runs",
+  ignore: chromiumMissing,
+  sanitizeResources: false,
+  async fn() {
+    await using reg = await startRegistry({ embedded: true });
+    const card = JSON.parse(await Deno.readTextFile(new URL("card.json", LENET)));
+    const published = await publish(reg, "zoo/lenet5", "1.0.0", await readDir(LENET), card);
+    assertEquals(published.status, 201, await published.text());
+    // Without the WebGPU flags and with the GPU off, Chromium gives no WebGPU adapter.
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--no-first-run", "--disable-gpu"],
+    });
+    try {
+      const { page, errors, waitState } = await widgetPage(browser);
+      await page.goto(`${reg.url}/zoo/lenet5?backend=webgpu`);
+      await waitState("try-it", "ready", 60_000);
+      const backend = await page.locator("#try-it").getAttribute("data-backend");
+      const said = await page.locator("#try-status").innerText();
+      console.log(`?backend=webgpu without an adapter: ${said}`);
+      assert(backend !== "webgpu", `${backend}`);
+      assertStringIncludes(said, `runs on ${backend} (webgpu was asked for but does not start`);
+      assertEquals(errors, []);
     } finally {
       await browser.close();
     }
