@@ -4,7 +4,7 @@
  * through its public entry points (the `exports` of `deno.json`): the
  * preprocessing and in-memory dataset of `data`, the cut and codes and linear classifiers of
  * `features`, the `advisor`, the architecture analysis of `arch`, the lineage
- * card of `finetune` and the checkpoint files of a model from `client`. The
+ * card and its README of `finetune` and the checkpoint files of a model from `client`. The
  * bundler keeps only what `web/zoo.ts` uses.
  *
  * @module
@@ -19,5 +19,5 @@ export {
   type RawImage,
   type Tensor4D,
 } from "../sdk/data/mod.ts";
-export { type Lineage, lineageCard, type RunFacts } from "../sdk/finetune/mod.ts";
+export { cardReadme, type Lineage, lineageCard, type RunFacts } from "../sdk/finetune/mod.ts";
 export { type CheckpointFile, type ModelArtifacts, modelToFiles } from "../sdk/client/mod.ts";

@@ -19,7 +19,8 @@
  *   statistics) picks the cut point, `featureStrategy` computes the codes and
  *   trains a softmax head with a live loss and accuracy curve, and the new
  *   model can be tried, published through the registry's publish API with a
- *   token (its card from `lineageCard`) or downloaded as files.
+ *   token (its card from `lineageCard`, its README from `cardReadme`) or
+ *   downloaded as files.
  *
  * On a private registry the page reads the model with the token of the
  * publish form's token field (`Authorization: Bearer`), which the tab keeps in
@@ -461,24 +462,6 @@ async function publishFiles(
   return `/${name}/${version}`;
 }
 
-function readmeOf(card: Record<string, unknown>, name: string, version: string): string {
-  const metrics = Array.isArray(card.metrics)
-    ? card.metrics as { value: number; dataset: string }[]
-    : [];
-  return [
-    `# ${name}@${version}`,
-    "",
-    String(card.description ?? ""),
-    "",
-    `Fine-tuned in the browser from ${String(card.parent)} on the model's page: codes at \`${
-      String((card.fineTuning as Record<string, unknown> | undefined)?.cutLayer)
-    }\`, softmax head.`,
-    "",
-    ...metrics.map((m) => `- accuracy ${m.value} on ${m.dataset}`),
-    "",
-  ].join("\n");
-}
-
 function setupFineTune(session: PageSession): void {
   const root = $("fine-tune");
   const status = $("ft-status");
@@ -707,7 +690,7 @@ function setupFineTune(session: PageSession): void {
       }));
       files.push({
         path: "README.md",
-        bytes: new TextEncoder().encode(readmeOf(trained.card, name, version)),
+        bytes: new TextEncoder().encode(sdk.cardReadme(name, trained.card)),
       });
       const href = await publishFiles(name, version, session.auth(), files, trained.card);
       const a = document.createElement("a");

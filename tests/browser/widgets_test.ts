@@ -287,6 +287,11 @@ Deno.test({
       assertEquals(doc.card.imageCounts, { "T-shirt/top": 10, "Trouser": 10 });
       assert(String(doc.card.parentDigest).startsWith("sha256:"));
       assert(typeof doc.card.fineTuning.cutLayer === "string");
+      const readmeEntry = (doc.files as { path: string; digest: string }[])
+        .find((f) => f.path === "README.md");
+      const readme = await (await fetch(`${origin}/api/blobs/${readmeEntry?.digest}`)).text();
+      assertStringIncludes(readme, "# me/lenet5-clothes\n");
+      assertStringIncludes(readme, "- parent: `zoo/lenet5@1.0.0`");
       const tuned = await tf.loadLayersModel(
         `${origin}/api/models/me/lenet5-clothes/1.0.0/model.json`,
       );
