@@ -233,8 +233,11 @@ export async function publish(
   });
 }
 
-/** A registry for the fine-tuning tests, with a cache folder and the CLI flags to reach both. */
-export interface FinetuneRegistry {
+/**
+ * A registry for the fine-tuning tests, with a cache folder and the CLI flags
+ * to reach both; `await using` closes it.
+ */
+export interface FinetuneRegistry extends AsyncDisposable {
   /** `http://127.0.0.1:<port>`. */
   url: string;
   /** The embedded store's folder. */
@@ -273,6 +276,7 @@ async function finetuneRegistry(): Promise<{ reg: TestRegistry; r: FinetuneRegis
       await reg[Symbol.asyncDispose]();
       await Deno.remove(cacheDir, { recursive: true });
     },
+    [Symbol.asyncDispose]: () => r.close(),
   };
   return { reg, r };
 }
