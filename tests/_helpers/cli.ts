@@ -97,6 +97,26 @@ export function runDeno(args: string[], options: RunDenoOptions = {}): Promise<R
   return runCommand(Deno.execPath(), args, options);
 }
 
+/**
+ * Command-line flags from an object, in its order: a value follows its flag,
+ * `true` stands for an on/off flag alone and `false` leaves it out.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { flags } from "./cli.ts";
+ * assertEquals(flags({ epochs: 2, resize: true, resume: false }), ["--epochs", "2", "--resize"]);
+ * ```
+ *
+ * @param values flag name (without `--`) → value
+ * @returns the flags, e.g. `["--epochs", "2", "--resize"]`
+ */
+export function flags(values: Record<string, string | number | boolean>): string[] {
+  return Object.entries(values).flatMap(([name, value]) =>
+    value === false ? [] : value === true ? [`--${name}`] : [`--${name}`, String(value)]
+  );
+}
+
 /** The fine-tuning command line's script, by absolute path. */
 export const FINETUNE_CLI: string = join(ROOT, "sdk", "finetune.ts");
 

@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { openStore, type StoreConfig } from "../../registry/storage/open.ts";
-import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
+import { parseS3Url, type S3Location } from "../../registry/storage/s3_blobs.ts";
 import { AwsClient } from "aws4fetch";
 import { freshBlobsUrl, freshDatabase, type TestDatabase } from "../registry/storage/_servers.ts";
 import type { Store } from "../../registry/storage/store.ts";
@@ -143,7 +143,15 @@ export function useRemoteStores(): void {
 /** The PostgreSQL + S3 backends of each data dir, so a restart finds its data. */
 const remote = new Map<string, { config: StoreConfig; db: TestDatabase }>();
 
-async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
+/**
+ * A plain S3 client for a blob store URL, signed with the credentials of the
+ * environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), for tests that
+ * look at the bucket behind the store's back.
+ *
+ * @param blobsUrl `s3://BUCKET/PREFIX?endpoint=URL&region=R`
+ * @returns the client and the parsed location
+ */
+export function s3Client(blobsUrl: string): { client: AwsClient; loc: S3Location } {
   const loc = parseS3Url(blobsUrl);
   const client = new AwsClient({
     accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
@@ -151,6 +159,11 @@ async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
     service: "s3",
     region: loc.region,
   });
+  return { client, loc };
+}
+
+async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
+  const { client, loc } = s3Client(blobsUrl);
   const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/${under}` });
   const xml = await (await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`)).text();
   return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!);

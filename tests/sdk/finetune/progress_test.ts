@@ -5,7 +5,13 @@
  * and with stderr piped, plain epoch lines and no bar.
  */
 import { assert, assertMatch } from "@std/assert";
-import { FINETUNE_CLI as CLI, finetuneEnv, runCommand, runFinetune } from "../../_helpers/cli.ts";
+import {
+  FINETUNE_CLI as CLI,
+  finetuneEnv,
+  flags,
+  runCommand,
+  runFinetune,
+} from "../../_helpers/cli.ts";
 import { startFinetuneRegistry } from "../../_helpers/registry.ts";
 import { tempDir } from "../../_helpers/temp.ts";
 
@@ -25,24 +31,18 @@ Deno.test({
 }, async () => {
   await using reg = await startFinetuneRegistry();
   await using out = await tempDir("finetune_progress_");
-  const args = [
-    "--model",
-    "zoo/lenet5",
-    "--data",
-    "fashion-mnist?perClass=20",
-    "--strategy",
-    "full",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "8",
-    "--device",
-    "wasm",
-    "--wasm-threads",
-    "1",
+  const args = (epochs: number) => [
+    ...flags({
+      model: "zoo/lenet5",
+      data: "fashion-mnist?perClass=20",
+      strategy: "full",
+      epochs,
+      "batch-size": 8,
+      device: "wasm",
+      "wasm-threads": 1,
+    }),
     ...reg.flags,
-    "--out",
-    out.path,
+    ...flags({ out: out.path }),
   ];
   /** Runs the CLI on a pseudo-terminal and returns what its screen showed. */
   const onTerminal = async (cliArgs: string[]) => {
@@ -54,7 +54,7 @@ Deno.test({
     assert(tty.code === 0, screen);
     return screen;
   };
-  const screen = await onTerminal(args);
+  const screen = await onTerminal(args(2));
   // A drawn bar: label, the bar itself, and the figures the issue asks for.
   assertMatch(
     screen,
@@ -67,14 +67,13 @@ Deno.test({
   assert(firstLine >= 0 && firstLine < secondBar, `out of order:\n${screen}`);
   assertMatch(screen, /test accuracy/);
 
-  const { code, stderr } = await runFinetune(args);
+  const { code, stderr } = await runFinetune(args(2));
   assert(code === 0, stderr);
   assertMatch(stderr, /^epoch 2\/2 \(all\): loss \d+\.\d{4}, accuracy .* img\/s/m);
   assert(!/\[[█░]+\]/.test(stderr), `a bar was drawn into a pipe:\n${stderr}`);
 
   // Resumed for a third epoch, the bar counts on from the checkpoint: "epoch 3/3", not "epoch 1/3".
-  const more = args.map((a) => (a === "2" ? "3" : a)).concat("--resume");
-  const resumedScreen = await onTerminal(more);
+  const resumedScreen = await onTerminal([...args(3), "--resume"]);
   assertMatch(
     resumedScreen,
     /epoch 3\/3 \[[█░]+\] \d+% \| loss \d+\.\d{4} \| accuracy (\d+\.\d%|–) \|/,

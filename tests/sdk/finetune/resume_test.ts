@@ -9,7 +9,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
 import type { EpochMetrics } from "../../../sdk/types.ts";
-import { finetuneCommand, runFinetune as run } from "../../_helpers/cli.ts";
+import { finetuneCommand, flags, runFinetune as run } from "../../_helpers/cli.ts";
 import { startFinetuneRegistry } from "../../_helpers/registry.ts";
 import { tempDir } from "../../_helpers/temp.ts";
 
@@ -35,27 +35,19 @@ Deno.test("finetune --resume after a SIGKILL ends bit-identical to an uninterrup
   await using reg = await startFinetuneRegistry();
   await using root = await tempDir("finetune_resume_");
   const args = (out: string) => [
-    "--model",
-    "zoo/lenet5",
-    "--data",
-    "fashion-mnist?perClass=40",
-    "--strategy",
-    "partial",
-    "--head-epochs",
-    "1",
-    "--epochs",
-    "5",
-    "--batch-size",
-    "16",
-    "--patience",
-    "10",
-    "--seed",
-    "3",
-    "--device",
-    "cpu",
+    ...flags({
+      model: "zoo/lenet5",
+      data: "fashion-mnist?perClass=40",
+      strategy: "partial",
+      "head-epochs": 1,
+      epochs: 5,
+      "batch-size": 16,
+      patience: 10,
+      seed: 3,
+      device: "cpu",
+    }),
     ...reg.flags,
-    "--out",
-    out,
+    ...flags({ out }),
   ];
   const straightDir = join(root.path, "straight");
   const straight = await run(args(straightDir));
@@ -107,23 +99,17 @@ Deno.test("finetune --resume of a features run reads the cached codes and keeps 
   await using reg = await startFinetuneRegistry();
   await using out = await tempDir("finetune_resume_features_");
   const args = [
-    "--model",
-    "zoo/lenet5",
-    "--data",
-    "fashion-mnist?perClass=10",
-    "--strategy",
-    "features",
-    "--classifier",
-    "softmax",
-    "--epochs",
-    "6",
-    "--patience",
-    "10",
-    "--device",
-    "cpu",
+    ...flags({
+      model: "zoo/lenet5",
+      data: "fashion-mnist?perClass=10",
+      strategy: "features",
+      classifier: "softmax",
+      epochs: 6,
+      patience: 10,
+      device: "cpu",
+    }),
     ...reg.flags,
-    "--out",
-    out.path,
+    ...flags({ out: out.path }),
   ];
   const first = await run(args);
   assertEquals(first.code, 0, first.stderr);
