@@ -18,6 +18,7 @@ import { encodeHex } from "../../registry/_hex.ts";
 
 export type { RegistryOptions } from "../../registry/app.ts";
 export type { Store } from "../../registry/storage/store.ts";
+export type { S3Location } from "../../registry/storage/s3_blobs.ts";
 import { ZooClient } from "../../sdk/client/mod.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
 import { zooEntries } from "../../zoo/mod.ts";
@@ -143,15 +144,23 @@ export function useRemoteStores(): void {
 /** The PostgreSQL + S3 backends of each data dir, so a restart finds its data. */
 const remote = new Map<string, { config: StoreConfig; db: TestDatabase }>();
 
+/** Plain S3 requests on the bucket behind a blob store, from {@linkcode s3Client}. */
+export interface S3TestClient {
+  /** The blob store URL's bucket, prefix, endpoint and region. */
+  loc: S3Location;
+  /** Sends a request signed with the environment's credentials. */
+  fetch(url: string, init?: RequestInit): Promise<Response>;
+}
+
 /**
  * A plain S3 client for a blob store URL, signed with the credentials of the
  * environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), for tests that
  * look at the bucket behind the store's back.
  *
  * @param blobsUrl `s3://BUCKET/PREFIX?endpoint=URL&region=R`
- * @returns the client and the parsed location
+ * @returns the client, with the parsed location
  */
-export function s3Client(blobsUrl: string): { client: AwsClient; loc: S3Location } {
+export function s3Client(blobsUrl: string): S3TestClient {
   const loc = parseS3Url(blobsUrl);
   const client = new AwsClient({
     accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
@@ -159,11 +168,12 @@ export function s3Client(blobsUrl: string): { client: AwsClient; loc: S3Location
     service: "s3",
     region: loc.region,
   });
-  return { client, loc };
+  return { loc, fetch: (url, init) => client.fetch(url, init) };
 }
 
 async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
-  const { client, loc } = s3Client(blobsUrl);
+  const client = s3Client(blobsUrl);
+  const loc = client.loc;
   const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/${under}` });
   const xml = await (await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`)).text();
   return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!);
