@@ -332,7 +332,7 @@ async function runChild(op: string, sdk: string, json: string): Promise<void> {
 }
 
 /**
- * The previous SDK (`git archive <ref> sdk`) against this one, each in its
+ * The previous SDK (`git archive <ref>`) against this one, each in its
  * own processes, alternating: publish to an empty registry, cold pull from
  * it, warm load from that cache.
  */
@@ -345,7 +345,8 @@ async function against(
   const base = await Deno.makeTempDir({ dir: root, prefix: "baseline-" });
   const archive = await run("sh", [
     "-c",
-    `git archive ${JSON.stringify(ref)} sdk | tar -x -C ${JSON.stringify(base)}`,
+    // The SDK imports core/ and zoo/ beside it: take the whole revision.
+    `git archive ${JSON.stringify(ref)} | tar -x -C ${JSON.stringify(base)}`,
   ]);
   if (!archive.ok) throw new Error(`Cannot check out "${ref}": ${archive.out}`);
   const dir = await Deno.makeTempDir({ dir: root, prefix: `ckpt-against-` });
