@@ -26,6 +26,17 @@ static inline v128_t madd(v128_t a, v128_t b, v128_t c) {
 #endif
 }
 
+/*
+ * One row of a 4 × 8 tile: (c0, c1) += the float at a, broadcast, times the
+ * 8 floats (v0, v1). The tiled kernels below take four of these a step, one
+ * per row of the tile.
+ */
+static inline void madd_row(v128_t* c0, v128_t* c1, const f32* a, v128_t v0, v128_t v1) {
+  const v128_t s = wasm_v128_load32_splat(a);
+  *c0 = madd(s, v0, *c0);
+  *c1 = madd(s, v1, *c1);
+}
+
 /* Loads n floats (n < 4 reads only those) into the low lanes, zeros above. */
 static inline v128_t load_n(const f32* p, int n) {
   if (n >= 4) return wasm_v128_load(p);
@@ -80,18 +91,10 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
       for (int k = 0; k < K; k++, wk += OP) {
         const int off = koff[k];
         const v128_t w0 = wasm_v128_load(wk), w1 = wasm_v128_load(wk + 4);
-        v128_t a = wasm_v128_load32_splat(x0 + off);
-        c00 = madd(a, w0, c00);
-        c01 = madd(a, w1, c01);
-        a = wasm_v128_load32_splat(x1 + off);
-        c10 = madd(a, w0, c10);
-        c11 = madd(a, w1, c11);
-        a = wasm_v128_load32_splat(x2 + off);
-        c20 = madd(a, w0, c20);
-        c21 = madd(a, w1, c21);
-        a = wasm_v128_load32_splat(x3 + off);
-        c30 = madd(a, w0, c30);
-        c31 = madd(a, w1, c31);
+        madd_row(&c00, &c01, x0 + off, w0, w1);
+        madd_row(&c10, &c11, x1 + off, w0, w1);
+        madd_row(&c20, &c21, x2 + off, w0, w1);
+        madd_row(&c30, &c31, x3 + off, w0, w1);
       }
       f32* yp = y + p * O + o0;
       store_n(yp, activate(c00, act), n);
@@ -160,18 +163,10 @@ void conv_filter_grad(const f32* x, const int* base, const int* koff, int k0, in
             d1 = load_n(d + 4, n - 4);
           }
           const f32* xp = x + base[p];
-          v128_t a = wasm_v128_load32_splat(xp + o0f);
-          c00 = madd(a, d0, c00);
-          c01 = madd(a, d1, c01);
-          a = wasm_v128_load32_splat(xp + o1f);
-          c10 = madd(a, d0, c10);
-          c11 = madd(a, d1, c11);
-          a = wasm_v128_load32_splat(xp + o2f);
-          c20 = madd(a, d0, c20);
-          c21 = madd(a, d1, c21);
-          a = wasm_v128_load32_splat(xp + o3f);
-          c30 = madd(a, d0, c30);
-          c31 = madd(a, d1, c31);
+          madd_row(&c00, &c01, xp + o0f, d0, d1);
+          madd_row(&c10, &c11, xp + o1f, d0, d1);
+          madd_row(&c20, &c21, xp + o2f, d0, d1);
+          madd_row(&c30, &c31, xp + o3f, d0, d1);
         }
         f32* out = dw + k * O + o0;
 #define ACC(ptr, v, m) store_n(ptr, wasm_f32x4_add(load_n(ptr, m), v), m)
@@ -240,18 +235,10 @@ void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* sof
         const f32* dp = d0;
         for (int o = 0; o < O; o++, wo += KP, dp++) {
           const v128_t w0 = wasm_v128_load(wo), w1 = wasm_v128_load(wo + 4);
-          v128_t a = wasm_v128_load32_splat(dp);
-          c00 = madd(a, w0, c00);
-          c01 = madd(a, w1, c01);
-          a = wasm_v128_load32_splat(dp + O);
-          c10 = madd(a, w0, c10);
-          c11 = madd(a, w1, c11);
-          a = wasm_v128_load32_splat(dp + 2 * O);
-          c20 = madd(a, w0, c20);
-          c21 = madd(a, w1, c21);
-          a = wasm_v128_load32_splat(dp + 3 * O);
-          c30 = madd(a, w0, c30);
-          c31 = madd(a, w1, c31);
+          madd_row(&c00, &c01, dp, w0, w1);
+          madd_row(&c10, &c11, dp + O, w0, w1);
+          madd_row(&c20, &c21, dp + 2 * O, w0, w1);
+          madd_row(&c30, &c31, dp + 3 * O, w0, w1);
         }
         const int n = L - j, at = so + j;
 #define ADD_ROW(xr, ca, cb)                                                   \
