@@ -34,7 +34,7 @@ import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
-import { lscpu, writeReport } from "./_report.ts";
+import { lscpu, median, writeReport } from "./_report.ts";
 
 type CaseName = "lenetTrain" | "kerasMnistTrain" | "mobilenetTrain" | "mobilenetInfer";
 type Result = { imagesPerSecond: number; iterations: number; tensors: number; params: number };
@@ -141,15 +141,6 @@ async function measure(
     times.push(performance.now() - t);
   }
   return { imagesPerSecond: batch / (median(times) / 1000), iterations: times.length };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0
-    ? NaN
-    : s.length % 2
-    ? s[s.length >> 1]!
-    : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function labels(n: number, classes: number): tf.Tensor {
