@@ -13,6 +13,11 @@ function glorot(seed: number) {
   return tf.initializers.glorotUniform({ seed });
 }
 
+/** A Dense layer with a seeded Glorot kernel. */
+function dense(name: string, units: number, activation: "relu" | "softmax", seed: number) {
+  return tf.layers.dense({ name, units, activation, kernelInitializer: glorot(seed) });
+}
+
 /**
  * LeNet-5 on 28×28×1: conv(6,5×5,same)-pool-conv(16,5×5)-pool-Flatten-Dense(120)-Dense(84)-Dense(10).
  *
@@ -43,24 +48,9 @@ export function lenet5(seed = 1): tf.Sequential {
       }),
       tf.layers.maxPooling2d({ name: "pool2", poolSize: 2 }),
       tf.layers.flatten({ name: "flatten" }),
-      tf.layers.dense({
-        name: "fc1",
-        units: 120,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
-      tf.layers.dense({
-        name: "fc2",
-        units: 84,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
-      tf.layers.dense({
-        name: "logits",
-        units: 10,
-        activation: "softmax",
-        kernelInitializer: glorot(s++),
-      }),
+      dense("fc1", 120, "relu", s++),
+      dense("fc2", 84, "relu", s++),
+      dense("logits", 10, "softmax", s++),
     ],
   });
 }
@@ -96,19 +86,9 @@ export function vggish(seed = 1): tf.Sequential {
       conv("block3_conv1", 64),
       tf.layers.maxPooling2d({ name: "block3_pool", poolSize: 2 }),
       tf.layers.flatten({ name: "flatten" }),
-      tf.layers.dense({
-        name: "fc1",
-        units: 128,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
+      dense("fc1", 128, "relu", s++),
       tf.layers.dropout({ name: "dropout", rate: 0.3, seed: s++ }),
-      tf.layers.dense({
-        name: "logits",
-        units: 10,
-        activation: "softmax",
-        kernelInitializer: glorot(s++),
-      }),
+      dense("logits", 10, "softmax", s++),
     ],
   });
 }
@@ -173,11 +153,6 @@ export function resnetMini(seed = 1): tf.LayersModel {
   x = block(x, "stage2", 32, 2);
   x = block(x, "stage3", 64, 2);
   x = tf.layers.globalAveragePooling2d({ name: "pool" }).apply(x) as tf.SymbolicTensor;
-  const out = tf.layers.dense({
-    name: "logits",
-    units: 10,
-    activation: "softmax",
-    kernelInitializer: glorot(s++),
-  }).apply(x) as tf.SymbolicTensor;
+  const out = dense("logits", 10, "softmax", s++).apply(x) as tf.SymbolicTensor;
   return tf.model({ name: "resnet_mini", inputs: input, outputs: out });
 }
