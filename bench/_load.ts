@@ -42,55 +42,49 @@ const WRK_LUA = `done = function(summary, latency, requests)
 end
 `;
 
-/**
- * Writes the Lua script {@linkcode runWrk} needs into `dir`.
- *
- * @param dir a folder of the run
- * @returns the script's path
- */
-export async function writeWrkScript(dir: string): Promise<string> {
-  const script = `${dir}/report.lua`;
-  await Deno.writeTextFile(script, WRK_LUA);
-  return script;
-}
+/** Loads a URL with wrk; see {@linkcode wrkRunner}. */
+export type Wrk = (
+  url: string,
+  opts: LoadOptions & { threads: number },
+) => Promise<LoadResult>;
 
 /**
- * Loads `url` with wrk (keep-alive, a 30 s request timeout).
+ * A wrk runner: writes the Lua script that makes wrk report one JSON line
+ * into `dir`, and returns a function that loads a URL with wrk (keep-alive,
+ * a 30 s request timeout, at most one thread a connection).
  *
- * @param url what to request
- * @param opts connections, duration, wrk threads (at most one a connection)
- *   and the script {@linkcode writeWrkScript} wrote
- * @returns what wrk measured
- * @throws {Error} when wrk fails or prints no report, with its output
+ * @param dir a folder of the run, for the script
+ * @returns the runner; it throws when wrk fails or prints no report, with its output
  */
-export async function runWrk(
-  url: string,
-  opts: LoadOptions & { threads: number; script: string },
-): Promise<LoadResult> {
-  const args = [
-    "-t",
-    String(Math.min(opts.threads, opts.connections)),
-    "-c",
-    String(opts.connections),
-    "-d",
-    `${opts.seconds}s`,
-    "--timeout",
-    "30s",
-    "-s",
-    opts.script,
-    url,
-  ];
-  const { ok, text } = await output("wrk", args);
-  const line = text.split("\n").find((l) => l.startsWith("WRKJSON "));
-  if (!ok || line === undefined) throw new Error(`wrk ${args.join(" ")} failed:\n${text}`);
-  const r = JSON.parse(line.slice("WRKJSON ".length));
-  return {
-    requests: r.requests,
-    bytes: r.bytes,
-    seconds: r.us / 1e6,
-    errors: r.errors,
-    p50Ms: r.p50 / 1000,
-    p99Ms: r.p99 / 1000,
+export async function wrkRunner(dir: string): Promise<Wrk> {
+  const script = `${dir}/report.lua`;
+  await Deno.writeTextFile(script, WRK_LUA);
+  return async (url, opts) => {
+    const args = [
+      "-t",
+      String(Math.min(opts.threads, opts.connections)),
+      "-c",
+      String(opts.connections),
+      "-d",
+      `${opts.seconds}s`,
+      "--timeout",
+      "30s",
+      "-s",
+      script,
+      url,
+    ];
+    const { ok, text } = await output("wrk", args);
+    const line = text.split("\n").find((l) => l.startsWith("WRKJSON "));
+    if (!ok || line === undefined) throw new Error(`wrk ${args.join(" ")} failed:\n${text}`);
+    const r = JSON.parse(line.slice("WRKJSON ".length));
+    return {
+      requests: r.requests,
+      bytes: r.bytes,
+      seconds: r.us / 1e6,
+      errors: r.errors,
+      p50Ms: r.p50 / 1000,
+      p99Ms: r.p99 / 1000,
+    };
   };
 }
 

@@ -27,14 +27,7 @@ import { createRegistryApp } from "../registry/app.ts";
 import { storageLayout } from "../registry/storage/paths.ts";
 import { openSqliteFsStore } from "../registry/storage/sqlite_fs.ts";
 import { BENCH_MODEL, publishBenchModel } from "./_registry_fixture.ts";
-import {
-  type LoadResult,
-  runFetchLoops,
-  runWrk,
-  startNginx,
-  staticSite,
-  writeWrkScript,
-} from "./_load.ts";
+import { type LoadResult, runFetchLoops, startNginx, staticSite, wrkRunner } from "./_load.ts";
 import { ensureTool, freePort, output, stopChild } from "./_net.ts";
 import { writeReport } from "./_report.ts";
 
@@ -385,10 +378,10 @@ async function main(): Promise<void> {
       })),
     ];
 
-    const script = haveWrk ? await writeWrkScript(tmp) : "";
+    const wrk = haveWrk ? await wrkRunner(tmp) : undefined;
     const load = (c: Case, s: number) =>
-      haveWrk
-        ? runWrk(c.url, { connections: c.connections, seconds: s, threads, script })
+      wrk
+        ? wrk(c.url, { connections: c.connections, seconds: s, threads })
         : runFetchLoops(c.url, { connections: c.connections, seconds: s });
 
     const runs = new Map<string, LoadResult[]>();
@@ -423,30 +416,29 @@ async function main(): Promise<void> {
       return all.length > 1 ? `${all[0]}–${all.at(-1)}` : "";
     };
     const errorsOf = (r: LoadResult) => (r.errors > 0 ? ` (${r.errors} errors)` : "");
-    const blobRows = allCases.filter((c) => c.key.startsWith("blob.")).map((c) => {
-      const r = get(c.key);
-      return [
-        c.label,
-        mbps(r).toFixed(0) + errorsOf(r),
-        spread(c.key),
-        rps(r).toFixed(1),
-        r.p50Ms.toFixed(1),
-        r.p99Ms.toFixed(1),
-        `${(mbps(r) / mbps(get("blob.static")) * 100).toFixed(0)}%`,
-      ];
-    });
-    const metaRows = allCases.filter((c) => c.key.startsWith("meta.")).map((c) => {
-      const r = get(c.key);
-      return [
-        c.label,
-        rps(r).toFixed(0) + errorsOf(r),
-        spread(c.key),
-        r.p50Ms.toFixed(2),
-        r.p99Ms.toFixed(2),
-        (c.connections / rps(r) * 1000).toFixed(2),
-        `${(rps(r) / rps(get("meta.static")) * 100).toFixed(0)}%`,
-      ];
-    });
+    // A row: label, throughput with errors, its range, the kind's own columns, share of static.
+    const rowsOf = (kind: "blob" | "meta", columns: (r: LoadResult, c: Case) => string[]) =>
+      allCases.filter((c) => c.key.startsWith(`${kind}.`)).map((c) => {
+        const r = get(c.key);
+        const share = score(c.key, r) / score(`${kind}.static`, get(`${kind}.static`));
+        return [
+          c.label,
+          score(c.key, r).toFixed(0) + errorsOf(r),
+          spread(c.key),
+          ...columns(r, c),
+          `${(share * 100).toFixed(0)}%`,
+        ];
+      });
+    const blobRows = rowsOf("blob", (r) => [
+      rps(r).toFixed(1),
+      r.p50Ms.toFixed(1),
+      r.p99Ms.toFixed(1),
+    ]);
+    const metaRows = rowsOf("meta", (r, c) => [
+      r.p50Ms.toFixed(2),
+      r.p99Ms.toFixed(2),
+      (c.connections / rps(r) * 1000).toFixed(2),
+    ]);
 
     const blobShare = mbps(get("blob.registry")) / mbps(get("blob.static"));
     const versionP99 = get("meta.version").p99Ms;

@@ -27,14 +27,7 @@ import { createToken } from "../registry/auth.ts";
 import { openStore } from "../registry/storage/open.ts";
 import { freshBlobsUrl, freshDatabase } from "../tests/registry/storage/_servers.ts";
 import { BENCH_MODEL, publishBenchModel } from "./_registry_fixture.ts";
-import {
-  type LoadResult,
-  runFetchLoops,
-  runWrk,
-  startNginx,
-  staticSite,
-  writeWrkScript,
-} from "./_load.ts";
+import { type LoadResult, runFetchLoops, startNginx, staticSite, wrkRunner } from "./_load.ts";
 import { ensureTool, freePort, stopChild, waitForPort } from "./_net.ts";
 import { lscpu, median, writeReport } from "./_report.ts";
 
@@ -136,7 +129,7 @@ async function main(): Promise<void> {
       redirect: [p3],
     });
     stops.unshift(() => nginx.stop());
-    const script = await writeWrkScript(tmp);
+    const wrk = await wrkRunner(tmp);
 
     const { namespace, name, version } = BENCH_MODEL;
     const paths = {
@@ -147,11 +140,10 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const [doc, path] of Object.entries(paths)) {
         for (const lb of ["one", "two"]) {
-          const r = await runWrk(`http://127.0.0.1:${nginx.ports[lb]}${path}`, {
+          const r = await wrk(`http://127.0.0.1:${nginx.ports[lb]}${path}`, {
             connections: META_CONNECTIONS,
             seconds,
             threads: 1,
-            script,
           });
           (meta[`${doc} ${lb}`] ??= []).push(r);
           console.error(
@@ -216,11 +208,10 @@ async function main(): Promise<void> {
     };
     for (let round = 0; round < rounds; round++) {
       for (const [k, url] of Object.entries(targets)) {
-        const r = await runWrk(url, {
+        const r = await wrk(url, {
           connections: BLOB_CONNECTIONS,
           seconds,
           threads: 2,
-          script,
         });
         (direct[k] ??= []).push(r);
         console.error(
