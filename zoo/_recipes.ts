@@ -13,6 +13,29 @@ function glorot(seed: number) {
   return tf.initializers.glorotUniform({ seed });
 }
 
+/** The input of every net here: one 28×28 gray digit. */
+const MNIST_INPUT: [number, number, number] = [28, 28, 1];
+
+/** A ReLU conv layer with a seeded Glorot kernel; the first layer of a net takes `inputShape`. */
+function conv(
+  name: string,
+  filters: number,
+  kernelSize: number,
+  padding: "same" | "valid",
+  seed: number,
+  inputShape?: [number, number, number],
+) {
+  return tf.layers.conv2d({
+    name,
+    filters,
+    kernelSize,
+    padding,
+    activation: "relu",
+    kernelInitializer: glorot(seed),
+    ...(inputShape ? { inputShape } : {}),
+  });
+}
+
 /** A Dense layer with a seeded Glorot kernel. */
 function dense(name: string, units: number, activation: "relu" | "softmax", seed: number) {
   return tf.layers.dense({ name, units, activation, kernelInitializer: glorot(seed) });
@@ -29,23 +52,9 @@ export function lenet5(seed = 1): tf.Sequential {
   return tf.sequential({
     name: "lenet5",
     layers: [
-      tf.layers.conv2d({
-        name: "conv1",
-        inputShape: [28, 28, 1],
-        filters: 6,
-        kernelSize: 5,
-        padding: "same",
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
+      conv("conv1", 6, 5, "same", s++, MNIST_INPUT),
       tf.layers.maxPooling2d({ name: "pool1", poolSize: 2 }),
-      tf.layers.conv2d({
-        name: "conv2",
-        filters: 16,
-        kernelSize: 5,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
+      conv("conv2", 16, 5, "valid", s++),
       tf.layers.maxPooling2d({ name: "pool2", poolSize: 2 }),
       tf.layers.flatten({ name: "flatten" }),
       dense("fc1", 120, "relu", s++),
@@ -64,26 +73,18 @@ export function lenet5(seed = 1): tf.Sequential {
  */
 export function vggish(seed = 1): tf.Sequential {
   let s = seed * 100;
-  const conv = (name: string, filters: number, inputShape?: [number, number, number]) =>
-    tf.layers.conv2d({
-      name,
-      filters,
-      kernelSize: 3,
-      padding: "same",
-      activation: "relu",
-      kernelInitializer: glorot(s++),
-      ...(inputShape ? { inputShape } : {}),
-    });
+  const conv3 = (name: string, filters: number, inputShape?: [number, number, number]) =>
+    conv(name, filters, 3, "same", s++, inputShape);
   return tf.sequential({
     name: "vggish",
     layers: [
-      conv("block1_conv1", 16, [28, 28, 1]),
-      conv("block1_conv2", 16),
+      conv3("block1_conv1", 16, MNIST_INPUT),
+      conv3("block1_conv2", 16),
       tf.layers.maxPooling2d({ name: "block1_pool", poolSize: 2 }),
-      conv("block2_conv1", 32),
-      conv("block2_conv2", 32),
+      conv3("block2_conv1", 32),
+      conv3("block2_conv2", 32),
       tf.layers.maxPooling2d({ name: "block2_pool", poolSize: 2 }),
-      conv("block3_conv1", 64),
+      conv3("block3_conv1", 64),
       tf.layers.maxPooling2d({ name: "block3_pool", poolSize: 2 }),
       tf.layers.flatten({ name: "flatten" }),
       dense("fc1", 128, "relu", s++),
@@ -147,7 +148,7 @@ export function resnetMini(seed = 1): tf.LayersModel {
     const sum = tf.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tf.SymbolicTensor;
     return tf.layers.reLU({ name: `${name}_out` }).apply(sum) as tf.SymbolicTensor;
   };
-  const input = tf.input({ name: "input", shape: [28, 28, 1] });
+  const input = tf.input({ name: "input", shape: MNIST_INPUT });
   let x = convBn(input, "stem", 16, 1, true);
   x = block(x, "stage1", 16, 1);
   x = block(x, "stage2", 32, 2);
