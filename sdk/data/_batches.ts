@@ -1,8 +1,7 @@
 /**
- * The batching loop every loader shares, and the datasets over images held in
- * memory: packed pixels (the npm packages and IDX files) and a list of
- * decoded images (what the browser page builds from uploads). Private to the
- * SDK: `sdk/data/` and the page's bundle use it.
+ * The batching loop every loader shares, and the datasets over pixels held in
+ * memory (the npm packages and IDX files; decoded images, public as
+ * `memoryDataset`). Private to `sdk/data/` otherwise.
  *
  * @module
  */
@@ -134,31 +133,68 @@ export function packedDataset(
   });
 }
 
+/** What {@linkcode memoryDataset} needs: decoded images of any sizes and their labels. */
+export interface MemoryImages {
+  /** The dataset's name, e.g. `my photos (train)`. */
+  name: string;
+  /** Its identity (see {@linkcode Dataset.identity}): change it whenever the images change. */
+  identity: string;
+  /** Class names; label `i` means `classes[i]`. */
+  classes: string[];
+  /** The images, in the dataset's order. */
+  images: readonly RawImage[];
+  /** One class index per image. */
+  labels: readonly number[];
+}
+
 /**
- * A dataset over decoded images held in memory, such as a browser page's
- * uploads, in the order given; its image shape is the first image's (all
- * should share it unless the batches resize them).
+ * A dataset over images already decoded in memory (a browser decodes them
+ * itself), batched through the same preprocessing as every other dataset.
+ * `imageShape` is the first image's; the others may differ, each is resized.
+ *
+ * @throws {RangeError} when the images and labels differ in number, or a label is not a class
+ *
+ * @example Two images of different sizes, batched at 4×4 grayscale
+ * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import { memoryDataset } from "./mod.ts";
+ * const white = { data: new Uint8Array(2 * 3 * 3).fill(255), height: 2, width: 3, channels: 3 as const };
+ * const black = { data: new Uint8Array(5 * 5), height: 5, width: 5, channels: 1 as const };
+ * const data = memoryDataset({
+ *   name: "two", identity: "two:v1", classes: ["white", "black"], images: [white, black], labels: [0, 1],
+ * });
+ * assertEquals(data.counts, [1, 1]);
+ * for await (const { xs, ys } of data.batches(2, { preprocess: { height: 4, width: 4, channels: 1, range: [0, 1] } })) {
+ *   assertEquals(xs.shape, [2, 4, 4, 1]);
+ *   const v = await xs.data();
+ *   assertEquals([v[0], v[16]].map((x) => Math.round(x! * 100) / 100), [1, 0]);
+ *   assertEquals(Array.from(await ys.data()), [0, 1]);
+ *   xs.dispose();
+ *   ys.dispose();
+ * }
+ * assertThrows(() => memoryDataset({ ...data, images: [white], labels: [2] }), RangeError, 'Invalid label "2"');
+ * ```
  */
-export function imageListDataset(
-  args: {
-    name: string;
-    identity: string;
-    classes: string[];
-    images: readonly RawImage[];
-    labels: readonly number[];
-  },
-): Dataset {
-  const { images, labels } = args;
+export function memoryDataset(source: MemoryImages): Dataset {
+  const { images, labels, classes } = source;
   if (images.length !== labels.length) {
     throw new RangeError(
-      `Invalid dataset "${args.name}": ${images.length} images but ${labels.length} labels; give one label per image`,
+      `Invalid dataset "${source.name}": ${images.length} images but ${labels.length} labels; give one label per image`,
+    );
+  }
+  const bad = labels.find((l) => !(Number.isInteger(l) && l >= 0 && l < classes.length));
+  if (bad !== undefined) {
+    throw new RangeError(
+      `Invalid label "${bad}" in dataset "${source.name}": use a class index from 0 to ${
+        classes.length - 1
+      }`,
     );
   }
   const first = images[0];
   return indexedDataset({
-    ...args,
+    ...source,
     imageShape: first ? [first.height, first.width, first.channels] : [0, 0, 3],
-    indices: Int32Array.from(images, (_, i) => i),
+    indices: Int32Array.from(images.keys()),
   }, (idx) =>
     Promise.resolve({
       images: Array.from(idx, (i) => images[i]!),

@@ -1,6 +1,6 @@
 import { assertAlmostEquals, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
 import * as tf from "@tensorflow/tfjs";
-import { imageListDataset, packedDataset } from "../../../sdk/data/_batches.ts";
+import { memoryDataset, packedDataset } from "../../../sdk/data/_batches.ts";
 import { imagesToTensor } from "../../../sdk/data/_image.ts";
 import { loadBuiltin } from "../../../sdk/data/builtin.ts";
 import type { Dataset } from "../../../sdk/data/types.ts";
@@ -136,7 +136,7 @@ Deno.test("A list of decoded images is a dataset: counts, order, resize and shuf
     width: 2,
     channels: 3 as const,
   });
-  const data = imageListDataset({
+  const data = memoryDataset({
     name: "uploads",
     identity: "uploads#1",
     classes: ["cat", "dog"],
@@ -153,7 +153,7 @@ Deno.test("A list of decoded images is a dataset: counts, order, resize and shuf
   assertEquals(resized.shapes, [[3, 4, 4, 1]]);
   assertEquals(resized.ys.toSorted(), [0, 1, 1]);
   const err = assertThrows(
-    () => imageListDataset({ ...data, images: [image(1)], labels: [0, 1] }),
+    () => memoryDataset({ ...data, images: [image(1)], labels: [0, 1] }),
     RangeError,
   );
   assertEquals(err.message.startsWith('Invalid dataset "uploads": 1 images but 2 labels'), true);
