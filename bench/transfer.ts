@@ -35,7 +35,8 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { join } from "node:path";
 import { hashFile, ZooClient } from "../sdk/client/mod.ts";
-import { lscpu, writeReport } from "./_report.ts";
+import { freePort, waitForPort } from "./_net.ts";
+import { lscpu, median, writeReport } from "./_report.ts";
 
 const HELP = `Usage: deno task bench:transfer [flags]
 
@@ -70,32 +71,6 @@ function log(message: string): void {
 /** GB/s, 1 GB = 10^9 bytes. */
 function gbps(bytes: number, ms: number): number {
   return bytes / (ms / 1000) / 1e9;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr;
-  l.close();
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const until = Date.now() + 30_000;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch (e) {
-      if (Date.now() > until) throw new Error(`Nothing listens on port ${port}`, { cause: e });
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
@@ -202,7 +177,7 @@ async function startRegistry(root: string): Promise<Registry> {
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await waitForPort(port);
+  await waitForPort(port, 30_000);
   return {
     url: `http://127.0.0.1:${port}`,
     token,
@@ -241,7 +216,7 @@ http {
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await waitForPort(port);
+  await waitForPort(port, 30_000);
   return {
     url: `http://127.0.0.1:${port}`,
     async stop() {
