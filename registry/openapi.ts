@@ -59,8 +59,11 @@ export function problems<S extends ProblemStatus>(
  * @param app the app whose document holds them
  */
 function registerProblems(app: OpenAPIHono<RegistryEnv>): void {
-  // Registered by name: no route names the schema itself any more.
-  app.openAPIRegistry.register("Problem", Problem);
+  // Registered by name: no route names the schema itself any more. A clone,
+  // because register() calls the `.openapi` method that zod schemas get only
+  // when made after this module's zod was extended, and core/wire.ts may
+  // have been loaded first (by a client in the same program).
+  app.openAPIRegistry.register("Problem", Problem.clone());
   const schema = { $ref: "#/components/schemas/Problem" };
   for (const [name, description] of Object.values(PROBLEM_STATUSES)) {
     app.openAPIRegistry.registerComponent("responses", name, {
