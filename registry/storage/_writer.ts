@@ -20,7 +20,11 @@ export abstract class HashingBlobWriter implements BlobWriter {
   #queue: Promise<void> = Promise.resolve();
   #failure: unknown = undefined;
 
-  /** @param onDone called once, when the upload is stored or discarded */
+  /**
+   * Starts an upload with nothing written.
+   *
+   * @param onDone called once, when the upload is stored or discarded
+   */
   constructor(onDone: (w: BlobWriter) => void) {
     this.#onDone = onDone;
   }
