@@ -10,8 +10,8 @@ import { freshBlobsUrl, skipWithout } from "./_servers.ts";
 
 const ignore = skipWithout({ s3: true });
 
-/** Every key under a blob store URL's prefix, listed with plain S3 requests. */
-async function keysUnder(url: string): Promise<string[]> {
+/** The bucket location of a blob store URL, and a client signing with the test's keys. */
+function s3Client(url: string): { loc: ReturnType<typeof parseS3Url>; client: AwsClient } {
   const loc = parseS3Url(url);
   const client = new AwsClient({
     accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
@@ -19,6 +19,12 @@ async function keysUnder(url: string): Promise<string[]> {
     service: "s3",
     region: loc.region,
   });
+  return { loc, client };
+}
+
+/** Every key under a blob store URL's prefix, listed with plain S3 requests. */
+async function keysUnder(url: string): Promise<string[]> {
+  const { loc, client } = s3Client(url);
   const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/` });
   const res = await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`);
   const xml = await res.text();
@@ -32,13 +38,7 @@ async function put(
   key: string,
   body: string,
 ): Promise<void> {
-  const loc = parseS3Url(url);
-  const client = new AwsClient({
-    accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
-    secretAccessKey: Deno.env.get("AWS_SECRET_ACCESS_KEY")!,
-    service: "s3",
-    region: loc.region,
-  });
+  const { loc, client } = s3Client(url);
   const res = await client.fetch(`${loc.endpoint}/${loc.bucket}/${loc.prefix}/${key}`, {
     method: "PUT",
     body,
