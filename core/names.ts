@@ -55,6 +55,20 @@ export function checkNamePart(kind: string, value: string): void {
  */
 export function isSemver(value: string): boolean {
   if (value.length > 128) return false;
+  // Every GET of a version checks its reference; the same few come again and again.
+  const known = SEMVER_SEEN.get(value);
+  if (known !== undefined) return known;
+  const answer = parseSemver(value);
+  if (SEMVER_SEEN.size >= SEMVER_SEEN_MAX) SEMVER_SEEN.clear();
+  SEMVER_SEEN.set(value, answer);
+  return answer;
+}
+
+/** Answers of {@linkcode isSemver} by value; emptied when full. */
+const SEMVER_SEEN = new Map<string, boolean>();
+const SEMVER_SEEN_MAX = 4096;
+
+function parseSemver(value: string): boolean {
   // semver.parse also accepts "v1.2.0", "=1.2.0" and spaces; only the canonical text is a version.
   const parsed = semver.parse(value);
   if (parsed === null) return false;

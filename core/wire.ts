@@ -304,18 +304,17 @@ export const ModelJsonDocument = z.looseObject({
   })),
 }).meta({ id: "ModelJson" });
 
+/** The model a write's answer names. */
+const AnsweredModel = z.object({ namespace: z.string(), name: z.string() });
+
 /** The answer to a tag move. */
-export const TagDocument = z.object({
-  namespace: z.string(),
-  name: z.string(),
+export const TagDocument = AnsweredModel.extend({
   tag: z.string(),
   version: z.string(),
 }).meta({ id: "TagDocument" });
 
 /** The answer to a yank. */
-export const YankDocument = z.object({
-  namespace: z.string(),
-  name: z.string(),
+export const YankDocument = AnsweredModel.extend({
   version: z.string(),
   yanked: z.boolean(),
 }).meta({ id: "YankDocument" });

@@ -101,11 +101,11 @@ export function createRegistryApp(options: RegistryOptions): OpenAPIHono<Registr
     return problem(c, 404, `No route for ${c.req.method} ${path}: see /openapi.json for the API`);
   });
 
-  app.use("*", async (c, next) => {
+  app.use("*", (c, next) => {
     c.set("store", options.store);
     c.set("limits", limits);
     c.set("auth", auth);
-    await next();
+    return next();
   });
   // Only writes can take long before their response starts (uploads, publish
   // validation); a read answers at once and streams, so it skips the timer.

@@ -11,42 +11,66 @@ import type { AuthOptions } from "./auth.ts";
 import { Problem } from "../core/wire.ts";
 import type { RegistryEnv } from "./env.ts";
 
-/** The statuses a problem answer may have, with what each means on this API. */
+/**
+ * The statuses a problem answer may have: the name of its response in the
+ * document's `components.responses`, and what it means on this API.
+ */
 const PROBLEM_STATUSES = {
-  400: "The request is malformed: the detail names the value and what to send",
-  401:
+  400: ["BadRequest", "The request is malformed: the detail names the value and what to send"],
+  401: [
+    "Unauthorized",
     "No token where one is needed, or an unknown or malformed one (on any route): send Authorization: Bearer <token>",
-  403: "The token lacks the scope this needs",
-  404: "No such model, version, tag or blob",
-  409: "The version exists: versions are immutable",
-  413: "The body is over the limit",
-  416: "The range is outside the blob",
-  422: "The request is well formed but invalid: every problem is listed",
-  500: "The registry failed: it logged the cause",
-  503: "The write took longer than --request-timeout: nothing was stored",
+  ],
+  403: ["Forbidden", "The token lacks the scope this needs"],
+  404: ["NotFound", "No such model, version, tag or blob"],
+  409: ["Conflict", "The version exists: versions are immutable"],
+  413: ["ContentTooLarge", "The body is over the limit"],
+  416: ["RangeNotSatisfiable", "The range is outside the blob"],
+  422: ["UnprocessableContent", "The request is well formed but invalid: every problem is listed"],
+  500: ["InternalServerError", "The registry failed: it logged the cause"],
+  503: [
+    "ServiceUnavailable",
+    "The write took longer than --request-timeout: nothing was stored",
+  ],
 } as const;
 
 /** A status of {@linkcode problems}. */
 export type ProblemStatus = keyof typeof PROBLEM_STATUSES;
 
 /**
- * The problem answers of a route, for its `responses`.
+ * The problem answers of a route, for its `responses`: each refers to the
+ * shared response of its status, so the document (and the types generated
+ * from it) says once what a 404 is.
  *
  * @param statuses the statuses the route may answer with a problem
  * @returns the responses, each an RFC 9457 problem document
  */
 export function problems<S extends ProblemStatus>(
   ...statuses: S[]
-): {
-  [K in S]: {
-    description: string;
-    content: { "application/problem+json": { schema: typeof Problem } };
-  };
-} {
-  return Object.fromEntries(statuses.map((s) => [s, {
-    description: PROBLEM_STATUSES[s],
-    content: { "application/problem+json": { schema: Problem } },
-  }])) as never;
+): { [K in S]: { $ref: string } } {
+  return Object.fromEntries(
+    statuses.map((s) => [s, { $ref: `#/components/responses/${PROBLEM_STATUSES[s][0]}` }]),
+  ) as never;
+}
+
+/**
+ * Adds the problem responses that {@linkcode problems} refers to.
+ *
+ * @param app the app whose document holds them
+ */
+function registerProblems(app: OpenAPIHono<RegistryEnv>): void {
+  // Registered by name: no route names the schema itself any more. A clone,
+  // because register() calls the `.openapi` method that zod schemas get only
+  // when made after this module's zod was extended, and core/wire.ts may
+  // have been loaded first (by a client in the same program).
+  app.openAPIRegistry.register("Problem", Problem.clone());
+  const schema = { $ref: "#/components/schemas/Problem" };
+  for (const [name, description] of Object.values(PROBLEM_STATUSES)) {
+    app.openAPIRegistry.registerComponent("responses", name, {
+      description,
+      content: { "application/problem+json": { schema } },
+    });
+  }
 }
 
 /** The problems of a route that needs a publish token, beyond its own. */
@@ -83,6 +107,7 @@ const documentRoute = createRoute({
  * @param auth whether the registry is private
  */
 export function serveDocument(app: OpenAPIHono<RegistryEnv>, auth: AuthOptions): void {
+  registerProblems(app);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
     scheme: "bearer",

@@ -6,6 +6,8 @@
  */
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import type { Problem } from "../core/wire.ts";
 
 /** The media type of problem documents. */
 export const PROBLEM_TYPE = "application/problem+json";
@@ -13,21 +15,8 @@ export const PROBLEM_TYPE = "application/problem+json";
 /** The Content-Security-Policy of problem documents: nothing loads, runs or frames them. */
 export const PROBLEM_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
-/** An RFC 9457 problem document. */
-export interface ProblemDetails {
-  /** A URI naming the kind of problem; `about:blank` when the status says it all. */
-  type: string;
-  /** Short summary of the kind of problem. */
-  title: string;
-  /** The HTTP status. */
-  status: number;
-  /** What went wrong with this request and what to do about it. */
-  detail: string;
-  /** The request path. */
-  instance?: string;
-  /** Itemized problems, e.g. every invalid weight of a manifest. */
-  errors?: string[];
-}
+/** An RFC 9457 problem document, as the API document's `Problem` schema declares it. */
+export type ProblemDetails = z.infer<typeof Problem>;
 
 const TITLES: Record<number, string> = {
   400: "Bad Request",

@@ -54,16 +54,16 @@ export function authenticate(): MiddlewareHandler<RegistryEnv> {
         ),
     },
   });
-  return async (c, next) => {
+  return (c, next) => {
     c.set("scopes", []);
     c.set("tokenLabel", "");
-    if (c.req.header("authorization") === undefined) return await next();
-    return await bearer(c, next);
+    if (c.req.header("authorization") === undefined) return next();
+    return bearer(c, next);
   };
 }
 
 /** Lets a read through unless the registry is private and the token lacks `read`. */
-export const requireRead: MiddlewareHandler<RegistryEnv> = async (c, next) => {
+export const requireRead: MiddlewareHandler<RegistryEnv> = (c, next) => {
   // c.get, not c.var: every read of c.var copies all the variables into a new object.
   if (c.get("auth").private) {
     const scopes = c.get("scopes");
@@ -80,7 +80,7 @@ export const requireRead: MiddlewareHandler<RegistryEnv> = async (c, next) => {
       throw new HttpProblem(403, 'Your token cannot read this registry: it needs the "read" scope');
     }
   }
-  await next();
+  return next();
 };
 
 /** Requires a token that may publish somewhere (blob uploads are not tied to a namespace). */

@@ -130,14 +130,20 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { "application/json": { schema } },
 });
 
-const list = createRoute({
-  method: "get",
+/** A read route: GET, anonymous unless the registry is private. */
+const read = <R extends Omit<RouteConfig, "method" | "middleware" | "security">>(route: R) =>
+  createRoute({
+    ...route,
+    method: "get",
+    middleware: [requireRead] as const,
+    security: READ_SECURITY,
+  });
+
+const list = read({
   path: "/api/models",
   operationId: "listModels",
   summary: "List and search models",
   description: "Search covers name, description, task and labels; nextCursor pages.",
-  middleware: [requireRead] as const,
-  security: READ_SECURITY,
   request: { query: ListQuery },
   responses: {
     200: json(ModelList, "A page of models"),
@@ -145,13 +151,10 @@ const list = createRoute({
   },
 });
 
-const getModel = createRoute({
-  method: "get",
+const getModel = read({
   path: "/api/models/{ns}/{name}",
   operationId: "getModel",
   summary: "One model: versions, tags, downloads, latest",
-  middleware: [requireRead] as const,
-  security: READ_SECURITY,
   request: { params: ModelParams },
   responses: {
     200: json(ModelDocumentSchema, "The model"),
@@ -159,14 +162,11 @@ const getModel = createRoute({
   },
 });
 
-const getVersion = createRoute({
-  method: "get",
+const getVersion = read({
   path: "/api/models/{ns}/{name}/{ref}",
   operationId: "getVersion",
   summary: "One version's files, card and architecture (ref: version or tag)",
   description: "Counts a download.",
-  middleware: [requireRead] as const,
-  security: READ_SECURITY,
   request: { params: RefParams },
   responses: {
     200: json(VersionDocument, "The version"),
@@ -174,14 +174,11 @@ const getVersion = createRoute({
   },
 });
 
-const getModelJson = createRoute({
-  method: "get",
+const getModelJson = read({
   path: "/api/models/{ns}/{name}/{ref}/model.json",
   operationId: "getModelJson",
   summary: "A model.json that tf.loadLayersModel(url) loads as is",
   description: "Its weight paths point at the blobs. Counts a download.",
-  middleware: [requireRead] as const,
-  security: READ_SECURITY,
   request: { params: RefParams },
   responses: {
     200: json(ModelJsonDocument, "The model.json"),

@@ -11,7 +11,6 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
 import { checkRange } from "./_common.ts";
 import {
   blobDir,
@@ -21,7 +20,8 @@ import {
   uploadEntryPath,
   uploadPath,
 } from "./paths.ts";
-import { type BlobBackend, type BlobInfo, type BlobWriter, DigestMismatchError } from "./store.ts";
+import type { BlobBackend, BlobInfo, BlobWriter } from "./store.ts";
+import { HashingBlobWriter } from "./_writer.ts";
 
 /** Bytes per chunk when streaming a blob out. */
 const READ_CHUNK = 256 * 1024;
@@ -100,106 +100,42 @@ async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
   while (done < chunk.length) done += await file.write(chunk.subarray(done));
 }
 
-class FsBlobWriter implements BlobWriter {
+class FsBlobWriter extends HashingBlobWriter {
   readonly #layout: StorageLayout;
   readonly #file: Deno.FsFile;
   readonly #path: string;
-  readonly #hash: Hash = createHash("sha256");
-  readonly #onDone: (w: FsBlobWriter) => void;
-  #size = 0;
-  #state: "open" | "committing" | "done" = "open";
-  #queue: Promise<void> = Promise.resolve();
-  #failure: unknown = undefined;
   #fileClosed = false;
 
   constructor(
     layout: StorageLayout,
     file: Deno.FsFile,
     path: string,
-    onDone: (w: FsBlobWriter) => void,
+    onDone: (w: BlobWriter) => void,
   ) {
+    super(onDone);
     this.#layout = layout;
     this.#file = file;
     this.#path = path;
-    this.#onDone = onDone;
   }
 
-  get size(): number {
-    return this.#size;
+  protected accept(chunk: Uint8Array): Promise<void> {
+    return writeAll(this.#file, chunk);
   }
 
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#state !== "open") {
-      return Promise.reject(
-        new TypeError(
-          "Cannot write to a blob upload that was committed or cancelled: start a new upload",
-        ),
-      );
+  protected async store(digest: string): Promise<void> {
+    await this.#file.syncData();
+    const dir = blobDir(this.#layout, digest);
+    const target = blobPath(this.#layout, digest);
+    await Deno.mkdir(dir, { recursive: true });
+    if (await exists(target)) {
+      await this.discard();
+    } else {
+      await Deno.rename(this.#path, target);
+      this.#closeFile();
+      this.finish();
+      await syncDir(dir);
+      await syncDir(this.#layout.blobs);
     }
-    // Writes run in call order even when a caller does not await each one.
-    const run = this.#queue.then(async () => {
-      if (this.#failure !== undefined) {
-        throw new TypeError("Cannot write to a blob upload that failed: start a new upload");
-      }
-      try {
-        await writeAll(this.#file, chunk);
-      } catch (e) {
-        this.#failure = e;
-        throw e;
-      }
-      this.#hash.update(chunk);
-      this.#size += chunk.length;
-    });
-    this.#queue = run.catch(() => {});
-    return run.catch(async (e) => {
-      await this.#discard();
-      throw e;
-    });
-  }
-
-  async commit(expected?: string): Promise<BlobInfo> {
-    if (this.#state !== "open") {
-      throw new TypeError(
-        "Cannot commit a blob upload that was committed or cancelled: start a new upload",
-      );
-    }
-    this.#state = "committing";
-    try {
-      await this.#queue;
-      if (this.#failure !== undefined) {
-        throw new TypeError("Cannot commit a blob upload whose write failed: start a new upload", {
-          cause: this.#failure,
-        });
-      }
-      const digest = `sha256:${this.#hash.digest("hex")}`;
-      if (expected !== undefined && expected !== digest) {
-        throw new DigestMismatchError(expected, digest);
-      }
-      await this.#file.syncData();
-      const dir = blobDir(this.#layout, digest);
-      const target = blobPath(this.#layout, digest);
-      await Deno.mkdir(dir, { recursive: true });
-      if (await exists(target)) {
-        await this.#discard();
-      } else {
-        await Deno.rename(this.#path, target);
-        this.#closeFile();
-        this.#finish();
-        await syncDir(dir);
-        await syncDir(this.#layout.blobs);
-      }
-      return { digest, size: this.#size };
-    } catch (e) {
-      await this.#discard();
-      throw e;
-    }
-  }
-
-  async cancel(): Promise<void> {
-    // A commit in progress finishes or cleans up by itself.
-    if (this.#state !== "open") return;
-    await this.#queue;
-    await this.#discard();
   }
 
   #closeFile(): void {
@@ -212,15 +148,9 @@ class FsBlobWriter implements BlobWriter {
     }
   }
 
-  #finish(): void {
-    if (this.#state === "done") return;
-    this.#state = "done";
-    this.#onDone(this);
-  }
-
-  async #discard(): Promise<void> {
-    const wasDone = this.#state === "done" && this.#fileClosed;
-    this.#finish();
+  protected async discard(): Promise<void> {
+    const wasDone = this.done && this.#fileClosed;
+    this.finish();
     if (wasDone) return;
     // Remove while still holding the lock, so no cleanup races us.
     await Deno.remove(this.#path).catch(ignoreNotFound);
@@ -240,7 +170,7 @@ async function exists(path: string): Promise<boolean> {
 
 class FsBlobStore implements BlobBackend {
   readonly #layout: StorageLayout;
-  readonly #writers = new Set<FsBlobWriter>();
+  readonly #writers = new Set<BlobWriter>();
 
   constructor(layout: StorageLayout) {
     this.#layout = layout;

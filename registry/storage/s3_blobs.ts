@@ -24,12 +24,12 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
 import { AwsClient } from "aws4fetch";
 import { printable } from "../../core/names.ts";
 import { checkRange } from "./_common.ts";
 import { digestHex } from "./paths.ts";
-import { type BlobBackend, type BlobInfo, type BlobWriter, DigestMismatchError } from "./store.ts";
+import type { BlobBackend, BlobInfo, BlobWriter } from "./store.ts";
+import { HashingBlobWriter } from "./_writer.ts";
 
 /** Bytes buffered before a part goes up: S3's parts are at least 5 MiB but the last. */
 export const PART_SIZE = 8 * 1024 * 1024;
@@ -248,7 +248,7 @@ class S3 {
 
 class S3BlobStore implements S3BlobBackend {
   readonly #s3: S3;
-  readonly #writers = new Set<S3BlobWriter>();
+  readonly #writers = new Set<BlobWriter>();
   readonly redirectUrl?: (digest: string) => Promise<string>;
 
   constructor(s3: S3, redirectSeconds: number | undefined) {
@@ -374,59 +374,28 @@ function okOr404(status: number): boolean {
   return (status >= 200 && status < 300) || status === 404;
 }
 
-class S3BlobWriter implements BlobWriter {
+class S3BlobWriter extends HashingBlobWriter {
   readonly #s3: S3;
-  readonly #hash: Hash = createHash("sha256");
-  readonly #onDone: (w: S3BlobWriter) => void;
-  #size = 0;
-  #state: "open" | "committing" | "done" = "open";
-  #queue: Promise<void> = Promise.resolve();
-  #failure: unknown = undefined;
   /** Bytes not yet sent, at most a part's worth. */
   #buffer: Uint8Array[] = [];
   #buffered = 0;
   /** The multipart upload, once the blob outgrew one part. */
   #multipart: { key: string; id: string; parts: string[] } | undefined;
 
-  constructor(s3: S3, onDone: (w: S3BlobWriter) => void) {
+  constructor(s3: S3, onDone: (w: BlobWriter) => void) {
+    super(onDone);
     this.#s3 = s3;
-    this.#onDone = onDone;
   }
 
-  get size(): number {
-    return this.#size;
+  /** The caller may reuse its buffer once write() returns: keep a copy. */
+  protected override hold(chunk: Uint8Array): Uint8Array {
+    return chunk.slice();
   }
 
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#state !== "open") {
-      return Promise.reject(
-        new TypeError(
-          "Cannot write to a blob upload that was committed or cancelled: start a new upload",
-        ),
-      );
-    }
-    // The caller may reuse its buffer once write() returns: keep a copy.
-    const copy = chunk.slice();
-    const run = this.#queue.then(async () => {
-      if (this.#failure !== undefined) {
-        throw new TypeError("Cannot write to a blob upload that failed: start a new upload");
-      }
-      try {
-        this.#hash.update(copy);
-        this.#size += copy.length;
-        this.#buffer.push(copy);
-        this.#buffered += copy.length;
-        while (this.#buffered >= PART_SIZE) await this.#sendPart(PART_SIZE);
-      } catch (e) {
-        this.#failure = e;
-        throw e;
-      }
-    });
-    this.#queue = run.catch(() => {});
-    return run.catch(async (e) => {
-      await this.#discard();
-      throw e;
-    });
+  protected async accept(chunk: Uint8Array): Promise<void> {
+    this.#buffer.push(chunk);
+    this.#buffered += chunk.length;
+    while (this.#buffered >= PART_SIZE) await this.#sendPart(PART_SIZE);
   }
 
   /** Takes `n` buffered bytes (all when fewer) off the front of the buffer. */
@@ -470,38 +439,15 @@ class S3BlobWriter implements BlobWriter {
     mp.parts.push(etag);
   }
 
-  async commit(expected?: string): Promise<BlobInfo> {
-    if (this.#state !== "open") {
-      throw new TypeError(
-        "Cannot commit a blob upload that was committed or cancelled: start a new upload",
-      );
-    }
-    this.#state = "committing";
-    try {
-      await this.#queue;
-      if (this.#failure !== undefined) {
-        throw new TypeError("Cannot commit a blob upload whose write failed: start a new upload", {
-          cause: this.#failure,
-        });
-      }
-      const digest = `sha256:${this.#hash.digest("hex")}`;
-      if (expected !== undefined && expected !== digest) {
-        throw new DigestMismatchError(expected, digest);
-      }
-      const target = this.#s3.blobKey(digest);
-      if (this.#multipart === undefined) {
-        // It fits in one part: checked before a byte went out, written whole.
-        const res = await this.#s3.send("PUT", target, { body: this.#take(this.#buffered) });
-        await res.body?.cancel();
-      } else {
-        if (this.#buffered > 0) await this.#sendPart(this.#buffered);
-        await this.#completeAndCopy(this.#multipart, target);
-      }
-      this.#finish();
-      return { digest, size: this.#size };
-    } catch (e) {
-      await this.#discard();
-      throw e;
+  protected async store(digest: string): Promise<void> {
+    const target = this.#s3.blobKey(digest);
+    if (this.#multipart === undefined) {
+      // It fits in one part: checked before a byte went out, written whole.
+      const res = await this.#s3.send("PUT", target, { body: this.#take(this.#buffered) });
+      await res.body?.cancel();
+    } else {
+      if (this.#buffered > 0) await this.#sendPart(this.#buffered);
+      await this.#completeAndCopy(this.#multipart, target);
     }
   }
 
@@ -534,9 +480,9 @@ class S3BlobWriter implements BlobWriter {
       const head = await this.#s3.send("HEAD", target, {}, okOr404);
       await head.body?.cancel();
       if (head.status === 404) {
-        if (this.#size > MAX_COPY_BYTES) {
+        if (this.size > MAX_COPY_BYTES) {
           throw new RangeError(
-            `Blob of ${this.#size} bytes is over the ${MAX_COPY_BYTES} bytes object storage copies in one request: keep blobs under --max-blob-bytes ${MAX_COPY_BYTES}`,
+            `Blob of ${this.size} bytes is over the ${MAX_COPY_BYTES} bytes object storage copies in one request: keep blobs under --max-blob-bytes ${MAX_COPY_BYTES}`,
           );
         }
         // Copied on the server: the object appears under its digest whole.
@@ -551,20 +497,8 @@ class S3BlobWriter implements BlobWriter {
     }
   }
 
-  async cancel(): Promise<void> {
-    if (this.#state !== "open") return;
-    await this.#queue;
-    await this.#discard();
-  }
-
-  #finish(): void {
-    if (this.#state === "done") return;
-    this.#state = "done";
-    this.#onDone(this);
-  }
-
-  async #discard(): Promise<void> {
-    this.#finish();
+  protected async discard(): Promise<void> {
+    this.finish();
     this.#buffer = [];
     this.#buffered = 0;
     const mp = this.#multipart;

@@ -365,16 +365,10 @@ class SqliteMetadataStore implements MetadataBackend {
     version: string,
     at?: string,
   ): Promise<void> {
-    return this.#write(() =>
-      transaction(this.#db, () => {
-        const v = this.#versionRow(namespace, name, version);
-        if (!v) throw missingVersion(namespace, name, version);
-        const modelId = Number(v.model_id);
-        this.#setTagRow(modelId, tag, Number(v.id));
-        this.#touch(modelId, at ?? now());
-        if (tag === "latest") this.#refreshSummary(modelId);
-      })
-    );
+    return this.#onVersion(namespace, name, version, at, (modelId, versionId) => {
+      this.#setTagRow(modelId, tag, versionId);
+      if (tag === "latest") this.#refreshSummary(modelId);
+    });
   }
 
   setYanked(
@@ -384,18 +378,31 @@ class SqliteMetadataStore implements MetadataBackend {
     yanked: boolean,
     at?: string,
   ): Promise<void> {
+    return this.#onVersion(namespace, name, version, at, (modelId, versionId) => {
+      this.#sql("UPDATE versions SET yanked = ? WHERE id = ?").run(yanked ? 1 : 0, versionId);
+      const states = this.#states(modelId);
+      const target = latestAfterYank(this.#latest(modelId), states, version, yanked);
+      const to = states.find((o) => o.version === target);
+      if (to) this.#setTagRow(modelId, "latest", to.id);
+      this.#refreshSummary(modelId);
+    });
+  }
+
+  /** Runs a write on one version in a transaction, and marks its model changed at `at`. */
+  #onVersion(
+    namespace: string,
+    name: string,
+    version: string,
+    at: string | undefined,
+    fn: (modelId: number, versionId: number) => void,
+  ): Promise<void> {
     return this.#write(() =>
       transaction(this.#db, () => {
         const v = this.#versionRow(namespace, name, version);
         if (!v) throw missingVersion(namespace, name, version);
         const modelId = Number(v.model_id);
-        this.#sql("UPDATE versions SET yanked = ? WHERE id = ?").run(yanked ? 1 : 0, Number(v.id));
-        const states = this.#states(modelId);
-        const target = latestAfterYank(this.#latest(modelId), states, version, yanked);
-        const to = states.find((o) => o.version === target);
-        if (to) this.#setTagRow(modelId, "latest", to.id);
+        fn(modelId, Number(v.id));
         this.#touch(modelId, at ?? now());
-        this.#refreshSummary(modelId);
       })
     );
   }

@@ -182,49 +182,30 @@ Deno.test("writes need a token with the namespace's publish scope", async () => 
   await withApp(async ({ req, store }) => {
     const files = await tinyFiles();
     const digest = await digestOf(files[1]!.bytes);
-    await problemOf(
-      await req(`/api/blobs?digest=${digest}`, {
-        method: "POST",
-        body: files[1]!.bytes,
-        token: null,
-      }),
-      401,
-    );
-    const r401 = await req("/api/models/zoo/x/1.0.0", { ...put([]), token: "zoo_bad_token" });
-    assertStringIncludes(await problemOf(r401, 401), "Unknown token");
-    assertEquals(r401.headers.get("www-authenticate"), 'Bearer realm="model-zoo"');
-    await problemOf(
-      await req("/api/models/zoo/x/1.0.0", {
-        ...put([]),
-        headers: { authorization: "Basic abc" },
-        token: null,
-      }),
-      401,
-    );
-
     const { token: other } = await createToken(store, ["publish:other"], "other");
-    const detail = await problemOf(
-      await req("/api/models/zoo/x/1.0.0", { ...put([]), token: other }),
-      403,
-    );
-    assertStringIncludes(detail, '"publish:zoo"');
     const { token: reader } = await createToken(store, ["read"], "reader");
-    await problemOf(
-      await req(`/api/blobs?digest=${digest}`, {
-        method: "POST",
-        body: files[1]!.bytes,
-        token: reader,
-      }),
-      403,
-    );
-    await problemOf(
-      await req("/api/models/zoo/x/tags/stable", { method: "PUT", body: "{}", token: reader }),
-      403,
-    );
-    await problemOf(
-      await req("/api/models/zoo/x/1.0.0/yank", { method: "POST", token: null }),
-      401,
-    );
+    const upload = { method: "POST", body: files[1]!.bytes };
+    const refused: [string, Parameters<typeof req>[1], 401 | 403, string][] = [
+      [`/api/blobs?digest=${digest}`, { ...upload, token: null }, 401, "token"],
+      ["/api/models/zoo/x/1.0.0", { ...put([]), token: "zoo_bad_token" }, 401, "Unknown token"],
+      [
+        "/api/models/zoo/x/1.0.0",
+        { ...put([]), headers: { authorization: "Basic abc" }, token: null },
+        401,
+        "Authorization",
+      ],
+      ["/api/models/zoo/x/1.0.0", { ...put([]), token: other }, 403, '"publish:zoo"'],
+      [`/api/blobs?digest=${digest}`, { ...upload, token: reader }, 403, "publish"],
+      ["/api/models/zoo/x/tags/stable", { method: "PUT", body: "{}", token: reader }, 403, "zoo"],
+      ["/api/models/zoo/x/1.0.0/yank", { method: "POST", token: null }, 401, "token"],
+    ];
+    for (const [path, init, status, says] of refused) {
+      const r = await req(path, init);
+      if (status === 401) {
+        assertEquals(r.headers.get("www-authenticate"), 'Bearer realm="model-zoo"', path);
+      }
+      assertStringIncludes(await problemOf(r, status), says, path);
+    }
     // Reads are anonymous by default.
     assertEquals((await req("/api/models", { token: null })).status, 200);
   });

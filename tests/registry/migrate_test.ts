@@ -40,16 +40,27 @@ async function migrate(from: string, to: StoreConfig) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-Deno.test({
-  name:
-    "registry:migrate copies an embedded registry into PostgreSQL and S3, and a second run changes nothing",
-  ignore,
-}, async () => {
+/** Runs `fn` with an embedded registry to copy and a fresh database and prefix to copy it to. */
+async function withMigration(
+  fn: (from: string, to: StoreConfig, src: Store) => Promise<void>,
+): Promise<void> {
   const from = await Deno.makeTempDir({ prefix: "zoo-migrate-" });
   const db = await freshDatabase();
   const to: StoreConfig = { data: from, databaseUrl: db.url, blobsUrl: freshBlobsUrl() };
   try {
-    const src = await openSqliteFsStore(from);
+    await fn(from, to, await openSqliteFsStore(from));
+  } finally {
+    await db.drop();
+    await Deno.remove(from, { recursive: true });
+  }
+}
+
+Deno.test({
+  name:
+    "registry:migrate copies an embedded registry into PostgreSQL and S3, and a second run changes nothing",
+  ignore,
+}, () =>
+  withMigration(async (from, to, src) => {
     const a = await put(src, '{"a":1}');
     const b = await put(src, "weights");
     const v = (
@@ -111,22 +122,14 @@ Deno.test({
     } finally {
       await again.close();
     }
-  } finally {
-    await db.drop();
-    await Deno.remove(from, { recursive: true });
-  }
-});
+  }));
 
 Deno.test({
   name:
     "registry:migrate refuses a source blob that does not hash to its digest and writes nothing under it",
   ignore,
-}, async () => {
-  const from = await Deno.makeTempDir({ prefix: "zoo-migrate-" });
-  const db = await freshDatabase();
-  const to: StoreConfig = { data: from, databaseUrl: db.url, blobsUrl: freshBlobsUrl() };
-  try {
-    const src = await openSqliteFsStore(from);
+}, () =>
+  withMigration(async (from, to, src) => {
     const a = await put(src, '{"a":1}');
     await src.publish({
       namespace: "zoo",
@@ -148,8 +151,4 @@ Deno.test({
     } finally {
       await target.close();
     }
-  } finally {
-    await db.drop();
-    await Deno.remove(from, { recursive: true });
-  }
-});
+  }));

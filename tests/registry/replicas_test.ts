@@ -12,7 +12,8 @@ import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
 import { ZooClient } from "../../sdk/client/mod.ts";
 import { IntegrityError } from "../../sdk/errors.ts";
 import { digestOf, modelFiles, publish, tinyConvnet } from "../_helpers/registry.ts";
-import { freePort, mintToken, ROOT } from "../_helpers/cli.ts";
+import { freePort, mintToken } from "../_helpers/cli.ts";
+import { startMain } from "./_main.ts";
 import {
   freshBlobsUrl,
   freshDatabase,
@@ -62,42 +63,13 @@ interface Replica {
 
 async function startReplica(c: Cluster, extra: string[] = ["--no-seed"]): Promise<Replica> {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "registry/main.ts",
-      "--port",
-      String(port),
-      "--workers",
-      "1",
-      ...c.flags,
-      ...extra,
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let printed = "";
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  while (!printed.includes("Registry on http://")) {
-    const { value, done } = await reader.read();
-    if (done) {
-      throw new Error(`registry/main.ts exited before listening:\n${printed}\n${await stderr}`);
-    }
-    printed += value;
-  }
-  const drained = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      printed += value;
-    }
-  })();
+  const { child, printed, drained, stderr } = await startMain(
+    ["--port", String(port), "--workers", "1", ...c.flags, ...extra],
+    (out) => out.includes("Registry on http://"),
+  );
   return {
     url: `http://127.0.0.1:${port}`,
-    printed: () => printed,
+    printed,
     async stop() {
       child.kill("SIGTERM");
       const { code } = await child.status;

@@ -3,7 +3,8 @@
  * on one store, and stop together, even when the first is killed.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { freePort, ROOT } from "../_helpers/cli.ts";
+import { freePort } from "../_helpers/cli.ts";
+import { type MainProcess, startMain } from "./_main.ts";
 
 async function listening(port: number): Promise<boolean> {
   try {
@@ -15,35 +16,12 @@ async function listening(port: number): Promise<boolean> {
 }
 
 /** Starts two workers; resolves once both said they listen. */
-async function startTwo(data: string, port: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "registry/main.ts",
-      "--port",
-      String(port),
-      "--data",
-      data,
-      "--no-seed",
-      "--workers",
-      "2",
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let printed = "";
-  while (!(printed.includes("Registry on") && printed.includes("Registry worker on"))) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`registry/main.ts exited early:\n${printed}`);
-    printed += value;
-  }
-  const drained = (async () => {
-    while (!(await reader.read()).done) { /* keep the pipe flowing */ }
-  })();
-  return { child, printed, drained };
+function startTwo(data: string, port: number): Promise<MainProcess> {
+  return startMain(
+    ["--port", String(port), "--data", data, "--no-seed", "--workers", "2"],
+    (out) => out.includes("Registry on") && out.includes("Registry worker on"),
+    "inherit",
+  );
 }
 
 Deno.test("--workers 2 serves one port from two processes that stop together on SIGTERM", async () => {
@@ -51,7 +29,7 @@ Deno.test("--workers 2 serves one port from two processes that stop together on 
   const port = freePort();
   try {
     const { child, printed, drained } = await startTwo(data, port);
-    assertStringIncludes(printed, "2 processes");
+    assertStringIncludes(printed(), "2 processes");
     const statuses = await Promise.all(Array.from({ length: 200 }, async () => {
       const r = await fetch(`http://127.0.0.1:${port}/api/models`);
       await r.body?.cancel();

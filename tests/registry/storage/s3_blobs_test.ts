@@ -10,8 +10,8 @@ import { freshBlobsUrl, skipWithout } from "./_servers.ts";
 
 const ignore = skipWithout({ s3: true });
 
-/** Every key under a blob store URL's prefix, listed with plain S3 requests. */
-async function keysUnder(url: string): Promise<string[]> {
+/** The bucket location of a blob store URL, and a client signing with the test's keys. */
+function s3Client(url: string): { loc: ReturnType<typeof parseS3Url>; client: AwsClient } {
   const loc = parseS3Url(url);
   const client = new AwsClient({
     accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
@@ -19,6 +19,12 @@ async function keysUnder(url: string): Promise<string[]> {
     service: "s3",
     region: loc.region,
   });
+  return { loc, client };
+}
+
+/** Every key under a blob store URL's prefix, listed with plain S3 requests. */
+async function keysUnder(url: string): Promise<string[]> {
+  const { loc, client } = s3Client(url);
   const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/` });
   const res = await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`);
   const xml = await res.text();
@@ -32,13 +38,7 @@ async function put(
   key: string,
   body: string,
 ): Promise<void> {
-  const loc = parseS3Url(url);
-  const client = new AwsClient({
-    accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
-    secretAccessKey: Deno.env.get("AWS_SECRET_ACCESS_KEY")!,
-    service: "s3",
-    region: loc.region,
-  });
+  const { loc, client } = s3Client(url);
   const res = await client.fetch(`${loc.endpoint}/${loc.bucket}/${loc.prefix}/${key}`, {
     method: "PUT",
     body,
@@ -62,14 +62,25 @@ async function sha256(data: Uint8Array): Promise<string> {
   return `sha256:${Array.from(h, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/** Runs `fn` on a store over a fresh prefix, and closes the store after. */
+async function withBlobs(
+  fn: (blobs: Awaited<ReturnType<typeof openS3BlobStore>>, url: string) => Promise<void>,
+): Promise<void> {
+  const url = freshBlobsUrl();
+  const blobs = await openS3BlobStore(url);
+  try {
+    await fn(blobs, url);
+  } finally {
+    await blobs.close();
+  }
+}
+
 Deno.test({
   name:
     "openS3BlobStore() sends a blob over two parts as a multipart upload and keeps only <prefix>/blobs/sha256/<hex>",
   ignore,
-}, async () => {
-  const url = freshBlobsUrl();
-  const blobs = await openS3BlobStore(url);
-  try {
+}, () =>
+  withBlobs(async (blobs, url) => {
     const data = bytes(2 * PART_SIZE + 12_345, 7);
     const w = await blobs.writer();
     for (let i = 0; i < data.length; i += 1_000_003) await w.write(data.subarray(i, i + 1_000_003));
@@ -83,19 +94,14 @@ Deno.test({
       await blobs.read(info.digest, { start: data.length - 10, end: data.length - 1 }),
     ).arrayBuffer();
     assertEquals(new Uint8Array(tail), data.slice(-10));
-  } finally {
-    await blobs.close();
-  }
-});
+  }));
 
 Deno.test({
   name:
     "openS3BlobStore() leaves no object when a multipart upload has the wrong digest or is cancelled",
   ignore,
-}, async () => {
-  const url = freshBlobsUrl();
-  const blobs = await openS3BlobStore(url);
-  try {
+}, () =>
+  withBlobs(async (blobs, url) => {
     const data = bytes(PART_SIZE + 1, 3);
     const wrong = await blobs.writer();
     await wrong.write(data);
@@ -105,10 +111,7 @@ Deno.test({
     await cut.cancel();
     assertEquals(await keysUnder(url), []);
     assertEquals(await blobs.stat(await sha256(data)), null);
-  } finally {
-    await blobs.close();
-  }
-});
+  }));
 
 Deno.test({
   name: "openS3BlobStore() removes temporary uploads older than staleUploadMs and nothing else",
