@@ -2,27 +2,20 @@
  * Softmax regression by L-BFGS (10 corrections, Armijo backtracking) on the
  * mean cross-entropy plus `l2 · ||W||²`, the bias not penalized, as
  * scikit-learn's `LogisticRegression` has it. Each evaluation of the
- * objective is full-batch: the scores of a block of codes as one matrix
- * product in the compiled kernels, the softmax done in place on them, and
- * the gradient as the transposed product, block by block.
+ * objective is full-batch and one call of the compiled kernels
+ * (`softmax_eval` in `simd/linear.c`): scores, softmax, loss and gradient,
+ * four codes at a time in float32 SIMD, the gradient gathered in float64.
  *
  * @module
  */
-import type { HeapArray } from "./_linear_kernels.ts";
-import { BLOCK_ROWS, type Problem } from "./_linear_problem.ts";
+import type { HeapArray, SoftmaxArrays } from "./_linear_kernels.ts";
+import type { Problem } from "./_linear_problem.ts";
 
 /** The objective at a point: its value, the mean data loss and the training accuracy. */
 interface Objective {
   objective: number;
   loss: number;
   accuracy: number;
-}
-
-/** Scratch of one solve in the kernels' memory: the point, its gradient and a block of scores. */
-interface Scratch {
-  w: HeapArray<Float64Array>;
-  grad: HeapArray<Float64Array>;
-  scores: HeapArray<Float64Array>;
 }
 
 /**
@@ -39,45 +32,21 @@ export type IterationCallback = (
 
 /**
  * Mean cross-entropy plus `l2 · ||W||²` (bias not penalized) at `at`, its
- * gradient into `grad`, and the training accuracy.
+ * gradient into `grad`, and the training accuracy. The data term is one
+ * call of the compiled kernels over all codes, in float32.
  */
 function objectiveAt(
   p: Problem,
   l2: number,
-  sc: Scratch,
+  sc: SoftmaxArrays,
   at: Float64Array,
   grad: Float64Array,
 ): Objective {
-  const { kern, x, y, n, d, k } = p;
+  const { kern, n, d, k } = p;
   const ld = d + 1;
   sc.w.view.set(at);
   sc.grad.view.fill(0);
-  let loss = 0;
-  let correct = 0;
-  for (let start = 0; start < n; start += BLOCK_ROWS) {
-    const rows = Math.min(BLOCK_ROWS, n - start);
-    kern.scores(x, start, rows, d, sc.w, k, sc.scores);
-    const s = sc.scores.view;
-    for (let r = 0, o = 0; r < rows; r++, o += k) {
-      const yi = y[start + r]!;
-      // The first highest score, as argMax has it.
-      let best = 0;
-      for (let m = 1; m < k; m++) if (s[o + m]! > s[o + best]!) best = m;
-      if (best === yi) correct++;
-      const max = s[o + best]!;
-      loss += max - s[o + yi]!;
-      let sum = 0;
-      for (let m = 0; m < k; m++) {
-        const e = Math.exp(s[o + m]! - max);
-        s[o + m] = e;
-        sum += e;
-      }
-      loss += Math.log(sum);
-      // In place: (softmax - onehot) / n, the gradient of the mean loss by the scores.
-      for (let m = 0; m < k; m++) s[o + m] = (s[o + m]! / sum - (m === yi ? 1 : 0)) / n;
-    }
-    kern.gradAdd(x, start, rows, d, sc.scores, k, sc.grad);
-  }
+  const data = kern.softmaxEval(sc, n, d, k, 1 / n);
   grad.set(sc.grad.view);
   let penalty = 0;
   for (let m = 0; m < k; m++) {
@@ -86,8 +55,26 @@ function objectiveAt(
       grad[t]! += 2 * l2 * at[t]!;
     }
   }
-  loss /= n;
-  return { objective: loss + l2 * penalty, loss, accuracy: correct / n };
+  const loss = data.loss / n;
+  return { objective: loss + l2 * penalty, loss, accuracy: data.correct / n };
+}
+
+/** The arrays of the problem's softmax evaluations, laid out in its kernels' memory. */
+export function softmaxArrays(p: Problem): SoftmaxArrays {
+  const { kern, n, d, k } = p;
+  const size = k * (d + 1);
+  const a: SoftmaxArrays = {
+    x: p.x,
+    y: kern.alloc(Int32Array, n),
+    w: kern.alloc(Float64Array, size),
+    wf: kern.alloc(Float32Array, size),
+    gf: kern.alloc(Float32Array, size),
+    sf: kern.alloc(Float32Array, 4 * k),
+    grad: kern.alloc(Float64Array, size),
+    out: kern.alloc(Float64Array, 2),
+  };
+  a.y.view.set(p.y);
+  return a;
 }
 
 function dot(a: Float64Array, b: Float64Array): number {
@@ -116,13 +103,9 @@ export function softmaxSolve(
   tol: number,
   onIteration?: IterationCallback,
 ): number {
-  const { kern, d, k } = p;
+  const { d, k } = p;
   const size = w.length;
-  const sc: Scratch = {
-    w: kern.alloc(Float64Array, size),
-    grad: kern.alloc(Float64Array, size),
-    scores: kern.alloc(Float64Array, BLOCK_ROWS * k),
-  };
+  const sc = softmaxArrays(p);
   if (size !== k * (d + 1)) {
     throw new RangeError(`Invalid weights: ${size} values, use ${k * (d + 1)}`);
   }
