@@ -311,27 +311,28 @@ export class LinearKernels {
   }
 
   /**
-   * The softmax cross-entropy of the `n` codes of `a.x` (labels `a.y`)
-   * under `a.w`, in float32: returns the summed loss and the number whose
-   * first highest score is their label, and adds `scale` times the summed
-   * loss's gradient by the weights to `a.grad`.
+   * The softmax cross-entropy of the `n` codes from row `row` of `a.x`
+   * (labels from `a.y[row]`) under `a.w`, in float32: returns the summed
+   * loss and the number whose first highest score is their label, and adds
+   * `scale` times the summed loss's gradient by the weights to `a.grad`.
    *
    * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or a
    * label in `a.y` is out of range
    */
   softmaxEval(
     a: SoftmaxArrays,
+    row: number,
     n: number,
     d: number,
     k: number,
     scale: number,
   ): { loss: number; correct: number } {
-    checkDims("softmax", n, d, k);
+    checkDims("softmax", row, n, d, k);
     if (!(n > 0 && k > 0 && Number.isFinite(scale))) {
       throw new RangeError(`Invalid softmax: ${n} codes, ${k} classes, scale ${scale}`);
     }
-    checkSize("codes", a.x, 0, n * d);
-    checkSize("labels", a.y, 0, n);
+    checkSize("codes", a.x, row * d, n * d);
+    checkSize("labels", a.y, row, n);
     for (
       const [name, arr] of [
         ["weights", a.w],
@@ -345,11 +346,11 @@ export class LinearKernels {
     checkSize("score scratch", a.sf, 0, 4 * k);
     checkSize("result", a.out, 0, 2);
     const status = this.#ex.softmax_eval(
-      a.x.ptr >>> 0,
+      (a.x.ptr + row * d * 4) >>> 0,
       n,
       d,
       k,
-      a.y.ptr >>> 0,
+      (a.y.ptr + row * 4) >>> 0,
       a.w.ptr >>> 0,
       a.wf.ptr >>> 0,
       a.gf.ptr >>> 0,

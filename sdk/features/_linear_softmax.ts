@@ -31,9 +31,167 @@ export type IterationCallback = (
 ) => void;
 
 /**
+ * Codes from which the softmax's evaluations split in two: below, one call
+ * of the kernels does.
+ */
+export const SPLIT_ROWS = 8192;
+
+/** The first message to the second thread: its share of the codes and the buffer shared with it. */
+export interface HelperStart {
+  /** `labels.length x d` standardized codes. */
+  codes: Float32Array;
+  /** The codes' labels. */
+  labels: Int32Array;
+  /** Code length. */
+  d: number;
+  /** Number of classes. */
+  k: number;
+  /** Laid out as {@linkcode helperViews} reads it. */
+  shared: SharedArrayBuffer;
+}
+
+/**
+ * The shared buffer's parts: `control[0]` the number of the request posted
+ * (-1: stop), `control[1]` the number of the last one answered; the weights,
+ * the gradient of the share's summed loss, then its loss, number correct
+ * and the gradient's scale.
+ */
+export function helperViews(shared: SharedArrayBuffer, size: number): {
+  control: Int32Array;
+  w: Float64Array;
+  grad: Float64Array;
+  result: Float64Array;
+} {
+  return {
+    control: new Int32Array(shared, 0, 2),
+    w: new Float64Array(shared, 8, size),
+    grad: new Float64Array(shared, 8 + 8 * size, size),
+    result: new Float64Array(shared, 8 + 16 * size, 3),
+  };
+}
+
+/** The byte length of the buffer shared with the second thread for `size` weights. */
+const sharedBytes = (size: number) => 8 + 8 * (2 * size + 3);
+
+/**
+ * The second share of a problem's codes, from row `from` on, evaluated by a
+ * Worker while the main thread evaluates the first, or, without one, by the
+ * main thread after the first. Either way it is the same kernel call over
+ * the same rows into a gradient of its own, so the sum is the same bit for
+ * bit.
+ */
+export class SecondShare {
+  /** The first row of the share. */
+  readonly from: number;
+  #p: Problem;
+  #worker: Worker | undefined;
+  #views: ReturnType<typeof helperViews>;
+  #seq = 0;
+  #local: SoftmaxArrays | undefined;
+
+  private constructor(
+    p: Problem,
+    from: number,
+    worker: Worker | undefined,
+    shared: SharedArrayBuffer,
+  ) {
+    this.#p = p;
+    this.from = from;
+    this.#worker = worker;
+    this.#views = helperViews(shared, p.k * (p.d + 1));
+  }
+
+  /**
+   * The second share of `p`, with a Worker when `thread`, the runtime is
+   * Deno, there are two cores or more, and the Worker starts; undefined
+   * when `p` has fewer than {@linkcode SPLIT_ROWS} codes.
+   */
+  static async start(p: Problem, thread = true): Promise<SecondShare | undefined> {
+    const { n, d, k } = p;
+    if (n < SPLIT_ROWS) return undefined;
+    const from = Math.ceil(n / 2);
+    const shared = new SharedArrayBuffer(sharedBytes(k * (d + 1)));
+    const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+    if (!thread || !("Deno" in globalThis) || cores < 2) {
+      return new SecondShare(p, from, undefined, shared);
+    }
+    const worker = new Worker(new URL("./_linear_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    const ready = await new Promise<boolean>((resolve) => {
+      worker.onmessage = () => resolve(true);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        resolve(false);
+      };
+      const start: HelperStart = {
+        codes: p.x.view.slice(from * d, n * d),
+        labels: p.y.slice(from, n),
+        d,
+        k,
+        shared,
+      };
+      worker.postMessage(start);
+    });
+    if (!ready) worker.terminate();
+    return new SecondShare(p, from, ready ? worker : undefined, shared);
+  }
+
+  /** Whether a Worker evaluates the share. */
+  get threaded(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /** Posts the weights `at` to the Worker, which starts on its share. */
+  begin(at: Float64Array, scale: number): void {
+    const { control, w, result } = this.#views;
+    w.set(at);
+    result[2] = scale;
+    if (!this.#worker) return;
+    Atomics.store(control, 0, ++this.#seq);
+    Atomics.notify(control, 0);
+  }
+
+  /** The share's summed loss, number correct and gradient (scaled), once the Worker is done or here. */
+  end(): { loss: number; correct: number; grad: Float64Array } {
+    const { control, w, grad, result } = this.#views;
+    if (this.#worker) {
+      for (let waited = 0; Atomics.load(control, 1) !== this.#seq; waited++) {
+        if (waited === 600) {
+          throw new Error("The softmax's second thread did not answer in 10 minutes");
+        }
+        Atomics.wait(control, 1, this.#seq - 1, 1000);
+      }
+      if (Number.isNaN(result[0])) {
+        throw new Error("The softmax's second thread failed on its codes");
+      }
+      return { loss: result[0]!, correct: result[1]!, grad };
+    }
+    const p = this.#p;
+    this.#local ??= softmaxArrays(p);
+    const a = this.#local;
+    a.w.view.set(w);
+    a.grad.view.fill(0);
+    const r = p.kern.softmaxEval(a, this.from, p.n - this.from, p.d, p.k, result[2]!);
+    grad.set(a.grad.view);
+    return { ...r, grad };
+  }
+
+  /** Stops the Worker, if any. */
+  [Symbol.dispose](): void {
+    if (!this.#worker) return;
+    Atomics.store(this.#views.control, 0, -1);
+    Atomics.notify(this.#views.control, 0);
+    this.#worker.terminate();
+    this.#worker = undefined;
+  }
+}
+
+/**
  * Mean cross-entropy plus `l2 · ||W||²` (bias not penalized) at `at`, its
  * gradient into `grad`, and the training accuracy. The data term is one
- * call of the compiled kernels over all codes, in float32.
+ * call of the compiled kernels over the codes, in float32, or two, one per
+ * share, when `second` takes the codes from its row on.
  */
 function objectiveAt(
   p: Problem,
@@ -41,13 +199,21 @@ function objectiveAt(
   sc: SoftmaxArrays,
   at: Float64Array,
   grad: Float64Array,
+  second: SecondShare | undefined,
 ): Objective {
   const { kern, n, d, k } = p;
   const ld = d + 1;
+  second?.begin(at, 1 / n);
   sc.w.view.set(at);
   sc.grad.view.fill(0);
-  const data = kern.softmaxEval(sc, n, d, k, 1 / n);
+  const data = kern.softmaxEval(sc, 0, second?.from ?? n, d, k, 1 / n);
   grad.set(sc.grad.view);
+  if (second) {
+    const rest = second.end();
+    data.loss += rest.loss;
+    data.correct += rest.correct;
+    for (let t = 0; t < grad.length; t++) grad[t]! += rest.grad[t]!;
+  }
   let penalty = 0;
   for (let m = 0; m < k; m++) {
     for (let j = 0, t = m * ld; j < d; j++, t++) {
@@ -94,6 +260,7 @@ function dot(a: Float64Array, b: Float64Array): number {
  * @param maxIterations the most iterations
  * @param tol the tolerance on the gradient's largest entry
  * @param onIteration called after every accepted iterate
+ * @param second the second share of the codes, when they are split
  */
 export function softmaxSolve(
   p: Problem,
@@ -102,6 +269,7 @@ export function softmaxSolve(
   maxIterations: number,
   tol: number,
   onIteration?: IterationCallback,
+  second?: SecondShare,
 ): number {
   const { d, k } = p;
   const size = w.length;
@@ -114,7 +282,7 @@ export function softmaxSolve(
   const ys: Float64Array[] = [];
   const rhos: number[] = [];
   let g = new Float64Array(size);
-  let cur = objectiveAt(p, l2, sc, w, g);
+  let cur = objectiveAt(p, l2, sc, w, g, second);
   const dir = new Float64Array(size);
   const next = new Float64Array(size);
   let gNext = new Float64Array(size);
@@ -157,7 +325,7 @@ export function softmaxSolve(
     let found: Objective | undefined;
     for (let tries = 0; tries < 30; tries++) {
       for (let t = 0; t < size; t++) next[t] = w[t]! + step * dir[t]!;
-      const trial = objectiveAt(p, l2, sc, next, gNext);
+      const trial = objectiveAt(p, l2, sc, next, gNext, second);
       if (trial.objective <= cur.objective + 1e-4 * step * slope) {
         found = trial;
         break;

@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { type CsArrays, LinearKernels } from "../../../sdk/features/_linear_kernels.ts";
-import { softmaxArrays } from "../../../sdk/features/_linear_softmax.ts";
+import {
+  SecondShare,
+  softmaxArrays,
+  softmaxSolve,
+  SPLIT_ROWS,
+} from "../../../sdk/features/_linear_softmax.ts";
 
 /** A seeded generator of uniform values in [-1, 1). */
 function random(seed: number): () => number {
@@ -108,23 +113,24 @@ Deno.test("the kernels refuse sizes and offsets that do not fit their arrays, be
   const y = new Int32Array(n);
   const a = softmaxArrays({ kern, x, y, n, d, k });
   const grad = a.grad.view.slice();
-  assertThrows(() => kern.softmaxEval(a, n + 1, d, k, 1), RangeError, "Invalid codes");
-  assertThrows(() => kern.softmaxEval(a, n, d, k + 1, 1), RangeError, "Invalid weights");
-  assertThrows(() => kern.softmaxEval(a, 0, d, k, 1), RangeError, "Invalid softmax");
-  assertThrows(() => kern.softmaxEval(a, n, d, k, NaN), RangeError, "scale NaN");
+  assertThrows(() => kern.softmaxEval(a, 1, n, d, k, 1), RangeError, "Invalid codes");
+  assertThrows(() => kern.softmaxEval(a, 0, n, d, k + 1, 1), RangeError, "Invalid weights");
+  assertThrows(() => kern.softmaxEval(a, 0, 0, d, k, 1), RangeError, "Invalid softmax");
+  assertThrows(() => kern.softmaxEval(a, -1, n, d, k, 1), RangeError, `"-1"`);
+  assertThrows(() => kern.softmaxEval(a, 0, n, d, k, NaN), RangeError, "scale NaN");
   assertThrows(
-    () => kern.softmaxEval({ ...a, sf: kern.alloc(Float32Array, 4 * k - 1) }, n, d, k, 1),
+    () => kern.softmaxEval({ ...a, sf: kern.alloc(Float32Array, 4 * k - 1) }, 0, n, d, k, 1),
     RangeError,
     "score scratch",
   );
   assertThrows(
-    () => kern.softmaxEval({ ...a, gf: a.sf }, n, d, k, 1),
+    () => kern.softmaxEval({ ...a, gf: a.sf }, 0, n, d, k, 1),
     RangeError,
     "float32 gradient",
   );
   // A label out of range is refused by the kernel before it writes anything.
   a.y.view[n - 1] = k;
-  assertThrows(() => kern.softmaxEval(a, n, d, k, 1), RangeError, "Invalid labels");
+  assertThrows(() => kern.softmaxEval(a, 0, n, d, k, 1), RangeError, "Invalid labels");
   assertEquals(a.grad.view, grad);
   assertEquals(out.view, before);
   assertThrows(() => kern.alloc(Float64Array, 2 ** 29), RangeError, "4 GiB");
@@ -173,7 +179,7 @@ Deno.test("the float32 softmax kernel matches a float64 reference to float32 rou
     const a = softmaxArrays({ kern, x, y, n, d, k });
     a.w.view.set(w.view);
     a.grad.view.fill(1);
-    const got = kern.softmaxEval(a, n, d, k, 0.5);
+    const got = kern.softmaxEval(a, 0, n, d, k, 0.5);
     const want = refSoftmax(x.view, y, n, d, w.view, k);
     const where = `seed ${seed} (n ${n}, d ${d}, k ${k})`;
     // Scores reach 30: float32 rounding; the largest errors seen were 1.3e-7 · n · (1 + √d) and 2.7e-7 · n.
@@ -382,4 +388,29 @@ Deno.test("the embedded linear kernels are what build.sh makes of linear.c", {
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("the softmax's second thread gives the same weights bit for bit as one thread, and the split stays within rounding of no split", async () => {
+  const rand = random(7);
+  const n = SPLIT_ROWS + 13, d = 9, k = 3;
+  const kern = new LinearKernels();
+  const x = kern.alloc(Float32Array, n * d);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % k;
+    for (let j = 0; j < d; j++) x.view[i * d + j] = rand() + (j === y[i] ? 1 : 0);
+  }
+  const p = { kern, x, y, n, d, k };
+  const solve = (second: SecondShare | undefined) => {
+    const w = new Float64Array(k * (d + 1));
+    const iterations = softmaxSolve(p, 1e-3, w, 30, 1e-6, undefined, second);
+    return { w, iterations };
+  };
+  using threaded = await SecondShare.start(p);
+  using local = await SecondShare.start(p, false);
+  assert(threaded?.threaded && local && !local.threaded);
+  const a = solve(threaded), b = solve(local), whole = solve(undefined);
+  assertEquals(a, b);
+  for (let t = 0; t < a.w.length; t++) assert(Math.abs(a.w[t]! - whole.w[t]!) < 1e-4);
+  assertEquals(await SecondShare.start({ ...p, n: SPLIT_ROWS - 1 }), undefined);
 });
