@@ -49,55 +49,28 @@ static f64 row_score(const f32* x, int d, const f64* wc) {
 
 /*
  * out[i*k + m] = sum_j x[i*d + j] * w[m*(d+1) + j] + w[m*(d+1) + d] for
- * i < n, m < k. Classes go four at a time so each code is loaded and
- * widened once per four classes.
+ * i < n, m < k. Used for evaluation only, so one class at a time: the
+ * softmax's training has softmax_eval, the SVM's cs_sweep.
  */
 void scores(const f32* x, int n, int d, const f64* w, int k, f64* out) {
   const int ld = d + 1;
-  const int d4 = d & ~3;
   for (int i = 0; i < n; i++) {
-    const f32* xi = x + (long)i * d;
-    f64* oi = out + (long)i * k;
-    int m = 0;
-    for (; m + 4 <= k; m += 4) {
-      const f64* w0 = w + (long)m * ld;
-      const f64* w1 = w0 + ld;
-      const f64* w2 = w1 + ld;
-      const f64* w3 = w2 + ld;
-      v128_t a0 = wasm_f64x2_splat(0), b0 = wasm_f64x2_splat(0);
-      v128_t a1 = wasm_f64x2_splat(0), b1 = wasm_f64x2_splat(0);
-      v128_t a2 = wasm_f64x2_splat(0), b2 = wasm_f64x2_splat(0);
-      v128_t a3 = wasm_f64x2_splat(0), b3 = wasm_f64x2_splat(0);
-      for (int j = 0; j < d4; j += 4) {
-        v128_t lo, hi;
-        load4(xi + j, &lo, &hi);
-        a0 = fmadd(lo, wasm_v128_load(w0 + j), a0);
-        b0 = fmadd(hi, wasm_v128_load(w0 + j + 2), b0);
-        a1 = fmadd(lo, wasm_v128_load(w1 + j), a1);
-        b1 = fmadd(hi, wasm_v128_load(w1 + j + 2), b1);
-        a2 = fmadd(lo, wasm_v128_load(w2 + j), a2);
-        b2 = fmadd(hi, wasm_v128_load(w2 + j + 2), b2);
-        a3 = fmadd(lo, wasm_v128_load(w3 + j), a3);
-        b3 = fmadd(hi, wasm_v128_load(w3 + j + 2), b3);
-      }
-      f64 s0 = hsum(wasm_f64x2_add(a0, b0)) + w0[d];
-      f64 s1 = hsum(wasm_f64x2_add(a1, b1)) + w1[d];
-      f64 s2 = hsum(wasm_f64x2_add(a2, b2)) + w2[d];
-      f64 s3 = hsum(wasm_f64x2_add(a3, b3)) + w3[d];
-      for (int j = d4; j < d; j++) {
-        const f64 v = xi[j];
-        s0 += v * w0[j];
-        s1 += v * w1[j];
-        s2 += v * w2[j];
-        s3 += v * w3[j];
-      }
-      oi[m] = s0;
-      oi[m + 1] = s1;
-      oi[m + 2] = s2;
-      oi[m + 3] = s3;
-    }
-    for (; m < k; m++) oi[m] = row_score(xi, d, w + (long)m * ld);
+    for (int m = 0; m < k; m++) out[(long)i * k + m] = row_score(x + (long)i * d, d, w + (long)m * ld);
   }
+}
+
+/* wc[j] += v * x[j] for j < d, and the bias wc[d] += v. */
+static void add_row(const f32* x, int d, f64 v, f64* wc) {
+  const int d4 = d & ~3;
+  const v128_t vv = wasm_f64x2_splat(v);
+  for (int j = 0; j < d4; j += 4) {
+    v128_t lo, hi;
+    load4(x + j, &lo, &hi);
+    wasm_v128_store(wc + j, fmadd(lo, vv, wasm_v128_load(wc + j)));
+    wasm_v128_store(wc + j + 2, fmadd(hi, vv, wasm_v128_load(wc + j + 2)));
+  }
+  for (int j = d4; j < d; j++) wc[j] += v * x[j];
+  wc[d] += v;
 }
 
 /*
@@ -149,21 +122,7 @@ void grad_add(const f32* x, int n, int d, const f64* delta, int k, f64* g) {
     }
   }
   for (; i < n; i++) {
-    const f32* x0 = x + (long)i * d;
-    const f64* e = delta + (long)i * k;
-    for (int m = 0; m < k; m++) {
-      const f64 e0 = e[m];
-      const v128_t v0 = wasm_f64x2_splat(e0);
-      f64* gm = g + (long)m * ld;
-      for (int j = 0; j < d4; j += 4) {
-        v128_t lo, hi;
-        load4(x0 + j, &lo, &hi);
-        wasm_v128_store(gm + j, fmadd(lo, v0, wasm_v128_load(gm + j)));
-        wasm_v128_store(gm + j + 2, fmadd(hi, v0, wasm_v128_load(gm + j + 2)));
-      }
-      for (int j = d4; j < d; j++) gm[j] += e0 * x0[j];
-      gm[d] += e0;
-    }
+    for (int m = 0; m < k; m++) add_row(x + (long)i * d, d, delta[(long)i * k + m], g + (long)m * ld);
   }
 }
 
@@ -173,20 +132,7 @@ void grad_add(const f32* x, int n, int d, const f64* delta, int k, f64* g) {
  */
 void row_update(const f32* x, int d, f64* w, const int* cls, const f64* val, int nz) {
   const int ld = d + 1;
-  const int d4 = d & ~3;
-  for (int t = 0; t < nz; t++) {
-    const f64 v = val[t];
-    const v128_t vv = wasm_f64x2_splat(v);
-    f64* wc = w + (long)cls[t] * ld;
-    for (int j = 0; j < d4; j += 4) {
-      v128_t lo, hi;
-      load4(x + j, &lo, &hi);
-      wasm_v128_store(wc + j, fmadd(lo, vv, wasm_v128_load(wc + j)));
-      wasm_v128_store(wc + j + 2, fmadd(hi, vv, wasm_v128_load(wc + j + 2)));
-    }
-    for (int j = d4; j < d; j++) wc[j] += v * x[j];
-    wc[d] += v;
-  }
+  for (int t = 0; t < nz; t++) add_row(x, d, val[t], w + (long)cls[t] * ld);
 }
 
 static inline f64 min64(f64 a, f64 b) { return a < b ? a : b; }
