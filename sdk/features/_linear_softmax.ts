@@ -84,7 +84,7 @@ export class SecondShare {
   /** The first row of the share. */
   readonly from: number;
   #p: Problem;
-  #worker: Worker | undefined;
+  #worker: { terminate(): unknown } | undefined;
   #views: ReturnType<typeof helperViews>;
   #seq = 0;
   #local: SoftmaxArrays | undefined;
@@ -92,7 +92,7 @@ export class SecondShare {
   private constructor(
     p: Problem,
     from: number,
-    worker: Worker | undefined,
+    worker: { terminate(): unknown } | undefined,
     shared: SharedArrayBuffer,
   ) {
     this.#p = p;
@@ -115,15 +115,13 @@ export class SecondShare {
     if (!thread || !("Deno" in globalThis) || cores < 2) {
       return new SecondShare(p, from, undefined, shared);
     }
-    const worker = new Worker(new URL("./_linear_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    // A node:worker_threads Worker: a Web Worker does not start once the
+    // threaded wasm backend's own workers run.
+    const { Worker } = await import("node:worker_threads");
+    const worker = new Worker(new URL("./_linear_worker.ts", import.meta.url));
     const ready = await new Promise<boolean>((resolve) => {
-      worker.onmessage = () => resolve(true);
-      worker.onerror = (e) => {
-        e.preventDefault();
-        resolve(false);
-      };
+      worker.once("message", () => resolve(true));
+      worker.once("error", () => resolve(false));
       const start: HelperStart = {
         codes: p.x.view.slice(from * d, n * d),
         labels: p.y.slice(from, n),

@@ -1,31 +1,25 @@
 /**
  * The second thread of the softmax's evaluations (see `_linear_softmax.ts`):
- * a Worker that holds a share of the codes in kernels of its own and, each
+ * a `node:worker_threads` Worker that holds a share of the codes in kernels of its own and, each
  * time the main thread posts weights in the shared buffer, evaluates its
  * share and writes back the summed loss, the number correct and the
  * gradient.
  *
  * @module
  */
+import { parentPort } from "node:worker_threads";
 import { LinearKernels } from "./_linear_kernels.ts";
 import { type HelperStart, helperViews, softmaxArrays } from "./_linear_softmax.ts";
 
-/** The Worker's global scope, typed here since the project's programs are typed as windows. */
-const scope = self as unknown as {
-  onmessage: (e: MessageEvent<HelperStart>) => void;
-  postMessage(message: unknown): void;
-  close(): void;
-};
-
-scope.onmessage = (e) => {
-  const { codes, labels, d, k, shared } = e.data;
+parentPort!.once("message", (start: HelperStart) => {
+  const { codes, labels, d, k, shared } = start;
   const n = labels.length;
   const kern = new LinearKernels();
   const x = kern.alloc(Float32Array, n * d);
   x.view.set(codes);
   const a = softmaxArrays({ kern, x, y: labels, n, d, k });
   const { control, w, grad, result } = helperViews(shared, k * (d + 1));
-  scope.postMessage("ready");
+  parentPort!.postMessage("ready");
   let seen = 0;
   for (;;) {
     Atomics.wait(control, 0, seen);
@@ -46,5 +40,5 @@ scope.onmessage = (e) => {
     Atomics.store(control, 1, seq);
     Atomics.notify(control, 1);
   }
-  scope.close();
-};
+  parentPort!.close();
+});
