@@ -119,9 +119,12 @@ export class SecondShare {
     // threaded wasm backend's own workers run.
     const { Worker } = await import("node:worker_threads");
     const worker = new Worker(new URL("./_linear_worker.ts", import.meta.url));
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const ready = await new Promise<boolean>((resolve) => {
       worker.once("message", () => resolve(true));
       worker.once("error", () => resolve(false));
+      // A Worker that has not started in 20 s is not waited for: one thread does.
+      timer = setTimeout(() => resolve(false), 20_000);
       const start: HelperStart = {
         codes: p.x.view.slice(from * d, n * d),
         labels: p.y.slice(from, n),
@@ -131,6 +134,7 @@ export class SecondShare {
       };
       worker.postMessage(start);
     });
+    clearTimeout(timer);
     if (!ready) worker.terminate();
     return new SecondShare(p, from, ready ? worker : undefined, shared);
   }
