@@ -24,7 +24,8 @@ parentPort!.once("message", (start: HelperStart) => {
   for (;;) {
     Atomics.wait(control, 0, seen);
     const seq = Atomics.load(control, 0);
-    if (seq < 0) break;
+    // Stopped: the main thread terminates this one next.
+    if (seq < 0) return;
     seen = seq;
     try {
       a.w.view.set(w);
@@ -40,5 +41,4 @@ parentPort!.once("message", (start: HelperStart) => {
     Atomics.store(control, 1, seq);
     Atomics.notify(control, 1);
   }
-  parentPort!.close();
 });
