@@ -16,6 +16,11 @@ export class AssertionError extends Error {
   }
 }
 
+/** Throws unless `ok`: with the caller's `msg`, else the default text `detail` makes. */
+function check(ok: boolean, msg: string | undefined, detail: () => string): void {
+  if (!ok) throw new AssertionError(msg ?? detail());
+}
+
 function rethrow(fn: () => void, msg?: string): void {
   try {
     fn();
@@ -58,11 +63,11 @@ export function assertExists<T>(
   actual: T,
   msg?: string,
 ): asserts actual is NonNullable<T> {
-  if (actual === null || actual === undefined) {
-    throw new AssertionError(
-      msg ?? `Expected actual: "${actual}" to not be null or undefined`,
-    );
-  }
+  check(
+    actual !== null && actual !== undefined,
+    msg,
+    () => `Expected actual: "${actual}" to not be null or undefined`,
+  );
 }
 
 /** Asserts `|actual - expected| <= tolerance`. */
@@ -74,12 +79,12 @@ export function assertAlmostEquals(
 ): void {
   if (Object.is(actual, expected)) return;
   const delta = Math.abs(expected - actual);
-  if (!(delta <= tolerance)) {
-    throw new AssertionError(
-      msg ??
-        `Expected actual: "${actual}" to be close to "${expected}": delta "${delta}" is greater than "${tolerance}"`,
-    );
-  }
+  check(
+    delta <= tolerance,
+    msg,
+    () =>
+      `Expected actual: "${actual}" to be close to "${expected}": delta "${delta}" is greater than "${tolerance}"`,
+  );
 }
 
 /** Asserts that `actual` contains `expected`. */
@@ -88,11 +93,11 @@ export function assertStringIncludes(
   expected: string,
   msg?: string,
 ): void {
-  if (!actual.includes(expected)) {
-    throw new AssertionError(
-      msg ?? `Expected actual: "${actual}" to contain: "${expected}"`,
-    );
-  }
+  check(
+    actual.includes(expected),
+    msg,
+    () => `Expected actual: "${actual}" to contain: "${expected}"`,
+  );
 }
 
 /** Asserts that `actual` matches `expected`. */
@@ -101,25 +106,17 @@ export function assertMatch(
   expected: RegExp,
   msg?: string,
 ): void {
-  if (!expected.test(actual)) {
-    throw new AssertionError(
-      msg ?? `Expected actual: "${actual}" to match: "${expected}"`,
-    );
-  }
+  check(expected.test(actual), msg, () => `Expected actual: "${actual}" to match: "${expected}"`);
 }
 
 /** Asserts `actual > expected`. */
 export function assertGreater<T>(actual: T, expected: T, msg?: string): void {
-  if (!(actual > expected)) {
-    throw new AssertionError(msg ?? `Expect ${actual} > ${expected}`);
-  }
+  check(actual > expected, msg, () => `Expect ${actual} > ${expected}`);
 }
 
 /** Asserts `actual < expected`. */
 export function assertLess<T>(actual: T, expected: T, msg?: string): void {
-  if (!(actual < expected)) {
-    throw new AssertionError(msg ?? `Expect ${actual} < ${expected}`);
-  }
+  check(actual < expected, msg, () => `Expect ${actual} < ${expected}`);
 }
 
 /** Asserts that `actual` is an instance of `type`. */
@@ -130,11 +127,7 @@ export function assertInstanceOf<
   type: T,
   msg?: string,
 ): asserts actual is InstanceType<T> {
-  if (!(actual instanceof type)) {
-    throw new AssertionError(
-      msg ?? `Expected object to be an instance of "${type.name}"`,
-    );
-  }
+  check(actual instanceof type, msg, () => `Expected object to be an instance of "${type.name}"`);
 }
 
 type ErrorClass<E extends Error> = abstract new (...args: never[]) => E;

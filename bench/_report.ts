@@ -1,12 +1,26 @@
 /**
- * What the benchmarks share when they write `bench/results/`: the machine
- * summary and a report writer that keeps the hand-written findings.
+ * What the benchmarks share when they write `bench/results/`: the median of
+ * paired rounds, the machine summary and a report writer that keeps the
+ * hand-written findings.
  *
  * @module
  */
 
 /** The marker after which a results file holds hand-written findings. */
 export const FINDINGS_MARKER = "<!-- findings -->";
+
+/**
+ * The median of `xs` (the mean of the middle two for an even count).
+ *
+ * @param xs the values, in any order; left as they are
+ * @returns the median, NaN for none
+ */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 /**
  * The lines of `lscpu` that say what the machine is (model, CPUs, threads,

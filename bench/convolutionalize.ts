@@ -14,6 +14,7 @@ import { parseArgs } from "@std/cli";
 import { convolutionalize } from "../sdk/surgery/convolutionalize.ts";
 import { selectDevice } from "../sdk/devices/select.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
+import { median } from "./_report.ts";
 
 const args = parseArgs(Deno.args, { string: ["runs"], default: { runs: "3" } });
 const runs = Number(args.runs);
@@ -28,12 +29,6 @@ async function time(fn: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
   await fn();
   return performance.now() - t0;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function loadAverage(): Promise<string> {

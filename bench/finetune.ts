@@ -9,7 +9,7 @@
  * Each device runs in its own process (a wasm build is chosen once per
  * process). A trainer run is two epochs of `steps` batches: the first warms
  * up (kernel compilation, allocation), the second is timed. The PyTorch side
- * reuses the model definitions of `bench/training_torch.py`.
+ * times the networks of `bench/_torch_models.py`, as `bench/training.ts` does.
  *
  *   deno run -A bench/finetune.ts [--steps 2] [--out bench/results/finetune.md]
  *
@@ -263,7 +263,7 @@ layers fixed, pretrained layers at 0.1× the head's learning rate); full: every
 layer trains. tfjs runs the SDK's trainers on synthetic images, ${steps} batches
 per epoch, the second epoch timed; PyTorch runs the same architecture and
 batch (\`bench/finetune_torch.py\`, model definitions from
-\`bench/training_torch.py\`), median of ${steps} steps after one warm-up.
+\`bench/_torch_models.py\`), median of ${steps} steps after one warm-up.
 
 - date: ${started.toISOString()}, took ${((performance.now() - t0) / 1000).toFixed(0)} s
 - command: \`deno run -A bench/finetune.ts --steps ${steps}\`

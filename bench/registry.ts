@@ -27,6 +27,8 @@ import { createRegistryApp } from "../registry/app.ts";
 import { storageLayout } from "../registry/storage/paths.ts";
 import { openSqliteFsStore } from "../registry/storage/sqlite_fs.ts";
 import { BENCH_MODEL, publishBenchModel } from "./_registry_fixture.ts";
+import { type LoadResult, runFetchLoops, startNginx, staticSite, wrkRunner } from "./_load.ts";
+import { ensureTool, freePort, output, stopChild } from "./_net.ts";
 import { writeReport } from "./_report.ts";
 
 const HELP = `Usage: deno task bench:registry [flags]
@@ -55,16 +57,6 @@ const META_P99_TARGET_MS = 5;
 /** Blob download target, as a share of the static server's throughput. */
 const BLOB_SHARE_TARGET = 0.9;
 
-/** One load run's outcome. */
-interface LoadResult {
-  requests: number;
-  bytes: number;
-  seconds: number;
-  errors: number;
-  p50Ms: number;
-  p99Ms: number;
-}
-
 /** A load run to make. */
 interface Case {
   key: string;
@@ -75,81 +67,8 @@ interface Case {
 
 type Cleanup = () => Promise<void> | void;
 
-const decoder = new TextDecoder();
-
 function log(message: string): void {
   console.error(`[bench:registry] ${message}`);
-}
-
-async function output(cmd: string, args: string[]): Promise<{ ok: boolean; text: string }> {
-  try {
-    const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-    return { ok: o.success, text: decoder.decode(o.stdout) + decoder.decode(o.stderr) };
-  } catch {
-    return { ok: false, text: "" };
-  }
-}
-
-async function hasCommand(bin: string): Promise<boolean> {
-  return (await output("sh", ["-c", `command -v ${bin}`])).ok;
-}
-
-/** Finds `bin`, installing Debian's `pkg` when missing and running as root. */
-async function ensureTool(bin: string, pkg: string): Promise<boolean> {
-  if (await hasCommand(bin)) return true;
-  if (Deno.uid() !== 0 || !(await hasCommand("apt-get"))) return false;
-  log(`${bin} is missing: apt-get install -y ${pkg}`);
-  if (!(await output("apt-get", ["install", "-y", pkg])).ok) {
-    await output("apt-get", ["update"]);
-    await output("apt-get", ["install", "-y", pkg]);
-  }
-  return await hasCommand(bin);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr;
-  l.close();
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch (e) {
-      if (Date.now() > until) {
-        throw new Error(`Nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`, {
-          cause: e,
-        });
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
-async function stopChild(child: Deno.ChildProcess, signal: Deno.Signal): Promise<void> {
-  try {
-    child.kill(signal);
-  } catch {
-    return; // exited already
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const killed = await Promise.race([
-    child.status.then(() => false),
-    new Promise<boolean>((r) => timer = setTimeout(() => r(true), 5000)),
-  ]);
-  clearTimeout(timer);
-  if (killed) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // exited in between
-    }
-    await child.status;
-  }
 }
 
 /** What `_registry_server.ts` prints once it serves. */
@@ -205,127 +124,21 @@ async function startRegistry(
   return JSON.parse(line) as ServerInfo;
 }
 
-async function startNginx(tmp: string, staticDir: string, cleanups: Cleanup[]): Promise<number> {
+async function startStaticNginx(
+  tmp: string,
+  staticDir: string,
+  cleanups: Cleanup[],
+): Promise<number> {
   const port = freePort();
-  const prefix = `${tmp}/nginx`;
-  await Deno.mkdir(prefix, { recursive: true });
   // One worker: the registry is one process with one JS thread, and wrk
   // needs the other core of a small machine.
-  const conf = `worker_processes 1;
-daemon off;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
-events { worker_connections 1024; }
-http {
-  types { application/octet-stream bin; application/json json; }
-  default_type application/octet-stream;
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  keepalive_timeout 60s;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${staticDir};
-  }
-}
-`;
-  await Deno.writeTextFile(`${prefix}/nginx.conf`, conf);
-  const child = new Deno.Command("nginx", {
-    args: ["-p", prefix, "-e", `${prefix}/error.log`, "-c", `${prefix}/nginx.conf`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  cleanups.push(() => stopChild(child, "SIGQUIT"));
-  await waitForPort(port, 10_000);
+  const nginx = await startNginx(`${tmp}/nginx`, {
+    workers: 1,
+    blocks: [staticSite(port, staticDir)],
+    ports: [port],
+  });
+  cleanups.push(() => nginx.stop());
   return port;
-}
-
-const WRK_LUA = `done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests":%d,"bytes":%d,"us":%d,"errors":%d,"p50":%d,"p99":%d}\\n',
-    summary.requests, summary.bytes, summary.duration,
-    e.connect + e.read + e.write + e.status + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-`;
-
-async function runWrk(
-  url: string,
-  connections: number,
-  seconds: number,
-  threads: number,
-  script: string,
-): Promise<LoadResult> {
-  const args = [
-    "-t",
-    String(Math.min(threads, connections)),
-    "-c",
-    String(connections),
-    "-d",
-    `${seconds}s`,
-    "--timeout",
-    "30s",
-    "-s",
-    script,
-    url,
-  ];
-  const { ok, text } = await output("wrk", args);
-  const line = text.split("\n").find((l) => l.startsWith("WRKJSON "));
-  if (!ok || line === undefined) throw new Error(`wrk ${args.join(" ")} failed:\n${text}`);
-  const r = JSON.parse(line.slice("WRKJSON ".length));
-  return {
-    requests: r.requests,
-    bytes: r.bytes,
-    seconds: r.us / 1e6,
-    errors: r.errors,
-    p50Ms: r.p50 / 1000,
-    p99Ms: r.p99 / 1000,
-  };
-}
-
-/** The fallback load generator: keep-alive fetch loops in this process. */
-async function runFetchLoops(
-  url: string,
-  connections: number,
-  seconds: number,
-): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let bytes = 0;
-  let errors = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      try {
-        const res = await fetch(url);
-        if (!res.ok) errors++;
-        for await (const chunk of res.body ?? []) bytes += chunk.byteLength;
-      } catch {
-        errors++;
-      }
-      latencies.push(performance.now() - t0);
-    }
-  }));
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
-  return {
-    requests: latencies.length,
-    bytes,
-    seconds: (performance.now() - start) / 1000,
-    errors,
-    p50Ms: pct(0.5),
-    p99Ms: pct(0.99),
-  };
 }
 
 async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -487,8 +300,8 @@ async function main(): Promise<void> {
 
   try {
     const [haveNginx, haveWrk] = [
-      await ensureTool("nginx", "nginx"),
-      await ensureTool("wrk", "wrk"),
+      await ensureTool("nginx", "nginx", log),
+      await ensureTool("wrk", "wrk", log),
     ];
     const staticDir = `${tmp}/static`;
     // nginx's worker drops root for "nobody", which must reach the files.
@@ -517,7 +330,7 @@ async function main(): Promise<void> {
     let staticBase: string;
     if (haveNginx) {
       log("starting nginx");
-      staticBase = `http://127.0.0.1:${await startNginx(tmp, staticDir, cleanups)}`;
+      staticBase = `http://127.0.0.1:${await startStaticNginx(tmp, staticDir, cleanups)}`;
       staticName = "nginx";
     } else {
       log("nginx is unavailable: Deno's own static server is the baseline");
@@ -565,15 +378,11 @@ async function main(): Promise<void> {
       })),
     ];
 
-    let script = "";
-    if (haveWrk) {
-      script = `${tmp}/report.lua`;
-      await Deno.writeTextFile(script, WRK_LUA);
-    }
+    const wrk = haveWrk ? await wrkRunner(tmp) : undefined;
     const load = (c: Case, s: number) =>
-      haveWrk
-        ? runWrk(c.url, c.connections, s, threads, script)
-        : runFetchLoops(c.url, c.connections, s);
+      wrk
+        ? wrk(c.url, { connections: c.connections, seconds: s, threads })
+        : runFetchLoops(c.url, { connections: c.connections, seconds: s });
 
     const runs = new Map<string, LoadResult[]>();
     for (const c of allCases) await load(c, 1); // warm up JIT, page cache, connections
@@ -607,30 +416,29 @@ async function main(): Promise<void> {
       return all.length > 1 ? `${all[0]}–${all.at(-1)}` : "";
     };
     const errorsOf = (r: LoadResult) => (r.errors > 0 ? ` (${r.errors} errors)` : "");
-    const blobRows = allCases.filter((c) => c.key.startsWith("blob.")).map((c) => {
-      const r = get(c.key);
-      return [
-        c.label,
-        mbps(r).toFixed(0) + errorsOf(r),
-        spread(c.key),
-        rps(r).toFixed(1),
-        r.p50Ms.toFixed(1),
-        r.p99Ms.toFixed(1),
-        `${(mbps(r) / mbps(get("blob.static")) * 100).toFixed(0)}%`,
-      ];
-    });
-    const metaRows = allCases.filter((c) => c.key.startsWith("meta.")).map((c) => {
-      const r = get(c.key);
-      return [
-        c.label,
-        rps(r).toFixed(0) + errorsOf(r),
-        spread(c.key),
-        r.p50Ms.toFixed(2),
-        r.p99Ms.toFixed(2),
-        (c.connections / rps(r) * 1000).toFixed(2),
-        `${(rps(r) / rps(get("meta.static")) * 100).toFixed(0)}%`,
-      ];
-    });
+    // A row: label, throughput with errors, its range, the kind's own columns, share of static.
+    const rowsOf = (kind: "blob" | "meta", columns: (r: LoadResult, c: Case) => string[]) =>
+      allCases.filter((c) => c.key.startsWith(`${kind}.`)).map((c) => {
+        const r = get(c.key);
+        const share = score(c.key, r) / score(`${kind}.static`, get(`${kind}.static`));
+        return [
+          c.label,
+          score(c.key, r).toFixed(0) + errorsOf(r),
+          spread(c.key),
+          ...columns(r, c),
+          `${(share * 100).toFixed(0)}%`,
+        ];
+      });
+    const blobRows = rowsOf("blob", (r) => [
+      rps(r).toFixed(1),
+      r.p50Ms.toFixed(1),
+      r.p99Ms.toFixed(1),
+    ]);
+    const metaRows = rowsOf("meta", (r, c) => [
+      r.p50Ms.toFixed(2),
+      r.p99Ms.toFixed(2),
+      (c.connections / rps(r) * 1000).toFixed(2),
+    ]);
 
     const blobShare = mbps(get("blob.registry")) / mbps(get("blob.static"));
     const versionP99 = get("meta.version").p99Ms;
@@ -650,6 +458,19 @@ async function main(): Promise<void> {
       } — ${modelP99.toFixed(2)} ms.`,
     ].join("\n");
 
+    // Each row: the registry's figure, the static server's, and their ratio.
+    const summaryRows = ([
+      ["blob MB/s", "blob.registry", "blob.static", mbps, 0, 2],
+      ["metadata req/s (version doc)", "meta.version", "meta.static", rps, 0, 2],
+      ["metadata p50 ms (version doc)", "meta.version", "meta.static", (r) => r.p50Ms, 2, 1],
+      ["metadata p99 ms (version doc)", "meta.version", "meta.static", (r) => r.p99Ms, 2, 1],
+      ["metadata req/s (model doc)", "meta.model", "meta.static", rps, 0, 2],
+      ["metadata p99 ms (model doc)", "meta.model", "meta.static", (r) => r.p99Ms, 2, 1],
+    ] as const satisfies [string, string, string, (r: LoadResult) => number, number, number][])
+      .map(([label, key, base, measure, digits, ratioDigits]) => {
+        const [a, b] = [measure(get(key)), measure(get(base))];
+        return [label, a.toFixed(digits), b.toFixed(digits), (a / b).toFixed(ratioDigits)];
+      });
     const cpu = (await output("lscpu", [])).text.split("\n").find((l) =>
       l.startsWith("Model name:")
     )
@@ -713,46 +534,7 @@ ${
 
 ## Summary
 
-${
-      table(["", "registry", staticName, "ratio"], [
-        [
-          "blob MB/s",
-          mbps(get("blob.registry")).toFixed(0),
-          mbps(get("blob.static")).toFixed(0),
-          blobShare.toFixed(2),
-        ],
-        [
-          "metadata req/s (version doc)",
-          rps(get("meta.version")).toFixed(0),
-          rps(get("meta.static")).toFixed(0),
-          (rps(get("meta.version")) / rps(get("meta.static"))).toFixed(2),
-        ],
-        [
-          "metadata p50 ms (version doc)",
-          get("meta.version").p50Ms.toFixed(2),
-          get("meta.static").p50Ms.toFixed(2),
-          (get("meta.version").p50Ms / get("meta.static").p50Ms).toFixed(1),
-        ],
-        [
-          "metadata p99 ms (version doc)",
-          versionP99.toFixed(2),
-          get("meta.static").p99Ms.toFixed(2),
-          (versionP99 / get("meta.static").p99Ms).toFixed(1),
-        ],
-        [
-          "metadata req/s (model doc)",
-          rps(get("meta.model")).toFixed(0),
-          rps(get("meta.static")).toFixed(0),
-          (rps(get("meta.model")) / rps(get("meta.static"))).toFixed(2),
-        ],
-        [
-          "metadata p99 ms (model doc)",
-          modelP99.toFixed(2),
-          get("meta.static").p99Ms.toFixed(2),
-          (modelP99 / get("meta.static").p99Ms).toFixed(1),
-        ],
-      ])
-    }
+${table(["", "registry", staticName, "ratio"], summaryRows)}
 
 ## Verdict
 

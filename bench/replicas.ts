@@ -27,154 +27,32 @@ import { createToken } from "../registry/auth.ts";
 import { openStore } from "../registry/storage/open.ts";
 import { freshBlobsUrl, freshDatabase } from "../tests/registry/storage/_servers.ts";
 import { BENCH_MODEL, publishBenchModel } from "./_registry_fixture.ts";
-import { lscpu, writeReport } from "./_report.ts";
+import { type LoadResult, runFetchLoops, startNginx, staticSite, wrkRunner } from "./_load.ts";
+import { ensureTool, freePort, stopChild, waitForPort } from "./_net.ts";
+import { lscpu, median, writeReport } from "./_report.ts";
 
 /** Connections of the metadata runs. */
 const META_CONNECTIONS = 64;
 /** Connections of the blob runs. */
 const BLOB_CONNECTIONS = 8;
 
-interface LoadResult {
-  requests: number;
-  bytes: number;
-  seconds: number;
-  errors: number;
-  p99Ms: number;
-}
-
-const decoder = new TextDecoder();
-
-async function output(cmd: string, args: string[]): Promise<{ ok: boolean; text: string }> {
-  try {
-    const o = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-    return { ok: o.success, text: decoder.decode(o.stdout) + decoder.decode(o.stderr) };
-  } catch (e) {
-    return { ok: false, text: String(e) };
-  }
-}
-
-async function ensureTool(bin: string, pkg: string): Promise<boolean> {
-  if ((await output("sh", ["-c", `command -v ${bin}`])).ok) return true;
-  if (Deno.uid() !== 0) return false;
-  await output("apt-get", ["install", "-y", "-qq", pkg]);
-  return (await output("sh", ["-c", `command -v ${bin}`])).ok;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr;
-  l.close();
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`Nothing listens on 127.0.0.1:${port} after 10 s`);
-}
-
-const WRK_LUA = `done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests":%d,"bytes":%d,"us":%d,"errors":%d,"p99":%d}\\n',
-    summary.requests, summary.bytes, summary.duration,
-    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(99)))
-end
-`;
-
-async function runWrk(
-  url: string,
-  seconds: number,
-  script: string,
-  threads = 1,
-  connections = META_CONNECTIONS,
-): Promise<LoadResult> {
-  const args = [
-    "-t",
-    String(threads),
-    "-c",
-    String(connections),
-    "-d",
-    `${seconds}s`,
-    "--timeout",
-    "30s",
-    "-s",
-    script,
-    url,
-  ];
-  const { ok, text } = await output("wrk", args);
-  const line = text.split("\n").find((l) => l.startsWith("WRKJSON "));
-  if (!ok || line === undefined) throw new Error(`wrk ${args.join(" ")} failed:\n${text}`);
-  const r = JSON.parse(line.slice("WRKJSON ".length));
-  return {
-    requests: r.requests,
-    bytes: r.bytes,
-    seconds: r.us / 1e6,
-    errors: r.errors,
-    p99Ms: r.p99 / 1000,
-  };
-}
-
-async function runFetchLoops(url: string, seconds: number, size: number): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let bytes = 0;
-  let errors = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  await Promise.all(Array.from({ length: BLOB_CONNECTIONS }, async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      try {
-        const res = await fetch(url);
-        let n = 0;
-        for await (const chunk of res.body ?? []) n += chunk.byteLength;
-        if (!res.ok || n !== size) errors++;
-        bytes += n;
-      } catch {
-        errors++;
-      }
-      latencies.push(performance.now() - t0);
-    }
-  }));
-  latencies.sort((a, b) => a - b);
-  return {
-    requests: latencies.length,
-    bytes,
-    seconds: (performance.now() - start) / 1000,
-    errors,
-    p99Ms: latencies[Math.floor(0.99 * (latencies.length - 1))] ?? NaN,
-  };
-}
-
-interface Child {
-  stop(): Promise<void>;
-}
-
-function startReplica(port: number, flags: string[]): Child {
+function startReplica(port: number, flags: string[]): { stop(): Promise<void> } {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "registry/main.ts", "--port", String(port), "--no-seed", ...flags],
     cwd: new URL("../", import.meta.url).pathname,
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  return {
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
+  return { stop: () => stopChild(child, "SIGTERM") };
 }
 
-async function startNginx(
+/**
+ * nginx as the load balancer: one site per entry of `upstreams`, proxying to
+ * its replicas over upstream keep-alive connections.
+ */
+async function startBalancer(
   dir: string,
   upstreams: Record<string, number[]>,
-  options: { workers?: number; staticDir?: string } = {},
 ): Promise<{ ports: Record<string, number>; stop(): Promise<void> }> {
   const ports: Record<string, number> = {};
   const blocks = Object.entries(upstreams).map(([name, backends]) => {
@@ -194,53 +72,8 @@ async function startNginx(
     }
   }`;
   });
-  if (options.staticDir !== undefined) {
-    const port = freePort();
-    ports.static = port;
-    blocks.push(`server {
-    listen 127.0.0.1:${port};
-    root ${options.staticDir};
-  }`);
-  }
-  const conf = `worker_processes ${options.workers ?? 1};
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  ${blocks.join("\n  ")}
-}
-`;
-  await Deno.writeTextFile(`${dir}/nginx.conf`, conf);
-  const child = new Deno.Command("nginx", {
-    args: ["-p", dir, "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  for (const p of Object.values(ports)) await waitForPort(p);
-  return {
-    ports,
-    async stop() {
-      child.kill("SIGQUIT");
-      await child.status;
-    },
-  };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  const nginx = await startNginx(dir, { workers: 1, blocks, ports: Object.values(ports) });
+  return { ports, stop: nginx.stop };
 }
 
 async function main(): Promise<void> {
@@ -290,15 +123,13 @@ async function main(): Promise<void> {
       stops.push(() => r.stop());
     }
     for (const p of [p1, p2, p3]) await waitForPort(p);
-    await Deno.mkdir(`${tmp}/nginx`);
-    const nginx = await startNginx(`${tmp}/nginx`, {
+    const nginx = await startBalancer(`${tmp}/nginx`, {
       one: [p1],
       two: [p1, p2],
       redirect: [p3],
     });
     stops.unshift(() => nginx.stop());
-    const script = `${tmp}/report.lua`;
-    await Deno.writeTextFile(script, WRK_LUA);
+    const wrk = await wrkRunner(tmp);
 
     const { namespace, name, version } = BENCH_MODEL;
     const paths = {
@@ -309,7 +140,11 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const [doc, path] of Object.entries(paths)) {
         for (const lb of ["one", "two"]) {
-          const r = await runWrk(`http://127.0.0.1:${nginx.ports[lb]}${path}`, seconds, script);
+          const r = await wrk(`http://127.0.0.1:${nginx.ports[lb]}${path}`, {
+            connections: META_CONNECTIONS,
+            seconds,
+            threads: 1,
+          });
           (meta[`${doc} ${lb}`] ??= []).push(r);
           console.error(
             `round ${round + 1} ${doc} via ${lb}: ${
@@ -323,11 +158,11 @@ async function main(): Promise<void> {
     const blobs: Record<string, LoadResult[]> = {};
     for (let round = 0; round < rounds; round++) {
       for (const lb of ["one", "redirect"]) {
-        const r = await runFetchLoops(
-          `http://127.0.0.1:${nginx.ports[lb]}${blobPath}`,
+        const r = await runFetchLoops(`http://127.0.0.1:${nginx.ports[lb]}${blobPath}`, {
+          connections: BLOB_CONNECTIONS,
           seconds,
           size,
-        );
+        });
         (blobs[lb] ??= []).push(r);
         console.error(
           `round ${round + 1} blob via ${lb}: ${
@@ -358,19 +193,26 @@ async function main(): Promise<void> {
     }
     // Let the second process of --workers 2 bind before measuring.
     await new Promise((r) => setTimeout(r, 3000));
-    await Deno.mkdir(`${tmp}/nginx-static`);
-    const deployed = await startNginx(`${tmp}/nginx-static`, {}, { workers: 2, staticDir });
+    const staticPort = freePort();
+    const deployed = await startNginx(`${tmp}/nginx-static`, {
+      workers: 2,
+      blocks: [staticSite(staticPort, staticDir)],
+      ports: [staticPort],
+    });
     stops.unshift(() => deployed.stop());
     const direct: Record<string, LoadResult[]> = {};
     const targets: Record<string, string> = {
-      "nginx (worker_processes 2, sendfile)":
-        `http://127.0.0.1:${deployed.ports.static}/weights.bin`,
+      "nginx (worker_processes 2, sendfile)": `http://127.0.0.1:${staticPort}/weights.bin`,
       "registry --workers 1": `http://127.0.0.1:${w1}${blobPath}`,
       "registry --workers 2": `http://127.0.0.1:${w2}${blobPath}`,
     };
     for (let round = 0; round < rounds; round++) {
       for (const [k, url] of Object.entries(targets)) {
-        const r = await runWrk(url, seconds, script, 2, BLOB_CONNECTIONS);
+        const r = await wrk(url, {
+          connections: BLOB_CONNECTIONS,
+          seconds,
+          threads: 2,
+        });
         (direct[k] ??= []).push(r);
         console.error(
           `round ${round + 1} ${k}: ${

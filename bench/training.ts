@@ -34,7 +34,7 @@ import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
-import { lscpu, writeReport } from "./_report.ts";
+import { lscpu, median, writeReport } from "./_report.ts";
 
 type CaseName = "lenetTrain" | "kerasMnistTrain" | "mobilenetTrain" | "mobilenetInfer";
 type Result = { imagesPerSecond: number; iterations: number; tensors: number; params: number };
@@ -47,7 +47,7 @@ const LABELS: Record<CaseName, string> = {
   mobilenetInfer: "MobileNetV2 inference (224, batch 32)",
 };
 
-/** Trainable tensors and parameters of each case's model (the same in training_torch.py). */
+/** Trainable tensors and parameters of each case's model (the same in training_torch.py's EXPECTED). */
 const EXPECTED: Record<CaseName, [number, number]> = {
   lenetTrain: [8, 37_106],
   kerasMnistTrain: [8, 1_199_882],
@@ -77,7 +77,7 @@ for (const c of CASES) {
 type T = tf.SymbolicTensor;
 const apply = (layer: tf.layers.Layer, x: T) => layer.apply(x) as T;
 
-/** The LeNet-size CNN, the same net as `lenet` in training_torch.py. */
+/** The LeNet-size CNN, the same net as `lenet` in _torch_models.py. */
 function lenet(): tf.LayersModel {
   const inp = tf.input({ shape: [28, 28, 1] });
   let x = apply(
@@ -93,7 +93,7 @@ function lenet(): tf.LayersModel {
   return tf.model({ inputs: inp, outputs: out });
 }
 
-/** Keras' MNIST example convnet, the same net as `keras_mnist` in training_torch.py. */
+/** Keras' MNIST example convnet, the same net as `keras_mnist` in _torch_models.py. */
 function kerasMnist(): tf.LayersModel {
   return tf.sequential({
     layers: [
@@ -141,15 +141,6 @@ async function measure(
     times.push(performance.now() - t);
   }
   return { imagesPerSecond: batch / (median(times) / 1000), iterations: times.length };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0
-    ? NaN
-    : s.length % 2
-    ? s[s.length >> 1]!
-    : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function labels(n: number, classes: number): tf.Tensor {

@@ -35,7 +35,8 @@ import { createHash } from "node:crypto";
 import process from "node:process";
 import { join } from "node:path";
 import { hashFile, ZooClient } from "../sdk/client/mod.ts";
-import { lscpu, writeReport } from "./_report.ts";
+import { freePort, waitForPort } from "./_net.ts";
+import { lscpu, median, writeReport } from "./_report.ts";
 
 const HELP = `Usage: deno task bench:transfer [flags]
 
@@ -70,32 +71,6 @@ function log(message: string): void {
 /** GB/s, 1 GB = 10^9 bytes. */
 function gbps(bytes: number, ms: number): number {
   return bytes / (ms / 1000) / 1e9;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr;
-  l.close();
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const until = Date.now() + 30_000;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch (e) {
-      if (Date.now() > until) throw new Error(`Nothing listens on port ${port}`, { cause: e });
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 async function run(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
@@ -202,7 +177,7 @@ async function startRegistry(root: string): Promise<Registry> {
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await waitForPort(port);
+  await waitForPort(port, 30_000);
   return {
     url: `http://127.0.0.1:${port}`,
     token,
@@ -241,7 +216,7 @@ http {
     stdout: "null",
     stderr: "null",
   }).spawn();
-  await waitForPort(port);
+  await waitForPort(port, 30_000);
   return {
     url: `http://127.0.0.1:${port}`,
     async stop() {
@@ -332,7 +307,7 @@ async function runChild(op: string, sdk: string, json: string): Promise<void> {
 }
 
 /**
- * The previous SDK (`git archive <ref> sdk`) against this one, each in its
+ * The previous SDK (`git archive <ref>`) against this one, each in its
  * own processes, alternating: publish to an empty registry, cold pull from
  * it, warm load from that cache.
  */
@@ -345,7 +320,8 @@ async function against(
   const base = await Deno.makeTempDir({ dir: root, prefix: "baseline-" });
   const archive = await run("sh", [
     "-c",
-    `git archive ${JSON.stringify(ref)} sdk | tar -x -C ${JSON.stringify(base)}`,
+    // The SDK imports core/ and zoo/ beside it: take the whole revision.
+    `git archive ${JSON.stringify(ref)} | tar -x -C ${JSON.stringify(base)}`,
   ]);
   if (!archive.ok) throw new Error(`Cannot check out "${ref}": ${archive.out}`);
   const dir = await Deno.makeTempDir({ dir: root, prefix: `ckpt-against-` });
@@ -479,7 +455,7 @@ async function stages(
     {
       write: true,
       sync: true,
-      label: "+ one fsync per file (the SDK's pipeline, less its bookkeeping)",
+      label: "+ one fsync per file (the previous SDK's pipeline, less its bookkeeping)",
     },
   ];
   for (const { write: writes, sync, label } of steps) {
@@ -524,6 +500,39 @@ async function stages(
     });
     await Deno.remove(dir, { recursive: true });
   }
+  const byobDir = await Deno.makeTempDir({ dir: root });
+  rows.push({
+    label:
+      "BYOB reads into two 1 MiB buffers, each read hashed and written as it arrives, one fsync (the SDK's pipeline)",
+    t: await timed(async () => {
+      let next = 0;
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        while (next < digests.length) {
+          const i = next++;
+          const res = await fetch(`${reg.url}/api/blobs/${digests[i]}`);
+          using f = await Deno.open(join(byobDir, `${i}`), { write: true, create: true });
+          const reader = res.body!.getReader({ mode: "byob" });
+          const h = createHash("sha256");
+          const bufs = [new ArrayBuffer(1 << 20), new ArrayBuffer(1 << 20)];
+          let writing: Promise<void> = Promise.resolve();
+          for (let turn = 0;; turn ^= 1) {
+            const { done, value } = await reader.read(new Uint8Array(bufs[turn]!));
+            if (value) bufs[turn] = value.buffer;
+            if (done) break;
+            h.update(value);
+            await writing;
+            writing = (async () => {
+              for (let n = 0; n < value.byteLength;) n += await f.write(value.subarray(n));
+            })();
+          }
+          await writing;
+          await f.syncData();
+          if (`sha256:${h.digest("hex")}` !== digests[i]) throw new Error("BYOB stage: bad digest");
+        }
+      }));
+    }),
+  });
+  await Deno.remove(byobDir, { recursive: true });
   const dir = await Deno.makeTempDir({ dir: root });
   rows.push({
     label: "previous pipeline: one blob at a time, a write per network chunk, then re-read to hash",

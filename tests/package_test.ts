@@ -12,6 +12,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { ZooClient } from "../sdk/client/mod.ts";
+import { runCommand, runDeno } from "./_helpers/cli.ts";
 import { startFinetuneRegistry } from "./_helpers/registry.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -45,23 +46,11 @@ async function moduleExample(): Promise<string> {
   return block.code;
 }
 
-const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 const squash = (s: string) => s.replace(/[\s"']/g, "");
 
 /** Runs a program in the consumer folder as its user would: no --config. */
-async function runIn(
-  dir: string,
-  file: string,
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", file],
-    cwd: dir,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+function runIn(dir: string, file: string, env: Record<string, string>) {
+  return runDeno(["run", "-A", file], { cwd: dir, env });
 }
 
 /** Checks each `console.log(…); // value` line of a snippet against the program's output, in order. */
@@ -144,14 +133,8 @@ Deno.test({
         await Deno.writeTextFile(join(consumer, s.file), s.code.replaceAll(ORIGIN, registry.url));
       }
       // Type-checked as the consumer's editor would see them.
-      const check = await new Deno.Command(Deno.execPath(), {
-        args: ["check", ...files.map((s) => s.file)],
-        cwd: consumer,
-        env,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assertEquals(check.code, 0, `deno check of the snippets:\n${decode(check.stderr)}`);
+      const check = await runDeno(["check", ...files.map((s) => s.file)], { cwd: consumer, env });
+      assertEquals(check.code, 0, `deno check of the snippets:\n${check.stderr}`);
 
       for (const s of files) {
         const r = await runIn(consumer, s.file, env);
@@ -181,13 +164,9 @@ console.log(JSON.stringify({
   sum: Array.from(tf.add(tf.tensor1d([1, 2]), 1).dataSync()),
   backend: tf.getBackend(),
 }));`;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--config", join(ROOT, "deno.json"), program],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assertEquals(out.code, 0, decode(out.stderr));
-  const line = decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  const out = await runDeno(["eval", "--config", join(ROOT, "deno.json"), program]);
+  assertEquals(out.code, 0, out.stderr);
+  const line = out.stdout.trim().split("\n").at(-1) ?? "";
   assertEquals(JSON.parse(line), { registered: ["cpu"], sum: [2, 3], backend: "cpu" });
 });
 
@@ -215,8 +194,7 @@ Deno.test({
   else command deno "$@"; fi
 }
 ${command}`;
-      const out = await new Deno.Command("bash", {
-        args: ["-euo", "pipefail", "-c", script],
+      const out = await runCommand("bash", ["-euo", "pipefail", "-c", script], {
         cwd,
         env: {
           ZOO_URL: registry.url,
@@ -225,12 +203,9 @@ ${command}`;
           ZOO_WASM_THREADS: "1",
           PATH: `${join(Deno.execPath(), "..")}:${Deno.env.get("PATH") ?? ""}`,
         },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assertEquals(out.code, 0, decode(out.stderr));
-      assertStringIncludes(decode(out.stdout), "Published me/lenet5-fashion@1.0.0");
+      });
+      assertEquals(out.code, 0, out.stderr);
+      assertStringIncludes(out.stdout, "Published me/lenet5-fashion@1.0.0");
       const card = JSON.parse(await Deno.readTextFile(join(cwd, "finetune-out", "card.json")));
       assertEquals(card.parent, "zoo/lenet5@1.0.0");
     } finally {

@@ -58,6 +58,7 @@ export const SLOW: readonly string[] = [
   "tests/sdk/devices/wasm_training_test.ts",
   "tests/sdk/devices/wasm_threads_test.ts",
   "tests/registry/browser_test.ts",
+  "tests/browser/",
   "tests/registry/workers_test.ts",
   "tests/registry/e2e_pg_s3_test.ts",
   "tests/zoo/",

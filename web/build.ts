@@ -54,7 +54,7 @@ const nodeStub: esbuild.Plugin = {
 const stub = new Proxy(fail, { get: (_t, key) => key === "__esModule" ? false : stub, apply: fail });
 export default stub;
 export const Buffer = stub, createHash = stub, homedir = stub, join = stub, isAbsolute = stub,
-  relative = stub, dirname = stub, resolve = stub, request = stub, cpus = stub, availableParallelism = stub, totalmem = stub, freemem = stub, platform = stub, decode = stub, PNG = stub, env = stub, fileURLToPath = stub, pathToFileURL = stub, basename = stub, extname = stub, sep = "/", Readable = stub, pipeline = stub, Worker = stub, readFileSync = stub, existsSync = stub, SingleBar = stub, Presets = stub;`,
+  relative = stub, dirname = stub, resolve = stub, request = stub, cpus = stub, availableParallelism = stub, totalmem = stub, freemem = stub, platform = stub, decode = stub, PNG = stub, env = stub, fileURLToPath = stub, pathToFileURL = stub, basename = stub, extname = stub, sep = "/", Readable = stub, pipeline = stub, Worker = stub, readFileSync = stub, existsSync = stub, SingleBar = stub, Presets = stub, createRequire = stub;`,
       loader: "js",
     }));
   },

@@ -19,7 +19,12 @@
  *   statistics) picks the cut point, `featureStrategy` computes the codes and
  *   trains a softmax head with a live loss and accuracy curve, and the new
  *   model can be tried, published through the registry's publish API with a
- *   token (its card from `lineageCard`) or downloaded as files.
+ *   token (its card from `lineageCard`, its README from `cardReadme`) or
+ *   downloaded as files.
+ *
+ * On a private registry the page reads the model with the token of the
+ * publish form's token field (`Authorization: Bearer`), which the tab keeps in
+ * sessionStorage, never in a URL; without one, Try it says where to enter it.
  *
  * Each widget's root carries `data-state` (`loading`, `ready`, `error`;
  * `idle`, `training`, `trained`, `published`) and results carry their exact
@@ -50,7 +55,7 @@ interface PageModel {
 }
 
 /** Decoded pixels, as the SDK's preprocessing takes them. */
-type RawImage = Parameters<typeof sdk.imagesToTensor>[0][number];
+type RawImage = sdk.RawImage;
 
 /** Backends in the order tried. */
 const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
@@ -58,6 +63,11 @@ const BACKENDS = ["webgpu", "webgl", "wasm", "cpu"] as const;
 const TOP_K = 5;
 /** One image in this many goes to the validation split when a class has at least 5. */
 const VALIDATION_EVERY = 5;
+/**
+ * Where the token field's value is kept: this tab's sessionStorage, so a
+ * reload keeps it and closing the tab forgets it; it never goes into a URL.
+ */
+const TOKEN_KEY = "zoo-token";
 
 function $(id: string): HTMLElement {
   const el = document.getElementById(id);
@@ -69,8 +79,15 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Picks the first backend that starts: the one asked for in `?backend=`, else webgpu, webgl, wasm, cpu. */
-async function startBackend(wasm: Record<string, string>): Promise<string> {
+/**
+ * Starts the first backend that works: the one asked for in `?backend=`, else
+ * webgpu, webgl, wasm, cpu.
+ *
+ * @returns its name, and when `?backend=` named another one that did not start, that one
+ */
+async function startBackend(
+  wasm: Record<string, string>,
+): Promise<{ name: string; missed: string | null }> {
   setWasmPaths(wasm);
   const asked = new URL(location.href).searchParams.get("backend");
   const order = asked ? [asked, ...BACKENDS.filter((b) => b !== asked)] : [...BACKENDS];
@@ -78,7 +95,7 @@ async function startBackend(wasm: Record<string, string>): Promise<string> {
     try {
       if (await tf.setBackend(name)) {
         await tf.ready();
-        return name;
+        return { name, missed: asked && asked !== name ? asked : null };
       }
     } catch {
       // This backend cannot start here (no adapter, no WebGL context): try the next.
@@ -214,21 +231,61 @@ function setupDrawing(canvas: HTMLCanvasElement, onDone: () => void): () => void
   return clear;
 }
 
-/** The page's model, loaded once for both widgets. */
+/** The registry refused to let the page read: it is private and the token is missing or cannot read. */
+class ReadRefused extends Error {}
+
+/** The page's model, loaded once for both widgets, with the token of the token field. */
 class PageSession {
   readonly info: PageModel;
   backend = "";
+  /** Said after the backend's name when `?backend=` asked for one that did not start. */
+  fallback = "";
   #model: Promise<tf.LayersModel> | undefined;
 
   constructor(info: PageModel) {
     this.info = info;
   }
 
+  /** The token field's value. */
+  token(): string {
+    return ($("ft-token") as HTMLInputElement).value.trim();
+  }
+
+  /** `Authorization: Bearer` with the token, for reads on a private registry and for publishing. */
+  auth(): Record<string, string> {
+    const token = this.token();
+    return token ? { authorization: `Bearer ${token}` } : {};
+  }
+
+  /** The page's model; a failed load is forgotten, so the next call tries again (with a new token). */
   model(): Promise<tf.LayersModel> {
     this.#model ??= (async () => {
-      this.backend = await startBackend(this.info.wasm);
-      return await tf.loadLayersModel(this.info.modelUrl);
+      if (!this.backend) {
+        const { name, missed } = await startBackend(this.info.wasm);
+        this.backend = name;
+        if (missed) this.fallback = ` (${missed} was asked for but does not start in this browser)`;
+      }
+      let refused = 0;
+      const fetchFunc = async (input: RequestInfo | URL, init?: RequestInit) => {
+        const res = await fetch(input, init);
+        if (res.status === 401 || res.status === 403) refused = res.status;
+        return res;
+      };
+      try {
+        return await tf.loadLayersModel(this.info.modelUrl, {
+          requestInit: { headers: this.auth() },
+          fetchFunc,
+        });
+      } catch (e) {
+        if (refused === 0) throw e;
+        throw new ReadRefused(
+          refused === 401
+            ? 'this registry is private: enter a token with the "read" scope in the token field (under Fine-tune here); it stays in this tab only'
+            : 'the token in the token field cannot read this registry: use one with the "read" scope',
+        );
+      }
     })();
+    this.#model.catch(() => this.#model = undefined);
     return this.#model;
   }
 }
@@ -287,55 +344,28 @@ function setupTryIt(session: PageSession): void {
       results.replaceChildren();
     });
   }
-  session.model().then(() => {
-    root.dataset.state = "ready";
-    root.dataset.backend = session.backend;
-    status.textContent = `Model loaded; it runs on ${session.backend}.`;
-  }, (e) => {
-    root.dataset.state = "error";
-    status.textContent = `Cannot load the model: ${message(e)}`;
+  const load = () =>
+    session.model().then(() => {
+      root.dataset.state = "ready";
+      root.dataset.backend = session.backend;
+      status.textContent = `Model loaded; it runs on ${session.backend}${session.fallback}.`;
+    }, (e) => {
+      root.dataset.state = "error";
+      root.dataset.refused = String(e instanceof ReadRefused);
+      status.textContent = `Cannot load the model: ${message(e)}`;
+    });
+  const token = $("ft-token") as HTMLInputElement;
+  token.value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+  token.addEventListener("change", () => {
+    if (token.value.trim()) sessionStorage.setItem(TOKEN_KEY, token.value.trim());
+    else sessionStorage.removeItem(TOKEN_KEY);
+    if (root.dataset.refused === "true") {
+      root.dataset.state = "loading";
+      status.textContent = "Loading the model with the token…";
+      void load();
+    }
   });
-}
-
-/** Images in memory as an SDK dataset: batches through the SDK's own preprocessing. */
-class ImageDataset {
-  readonly name: string;
-  readonly identity: string;
-  readonly classes: string[];
-  readonly size: number;
-  readonly imageShape: [number, number, number];
-  readonly counts: number[];
-  readonly #images: RawImage[];
-  readonly #labels: number[];
-
-  constructor(name: string, classes: string[], images: RawImage[], labels: number[]) {
-    this.name = name;
-    this.classes = classes;
-    this.#images = images;
-    this.#labels = labels;
-    this.size = images.length;
-    const first = images[0];
-    this.imageShape = first ? [first.height, first.width, first.channels] : [0, 0, 3];
-    this.counts = classes.map((_, c) => labels.filter((l) => l === c).length);
-    this.identity = `browser:${name}:${this.counts.join(",")}:${Date.now()}`;
-  }
-
-  batches(batchSize: number, opts: { preprocess?: sdk.Preprocessing } = {}) {
-    const images = this.#images;
-    const labels = this.#labels;
-    const p = opts.preprocess;
-    if (!p) throw new RangeError("Invalid batch options: the browser dataset needs a preprocess");
-    return {
-      async *[Symbol.asyncIterator]() {
-        for (let i = 0; i < images.length; i += batchSize) {
-          const xs = sdk.imagesToTensor(images.slice(i, i + batchSize), p);
-          const ys = tf.tensor1d(labels.slice(i, i + batchSize), "int32");
-          yield { xs, ys };
-          await Promise.resolve();
-        }
-      },
-    };
-  }
+  void load();
 }
 
 interface ClassRow {
@@ -404,11 +434,10 @@ async function problemText(res: Response): Promise<string> {
 async function publishFiles(
   name: string,
   version: string,
-  token: string,
+  auth: Record<string, string>,
   files: { path: string; bytes: Uint8Array }[],
   card: Record<string, unknown>,
 ): Promise<string> {
-  const auth = token ? { authorization: `Bearer ${token}` } : {};
   const entries = [];
   for (const f of files) {
     const digest = await sha256(f.bytes);
@@ -431,24 +460,6 @@ async function publishFiles(
   });
   if (!res.ok) throw new Error(`the registry refused (${res.status}): ${await problemText(res)}`);
   return `/${name}/${version}`;
-}
-
-function readmeOf(card: Record<string, unknown>, name: string, version: string): string {
-  const metrics = Array.isArray(card.metrics)
-    ? card.metrics as { value: number; dataset: string }[]
-    : [];
-  return [
-    `# ${name}@${version}`,
-    "",
-    String(card.description ?? ""),
-    "",
-    `Fine-tuned in the browser from ${String(card.parent)} on the model's page: codes at \`${
-      String((card.fineTuning as Record<string, unknown> | undefined)?.cutLayer)
-    }\`, softmax head.`,
-    "",
-    ...metrics.map((m) => `- accuracy ${m.value} on ${m.dataset}`),
-    "",
-  ].join("\n");
 }
 
 function setupFineTune(session: PageSession): void {
@@ -545,9 +556,18 @@ function setupFineTune(session: PageSession): void {
           (toVal ? valLabels : trainLabels).push(c);
         });
       });
-      const train = new ImageDataset("browser images (train)", classes, trainImages, trainLabels);
+      const dataset = (split: string, images: RawImage[], labels: number[]) =>
+        sdk.memoryDataset({
+          name: `browser images (${split})`,
+          // The code cache is off here; the identity still names this set of images.
+          identity: `browser:${split}:${images.length}:${Date.now()}`,
+          classes,
+          images,
+          labels,
+        });
+      const train = dataset("train", trainImages, trainLabels);
       const validation = valImages.length > 0
-        ? new ImageDataset("browser images (validation)", classes, valImages, valLabels)
+        ? dataset("validation", valImages, valLabels)
         : undefined;
       const p = info.preprocessing;
       status.textContent = "Measuring how your images compare with the source data…";
@@ -580,9 +600,6 @@ function setupFineTune(session: PageSession): void {
         ...(cut ? { cut } : {}),
         ...(advice.codes ? { codes: advice.codes } : {}),
         noCache: true,
-        // featureStrategy reads the default cache folder from the environment even when
-        // the cache is off; a browser has neither, so name a folder it never touches.
-        cacheDir: "/no-cache-in-the-browser",
         checkpointDigest: info.modelDigest,
         onEpoch: (m) => {
           history.push(m);
@@ -665,7 +682,6 @@ function setupFineTune(session: PageSession): void {
     if (!trained) return;
     const name = ($("ft-name") as HTMLInputElement).value.trim();
     const version = ($("ft-version") as HTMLInputElement).value.trim();
-    const token = ($("ft-token") as HTMLInputElement).value.trim();
     const out = $("ft-published");
     try {
       const files = (await sdk.modelToFiles(trained.model)).map((f) => ({
@@ -674,9 +690,9 @@ function setupFineTune(session: PageSession): void {
       }));
       files.push({
         path: "README.md",
-        bytes: new TextEncoder().encode(readmeOf(trained.card, name, version)),
+        bytes: new TextEncoder().encode(sdk.cardReadme(name, trained.card)),
       });
-      const href = await publishFiles(name, version, token, files, trained.card);
+      const href = await publishFiles(name, version, session.auth(), files, trained.card);
       const a = document.createElement("a");
       a.href = href;
       a.id = "ft-published-link";

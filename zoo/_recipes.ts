@@ -13,6 +13,34 @@ function glorot(seed: number) {
   return tf.initializers.glorotUniform({ seed });
 }
 
+/** The input of every net here: one 28×28 gray digit. */
+const MNIST_INPUT: [number, number, number] = [28, 28, 1];
+
+/** A ReLU conv layer with a seeded Glorot kernel; the first layer of a net takes `inputShape`. */
+function conv(
+  name: string,
+  filters: number,
+  kernelSize: number,
+  padding: "same" | "valid",
+  seed: number,
+  inputShape?: [number, number, number],
+) {
+  return tf.layers.conv2d({
+    name,
+    filters,
+    kernelSize,
+    padding,
+    activation: "relu",
+    kernelInitializer: glorot(seed),
+    ...(inputShape ? { inputShape } : {}),
+  });
+}
+
+/** A Dense layer with a seeded Glorot kernel. */
+function dense(name: string, units: number, activation: "relu" | "softmax", seed: number) {
+  return tf.layers.dense({ name, units, activation, kernelInitializer: glorot(seed) });
+}
+
 /**
  * LeNet-5 on 28×28×1: conv(6,5×5,same)-pool-conv(16,5×5)-pool-Flatten-Dense(120)-Dense(84)-Dense(10).
  *
@@ -24,43 +52,14 @@ export function lenet5(seed = 1): tf.Sequential {
   return tf.sequential({
     name: "lenet5",
     layers: [
-      tf.layers.conv2d({
-        name: "conv1",
-        inputShape: [28, 28, 1],
-        filters: 6,
-        kernelSize: 5,
-        padding: "same",
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
+      conv("conv1", 6, 5, "same", s++, MNIST_INPUT),
       tf.layers.maxPooling2d({ name: "pool1", poolSize: 2 }),
-      tf.layers.conv2d({
-        name: "conv2",
-        filters: 16,
-        kernelSize: 5,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
+      conv("conv2", 16, 5, "valid", s++),
       tf.layers.maxPooling2d({ name: "pool2", poolSize: 2 }),
       tf.layers.flatten({ name: "flatten" }),
-      tf.layers.dense({
-        name: "fc1",
-        units: 120,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
-      tf.layers.dense({
-        name: "fc2",
-        units: 84,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
-      tf.layers.dense({
-        name: "logits",
-        units: 10,
-        activation: "softmax",
-        kernelInitializer: glorot(s++),
-      }),
+      dense("fc1", 120, "relu", s++),
+      dense("fc2", 84, "relu", s++),
+      dense("logits", 10, "softmax", s++),
     ],
   });
 }
@@ -74,41 +73,23 @@ export function lenet5(seed = 1): tf.Sequential {
  */
 export function vggish(seed = 1): tf.Sequential {
   let s = seed * 100;
-  const conv = (name: string, filters: number, inputShape?: [number, number, number]) =>
-    tf.layers.conv2d({
-      name,
-      filters,
-      kernelSize: 3,
-      padding: "same",
-      activation: "relu",
-      kernelInitializer: glorot(s++),
-      ...(inputShape ? { inputShape } : {}),
-    });
+  const conv3 = (name: string, filters: number, inputShape?: [number, number, number]) =>
+    conv(name, filters, 3, "same", s++, inputShape);
   return tf.sequential({
     name: "vggish",
     layers: [
-      conv("block1_conv1", 16, [28, 28, 1]),
-      conv("block1_conv2", 16),
+      conv3("block1_conv1", 16, MNIST_INPUT),
+      conv3("block1_conv2", 16),
       tf.layers.maxPooling2d({ name: "block1_pool", poolSize: 2 }),
-      conv("block2_conv1", 32),
-      conv("block2_conv2", 32),
+      conv3("block2_conv1", 32),
+      conv3("block2_conv2", 32),
       tf.layers.maxPooling2d({ name: "block2_pool", poolSize: 2 }),
-      conv("block3_conv1", 64),
+      conv3("block3_conv1", 64),
       tf.layers.maxPooling2d({ name: "block3_pool", poolSize: 2 }),
       tf.layers.flatten({ name: "flatten" }),
-      tf.layers.dense({
-        name: "fc1",
-        units: 128,
-        activation: "relu",
-        kernelInitializer: glorot(s++),
-      }),
+      dense("fc1", 128, "relu", s++),
       tf.layers.dropout({ name: "dropout", rate: 0.3, seed: s++ }),
-      tf.layers.dense({
-        name: "logits",
-        units: 10,
-        activation: "softmax",
-        kernelInitializer: glorot(s++),
-      }),
+      dense("logits", 10, "softmax", s++),
     ],
   });
 }
@@ -167,17 +148,12 @@ export function resnetMini(seed = 1): tf.LayersModel {
     const sum = tf.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tf.SymbolicTensor;
     return tf.layers.reLU({ name: `${name}_out` }).apply(sum) as tf.SymbolicTensor;
   };
-  const input = tf.input({ name: "input", shape: [28, 28, 1] });
+  const input = tf.input({ name: "input", shape: MNIST_INPUT });
   let x = convBn(input, "stem", 16, 1, true);
   x = block(x, "stage1", 16, 1);
   x = block(x, "stage2", 32, 2);
   x = block(x, "stage3", 64, 2);
   x = tf.layers.globalAveragePooling2d({ name: "pool" }).apply(x) as tf.SymbolicTensor;
-  const out = tf.layers.dense({
-    name: "logits",
-    units: 10,
-    activation: "softmax",
-    kernelInitializer: glorot(s++),
-  }).apply(x) as tf.SymbolicTensor;
+  const out = dense("logits", 10, "softmax", s++).apply(x) as tf.SymbolicTensor;
   return tf.model({ name: "resnet_mini", inputs: input, outputs: out });
 }

@@ -17,10 +17,10 @@ export interface TrainRecipe {
   build: () => tf.LayersModel;
   /** Epochs unless the command line says otherwise. */
   epochs: number;
-  /** Examples per step. */
-  batchSize: number;
-  /** Adam's learning rate. */
-  learningRate: number;
+  /** Examples per step; {@linkcode RECIPE_DEFAULTS} when left out. */
+  batchSize?: number;
+  /** Adam's learning rate; {@linkcode RECIPE_DEFAULTS} when left out. */
+  learningRate?: number;
   /** Stop after this many epochs without a better validation accuracy. */
   patience: number;
   /** One sentence for the card. */
@@ -28,6 +28,9 @@ export interface TrainRecipe {
   /** A paragraph for the README: what the architecture is and why it is in the zoo. */
   about: string;
 }
+
+/** The schedule the zoo's entries share unless a recipe sets its own. */
+export const RECIPE_DEFAULTS = { batchSize: 32, learningRate: 1e-3 } as const;
 
 /** One finished epoch. */
 export interface EpochLog {

@@ -24,7 +24,13 @@ import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { modelToFiles } from "../sdk/client/mod.ts";
 import { renderReadme, writeCheckpoint, ZOO_VERSION, type ZooCard } from "./_checkpoint.ts";
 import { codeStatistics } from "../sdk/advisor/similarity.ts";
-import { evaluateAccuracy, type TrainLog, trainModel, type TrainRecipe } from "./_train.ts";
+import {
+  evaluateAccuracy,
+  RECIPE_DEFAULTS,
+  type TrainLog,
+  trainModel,
+  type TrainRecipe,
+} from "./_train.ts";
 import { runMain } from "../_std/program.ts";
 import { recipe as lenet5 } from "./lenet5/recipe.ts";
 import { recipe as vggish } from "./vggish/recipe.ts";
@@ -120,6 +126,7 @@ export async function trainEntry(
   const test = await loadBuiltin("mnist", { split: "test", seed: 0, ...per(opts.testPerClass) });
   const version = mnistVersion(train.identity);
   const preprocess = MNIST_PREPROCESSING;
+  const { batchSize, learningRate } = { ...RECIPE_DEFAULTS, ...recipe };
   const model = recipe.build();
   try {
     log(
@@ -130,8 +137,8 @@ export async function trainEntry(
       validation,
       preprocess,
       epochs,
-      batchSize: recipe.batchSize,
-      learningRate: recipe.learningRate,
+      batchSize,
+      learningRate,
       patience: recipe.patience,
       onEpoch: (e) =>
         log(
@@ -186,8 +193,8 @@ export async function trainEntry(
         command,
         backend: tf.getBackend(),
         optimizer: "adam",
-        learningRate: recipe.learningRate,
-        batchSize: recipe.batchSize,
+        learningRate,
+        batchSize,
         epochs: training.epochs.length,
         bestEpoch: training.bestEpoch,
         seconds: Math.round(training.seconds),

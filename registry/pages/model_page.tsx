@@ -451,7 +451,8 @@ function FineTuneHere() {
           id="ft-token"
           type="password"
           autocomplete="off"
-          placeholder="token (publish:namespace)"
+          placeholder="token (read, publish:namespace)"
+          aria-label="Token: read on a private registry, publish:namespace to publish; kept in this tab"
         />
         <button type="submit" id="ft-publish-button" disabled>Publish</button>
         <button type="button" id="ft-download" disabled>Download files</button>

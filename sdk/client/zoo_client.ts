@@ -145,8 +145,9 @@ export class ZooClient {
    * const zoo = new ZooClient({ cacheDir: await Deno.makeTempDir(), offline: true });
    * const file = { path: "model.json", digest: `sha256:${"0".repeat(64)}`, size: 2 };
    * await zoo.cache.writeVersion({
-   *   namespace: "zoo", name: "lenet5", version: "1.0.0", yanked: false, createdAt: "2026-01-01T00:00:00Z",
-   *   downloads: 0, files: [file], card: {}, architecture: {},
+   *   namespace: "zoo", name: "lenet5", version: "1.0.0", reference: "zoo/lenet5@1.0.0",
+   *   yanked: false, createdAt: "2026-01-01T00:00:00Z", downloads: 0, files: [file],
+   *   card: {}, architecture: {}, urls: { self: "", modelJson: "", page: "" },
    * });
    * const doc = await zoo.resolve("zoo/lenet5@1.0.0");
    * assertEquals(doc.files.map((f) => f.path), ["model.json"]);

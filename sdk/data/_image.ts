@@ -1,7 +1,7 @@
 /**
  * Image decoding (PNG through pngjs, JPEG through jpeg-js), cheap header
  * reads, and turning raw pixels into a preprocessed batch tensor. Private to
- * `sdk/data/`.
+ * `sdk/data/`, but `imagesToTensor` and `RawImage`, which `mod.ts` makes public.
  *
  * @module
  */
@@ -9,13 +9,18 @@ import { Buffer } from "node:buffer";
 import * as tf from "@tensorflow/tfjs";
 import pngjs from "pngjs";
 import * as jpeg from "jpeg-js";
+import type { Tensor4D } from "../_tfjs_types.ts";
 import type { Preprocessing } from "./types.ts";
 
 /** Decoded pixels, row-major `[height, width, channels]`, values 0..255. */
 export interface RawImage {
+  /** `height * width * channels` bytes, row by row. */
   data: Uint8Array;
+  /** Rows. */
   height: number;
+  /** Columns. */
   width: number;
+  /** 1 for grayscale, 3 for RGB. */
   channels: 1 | 3;
 }
 
@@ -218,7 +223,7 @@ function adapt(x: tf.Tensor4D, p: Preprocessing): tf.Tensor4D {
  *
  * @returns a float32 `[images.length, height, width, channels]` tensor the caller owns
  */
-export function imagesToTensor(images: readonly RawImage[], p: Preprocessing): tf.Tensor4D {
+export function imagesToTensor(images: readonly RawImage[], p: Preprocessing): Tensor4D {
   return tf.tidy(() => {
     const first = images[0];
     if (first === undefined) return tf.zeros([0, p.height, p.width, p.channels]);

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { PackedDataset, type PackedImages } from "./_batches.ts";
+import { packedDataset, type PackedImages } from "./_batches.ts";
 import { errorMessage } from "./_image.ts";
 import { resolveSplit, selectSplit, splitKey } from "./_split.ts";
 import type { Dataset, Split, SplitOptions } from "./types.ts";
@@ -114,7 +114,7 @@ export async function loadBuiltin(name: BuiltinName, opts: BuiltinOptions = {}):
   const { images, version } = await loading;
   const classes = [...source.classes];
   const indices = selectSplit(images.labels, classes.length, split);
-  return new PackedDataset({
+  return packedDataset({
     name: `${name} (${split.split})`,
     identity: `${name}@${version}?${splitKey(split)}`,
     classes,

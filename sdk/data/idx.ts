@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PackedDataset } from "./_batches.ts";
+import { packedDataset } from "./_batches.ts";
 import { errorMessage } from "./_image.ts";
 import { resolveSplit, selectSplit, splitKey } from "./_split.ts";
 import type { Dataset, Split, SplitOptions } from "./types.ts";
@@ -79,7 +79,7 @@ export async function loadIdx(
   }
   const indices = selectSplit(labels.data, classes.length, split);
   const [imagesHash, labelsHash] = await Promise.all([sha256(images.data), sha256(labels.data)]);
-  return new PackedDataset({
+  return packedDataset({
     name: `idx ${basename(imagesPath)} (${split.split})`,
     identity: `idx:sha256-${imagesHash},sha256-${labelsHash}?${splitKey(split)}` +
       (opts.classes ? `&classes=${encodeURIComponent(classes.join(","))}` : ""),

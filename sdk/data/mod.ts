@@ -6,6 +6,9 @@
  * - {@linkcode loadImageFolder}: a folder with one subfolder of PNG/JPEG images per class
  * - {@linkcode loadIdx}: IDX files, the original MNIST format
  * - {@linkcode openDataset}: any of them from a spec such as `mnist?perClass=10`
+ * - {@linkcode imagesToTensor}: decoded pixels to a preprocessed batch, as every dataset
+ *   here does (the registry's pages run it on images the browser decoded)
+ * - {@linkcode memoryDataset}: a dataset over images decoded in memory
  *
  * @example Stream preprocessed batches and dispose them
  * ```ts
@@ -31,4 +34,6 @@ export * from "./builtin.ts";
 export * from "./image_folder.ts";
 export * from "./idx.ts";
 export * from "./spec.ts";
+export { imagesToTensor, type RawImage } from "./_image.ts";
+export { memoryDataset, type MemoryImages } from "./_batches.ts";
 export type { Tensor1D, Tensor4D } from "../_tfjs_types.ts";

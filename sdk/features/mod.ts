@@ -87,7 +87,8 @@ async function codesOf(
   key: Omit<CodeKey, "dataset">,
 ): Promise<CnnCodes> {
   const started = performance.now();
-  const dir = opts.cacheDir ?? defaultCodeCacheDir();
+  // The default folder comes from the environment, which a browser lacks: resolve it only to use it.
+  const dir = () => opts.cacheDir ?? defaultCodeCacheDir();
   const fullKey: CodeKey = { ...key, dataset: data.identity };
   const report = (cached: boolean, count: number) =>
     opts.onCodes?.({
@@ -97,7 +98,7 @@ async function codesOf(
       seconds: (performance.now() - started) / 1000,
     });
   if (!opts.noCache) {
-    const hit = await readCachedCodes(dir, fullKey);
+    const hit = await readCachedCodes(dir(), fullKey);
     if (hit) {
       report(true, hit.codes.count);
       return hit.codes;
@@ -106,7 +107,7 @@ async function codesOf(
   const codes = await computeCodes(extractor.model, data, opts.preprocess, {
     batchSize: opts.codeBatchSize ?? 128,
   });
-  if (!opts.noCache) await writeCachedCodes(dir, fullKey, codes, extractor.description);
+  if (!opts.noCache) await writeCachedCodes(dir(), fullKey, codes, extractor.description);
   report(false, codes.count);
   return codes;
 }

@@ -26,6 +26,18 @@ export interface StrategyChoice {
   advice?: Advice;
 }
 
+/** What the caller asks {@linkcode chooseStrategy} for. */
+export interface StrategyRequest {
+  /** The strategy asked for. */
+  strategy: Strategy;
+  /** The cut asked for, if any. */
+  cut?: string;
+  /** Seed of the advisor's sampling. */
+  seed: number;
+  /** The checkpoint's card, whose `sourceStats` the advisor compares the data with. */
+  card?: Record<string, unknown>;
+}
+
 /**
  * Resolves the requested strategy against `net` (the checkpoint fitted to
  * the data): `features` becomes `features-early` when `cut` is not the
@@ -35,11 +47,11 @@ export async function chooseStrategy(
   net: tf.LayersModel,
   train: Dataset,
   preprocess: Preprocessing,
-  request: { strategy: Strategy; cut?: string; seed: number; card?: Record<string, unknown> },
+  request: StrategyRequest,
   log: (line: string) => void,
 ): Promise<StrategyChoice> {
   if (request.strategy === "auto") {
-    const advice = await adviseStrategy(net, train, preprocess, request.card, log, request.seed);
+    const advice = await adviseStrategy(net, train, preprocess, request, log);
     log(`advisor: ${advice.explanation}`);
     return { strategy: advice.strategy, advice };
   }
@@ -57,9 +69,8 @@ async function adviseStrategy(
   model: tf.LayersModel,
   train: Dataset,
   preprocess: Preprocessing,
-  card: Record<string, unknown> | undefined,
+  { card, seed }: StrategyRequest,
   log: (line: string) => void,
-  seed: number,
 ): Promise<Advice> {
   const examplesPerClass = Math.min(...train.counts);
   // Imported checkpoints carry `sourceStats: null` (their source data is not at hand).

@@ -18,6 +18,7 @@ import type { FineTuneOptions, FineTuneResult } from "./options.ts";
 import { trainingCurvesSvg } from "./report.ts";
 import { fitInput, type InputPlan } from "./_input.ts";
 import { runStrategy, type Schedule, schedule } from "./_run.ts";
+import { setFields } from "./_fields.ts";
 import { checkRequest, openSource, openSplits, type Source, type Splits } from "./_source.ts";
 import { chooseStrategy } from "./_strategy.ts";
 
@@ -174,11 +175,13 @@ async function writeOutput(f: Finished): Promise<FineTuneResult> {
     strategy,
     requestedStrategy: f.requested,
     ...(f.advice ? { advice: f.advice } : {}),
-    cutLayer: outcome.cutLayer,
-    frozenLayers: outcome.frozenLayers,
-    ...(outcome.trainedLayers ? { trainedLayers: outcome.trainedLayers } : {}),
-    ...(outcome.trainedWeights ? { trainedWeights: outcome.trainedWeights } : {}),
-    learningRates: outcome.learningRates,
+    ...setFields(outcome, [
+      "cutLayer",
+      "frozenLayers",
+      "trainedLayers",
+      "trainedWeights",
+      "learningRates",
+    ]),
     preprocessing: preprocess,
     ...(f.input.inputNote ? { inputNote: f.input.inputNote } : {}),
     ...(f.input.channelNote ? { channelNote: f.input.channelNote } : {}),
@@ -199,7 +202,7 @@ async function writeOutput(f: Finished): Promise<FineTuneResult> {
     ...(validationAccuracy !== undefined ? { validationAccuracy } : {}),
     ...(testAccuracy !== undefined ? { testAccuracy } : {}),
     seconds,
-    ...(outcome.codes ? { codes: outcome.codes } : {}),
+    ...setFields(outcome, ["codes"]),
   });
   if (outDir !== undefined) {
     await writeCheckpoint(

@@ -19,6 +19,7 @@
  * @module
  */
 export * from "./fine_tune.ts";
+export { cardReadme, type Lineage, lineageCard, type RunFacts } from "./output.ts";
 export type * from "./types.ts";
 export type { LayersModel } from "../_tfjs_types.ts";
 export type * from "../data/types.ts";

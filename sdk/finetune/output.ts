@@ -24,6 +24,7 @@ export interface Lineage {
 
 /** What {@linkcode lineageCard} records about a run. */
 export interface RunFacts {
+  /** The parent checkpoint. */
   lineage: Lineage;
   /** Class names in label order. */
   labels: string[];
@@ -31,13 +32,17 @@ export interface RunFacts {
   strategy: ResolvedStrategy;
   /** The strategy asked for (`auto` when the advisor chose). */
   requestedStrategy: string;
+  /** The advisor's advice, when it was asked. */
   advice?: Advice;
+  /** The layer whose output the new head reads. */
   cutLayer: string;
+  /** Layers whose weights stayed fixed. */
   frozenLayers: string[];
   /** Layers with weights that trained (`partial`, `full`). */
   trainedLayers?: string[];
   /** Weight tensors and values the optimizers updated (`partial`, `full`). */
   trainedWeights?: { tensors: number; params: number };
+  /** The head's and the base's learning rates. */
   learningRates: { head: number; base: number };
   /** How the images reach the model. */
   preprocessing: Preprocessing;
@@ -47,22 +52,38 @@ export interface RunFacts {
   channelNote?: string;
   /** The data spec and identities of the splits. */
   dataset: {
+    /** The data spec, e.g. `fashion-mnist?perClass=10`. */
     spec?: string;
+    /** The dataset's name. */
     name: string;
+    /** The training split's identity. */
     identity: string;
+    /** Training examples. */
     trainSize: number;
+    /** Validation examples. */
     validationSize?: number;
+    /** Test examples. */
     testSize?: number;
   };
+  /** Epochs run. */
   epochs: number;
+  /** Examples per batch. */
   batchSize: number;
+  /** The seed of shuffling and initialization. */
   seed: number;
+  /** The device (backend) that ran. */
   device: string;
+  /** One entry per epoch. */
   history: EpochMetrics[];
+  /** Accuracy on the training split at the end. */
   trainAccuracy?: number;
+  /** Accuracy on the validation split at the end. */
   validationAccuracy?: number;
+  /** Accuracy on the test split. */
   testAccuracy?: number;
+  /** Wall time of the run. */
   seconds: number;
+  /** The codes the head reads, e.g. `1176 (pool1, flattened)`. */
   codes?: string;
 }
 

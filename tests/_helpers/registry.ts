@@ -10,7 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { openStore, type StoreConfig } from "../../registry/storage/open.ts";
-import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
+import { parseS3Url, type S3Location } from "../../registry/storage/s3_blobs.ts";
 import { AwsClient } from "aws4fetch";
 import { freshBlobsUrl, freshDatabase, type TestDatabase } from "../registry/storage/_servers.ts";
 import type { Store } from "../../registry/storage/store.ts";
@@ -18,6 +18,7 @@ import { encodeHex } from "../../registry/_hex.ts";
 
 export type { RegistryOptions } from "../../registry/app.ts";
 export type { Store } from "../../registry/storage/store.ts";
+export type { S3Location } from "../../registry/storage/s3_blobs.ts";
 import { ZooClient } from "../../sdk/client/mod.ts";
 import { lenet5 } from "../../zoo/_recipes.ts";
 import { zooEntries } from "../../zoo/mod.ts";
@@ -143,7 +144,23 @@ export function useRemoteStores(): void {
 /** The PostgreSQL + S3 backends of each data dir, so a restart finds its data. */
 const remote = new Map<string, { config: StoreConfig; db: TestDatabase }>();
 
-async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
+/** Plain S3 requests on the bucket behind a blob store, from {@linkcode s3Client}. */
+export interface S3TestClient {
+  /** The blob store URL's bucket, prefix, endpoint and region. */
+  loc: S3Location;
+  /** Sends a request signed with the environment's credentials. */
+  fetch(url: string, init?: RequestInit): Promise<Response>;
+}
+
+/**
+ * A plain S3 client for a blob store URL, signed with the credentials of the
+ * environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), for tests that
+ * look at the bucket behind the store's back.
+ *
+ * @param blobsUrl `s3://BUCKET/PREFIX?endpoint=URL&region=R`
+ * @returns the client, with the parsed location
+ */
+export function s3Client(blobsUrl: string): S3TestClient {
   const loc = parseS3Url(blobsUrl);
   const client = new AwsClient({
     accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
@@ -151,6 +168,12 @@ async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
     service: "s3",
     region: loc.region,
   });
+  return { loc, fetch: (url, init) => client.fetch(url, init) };
+}
+
+async function remoteKeys(blobsUrl: string, under: string): Promise<string[]> {
+  const client = s3Client(blobsUrl);
+  const loc = client.loc;
   const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/${under}` });
   const xml = await (await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`)).text();
   return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!);
@@ -233,8 +256,11 @@ export async function publish(
   });
 }
 
-/** A registry for the fine-tuning tests, with a cache folder and the CLI flags to reach both. */
-export interface FinetuneRegistry {
+/**
+ * A registry for the fine-tuning tests, with a cache folder and the CLI flags
+ * to reach both; `await using` closes it.
+ */
+export interface FinetuneRegistry extends AsyncDisposable {
   /** `http://127.0.0.1:<port>`. */
   url: string;
   /** The embedded store's folder. */
@@ -273,6 +299,7 @@ async function finetuneRegistry(): Promise<{ reg: TestRegistry; r: FinetuneRegis
       await reg[Symbol.asyncDispose]();
       await Deno.remove(cacheDir, { recursive: true });
     },
+    [Symbol.asyncDispose]: () => r.close(),
   };
   return { reg, r };
 }

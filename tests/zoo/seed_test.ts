@@ -10,7 +10,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { join } from "node:path";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import { IMPORTED_ENTRIES, TRAINED_ENTRIES } from "../../zoo/mod.ts";
-import { freePort, mintToken, ROOT, runDeno } from "../_helpers/cli.ts";
+import { command, freePort, mintToken, runDeno } from "../_helpers/cli.ts";
 
 await tf.setBackend("cpu");
 
@@ -18,17 +18,19 @@ const ZOO = [...TRAINED_ENTRIES, ...IMPORTED_ENTRIES];
 
 const run = (args: string[]) => runDeno(args);
 
-/** Starts `registry/main.ts` on a data dir and returns its URL, what it printed before listening, and a stop. */
-async function startRegistry(data: string, extra: string[] = []) {
+/** Spawns `registry/main.ts` on a data dir and a free port; its stdout is read as text. */
+function spawnRegistry(data: string, extra: string[] = []) {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "registry/main.ts", "--port", String(port), "--data", data, ...extra],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const args = ["run", "-A", "registry/main.ts", "--port", String(port), "--data", data, ...extra];
+  const child = command(Deno.execPath(), args).spawn();
   const stderr = new Response(child.stderr).text();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  return { port, child, stderr, reader };
+}
+
+/** Starts `registry/main.ts` on a data dir and returns its URL, what it printed before listening, and a stop. */
+async function startRegistry(data: string, extra: string[] = []) {
+  const { port, child, stderr, reader } = spawnRegistry(data, extra);
   let printed = "";
   while (!printed.includes("Registry on http://")) {
     const { value, done } = await reader.read();
@@ -138,14 +140,7 @@ async function storedZoo(data: string): Promise<string[]> {
 
 /** Starts `registry/main.ts` and sends `signal` once it prints that it seeded its first entry. */
 async function interruptSeed(data: string, signal: Deno.Signal) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "registry/main.ts", "--port", String(freePort()), "--data", data],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const { child, stderr, reader } = spawnRegistry(data);
   let printed = "";
   let sent = false;
   for (;;) {

@@ -11,8 +11,6 @@ export const recipe: TrainRecipe = {
   name: "lenet5",
   build: () => lenet5(1),
   epochs: 8,
-  batchSize: 32,
-  learningRate: 1e-3,
   patience: 2,
   description: "LeNet-5 trained on MNIST handwritten digits, classifying a 28x28 grayscale digit.",
   about: `A classic LeNet-5 (LeCun et al., 1998) with ReLU and max pooling: two 5x5 conv layers

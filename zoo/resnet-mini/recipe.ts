@@ -11,8 +11,6 @@ export const recipe: TrainRecipe = {
   name: "resnet-mini",
   build: () => resnetMini(1),
   epochs: 8,
-  batchSize: 32,
-  learningRate: 1e-3,
   patience: 3,
   description:
     "A small ResNet with BatchNormalization trained on MNIST handwritten digits, classifying a 28x28 grayscale digit.",

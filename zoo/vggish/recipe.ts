@@ -11,8 +11,6 @@ export const recipe: TrainRecipe = {
   name: "vggish",
   build: () => vggish(1),
   epochs: 5,
-  batchSize: 32,
-  learningRate: 1e-3,
   patience: 2,
   description:
     "A small VGG-style convnet trained on MNIST handwritten digits, classifying a 28x28 grayscale digit.",

@@ -103,22 +103,37 @@ export function reshape(backend: BackendWasm, x: Info, shape: number[]): Info {
 }
 
 /**
+ * A kernel as the families here write it: the wasm backend, the inputs it
+ * reads by name and the call's attributes (`{}` when it has none).
+ */
+export type KernelBody<I extends Inputs> = (
+  backend: BackendWasm,
+  inputs: I,
+  attrs: Attrs,
+) => Info;
+
+/**
+ * The tfjs kernel function that runs `body` on a call's backend, inputs and
+ * attributes, so no kernel unpacks them itself.
+ *
+ * @param body the kernel, typed by the inputs it reads
+ * @returns the function to describe in a {@linkcode WasmKernel}
+ */
+export function unpacked<I extends Inputs>(body: KernelBody<I>): tf.KernelFunc {
+  return (args) => body(args.backend as BackendWasm, args.inputs as I, (args.attrs ?? {}) as Attrs);
+}
+
+/**
  * A replacement for the shipped kernel `name`: `fast` (on the compiled
  * kernels), or the shipped kernel where it gives `null`.
  */
 export function fastOr(
   name: string,
-  fast: (
-    backend: BackendWasm,
-    inputs: Record<string, Info | undefined>,
-    attrs: Attrs,
-  ) => Info | null,
+  fast: (backend: BackendWasm, inputs: Inputs, attrs: Attrs) => Info | null,
 ): tf.KernelFunc {
-  return (args) => {
-    const backend = args.backend as BackendWasm;
-    const inputs = args.inputs as Record<string, Info>, attrs = (args.attrs ?? {}) as Attrs;
-    return fast(backend, inputs, attrs) ?? run(backend, name, inputs, attrs);
-  };
+  return unpacked((backend, inputs, attrs) =>
+    fast(backend, inputs, attrs) ?? run(backend, name, inputs as Record<string, Info>, attrs)
+  );
 }
 
 /** A one-input kernel on the compiled kernels for float32, the shipped `name` otherwise. */
@@ -148,6 +163,71 @@ export function convInfo(
     attrs.dimRoundingMode as "floor" | undefined,
     depthwise,
   );
+}
+
+/**
+ * A convolution's (or pooling's) geometry under the short names its loops
+ * use: batch `B`; input `H`×`W`×`C`; output `OH`×`OW`×`O`; filter `KH`×`KW`;
+ * strides `sh`, `sw`; dilations `dh`, `dw`; the padding before the first
+ * row and column, `pt` and `pl`.
+ */
+export interface Dims {
+  /** Images in the batch. */
+  readonly B: number;
+  /** Input height. */
+  readonly H: number;
+  /** Input width. */
+  readonly W: number;
+  /** Input channels. */
+  readonly C: number;
+  /** Output height. */
+  readonly OH: number;
+  /** Output width. */
+  readonly OW: number;
+  /** Output channels. */
+  readonly O: number;
+  /** Filter height (undilated). */
+  readonly KH: number;
+  /** Filter width (undilated). */
+  readonly KW: number;
+  /** Stride along the height. */
+  readonly sh: number;
+  /** Stride along the width. */
+  readonly sw: number;
+  /** Dilation along the height. */
+  readonly dh: number;
+  /** Dilation along the width. */
+  readonly dw: number;
+  /** Padding rows before the first. */
+  readonly pt: number;
+  /** Padding columns before the first. */
+  readonly pl: number;
+}
+
+/**
+ * `info` under the short names of {@linkcode Dims}.
+ *
+ * @param info a convolution's or pooling's geometry
+ * @returns its sizes, strides, dilations and leading padding
+ */
+export function dims(info: ConvInfo): Dims {
+  return {
+    B: info.batchSize,
+    H: info.inHeight,
+    W: info.inWidth,
+    C: info.inChannels,
+    OH: info.outHeight,
+    OW: info.outWidth,
+    O: info.outChannels,
+    KH: info.filterHeight,
+    KW: info.filterWidth,
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    dh: info.dilationHeight,
+    dw: info.dilationWidth,
+    pt: info.padInfo.top,
+    pl: info.padInfo.left,
+  };
 }
 
 /**

@@ -23,70 +23,85 @@ function assertMatchesTfjs(arch: Architecture, model: tf.LayersModel): void {
   assertEquals(arch.outputShape, model.outputs[0]?.shape);
 }
 
-Deno.test("analyze() reports nsfwjs MobileNetV2 as a 7x7x1280 map at stride 32 with tfjs's shapes and params", async () => {
-  const { modelJson } = await readNsfwjsModel("mobilenet_v2");
+/**
+ * Analyzes a model built for one test: no tensor is left behind, the analysis
+ * matches tfjs, and the model is disposed (the analysis is plain data).
+ */
+function analyzeBuilt(model: tf.LayersModel): Architecture {
+  const start = tf.memory().numTensors;
+  const arch = analyze(model);
+  assertEquals(tf.memory().numTensors, start);
+  assertMatchesTfjs(arch, model);
+  model.dispose();
+  return arch;
+}
+
+/**
+ * Analyzes an nsfwjs checkpoint's model.json, checks the analysis against the
+ * loaded LayersModel, and checks that analyzing the LayersModel itself (its
+ * topology only, no tensor left behind) gives the same shapes and cut points.
+ */
+async function analyzeNsfwjs(name: "mobilenet_v2" | "inception_v3"): Promise<Architecture> {
+  const { modelJson } = await readNsfwjsModel(name);
   const arch = analyze(modelJson);
-  const model = await loadNsfwjsModel("mobilenet_v2");
+  const model = await loadNsfwjsModel(name);
   try {
     assertMatchesTfjs(arch, model);
-    assertEquals(arch.totalParams, 2619461);
-    assertEquals(arch.featureCut, "out_relu");
-    assertEquals(arch.featureShape, [null, 7, 7, 1280]);
-    assertEquals(arch.totalStride, 32);
-    assertEquals(arch.headKind, "pool-flatten-dense");
-    assertEquals(arch.headInputSize, [1, 1]);
-    assertEquals(arch.headLayers, [
-      "average_pooling2d_1",
-      "flatten_1",
-      "dense_1",
-      "dropout_2",
-      "dense_2",
-      "dropout_3",
-      "dense_3",
-    ]);
-    // Halving with ZeroPadding(0,1) and a 'valid' 3x3 stride-2 window floors: 224 / 2^5 = 7, 223 gives 6.
-    assertEquals(arch.minInputSize, [224, 224]);
-    assertEquals(arch.warnings, []);
-    // Residual blocks: the Add output is a cut point, the layers inside the block are not.
-    assert(arch.cutPoints.includes("block_4_add"));
-    assert(!arch.cutPoints.includes("block_4_project"));
-    assert(arch.cutPoints.includes("block_3_project_BN"));
-    const pos = new Map(arch.layers.map((l, i) => [l.name, i]));
-    const cutPos = arch.cutPoints.map((n) => pos.get(n) ?? -1);
-    assertEquals(cutPos, [...cutPos].sort((a, b) => a - b), "cut points in topological order");
-    // The same analysis from the loaded LayersModel, which reads only its topology.
     const tensorsBefore = tf.memory().numTensors;
     const fromModel = analyze(model);
     assertEquals(tf.memory().numTensors, tensorsBefore);
     assertEquals(fromModel.layers.map((l) => l.outputShape), arch.layers.map((l) => l.outputShape));
     assertEquals(fromModel.cutPoints, arch.cutPoints);
-    assert(JSON.parse(JSON.stringify(arch)).layers.length === 162, "plain JSON");
   } finally {
     model.dispose();
   }
+  return arch;
+}
+
+Deno.test("analyze() reports nsfwjs MobileNetV2 as a 7x7x1280 map at stride 32 with tfjs's shapes and params", async () => {
+  const arch = await analyzeNsfwjs("mobilenet_v2");
+  assertEquals(arch.totalParams, 2619461);
+  assertEquals(arch.featureCut, "out_relu");
+  assertEquals(arch.featureShape, [null, 7, 7, 1280]);
+  assertEquals(arch.totalStride, 32);
+  assertEquals(arch.headKind, "pool-flatten-dense");
+  assertEquals(arch.headInputSize, [1, 1]);
+  assertEquals(arch.headLayers, [
+    "average_pooling2d_1",
+    "flatten_1",
+    "dense_1",
+    "dropout_2",
+    "dense_2",
+    "dropout_3",
+    "dense_3",
+  ]);
+  // Halving with ZeroPadding(0,1) and a 'valid' 3x3 stride-2 window floors: 224 / 2^5 = 7, 223 gives 6.
+  assertEquals(arch.minInputSize, [224, 224]);
+  assertEquals(arch.warnings, []);
+  // Residual blocks: the Add output is a cut point, the layers inside the block are not.
+  assert(arch.cutPoints.includes("block_4_add"));
+  assert(!arch.cutPoints.includes("block_4_project"));
+  assert(arch.cutPoints.includes("block_3_project_BN"));
+  const pos = new Map(arch.layers.map((l, i) => [l.name, i]));
+  const cutPos = arch.cutPoints.map((n) => pos.get(n) ?? -1);
+  assertEquals(cutPos, [...cutPos].sort((a, b) => a - b), "cut points in topological order");
+  assert(JSON.parse(JSON.stringify(arch)).layers.length === 162, "plain JSON");
 });
 
 Deno.test("analyze() reports nsfwjs InceptionV3 as an 8x8x2048 map at stride 32 with tfjs's shapes and params", async () => {
-  const { modelJson } = await readNsfwjsModel("inception_v3");
-  const arch = analyze(modelJson);
-  const model = await loadNsfwjsModel("inception_v3");
-  try {
-    assertMatchesTfjs(arch, model);
-    assertEquals(arch.featureCut, "mixed10");
-    assertEquals(arch.featureShape, [null, 8, 8, 2048]);
-    assertEquals(arch.totalStride, 32);
-    assertEquals(arch.headKind, "pool-flatten-dense");
-    assertEquals(arch.minInputSize, [299, 299]);
-    // After the plain stem, only the module outputs carry the whole graph.
-    const stemEnd = arch.cutPoints.indexOf("max_pooling2d_2");
-    assertEquals(stemEnd, 17);
-    assertEquals(
-      arch.cutPoints.slice(stemEnd + 1, stemEnd + 12),
-      Array.from({ length: 11 }, (_, i) => `mixed${i}`),
-    );
-  } finally {
-    model.dispose();
-  }
+  const arch = await analyzeNsfwjs("inception_v3");
+  assertEquals(arch.featureCut, "mixed10");
+  assertEquals(arch.featureShape, [null, 8, 8, 2048]);
+  assertEquals(arch.totalStride, 32);
+  assertEquals(arch.headKind, "pool-flatten-dense");
+  assertEquals(arch.minInputSize, [299, 299]);
+  // After the plain stem, only the module outputs carry the whole graph.
+  const stemEnd = arch.cutPoints.indexOf("max_pooling2d_2");
+  assertEquals(stemEnd, 17);
+  assertEquals(
+    arch.cutPoints.slice(stemEnd + 1, stemEnd + 12),
+    Array.from({ length: 11 }, (_, i) => `mixed${i}`),
+  );
 });
 
 Deno.test("analyze() with an inputShape says what MobileNetV2 does at 448x448", async () => {
@@ -103,7 +118,7 @@ Deno.test("analyze() with an inputShape says what MobileNetV2 does at 448x448", 
 });
 
 Deno.test("analyze() matches tfjs on a Sequential LeNet and computes its receptive field and FLOPs by hand", () => {
-  const model = tf.sequential({
+  const arch = analyzeBuilt(tf.sequential({
     layers: [
       tf.layers.conv2d({ inputShape: [32, 32, 1], filters: 6, kernelSize: 5, activation: "relu" }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
@@ -114,9 +129,7 @@ Deno.test("analyze() matches tfjs on a Sequential LeNet and computes its recepti
       tf.layers.dense({ units: 84, activation: "relu" }),
       tf.layers.dense({ units: 10, activation: "softmax" }),
     ],
-  });
-  const arch = analyze(model);
-  assertMatchesTfjs(arch, model);
+  }));
   assertEquals(arch.totalParams, 61706);
   assertEquals(arch.headKind, "flatten-dense");
   assertEquals(arch.featureShape, [null, 5, 5, 16]);
@@ -128,11 +141,10 @@ Deno.test("analyze() matches tfjs on a Sequential LeNet and computes its recepti
   assertEquals(arch.flops, 2 * (117600 + 240000 + 48000 + 10080 + 840));
   // 4 -> conv 0: the smallest input keeps every layer at >= 1: 16 -> 12 -> 6 -> 2 -> 1.
   assertEquals(arch.minInputSize, [16, 16]);
-  model.dispose();
 });
 
 Deno.test("analyze() reports each layer's window, stride, dilation, padding, pads and frozen params as computed by hand", () => {
-  const model = tf.sequential({
+  const arch = analyzeBuilt(tf.sequential({
     name: "fields",
     layers: [
       tf.layers.zeroPadding2d({ inputShape: [20, 20, 3], padding: [[1, 2], [0, 3]], name: "pad" }),
@@ -150,11 +162,7 @@ Deno.test("analyze() reports each layer's window, stride, dilation, padding, pad
       tf.layers.flatten({ name: "flat" }),
       tf.layers.dense({ units: 4, name: "fc" }),
     ],
-  });
-  const start = tf.memory().numTensors;
-  const arch = analyze(model);
-  assertEquals(tf.memory().numTensors, start);
-  assertMatchesTfjs(arch, model);
+  }));
   const pick = (name: string) => {
     const l = arch.layers.find((x) => x.name === name)!;
     return [l.kernel, l.stride, l.dilation, l.padding, l.pads, l.receptiveField, l.jump];
@@ -181,7 +189,6 @@ Deno.test("analyze() reports each layer's window, stride, dilation, padding, pad
   assertEquals(arch.flops, 2 * (11 * 11 * 8 * 27 + 11 * 11 * 8 * 72 + 200 * 4));
   // The crop needs a 2x2 pooled map: 3x3 before the pool, 3 = (h + 3 - 3) / 2 + 1 gives h = 4.
   assertEquals(arch.minInputSize, [4, 4]);
-  model.dispose();
 });
 
 Deno.test("analyze() gives receptive fields of simple stacks as computed by hand", () => {
@@ -226,9 +233,7 @@ Deno.test("analyze() follows a ResNet-style block: shapes match tfjs and the Add
   const relu = tf.layers.reLU({ name: "relu" }).apply(add) as tf.SymbolicTensor;
   const pool = tf.layers.globalAveragePooling2d({ name: "gap" }).apply(relu) as tf.SymbolicTensor;
   const out = tf.layers.dense({ units: 4, name: "fc" }).apply(pool) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: out });
-  const arch = analyze(model);
-  assertMatchesTfjs(arch, model);
+  const arch = analyzeBuilt(tf.model({ inputs: input, outputs: out }));
   assertEquals(arch.cutPoints.slice(1), ["stem", "add", "relu", "gap", "fc"]);
   assertEquals(arch.headKind, "global-pool-dense");
   assertEquals(arch.featureCut, "relu");
@@ -239,7 +244,6 @@ Deno.test("analyze() follows a ResNet-style block: shapes match tfjs and the Add
   // BatchNormalization: gamma and beta train, the moving statistics do not.
   const bnInfo = arch.layers.find((l) => l.name === "bn");
   assertEquals([bnInfo?.params, bnInfo?.trainableParams], [32, 16]);
-  model.dispose();
 });
 
 Deno.test("analyze() follows an Inception-style Concatenate block with pooling and 'valid' branches", () => {
@@ -269,9 +273,7 @@ Deno.test("analyze() follows an Inception-style Concatenate block with pooling a
     .apply(pad) as tf.SymbolicTensor;
   const flat = tf.layers.flatten({ name: "flat" }).apply(crop) as tf.SymbolicTensor;
   const out = tf.layers.dense({ units: 3, name: "fc" }).apply(flat) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: out });
-  const arch = analyze(model);
-  assertMatchesTfjs(arch, model);
+  const arch = analyzeBuilt(tf.model({ inputs: input, outputs: out }));
   assertEquals(arch.layers.find((l) => l.name === "mixed")?.outputShape, [null, 35, 35, 42]);
   assertEquals(arch.cutPoints.slice(1), ["mixed", "reduce", "pad", "crop", "flat", "fc"]);
   assertEquals(arch.layers.find((l) => l.name === "mixed")?.receptiveField, [5, 5]);
@@ -279,7 +281,6 @@ Deno.test("analyze() follows an Inception-style Concatenate block with pooling a
   assertEquals(arch.featureCut, "crop");
   // 35 -> 3x3 stride 2 -> 17; padded to 18x19, cropped to 17x18.
   assertEquals(arch.headInputSize, [17, 18]);
-  model.dispose();
 });
 
 Deno.test("analyze() treats a nested Sequential as one layer with its inner analysis", () => {
@@ -294,16 +295,13 @@ Deno.test("analyze() treats a nested Sequential as one layer with its inner anal
   const features = inner.apply(input) as tf.SymbolicTensor;
   const gap = tf.layers.globalMaxPooling2d({ name: "gap" }).apply(features) as tf.SymbolicTensor;
   const out = tf.layers.dense({ units: 2, name: "fc" }).apply(gap) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: input, outputs: out });
-  const arch = analyze(model);
-  assertMatchesTfjs(arch, model);
+  const arch = analyzeBuilt(tf.model({ inputs: input, outputs: out }));
   const trunk = arch.layers.find((l) => l.name === "trunk");
   assertEquals(trunk?.outputShape, [null, 5, 5, 4]);
   assertEquals(trunk?.receptiveField, [7, 7]);
   assertEquals(trunk?.inner?.layers.length, 3);
   assertEquals(arch.totalStride, 2);
   assertEquals(arch.minInputSize, [7, 7]);
-  model.dispose();
 });
 
 Deno.test("analyze() passes unknown layers through with a warning and rejects non-Keras input", () => {

@@ -9,6 +9,8 @@ import { readNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 await tf.setBackend("cpu");
 
 const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
+/** One MNIST training image per class, for the tests that need codes but not their values. */
+const onePerClass = await loadBuiltin("mnist", { split: "train", perClass: 1, seed: 0 });
 
 Deno.test("analyze().classifierCut is the representation before the classifier, past Dropout", async () => {
   const models = [lenet5(), vggish(), resnetMini()];
@@ -57,10 +59,9 @@ Deno.test("codeStatistics() equals the mean and std of the ReLU'd codes computed
 
 Deno.test("codeStatistics() average-pools spatial codes to one value per channel", async () => {
   const model = resnetMini();
-  const data = await loadBuiltin("mnist", { split: "train", perClass: 1, seed: 0 });
   try {
-    const spatial = await codeStatistics(model, "stage3_out", data, preprocess);
-    const pooled = await codeStatistics(model, "pool", data, preprocess);
+    const spatial = await codeStatistics(model, "stage3_out", onePerClass, preprocess);
+    const pooled = await codeStatistics(model, "pool", onePerClass, preprocess);
     assertEquals(spatial.dim, 64);
     for (let i = 0; i < 64; i++) {
       assertAlmostEquals(spatial.mean[i]!, pooled.mean[i]!, 1e-4);
@@ -73,14 +74,10 @@ Deno.test("codeStatistics() average-pools spatial codes to one value per channel
 
 Deno.test("codeStatistics() rejects a layer the model does not have", async () => {
   const model = lenet5();
-  const data = await loadBuiltin("mnist", { split: "train", perClass: 1, seed: 0 });
-  try {
-    await assertRejects(
-      () => codeStatistics(model, "fc9", data, preprocess),
-      RangeError,
-      '"fc9"',
-    );
-  } finally {
-    model.dispose();
-  }
+  await assertRejects(
+    () => codeStatistics(model, "fc9", onePerClass, preprocess),
+    RangeError,
+    '"fc9"',
+  );
+  model.dispose();
 });

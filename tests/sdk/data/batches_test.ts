@@ -1,17 +1,18 @@
 import { assertAlmostEquals, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
 import * as tf from "@tensorflow/tfjs";
-import { PackedDataset } from "../../../sdk/data/_batches.ts";
+import { memoryDataset, packedDataset } from "../../../sdk/data/_batches.ts";
 import { imagesToTensor } from "../../../sdk/data/_image.ts";
 import { loadBuiltin } from "../../../sdk/data/builtin.ts";
+import type { Dataset } from "../../../sdk/data/types.ts";
 import { collect, useCpu } from "./_fixtures.ts";
 
 await useCpu();
 
 /** n 2x2 gray images, image i filled with value i * 10, label i % 2. */
-function tiny(n: number): PackedDataset {
+function tiny(n: number): Dataset {
   const pixels = new Uint8Array(n * 4);
   for (let i = 0; i < n; i++) pixels.fill(i * 10, i * 4, i * 4 + 4);
-  return new PackedDataset({
+  return packedDataset({
     name: "tiny",
     identity: "tiny",
     classes: ["even", "odd"],
@@ -125,4 +126,35 @@ Deno.test("Iterating many batches keeps tf.memory().numTensors flat when the con
   assertEquals(batches, data.size / 16);
   assertEquals(batches, 100);
   assertEquals(tf.memory().numTensors, before);
+});
+
+Deno.test("A list of decoded images is a dataset: counts, order, resize and shuffle", async () => {
+  // Two 2x2 RGB images, every value 60 and 120, then one of value 180.
+  const image = (v: number) => ({
+    data: new Uint8Array(12).fill(v),
+    height: 2,
+    width: 2,
+    channels: 3 as const,
+  });
+  const data = memoryDataset({
+    name: "uploads",
+    identity: "uploads#1",
+    classes: ["cat", "dog"],
+    images: [image(60), image(120), image(180)],
+    labels: [1, 0, 1],
+  });
+  assertEquals([data.size, data.imageShape, data.counts], [3, [2, 2, 3], [1, 2]]);
+  const { shapes, xs, ys } = await collect(data.batches(2));
+  assertEquals(shapes, [[2, 2, 2, 3], [1, 2, 2, 3]]);
+  assertEquals(ys, [1, 0, 1]);
+  assertAlmostEquals(xs[1]![0]!, 180 / 255, 1e-6);
+  const preprocess = { height: 4, width: 4, channels: 1, range: [-1, 1] } as const;
+  const resized = await collect(data.batches(3, { preprocess, shuffle: true, seed: 3 }));
+  assertEquals(resized.shapes, [[3, 4, 4, 1]]);
+  assertEquals(resized.ys.toSorted(), [0, 1, 1]);
+  const err = assertThrows(
+    () => memoryDataset({ ...data, images: [image(1)], labels: [0, 1] }),
+    RangeError,
+  );
+  assertEquals(err.message.startsWith('Invalid dataset "uploads": 1 images but 2 labels'), true);
 });

@@ -39,34 +39,25 @@ Deno.test("parseDataSpec() reads every form with typed options", () => {
   });
 });
 
+/** Specs parseDataSpec() rejects, each with a part of the message that says why. */
+const REJECTED: [spec: string, says: string][] = [
+  ["cifar10", 'unknown dataset "cifar10"'],
+  ["mnist?skipBad=1", 'unknown option "skipBad" for mnist; valid options: split, perClass'],
+  ["mnist?perClass=ten", 'option "perClass" needs a number, got "ten"'],
+  ["mnist?split=dev", 'split "dev" is not one of'],
+  ["mnist?seed=1&seed=2", 'option "seed" is given twice'],
+  ["idx:only-images", "needs two paths"],
+  ["dir:", "needs a folder path"],
+];
+
 Deno.test("parseDataSpec() rejects unknown schemes and options, listing the valid forms", () => {
-  const unknown = assertThrows(
-    () => parseDataSpec("cifar10"),
-    SyntaxError,
-    'unknown dataset "cifar10"',
-  );
+  for (const [spec, says] of REJECTED) {
+    assertThrows(() => parseDataSpec(spec), SyntaxError, says);
+  }
   assertStringIncludes(
-    unknown.message,
+    assertThrows(() => parseDataSpec("cifar10"), SyntaxError).message,
     "mnist[?OPTIONS], fashion-mnist[?OPTIONS], dir:PATH[?OPTIONS], idx:IMAGES,LABELS[?OPTIONS]",
   );
-  assertThrows(
-    () => parseDataSpec("mnist?skipBad=1"),
-    SyntaxError,
-    'unknown option "skipBad" for mnist; valid options: split, perClass',
-  );
-  assertThrows(
-    () => parseDataSpec("mnist?perClass=ten"),
-    SyntaxError,
-    'option "perClass" needs a number, got "ten"',
-  );
-  assertThrows(() => parseDataSpec("mnist?split=dev"), SyntaxError, 'split "dev" is not one of');
-  assertThrows(
-    () => parseDataSpec("mnist?seed=1&seed=2"),
-    SyntaxError,
-    'option "seed" is given twice',
-  );
-  assertThrows(() => parseDataSpec("idx:only-images"), SyntaxError, "needs two paths");
-  assertThrows(() => parseDataSpec("dir:"), SyntaxError, "needs a folder path");
 });
 
 Deno.test("openDataset() opens each scheme, with spec options over defaults", async () => {
@@ -89,17 +80,22 @@ Deno.test("openDataset() opens each scheme, with spec options over defaults", as
   assertEquals([data.classes, data.counts], [["no", "yes"], [2, 2]]);
 });
 
-Deno.test("parseDataSpec() suggests the dataset or option a misspelt spec meant", () => {
-  assertThrows(
-    () => parseDataSpec("fashion-mnst"),
-    SyntaxError,
+/** Misspelt specs, each with the message that names what it meant. */
+const MISSPELT: [spec: string, says: string][] = [
+  [
+    "fashion-mnst",
     'Invalid data spec "fashion-mnst": unknown dataset "fashion-mnst" (did you mean "fashion-mnist"?). Valid forms:',
-  );
-  assertThrows(
-    () => parseDataSpec("mnist?perclass=10"),
-    SyntaxError,
+  ],
+  [
+    "mnist?perclass=10",
     'unknown option "perclass" for mnist (did you mean "perClass"?); valid options: split, perClass',
-  );
+  ],
+];
+
+Deno.test("parseDataSpec() suggests the dataset or option a misspelt spec meant", () => {
+  for (const [spec, says] of MISSPELT) {
+    assertThrows(() => parseDataSpec(spec), SyntaxError, says);
+  }
   // Nothing close: no guess.
   const far = assertThrows(() => parseDataSpec("cifar10"), SyntaxError);
   assert(!far.message.includes("did you mean"), far.message);

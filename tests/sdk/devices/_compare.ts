@@ -17,6 +17,14 @@ export function seeded(shape: number[], seed: number): Float32Array {
   return out;
 }
 
+/** {@linkcode seeded} values with their shape: a tensor's data, to create on either backend. */
+export function seededTensor(
+  shape: number[],
+  seed: number,
+): { values: Float32Array; shape: number[] } {
+  return { values: seeded(shape, seed), shape };
+}
+
 /** Max |a − b| over max |b|. */
 export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   assert(
@@ -29,6 +37,20 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
     den = Math.max(den, Math.abs(expected[i]!));
   }
   return num / (den || 1);
+}
+
+/**
+ * Asserts that `actual` is within `tol` of `expected` by
+ * {@linkcode relativeError}; the message names `what` and the error.
+ */
+export function assertNear(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: number,
+  what: string,
+): void {
+  const err = relativeError(actual, expected);
+  assert(err <= tol, `${what}: relative error ${err}`);
 }
 
 /** Runs `f` on cpu then on wasm and returns both results' values. */

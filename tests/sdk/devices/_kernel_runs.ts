@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
-import { seeded } from "./_compare.ts";
+import { seededTensor } from "./_compare.ts";
 
 /** A tensor's values and shape (created on whichever backend runs the call). */
 export interface Values {
@@ -86,7 +86,7 @@ export function convAttrs(
 export function everyKernel(seed: number, big = false): KernelCall[] {
   const B = big ? 4 : 2, H = big ? 40 : 9, W = big ? 36 : 7, C = 5;
   let s = seed;
-  const t = (...shape: number[]): Values => ({ values: seeded(shape, s++), shape });
+  const t = (...shape: number[]): Values => (seededTensor(shape, s++));
   const positive = (n: number): Values => {
     const v = t(n);
     return { values: v.values.map((a) => Math.abs(a) + 0.5), shape: v.shape };
@@ -98,112 +98,57 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
   const dyPool3 = t(B, Math.floor(H / 3), Math.floor(W / 3), C);
   const a = t(big ? 300 : 40, 30), b = t(big ? 300 : 40, 20), b2 = t(30, 20);
   const same = convAttrs(1, "same"), strided = convAttrs(2, "same");
-  const fs = { filterShape: [3, 3, C, 4] };
-  return [
-    { kernel: "Conv2D", inputs: { x, filter: f }, attrs: same },
-    { kernel: "Conv2D", inputs: { x: x1, filter: f1 }, attrs: same },
-    { kernel: "Conv2D", inputs: { x, filter: f }, attrs: convAttrs([2, 1], "valid") },
-    {
-      kernel: "FusedConv2D",
-      inputs: { x, filter: f, bias: t(4) },
-      attrs: { ...same, activation: "relu6" },
-    },
-    { kernel: "Conv2DBackpropFilter", inputs: { x, dy }, attrs: { ...same, ...fs } },
-    {
-      kernel: "Conv2DBackpropFilter",
-      inputs: { x: x1, dy: t(B, H, W, 6) },
-      attrs: { ...same, filterShape: [3, 5, 1, 6] },
-    },
-    {
-      kernel: "Conv2DBackpropFilter",
-      inputs: { x, dy: dyS },
-      attrs: { ...strided, ...fs },
-    },
+  const fs = { filterShape: [3, 3, C, 4] }, inShape = { inputShape: x.shape };
+  // Pooling windows that tile the input (2×2, 3×3) and ones that overlap.
+  const pool2 = { filterSize: 2, strides: 2, pad: "valid" };
+  const pool3 = { filterSize: 3, strides: 3, pad: "valid" };
+  const overlapping3 = { filterSize: 3, strides: 1, pad: "same" };
+  const calls: [string, Record<string, Values>, Record<string, unknown>][] = [
+    ["Conv2D", { x, filter: f }, same],
+    ["Conv2D", { x: x1, filter: f1 }, same],
+    ["Conv2D", { x, filter: f }, convAttrs([2, 1], "valid")],
+    ["FusedConv2D", { x, filter: f, bias: t(4) }, { ...same, activation: "relu6" }],
+    ["Conv2DBackpropFilter", { x, dy }, { ...same, ...fs }],
+    ["Conv2DBackpropFilter", { x: x1, dy: t(B, H, W, 6) }, { ...same, filterShape: [3, 5, 1, 6] }],
+    ["Conv2DBackpropFilter", { x, dy: dyS }, { ...strided, ...fs }],
     // 1×1, stride 1: the compiled pointwise filter gradient.
-    {
-      kernel: "Conv2DBackpropFilter",
-      inputs: { x, dy },
-      attrs: { ...same, filterShape: [1, 1, C, 4] },
-    },
-    {
-      kernel: "Conv2DBackpropInput",
-      inputs: { dy, filter: f },
-      attrs: { ...same, inputShape: x.shape },
-    },
-    {
-      kernel: "Conv2DBackpropInput",
-      inputs: { dy: dyS, filter: f },
-      attrs: { ...strided, inputShape: x.shape },
-    },
-    { kernel: "DepthwiseConv2dNative", inputs: { x, filter: df }, attrs: strided },
-    {
-      kernel: "FusedDepthwiseConv2D",
-      inputs: { x, filter: df, bias: t(2 * C) },
-      attrs: { ...same, activation: "relu" },
-    },
-    {
-      kernel: "DepthwiseConv2dNativeBackpropFilter",
-      inputs: { x, dy: dyD },
-      attrs: { ...same, filterShape: df.shape },
-    },
-    {
-      kernel: "DepthwiseConv2dNativeBackpropInput",
-      inputs: { dy: dyD, filter: df },
-      attrs: { ...same, inputShape: x.shape },
-    },
-    { kernel: "BatchMatMul", inputs: { a, b }, attrs: { transposeA: true, transposeB: false } },
-    { kernel: "BatchMatMul", inputs: { a, b: a }, attrs: { transposeA: false, transposeB: true } },
-    {
-      kernel: "BatchMatMul",
-      inputs: { a, b: b2 },
-      attrs: { transposeA: false, transposeB: false },
-    },
-    {
-      kernel: "FusedBatchNorm",
-      inputs: { x, mean: vec, variance: positive(C), offset: t(C), scale: positive(C) },
-      attrs: { varianceEpsilon: 1e-3 },
-    },
-    { kernel: "Add", inputs: { a: x, b: vec }, attrs: {} },
-    { kernel: "Sub", inputs: { a: x, b: vec }, attrs: {} },
-    { kernel: "Multiply", inputs: { a: x, b: vec }, attrs: {} },
-    { kernel: "Multiply", inputs: { a: x, b: t(1) }, attrs: {} },
-    { kernel: "Mean", inputs: { x }, attrs: { axis: [0, 1, 2], keepDims: false } },
-    { kernel: "Sum", inputs: { x }, attrs: { axis: [0, 1], keepDims: true } },
-    { kernel: "Relu", inputs: { x }, attrs: {} },
-    { kernel: "Square", inputs: { x }, attrs: {} },
-    { kernel: "ClipByValue", inputs: { x }, attrs: { clipValueMin: -0.5, clipValueMax: 0.5 } },
-    { kernel: RELU_GRAD_KERNEL, inputs: { x, dy: t(...x.shape) }, attrs: {} },
-    {
-      kernel: CLIP_GRAD_KERNEL,
-      inputs: { x, dy: t(...x.shape) },
-      attrs: { clipValueMin: -0.5, clipValueMax: 0.5 },
-    },
-    {
-      kernel: "PadV2",
-      inputs: { x },
-      attrs: { paddings: [[0, 0], [1, 2], [0, 1], [0, 0]], constantValue: 0 },
-    },
-    { kernel: "MaxPool", inputs: { x }, attrs: { filterSize: 2, strides: 2, pad: "valid" } },
-    { kernel: "AvgPool", inputs: { x }, attrs: { filterSize: 3, strides: 3, pad: "valid" } },
-    {
-      kernel: "MaxPoolGrad",
-      inputs: { dy: dyPool, input: x, output: dyPool },
-      attrs: { filterSize: 2, strides: 2, pad: "valid" },
-    },
-    {
-      kernel: "MaxPoolGrad",
-      inputs: { dy: t(B, H, W, C), input: x, output: x },
-      attrs: { filterSize: 3, strides: 1, pad: "same" },
-    },
-    {
-      kernel: "AvgPoolGrad",
-      inputs: { dy: dyPool3, input: x },
-      attrs: { filterSize: 3, strides: 3, pad: "valid" },
-    },
-    { kernel: "Slice", inputs: { x }, attrs: { begin: [0, 1, 2, 1], size: [B, 3, 2, 3] } },
-    { kernel: "Tile", inputs: { x: vec }, attrs: { reps: [3] } },
-    { kernel: "Transpose", inputs: { x: a }, attrs: { perm: [1, 0] } },
-    { kernel: "Identity", inputs: { x: vec }, attrs: {} },
-    { kernel: "Cast", inputs: { x: vec }, attrs: { dtype: "float32" } },
+    ["Conv2DBackpropFilter", { x, dy }, { ...same, filterShape: [1, 1, C, 4] }],
+    ["Conv2DBackpropInput", { dy, filter: f }, { ...same, ...inShape }],
+    ["Conv2DBackpropInput", { dy: dyS, filter: f }, { ...strided, ...inShape }],
+    ["DepthwiseConv2dNative", { x, filter: df }, strided],
+    ["FusedDepthwiseConv2D", { x, filter: df, bias: t(2 * C) }, { ...same, activation: "relu" }],
+    ["DepthwiseConv2dNativeBackpropFilter", { x, dy: dyD }, { ...same, filterShape: df.shape }],
+    ["DepthwiseConv2dNativeBackpropInput", { dy: dyD, filter: df }, { ...same, ...inShape }],
+    ["BatchMatMul", { a, b }, { transposeA: true, transposeB: false }],
+    ["BatchMatMul", { a, b: a }, { transposeA: false, transposeB: true }],
+    ["BatchMatMul", { a, b: b2 }, { transposeA: false, transposeB: false }],
+    [
+      "FusedBatchNorm",
+      { x, mean: vec, variance: positive(C), offset: t(C), scale: positive(C) },
+      { varianceEpsilon: 1e-3 },
+    ],
+    ["Add", { a: x, b: vec }, {}],
+    ["Sub", { a: x, b: vec }, {}],
+    ["Multiply", { a: x, b: vec }, {}],
+    ["Multiply", { a: x, b: t(1) }, {}],
+    ["Mean", { x }, { axis: [0, 1, 2], keepDims: false }],
+    ["Sum", { x }, { axis: [0, 1], keepDims: true }],
+    ["Relu", { x }, {}],
+    ["Square", { x }, {}],
+    ["ClipByValue", { x }, { clipValueMin: -0.5, clipValueMax: 0.5 }],
+    [RELU_GRAD_KERNEL, { x, dy: t(...x.shape) }, {}],
+    [CLIP_GRAD_KERNEL, { x, dy: t(...x.shape) }, { clipValueMin: -0.5, clipValueMax: 0.5 }],
+    ["PadV2", { x }, { paddings: [[0, 0], [1, 2], [0, 1], [0, 0]], constantValue: 0 }],
+    ["MaxPool", { x }, pool2],
+    ["AvgPool", { x }, pool3],
+    ["MaxPoolGrad", { dy: dyPool, input: x, output: dyPool }, pool2],
+    ["MaxPoolGrad", { dy: t(B, H, W, C), input: x, output: x }, overlapping3],
+    ["AvgPoolGrad", { dy: dyPool3, input: x }, pool3],
+    ["Slice", { x }, { begin: [0, 1, 2, 1], size: [B, 3, 2, 3] }],
+    ["Tile", { x: vec }, { reps: [3] }],
+    ["Transpose", { x: a }, { perm: [1, 0] }],
+    ["Identity", { x: vec }, {}],
+    ["Cast", { x: vec }, { dtype: "float32" }],
   ];
+  return calls.map(([kernel, inputs, attrs]) => ({ kernel, inputs, attrs }));
 }

@@ -31,6 +31,13 @@ function oneLine(choice: DeviceChoice): void {
   assertEquals(tf.getBackend(), choice.backend, "the chosen backend is the active one");
 }
 
+/** `selectDevice("auto")` for a training job that runs `kernels`, checked by {@linkcode oneLine}. */
+async function autoFor(kernels: string[]): Promise<DeviceChoice> {
+  const choice = await selectDevice("auto", { training: true, kernels, ...WASM_ONE_THREAD });
+  oneLine(choice);
+  return choice;
+}
+
 Deno.test("selectDevice() uses an explicit cpu or wasm device and says so", async () => {
   const cpu = await selectDevice("cpu", { training: true });
   assertEquals(cpu.backend, "cpu");
@@ -76,27 +83,17 @@ Deno.test("selectDevice('auto') picks by adapter kind and explains the choice in
 });
 
 Deno.test("selectDevice('auto') checks kernels first and falls back down webgpu, wasm, cpu, naming what is missing", async () => {
-  const noGpuKernel = await selectDevice("auto", {
-    training: true,
-    kernels: ["Conv2D", "BitwiseAnd"],
-    ...WASM_ONE_THREAD,
-  });
+  const noGpuKernel = await autoFor(["Conv2D", "BitwiseAnd"]);
   assertEquals(noGpuKernel.backend, "wasm");
-  oneLine(noGpuKernel);
   if (adapter !== null) assertMatch(noGpuKernel.reason, /webgpu lacks BitwiseAnd/);
 
-  const cpuOnly = await selectDevice("auto", {
-    training: true,
-    kernels: ["Conv2D", "RaggedRange"],
-    ...WASM_ONE_THREAD,
-  });
+  const cpuOnly = await autoFor(["Conv2D", "RaggedRange"]);
   assertEquals(cpuOnly.backend, "cpu");
-  oneLine(cpuOnly);
   assertMatch(cpuOnly.reason, /^auto chose cpu: .*"wasm": it lacks the kernels RaggedRange/);
   if (adapter !== null) assertMatch(cpuOnly.reason, /webgpu lacks RaggedRange/);
 
   await assertRejects(
-    () => selectDevice("auto", { training: true, kernels: ["NoSuchKernel"], ...WASM_ONE_THREAD }),
+    () => autoFor(["NoSuchKernel"]),
     Error,
     "no backend has every kernel this job needs",
   );

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
-import { onBoth, relativeError, seeded } from "./_compare.ts";
+import { assertNear, onBoth, relativeError, seeded } from "./_compare.ts";
 
 await initWasmBackend({ threads: false });
 
@@ -32,8 +32,7 @@ Deno.test("Conv2DBackpropFilter on wasm matches cpu for strides 1 and 2, same an
         tf.conv2d(t(x, c.x), w as tf.Tensor4D, c.s, c.pad).square().sum();
       return tf.grad(loss)(t(f, c.f));
     });
-    const err = relativeError(wasm, cpu);
-    assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+    assertNear(wasm, cpu, TOL, `case ${JSON.stringify(c)}`);
   }
 });
 
@@ -166,8 +165,7 @@ Deno.test("The replaced Conv2DBackpropInput, Identity, Mean, Sum and Tile kernel
         tf.conv2d(v as tf.Tensor4D, t(f, c.f), c.s, c.pad).square().sum();
       return tf.grad(loss)(t(x, c.x));
     });
-    const err = relativeError(wasm, cpu);
-    assert(err <= TOL, `Conv2DBackpropInput case ${JSON.stringify(c)}: relative error ${err}`);
+    assertNear(wasm, cpu, TOL, `Conv2DBackpropInput case ${JSON.stringify(c)}`);
   }
   const a = seeded([4, 5, 6, 7], 80);
   const x = () => tf.tensor(a, [4, 5, 6, 7]);
@@ -197,8 +195,30 @@ Deno.test("The replaced Conv2DBackpropInput, Identity, Mean, Sum and Tile kernel
   }
 });
 
+type PoolCase = { x: number[]; k: number; s: number; pad: Pad; ties?: boolean; odd?: boolean };
+
+/**
+ * Asserts that the gradient of `pool` on `x` matches cpu's, through a loss
+ * that gives every output a random weight (seeded by `seed`), so every routed
+ * gradient differs.
+ */
+async function assertPoolGradNear(
+  pool: (x: tf.Tensor4D, k: number, s: number, pad: Pad) => tf.Tensor4D,
+  x: Float32Array,
+  c: PoolCase,
+  seed: number,
+): Promise<void> {
+  const { cpu, wasm } = await onBoth(() => {
+    const loss = (v: tf.Tensor) => {
+      const y = pool(v as tf.Tensor4D, c.k, c.s, c.pad);
+      return y.mul(tf.tensor(seeded(y.shape, seed), y.shape)).sum();
+    };
+    return tf.grad(loss)(t(x, c.x));
+  });
+  assertNear(wasm, cpu, 1e-6, `case ${JSON.stringify(c)}`);
+}
+
 Deno.test("The replaced MaxPoolGrad on wasm matches cpu, overlapping windows, padding and ties included", async () => {
-  type PoolCase = { x: number[]; k: number; s: number; pad: Pad; ties?: boolean; odd?: boolean };
   const cases: PoolCase[] = [
     { x: [3, 28, 28, 6], k: 2, s: 2, pad: "valid" },
     { x: [2, 9, 9, 5], k: 3, s: 2, pad: "same" },
@@ -222,36 +242,18 @@ Deno.test("The replaced MaxPoolGrad on wasm matches cpu, overlapping windows, pa
       x.fill(-Infinity, 0, 2 * 8 * 3); // the first two rows of the first image
       for (let j = 0; j < 8 * 3; j += 3) x[j] = NaN;
     }
-    const { cpu, wasm } = await onBoth(() => {
-      // A random weight per output, so every routed gradient differs.
-      const loss = (v: tf.Tensor) => {
-        const y = tf.maxPool(v as tf.Tensor4D, c.k, c.s, c.pad);
-        return y.mul(tf.tensor(seeded(y.shape, 7), y.shape)).sum();
-      };
-      return tf.grad(loss)(t(x, c.x));
-    });
-    const err = relativeError(wasm, cpu);
-    assert(err <= 1e-6, `case ${JSON.stringify(c)}: relative error ${err}`);
+    await assertPoolGradNear(tf.maxPool, x, c, 7);
   }
 });
 
 Deno.test("The replaced AvgPoolGrad on wasm matches cpu, with and without padding", async () => {
-  const cases: { x: number[]; k: number; s: number; pad: Pad }[] = [
+  const cases: PoolCase[] = [
     { x: [3, 10, 10, 16], k: 2, s: 2, pad: "valid" },
     { x: [2, 9, 9, 5], k: 3, s: 2, pad: "valid" },
     { x: [2, 7, 8, 3], k: 3, s: 1, pad: "valid" },
     { x: [2, 9, 9, 4], k: 3, s: 2, pad: "same" },
   ];
   for (const [i, c] of cases.entries()) {
-    const x = seeded(c.x, 110 + i);
-    const { cpu, wasm } = await onBoth(() => {
-      const loss = (v: tf.Tensor) => {
-        const y = tf.avgPool(v as tf.Tensor4D, c.k, c.s, c.pad);
-        return y.mul(tf.tensor(seeded(y.shape, 8), y.shape)).sum();
-      };
-      return tf.grad(loss)(t(x, c.x));
-    });
-    const err = relativeError(wasm, cpu);
-    assert(err <= 1e-6, `case ${JSON.stringify(c)}: relative error ${err}`);
+    await assertPoolGradNear(tf.avgPool, seeded(c.x, 110 + i), c, 8);
   }
 });

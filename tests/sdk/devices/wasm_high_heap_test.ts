@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
-import { relativeError } from "./_compare.ts";
+import { assertNear } from "./_compare.ts";
 import { everyKernel, runOn } from "./_kernel_runs.ts";
 
 await initWasmBackend(Deno.env.get("ZOO_WASM_THREADS") === undefined ? { threads: false } : {});
@@ -84,8 +84,7 @@ Deno.test("every added or replaced wasm kernel matches cpu on tensors above 2 Gi
           const heapBytes = (backend.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.length;
           assert(heapBytes > limit, `the heap did not grow past ${limit}`);
           assertEquals(got.shape, want.shape, call.kernel);
-          const err = relativeError(got.values, want.values);
-          assert(err <= 1e-4, `${call.kernel} above ${limit}: relative error ${err}`);
+          assertNear(got.values, want.values, 1e-4, `${call.kernel} above ${limit}`);
           assert(
             seen.length > 0 && seen.every((o) => o >= limit),
             `${call.kernel}: a tensor was made below ${limit} (${seen})`,

@@ -20,7 +20,7 @@ import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
 import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/depthwise.ts";
 import { simdPointwiseFilterGrad } from "../../../sdk/devices/wasm/kernels/conv_grad.ts";
-import { relativeError, seeded } from "./_compare.ts";
+import { assertNear, relativeError, seeded, seededTensor } from "./_compare.ts";
 import { type KernelCall, runNow, type Values } from "./_kernel_runs.ts";
 
 await initWasmBackend(Deno.env.get("ZOO_WASM_THREADS") === undefined ? { threads: false } : {});
@@ -49,7 +49,7 @@ interface FuzzCall extends KernelCall {
 }
 
 let seedCounter = 1;
-const values = (shape: number[]): Values => ({ values: seeded(shape, seedCounter++), shape });
+const values = (shape: number[]): Values => (seededTensor(shape, seedCounter++));
 const positive = (shape: number[]): Values => {
   const v = values(shape);
   return { values: v.values.map((a) => Math.abs(a) + 0.5), shape };
@@ -354,8 +354,7 @@ Deno.test("random calls of every added or replaced wasm kernel, valid and invali
       // -0 and 0 are one size (a rounding up of -1/3 gives -0).
       const sizes = (v: Values) => v.shape.map((d) => d + 0);
       assertEquals(sizes(wasm.out), sizes(cpu.out), what);
-      const err = relativeError(wasm.out.values, cpu.out.values);
-      assert(err <= 1e-4, `${what}: relative error ${err}`);
+      assertNear(wasm.out.values, cpu.out.values, 1e-4, what);
       tally.matched++;
     } else if (!cpu.ok) {
       assert(!wasm.ok, `${what}: cpu refused it (${cpu.error.message}) but wasm ran it`);
@@ -495,15 +494,19 @@ Deno.test("the compiled depthwise filter gradient matches cpu at MobileNetV2's g
     const call: KernelCall = {
       kernel: "DepthwiseConv2dNativeBackpropFilter",
       inputs: {
-        x: { values: seeded(x, 900 + i), shape: x },
-        dy: { values: seeded(out, 950 + i), shape: out },
+        x: seededTensor(x, 900 + i),
+        dy: seededTensor(out, 950 + i),
       },
       attrs: { strides: stride, pad, dilations: 1, dataFormat: "NHWC", filterShape },
     };
     const want = await outcome("cpu", call), got = await outcome("wasm", call);
     assert(want.ok && got.ok, "both should run");
-    const err = relativeError(got.out.values, want.out.values);
-    assert(err <= 1e-4, `${JSON.stringify(x)} stride ${stride} ${pad}: relative error ${err}`);
+    assertNear(
+      got.out.values,
+      want.out.values,
+      1e-4,
+      `${JSON.stringify(x)} stride ${stride} ${pad}`,
+    );
   }
   await tf.setBackend("wasm");
   const backend = tf.backend() as BackendWasm;
@@ -541,15 +544,14 @@ Deno.test("the compiled 1×1 filter gradient matches cpu at MobileNetV2's geomet
     const call: KernelCall = {
       kernel: "Conv2DBackpropFilter",
       inputs: {
-        x: { values: seeded(x, 700 + i), shape: x },
-        dy: { values: seeded(out, 750 + i), shape: out },
+        x: seededTensor(x, 700 + i),
+        dy: seededTensor(out, 750 + i),
       },
       attrs: { strides: 1, pad, dilations: 1, dataFormat: "NHWC", filterShape },
     };
     const want = await outcome("cpu", call), got = await outcome("wasm", call);
     assert(want.ok && got.ok, "both should run");
-    const err = relativeError(got.out.values, want.out.values);
-    assert(err <= 1e-4, `${JSON.stringify(x)} → ${O} ${pad}: relative error ${err}`);
+    assertNear(got.out.values, want.out.values, 1e-4, `${JSON.stringify(x)} → ${O} ${pad}`);
   }
   await tf.setBackend("wasm");
   const backend = tf.backend() as BackendWasm;

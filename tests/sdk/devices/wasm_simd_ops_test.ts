@@ -27,7 +27,7 @@ import { simdMatMul } from "../../../sdk/devices/wasm/kernels/matmul.ts";
 import { simdSumLeading } from "../../../sdk/devices/wasm/kernels/reduction.ts";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
 import { simdKernels } from "../../../sdk/devices/wasm/simd/module.ts";
-import { relativeError, seeded } from "./_compare.ts";
+import { assertNear, relativeError, seeded, seededTensor } from "./_compare.ts";
 
 // One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
 // this file again on two threads, where the kernels split their work).
@@ -97,6 +97,23 @@ function info(c: Case): tf.backend_util.Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, c.d, c.pad);
 }
 
+/** The output shape of case `c`'s convolution. */
+function outShape(c: Case): number[] {
+  const ci = info(c);
+  return [c.x[0], ci.outHeight, ci.outWidth, c.f[3]];
+}
+
+/** Asserts that a compiled kernel's output has `shape` and, within TOL, cpu's values for `c`. */
+function assertLikeCpu(
+  got: { values: Float32Array; shape: number[] },
+  shape: number[],
+  cpu: Float32Array,
+  c: Case,
+): void {
+  assertEquals(got.shape, shape);
+  assertNear(got.values, cpu, TOL, `case ${JSON.stringify(c)}`);
+}
+
 const attrs = (c: Case) => ({
   strides: c.s,
   pad: c.pad,
@@ -163,14 +180,10 @@ Deno.test("the compiled SIMD kernels load on this runtime and share the backend'
 
 Deno.test("compiled forward convolution matches cpu on random shapes, strides and dilations", async () => {
   for (const [i, c] of cases(40, 7, true).entries()) {
-    const x = { values: seeded(c.x, 100 + i), shape: c.x };
-    const f = { values: seeded(c.f, 200 + i), shape: c.f };
+    const x = seededTensor(c.x, 100 + i), f = seededTensor(c.f, 200 + i);
     const cpu = await onCpu("Conv2D", { x, filter: f }, attrs(c));
     const got = await onSimd((be, a, b) => simdConv2D(be, a, b, info(c)), x, f);
-    const ci = info(c);
-    assertEquals(got.shape, [c.x[0], ci.outHeight, ci.outWidth, c.f[3]]);
-    const err = relativeError(got.values, cpu);
-    assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+    assertLikeCpu(got, outShape(c), cpu, c);
   }
 });
 
@@ -180,8 +193,8 @@ Deno.test("compiled fused convolution (bias, then linear, relu or relu6) matches
     const activation = activations[i % 3]!, withBias = i % 4 !== 3;
     const x = { values: seeded(c.x, 2800 + i).map((v) => 4 * v), shape: c.x };
     x.values[0] = NaN;
-    const f = { values: seeded(c.f, 2900 + i), shape: c.f };
-    const b = { values: seeded([c.f[3]], 3000 + i), shape: [c.f[3]] };
+    const f = seededTensor(c.f, 2900 + i);
+    const b = seededTensor([c.f[3]], 3000 + i);
     const inputs = withBias ? { x, filter: f, bias: b } : { x, filter: f };
     const fusedAttrs = { ...attrs(c), activation, leakyreluAlpha: 0.2 };
     const want = await onEngine("cpu", "FusedConv2D", inputs, fusedAttrs);
@@ -204,8 +217,7 @@ Deno.test("compiled fused convolution (bias, then linear, relu or relu6) matches
     const nan = (v: Float32Array) => Array.from(v).flatMap((a, j) => Number.isNaN(a) ? [j] : []);
     assertEquals(nan(got), nan(want.values), `${what}: NaN positions`);
     const clean = (v: Float32Array) => v.map((a) => Number.isNaN(a) ? 0 : a);
-    const err = relativeError(clean(got), clean(want.values));
-    assert(err <= TOL, `${what}: relative error ${err}`);
+    assertNear(clean(got), clean(want.values), TOL, what);
     // The registered kernel: on the SIMD pool when it has more threads than XNNPACK.
     let engine = want;
     const calls = await compiledCalls(async () => {
@@ -213,8 +225,7 @@ Deno.test("compiled fused convolution (bias, then linear, relu or relu6) matches
     });
     const pooled = simdThreadsBeyondXnnpack(backend);
     assertEquals(calls.includes("conv_taps"), pooled, `${what}: compiled kernels ran`);
-    const engineErr = relativeError(clean(engine.values), clean(want.values));
-    assert(engineErr <= TOL, `${what} (registered kernel): relative error ${engineErr}`);
+    assertNear(clean(engine.values), clean(want.values), TOL, `${what} (registered kernel)`);
   }
 });
 
@@ -242,35 +253,22 @@ const oneChannelCases: Case[] = ([
 
 Deno.test("compiled filter gradient matches cpu on random shapes and strides", async () => {
   for (const [i, c] of [...cases(40, 11, false), ...oneChannelCases].entries()) {
-    const ci = info(c);
-    const x = { values: seeded(c.x, 300 + i), shape: c.x };
-    const dyShape = [c.x[0], ci.outHeight, ci.outWidth, c.f[3]];
-    const dy = { values: seeded(dyShape, 400 + i), shape: dyShape };
-    const cpu = await onCpu("Conv2DBackpropFilter", { x, dy }, {
-      ...attrs(c),
-      filterShape: c.f,
-    });
-    const got = await onSimd((be, a, b) => simdConv2DBackpropFilter(be, a, b, ci), x, dy);
-    assertEquals(got.shape, c.f);
-    const err = relativeError(got.values, cpu);
-    assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+    const x = seededTensor(c.x, 300 + i), dy = seededTensor(outShape(c), 400 + i);
+    const cpu = await onCpu("Conv2DBackpropFilter", { x, dy }, { ...attrs(c), filterShape: c.f });
+    const got = await onSimd((be, a, b) => simdConv2DBackpropFilter(be, a, b, info(c)), x, dy);
+    assertLikeCpu(got, c.f, cpu, c);
   }
 });
 
 Deno.test("compiled input gradient matches cpu on random shapes and strides", async () => {
   for (const [i, c] of cases(40, 13, false).entries()) {
-    const ci = info(c);
-    const f = { values: seeded(c.f, 500 + i), shape: c.f };
-    const dyShape = [c.x[0], ci.outHeight, ci.outWidth, c.f[3]];
-    const dy = { values: seeded(dyShape, 600 + i), shape: dyShape };
+    const f = seededTensor(c.f, 500 + i), dy = seededTensor(outShape(c), 600 + i);
     const cpu = await onCpu("Conv2DBackpropInput", { dy, filter: f }, {
       ...attrs(c),
       inputShape: c.x,
     });
-    const got = await onSimd((be, a, b) => simdConv2DBackpropInput(be, a, b, ci), dy, f);
-    assertEquals(got.shape, c.x);
-    const err = relativeError(got.values, cpu);
-    assert(err <= TOL, `case ${JSON.stringify(c)}: relative error ${err}`);
+    const got = await onSimd((be, a, b) => simdConv2DBackpropInput(be, a, b, info(c)), dy, f);
+    assertLikeCpu(got, c.x, cpu, c);
   }
 });
 
@@ -280,8 +278,8 @@ Deno.test("compiled bias add and leading-axis sums match cpu for every channel c
       of ([[1, 1], [5, 3], [7, 6], [130, 6], [9, 16], [33, 5], [4099, 7]] as [number, number][])
         .entries()
   ) {
-    const x = { values: seeded([rows, cols], 900 + i), shape: [rows, cols] };
-    const bias = { values: seeded([cols], 950 + i), shape: [cols] };
+    const x = seededTensor([rows, cols], 900 + i);
+    const bias = seededTensor([cols], 950 + i);
     const added = await onSimd((be, a, b) => simdBiasAdd(be, a, b), x, bias);
     const want = await onCpu("Add", { a: x, b: bias }, {});
     assertEquals(added.values, want);
@@ -291,8 +289,7 @@ Deno.test("compiled bias add and leading-axis sums match cpu for every channel c
       bias,
     );
     const mean = await onCpu("Mean", { x }, { axis: [0], keepDims: false });
-    const err = relativeError(summed.values, mean);
-    assert(err <= 1e-6, `[${rows}, ${cols}]: relative error ${err}`);
+    assertNear(summed.values, mean, 1e-6, `[${rows}, ${cols}]`);
   }
 });
 
@@ -309,7 +306,7 @@ Deno.test("compiled 2×2 max-pool gradient matches cpu: odd sizes, ties, NaN and
     for (const at of [0, c, w * c, (w + 1) * c]) values[at + c - 1] = -Infinity;
     const x = { values, shape };
     const out: Shape4 = [shape[0], Math.floor(shape[1] / 2), Math.floor(shape[2] / 2), c];
-    const dy = { values: seeded(out, 1100 + i), shape: out };
+    const dy = seededTensor(out, 1100 + i);
     const attrs = { filterSize: [2, 2], strides: [2, 2], pad: "valid", dimRoundingMode: undefined };
     await tf.setBackend("cpu");
     const pooled = tf.maxPool(tf.tensor4d(values, shape), 2, 2, "valid");
@@ -429,11 +426,11 @@ Deno.test("non-square filters with 'same' padding at strides above 1 match cpu o
   ];
   for (const [i, [shape, [kh, kw], strides]] of geometries.entries()) {
     const C = shape[3], O = 4;
-    const x = { values: seeded(shape, 3100 + i), shape };
-    const filter = { values: seeded([kh, kw, C, O], 3200 + i), shape: [kh, kw, C, O] };
-    const dwFilter = { values: seeded([kh, kw, C, 2], 3300 + i), shape: [kh, kw, C, 2] };
-    const bias = { values: seeded([O], 3400 + i), shape: [O] };
-    const dwBias = { values: seeded([2 * C], 3500 + i), shape: [2 * C] };
+    const x = seededTensor(shape, 3100 + i);
+    const filter = seededTensor([kh, kw, C, O], 3200 + i);
+    const dwFilter = seededTensor([kh, kw, C, 2], 3300 + i);
+    const bias = seededTensor([O], 3400 + i);
+    const dwBias = seededTensor([2 * C], 3500 + i);
     const common = sameConv(strides);
     const runs: KernelRun[] = [
       ["Conv2D", { x, filter }, common],
@@ -495,13 +492,13 @@ Deno.test("compiled kernels never use a heap view taken before an allocation (on
   const saved = { f32: k.f32, i32: k.i32, malloc: k.malloc, makeOutput: backend.makeOutput };
   const patch = k as { f32: typeof k.f32; i32: typeof k.i32; malloc: typeof k.malloc };
   const shape: Shape4 = [3, 9, 7, 5];
-  const x = { values: seeded(shape, 4000), shape };
-  const vec = { values: seeded([5], 4001), shape: [5] };
+  const x = seededTensor(shape, 4000);
+  const vec = seededTensor([5], 4001);
   const positive = { values: seeded([5], 4002).map((v) => Math.abs(v) + 0.5), shape: [5] };
-  const f = { values: seeded([3, 3, 5, 4], 4003), shape: [3, 3, 5, 4] };
-  const dy = { values: seeded([3, 9, 7, 4], 4004), shape: [3, 9, 7, 4] };
-  const a = { values: seeded([40, 30], 4005), shape: [40, 30] };
-  const b = { values: seeded([40, 20], 4006), shape: [40, 20] };
+  const f = seededTensor([3, 3, 5, 4], 4003);
+  const dy = seededTensor([3, 9, 7, 4], 4004);
+  const a = seededTensor([40, 30], 4005);
+  const b = seededTensor([40, 20], 4006);
   const conv = sameConv([1, 1]);
   const runs: KernelRun[] = [
     ["FusedBatchNorm", { x, mean: vec, variance: positive, offset: vec, scale: positive }, {
@@ -532,8 +529,7 @@ Deno.test("compiled kernels never use a heap view taken before an allocation (on
       Object.assign(patch, { f32: saved.f32, i32: saved.i32, malloc: saved.malloc });
       backend.makeOutput = saved.makeOutput;
     }
-    const err = relativeError(got.values, want.values);
-    assert(err <= TOL, `${kernel}: relative error ${err}`);
+    assertNear(got.values, want.values, TOL, kernel);
   }
 });
 
@@ -553,7 +549,7 @@ Deno.test("wasm batch normalization matches cpu: every channel tail, optional of
         shape: i % 2 ? [1, 1, 1, C] : [C],
       };
     };
-    const x = { values: seeded(shape, 2000 + i), shape };
+    const x = seededTensor(shape, 2000 + i);
     x.values[0] = NaN;
     const full = {
       x,
@@ -574,8 +570,7 @@ Deno.test("wasm batch normalization matches cpu: every channel tail, optional of
       assertEquals(got.shape, shape);
       assert(Number.isNaN(got.values[0]), "NaN in, NaN out");
       got.values[0] = want.values[0] = 0;
-      const err = relativeError(got.values, want.values);
-      assert(err <= 1e-5, `${shape} without [${drop}]: relative error ${err}`);
+      assertNear(got.values, want.values, 1e-5, `${shape} without [${drop}]`);
     }
   }
 });
@@ -586,7 +581,7 @@ Deno.test("wasm Sub of a vector along the last axis, Multiply by one, by a singl
       .entries()
   ) {
     const C = shape[3];
-    const x = { values: seeded(shape, 3600 + i), shape };
+    const x = seededTensor(shape, 3600 + i);
     [NaN, -0, Infinity, -Infinity].forEach((v, j) => (x.values[j * 3] = v));
     for (const vshape of [[C], [1, 1, 1, C]]) {
       const v = { values: seeded([C], 3700 + i), shape: vshape };
@@ -614,7 +609,7 @@ Deno.test("wasm Sub of a vector along the last axis, Multiply by one, by a singl
       }
     }
     // Two tensors of one shape: the compiled product (Sub keeps the shipped kernel).
-    const same = { values: seeded(shape, 3800 + i), shape };
+    const same = seededTensor(shape, 3800 + i);
     const product = await onEngine("cpu", "Multiply", { a: x, b: same }, {});
     let products = product;
     assertEquals(
@@ -694,7 +689,7 @@ Deno.test("wasm PadV2 matches cpu: zero padding of height and width on the compi
     [[1, 3, 3, 2], [[1, 0], [0, 1], [0, 0], [0, 2]], 0],
   ];
   for (const [i, [shape, paddings, constantValue]] of cases.entries()) {
-    const x = { values: seeded(shape, 2600 + i), shape };
+    const x = seededTensor(shape, 2600 + i);
     x.values[1] = NaN;
     const attrs = { paddings, constantValue };
     const want = await onEngine("cpu", "PadV2", { x }, attrs);
@@ -774,19 +769,22 @@ Deno.test("compiled average pooling and its gradient match cpu where windows til
   ];
   for (const [i, [shape, [kh, kw]]] of cases.entries()) {
     const out: Shape4 = [shape[0], Math.floor(shape[1] / kh), Math.floor(shape[2] / kw), shape[3]];
-    const dy = { values: seeded(out, 1600 + i), shape: out };
-    const input = { values: seeded(shape, 1650 + i), shape };
+    const dy = seededTensor(out, 1600 + i);
+    const input = seededTensor(shape, 1650 + i);
     const attrs = { filterSize: [kh, kw], strides: [kh, kw], pad: "valid" };
     const want = await onCpu("AvgPoolGrad", { dy, input }, attrs);
     const got = await onSimd((be, a) => simdAvgPoolGradTiled(be, a, shape, kh, kw), dy, input);
     assertEquals(got.shape, shape);
-    const err = relativeError(got.values, want);
-    assert(err <= 1e-6, `shape ${shape}, window ${kh}×${kw}: relative error ${err}`);
+    assertNear(got.values, want, 1e-6, `shape ${shape}, window ${kh}×${kw}`);
     // The forward pooling (cpu sums in float64, these kernels in float32).
     const pooled = await onSimd((be, a) => simdAvgPoolTiled(be, a, kh, kw), input, input);
     assertEquals(pooled.shape, out);
-    const poolErr = relativeError(pooled.values, await onCpu("AvgPool", { x: input }, attrs));
-    assert(poolErr <= 1e-6, `pool ${shape}, window ${kh}×${kw}: relative error ${poolErr}`);
+    assertNear(
+      pooled.values,
+      await onCpu("AvgPool", { x: input }, attrs),
+      1e-6,
+      `pool ${shape}, window ${kh}×${kw}`,
+    );
   }
 });
 
@@ -807,8 +805,8 @@ Deno.test("compiled matrix products match cpu: a·b, a·bᵀ, aᵀ·b, odd sizes
       for (const batch of [[], [1]]) {
         const as = [...batch, ...(tA ? [K, M] : [M, K])],
           bs = [...batch, ...(tB ? [N, K] : [K, N])];
-        const a = { values: seeded(as, 1200 + i), shape: as };
-        const b = { values: seeded(bs, 1300 + i), shape: bs };
+        const a = seededTensor(as, 1200 + i);
+        const b = seededTensor(bs, 1300 + i);
         await tf.setBackend("cpu");
         const ref = tf.tidy(() =>
           tf.matMul(tf.tensor(a.values, a.shape), tf.tensor(b.values, b.shape), tA, tB)
@@ -865,8 +863,8 @@ Deno.test("with the compiled kernels off, the JavaScript and XNNPACK paths (conv
     await tf.setBackend("wasm");
     assert(!simdKernelsAvailable(tf.backend() as BackendWasm));
     for (const [i, k] of c.entries()) {
-      const x = { values: seeded(k.x, 700 + i), shape: k.x };
-      const f = { values: seeded(k.f, 800 + i), shape: k.f };
+      const x = seededTensor(k.x, 700 + i);
+      const f = seededTensor(k.f, 800 + i);
       const bias = seeded([k.f[3]], 900 + i);
       const grads = (backend: string) =>
         tf.setBackend(backend).then(() =>
@@ -888,8 +886,7 @@ Deno.test("with the compiled kernels off, the JavaScript and XNNPACK paths (conv
       const wasmT = await grads("wasm");
       const wasm = (await wasmT.data()) as Float32Array;
       wasmT.dispose();
-      const err = relativeError(wasm, cpu);
-      assert(err <= TOL, `case ${JSON.stringify(k)}: relative error ${err}`);
+      assertNear(wasm, cpu, TOL, `case ${JSON.stringify(k)}`);
     }
   } finally {
     setSimdKernelsEnabled(true);

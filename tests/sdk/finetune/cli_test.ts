@@ -6,26 +6,8 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
 import { PNG } from "pngjs";
+import { runFinetune as cli, type RunResult as Run } from "../../_helpers/cli.ts";
 import { startFinetuneRegistry } from "../../_helpers/registry.ts";
-
-const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** The last line of stderr: the one-line error message. */
 function lastLine(r: Run): string {
@@ -205,7 +187,7 @@ Deno.test("finetune stops on bad input before training, with the reason", async 
           cases.slice(i, i + 3).map(([args]) => {
             const a = [...common, ...args];
             // a later --registry wins in node's parseArgs, so the unreachable case overrides
-            return cli(a, { ZOO_TOKEN: "" });
+            return cli(a);
           }),
         ),
       );

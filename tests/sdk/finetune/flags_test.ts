@@ -5,19 +5,14 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { join } from "node:path";
+import { runFinetune, type RunResult } from "../../_helpers/cli.ts";
 
-const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
-
-async function cli(args: string[], cwd: string): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
+function cli(args: string[], cwd: string): Promise<RunResult> {
+  // No registry listens here: any download attempt would fail differently.
+  return runFinetune(args, {
     cwd,
-    // No registry listens here: any download attempt would fail differently.
     env: { ZOO_URL: "http://127.0.0.1:9", ZOO_CACHE: join(cwd, "cache") },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  });
 }
 
 Deno.test("finetune answers a bad flag or data spec with one line naming it and the nearest known one", async () => {

@@ -21,9 +21,8 @@ import { assert, assertEquals } from "@std/assert";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import jpeg from "jpeg-js";
+import { runFinetune } from "../../_helpers/cli.ts";
 import { startZooRegistry, type ZooRegistry } from "../../_helpers/registry.ts";
-
-const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
 const SLOW = Deno.env.get("ZOO_SLOW_TESTS") === "1";
 const STRATEGIES = ["auto", "features", "partial", "full"] as const;
 type Strategy = typeof STRATEGIES[number];
@@ -166,11 +165,8 @@ for (const cell of cells) {
     const out = await Deno.makeTempDir({ prefix: `finetune_matrix_${cell.model}_` });
     const bound = timeBound(cell.model, cell.images);
     const started = performance.now();
-    const run = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        CLI,
+    const run = await runFinetune(
+      [
         "--model",
         `zoo/${cell.model}`,
         "--data",
@@ -188,13 +184,10 @@ for (const cell of cells) {
         ...cell.extra,
         ...registry.flags,
       ],
-      env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ZOO_TOKEN: "" },
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(bound * 1000),
-    }).output();
+      { signal: AbortSignal.timeout(bound * 1000) },
+    );
     const seconds = (performance.now() - started) / 1000;
-    const stderr = new TextDecoder().decode(run.stderr);
+    const stderr = run.stderr;
     assertEquals(run.code, 0, `exit ${run.code} after ${seconds.toFixed(0)} s:\n${stderr}`);
     assert(seconds < bound, `${seconds.toFixed(0)} s, bound ${bound.toFixed(0)} s`);
     for (const file of ["model.json", "card.json", "README.md", "metrics.jsonl"]) {
@@ -248,31 +241,23 @@ Deno.test({
 }, async () => {
   registry ??= await startZooRegistry(["lenet5", "resnet-mini", "mobilenet-v2", "inception-v3"]);
   const out = await Deno.makeTempDir({ prefix: "finetune_matrix_refused_" });
-  const run = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      CLI,
-      "--model",
-      "zoo/mobilenet-v2",
-      "--data",
-      `dir:${folder}`,
-      "--resize",
-      "--strategy",
-      "full",
-      "--micro-batch",
-      "32",
-      "--device",
-      "wasm",
-      "--out",
-      out,
-      ...registry.flags,
-    ],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ZOO_TOKEN: "" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(run.stderr);
+  const run = await runFinetune([
+    "--model",
+    "zoo/mobilenet-v2",
+    "--data",
+    `dir:${folder}`,
+    "--resize",
+    "--strategy",
+    "full",
+    "--micro-batch",
+    "32",
+    "--device",
+    "wasm",
+    "--out",
+    out,
+    ...registry.flags,
+  ]);
+  const stderr = run.stderr;
   assertEquals(run.code, 1, stderr);
   assert(
     /Cannot train with micro-batches of 32: a step would need about \d+\.\d GiB .*: pass --micro-batch \d+ or less \(or --batch-size \d+\)$/

@@ -6,10 +6,9 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
+import { FINETUNE_CLI as CLI, runCommand, runDeno } from "../../_helpers/cli.ts";
 import { startFinetuneRegistry } from "../../_helpers/registry.ts";
 
-const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
-const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 const STOP =
   "Cannot fine-tune without read, write, net, env, sys permissions: run `deno task finetune …` or `deno run -A sdk/finetune.ts …`";
 
@@ -26,38 +25,22 @@ Deno.test("finetune run without permission flags stops at once with one line", a
   const cwd = await Deno.makeTempDir({ prefix: "finetune_perm_" });
   try {
     const args = ["run", CLI, "--model", "zoo/lenet5", "--data", "mnist?perClass=5"];
-    const out = await new Deno.Command(Deno.execPath(), {
-      args,
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const out = await runDeno(args, { cwd });
     assertEquals(out.code, 1);
-    assertEquals(decode(out.stderr).trim(), STOP);
-    assertEquals(decode(out.stdout), "");
+    assertEquals(out.stderr.trim(), STOP);
+    assertEquals(out.stdout, "");
     // On a terminal Deno would prompt; the run must stop before anything asks.
     if (hasScript()) {
-      const tty = await new Deno.Command("script", {
-        args: ["-qec", [Deno.execPath(), ...args].map((a) => `'${a}'`).join(" "), "/dev/null"],
-        cwd,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = decode(tty.stdout) + decode(tty.stderr);
+      const line = [Deno.execPath(), ...args].map((a) => `'${a}'`).join(" ");
+      const tty = await runCommand("script", ["-qec", line, "/dev/null"], { cwd });
+      const text = tty.stdout + tty.stderr;
       assert(!text.includes("Deno requests"), text);
       assertEquals(text.trim(), STOP);
     }
     // --help needs no permission.
-    const help = await new Deno.Command(Deno.execPath(), {
-      args: ["run", CLI, "--help"],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(help.code, 0, decode(help.stderr));
-    assertStringIncludes(decode(help.stdout), "Usage:");
+    const help = await runDeno(["run", CLI, "--help"]);
+    assertEquals(help.code, 0, help.stderr);
+    assertStringIncludes(help.stdout, "Usage:");
     assertEquals([...Deno.readDirSync(cwd)], []);
   } finally {
     await Deno.remove(cwd, { recursive: true });
@@ -70,8 +53,8 @@ Deno.test("finetune writes its device files under the cache folder, not the syst
   const tmp = join(root, "tmp");
   await Deno.mkdir(tmp);
   try {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
+    const { code, stderr } = await runDeno(
+      [
         "run",
         "-A",
         CLI,
@@ -92,14 +75,12 @@ Deno.test("finetune writes its device files under the cache folder, not the syst
         join(root, "out"),
       ],
       // No XDG_RUNTIME_DIR, and a temp folder of our own to watch.
-      clearEnv: true,
-      env: { PATH: Deno.env.get("PATH") ?? "", HOME: root, TMPDIR: tmp, NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = decode(out.stderr);
-    assertEquals(out.code, 0, stderr);
+      {
+        clearEnv: true,
+        env: { PATH: Deno.env.get("PATH") ?? "", HOME: root, TMPDIR: tmp, NO_COLOR: "1" },
+      },
+    );
+    assertEquals(code, 0, stderr);
     assertEquals([...Deno.readDirSync(tmp)].map((e) => e.name), [], "nothing in TMPDIR");
     const devices = [...Deno.readDirSync(join(registry.cacheDir, "devices"))].map((e) => e.name);
     assert(devices.includes("xdg-runtime"), `WebGPU's runtime folder: ${devices}`);

@@ -9,24 +9,9 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "node:path";
 import type { EpochMetrics } from "../../../sdk/types.ts";
+import { finetuneCommand, flags, runFinetune as run } from "../../_helpers/cli.ts";
 import { startFinetuneRegistry } from "../../_helpers/registry.ts";
-
-const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
-
-function command(args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ZOO_TOKEN: "" },
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await command(args).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { tempDir } from "../../_helpers/temp.ts";
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
@@ -47,122 +32,98 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 }
 
 Deno.test("finetune --resume after a SIGKILL ends bit-identical to an uninterrupted run with the same seed", async () => {
-  const reg = await startFinetuneRegistry();
-  const root = await Deno.makeTempDir({ prefix: "finetune_resume_" });
+  await using reg = await startFinetuneRegistry();
+  await using root = await tempDir("finetune_resume_");
+  const args = (out: string) => [
+    ...flags({
+      model: "zoo/lenet5",
+      data: "fashion-mnist?perClass=40",
+      strategy: "partial",
+      "head-epochs": 1,
+      epochs: 5,
+      "batch-size": 16,
+      patience: 10,
+      seed: 3,
+      device: "cpu",
+    }),
+    ...reg.flags,
+    ...flags({ out }),
+  ];
+  const straightDir = join(root.path, "straight");
+  const straight = await run(args(straightDir));
+  assertEquals(straight.code, 0, straight.stderr);
+
+  const killedDir = join(root.path, "killed");
+  const child = finetuneCommand(args(killedDir)).spawn();
+  const stderr = new Response(child.stderr).text();
+  const stdout = new Response(child.stdout).text();
+  const second = join(killedDir, "checkpoints", "epoch-0002");
+  let finished = false;
+  child.status.then(() => (finished = true));
+  while (!finished && !(await exists(second))) await new Promise((r) => setTimeout(r, 5));
   try {
-    const args = (out: string) => [
-      "--model",
-      "zoo/lenet5",
-      "--data",
-      "fashion-mnist?perClass=40",
-      "--strategy",
-      "partial",
-      "--head-epochs",
-      "1",
-      "--epochs",
-      "5",
-      "--batch-size",
-      "16",
-      "--patience",
-      "10",
-      "--seed",
-      "3",
-      "--device",
-      "cpu",
-      ...reg.flags,
-      "--out",
-      out,
-    ];
-    const straightDir = join(root, "straight");
-    const straight = await run(args(straightDir));
-    assertEquals(straight.code, 0, straight.stderr);
-
-    const killedDir = join(root, "killed");
-    const child = command(args(killedDir)).spawn();
-    const stderr = new Response(child.stderr).text();
-    const stdout = new Response(child.stdout).text();
-    const second = join(killedDir, "checkpoints", "epoch-0002");
-    let finished = false;
-    child.status.then(() => (finished = true));
-    while (!finished && !(await exists(second))) await new Promise((r) => setTimeout(r, 5));
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      finished = true;
-    }
-    assert(!finished, `the run ended before it could be killed: ${await stderr}`);
-    const status = await child.status;
-    await Promise.all([stderr, stdout]);
-    assertEquals(status.signal, "SIGKILL");
-    assert(!(await exists(join(killedDir, "model.json"))), "the killed run wrote no final model");
-    const saved = [];
-    for await (const e of Deno.readDir(join(killedDir, "checkpoints"))) saved.push(e.name);
-    assert(!saved.includes("epoch-0006"), `killed too late: ${saved}`);
-
-    const resumed = await run([...args(killedDir), "--resume"]);
-    assertEquals(resumed.code, 0, resumed.stderr);
-    assert(!/^epoch 1\//m.test(resumed.stderr), `the resumed run started over:\n${resumed.stderr}`);
-    assertMatch(resumed.stderr, /^epoch 6\/6 \(all\)/m);
-
-    const diff = maxAbsDiff(await weights(killedDir), await weights(straightDir));
-    assertEquals(diff, 0, `resumed weights differ from the uninterrupted run's by ${diff}`);
-    assertEquals(await weights(killedDir), await weights(straightDir), "bit for bit");
-    const [a, b] = [await metrics(straightDir), await metrics(killedDir)];
-    assertEquals(b.map((m) => [m.epoch, m.phase]), a.map((m) => [m.epoch, m.phase]));
-    assertEquals(a.map((m) => m.epoch), [1, 2, 3, 4, 5, 6]);
-    for (const [i, m] of b.entries()) {
-      assertEquals(m.trainLoss, a[i]!.trainLoss, `epoch ${m.epoch} train loss`);
-      assertEquals(m.valLoss, a[i]!.valLoss, `epoch ${m.epoch} val loss`);
-    }
-    const card = async (dir: string) => JSON.parse(await Deno.readTextFile(join(dir, "card.json")));
-    const [ca, cb] = [await card(straightDir), await card(killedDir)];
-    assertEquals(cb.metrics, ca.metrics, "the same test accuracy");
-  } finally {
-    await Deno.remove(root, { recursive: true });
-    await reg.close();
+    child.kill("SIGKILL");
+  } catch {
+    finished = true;
   }
+  assert(!finished, `the run ended before it could be killed: ${await stderr}`);
+  const status = await child.status;
+  await Promise.all([stderr, stdout]);
+  assertEquals(status.signal, "SIGKILL");
+  assert(!(await exists(join(killedDir, "model.json"))), "the killed run wrote no final model");
+  const saved = [];
+  for await (const e of Deno.readDir(join(killedDir, "checkpoints"))) saved.push(e.name);
+  assert(!saved.includes("epoch-0006"), `killed too late: ${saved}`);
+
+  const resumed = await run([...args(killedDir), "--resume"]);
+  assertEquals(resumed.code, 0, resumed.stderr);
+  assert(!/^epoch 1\//m.test(resumed.stderr), `the resumed run started over:\n${resumed.stderr}`);
+  assertMatch(resumed.stderr, /^epoch 6\/6 \(all\)/m);
+
+  const diff = maxAbsDiff(await weights(killedDir), await weights(straightDir));
+  assertEquals(diff, 0, `resumed weights differ from the uninterrupted run's by ${diff}`);
+  assertEquals(await weights(killedDir), await weights(straightDir), "bit for bit");
+  const [a, b] = [await metrics(straightDir), await metrics(killedDir)];
+  assertEquals(b.map((m) => [m.epoch, m.phase]), a.map((m) => [m.epoch, m.phase]));
+  assertEquals(a.map((m) => m.epoch), [1, 2, 3, 4, 5, 6]);
+  for (const [i, m] of b.entries()) {
+    assertEquals(m.trainLoss, a[i]!.trainLoss, `epoch ${m.epoch} train loss`);
+    assertEquals(m.valLoss, a[i]!.valLoss, `epoch ${m.epoch} val loss`);
+  }
+  const card = async (dir: string) => JSON.parse(await Deno.readTextFile(join(dir, "card.json")));
+  const [ca, cb] = [await card(straightDir), await card(killedDir)];
+  assertEquals(cb.metrics, ca.metrics, "the same test accuracy");
 });
 
 Deno.test("finetune --resume of a features run reads the cached codes and keeps each epoch once in metrics.jsonl", async () => {
-  const reg = await startFinetuneRegistry();
-  const out = await Deno.makeTempDir({ prefix: "finetune_resume_features_" });
-  try {
-    const args = [
-      "--model",
-      "zoo/lenet5",
-      "--data",
-      "fashion-mnist?perClass=10",
-      "--strategy",
-      "features",
-      "--classifier",
-      "softmax",
-      "--epochs",
-      "6",
-      "--patience",
-      "10",
-      "--device",
-      "cpu",
-      ...reg.flags,
-      "--out",
-      out,
-    ];
-    const first = await run(args);
-    assertEquals(first.code, 0, first.stderr);
-    assertMatch(first.stderr, /codes: \d+ of "fashion-mnist \(train\)" computed/);
-    assertMatch(first.stderr, /codes: 84 values per image \(a vector: nothing to pool\) at "fc2"/);
-    assertMatch(first.stdout, /codes\s+.*84/, "the final table says what the codes are");
-    const before = await metrics(out);
+  await using reg = await startFinetuneRegistry();
+  await using out = await tempDir("finetune_resume_features_");
+  const args = [
+    ...flags({
+      model: "zoo/lenet5",
+      data: "fashion-mnist?perClass=10",
+      strategy: "features",
+      classifier: "softmax",
+      epochs: 6,
+      patience: 10,
+      device: "cpu",
+    }),
+    ...reg.flags,
+    ...flags({ out: out.path }),
+  ];
+  const first = await run(args);
+  assertEquals(first.code, 0, first.stderr);
+  assertMatch(first.stderr, /codes: \d+ of "fashion-mnist \(train\)" computed/);
+  assertMatch(first.stderr, /codes: 84 values per image \(a vector: nothing to pool\) at "fc2"/);
+  assertMatch(first.stdout, /codes\s+.*84/, "the final table says what the codes are");
+  const before = await metrics(out.path);
 
-    const again = await run([...args, "--resume"]);
-    assertEquals(again.code, 0, again.stderr);
-    assertMatch(again.stderr, /resume: the features strategy keeps no per-epoch checkpoints/);
-    assert(!/codes: \d+ .* computed/.test(again.stderr), again.stderr);
-    assertMatch(again.stderr, /codes: \d+ of "fashion-mnist \(train\)" read from the cache/);
-    const after = await metrics(out);
-    assertEquals(after.map((m) => m.epoch), before.map((m) => m.epoch));
-    assertEquals(after.map((m) => m.trainLoss), before.map((m) => m.trainLoss));
-  } finally {
-    await Deno.remove(out, { recursive: true });
-    await reg.close();
-  }
+  const again = await run([...args, "--resume"]);
+  assertEquals(again.code, 0, again.stderr);
+  assertMatch(again.stderr, /resume: the features strategy keeps no per-epoch checkpoints/);
+  assert(!/codes: \d+ .* computed/.test(again.stderr), again.stderr);
+  assertMatch(again.stderr, /codes: \d+ of "fashion-mnist \(train\)" read from the cache/);
+  const after = await metrics(out.path);
+  assertEquals(after.map((m) => m.epoch), before.map((m) => m.epoch));
+  assertEquals(after.map((m) => m.trainLoss), before.map((m) => m.trainLoss));
 });

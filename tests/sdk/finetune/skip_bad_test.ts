@@ -7,9 +7,8 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import pngjs from "pngjs";
+import { runFinetune as cli } from "../../_helpers/cli.ts";
 import { startFinetuneRegistry } from "../../_helpers/registry.ts";
-
-const CLI = new URL("../../../sdk/finetune.ts", import.meta.url).pathname;
 
 // pngjs ships no types; this is the part the test uses.
 interface PngModule {
@@ -25,16 +24,6 @@ function png(value: number): Uint8Array {
   image.data.fill(value);
   for (let i = 3; i < image.data.length; i += 4) image.data[i] = 255;
   return new Uint8Array(PNG.sync.write(image));
-}
-
-async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ZOO_TOKEN: "" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
 Deno.test("finetune --skip-bad trains on a folder without its corrupt image and says which it skipped", async () => {

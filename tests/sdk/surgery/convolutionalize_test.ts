@@ -118,6 +118,25 @@ function cropScores(
   });
 }
 
+/**
+ * Runs `fcn` on a random `[1, input, input, channels]` image and checks its
+ * score map: `cells`×`cells`, cell (i, j) equal to `net` on the `size`×`size`
+ * crop at (`stride`·i, `stride`·j).
+ */
+async function assertScoreMapIsCrops(
+  net: tf.LayersModel,
+  fcn: tf.LayersModel,
+  { input, size, stride, cells }: { input: number; size: number; stride: number; cells: number },
+): Promise<void> {
+  const [channels, classes] = [net.inputs[0]!.shape[3]!, net.outputs[0]!.shape[1]!];
+  const x = tf.randomUniform([1, input, input, channels]) as tf.Tensor4D;
+  const map = predict(fcn, x);
+  assertEquals(map.shape, [1, cells, cells, classes]);
+  const expected = cropScores(net, x, size, stride, cells, cells);
+  assertLess(await maxAbsDiff(map, expected), 1e-4);
+  tf.dispose([x, map, expected]);
+}
+
 for (const backend of BACKENDS) {
   Deno.test(`convolutionalize() matches LeNet at its native size and turns its head into convolutions (${backend})`, async () => {
     await tf.setBackend(backend);
@@ -152,12 +171,8 @@ for (const backend of BACKENDS) {
     const net = lenet();
     const fcn = convolutionalize(net);
     assertEquals(scoreMapGeometry(net), { inputSize: [28, 28], totalStride: [4, 4] });
-    const x = tf.randomUniform([1, 44, 44, 1]) as tf.Tensor4D;
-    const map = predict(fcn, x);
-    assertEquals(map.shape, [1, 5, 5, 10]);
-    const expected = cropScores(net, x, 28, 4, 5, 5);
-    assertLess(await maxAbsDiff(map, expected), 1e-4);
-    tf.dispose([x, map, expected]);
+    // 44 = 28 + 4 × 4: a 5×5 map, cell (i, j) is the crop at (4i, 4j).
+    await assertScoreMapIsCrops(net, fcn, { input: 44, size: 28, stride: 4, cells: 5 });
     fcn.dispose();
     net.dispose();
   });
@@ -213,12 +228,7 @@ for (const backend of BACKENDS) {
         assertLess(await maxAbsDiff(pooled, y), 1e-4);
         tf.dispose([x, y, map, pooled]);
         // 26 = 18 + 4 × 2: a 5×5 map, cell (i, j) is the crop at (2i, 2j).
-        const big = tf.randomUniform([1, 26, 26, 2]) as tf.Tensor4D;
-        const bigMap = predict(fcn, big);
-        assertEquals(bigMap.shape, [1, 5, 5, 5]);
-        const expected = cropScores(net, big, 18, 2, 5, 5);
-        assertLess(await maxAbsDiff(bigMap, expected), 1e-4);
-        tf.dispose([big, bigMap, expected]);
+        await assertScoreMapIsCrops(net, fcn, { input: 26, size: 18, stride: 2, cells: 5 });
       } finally {
         fcn.dispose();
         native.dispose();

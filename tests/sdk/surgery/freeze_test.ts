@@ -5,21 +5,19 @@ import { freeze } from "../../../sdk/surgery/freeze.ts";
 
 await tf.setBackend("cpu");
 
+/** conv1-bn1-relu1-conv2-flat-logits on 8×8×1, seeded, so each run starts from the same weights. */
 function convnet(): tf.LayersModel {
   const init = (seed: number) => tf.initializers.glorotUniform({ seed });
+  /** A 4-filter 3×3 convolution; the first layer gives the input shape. */
+  const conv = (name: string, seed: number, input: { inputShape?: [number, number, number] }) =>
+    tf.layers.conv2d({ name, filters: 4, kernelSize: 3, kernelInitializer: init(seed), ...input });
   return tf.sequential({
     name: "bn_net",
     layers: [
-      tf.layers.conv2d({
-        name: "conv1",
-        inputShape: [8, 8, 1],
-        filters: 4,
-        kernelSize: 3,
-        kernelInitializer: init(1),
-      }),
+      conv("conv1", 1, { inputShape: [8, 8, 1] }),
       tf.layers.batchNormalization({ name: "bn1" }),
       tf.layers.reLU({ name: "relu1" }),
-      tf.layers.conv2d({ name: "conv2", filters: 4, kernelSize: 3, kernelInitializer: init(2) }),
+      conv("conv2", 2, {}),
       tf.layers.flatten({ name: "flat" }),
       tf.layers.dense({
         name: "logits",

@@ -363,27 +363,22 @@ Deno.test("fineTuneNetwork() runs a MobileNetV2-style net through both phases in
   net.dispose();
 });
 
-Deno.test("fineTuneNetwork() rejects a freezeUntil that is not a cut point before the head, and other bad options", async () => {
-  const net = lenet5();
-  await assertRejects(
-    () => fineTuneNetwork(common(net, { strategy: "partial", freezeUntil: "fc1", cut: "pool2" })),
+/** Options fineTuneNetwork() rejects, with the error each gets and a part of its message. */
+const REJECTED: [Partial<FineTuneNetworkOptions>, ErrorConstructor, string][] = [
+  [
+    { strategy: "partial", freezeUntil: "fc1", cut: "pool2" },
     RangeError,
     'Cannot freeze until layer "fc1"',
-  );
-  await assertRejects(
-    () => fineTuneNetwork(common(net, { numClasses: 3 })),
-    RangeError,
-    "numClasses",
-  );
-  await assertRejects(
-    () => fineTuneNetwork(common(net, { resume: true })),
-    TypeError,
-    "checkpointDir",
-  );
-  await assertRejects(
-    () => fineTuneNetwork(common(net, { batchSize: 0 })),
-    RangeError,
-    "batchSize",
-  );
+  ],
+  [{ numClasses: 3 }, RangeError, "numClasses"],
+  [{ resume: true }, TypeError, "checkpointDir"],
+  [{ batchSize: 0 }, RangeError, "batchSize"],
+];
+
+Deno.test("fineTuneNetwork() rejects a freezeUntil that is not a cut point before the head, and other bad options", async () => {
+  const net = lenet5();
+  for (const [options, errorClass, says] of REJECTED) {
+    await assertRejects(() => fineTuneNetwork(common(net, options)), errorClass, says);
+  }
   net.dispose();
 });

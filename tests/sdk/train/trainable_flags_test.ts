@@ -12,6 +12,7 @@ import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import type { Dataset } from "../../../sdk/data/types.ts";
 import { fineTune } from "../../../sdk/finetune/fine_tune.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
+import { tempDir } from "../../_helpers/temp.ts";
 
 await initWasmBackend({ threads: false });
 
@@ -66,61 +67,62 @@ Deno.test("the nsfwjs MobileNetV2 ships layers marked trainable: false", () => {
   assert(flaggedFrozen.some((l) => l.name === "block_10_project_BN"));
 });
 
-Deno.test("full fine-tuning of zoo/mobilenet-v2 changes every weight tensor and its card lists no frozen layer", async () => {
+/**
+ * One fine-tuning step of `source` on the noise images into a temp folder:
+ * the kept layers' weights before and after, the card, the trainable tensors.
+ */
+async function fineTuneOnce(
+  strategy: { strategy: "full" } | { strategy: "partial"; freezeUntil: string },
+) {
   const before = await weightsByLayer(source, kept);
-  const outDir = await Deno.makeTempDir({ prefix: "full_flags_" });
+  await using out = await tempDir(`${strategy.strategy}_flags_`);
   const run = await fineTune({
     model: source,
     train: noise(),
-    strategy: "full",
+    ...strategy,
     device: "wasm",
     wasmThreads: 1,
     training: { epochs: 1, batchSize: 4, microBatch: 2 },
-    output: { outDir },
+    output: { outDir: out.path },
     callbacks: { log: () => {} },
   });
-  const after = await weightsByLayer(run.model, kept);
+  try {
+    const after = await weightsByLayer(run.model, kept);
+    const card = JSON.parse(await Deno.readTextFile(join(out.path, "card.json")));
+    const trainableTensors = run.model.layers.flatMap((l) => l.trainableWeights).length;
+    return { before, after, card, trainableTensors };
+  } finally {
+    run.model.dispose();
+  }
+}
+
+Deno.test("full fine-tuning of zoo/mobilenet-v2 changes every weight tensor and its card lists no frozen layer", async () => {
+  const { before, after, card, trainableTensors: trainable } = await fineTuneOnce({
+    strategy: "full",
+  });
   assertEquals(after.size, before.size);
   // Moving statistics included: BatchNormalization runs in training mode under `full`.
   const still = [...before].filter(([k, v]) => !changed(v, after.get(k)!)).map(([k]) => k);
   assertEquals(still, [], `${still.length} of ${before.size} weight tensors did not change`);
-  const card = JSON.parse(await Deno.readTextFile(join(outDir, "card.json")));
   assertEquals(card.fineTuning.frozenLayers, []);
   assertEquals(card.fineTuning.trainedLayers, [...kept, "head_logits"]);
-  const trainable = run.model.layers.flatMap((l) => l.trainableWeights).length;
   assertEquals(card.fineTuning.trainedWeights.tensors, trainable);
   assert(trainable > 150, `${trainable} trainable tensors`);
-  run.model.dispose();
-  await Deno.remove(outDir, { recursive: true });
 });
 
 Deno.test("partial fine-tuning of zoo/mobilenet-v2 freezes exactly up to freezeUntil, flagged layers after it train", async () => {
-  const freezeUntil = "block_2_add";
   const cut = kept.indexOf("block_3_expand");
   const frozen = kept.slice(0, cut);
-  const before = await weightsByLayer(source, kept);
-  const outDir = await Deno.makeTempDir({ prefix: "partial_flags_" });
-  const run = await fineTune({
-    model: source,
-    train: noise(),
+  const { before, after, card } = await fineTuneOnce({
     strategy: "partial",
-    freezeUntil,
-    device: "wasm",
-    wasmThreads: 1,
-    training: { epochs: 1, batchSize: 4, microBatch: 2 },
-    output: { outDir },
-    callbacks: { log: () => {} },
+    freezeUntil: "block_2_add",
   });
-  const after = await weightsByLayer(run.model, kept);
   for (const [key, v] of before) {
     const layer = key.split("/")[0]!;
     assertEquals(changed(v, after.get(key)!), !frozen.includes(layer), key);
   }
-  const card = JSON.parse(await Deno.readTextFile(join(outDir, "card.json")));
   assertEquals(card.fineTuning.frozenLayers, frozen);
   assertEquals(card.fineTuning.trainedLayers, [...kept.slice(cut), "head_logits"]);
   // block_3 to block_10 ship trainable: false and trained all the same.
   assert(flaggedFrozen.some((l) => l.name === "block_10_expand"));
-  run.model.dispose();
-  await Deno.remove(outDir, { recursive: true });
 });

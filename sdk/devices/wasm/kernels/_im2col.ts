@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { checkedOutput, dispose, heap, type Info } from "../_heap.ts";
-import { type ConvInfo, reshape } from "../_kernel.ts";
+import { type ConvInfo, dims, reshape } from "../_kernel.ts";
 
 /**
  * Writes the im2col rows of images `[b0, b0 + nb)` of `x` into `cols`:
@@ -25,10 +25,7 @@ export function im2col(
   b0: number,
   nb: number,
 ): void {
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
-  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const { H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl } = dims(info);
   const rowLen = KH * KW * C;
   let row = 0;
   for (let b = b0; b < b0 + nb; b++) {
@@ -84,10 +81,7 @@ export function im2colT(
   b0: number,
   nb: number,
 ): void {
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
-  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const { H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl } = dims(info);
   const P = nb * OH * OW, step = sw * C;
   for (let kh = 0; kh < KH; kh++) {
     for (let kw = 0; kw < KW; kw++) {

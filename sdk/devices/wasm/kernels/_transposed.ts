@@ -9,7 +9,7 @@
  */
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { checkedOutput, heap, type Info } from "../_heap.ts";
-import { type ConvInfo, reshape } from "../_kernel.ts";
+import { type ConvInfo, dims, reshape } from "../_kernel.ts";
 
 /**
  * `dy` zero-upsampled by the stride and placed at offset (`top`, `left`) in a
@@ -24,10 +24,9 @@ export function upsamplePadded(
   top: number,
   left: number,
 ): Info {
-  const { batchSize: B, inHeight: H, inWidth: W, outHeight: OH, outWidth: OW } = info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { B, H, W, OH, OW, KH, KW, sh, sw, dh, dw } = dims(info);
   const CM = dy.shape[3]!;
-  const PH = H + (KH - 1) * info.dilationHeight, PW = W + (KW - 1) * info.dilationWidth;
+  const PH = H + (KH - 1) * dh, PW = W + (KW - 1) * dw;
   if (sh === 1 && sw === 1 && top === 0 && left === 0 && PH === OH && PW === OW) {
     return reshape(backend, dy, [B, PH, PW, CM]);
   }

@@ -49,6 +49,7 @@ import {
   convInfo,
   type Inputs,
   run,
+  unpacked,
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
@@ -366,12 +367,7 @@ const SIMD_CONV_MAX_IN_CHANNELS = 4;
  * channels (a network's first layer), and for every input when the kernels
  * run on more threads than XNNPACK; XNNPACK's otherwise.
  */
-function conv2D(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x, filter } = args.inputs as { x: Info; filter: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const conv2D = unpacked<{ x: Info; filter: Info }>((backend, { x, filter }, attrs) => {
   const inChannels = x.shape[3] ?? 0;
   if (
     x.dtype === "float32" && filter.dtype === "float32" &&
@@ -383,7 +379,7 @@ function conv2D(
     if (fast !== null) return fast;
   }
   return shippedConv(backend, "Conv2D", { x, filter }, attrs);
-}
+});
 
 /**
  * The fused convolution (bias and activation after it; MobileNets' 1×1
@@ -391,17 +387,9 @@ function conv2D(
  * activation applied as each tile is stored, when the pool has more threads
  * than XNNPACK; XNNPACK's otherwise (where it runs on XNNPACK's own pool).
  */
-function fusedConv2D(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x, filter, bias, preluActivationWeights } = args.inputs as {
-    x: Info;
-    filter: Info;
-    bias?: Info;
-    preluActivationWeights?: Info;
-  };
-  const attrs = (args.attrs ?? {}) as Attrs;
+type FusedConvInputs = { x: Info; filter: Info; bias?: Info; preluActivationWeights?: Info };
+const fusedConv2D = unpacked<FusedConvInputs>((backend, inputs, attrs) => {
+  const { x, filter, bias, preluActivationWeights } = inputs;
   if (
     simdThreadsBeyondXnnpack(backend) && preluActivationWeights === undefined &&
     x.dtype === "float32" && filter.dtype === "float32" &&
@@ -415,8 +403,8 @@ function fusedConv2D(
     });
     if (fast !== null) return fast;
   }
-  return shippedConv(backend, "FusedConv2D", args.inputs as Record<string, Info>, attrs);
-}
+  return shippedConv(backend, "FusedConv2D", inputs as Record<string, Info>, attrs);
+});
 
 /** The forward convolutions: `Conv2D`, `FusedConv2D` (both replaced). */
 export const CONV_KERNELS: readonly WasmKernel[] = [

@@ -45,12 +45,13 @@ import {
 } from "../_heap.ts";
 import { byImages, elementwise, kernels, shares, sumByRows } from "../_compiled.ts";
 import {
-  type Attrs,
   checkedConv,
   type ConvInfo,
   convInfo,
+  dims,
   reshape,
   run,
+  unpacked,
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
@@ -116,8 +117,7 @@ export function simdConv2DBackpropFilter(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
-  const { filterHeight: KH, filterWidth: KW, inChannels: C } = info;
+  const { B, OH, OW, O, KH, KW, C } = dims(info);
   const K = KH * KW * C, P = B * OH * OW;
   expectShape("conv_filter_grad", "x", x, info.inShape);
   expectShape("conv_filter_grad", "dy", dy, info.outShape);
@@ -222,8 +222,7 @@ export function simdConv2DBackpropInput(
 ): Info | null {
   const k = kernels(backend);
   if (k === null) return null;
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
-  const { filterHeight: KH, filterWidth: KW, outChannels: O } = info;
+  const { B, H, W, C, KH, KW, O } = dims(info);
   const K = KH * KW * C, KP = K + 8, P = B * info.outHeight * info.outWidth;
   expectShape("conv_input_grad", "dy", dy, info.outShape);
   expectShape("conv_input_grad", "the filter", filter, [KH, KW, C, O]);
@@ -310,12 +309,7 @@ export function simdConv2DBackpropInput(
   return dx;
 }
 
-function conv2DBackpropFilter(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x, dy } = args.inputs as { x: Info; dy: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const conv2DBackpropFilter = unpacked<{ x: Info; dy: Info }>((backend, { x, dy }, attrs) => {
   checkFloat("Conv2DBackpropFilter", x, dy);
   checkNhwc("Conv2DBackpropFilter", attrs.dataFormat);
   const filterShape = attrs.filterShape as [number, number, number, number];
@@ -353,7 +347,7 @@ function conv2DBackpropFilter(
   const dw = reshape(backend, sum!, filterShape);
   dispose(backend, sum!);
   return dw;
-}
+});
 
 /**
  * The input gradient as `col2im(dy · Wᵀ)`: one matrix product per chunk of
@@ -366,10 +360,7 @@ function conv2DBackpropInputCol2im(
   filter: Info,
   info: ConvInfo,
 ): Info {
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
-    info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
-  const pt = info.padInfo.top, pl = info.padInfo.left;
+  const { B, H, W, C, OH, OW, KH, KW, sh, sw, pt, pl } = dims(info);
   const kkc = KH * KW * C, co = info.outChannels;
   const w2 = reshape(backend, filter, [kkc, co]);
   const wT = transposeLastTwo(backend, w2);
@@ -415,45 +406,45 @@ function conv2DBackpropInputCol2im(
  * convolution of the zero-upsampled, padded `dy` with the flipped,
  * channel-swapped filter.
  */
-function conv2DBackpropInput(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { dy, filter } = args.inputs as { dy: Info; filter: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
-  if (
-    dy.dtype !== "float32" || filter.dtype !== "float32" || (attrs.dataFormat ?? "NHWC") !== "NHWC"
-  ) {
-    return run(backend, "Conv2DBackpropInput", { dy, filter }, attrs);
-  }
-  const inShape = attrs.inputShape as number[];
-  if (anyEmpty(dy, filter) || tf.util.sizeFromShape(inShape) === 0) return zeros(backend, inShape);
-  const info = convInfo(attrs.inputShape, filter.shape, attrs);
-  const strided = info.strideHeight > 1 || info.strideWidth > 1;
-  // A 1×1 stride-1 input gradient is one XNNPACK convolution (a matrix
-  // product), which beats the compiled scatter kernel there.
-  const pointwise = info.filterHeight * info.filterWidth === 1 && !strided;
-  const fast = pointwise ? null : simdConv2DBackpropInput(backend, dy, filter, info);
-  if (fast !== null) return fast;
-  // With a stride, the convolution of the upsampled dy multiplies mostly
-  // zeros (3/4 of them at stride 2); col2im does only the real products.
-  if (strided && info.filterHeight * info.filterWidth > 1) {
-    return conv2DBackpropInputCol2im(backend, dy, filter, info);
-  }
-  const top = info.filterHeight - 1 - info.padInfo.top;
-  const left = info.filterWidth - 1 - info.padInfo.left;
-  const padded = upsamplePadded(backend, dy, info, top, left);
-  const flipped = flippedFilter(backend, filter, true);
-  const dx = run(backend, "Conv2D", { x: padded, filter: flipped }, {
-    strides: [1, 1],
-    pad: "valid",
-    dataFormat: "NHWC",
-    dilations: [1, 1],
-    dimRoundingMode: undefined,
-  });
-  dispose(backend, padded, flipped);
-  return dx;
-}
+const conv2DBackpropInput = unpacked<{ dy: Info; filter: Info }>(
+  (backend, { dy, filter }, attrs) => {
+    if (
+      dy.dtype !== "float32" || filter.dtype !== "float32" ||
+      (attrs.dataFormat ?? "NHWC") !== "NHWC"
+    ) {
+      return run(backend, "Conv2DBackpropInput", { dy, filter }, attrs);
+    }
+    const inShape = attrs.inputShape as number[];
+    if (anyEmpty(dy, filter) || tf.util.sizeFromShape(inShape) === 0) {
+      return zeros(backend, inShape);
+    }
+    const info = convInfo(attrs.inputShape, filter.shape, attrs);
+    const strided = info.strideHeight > 1 || info.strideWidth > 1;
+    // A 1×1 stride-1 input gradient is one XNNPACK convolution (a matrix
+    // product), which beats the compiled scatter kernel there.
+    const pointwise = info.filterHeight * info.filterWidth === 1 && !strided;
+    const fast = pointwise ? null : simdConv2DBackpropInput(backend, dy, filter, info);
+    if (fast !== null) return fast;
+    // With a stride, the convolution of the upsampled dy multiplies mostly
+    // zeros (3/4 of them at stride 2); col2im does only the real products.
+    if (strided && info.filterHeight * info.filterWidth > 1) {
+      return conv2DBackpropInputCol2im(backend, dy, filter, info);
+    }
+    const top = info.filterHeight - 1 - info.padInfo.top;
+    const left = info.filterWidth - 1 - info.padInfo.left;
+    const padded = upsamplePadded(backend, dy, info, top, left);
+    const flipped = flippedFilter(backend, filter, true);
+    const dx = run(backend, "Conv2D", { x: padded, filter: flipped }, {
+      strides: [1, 1],
+      pad: "valid",
+      dataFormat: "NHWC",
+      dilations: [1, 1],
+      dimRoundingMode: undefined,
+    });
+    dispose(backend, padded, flipped);
+    return dx;
+  },
+);
 
 /**
  * The checks of a convolution gradient: rank-4 tensors, a whole shape in

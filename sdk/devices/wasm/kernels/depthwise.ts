@@ -43,7 +43,16 @@ import {
   zeros,
 } from "../_heap.ts";
 import { kernels, sumByRows } from "../_compiled.ts";
-import { type Attrs, type ConvInfo, convInfo, reshape, run, type WasmKernel } from "../_kernel.ts";
+import {
+  type Attrs,
+  type ConvInfo,
+  convInfo,
+  dims,
+  reshape,
+  run,
+  unpacked,
+  type WasmKernel,
+} from "../_kernel.ts";
 import { emptyForward, shippedConv, validateForward } from "./conv.ts";
 import { validateGrad } from "./conv_grad.ts";
 import { flippedFilter, upsamplePadded } from "./_transposed.ts";
@@ -51,13 +60,9 @@ import { accumulate, batchRows, im2col, imagesPerChunk } from "./_im2col.ts";
 
 /** A shipped depthwise convolution, with {@linkcode shippedConv}'s padding fix. */
 function depthwiseForward(name: "DepthwiseConv2dNative" | "FusedDepthwiseConv2D"): tf.KernelFunc {
-  return (args) =>
-    shippedConv(
-      args.backend as BackendWasm,
-      name,
-      args.inputs as Record<string, Info>,
-      (args.attrs ?? {}) as Attrs,
-    );
+  return unpacked<Record<string, Info>>((backend, inputs, attrs) =>
+    shippedConv(backend, name, inputs, attrs)
+  );
 }
 
 function depthwiseInfo(x: Info, attrs: Attrs): ConvInfo {
@@ -84,16 +89,13 @@ export function simdDepthwiseConv2DBackpropFilter(
 ): Info | null {
   const k = kernels(backend);
   if (k === null || info.outChannels !== info.inChannels) return null;
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
-  const { outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW } = info;
+  const { B, H, W, C, OH, OW, KH, KW, sh, sw, dh, dw: dwi, pt: top, pl: left } = dims(info);
   expectShape("dw_filter_grad", "x", x, info.inShape);
   expectShape("dw_filter_grad", "dy", dy, info.outShape);
   const dw = checkedOutput(backend, [KH, KW, C, 1], "float32");
   const scratch = new Scratch(k);
   try {
     const xo = offset(backend, x), dyo = offset(backend, dy);
-    const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwi } = info;
-    const { top, left } = info.padInfo;
     sumByRows(
       k,
       scratch,
@@ -115,12 +117,7 @@ export function simdDepthwiseConv2DBackpropFilter(
   return dw;
 }
 
-function depthwiseBackpropFilter(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x, dy } = args.inputs as { x: Info; dy: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const depthwiseBackpropFilter = unpacked<{ x: Info; dy: Info }>((backend, { x, dy }, attrs) => {
   checkFloat("DepthwiseConv2dNativeBackpropFilter", x, dy);
   const filterShape = attrs.filterShape as [number, number, number, number];
   if (anyEmpty(x, dy) || tf.util.sizeFromShape(filterShape) === 0) {
@@ -155,43 +152,38 @@ function depthwiseBackpropFilter(
   const dw = reshape(backend, sum!, filterShape);
   dispose(backend, sum!);
   return dw;
-}
+});
 
-function depthwiseBackpropInput(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { dy, filter } = args.inputs as { dy: Info; filter: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
-  checkFloat("DepthwiseConv2dNativeBackpropInput", dy, filter);
-  const inShape = attrs.inputShape as [number, number, number, number];
-  if (anyEmpty(dy, filter) || tf.util.sizeFromShape(inShape) === 0) {
-    return zeros(backend, inShape);
-  }
-  const info = convInfo(inShape, filter.shape, attrs, true);
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C } = info;
-  const { filterHeight: KH, filterWidth: KW } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
-  const M = info.outChannels / C;
-  if (dh > 1 || dw > 1) return depthwiseBackpropInputDilated(backend, dy, filter, info);
-  // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
-  // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.
-  const top = (KH - 1) * dh - info.padInfo.top, left = (KW - 1) * dw - info.padInfo.left;
-  const padded = upsamplePadded(backend, dy, info, top, left);
-  const flipped = flippedFilter(backend, filter, false);
-  const conv = run(backend, "DepthwiseConv2dNative", { x: padded, filter: flipped }, {
-    strides: [1, 1],
-    pad: "valid",
-    dilations: [dh, dw],
-    dimRoundingMode: undefined,
-  });
-  dispose(backend, padded, flipped);
-  if (M === 1) return conv;
-  const conv5 = reshape(backend, conv, [B, H, W, C, M]);
-  const dx = run(backend, "Sum", { x: conv5 }, { axis: [4], keepDims: false });
-  dispose(backend, conv, conv5);
-  return dx;
-}
+const depthwiseBackpropInput = unpacked<{ dy: Info; filter: Info }>(
+  (backend, { dy, filter }, attrs) => {
+    checkFloat("DepthwiseConv2dNativeBackpropInput", dy, filter);
+    const inShape = attrs.inputShape as [number, number, number, number];
+    if (anyEmpty(dy, filter) || tf.util.sizeFromShape(inShape) === 0) {
+      return zeros(backend, inShape);
+    }
+    const info = convInfo(inShape, filter.shape, attrs, true);
+    const { B, H, W, C, KH, KW, dh, dw, pt, pl } = dims(info);
+    const M = info.outChannels / C;
+    if (dh > 1 || dw > 1) return depthwiseBackpropInputDilated(backend, dy, filter, info);
+    // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
+    // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.
+    const top = (KH - 1) * dh - pt, left = (KW - 1) * dw - pl;
+    const padded = upsamplePadded(backend, dy, info, top, left);
+    const flipped = flippedFilter(backend, filter, false);
+    const conv = run(backend, "DepthwiseConv2dNative", { x: padded, filter: flipped }, {
+      strides: [1, 1],
+      pad: "valid",
+      dilations: [dh, dw],
+      dimRoundingMode: undefined,
+    });
+    dispose(backend, padded, flipped);
+    if (M === 1) return conv;
+    const conv5 = reshape(backend, conv, [B, H, W, C, M]);
+    const dx = run(backend, "Sum", { x: conv5 }, { axis: [4], keepDims: false });
+    dispose(backend, conv, conv5);
+    return dx;
+  },
+);
 
 /**
  * The depthwise input gradient with a dilation, by direct scatter:
@@ -205,12 +197,8 @@ function depthwiseBackpropInputDilated(
   filter: Info,
   info: ConvInfo,
 ): Info {
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
-    info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
-  const { dilationHeight: dh, dilationWidth: dw } = info;
+  const { B, H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt: top, pl: left } = dims(info);
   const M = info.outChannels / C, CM = C * M;
-  const top = info.padInfo.top, left = info.padInfo.left;
   const dx = zeros(backend, [B, H, W, C]);
   const g = heap(backend, dy), w = heap(backend, filter), out = heap(backend, dx);
   for (let b = 0; b < B; b++) {

@@ -35,7 +35,7 @@ import {
   view,
 } from "../_heap.ts";
 import { elementwise, kernels, ranges, rowsPerVectorRow } from "../_compiled.ts";
-import { type Attrs, fastOr, run, unaryKernel, type WasmKernel } from "../_kernel.ts";
+import { type Attrs, fastOr, run, unaryKernel, unpacked, type WasmKernel } from "../_kernel.ts";
 import type { SimdExports } from "../simd/module.ts";
 
 /**
@@ -220,11 +220,7 @@ function isTrailingVector(x: Info, v: Info): boolean {
  * element by element through index arithmetic, and the threaded build hands
  * it to the thread pool; on the heap in JS it is one pass.
  */
-function add(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { a, b } = args.inputs as { a: Info; b: Info };
+const add = unpacked<{ a: Info; b: Info }>((backend, { a, b }) => {
   const float = a.dtype === "float32" && b.dtype === "float32";
   const [x, v] = float && isTrailingVector(a, b)
     ? [a, b]
@@ -245,7 +241,7 @@ function add(
     for (let c = 0; c < C; c++) dst[o + c] = src[o + c]! + bias[c]!;
   }
   return out;
-}
+});
 
 /**
  * Subtracting a vector along the last axis (`[..., C] − [C]`: batch
@@ -301,12 +297,7 @@ const clipByValue = fastOr(
  * float32). A cast to bool is `x ≠ 0` (the shipped kernel truncates to a byte:
  * -2.5 became 254); other casts run the shipped kernel.
  */
-function cast(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const cast = unpacked<{ x: Info }>((backend, { x }, attrs) => {
   if (attrs.dtype === x.dtype && x.dtype !== "string") {
     backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
@@ -318,16 +309,14 @@ function cast(
     return out;
   }
   return run(backend, "Cast", { x }, attrs);
-}
+});
 
 /** Shares the input's buffer (as the cpu backend does) instead of copying it. */
-function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
+const identity = unpacked<{ x: Info }>((backend, { x }) => {
   if (x.dtype === "string") return run(backend, "Identity", { x }, {});
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-}
+});
 
 /**
  * A fused elementwise gradient kernel `(x, dy) → dx` on float32 tensors of
@@ -339,10 +328,7 @@ function fusedGradKernel(
   fast: (backend: BackendWasm, x: Info, dy: Info, attrs: Attrs) => Info | null,
   each: (attrs: Attrs) => (x: number, dy: number) => number,
 ): tf.KernelFunc {
-  return (args) => {
-    const backend = args.backend as BackendWasm;
-    const { x, dy } = args.inputs as { x: Info; dy: Info };
-    const attrs = (args.attrs ?? {}) as Attrs;
+  return unpacked<{ x: Info; dy: Info }>((backend, { x, dy }, attrs) => {
     checkFloat(name, x, dy);
     if (!tf.util.arraysEqual(x.shape, dy.shape)) {
       throw new Error(
@@ -357,7 +343,7 @@ function fusedGradKernel(
     const xs = heap(backend, x), g = heap(backend, dy), o = heap(backend, out), f = each(attrs);
     for (let i = 0; i < xs.length; i++) o[i] = f(xs[i]!, g[i]!);
     return out;
-  };
+  });
 }
 
 /** ReLU's gradient in one pass where tfjs runs three kernels (`Step`, `Cast`, `Multiply`). */
@@ -432,7 +418,7 @@ export const ELEMENTWISE_KERNELS: readonly WasmKernel[] = [
   { name: "Relu", kind: "replaced", kernelFunc: relu },
   { name: "ClipByValue", kind: "replaced", kernelFunc: clipByValue },
   { name: "Cast", kind: "replaced", kernelFunc: cast },
-  { name: "Identity", kind: "replaced", kernelFunc: identity as tf.KernelFunc },
+  { name: "Identity", kind: "replaced", kernelFunc: identity },
   { name: RELU_GRAD_KERNEL, kind: "added", kernelFunc: reluGrad },
   { name: CLIP_GRAD_KERNEL, kind: "added", kernelFunc: clipGrad },
 ];

@@ -23,7 +23,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { checkedOutput, checkUncheckedOutput, type Info, offset, view } from "../_heap.ts";
 import { byImages, kernels } from "../_compiled.ts";
-import { type Attrs, fastOr, run, type WasmKernel } from "../_kernel.ts";
+import { fastOr, run, unpacked, type WasmKernel } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
 
 /** A zero-padded NHWC copy's size and where the original lies in it. */
@@ -116,12 +116,7 @@ const padV2 = fastOr("PadV2", (backend, { x }, attrs) => {
  * The wasm `Tile` computes an index per element; this one copies rows and
  * doubles blocks, heap to heap.
  */
-function tile(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const tile = unpacked<{ x: Info }>((backend, { x }, attrs) => {
   const reps = attrs.reps as number[];
   if (x.dtype === "string" || reps.length !== x.shape.length) {
     return run(backend, "Tile", { x }, attrs);
@@ -147,18 +142,13 @@ function tile(
   };
   fill(0, 0, 0);
   return out;
-}
+});
 
 /**
  * The wasm `Slice` copies the whole input out of the heap on every call
  * (`readSync`); this one copies only the slice, row by row, heap to heap.
  */
-function slice(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const slice = unpacked<{ x: Info }>((backend, { x }, attrs) => {
   if (x.dtype === "string" || x.dtype === "complex64") return run(backend, "Slice", { x }, attrs);
   const [begin, size] = tf.slice_util.parseSliceParams(
     x as tf.Tensor,
@@ -193,7 +183,7 @@ function slice(
     }
   }
   return out;
-}
+});
 
 /**
  * Whether `perm` keeps the leading axes and swaps the last two: a batch of
@@ -233,18 +223,13 @@ export function transposeLastTwo(backend: BackendWasm, x: Info): Info {
  * The wasm `Transpose` takes about 20 ns an element; a batch of matrix
  * transposes (what matrix-product gradients ask for) is done here in a few.
  */
-function transpose(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { x } = args.inputs as { x: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const transpose = unpacked<{ x: Info }>((backend, { x }, attrs) => {
   const perm = attrs.perm as number[];
   if (x.dtype === "string" || x.dtype === "complex64" || !swapsLastTwo(perm)) {
     return run(backend, "Transpose", { x }, attrs);
   }
   return transposeLastTwo(backend, x);
-}
+});
 
 /**
  * The data-moving kernels: `Slice`, `Tile`, `Transpose`, `PadV2` (all

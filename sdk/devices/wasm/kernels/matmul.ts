@@ -22,7 +22,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { anyEmpty, checkedOutput, dispose, type Info, offset, Scratch, zeros } from "../_heap.ts";
 import { kernels, shares } from "../_compiled.ts";
-import { type Attrs, run, type WasmKernel } from "../_kernel.ts";
+import { run, unpacked, type WasmKernel } from "../_kernel.ts";
 import { sumOverRows } from "./conv_grad.ts";
 import { transposeLastTwo } from "./layout.ts";
 
@@ -99,12 +99,7 @@ export function simdMatMul(
  * `transposeB` is set (the common cases in gradients: `xᵀ · dy` and
  * `dy · Wᵀ`); transposing explicitly first is not.
  */
-function batchMatMul(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { a, b } = args.inputs as { a: Info; b: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const batchMatMul = unpacked<{ a: Info; b: Info }>((backend, { a, b }, attrs) => {
   if (anyEmpty(a, b) && a.shape.length >= 2 && b.shape.length >= 2) {
     // An empty product (the shipped kernel leaves its output uninitialized
     // when the inner size is 0): zeros, once the shapes are known to agree.
@@ -134,7 +129,7 @@ function batchMatMul(
   if (tA) dispose(backend, aT);
   if (tB) dispose(backend, bT);
   return out;
-}
+});
 
 /** The matrix products: `BatchMatMul` (replaced). */
 export const MATMUL_KERNELS: readonly WasmKernel[] = [

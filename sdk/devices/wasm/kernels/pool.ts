@@ -36,9 +36,11 @@ import { byImages, kernels } from "../_compiled.ts";
 import {
   type Attrs,
   type ConvInfo,
+  dims,
   fastOr,
   type Inputs,
   run,
+  unpacked,
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdExports, SimdKernels } from "../simd/module.ts";
@@ -273,83 +275,70 @@ function maxPoolGrad2x2(
  * in a row, and scatters `dy` to it (the first maximum, as the cpu backend
  * picks it).
  */
-function maxPoolGrad(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { dy, input, output } = args.inputs as { dy: Info; input: Info; output: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
-  if (input.dtype !== "float32" || dy.dtype !== "float32") {
-    return run(backend, "MaxPoolGrad", { dy, input, output }, attrs);
-  }
-  const info = poolInfo(input.shape, attrs);
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
-    info;
-  const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
-  const { strideHeight: sh, strideWidth: sw } = info;
-  const pt = info.padInfo.top, pl = info.padInfo.left;
-  const twoByTwo = KH === 2 && KW === 2 && windowsTile(info);
-  const fast = twoByTwo ? simdMaxPoolGrad2x2(backend, dy, input) : null;
-  if (fast !== null) return fast;
-  const dx = checkedOutput(backend, input.shape, "float32");
-  const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
-  out.fill(0);
-  if (twoByTwo) {
-    maxPoolGrad2x2(x, g, out, B, H, W, C, OH, OW);
-    return dx;
-  }
-  const best = new Float32Array(C), at = new Int32Array(C);
-  for (let b = 0; b < B; b++) {
-    for (let oh = 0; oh < OH; oh++) {
-      const r0 = oh * sh - pt, rLo = Math.max(0, r0), rHi = Math.min(H, r0 + KH);
-      for (let ow = 0; ow < OW; ow++) {
-        const c0 = ow * sw - pl, cLo = Math.max(0, c0), cHi = Math.min(W, c0 + KW);
-        for (let c = 0; c < C; c++) {
-          best[c] = -Infinity;
-          at[c] = -1;
-        }
-        for (let r = rLo; r < rHi; r++) {
-          for (let col = cLo; col < cHi; col++) {
-            const base = ((b * H + r) * W + col) * C;
-            for (let c = 0; c < C; c++) {
-              const v = x[base + c]!;
-              if (v > best[c]!) {
-                best[c] = v;
-                at[c] = base + c;
+const maxPoolGrad = unpacked<{ dy: Info; input: Info; output: Info }>(
+  (backend, { dy, input, output }, attrs) => {
+    if (input.dtype !== "float32" || dy.dtype !== "float32") {
+      return run(backend, "MaxPoolGrad", { dy, input, output }, attrs);
+    }
+    const info = poolInfo(input.shape, attrs);
+    const { B, H, W, C, OH, OW, sh, sw, pt, pl } = dims(info);
+    const { effectiveFilterHeight: KH, effectiveFilterWidth: KW } = info;
+    const twoByTwo = KH === 2 && KW === 2 && windowsTile(info);
+    const fast = twoByTwo ? simdMaxPoolGrad2x2(backend, dy, input) : null;
+    if (fast !== null) return fast;
+    const dx = checkedOutput(backend, input.shape, "float32");
+    const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
+    out.fill(0);
+    if (twoByTwo) {
+      maxPoolGrad2x2(x, g, out, B, H, W, C, OH, OW);
+      return dx;
+    }
+    const best = new Float32Array(C), at = new Int32Array(C);
+    for (let b = 0; b < B; b++) {
+      for (let oh = 0; oh < OH; oh++) {
+        const r0 = oh * sh - pt, rLo = Math.max(0, r0), rHi = Math.min(H, r0 + KH);
+        for (let ow = 0; ow < OW; ow++) {
+          const c0 = ow * sw - pl, cLo = Math.max(0, c0), cHi = Math.min(W, c0 + KW);
+          for (let c = 0; c < C; c++) {
+            best[c] = -Infinity;
+            at[c] = -1;
+          }
+          for (let r = rLo; r < rHi; r++) {
+            for (let col = cLo; col < cHi; col++) {
+              const base = ((b * H + r) * W + col) * C;
+              for (let c = 0; c < C; c++) {
+                const v = x[base + c]!;
+                if (v > best[c]!) {
+                  best[c] = v;
+                  at[c] = base + c;
+                }
               }
             }
           }
-        }
-        const o = ((b * OH + oh) * OW + ow) * C;
-        for (let c = 0; c < C; c++) {
-          const i = at[c]!;
-          if (i >= 0) out[i] = out[i]! + g[o + c]!;
+          const o = ((b * OH + oh) * OW + ow) * C;
+          for (let c = 0; c < C; c++) {
+            const i = at[c]!;
+            if (i >= 0) out[i] = out[i]! + g[o + c]!;
+          }
         }
       }
     }
-  }
-  return dx;
-}
+    return dx;
+  },
+);
 
 /**
  * The wasm `AvgPoolGrad` is a scalar loop like its `MaxPoolGrad`; this one
  * spreads each `dy` over its window, for all channels in a row. Windows that
  * reach into padding keep the shipped kernel (and its divisor).
  */
-function avgPoolGrad(
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): Info {
-  const backend = args.backend as BackendWasm;
-  const { dy, input } = args.inputs as { dy: Info; input: Info };
-  const attrs = (args.attrs ?? {}) as Attrs;
+const avgPoolGrad = unpacked<{ dy: Info; input: Info }>((backend, { dy, input }, attrs) => {
   const info = poolInfo(input.shape, attrs);
   const p = info.padInfo;
   if (dy.dtype !== "float32" || p.top !== 0 || p.left !== 0 || p.bottom !== 0 || p.right !== 0) {
     return run(backend, "AvgPoolGrad", { dy, input }, attrs);
   }
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } =
-    info;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { B, H, W, C, OH, OW, KH, KW, sh, sw } = dims(info);
   if (windowsTile(info)) {
     const fast = simdAvgPoolGradTiled(backend, dy, [B, H, W, C], KH, KW);
     if (fast !== null) return fast;
@@ -373,7 +362,7 @@ function avgPoolGrad(
     }
   }
   return dx;
-}
+});
 
 /**
  * Max pooling: the compiled kernel for the common 2×2, stride-2, unpadded
@@ -410,6 +399,14 @@ function emptyPoolGrad(backend: BackendWasm, { dy, input }: Inputs): Info | null
   return anyEmpty(dy!, input!) ? zeros(backend, input!.shape) : null;
 }
 
+/** The checks of a pooling gradient: a rank-4 `dy` of the shape that pooling `input` gives. */
+function validatePoolGrad(name: string): NonNullable<WasmKernel["validate"]> {
+  return ({ dy, input }, attrs) => {
+    checkRank4(name, { dy });
+    checkShapeIs(name, "dy", dy!, checkedPool(name, input!, attrs).outShape);
+  };
+}
+
 /** The pooling kernels: `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad` (all replaced). */
 export const POOL_KERNELS: readonly WasmKernel[] = [
   {
@@ -430,20 +427,14 @@ export const POOL_KERNELS: readonly WasmKernel[] = [
     name: "MaxPoolGrad",
     kind: "replaced",
     kernelFunc: maxPoolGrad,
-    validate: ({ dy, input }, attrs) => {
-      checkRank4("MaxPoolGrad", { dy });
-      checkShapeIs("MaxPoolGrad", "dy", dy!, checkedPool("MaxPoolGrad", input!, attrs).outShape);
-    },
+    validate: validatePoolGrad("MaxPoolGrad"),
     empty: emptyPoolGrad,
   },
   {
     name: "AvgPoolGrad",
     kind: "replaced",
     kernelFunc: avgPoolGrad,
-    validate: ({ dy, input }, attrs) => {
-      checkRank4("AvgPoolGrad", { dy });
-      checkShapeIs("AvgPoolGrad", "dy", dy!, checkedPool("AvgPoolGrad", input!, attrs).outShape);
-    },
+    validate: validatePoolGrad("AvgPoolGrad"),
     empty: emptyPoolGrad,
   },
 ];

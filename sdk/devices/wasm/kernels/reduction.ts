@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import { anyEmpty, checkedOutput, heap, type Info, offset, Scratch, zeros } from "../_heap.ts";
 import { kernels, ranges, rowsPerVectorRow } from "../_compiled.ts";
-import { type Attrs, run, type WasmKernel } from "../_kernel.ts";
+import { run, unpacked, type WasmKernel } from "../_kernel.ts";
 
 /**
  * The column sums of x read as `[rows, cols]` (a sum over leading axes),
@@ -79,13 +79,8 @@ export function simdSumLeading(
  * tried: XNNPACK packs the big operand into fresh memory, and growing the
  * wasm heap for it costs more than the sum.)
  */
-function leadingReduction(name: "Mean" | "Sum") {
-  return (
-    args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-  ): Info => {
-    const backend = args.backend as BackendWasm;
-    const { x } = args.inputs as { x: Info };
-    const attrs = (args.attrs ?? {}) as Attrs;
+function leadingReduction(name: "Mean" | "Sum"): tf.KernelFunc {
+  return unpacked<{ x: Info }>((backend, { x }, attrs) => {
     const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((a, b) =>
       a - b
     );
@@ -116,7 +111,7 @@ function leadingReduction(name: "Mean" | "Sum") {
     const dst = heap(backend, out);
     for (let c = 0; c < cols; c++) dst[c] = acc[c]! * scale;
     return out;
-  };
+  });
 }
 
 /** The reductions: `Mean`, `Sum` (both replaced). */

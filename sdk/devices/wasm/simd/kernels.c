@@ -26,6 +26,16 @@ static inline v128_t madd(v128_t a, v128_t b, v128_t c) {
 #endif
 }
 
+/*
+ * One row of a 4 × 8 tile: (c0, c1) += a (one float in every lane) times the
+ * 8 floats (v0, v1). The tiled kernels below take four of these a step, one
+ * per row of the tile.
+ */
+static inline void madd_row(v128_t* c0, v128_t* c1, v128_t a, v128_t v0, v128_t v1) {
+  *c0 = madd(a, v0, *c0);
+  *c1 = madd(a, v1, *c1);
+}
+
 /* Loads n floats (n < 4 reads only those) into the low lanes, zeros above. */
 static inline v128_t load_n(const f32* p, int n) {
   if (n >= 4) return wasm_v128_load(p);
@@ -47,6 +57,33 @@ static inline void store_n(f32* p, v128_t v, int n) {
   } else if (n == 1) {
     wasm_v128_store32_lane(p, v, 0);
   }
+}
+
+/*
+ * Adds the first `rows` rows of a 4 × 8 tile of sums (c00 c01 | c10 c11 |
+ * c20 c21 | c30 c31) into out, whose rows lie O floats apart, n floats of
+ * each (n < 8 at the last channels).
+ */
+static inline __attribute__((always_inline)) void add_tile(f32* out, int O, int n, int rows,
+                                                           v128_t c00, v128_t c01, v128_t c10,
+                                                           v128_t c11, v128_t c20, v128_t c21,
+                                                           v128_t c30, v128_t c31) {
+#define ACC(ptr, v, m) store_n(ptr, wasm_f32x4_add(load_n(ptr, m), v), m)
+  ACC(out, c00, n);
+  ACC(out + 4, c01, n - 4);
+  if (rows > 1) {
+    ACC(out + O, c10, n);
+    ACC(out + O + 4, c11, n - 4);
+  }
+  if (rows > 2) {
+    ACC(out + 2 * O, c20, n);
+    ACC(out + 2 * O + 4, c21, n - 4);
+  }
+  if (rows > 3) {
+    ACC(out + 3 * O, c30, n);
+    ACC(out + 3 * O + 4, c31, n - 4);
+  }
+#undef ACC
 }
 
 /* A fused convolution's activation (act: 0 none, 1 relu, 2 relu6; NaN stays NaN, -0 becomes 0 as Math.max(0, x)). */
@@ -80,18 +117,10 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
       for (int k = 0; k < K; k++, wk += OP) {
         const int off = koff[k];
         const v128_t w0 = wasm_v128_load(wk), w1 = wasm_v128_load(wk + 4);
-        v128_t a = wasm_v128_load32_splat(x0 + off);
-        c00 = madd(a, w0, c00);
-        c01 = madd(a, w1, c01);
-        a = wasm_v128_load32_splat(x1 + off);
-        c10 = madd(a, w0, c10);
-        c11 = madd(a, w1, c11);
-        a = wasm_v128_load32_splat(x2 + off);
-        c20 = madd(a, w0, c20);
-        c21 = madd(a, w1, c21);
-        a = wasm_v128_load32_splat(x3 + off);
-        c30 = madd(a, w0, c30);
-        c31 = madd(a, w1, c31);
+        madd_row(&c00, &c01, wasm_v128_load32_splat(x0 + off), w0, w1);
+        madd_row(&c10, &c11, wasm_v128_load32_splat(x1 + off), w0, w1);
+        madd_row(&c20, &c21, wasm_v128_load32_splat(x2 + off), w0, w1);
+        madd_row(&c30, &c31, wasm_v128_load32_splat(x3 + off), w0, w1);
       }
       f32* yp = y + p * O + o0;
       store_n(yp, activate(c00, act), n);
@@ -160,35 +189,13 @@ void conv_filter_grad(const f32* x, const int* base, const int* koff, int k0, in
             d1 = load_n(d + 4, n - 4);
           }
           const f32* xp = x + base[p];
-          v128_t a = wasm_v128_load32_splat(xp + o0f);
-          c00 = madd(a, d0, c00);
-          c01 = madd(a, d1, c01);
-          a = wasm_v128_load32_splat(xp + o1f);
-          c10 = madd(a, d0, c10);
-          c11 = madd(a, d1, c11);
-          a = wasm_v128_load32_splat(xp + o2f);
-          c20 = madd(a, d0, c20);
-          c21 = madd(a, d1, c21);
-          a = wasm_v128_load32_splat(xp + o3f);
-          c30 = madd(a, d0, c30);
-          c31 = madd(a, d1, c31);
+          madd_row(&c00, &c01, wasm_v128_load32_splat(xp + o0f), d0, d1);
+          madd_row(&c10, &c11, wasm_v128_load32_splat(xp + o1f), d0, d1);
+          madd_row(&c20, &c21, wasm_v128_load32_splat(xp + o2f), d0, d1);
+          madd_row(&c30, &c31, wasm_v128_load32_splat(xp + o3f), d0, d1);
         }
         f32* out = dw + k * O + o0;
-#define ACC(ptr, v, m) store_n(ptr, wasm_f32x4_add(load_n(ptr, m), v), m)
-        ACC(out, c00, n);
-        ACC(out + 4, c01, n - 4);
-        if (nk > 1) {
-          ACC(out + O, c10, n);
-          ACC(out + O + 4, c11, n - 4);
-        }
-        if (nk > 2) {
-          ACC(out + 2 * O, c20, n);
-          ACC(out + 2 * O + 4, c21, n - 4);
-        }
-        if (nk > 3) {
-          ACC(out + 3 * O, c30, n);
-          ACC(out + 3 * O + 4, c31, n - 4);
-        }
+        add_tile(out, O, n, nk, c00, c01, c10, c11, c20, c21, c30, c31);
       }
     }
   }
@@ -240,18 +247,10 @@ void conv_input_grad(const f32* dy, int O, const f32* wt, int KP, const int* sof
         const f32* dp = d0;
         for (int o = 0; o < O; o++, wo += KP, dp++) {
           const v128_t w0 = wasm_v128_load(wo), w1 = wasm_v128_load(wo + 4);
-          v128_t a = wasm_v128_load32_splat(dp);
-          c00 = madd(a, w0, c00);
-          c01 = madd(a, w1, c01);
-          a = wasm_v128_load32_splat(dp + O);
-          c10 = madd(a, w0, c10);
-          c11 = madd(a, w1, c11);
-          a = wasm_v128_load32_splat(dp + 2 * O);
-          c20 = madd(a, w0, c20);
-          c21 = madd(a, w1, c21);
-          a = wasm_v128_load32_splat(dp + 3 * O);
-          c30 = madd(a, w0, c30);
-          c31 = madd(a, w1, c31);
+          madd_row(&c00, &c01, wasm_v128_load32_splat(dp), w0, w1);
+          madd_row(&c10, &c11, wasm_v128_load32_splat(dp + O), w0, w1);
+          madd_row(&c20, &c21, wasm_v128_load32_splat(dp + 2 * O), w0, w1);
+          madd_row(&c30, &c31, wasm_v128_load32_splat(dp + 3 * O), w0, w1);
         }
         const int n = L - j, at = so + j;
 #define ADD_ROW(xr, ca, cb)                                                   \
@@ -1022,51 +1021,22 @@ void pw_filter_grad(const f32* x, int C, const f32* dy, int O, f32* dw, int p0, 
           for (int p = b0; p < b1; p++, xp += C, d += O) {
             const v128_t xv = wasm_v128_load(xp), d0 = wasm_v128_load(d),
                          d1 = wasm_v128_load(d + 4);
-            v128_t a = LANE(xv, 0);
-            c00 = madd(a, d0, c00);
-            c01 = madd(a, d1, c01);
-            a = LANE(xv, 1);
-            c10 = madd(a, d0, c10);
-            c11 = madd(a, d1, c11);
-            a = LANE(xv, 2);
-            c20 = madd(a, d0, c20);
-            c21 = madd(a, d1, c21);
-            a = LANE(xv, 3);
-            c30 = madd(a, d0, c30);
-            c31 = madd(a, d1, c31);
+            madd_row(&c00, &c01, LANE(xv, 0), d0, d1);
+            madd_row(&c10, &c11, LANE(xv, 1), d0, d1);
+            madd_row(&c20, &c21, LANE(xv, 2), d0, d1);
+            madd_row(&c30, &c31, LANE(xv, 3), d0, d1);
           }
         } else {
           for (int p = b0; p < b1; p++, xp += C, d += O) {
             const v128_t xv = load_n(xp, nc), d0 = load_n(d, n), d1 = load_n(d + 4, n - 4);
-            v128_t a = LANE(xv, 0);
-            c00 = madd(a, d0, c00);
-            c01 = madd(a, d1, c01);
-            a = LANE(xv, 1);
-            c10 = madd(a, d0, c10);
-            c11 = madd(a, d1, c11);
-            a = LANE(xv, 2);
-            c20 = madd(a, d0, c20);
-            c21 = madd(a, d1, c21);
-            a = LANE(xv, 3);
-            c30 = madd(a, d0, c30);
-            c31 = madd(a, d1, c31);
+            madd_row(&c00, &c01, LANE(xv, 0), d0, d1);
+            madd_row(&c10, &c11, LANE(xv, 1), d0, d1);
+            madd_row(&c20, &c21, LANE(xv, 2), d0, d1);
+            madd_row(&c30, &c31, LANE(xv, 3), d0, d1);
           }
         }
         f32* out = dw + c * O + o0;
-        ACC(out, c00, n);
-        ACC(out + 4, c01, n - 4);
-        if (nc > 1) {
-          ACC(out + O, c10, n);
-          ACC(out + O + 4, c11, n - 4);
-        }
-        if (nc > 2) {
-          ACC(out + 2 * O, c20, n);
-          ACC(out + 2 * O + 4, c21, n - 4);
-        }
-        if (nc > 3) {
-          ACC(out + 3 * O, c30, n);
-          ACC(out + 3 * O + 4, c31, n - 4);
-        }
+        add_tile(out, O, n, nc, c00, c01, c10, c11, c20, c21, c30, c31);
       }
     }
   }

@@ -19,6 +19,24 @@ import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm
 import { PLAIN, SHARED } from "./kernels_wasm.ts";
 import { SimdPool } from "./_pool.ts";
 
+/**
+ * The signature of the two kernels over pooling windows that tile an input
+ * `[B, H, W, C]` (a `KH`×`KW` window at a stride of the window, no
+ * padding): they read `src` and write `dst`, the input and the pooled
+ * output for the forward kernel, the output's gradient and the input's for
+ * the gradient.
+ */
+type TiledPoolKernel = (
+  src: number,
+  dst: number,
+  B: number,
+  H: number,
+  W: number,
+  C: number,
+  KH: number,
+  KW: number,
+) => void;
+
 /** The functions `simd/kernels.c` exports (pointers are byte offsets into the heap). */
 export interface SimdExports {
   /** `conv_taps` of `kernels.c`, whose comment there says what it computes. */
@@ -184,27 +202,9 @@ export interface SimdExports {
   /** `max_pool_2x2` of `kernels.c`, whose comment there says what it computes. */
   max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
   /** `avg_pool_tiled` of `kernels.c`, whose comment there says what it computes. */
-  avg_pool_tiled(
-    x: number,
-    y: number,
-    B: number,
-    H: number,
-    W: number,
-    C: number,
-    KH: number,
-    KW: number,
-  ): void;
+  avg_pool_tiled: TiledPoolKernel;
   /** `avg_pool_grad_tiled` of `kernels.c`, whose comment there says what it computes. */
-  avg_pool_grad_tiled(
-    dy: number,
-    dx: number,
-    B: number,
-    H: number,
-    W: number,
-    C: number,
-    KH: number,
-    KW: number,
-  ): void;
+  avg_pool_grad_tiled: TiledPoolKernel;
   /** `mul` of `kernels.c`, whose comment there says what it computes. */
   mul(a: number, b: number, out: number, n: number): void;
   /** `pw_filter_grad` of `kernels.c`, whose comment there says what it computes. */
