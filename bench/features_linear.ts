@@ -147,7 +147,8 @@ computed once (${codeSeconds.toFixed(1)} s on wasm), then a linear classifier
 for at most ${epochs} epochs. Seconds per fit. PyTorch (${torchInfo}):
 \`nn.Linear(${d}, 10)\`, cross-entropy, ${epochs} full-batch epochs (forward,
 backward and one Adam step each) on the same standardized codes. tfjs side:
-\`trainLinear\` (the compiled wasm SIMD kernels, one thread): the SVM and the
+\`trainLinear\` (the compiled wasm SIMD kernels: the SVM on one thread, the
+softmax's float32 evaluations split over two): the SVM and the
 softmax at a fixed \`C\` (one fit, at most ${epochs} passes), then with \`C\`
 chosen on the validation codes (trials of at most 20 passes from the
 strongest penalty down, then the fit kept, to ${epochs} epochs). Paired

@@ -18,6 +18,7 @@ interface Exports {
   grad_add(x: number, n: number, d: number, delta: number, k: number, g: number): void;
   row_update(x: number, d: number, w: number, cls: number, val: number, nz: number): void;
   cs_sweep(...args: number[]): number;
+  softmax_eval(...args: number[]): number;
 }
 
 /** The arrays of one Crammer–Singer problem in the kernels' memory (see {@linkcode LinearKernels.csSweep}). */
@@ -50,6 +51,26 @@ export interface CsArrays {
   indices: HeapArray<Int32Array>;
   /** One value: the sweep's largest dual violation. */
   stopping: HeapArray<Float64Array>;
+}
+
+/** The arrays of one softmax evaluation in the kernels' memory (see {@linkcode LinearKernels.softmaxEval}). */
+export interface SoftmaxArrays {
+  /** `n x d` codes. */
+  x: HeapArray<Float32Array>;
+  /** `n` labels. */
+  y: HeapArray<Int32Array>;
+  /** `k x (d + 1)` weights. */
+  w: HeapArray<Float64Array>;
+  /** `k x (d + 1)` scratch: the weights in float32. */
+  wf: HeapArray<Float32Array>;
+  /** `k x (d + 1)` scratch: a block's gradient in float32. */
+  gf: HeapArray<Float32Array>;
+  /** `4k` scratch: four codes' scores. */
+  sf: HeapArray<Float32Array>;
+  /** `k x (d + 1)`: the gradient, added to. */
+  grad: HeapArray<Float64Array>;
+  /** Two values: the summed loss and the number classified correctly. */
+  out: HeapArray<Float64Array>;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -287,5 +308,58 @@ export class LinearKernels {
       );
     }
     return { active: left, stopping: a.stopping.view[0]! };
+  }
+
+  /**
+   * The softmax cross-entropy of the `n` codes from row `row` of `a.x`
+   * (labels from `a.y[row]`) under `a.w`, in float32: returns the summed
+   * loss and the number whose first highest score is their label, and adds
+   * `scale` times the summed loss's gradient by the weights to `a.grad`.
+   *
+   * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or a
+   * label in `a.y` is out of range
+   */
+  softmaxEval(
+    a: SoftmaxArrays,
+    row: number,
+    n: number,
+    d: number,
+    k: number,
+    scale: number,
+  ): { loss: number; correct: number } {
+    checkDims("softmax", row, n, d, k);
+    if (!(n > 0 && k > 0 && Number.isFinite(scale))) {
+      throw new RangeError(`Invalid softmax: ${n} codes, ${k} classes, scale ${scale}`);
+    }
+    checkSize("codes", a.x, row * d, n * d);
+    checkSize("labels", a.y, row, n);
+    for (
+      const [name, arr] of [
+        ["weights", a.w],
+        ["gradient", a.grad],
+        ["float32 weights", a.wf],
+        ["float32 gradient", a.gf],
+      ] as const
+    ) {
+      checkSize(name, arr, 0, k * (d + 1));
+    }
+    checkSize("score scratch", a.sf, 0, 4 * k);
+    checkSize("result", a.out, 0, 2);
+    const status = this.#ex.softmax_eval(
+      (a.x.ptr + row * d * 4) >>> 0,
+      n,
+      d,
+      k,
+      (a.y.ptr + row * 4) >>> 0,
+      a.w.ptr >>> 0,
+      a.wf.ptr >>> 0,
+      a.gf.ptr >>> 0,
+      a.sf.ptr >>> 0,
+      scale,
+      a.grad.ptr >>> 0,
+      a.out.ptr >>> 0,
+    );
+    if (status < 0) throw new RangeError(`Invalid labels: one is outside 0 to ${k - 1}`);
+    return { loss: a.out.view[0]!, correct: a.out.view[1]! };
   }
 }

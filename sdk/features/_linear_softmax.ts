@@ -2,27 +2,20 @@
  * Softmax regression by L-BFGS (10 corrections, Armijo backtracking) on the
  * mean cross-entropy plus `l2 · ||W||²`, the bias not penalized, as
  * scikit-learn's `LogisticRegression` has it. Each evaluation of the
- * objective is full-batch: the scores of a block of codes as one matrix
- * product in the compiled kernels, the softmax done in place on them, and
- * the gradient as the transposed product, block by block.
+ * objective is full-batch and one call of the compiled kernels
+ * (`softmax_eval` in `simd/linear.c`): scores, softmax, loss and gradient,
+ * four codes at a time in float32 SIMD, the gradient gathered in float64.
  *
  * @module
  */
-import type { HeapArray } from "./_linear_kernels.ts";
-import { BLOCK_ROWS, type Problem } from "./_linear_problem.ts";
+import type { HeapArray, SoftmaxArrays } from "./_linear_kernels.ts";
+import type { Problem } from "./_linear_problem.ts";
 
 /** The objective at a point: its value, the mean data loss and the training accuracy. */
 interface Objective {
   objective: number;
   loss: number;
   accuracy: number;
-}
-
-/** Scratch of one solve in the kernels' memory: the point, its gradient and a block of scores. */
-interface Scratch {
-  w: HeapArray<Float64Array>;
-  grad: HeapArray<Float64Array>;
-  scores: HeapArray<Float64Array>;
 }
 
 /**
@@ -38,47 +31,191 @@ export type IterationCallback = (
 ) => void;
 
 /**
+ * Codes from which the softmax's evaluations split in two: below, one call
+ * of the kernels does.
+ */
+export const SPLIT_ROWS = 8192;
+
+/** The first message to the second thread: its share of the codes and the buffer shared with it. */
+export interface HelperStart {
+  /** `labels.length x d` standardized codes. */
+  codes: Float32Array;
+  /** The codes' labels. */
+  labels: Int32Array;
+  /** Code length. */
+  d: number;
+  /** Number of classes. */
+  k: number;
+  /** Laid out as {@linkcode helperViews} reads it. */
+  shared: SharedArrayBuffer;
+}
+
+/**
+ * The shared buffer's parts: `control[0]` the number of the request posted
+ * (-1: stop), `control[1]` the number of the last one answered; the weights,
+ * the gradient of the share's summed loss, then its loss, number correct
+ * and the gradient's scale.
+ */
+export function helperViews(shared: SharedArrayBuffer, size: number): {
+  control: Int32Array;
+  w: Float64Array;
+  grad: Float64Array;
+  result: Float64Array;
+} {
+  return {
+    control: new Int32Array(shared, 0, 2),
+    w: new Float64Array(shared, 8, size),
+    grad: new Float64Array(shared, 8 + 8 * size, size),
+    result: new Float64Array(shared, 8 + 16 * size, 3),
+  };
+}
+
+/** The byte length of the buffer shared with the second thread for `size` weights. */
+const sharedBytes = (size: number) => 8 + 8 * (2 * size + 3);
+
+/**
+ * The second share of a problem's codes, from row `from` on, evaluated by a
+ * Worker while the main thread evaluates the first, or, without one, by the
+ * main thread after the first. Either way it is the same kernel call over
+ * the same rows into a gradient of its own, so the sum is the same bit for
+ * bit.
+ */
+export class SecondShare {
+  /** The first row of the share. */
+  readonly from: number;
+  #p: Problem;
+  #worker: { terminate(): unknown } | undefined;
+  #views: ReturnType<typeof helperViews>;
+  #seq = 0;
+  #local: SoftmaxArrays | undefined;
+
+  private constructor(
+    p: Problem,
+    from: number,
+    worker: { terminate(): unknown } | undefined,
+    shared: SharedArrayBuffer,
+  ) {
+    this.#p = p;
+    this.from = from;
+    this.#worker = worker;
+    this.#views = helperViews(shared, p.k * (p.d + 1));
+  }
+
+  /**
+   * The second share of `p`, with a Worker when `thread`, the runtime is
+   * Deno, there are two cores or more, and the Worker starts; undefined
+   * when `p` has fewer than {@linkcode SPLIT_ROWS} codes.
+   */
+  static async start(p: Problem, thread = true): Promise<SecondShare | undefined> {
+    const { n, d, k } = p;
+    if (n < SPLIT_ROWS) return undefined;
+    const from = Math.ceil(n / 2);
+    const shared = new SharedArrayBuffer(sharedBytes(k * (d + 1)));
+    const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+    if (!thread || !("Deno" in globalThis) || cores < 2) {
+      return new SecondShare(p, from, undefined, shared);
+    }
+    // A node:worker_threads Worker: a Web Worker does not start once the
+    // threaded wasm backend's own workers run.
+    const { Worker } = await import("node:worker_threads");
+    const worker = new Worker(new URL("./_linear_worker.ts", import.meta.url));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ready = await new Promise<boolean>((resolve) => {
+      worker.once("message", () => resolve(true));
+      worker.once("error", () => resolve(false));
+      // A Worker that has not started in 20 s is not waited for: one thread does.
+      timer = setTimeout(() => resolve(false), 20_000);
+      const start: HelperStart = {
+        codes: p.x.view.slice(from * d, n * d),
+        labels: p.y.slice(from, n),
+        d,
+        k,
+        shared,
+      };
+      worker.postMessage(start);
+    });
+    clearTimeout(timer);
+    if (!ready) worker.terminate();
+    return new SecondShare(p, from, ready ? worker : undefined, shared);
+  }
+
+  /** Whether a Worker evaluates the share. */
+  get threaded(): boolean {
+    return this.#worker !== undefined;
+  }
+
+  /** Posts the weights `at` to the Worker, which starts on its share. */
+  begin(at: Float64Array, scale: number): void {
+    const { control, w, result } = this.#views;
+    w.set(at);
+    result[2] = scale;
+    if (!this.#worker) return;
+    Atomics.store(control, 0, ++this.#seq);
+    Atomics.notify(control, 0);
+  }
+
+  /** The share's summed loss, number correct and gradient (scaled), once the Worker is done or here. */
+  end(): { loss: number; correct: number; grad: Float64Array } {
+    const { control, w, grad, result } = this.#views;
+    if (this.#worker) {
+      for (let waited = 0; Atomics.load(control, 1) !== this.#seq; waited++) {
+        if (waited === 600) {
+          throw new Error("The softmax's second thread did not answer in 10 minutes");
+        }
+        Atomics.wait(control, 1, this.#seq - 1, 1000);
+      }
+      if (Number.isNaN(result[0])) {
+        throw new Error("The softmax's second thread failed on its codes");
+      }
+      return { loss: result[0]!, correct: result[1]!, grad };
+    }
+    const p = this.#p;
+    this.#local ??= softmaxArrays(p);
+    const a = this.#local;
+    a.w.view.set(w);
+    a.grad.view.fill(0);
+    const r = p.kern.softmaxEval(a, this.from, p.n - this.from, p.d, p.k, result[2]!);
+    grad.set(a.grad.view);
+    return { ...r, grad };
+  }
+
+  /** Stops the Worker, if any. */
+  [Symbol.dispose](): void {
+    if (!this.#worker) return;
+    Atomics.store(this.#views.control, 0, -1);
+    Atomics.notify(this.#views.control, 0);
+    this.#worker.terminate();
+    this.#worker = undefined;
+  }
+}
+
+/**
  * Mean cross-entropy plus `l2 · ||W||²` (bias not penalized) at `at`, its
- * gradient into `grad`, and the training accuracy.
+ * gradient into `grad`, and the training accuracy. The data term is one
+ * call of the compiled kernels over the codes, in float32, or two, one per
+ * share, when `second` takes the codes from its row on.
  */
 function objectiveAt(
   p: Problem,
   l2: number,
-  sc: Scratch,
+  sc: SoftmaxArrays,
   at: Float64Array,
   grad: Float64Array,
+  second: SecondShare | undefined,
 ): Objective {
-  const { kern, x, y, n, d, k } = p;
+  const { kern, n, d, k } = p;
   const ld = d + 1;
+  second?.begin(at, 1 / n);
   sc.w.view.set(at);
   sc.grad.view.fill(0);
-  let loss = 0;
-  let correct = 0;
-  for (let start = 0; start < n; start += BLOCK_ROWS) {
-    const rows = Math.min(BLOCK_ROWS, n - start);
-    kern.scores(x, start, rows, d, sc.w, k, sc.scores);
-    const s = sc.scores.view;
-    for (let r = 0, o = 0; r < rows; r++, o += k) {
-      const yi = y[start + r]!;
-      // The first highest score, as argMax has it.
-      let best = 0;
-      for (let m = 1; m < k; m++) if (s[o + m]! > s[o + best]!) best = m;
-      if (best === yi) correct++;
-      const max = s[o + best]!;
-      loss += max - s[o + yi]!;
-      let sum = 0;
-      for (let m = 0; m < k; m++) {
-        const e = Math.exp(s[o + m]! - max);
-        s[o + m] = e;
-        sum += e;
-      }
-      loss += Math.log(sum);
-      // In place: (softmax - onehot) / n, the gradient of the mean loss by the scores.
-      for (let m = 0; m < k; m++) s[o + m] = (s[o + m]! / sum - (m === yi ? 1 : 0)) / n;
-    }
-    kern.gradAdd(x, start, rows, d, sc.scores, k, sc.grad);
-  }
+  const data = kern.softmaxEval(sc, 0, second?.from ?? n, d, k, 1 / n);
   grad.set(sc.grad.view);
+  if (second) {
+    const rest = second.end();
+    data.loss += rest.loss;
+    data.correct += rest.correct;
+    for (let t = 0; t < grad.length; t++) grad[t]! += rest.grad[t]!;
+  }
   let penalty = 0;
   for (let m = 0; m < k; m++) {
     for (let j = 0, t = m * ld; j < d; j++, t++) {
@@ -86,8 +223,26 @@ function objectiveAt(
       grad[t]! += 2 * l2 * at[t]!;
     }
   }
-  loss /= n;
-  return { objective: loss + l2 * penalty, loss, accuracy: correct / n };
+  const loss = data.loss / n;
+  return { objective: loss + l2 * penalty, loss, accuracy: data.correct / n };
+}
+
+/** The arrays of the problem's softmax evaluations, laid out in its kernels' memory. */
+export function softmaxArrays(p: Problem): SoftmaxArrays {
+  const { kern, n, d, k } = p;
+  const size = k * (d + 1);
+  const a: SoftmaxArrays = {
+    x: p.x,
+    y: kern.alloc(Int32Array, n),
+    w: kern.alloc(Float64Array, size),
+    wf: kern.alloc(Float32Array, size),
+    gf: kern.alloc(Float32Array, size),
+    sf: kern.alloc(Float32Array, 4 * k),
+    grad: kern.alloc(Float64Array, size),
+    out: kern.alloc(Float64Array, 2),
+  };
+  a.y.view.set(p.y);
+  return a;
 }
 
 function dot(a: Float64Array, b: Float64Array): number {
@@ -107,6 +262,7 @@ function dot(a: Float64Array, b: Float64Array): number {
  * @param maxIterations the most iterations
  * @param tol the tolerance on the gradient's largest entry
  * @param onIteration called after every accepted iterate
+ * @param second the second share of the codes, when they are split
  */
 export function softmaxSolve(
   p: Problem,
@@ -115,14 +271,11 @@ export function softmaxSolve(
   maxIterations: number,
   tol: number,
   onIteration?: IterationCallback,
+  second?: SecondShare,
 ): number {
-  const { kern, d, k } = p;
+  const { d, k } = p;
   const size = w.length;
-  const sc: Scratch = {
-    w: kern.alloc(Float64Array, size),
-    grad: kern.alloc(Float64Array, size),
-    scores: kern.alloc(Float64Array, BLOCK_ROWS * k),
-  };
+  const sc = softmaxArrays(p);
   if (size !== k * (d + 1)) {
     throw new RangeError(`Invalid weights: ${size} values, use ${k * (d + 1)}`);
   }
@@ -131,7 +284,7 @@ export function softmaxSolve(
   const ys: Float64Array[] = [];
   const rhos: number[] = [];
   let g = new Float64Array(size);
-  let cur = objectiveAt(p, l2, sc, w, g);
+  let cur = objectiveAt(p, l2, sc, w, g, second);
   const dir = new Float64Array(size);
   const next = new Float64Array(size);
   let gNext = new Float64Array(size);
@@ -174,7 +327,7 @@ export function softmaxSolve(
     let found: Objective | undefined;
     for (let tries = 0; tries < 30; tries++) {
       for (let t = 0; t < size; t++) next[t] = w[t]! + step * dir[t]!;
-      const trial = objectiveAt(p, l2, sc, next, gNext);
+      const trial = objectiveAt(p, l2, sc, next, gNext, second);
       if (trial.objective <= cur.objective + 1e-4 * step * slope) {
         found = trial;
         break;

@@ -59,7 +59,7 @@ export function svmSolve(
   onPass?: PassCallback,
 ): number {
   const { kern, n, d, k } = p;
-  const a = arraysOf(p, qd);
+  const a = csArrays(p, qd);
   a.w.view.set(st.w);
   a.alpha.view.set(st.alpha);
   const index = a.index.view;
@@ -111,8 +111,11 @@ export function svmSolve(
 
 const laidOut = new WeakMap<Problem, CsArrays>();
 
-/** The problem's arrays in the kernels' memory, laid out on its first solve and reused after. */
-function arraysOf(p: Problem, qd: Float64Array): CsArrays {
+/**
+ * The problem's arrays in the kernels' memory, with its labels and `qd`
+ * (each code's `1 + ||x||²`), laid out on its first solve and reused after.
+ */
+export function csArrays(p: Problem, qd: Float64Array): CsArrays {
   const known = laidOut.get(p);
   if (known) return known;
   const { kern, n, k, d } = p;

@@ -31,7 +31,7 @@ import {
   type Problem,
 } from "./_linear_problem.ts";
 import { svmSolve, type SvmState } from "./_linear_svm.ts";
-import { softmaxSolve } from "./_linear_softmax.ts";
+import { SecondShare, softmaxSolve } from "./_linear_softmax.ts";
 
 export type { LinearEvaluation };
 
@@ -248,6 +248,8 @@ export async function trainLinear(
   const kern = new LinearKernels();
   const p: Problem = { kern, x: standardized(kern, train, mean, std), y: train.labels, n, d, k };
   const valX = validation ? standardized(kern, validation, mean, std) : undefined;
+  // The softmax's evaluations split the codes in two, the second share on a second thread.
+  using second = classifier === "softmax" ? await SecondShare.start(p) : undefined;
   const scratch = kern.alloc(Float64Array, BLOCK_ROWS * k);
   const qd = new Float64Array(n);
   const xs = p.x.view;
@@ -306,7 +308,7 @@ export async function trainLinear(
       last = performance.now();
     };
     if (classifier === "svm") svmSolve(p, qd, 1 / (2 * l2 * n), st, passes, tol, seed, record);
-    else softmaxSolve(p, l2, st.w, passes, tol, record);
+    else softmaxSolve(p, l2, st.w, passes, tol, record, second);
     // Converged before its first pass (the starting weights are optimal): report them once.
     if (fit.history.length === 0) {
       const w = kern.alloc(Float64Array, st.w.length);

@@ -32,69 +32,45 @@ static inline f64 hsum(v128_t v) {
   return wasm_f64x2_extract_lane(v, 0) + wasm_f64x2_extract_lane(v, 1);
 }
 
+/* One code's score for one class (weights wc, bias last), summed as scores() sums it. */
+static f64 row_score(const f32* x, int d, const f64* wc) {
+  const int d4 = d & ~3;
+  v128_t a = wasm_f64x2_splat(0), b = wasm_f64x2_splat(0);
+  for (int j = 0; j < d4; j += 4) {
+    v128_t lo, hi;
+    load4(x + j, &lo, &hi);
+    a = fmadd(lo, wasm_v128_load(wc + j), a);
+    b = fmadd(hi, wasm_v128_load(wc + j + 2), b);
+  }
+  f64 s = hsum(wasm_f64x2_add(a, b)) + wc[d];
+  for (int j = d4; j < d; j++) s += (f64)x[j] * wc[j];
+  return s;
+}
+
 /*
  * out[i*k + m] = sum_j x[i*d + j] * w[m*(d+1) + j] + w[m*(d+1) + d] for
- * i < n, m < k. Classes go four at a time so each code is loaded and
- * widened once per four classes.
+ * i < n, m < k. Used for evaluation only, so one class at a time: the
+ * softmax's training has softmax_eval, the SVM's cs_sweep.
  */
 void scores(const f32* x, int n, int d, const f64* w, int k, f64* out) {
   const int ld = d + 1;
-  const int d4 = d & ~3;
   for (int i = 0; i < n; i++) {
-    const f32* xi = x + (long)i * d;
-    f64* oi = out + (long)i * k;
-    int m = 0;
-    for (; m + 4 <= k; m += 4) {
-      const f64* w0 = w + (long)m * ld;
-      const f64* w1 = w0 + ld;
-      const f64* w2 = w1 + ld;
-      const f64* w3 = w2 + ld;
-      v128_t a0 = wasm_f64x2_splat(0), b0 = wasm_f64x2_splat(0);
-      v128_t a1 = wasm_f64x2_splat(0), b1 = wasm_f64x2_splat(0);
-      v128_t a2 = wasm_f64x2_splat(0), b2 = wasm_f64x2_splat(0);
-      v128_t a3 = wasm_f64x2_splat(0), b3 = wasm_f64x2_splat(0);
-      for (int j = 0; j < d4; j += 4) {
-        v128_t lo, hi;
-        load4(xi + j, &lo, &hi);
-        a0 = fmadd(lo, wasm_v128_load(w0 + j), a0);
-        b0 = fmadd(hi, wasm_v128_load(w0 + j + 2), b0);
-        a1 = fmadd(lo, wasm_v128_load(w1 + j), a1);
-        b1 = fmadd(hi, wasm_v128_load(w1 + j + 2), b1);
-        a2 = fmadd(lo, wasm_v128_load(w2 + j), a2);
-        b2 = fmadd(hi, wasm_v128_load(w2 + j + 2), b2);
-        a3 = fmadd(lo, wasm_v128_load(w3 + j), a3);
-        b3 = fmadd(hi, wasm_v128_load(w3 + j + 2), b3);
-      }
-      f64 s0 = hsum(wasm_f64x2_add(a0, b0)) + w0[d];
-      f64 s1 = hsum(wasm_f64x2_add(a1, b1)) + w1[d];
-      f64 s2 = hsum(wasm_f64x2_add(a2, b2)) + w2[d];
-      f64 s3 = hsum(wasm_f64x2_add(a3, b3)) + w3[d];
-      for (int j = d4; j < d; j++) {
-        const f64 v = xi[j];
-        s0 += v * w0[j];
-        s1 += v * w1[j];
-        s2 += v * w2[j];
-        s3 += v * w3[j];
-      }
-      oi[m] = s0;
-      oi[m + 1] = s1;
-      oi[m + 2] = s2;
-      oi[m + 3] = s3;
-    }
-    for (; m < k; m++) {
-      const f64* w0 = w + (long)m * ld;
-      v128_t a0 = wasm_f64x2_splat(0), b0 = wasm_f64x2_splat(0);
-      for (int j = 0; j < d4; j += 4) {
-        v128_t lo, hi;
-        load4(xi + j, &lo, &hi);
-        a0 = fmadd(lo, wasm_v128_load(w0 + j), a0);
-        b0 = fmadd(hi, wasm_v128_load(w0 + j + 2), b0);
-      }
-      f64 s0 = hsum(wasm_f64x2_add(a0, b0)) + w0[d];
-      for (int j = d4; j < d; j++) s0 += (f64)xi[j] * w0[j];
-      oi[m] = s0;
-    }
+    for (int m = 0; m < k; m++) out[(long)i * k + m] = row_score(x + (long)i * d, d, w + (long)m * ld);
   }
+}
+
+/* wc[j] += v * x[j] for j < d, and the bias wc[d] += v. */
+static void add_row(const f32* x, int d, f64 v, f64* wc) {
+  const int d4 = d & ~3;
+  const v128_t vv = wasm_f64x2_splat(v);
+  for (int j = 0; j < d4; j += 4) {
+    v128_t lo, hi;
+    load4(x + j, &lo, &hi);
+    wasm_v128_store(wc + j, fmadd(lo, vv, wasm_v128_load(wc + j)));
+    wasm_v128_store(wc + j + 2, fmadd(hi, vv, wasm_v128_load(wc + j + 2)));
+  }
+  for (int j = d4; j < d; j++) wc[j] += v * x[j];
+  wc[d] += v;
 }
 
 /*
@@ -146,21 +122,7 @@ void grad_add(const f32* x, int n, int d, const f64* delta, int k, f64* g) {
     }
   }
   for (; i < n; i++) {
-    const f32* x0 = x + (long)i * d;
-    const f64* e = delta + (long)i * k;
-    for (int m = 0; m < k; m++) {
-      const f64 e0 = e[m];
-      const v128_t v0 = wasm_f64x2_splat(e0);
-      f64* gm = g + (long)m * ld;
-      for (int j = 0; j < d4; j += 4) {
-        v128_t lo, hi;
-        load4(x0 + j, &lo, &hi);
-        wasm_v128_store(gm + j, fmadd(lo, v0, wasm_v128_load(gm + j)));
-        wasm_v128_store(gm + j + 2, fmadd(hi, v0, wasm_v128_load(gm + j + 2)));
-      }
-      for (int j = d4; j < d; j++) gm[j] += e0 * x0[j];
-      gm[d] += e0;
-    }
+    for (int m = 0; m < k; m++) add_row(x + (long)i * d, d, delta[(long)i * k + m], g + (long)m * ld);
   }
 }
 
@@ -170,35 +132,7 @@ void grad_add(const f32* x, int n, int d, const f64* delta, int k, f64* g) {
  */
 void row_update(const f32* x, int d, f64* w, const int* cls, const f64* val, int nz) {
   const int ld = d + 1;
-  const int d4 = d & ~3;
-  for (int t = 0; t < nz; t++) {
-    const f64 v = val[t];
-    const v128_t vv = wasm_f64x2_splat(v);
-    f64* wc = w + (long)cls[t] * ld;
-    for (int j = 0; j < d4; j += 4) {
-      v128_t lo, hi;
-      load4(x + j, &lo, &hi);
-      wasm_v128_store(wc + j, fmadd(lo, vv, wasm_v128_load(wc + j)));
-      wasm_v128_store(wc + j + 2, fmadd(hi, vv, wasm_v128_load(wc + j + 2)));
-    }
-    for (int j = d4; j < d; j++) wc[j] += v * x[j];
-    wc[d] += v;
-  }
-}
-
-/* One code's score for one class (weights wc, bias last), summed as scores() sums it. */
-static f64 row_score(const f32* x, int d, const f64* wc) {
-  const int d4 = d & ~3;
-  v128_t a = wasm_f64x2_splat(0), b = wasm_f64x2_splat(0);
-  for (int j = 0; j < d4; j += 4) {
-    v128_t lo, hi;
-    load4(x + j, &lo, &hi);
-    a = fmadd(lo, wasm_v128_load(wc + j), a);
-    b = fmadd(hi, wasm_v128_load(wc + j + 2), b);
-  }
-  f64 s = hsum(wasm_f64x2_add(a, b)) + wc[d];
-  for (int j = d4; j < d; j++) s += (f64)x[j] * wc[j];
-  return s;
+  for (int t = 0; t < nz; t++) add_row(x, d, val[t], w + (long)cls[t] * ld);
 }
 
 static inline f64 min64(f64 a, f64 b) { return a < b ? a : b; }
@@ -349,4 +283,238 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_ind
   }
   *stopping = stop;
   return active;
+}
+
+/*
+ * The softmax objective's kernel, in float32 four lanes wide: one lane per
+ * code, four codes at a time. Plain multiply and add (no fused or relaxed
+ * operations) and exp and log of our own, so results are the same on every
+ * machine.
+ */
+typedef v128_t f32x4;
+
+static inline f32x4 splat32(f32 v) { return wasm_f32x4_splat(v); }
+
+/* exp(v) for v <= 0 (Cephes' expf: 2^n times a degree-6 polynomial on |r| <= ln2/2). */
+static inline f32x4 exp4(f32x4 v) {
+  v = wasm_f32x4_max(v, splat32(-87.0f));
+  const f32x4 n = wasm_f32x4_nearest(wasm_f32x4_mul(v, splat32(1.44269504088896341f)));
+  f32x4 r = wasm_f32x4_sub(v, wasm_f32x4_mul(n, splat32(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, splat32(-2.12194440e-4f)));
+  f32x4 p = splat32(1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), splat32(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), splat32(8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), splat32(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), splat32(1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), splat32(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), splat32(1.0f));
+  const v128_t two_n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(p, two_n);
+}
+
+/*
+ * log(v) for normal v > 0: v = 2^e * m with m in [sqrt(1/2), sqrt(2)), and
+ * log m = 2 atanh(t), t = (m - 1) / (m + 1), |t| < 0.172, to t^9.
+ */
+static inline f32x4 log4(f32x4 v) {
+  const v128_t bits = v;
+  v128_t e = wasm_i32x4_sub(wasm_u32x4_shr(bits, 23), wasm_i32x4_splat(127));
+  f32x4 m = wasm_v128_or(wasm_v128_and(bits, wasm_i32x4_splat(0x7fffff)), wasm_i32x4_splat(0x3f800000));
+  const v128_t big = wasm_f32x4_gt(m, splat32(1.41421356f));
+  m = wasm_v128_bitselect(wasm_f32x4_mul(m, splat32(0.5f)), m, big);
+  e = wasm_i32x4_sub(e, big);
+  const f32x4 t = wasm_f32x4_div(wasm_f32x4_sub(m, splat32(1.0f)), wasm_f32x4_add(m, splat32(1.0f)));
+  const f32x4 t2 = wasm_f32x4_mul(t, t);
+  f32x4 p = splat32(1.0f / 9);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t2), splat32(1.0f / 7));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t2), splat32(1.0f / 5));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t2), splat32(1.0f / 3));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t2), splat32(1.0f));
+  const f32x4 logm = wasm_f32x4_mul(wasm_f32x4_add(t, t), p);
+  return wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(e), splat32(0.693147181f)), logm);
+}
+
+/* (sum of a, sum of b, sum of c, sum of d): four dot products' partial sums folded. */
+static inline f32x4 fold4(f32x4 a, f32x4 b, f32x4 c, f32x4 d) {
+  const f32x4 ab = wasm_f32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+  const f32x4 cd = wasm_f32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+  return wasm_f32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/*
+ * Four codes' scores for classes m (wm) and, when two, m + 1 (wn): each
+ * code's values are loaded once for both classes. Inlined into its callers
+ * with `two` constant, so each gets a loop of its own.
+ */
+static inline __attribute__((always_inline)) void score2(const f32* x0, const f32* x1,
+                                                         const f32* x2, const f32* x3,
+                                                         const f32* wm, const f32* wn, int d,
+                                                         int two, f32x4* sm, f32x4* sn) {
+  const int d4 = d & ~3;
+  f32x4 a0 = splat32(0), a1 = splat32(0), a2 = splat32(0), a3 = splat32(0);
+  f32x4 b0 = splat32(0), b1 = splat32(0), b2 = splat32(0), b3 = splat32(0);
+  for (int j = 0; j < d4; j += 4) {
+    const f32x4 v0 = wasm_v128_load(x0 + j), v1 = wasm_v128_load(x1 + j);
+    const f32x4 v2 = wasm_v128_load(x2 + j), v3 = wasm_v128_load(x3 + j);
+    const f32x4 wv = wasm_v128_load(wm + j);
+    a0 = wasm_f32x4_add(wasm_f32x4_mul(v0, wv), a0);
+    a1 = wasm_f32x4_add(wasm_f32x4_mul(v1, wv), a1);
+    a2 = wasm_f32x4_add(wasm_f32x4_mul(v2, wv), a2);
+    a3 = wasm_f32x4_add(wasm_f32x4_mul(v3, wv), a3);
+    if (two) {
+      const f32x4 wu = wasm_v128_load(wn + j);
+      b0 = wasm_f32x4_add(wasm_f32x4_mul(v0, wu), b0);
+      b1 = wasm_f32x4_add(wasm_f32x4_mul(v1, wu), b1);
+      b2 = wasm_f32x4_add(wasm_f32x4_mul(v2, wu), b2);
+      b3 = wasm_f32x4_add(wasm_f32x4_mul(v3, wu), b3);
+    }
+  }
+  *sm = wasm_f32x4_add(fold4(a0, a1, a2, a3), splat32(wm[d]));
+  if (two) *sn = wasm_f32x4_add(fold4(b0, b1, b2, b3), splat32(wn[d]));
+  for (int j = d4; j < d; j++) {
+    const f32x4 v = wasm_f32x4_make(x0[j], x1[j], x2[j], x3[j]);
+    *sm = wasm_f32x4_add(*sm, wasm_f32x4_mul(v, splat32(wm[j])));
+    if (two) *sn = wasm_f32x4_add(*sn, wasm_f32x4_mul(v, splat32(wn[j])));
+  }
+}
+
+/* The sum over the four codes of their values times lane r of e (e0..e3 the lanes splat). */
+static inline f32x4 wsum4(f32x4 v0, f32x4 v1, f32x4 v2, f32x4 v3, f32x4 e0, f32x4 e1, f32x4 e2,
+                          f32x4 e3) {
+  return wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(v0, e0), wasm_f32x4_mul(v1, e1)),
+                        wasm_f32x4_add(wasm_f32x4_mul(v2, e2), wasm_f32x4_mul(v3, e3)));
+}
+
+static inline f32 lane_sum(f32x4 v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+#define SPLAT_LANES(v, p) \
+  const f32x4 p##0 = wasm_i32x4_shuffle(v, v, 0, 0, 0, 0); \
+  const f32x4 p##1 = wasm_i32x4_shuffle(v, v, 1, 1, 1, 1); \
+  const f32x4 p##2 = wasm_i32x4_shuffle(v, v, 2, 2, 2, 2); \
+  const f32x4 p##3 = wasm_i32x4_shuffle(v, v, 3, 3, 3, 3)
+
+/*
+ * gm += the four codes weighted by the lanes of dm, and gn likewise by dn
+ * when two (the bias, last, by the lanes' sum). As score2, inlined with
+ * `two` constant.
+ */
+static inline __attribute__((always_inline)) void grad2(const f32* x0, const f32* x1,
+                                                        const f32* x2, const f32* x3, f32* gm,
+                                                        f32* gn, f32x4 dm, f32x4 dn, int d,
+                                                        int two) {
+  const int d4 = d & ~3;
+  SPLAT_LANES(dm, e);
+  SPLAT_LANES(dn, u);
+  for (int j = 0; j < d4; j += 4) {
+    const f32x4 v0 = wasm_v128_load(x0 + j), v1 = wasm_v128_load(x1 + j);
+    const f32x4 v2 = wasm_v128_load(x2 + j), v3 = wasm_v128_load(x3 + j);
+    wasm_v128_store(gm + j, wasm_f32x4_add(wasm_v128_load(gm + j), wsum4(v0, v1, v2, v3, e0, e1, e2, e3)));
+    if (two) {
+      wasm_v128_store(gn + j, wasm_f32x4_add(wasm_v128_load(gn + j), wsum4(v0, v1, v2, v3, u0, u1, u2, u3)));
+    }
+  }
+  for (int j = d4; j < d; j++) {
+    const f32x4 v = wasm_f32x4_make(x0[j], x1[j], x2[j], x3[j]);
+    gm[j] += lane_sum(wasm_f32x4_mul(v, dm));
+    if (two) gn[j] += lane_sum(wasm_f32x4_mul(v, dn));
+  }
+  gm[d] += lane_sum(dm);
+  if (two) gn[d] += lane_sum(dn);
+}
+
+/* Codes per flush of the float32 gradient into the float64 one: the float32 sums stay short. */
+#define FLUSH_ROWS 256
+
+static void flush(f32* gf, f64* g, int size, f64 scale) {
+  for (int t = 0; t < size; t++) {
+    g[t] += (f64)gf[t] * scale;
+    gf[t] = 0;
+  }
+}
+
+/*
+ * The softmax cross-entropy of the n codes x (labels y) under weights w
+ * (k x (d + 1), bias last): out[0] = the summed loss, out[1] = the number
+ * whose first highest score is their label, and g += scale * the gradient
+ * of the summed loss by w. Scratch: wf and gf of k*(d+1) float32, sf of 4k
+ * float32. Returns 0, or -1 when a label read from memory is out of range
+ * (nothing is written past the arrays).
+ */
+int softmax_eval(const f32* x, int n, int d, int k, const int* y, const f64* w, f32* wf, f32* gf,
+                 f32* sf, f64 scale, f64* g, f64* out) {
+  const int ld = d + 1;
+  const int size = k * ld;
+  for (int i = 0; i < n; i++) {
+    if (y[i] < 0 || y[i] >= k) return -1;
+  }
+  for (int t = 0; t < size; t++) {
+    wf[t] = (f32)w[t];
+    gf[t] = 0;
+  }
+  f64 loss = 0;
+  int correct = 0;
+  const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
+  for (int i = 0; i < n; i += 4) {
+    /* Past the last code, lanes repeat it and are masked out of every sum. */
+    const int last = n - 1;
+    const f32* x0 = x + (long)i * d;
+    const f32* x1 = x + (long)(i + 1 < last ? i + 1 : last) * d;
+    const f32* x2 = x + (long)(i + 2 < last ? i + 2 : last) * d;
+    const f32* x3 = x + (long)(i + 3 < last ? i + 3 : last) * d;
+    const int valid = n - i < 4 ? n - i : 4;
+    const v128_t live = wasm_i32x4_lt(lane, wasm_i32x4_splat(valid));
+    const v128_t yv = wasm_i32x4_make(y[i], y[i + 1 < last ? i + 1 : last],
+                                      y[i + 2 < last ? i + 2 : last], y[i + 3 < last ? i + 3 : last]);
+    f32x4 mx = splat32(-__builtin_inff()), sy = splat32(0);
+    v128_t best = wasm_i32x4_splat(0);
+    for (int m = 0; m < k; m += 2) {
+      const f32* wm = wf + (long)m * ld;
+      f32x4 pair[2];
+      if (m + 1 < k) score2(x0, x1, x2, x3, wm, wm + ld, d, 1, &pair[0], &pair[1]);
+      else score2(x0, x1, x2, x3, wm, wm, d, 0, &pair[0], &pair[1]);
+      for (int c = m; c < m + 2 && c < k; c++) {
+        const f32x4 s = pair[c - m];
+        wasm_v128_store(sf + 4 * c, s);
+        const v128_t higher = wasm_f32x4_gt(s, mx);
+        mx = wasm_v128_bitselect(s, mx, higher);
+        best = wasm_v128_bitselect(wasm_i32x4_splat(c), best, higher);
+        sy = wasm_v128_bitselect(s, sy, wasm_i32x4_eq(yv, wasm_i32x4_splat(c)));
+      }
+    }
+    f32x4 sum = splat32(0);
+    for (int m = 0; m < k; m++) {
+      const f32x4 e = exp4(wasm_f32x4_sub(wasm_v128_load(sf + 4 * m), mx));
+      wasm_v128_store(sf + 4 * m, e);
+      sum = wasm_f32x4_add(sum, e);
+    }
+    const f32x4 lv = wasm_f32x4_sub(wasm_f32x4_add(log4(sum), mx), sy);
+    const v128_t hit = wasm_v128_and(wasm_i32x4_eq(best, yv), live);
+    correct -= wasm_i32x4_extract_lane(hit, 0) + wasm_i32x4_extract_lane(hit, 1) +
+               wasm_i32x4_extract_lane(hit, 2) + wasm_i32x4_extract_lane(hit, 3);
+    loss += (f64)wasm_f32x4_extract_lane(lv, 0);
+    if (valid > 1) loss += (f64)wasm_f32x4_extract_lane(lv, 1);
+    if (valid > 2) loss += (f64)wasm_f32x4_extract_lane(lv, 2);
+    if (valid > 3) loss += (f64)wasm_f32x4_extract_lane(lv, 3);
+    const f32x4 inv = wasm_f32x4_div(splat32(1.0f), sum);
+    /* The gradient by the scores, softmax minus one-hot, into each class's row of gf. */
+    f32x4 dv[2];
+    for (int m = 0; m < k; m += 2) {
+      for (int c = m; c < m + 2 && c < k; c++) {
+        const v128_t onehot = wasm_v128_and(wasm_i32x4_eq(yv, wasm_i32x4_splat(c)), splat32(1.0f));
+        dv[c - m] = wasm_v128_and(
+            wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(sf + 4 * c), inv), onehot), live);
+      }
+      f32* gm = gf + (long)m * ld;
+      if (m + 1 < k) grad2(x0, x1, x2, x3, gm, gm + ld, dv[0], dv[1], d, 1);
+      else grad2(x0, x1, x2, x3, gm, gm, dv[0], dv[0], d, 0);
+    }
+    if ((i + 4) % FLUSH_ROWS == 0) flush(gf, g, size, scale);
+  }
+  flush(gf, g, size, scale);
+  out[0] = loss;
+  out[1] = correct;
+  return 0;
 }

@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { type CsArrays, LinearKernels } from "../../../sdk/features/_linear_kernels.ts";
+import { LinearKernels } from "../../../sdk/features/_linear_kernels.ts";
+import { csArrays } from "../../../sdk/features/_linear_svm.ts";
+import {
+  SecondShare,
+  softmaxArrays,
+  softmaxSolve,
+  SPLIT_ROWS,
+} from "../../../sdk/features/_linear_softmax.ts";
 
 /** A seeded generator of uniform values in [-1, 1). */
 function random(seed: number): () => number {
@@ -104,8 +111,89 @@ Deno.test("the kernels refuse sizes and offsets that do not fit their arrays, be
   assertThrows(() => kern.rowUpdate(x, 0, d, w, k, cls, val, 1), RangeError, `class "${k}"`);
   assertThrows(() => kern.rowUpdate(x, 0, d, w, k, cls, val, 2), RangeError, "Invalid classes");
   assertThrows(() => kern.rowUpdate(x, n, d, w, k, cls, val, 0), RangeError, "Invalid codes");
+  const y = new Int32Array(n);
+  const a = softmaxArrays({ kern, x, y, n, d, k });
+  const grad = a.grad.view.slice();
+  assertThrows(() => kern.softmaxEval(a, 1, n, d, k, 1), RangeError, "Invalid codes");
+  assertThrows(() => kern.softmaxEval(a, 0, n, d, k + 1, 1), RangeError, "Invalid weights");
+  assertThrows(() => kern.softmaxEval(a, 0, 0, d, k, 1), RangeError, "Invalid softmax");
+  assertThrows(() => kern.softmaxEval(a, -1, n, d, k, 1), RangeError, `"-1"`);
+  assertThrows(() => kern.softmaxEval(a, 0, n, d, k, NaN), RangeError, "scale NaN");
+  assertThrows(
+    () => kern.softmaxEval({ ...a, sf: kern.alloc(Float32Array, 4 * k - 1) }, 0, n, d, k, 1),
+    RangeError,
+    "score scratch",
+  );
+  assertThrows(
+    () => kern.softmaxEval({ ...a, gf: a.sf }, 0, n, d, k, 1),
+    RangeError,
+    "float32 gradient",
+  );
+  // A label out of range is refused by the kernel before it writes anything.
+  a.y.view[n - 1] = k;
+  assertThrows(() => kern.softmaxEval(a, 0, n, d, k, 1), RangeError, "Invalid labels");
+  assertEquals(a.grad.view, grad);
   assertEquals(out.view, before);
   assertThrows(() => kern.alloc(Float64Array, 2 ** 29), RangeError, "4 GiB");
+});
+
+/** The softmax loss, correct count and gradient of the summed loss, in float64. */
+function refSoftmax(
+  x: Float32Array,
+  y: Int32Array,
+  n: number,
+  d: number,
+  w: Float64Array,
+  k: number,
+) {
+  const ld = d + 1;
+  const grad = new Float64Array(k * ld);
+  const s = new Float64Array(k);
+  let loss = 0, correct = 0, ties = 0;
+  for (let i = 0; i < n; i++) {
+    for (let m = 0; m < k; m++) {
+      s[m] = w[m * ld + d]!;
+      for (let j = 0; j < d; j++) s[m]! += x[i * d + j]! * w[m * ld + j]!;
+    }
+    let best = 0;
+    for (let m = 1; m < k; m++) if (s[m]! > s[best]!) best = m;
+    if (best === y[i]) correct++;
+    // A near tie may go either way in float32.
+    if (s.some((v, m) => m !== best && s[best]! - v < 1e-4)) ties++;
+    const max = s[best]!;
+    let sum = 0;
+    for (let m = 0; m < k; m++) sum += Math.exp(s[m]! - max);
+    loss += Math.log(sum) + max - s[y[i]!]!;
+    for (let m = 0; m < k; m++) {
+      const e = Math.exp(s[m]! - max) / sum - (m === y[i] ? 1 : 0);
+      for (let j = 0; j < d; j++) grad[m * ld + j]! += e * x[i * d + j]!;
+      grad[m * ld + d]! += e;
+    }
+  }
+  return { loss, correct, ties, grad };
+}
+
+Deno.test("the float32 softmax kernel matches a float64 reference to float32 rounding on random shapes", () => {
+  for (let seed = 0; seed < 200; seed++) {
+    const { rand, n, d, k, kern, x, w } = problem(seed);
+    const y = Int32Array.from({ length: n }, () => Math.floor((rand() + 1) / 2 * k));
+    const a = softmaxArrays({ kern, x, y, n, d, k });
+    a.w.view.set(w.view);
+    a.grad.view.fill(1);
+    const got = kern.softmaxEval(a, 0, n, d, k, 0.5);
+    const want = refSoftmax(x.view, y, n, d, w.view, k);
+    const where = `seed ${seed} (n ${n}, d ${d}, k ${k})`;
+    // Scores reach 30: float32 rounding; the largest errors seen were 1.3e-7 · n · (1 + √d) and 2.7e-7 · n.
+    assert(Math.abs(got.loss - want.loss) <= 1e-6 * n * (1 + Math.sqrt(d)), `loss, ${where}`);
+    assert(Math.abs(got.correct - want.correct) <= want.ties, `correct, ${where}`);
+    for (let t = 0; t < want.grad.length; t++) {
+      const g = (a.grad.view[t]! - 1) / 0.5;
+      assert(
+        Math.abs(g - want.grad[t]!) <= 1e-6 * n,
+        `gradient ${t}, ${where}: ${g} vs ${want.grad[t]}`,
+      );
+    }
+  }
 });
 
 /**
@@ -208,8 +296,7 @@ function refSweep(
 
 Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for bit on random problems", () => {
   for (let seed = 0; seed < 60; seed++) {
-    const { rand, n, d, k, kern, x, w } = problem(seed);
-    w.view.fill(0);
+    const { rand, n, d, k, kern, x } = problem(seed);
     const y = Int32Array.from({ length: n }, () => Math.floor((rand() + 1) / 2 * k));
     const qd = Float64Array.from({ length: n }, (_, i) => {
       let s = 1;
@@ -217,23 +304,7 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
       return s;
     });
     const c = 10 ** (rand() * 2);
-    const a: CsArrays = {
-      x,
-      w,
-      y: kern.alloc(Int32Array, n),
-      yIndex: kern.alloc(Int32Array, n),
-      qd: kern.alloc(Float64Array, n),
-      alpha: kern.alloc(Float64Array, n * k),
-      alphaIndex: kern.alloc(Int32Array, n * k),
-      activeOf: kern.alloc(Int32Array, n),
-      index: kern.alloc(Int32Array, n),
-      lastLoss: kern.alloc(Float64Array, n),
-      lastOk: kern.alloc(Int32Array, n),
-      scratch: kern.alloc(Float64Array, 6 * k),
-      indices: kern.alloc(Int32Array, k),
-      stopping: kern.alloc(Float64Array, 1),
-    };
-    a.y.view.set(y);
+    const a = csArrays({ kern, x, y, n, d, k }, qd);
     a.yIndex.view.set(y);
     a.qd.view.set(qd);
     a.activeOf.view.fill(k);
@@ -241,7 +312,7 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
     a.alphaIndex.view.forEach((_, i) => (a.alphaIndex.view[i] = i % k));
     const ref = {
       x: x.view.slice(),
-      w: w.view.slice(),
+      w: a.w.view.slice(),
       alpha: a.alpha.view.slice(),
       aidx: a.alphaIndex.view.slice(),
     };
@@ -301,4 +372,30 @@ Deno.test("the embedded linear kernels are what build.sh makes of linear.c", {
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("the softmax's second thread gives the same weights bit for bit as one thread, and the split stays within rounding of no split", async () => {
+  const rand = random(7);
+  const n = SPLIT_ROWS + 13, d = 9, k = 3;
+  const kern = new LinearKernels();
+  const x = kern.alloc(Float32Array, n * d);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % k;
+    for (let j = 0; j < d; j++) x.view[i * d + j] = rand() + (j === y[i] ? 1 : 0);
+  }
+  const p = { kern, x, y, n, d, k };
+  const solve = (second: SecondShare | undefined) => {
+    const w = new Float64Array(k * (d + 1));
+    const iterations = softmaxSolve(p, 1e-3, w, 30, 1e-6, undefined, second);
+    return { w, iterations };
+  };
+  using threaded = await SecondShare.start(p);
+  using local = await SecondShare.start(p, false);
+  assert(local && !local.threaded, "the second share without a thread runs here");
+  assert(threaded?.threaded, "the Worker did not start within 20 s");
+  const a = solve(threaded), b = solve(local), whole = solve(undefined);
+  assertEquals(a, b);
+  for (let t = 0; t < a.w.length; t++) assert(Math.abs(a.w[t]! - whole.w[t]!) < 1e-4);
+  assertEquals(await SecondShare.start({ ...p, n: SPLIT_ROWS - 1 }), undefined);
 });
