@@ -7,7 +7,14 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { digestOf, modelFiles, publish, startRegistry, tinyConvnet } from "../_helpers/registry.ts";
+import {
+  digestOf,
+  modelFiles,
+  publish,
+  startRegistry,
+  tinyConvnet,
+  tinyConvnetFiles,
+} from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 
@@ -135,9 +142,7 @@ Deno.test("blobs are served with a strong ETag, immutable caching, ranges, HEAD 
 
 Deno.test("everything is still there after the server restarts on the same data dir", async () => {
   const first = await startRegistry();
-  const model = tinyConvnet(3);
-  const files = await modelFiles(model);
-  model.dispose();
+  const files = await tinyConvnetFiles(3);
   try {
     assertEquals((await publish(first, "zoo/kept", "1.0.0", files, { task: "t" })).status, 201);
     const r = await fetch(`${first.url}/api/models/zoo/kept/1.0.0/yank`, {
@@ -170,9 +175,7 @@ Deno.test("everything is still there after the server restarts on the same data 
 
 Deno.test("16 concurrent publishes of one version give exactly one 201 and fifteen 409s", async () => {
   const reg = await startRegistry();
-  const model = tinyConvnet(4);
-  const files = await modelFiles(model);
-  model.dispose();
+  const files = await tinyConvnetFiles(4);
   try {
     const results = await Promise.all(
       Array.from(
