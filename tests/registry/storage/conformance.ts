@@ -289,18 +289,20 @@ export function storeConformance(
 
   test("moves latest to the highest release by semver precedence", async ({ store }) => {
     const latest = async () => (await store.getModel("zoo", "semver"))?.tags.latest;
-    await store.publish(newVersion("zoo", "semver", "1.0.0"));
-    assertEquals(await latest(), "1.0.0");
-    await store.publish(newVersion("zoo", "semver", "1.2.0"));
-    assertEquals(await latest(), "1.2.0");
-    await store.publish(newVersion("zoo", "semver", "1.1.0"));
-    assertEquals(await latest(), "1.2.0");
-    await store.publish(newVersion("zoo", "semver", "1.10.0"));
-    assertEquals(await latest(), "1.10.0");
-    await store.publish(newVersion("zoo", "semver", "1.9.0"));
-    assertEquals(await latest(), "1.10.0");
-    await store.publish(newVersion("zoo", "semver", "2.0.0-rc.1"));
-    assertEquals(await latest(), "1.10.0");
+    // Each version published in turn, and what latest must be after it.
+    for (
+      const [version, want] of [
+        ["1.0.0", "1.0.0"],
+        ["1.2.0", "1.2.0"],
+        ["1.1.0", "1.2.0"],
+        ["1.10.0", "1.10.0"],
+        ["1.9.0", "1.10.0"],
+        ["2.0.0-rc.1", "1.10.0"],
+      ] as const
+    ) {
+      await store.publish(newVersion("zoo", "semver", version));
+      assertEquals(await latest(), want, `after publishing ${version}`);
+    }
   });
 
   test("gives latest to a prerelease only while it is the only version", async ({ store }) => {
