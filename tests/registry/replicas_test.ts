@@ -143,6 +143,11 @@ async function withReplicas(
   }
 }
 
+/** Registers a test run on a fresh cluster (skipped without PostgreSQL and S3). */
+function clusterTest(name: string, fn: (c: Cluster) => Promise<void>): void {
+  Deno.test({ name, ignore }, () => withCluster(fn));
+}
+
 /**
  * Registers a test on three replicas of a fresh cluster, handing it the files
  * of `tinyConvnet(seed)` to publish.
@@ -152,12 +157,9 @@ function testOnThreeReplicas(
   seed: number,
   fn: (c: Cluster, replicas: Replica[], files: TestFile[]) => Promise<void>,
 ): void {
-  Deno.test(
-    { name, ignore },
-    () =>
-      withCluster((c) =>
-        withReplicas(c, 3, async (replicas) => fn(c, replicas, await tinyConvnetFiles(seed)))
-      ),
+  clusterTest(
+    name,
+    (c) => withReplicas(c, 3, async (replicas) => fn(c, replicas, await tinyConvnetFiles(seed))),
   );
 }
 
@@ -244,11 +246,9 @@ testOnThreeReplicas(
   },
 );
 
-Deno.test({
-  name: "killing a replica in the middle of publishes leaves every version whole or absent",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+clusterTest(
+  "killing a replica in the middle of publishes leaves every version whole or absent",
+  async (c) => {
     const survivor = await startReplica(c);
     try {
       const files = await modelFiles(tinyConvnet(5));
@@ -328,15 +328,12 @@ Deno.test({
     } finally {
       await survivor.stop();
     }
-  });
-});
+  },
+);
 
-Deno.test({
-  name:
-    "a replica killed during a large upload leaves no object under blobs/ and nothing in the database",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+clusterTest(
+  "a replica killed during a large upload leaves no object under blobs/ and nothing in the database",
+  async (c) => {
     const victim = await startReplica(c);
     const total = 20 * 1024 * 1024;
     const conn = await Deno.connect({
@@ -356,15 +353,12 @@ Deno.test({
     assertEquals((await bucketKeys(c.blobsUrl)).filter((k) => k.startsWith("blobs/")), []);
     const [row] = await sql(c.db, (s) => s`SELECT count(*)::int AS n FROM files`);
     assertEquals(row?.n, 0);
-  });
-});
+  },
+);
 
-Deno.test({
-  name:
-    "over PostgreSQL and S3 a model loads with stock tf.loadLayersModel, proxied and redirected",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+clusterTest(
+  "over PostgreSQL and S3 a model loads with stock tf.loadLayersModel, proxied and redirected",
+  async (c) => {
     const proxied = await startReplica(c, ["--no-seed", "--max-blob-bytes", String(1024 ** 2)]);
     const redirected = await startReplica(c, ["--no-seed", "--blob-redirect"]);
     const model = tinyConvnet(6);
@@ -468,14 +462,12 @@ Deno.test({
       await proxied.stop();
       await redirected.stop();
     }
-  });
-});
+  },
+);
 
-Deno.test({
-  name: "two replicas starting together on an empty database seed the zoo once",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+clusterTest(
+  "two replicas starting together on an empty database seed the zoo once",
+  async (c) => {
     const [a, b] = await Promise.all([startReplica(c, []), startReplica(c, [])]);
     try {
       const seeded = [a, b].filter((r) => r.printed().includes("Seeded the empty store"));
@@ -493,5 +485,5 @@ Deno.test({
       await a.stop();
       await b.stop();
     }
-  });
-});
+  },
+);
