@@ -172,20 +172,34 @@ async function startRegistry(root: string): Promise<Registry> {
   const token = /zoo_[A-Za-z0-9_]+/.exec(made.out)?.[0];
   if (!token) throw new Error(`Cannot mint a token: ${made.out}`);
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "registry/main.ts", "--no-seed", "--data", data, "--port", String(port)],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const server = await spawnServer(
+    Deno.execPath(),
+    ["run", "-A", "registry/main.ts", "--no-seed", "--data", data, "--port", String(port)],
+    port,
+    data,
+  );
+  return { ...server, token };
+}
+
+/**
+ * Starts `cmd` quietly, waits until it listens on `port`, and gives a stop
+ * that ends it and removes `dir`, the folder it was given to work in.
+ */
+async function spawnServer(
+  cmd: string,
+  args: string[],
+  port: number,
+  dir: string,
+): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const child = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
   await waitForPort(port, 30_000);
   return {
     url: `http://127.0.0.1:${port}`,
-    token,
     pid: child.pid,
     async stop() {
       child.kill("SIGTERM");
       await child.status;
-      await Deno.remove(data, { recursive: true });
+      await Deno.remove(dir, { recursive: true });
     },
   };
 }
@@ -211,20 +225,7 @@ http {
 }
 `,
   );
-  const child = new Deno.Command("nginx", {
-    args: ["-c", join(conf, "nginx.conf"), "-p", conf],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  await waitForPort(port, 30_000);
-  return {
-    url: `http://127.0.0.1:${port}`,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await Deno.remove(conf, { recursive: true });
-    },
-  };
+  return await spawnServer("nginx", ["-c", join(conf, "nginx.conf"), "-p", conf], port, conf);
 }
 
 /** One timed transfer: wall ms, client CPU s, and peak RSS in MiB where known. */

@@ -95,6 +95,21 @@ export async function modelFiles(model: tf.LayersModel): Promise<TestFile[]> {
 }
 
 /**
+ * The publisher's files of {@linkcode tinyConvnet}, its tensors freed.
+ *
+ * @param seed picks the weights
+ * @returns model.json and the shard
+ */
+export async function tinyConvnetFiles(seed = 1): Promise<TestFile[]> {
+  const model = tinyConvnet(seed);
+  try {
+    return await modelFiles(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
  * A registry served on a free loopback port over a real SQLite file and blob
  * folder, or, with `ZOO_TEST_STORE=pg+s3`, over a PostgreSQL database and an
  * S3 prefix of its own (see `storage/_servers.ts`).

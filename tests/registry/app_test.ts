@@ -4,7 +4,7 @@ import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../registry/storage/store.ts";
-import { digestOf, modelFiles, type TestFile, tinyConvnet } from "../_helpers/registry.ts";
+import { digestOf, type TestFile, tinyConvnetFiles } from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 
@@ -63,11 +63,7 @@ const put = (files: unknown, card: unknown = {}) => ({
 
 let modelCache: TestFile[] | undefined;
 async function tinyFiles(): Promise<TestFile[]> {
-  if (!modelCache) {
-    const m = tinyConvnet();
-    modelCache = await modelFiles(m);
-    m.dispose();
-  }
+  modelCache ??= await tinyConvnetFiles();
   return modelCache;
 }
 

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
-import { modelFiles, publish, tinyConvnet } from "../_helpers/registry.ts";
+import { publish, tinyConvnetFiles } from "../_helpers/registry.ts";
 import { freePort, runDeno } from "../_helpers/cli.ts";
 
 const run = (args: string[], env: Record<string, string> = {}) =>
@@ -75,9 +75,7 @@ Deno.test("a token minted on the command line publishes to the registry the comm
       }
     }
     assert(up, "the registry answers /healthz");
-    const model = tinyConvnet(5);
-    const files = await modelFiles(model);
-    model.dispose();
+    const files = await tinyConvnetFiles(5);
     const r = await publish({ url, token }, "zoo/from-cli", "1.0.0", files);
     assertEquals(r.status, 201);
     await r.body?.cancel();

@@ -7,7 +7,14 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "@std/assert";
-import { digestOf, modelFiles, publish, startRegistry, tinyConvnet } from "../_helpers/registry.ts";
+import {
+  digestOf,
+  modelFiles,
+  publish,
+  startRegistry,
+  tinyConvnet,
+  tinyConvnetFiles,
+} from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 
@@ -135,9 +142,7 @@ Deno.test("blobs are served with a strong ETag, immutable caching, ranges, HEAD 
 
 Deno.test("everything is still there after the server restarts on the same data dir", async () => {
   const first = await startRegistry();
-  const model = tinyConvnet(3);
-  const files = await modelFiles(model);
-  model.dispose();
+  const files = await tinyConvnetFiles(3);
   try {
     assertEquals((await publish(first, "zoo/kept", "1.0.0", files, { task: "t" })).status, 201);
     const r = await fetch(`${first.url}/api/models/zoo/kept/1.0.0/yank`, {
@@ -169,115 +174,97 @@ Deno.test("everything is still there after the server restarts on the same data 
 });
 
 Deno.test("16 concurrent publishes of one version give exactly one 201 and fifteen 409s", async () => {
-  const reg = await startRegistry();
-  const model = tinyConvnet(4);
-  const files = await modelFiles(model);
-  model.dispose();
-  try {
-    const results = await Promise.all(
-      Array.from(
-        { length: 16 },
-        () => publish(reg, "zoo/race", "1.0.0", files, { description: "race" }),
-      ),
-    );
-    const statuses = results.map((r) => r.status).sort();
-    await Promise.all(results.map((r) => r.body?.cancel()));
-    assertEquals(statuses, [201, ...Array(15).fill(409)]);
-    const info = await json(await fetch(`${reg.url}/api/models/zoo/race`));
-    assertEquals((info.versions as unknown[]).length, 1);
-    const doc = await json(await fetch(`${reg.url}/api/models/zoo/race/1.0.0`));
-    assertEquals((doc.files as unknown[]).length, 2);
-  } finally {
-    await reg.close();
-  }
+  await using reg = await startRegistry();
+  const files = await tinyConvnetFiles(4);
+  const results = await Promise.all(
+    Array.from(
+      { length: 16 },
+      () => publish(reg, "zoo/race", "1.0.0", files, { description: "race" }),
+    ),
+  );
+  const statuses = results.map((r) => r.status).sort();
+  await Promise.all(results.map((r) => r.body?.cancel()));
+  assertEquals(statuses, [201, ...Array(15).fill(409)]);
+  const info = await json(await fetch(`${reg.url}/api/models/zoo/race`));
+  assertEquals((info.versions as unknown[]).length, 1);
+  const doc = await json(await fetch(`${reg.url}/api/models/zoo/race/1.0.0`));
+  assertEquals((doc.files as unknown[]).length, 2);
 });
 
 Deno.test("a blob upload cut off midway stores nothing and leaves no temp file visible", async () => {
-  const reg = await startRegistry();
-  try {
-    const total = 4 * 1024 * 1024;
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(reg.url).port) });
-    const head = `POST /api/blobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${reg.token}\r\n` +
-      `Content-Type: application/octet-stream\r\nContent-Length: ${total}\r\n\r\n`;
-    await conn.write(new TextEncoder().encode(head));
-    const half = new Uint8Array(total / 2).fill(7);
-    await conn.write(half);
-    await new Promise((r) => setTimeout(r, 200));
-    conn.close();
-    await new Promise((r) => setTimeout(r, 300));
-    const full = new Uint8Array(total).fill(7);
-    full.set(half);
-    const digest = await digestOf(half);
-    const r = await fetch(`${reg.url}/api/blobs/${digest}`, { method: "HEAD" });
-    assertEquals(r.status, 404);
-    assertEquals(await reg.pendingUploads(), []);
-    assertEquals(await reg.storedBlobs(), []);
-  } finally {
-    await reg.close();
-  }
+  await using reg = await startRegistry();
+  const total = 4 * 1024 * 1024;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(reg.url).port) });
+  const head = `POST /api/blobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${reg.token}\r\n` +
+    `Content-Type: application/octet-stream\r\nContent-Length: ${total}\r\n\r\n`;
+  await conn.write(new TextEncoder().encode(head));
+  const half = new Uint8Array(total / 2).fill(7);
+  await conn.write(half);
+  await new Promise((r) => setTimeout(r, 200));
+  conn.close();
+  await new Promise((r) => setTimeout(r, 300));
+  const full = new Uint8Array(total).fill(7);
+  full.set(half);
+  const digest = await digestOf(half);
+  const r = await fetch(`${reg.url}/api/blobs/${digest}`, { method: "HEAD" });
+  assertEquals(r.status, 404);
+  assertEquals(await reg.pendingUploads(), []);
+  assertEquals(await reg.storedBlobs(), []);
 });
 
 Deno.test("an upload with a wrong digest or over the size limit stores nothing", async () => {
-  const reg = await startRegistry({ limits: { maxBlobBytes: 1024 } });
-  try {
-    const bytes = new Uint8Array(100).fill(1);
-    const wrong = await fetch(`${reg.url}/api/blobs?digest=sha256:${"a".repeat(64)}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${reg.token}` },
-      body: bytes,
-    });
-    assertEquals(wrong.status, 400);
-    assertMatch(
-      (await json(wrong)).detail as string,
-      /hash to "sha256:[0-9a-f]{64}", not the expected/,
-    );
-    const real = await digestOf(bytes);
-    assertEquals((await fetch(`${reg.url}/api/blobs/${real}`, { method: "HEAD" })).status, 404);
+  await using reg = await startRegistry({ limits: { maxBlobBytes: 1024 } });
+  const bytes = new Uint8Array(100).fill(1);
+  const wrong = await fetch(`${reg.url}/api/blobs?digest=sha256:${"a".repeat(64)}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${reg.token}` },
+    body: bytes,
+  });
+  assertEquals(wrong.status, 400);
+  assertMatch(
+    (await json(wrong)).detail as string,
+    /hash to "sha256:[0-9a-f]{64}", not the expected/,
+  );
+  const real = await digestOf(bytes);
+  assertEquals((await fetch(`${reg.url}/api/blobs/${real}`, { method: "HEAD" })).status, 404);
 
-    const big = await fetch(`${reg.url}/api/blobs`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${reg.token}` },
-      body: new Uint8Array(2048),
-    });
-    assertEquals(big.status, 413);
-    assertStringIncludes((await json(big)).detail as string, "over the limit of 1024 bytes");
-    // A streamed body without Content-Length is cut at the limit too.
-    const stream = new ReadableStream<Uint8Array>({
-      start(c) {
-        for (let i = 0; i < 4; i++) c.enqueue(new Uint8Array(512));
-        c.close();
-      },
-    });
-    const chunked = await fetch(`${reg.url}/api/blobs`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${reg.token}` },
-      body: stream,
-    });
-    assertEquals(chunked.status, 413);
-    await chunked.body?.cancel();
-    assertEquals(await reg.storedBlobs(), []);
-    assertGreater(1, 0);
-  } finally {
-    await reg.close();
-  }
+  const big = await fetch(`${reg.url}/api/blobs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${reg.token}` },
+    body: new Uint8Array(2048),
+  });
+  assertEquals(big.status, 413);
+  assertStringIncludes((await json(big)).detail as string, "over the limit of 1024 bytes");
+  // A streamed body without Content-Length is cut at the limit too.
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < 4; i++) c.enqueue(new Uint8Array(512));
+      c.close();
+    },
+  });
+  const chunked = await fetch(`${reg.url}/api/blobs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${reg.token}` },
+    body: stream,
+  });
+  assertEquals(chunked.status, 413);
+  await chunked.body?.cancel();
+  assertEquals(await reg.storedBlobs(), []);
+  assertGreater(1, 0);
 });
 
 Deno.test("HEAD of a blob says whether the registry has it without sending it", async () => {
-  const reg = await startRegistry();
-  try {
-    const bytes = new TextEncoder().encode("hello");
-    const digest = await digestOf(bytes);
-    assertEquals((await fetch(`${reg.url}/api/blobs/${digest}`, { method: "HEAD" })).status, 404);
-    const up = await fetch(`${reg.url}/api/blobs?digest=${digest}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${reg.token}` },
-      body: bytes,
-    });
-    await up.body?.cancel();
-    const head = await fetch(`${reg.url}/api/blobs/${digest}`, { method: "HEAD" });
-    assert(head.ok);
-    assertEquals(head.headers.get("content-length"), "5");
-  } finally {
-    await reg.close();
-  }
+  await using reg = await startRegistry();
+  const bytes = new TextEncoder().encode("hello");
+  const digest = await digestOf(bytes);
+  assertEquals((await fetch(`${reg.url}/api/blobs/${digest}`, { method: "HEAD" })).status, 404);
+  const up = await fetch(`${reg.url}/api/blobs?digest=${digest}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${reg.token}` },
+    body: bytes,
+  });
+  await up.body?.cancel();
+  const head = await fetch(`${reg.url}/api/blobs/${digest}`, { method: "HEAD" });
+  assert(head.ok);
+  assertEquals(head.headers.get("content-length"), "5");
 });

@@ -39,6 +39,15 @@ async function denseFiles(): Promise<TestFile[]> {
   }
 }
 
+/** Uploads `bytes` under their digest with `token`; the registry's answer, unread. */
+async function postBlob(url: string, token: string, bytes: Uint8Array<ArrayBuffer>) {
+  return await fetch(`${url}/api/blobs?digest=${await digestOf(bytes)}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+    body: bytes,
+  });
+}
+
 /** The same files with model.json edited. */
 function editModelJson(files: TestFile[], edit: (json: Record<string, unknown>) => void) {
   return files.map((f) => {
@@ -250,13 +259,7 @@ Deno.test("an upload that stalls past --request-timeout is answered 503, its bod
   }
   try {
     // The registry goes on: a full upload still works.
-    const bytes = new Uint8Array(1000).fill(7);
-    const digest = await digestOf(bytes);
-    const r = await fetch(`${reg.url}/api/blobs?digest=${digest}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${reg.token}` },
-      body: bytes,
-    });
+    const r = await postBlob(reg.url, reg.token, new Uint8Array(1000).fill(7));
     assertEquals(r.status, 201, await r.text());
   } finally {
     await reg.close();
@@ -300,11 +303,7 @@ Deno.test("on a private registry an upload token without read learns nothing of 
     const { token: reader } = await createToken(reg.store, ["read", "publish:zoo"], "reader");
     const stored = new Uint8Array(5000).fill(3);
     const storedDigest = await digestOf(stored);
-    const up = await fetch(`${reg.url}/api/blobs?digest=${storedDigest}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${reg.token}` },
-      body: stored,
-    });
+    const up = await postBlob(reg.url, reg.token, stored);
     assertEquals(up.status, 201, await up.text());
     const absentDigest = await digestOf(new Uint8Array(5000).fill(4));
     const probe = async (token: string, digest: string) => {
@@ -325,11 +324,7 @@ Deno.test("on a private registry an upload token without read learns nothing of 
     assertEquals(known.status, 200);
     assertEquals(JSON.parse(known.text), { digest: "<digest>", size: 5000 });
     // Sending the bytes proves them: the publish-only token's upload succeeds.
-    const resent = await fetch(`${reg.url}/api/blobs?digest=${storedDigest}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${reg.token}` },
-      body: stored,
-    });
+    const resent = await postBlob(reg.url, reg.token, stored);
     assertEquals(resent.status, 201, await resent.text());
   } finally {
     await reg.close();

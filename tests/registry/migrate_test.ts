@@ -40,27 +40,27 @@ async function migrate(from: string, to: StoreConfig) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Runs `fn` with an embedded registry to copy and a fresh database and prefix to copy it to. */
-async function withMigration(
+/** Registers a test run with an embedded registry to copy and a fresh database and prefix to copy it to. */
+function migrationTest(
+  name: string,
   fn: (from: string, to: StoreConfig, src: Store) => Promise<void>,
-): Promise<void> {
-  const from = await Deno.makeTempDir({ prefix: "zoo-migrate-" });
-  const db = await freshDatabase();
-  const to: StoreConfig = { data: from, databaseUrl: db.url, blobsUrl: freshBlobsUrl() };
-  try {
-    await fn(from, to, await openSqliteFsStore(from));
-  } finally {
-    await db.drop();
-    await Deno.remove(from, { recursive: true });
-  }
+): void {
+  Deno.test({ name, ignore }, async () => {
+    const from = await Deno.makeTempDir({ prefix: "zoo-migrate-" });
+    const db = await freshDatabase();
+    const to: StoreConfig = { data: from, databaseUrl: db.url, blobsUrl: freshBlobsUrl() };
+    try {
+      await fn(from, to, await openSqliteFsStore(from));
+    } finally {
+      await db.drop();
+      await Deno.remove(from, { recursive: true });
+    }
+  });
 }
 
-Deno.test({
-  name:
-    "registry:migrate copies an embedded registry into PostgreSQL and S3, and a second run changes nothing",
-  ignore,
-}, () =>
-  withMigration(async (from, to, src) => {
+migrationTest(
+  "registry:migrate copies an embedded registry into PostgreSQL and S3, and a second run changes nothing",
+  async (from, to, src) => {
     const a = await put(src, '{"a":1}');
     const b = await put(src, "weights");
     const v = (
@@ -122,14 +122,12 @@ Deno.test({
     } finally {
       await again.close();
     }
-  }));
+  },
+);
 
-Deno.test({
-  name:
-    "registry:migrate refuses a source blob that does not hash to its digest and writes nothing under it",
-  ignore,
-}, () =>
-  withMigration(async (from, to, src) => {
+migrationTest(
+  "registry:migrate refuses a source blob that does not hash to its digest and writes nothing under it",
+  async (from, to, src) => {
     const a = await put(src, '{"a":1}');
     await src.publish({
       namespace: "zoo",
@@ -151,4 +149,5 @@ Deno.test({
     } finally {
       await target.close();
     }
-  }));
+  },
+);

@@ -11,7 +11,14 @@ import { AwsClient } from "aws4fetch";
 import { parseS3Url } from "../../registry/storage/s3_blobs.ts";
 import { ZooClient } from "../../sdk/client/mod.ts";
 import { IntegrityError } from "../../sdk/errors.ts";
-import { digestOf, modelFiles, publish, tinyConvnet } from "../_helpers/registry.ts";
+import {
+  digestOf,
+  modelFiles,
+  publish,
+  type TestFile,
+  tinyConvnet,
+  tinyConvnetFiles,
+} from "../_helpers/registry.ts";
 import { freePort, mintToken } from "../_helpers/cli.ts";
 import { startMain } from "./_main.ts";
 import {
@@ -136,106 +143,112 @@ async function withReplicas(
   }
 }
 
-Deno.test({
-  name: "a publish, tag move or yank on one replica shows on the others at their next request",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
-    await withReplicas(c, 3, async ([a, b, d]) => {
-      const files = await modelFiles(tinyConvnet(2));
-      const reg = (r: Replica) => ({ url: r.url, token: c.token });
-      // b reads (and caches) the model before a's second publish.
-      assertEquals(
-        (await publish(reg(a!), "zoo/shared", "1.0.0", files, { task: "t" })).status,
-        201,
-      );
-      assertEquals((await json(await fetch(`${b!.url}/api/models/zoo/shared`))).latest, "1.0.0");
-      assertEquals((await publish(reg(a!), "zoo/shared", "1.1.0", files)).status, 201);
-      assertEquals((await json(await fetch(`${b!.url}/api/models/zoo/shared`))).latest, "1.1.0");
-      const tag = await fetch(`${b!.url}/api/models/zoo/shared/tags/stable`, {
-        method: "PUT",
-        headers: { authorization: `Bearer ${c.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ version: "1.0.0" }),
-      });
-      assertEquals(tag.status, 200, await tag.text());
-      assertEquals(
-        (await json(await fetch(`${d!.url}/api/models/zoo/shared/stable`))).version,
-        "1.0.0",
-      );
-      const yank = await fetch(`${d!.url}/api/models/zoo/shared/1.1.0/yank`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${c.token}` },
-      });
-      assertEquals(yank.status, 200, await yank.text());
-      assertEquals(
-        (await json(await fetch(`${a!.url}/api/models/zoo/shared/latest`))).version,
-        "1.0.0",
-      );
-      assertEquals((await json(await fetch(`${b!.url}/api/models/zoo/shared/1.1.0`))).yanked, true);
-    });
-  });
-});
+/** Registers a test run on a fresh cluster (skipped without PostgreSQL and S3). */
+function clusterTest(name: string, fn: (c: Cluster) => Promise<void>): void {
+  Deno.test({ name, ignore }, () => withCluster(fn));
+}
 
-Deno.test({
-  name: "downloads counted on three replicas at once add up exactly",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
-    await withReplicas(c, 3, async (replicas) => {
-      const files = await modelFiles(tinyConvnet(3));
-      const first = replicas[0]!;
-      assertEquals(
-        (await publish({ url: first.url, token: c.token }, "zoo/counted", "1.0.0", files)).status,
-        201,
-      );
-      const perReplica = 40;
-      await Promise.all(replicas.flatMap((r) =>
-        Array.from({ length: perReplica }, async () => {
-          const res = await fetch(`${r.url}/api/models/zoo/counted/1.0.0/model.json`);
-          assertEquals(res.status, 200);
-          await res.body?.cancel();
-        })
-      ));
-      const want = perReplica * replicas.length;
-      for (const r of replicas) {
-        // A version GET counts itself: each replica's answer is one more.
-        const doc = await json(await fetch(`${r.url}/api/models/zoo/counted`));
-        assertEquals(doc.downloads, want, `as ${r.url} sees it`);
-      }
-      const [row] = await sql(c.db, (s) => s`SELECT downloads FROM versions`);
-      assertEquals(Number(row?.downloads), want);
-    });
-  });
-});
+/**
+ * Registers a test on three replicas of a fresh cluster, handing it the files
+ * of `tinyConvnet(seed)` to publish.
+ */
+function testOnThreeReplicas(
+  name: string,
+  seed: number,
+  fn: (c: Cluster, replicas: Replica[], files: TestFile[]) => Promise<void>,
+): void {
+  clusterTest(
+    name,
+    (c) => withReplicas(c, 3, async (replicas) => fn(c, replicas, await tinyConvnetFiles(seed))),
+  );
+}
 
-Deno.test({
-  name: "32 concurrent publishes of one version spread over three replicas give exactly one 201",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
-    await withReplicas(c, 3, async (replicas) => {
-      const files = await modelFiles(tinyConvnet(4));
-      const statuses = await Promise.all(Array.from({ length: 32 }, async (_, i) => {
-        const r = replicas[i % replicas.length]!;
-        const res = await publish({ url: r.url, token: c.token }, "zoo/race", "1.0.0", files, {
-          description: `attempt ${i}`,
-        });
+testOnThreeReplicas(
+  "a publish, tag move or yank on one replica shows on the others at their next request",
+  2,
+  async (c, [a, b, d], files) => {
+    const reg = (r: Replica) => ({ url: r.url, token: c.token });
+    // b reads (and caches) the model before a's second publish.
+    assertEquals(
+      (await publish(reg(a!), "zoo/shared", "1.0.0", files, { task: "t" })).status,
+      201,
+    );
+    assertEquals((await json(await fetch(`${b!.url}/api/models/zoo/shared`))).latest, "1.0.0");
+    assertEquals((await publish(reg(a!), "zoo/shared", "1.1.0", files)).status, 201);
+    assertEquals((await json(await fetch(`${b!.url}/api/models/zoo/shared`))).latest, "1.1.0");
+    const tag = await fetch(`${b!.url}/api/models/zoo/shared/tags/stable`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${c.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ version: "1.0.0" }),
+    });
+    assertEquals(tag.status, 200, await tag.text());
+    assertEquals(
+      (await json(await fetch(`${d!.url}/api/models/zoo/shared/stable`))).version,
+      "1.0.0",
+    );
+    const yank = await fetch(`${d!.url}/api/models/zoo/shared/1.1.0/yank`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${c.token}` },
+    });
+    assertEquals(yank.status, 200, await yank.text());
+    assertEquals(
+      (await json(await fetch(`${a!.url}/api/models/zoo/shared/latest`))).version,
+      "1.0.0",
+    );
+    assertEquals((await json(await fetch(`${b!.url}/api/models/zoo/shared/1.1.0`))).yanked, true);
+  },
+);
+
+testOnThreeReplicas(
+  "downloads counted on three replicas at once add up exactly",
+  3,
+  async (c, replicas, files) => {
+    const first = replicas[0]!;
+    assertEquals(
+      (await publish({ url: first.url, token: c.token }, "zoo/counted", "1.0.0", files)).status,
+      201,
+    );
+    const perReplica = 40;
+    await Promise.all(replicas.flatMap((r) =>
+      Array.from({ length: perReplica }, async () => {
+        const res = await fetch(`${r.url}/api/models/zoo/counted/1.0.0/model.json`);
+        assertEquals(res.status, 200);
         await res.body?.cancel();
-        return res.status;
-      }));
-      assertEquals(statuses.filter((s) => s === 201).length, 1, `statuses: ${statuses}`);
-      assertEquals(statuses.filter((s) => s === 409).length, 31, `statuses: ${statuses}`);
-      const [row] = await sql(c.db, (s) => s`SELECT count(*)::int AS n FROM versions`);
-      assertEquals(row?.n, 1);
-    });
-  });
-});
+      })
+    ));
+    const want = perReplica * replicas.length;
+    for (const r of replicas) {
+      // A version GET counts itself: each replica's answer is one more.
+      const doc = await json(await fetch(`${r.url}/api/models/zoo/counted`));
+      assertEquals(doc.downloads, want, `as ${r.url} sees it`);
+    }
+    const [row] = await sql(c.db, (s) => s`SELECT downloads FROM versions`);
+    assertEquals(Number(row?.downloads), want);
+  },
+);
 
-Deno.test({
-  name: "killing a replica in the middle of publishes leaves every version whole or absent",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+testOnThreeReplicas(
+  "32 concurrent publishes of one version spread over three replicas give exactly one 201",
+  4,
+  async (c, replicas, files) => {
+    const statuses = await Promise.all(Array.from({ length: 32 }, async (_, i) => {
+      const r = replicas[i % replicas.length]!;
+      const res = await publish({ url: r.url, token: c.token }, "zoo/race", "1.0.0", files, {
+        description: `attempt ${i}`,
+      });
+      await res.body?.cancel();
+      return res.status;
+    }));
+    assertEquals(statuses.filter((s) => s === 201).length, 1, `statuses: ${statuses}`);
+    assertEquals(statuses.filter((s) => s === 409).length, 31, `statuses: ${statuses}`);
+    const [row] = await sql(c.db, (s) => s`SELECT count(*)::int AS n FROM versions`);
+    assertEquals(row?.n, 1);
+  },
+);
+
+clusterTest(
+  "killing a replica in the middle of publishes leaves every version whole or absent",
+  async (c) => {
     const survivor = await startReplica(c);
     try {
       const files = await modelFiles(tinyConvnet(5));
@@ -315,15 +328,12 @@ Deno.test({
     } finally {
       await survivor.stop();
     }
-  });
-});
+  },
+);
 
-Deno.test({
-  name:
-    "a replica killed during a large upload leaves no object under blobs/ and nothing in the database",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+clusterTest(
+  "a replica killed during a large upload leaves no object under blobs/ and nothing in the database",
+  async (c) => {
     const victim = await startReplica(c);
     const total = 20 * 1024 * 1024;
     const conn = await Deno.connect({
@@ -343,15 +353,12 @@ Deno.test({
     assertEquals((await bucketKeys(c.blobsUrl)).filter((k) => k.startsWith("blobs/")), []);
     const [row] = await sql(c.db, (s) => s`SELECT count(*)::int AS n FROM files`);
     assertEquals(row?.n, 0);
-  });
-});
+  },
+);
 
-Deno.test({
-  name:
-    "over PostgreSQL and S3 a model loads with stock tf.loadLayersModel, proxied and redirected",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+clusterTest(
+  "over PostgreSQL and S3 a model loads with stock tf.loadLayersModel, proxied and redirected",
+  async (c) => {
     const proxied = await startReplica(c, ["--no-seed", "--max-blob-bytes", String(1024 ** 2)]);
     const redirected = await startReplica(c, ["--no-seed", "--blob-redirect"]);
     const model = tinyConvnet(6);
@@ -455,14 +462,12 @@ Deno.test({
       await proxied.stop();
       await redirected.stop();
     }
-  });
-});
+  },
+);
 
-Deno.test({
-  name: "two replicas starting together on an empty database seed the zoo once",
-  ignore,
-}, async () => {
-  await withCluster(async (c) => {
+clusterTest(
+  "two replicas starting together on an empty database seed the zoo once",
+  async (c) => {
     const [a, b] = await Promise.all([startReplica(c, []), startReplica(c, [])]);
     try {
       const seeded = [a, b].filter((r) => r.printed().includes("Seeded the empty store"));
@@ -480,5 +485,5 @@ Deno.test({
       await a.stop();
       await b.stop();
     }
-  });
-});
+  },
+);

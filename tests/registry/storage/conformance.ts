@@ -289,18 +289,18 @@ export function storeConformance(
 
   test("moves latest to the highest release by semver precedence", async ({ store }) => {
     const latest = async () => (await store.getModel("zoo", "semver"))?.tags.latest;
-    await store.publish(newVersion("zoo", "semver", "1.0.0"));
-    assertEquals(await latest(), "1.0.0");
-    await store.publish(newVersion("zoo", "semver", "1.2.0"));
-    assertEquals(await latest(), "1.2.0");
-    await store.publish(newVersion("zoo", "semver", "1.1.0"));
-    assertEquals(await latest(), "1.2.0");
-    await store.publish(newVersion("zoo", "semver", "1.10.0"));
-    assertEquals(await latest(), "1.10.0");
-    await store.publish(newVersion("zoo", "semver", "1.9.0"));
-    assertEquals(await latest(), "1.10.0");
-    await store.publish(newVersion("zoo", "semver", "2.0.0-rc.1"));
-    assertEquals(await latest(), "1.10.0");
+    const steps = [
+      { publish: "1.0.0", latest: "1.0.0" },
+      { publish: "1.2.0", latest: "1.2.0" },
+      { publish: "1.1.0", latest: "1.2.0" },
+      { publish: "1.10.0", latest: "1.10.0" },
+      { publish: "1.9.0", latest: "1.10.0" },
+      { publish: "2.0.0-rc.1", latest: "1.10.0" },
+    ];
+    for (const step of steps) {
+      await store.publish(newVersion("zoo", "semver", step.publish));
+      assertEquals(await latest(), step.latest, `after publishing ${step.publish}`);
+    }
   });
 
   test("gives latest to a prerelease only while it is the only version", async ({ store }) => {

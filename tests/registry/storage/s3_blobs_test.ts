@@ -3,28 +3,17 @@
  * nothing left behind by a wrong digest or a cancel, orphan cleanup, URL checks.
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { AwsClient } from "aws4fetch";
 import { openS3BlobStore, parseS3Url, PART_SIZE } from "../../../registry/storage/s3_blobs.ts";
 import { DigestMismatchError } from "../../../registry/storage/store.ts";
 import { freshBlobsUrl, skipWithout } from "./_servers.ts";
+import { s3Client } from "../../_helpers/registry.ts";
 
 const ignore = skipWithout({ s3: true });
 
-/** The bucket location of a blob store URL, and a client signing with the test's keys. */
-function s3Client(url: string): { loc: ReturnType<typeof parseS3Url>; client: AwsClient } {
-  const loc = parseS3Url(url);
-  const client = new AwsClient({
-    accessKeyId: Deno.env.get("AWS_ACCESS_KEY_ID")!,
-    secretAccessKey: Deno.env.get("AWS_SECRET_ACCESS_KEY")!,
-    service: "s3",
-    region: loc.region,
-  });
-  return { loc, client };
-}
-
 /** Every key under a blob store URL's prefix, listed with plain S3 requests. */
 async function keysUnder(url: string): Promise<string[]> {
-  const { loc, client } = s3Client(url);
+  const client = s3Client(url);
+  const loc = client.loc;
   const q = new URLSearchParams({ "list-type": "2", prefix: `${loc.prefix}/` });
   const res = await client.fetch(`${loc.endpoint}/${loc.bucket}/?${q}`);
   const xml = await res.text();
@@ -38,7 +27,8 @@ async function put(
   key: string,
   body: string,
 ): Promise<void> {
-  const { loc, client } = s3Client(url);
+  const client = s3Client(url);
+  const loc = client.loc;
   const res = await client.fetch(`${loc.endpoint}/${loc.bucket}/${loc.prefix}/${key}`, {
     method: "PUT",
     body,

@@ -26,6 +26,20 @@ async function withDataDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** Runs `fn` on a store over a fresh data directory; closes the store and removes the directory after. */
+async function withStore(
+  fn: (store: Store, dir: string) => Promise<void>,
+): Promise<void> {
+  await withDataDir(async (dir) => {
+    const store = await openSqliteFsStore(dir);
+    try {
+      await fn(store, dir);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
 async function listDir(path: string): Promise<string[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(path)) names.push(e.name);
@@ -80,22 +94,17 @@ Deno.test("openSqliteFsStore() keeps its metadata in a WAL-mode SQLite database"
 });
 
 Deno.test("openSqliteFsStore() stores a blob at blobs/sha256/<first two hex>/<hex>", async () => {
-  await withDataDir(async (dir) => {
-    const store = await openSqliteFsStore(dir);
-    try {
-      const data = new TextEncoder().encode("layout check");
-      const w = await store.blobs.writer();
-      await w.write(data);
-      const { digest } = await w.commit();
-      const hex = await sha256Hex(data);
-      assertEquals(digest, `sha256:${hex}`);
-      assertEquals(await listDir(join(dir, "blobs", "sha256")), [hex.slice(0, 2)]);
-      assertEquals(await listDir(join(dir, "blobs", "sha256", hex.slice(0, 2))), [hex]);
-      assertEquals(await Deno.readFile(join(dir, "blobs", "sha256", hex.slice(0, 2), hex)), data);
-      assertEquals(await listDir(join(dir, "uploads")), []);
-    } finally {
-      await store.close();
-    }
+  await withStore(async (store, dir) => {
+    const data = new TextEncoder().encode("layout check");
+    const w = await store.blobs.writer();
+    await w.write(data);
+    const { digest } = await w.commit();
+    const hex = await sha256Hex(data);
+    assertEquals(digest, `sha256:${hex}`);
+    assertEquals(await listDir(join(dir, "blobs", "sha256")), [hex.slice(0, 2)]);
+    assertEquals(await listDir(join(dir, "blobs", "sha256", hex.slice(0, 2))), [hex]);
+    assertEquals(await Deno.readFile(join(dir, "blobs", "sha256", hex.slice(0, 2), hex)), data);
+    assertEquals(await listDir(join(dir, "uploads")), []);
   });
 });
 
@@ -233,44 +242,34 @@ Deno.test("concurrent publishes of one version from separate processes let exact
 });
 
 Deno.test("a cancelled blob read closes its file", async () => {
-  await withDataDir(async (dir) => {
-    const store = await openSqliteFsStore(dir);
-    try {
-      const w = await store.blobs.writer();
-      await w.write(new Uint8Array(2_000_000).fill(9));
-      const { digest } = await w.commit();
-      const stream = await store.blobs.read(digest, { start: 10, end: 1_999_990 });
-      assertExists(stream);
-      const reader = stream.getReader();
-      const first = await reader.read();
-      assert(!first.done && first.value.length > 0);
-      await reader.cancel();
-      // The test's resource sanitizer fails the test if the file stayed open.
-    } finally {
-      await store.close();
-    }
+  await withStore(async (store) => {
+    const w = await store.blobs.writer();
+    await w.write(new Uint8Array(2_000_000).fill(9));
+    const { digest } = await w.commit();
+    const stream = await store.blobs.read(digest, { start: 10, end: 1_999_990 });
+    assertExists(stream);
+    const reader = stream.getReader();
+    const first = await reader.read();
+    assert(!first.done && first.value.length > 0);
+    await reader.cancel();
+    // The test's resource sanitizer fails the test if the file stayed open.
   });
 });
 
 Deno.test("a large upload and read keep memory bounded", async () => {
-  await withDataDir(async (dir) => {
-    const store: Store = await openSqliteFsStore(dir);
-    try {
-      const chunk = new Uint8Array(1 << 20).fill(42);
-      const total = 192;
-      const before = Deno.memoryUsage().rss;
-      const w = await store.blobs.writer();
-      for (let i = 0; i < total; i++) await w.write(chunk);
-      const { digest, size } = await w.commit();
-      assertEquals(size, total << 20);
-      let read = 0;
-      for await (const part of (await store.blobs.read(digest))!) read += part.length;
-      assertEquals(read, size);
-      const grown = Deno.memoryUsage().rss - before;
-      assert(grown < 96 << 20, `rss grew by ${grown >> 20} MiB for a ${total} MiB blob`);
-    } finally {
-      await store.close();
-    }
+  await withStore(async (store) => {
+    const chunk = new Uint8Array(1 << 20).fill(42);
+    const total = 192;
+    const before = Deno.memoryUsage().rss;
+    const w = await store.blobs.writer();
+    for (let i = 0; i < total; i++) await w.write(chunk);
+    const { digest, size } = await w.commit();
+    assertEquals(size, total << 20);
+    let read = 0;
+    for await (const part of (await store.blobs.read(digest))!) read += part.length;
+    assertEquals(read, size);
+    const grown = Deno.memoryUsage().rss - before;
+    assert(grown < 96 << 20, `rss grew by ${grown >> 20} MiB for a ${total} MiB blob`);
   });
 });
 

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { sha256, ZooCache } from "../../../sdk/client/mod.ts";
 import { IntegrityError } from "../../../sdk/errors.ts";
 import { readPool } from "../../../sdk/client/read_pool.ts";
+import { listDir } from "./_registry.ts";
 
 const BLOB = new Uint8Array(10_000).map((_, i) => (i * 7) % 251);
 const DIGEST = sha256(BLOB);
@@ -34,14 +35,21 @@ function ranged(start: number, bytes = BLOB, cutAt?: number): Response {
   });
 }
 
-async function entries(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) out.push(e.name);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return out.sort();
+/** A version document of zoo/lenet5 at `version` listing `files`, as the registry sends it. */
+function versionDoc(version: string, files: { path: string; digest: string; size: number }[]) {
+  return {
+    namespace: "zoo",
+    name: "lenet5",
+    version,
+    reference: `zoo/lenet5@${version}`,
+    yanked: false,
+    createdAt: "2026-01-01T00:00:00.000Z",
+    downloads: 0,
+    files,
+    card: {},
+    architecture: {},
+    urls: { self: "", modelJson: "", page: "" },
+  };
 }
 
 Deno.test("download() stores a verified blob under its digest and reuses it", async () => {
@@ -54,7 +62,7 @@ Deno.test("download() stores a verified blob under its digest and reuses it", as
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
   await cache.download(DIGEST, BLOB.length, () => Promise.reject(new Error("no network")));
   assertEquals(requests, 1);
-  assertEquals(await entries(join(cache.root, "blobs", "sha256")), [DIGEST.slice(7)]);
+  assertEquals(await listDir(join(cache.root, "blobs", "sha256")), [DIGEST.slice(7)]);
 });
 
 Deno.test("download() resumes a cut connection with a Range request", async () => {
@@ -85,7 +93,7 @@ Deno.test("download() backs off between attempts, keeps what arrived when all fa
   assert(times[1]! - times[0]! >= 20, `first wait ${times[1]! - times[0]!} ms`);
   assert(times[2]! - times[1]! >= 40, `second wait ${times[2]! - times[1]!} ms`);
   const dir = join(cache.root, "blobs", "sha256");
-  assertEquals(await entries(dir), [`${DIGEST.slice(7)}.partial`]);
+  assertEquals(await listDir(dir), [`${DIGEST.slice(7)}.partial`]);
   const later: number[] = [];
   await new ZooCache(root).download(DIGEST, BLOB.length, (start) => {
     later.push(start);
@@ -93,7 +101,7 @@ Deno.test("download() backs off between attempts, keeps what arrived when all fa
   });
   assertEquals(later, [3000]);
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
-  assertEquals(await entries(dir), [DIGEST.slice(7)]);
+  assertEquals(await listDir(dir), [DIGEST.slice(7)]);
 });
 
 Deno.test("download() resumes from the largest partial of the digest, whatever its name, and removes the others", async () => {
@@ -111,7 +119,7 @@ Deno.test("download() resumes from the largest partial of the digest, whatever i
   });
   assertEquals(starts, [6000]);
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
-  assertEquals(await entries(dir), [hex]);
+  assertEquals(await listDir(dir), [hex]);
 });
 
 Deno.test("a second download of a blob waits for the first one's lock and uses its copy", async () => {
@@ -132,12 +140,12 @@ Deno.test("a second download of a blob waits for the first one's lock and uses i
   });
   await new Promise((r) => setTimeout(r, 200));
   assertEquals(opened, ["first"]);
-  assert((await entries(dir)).includes(`${DIGEST.slice(7)}.lock`));
+  assert((await listDir(dir)).includes(`${DIGEST.slice(7)}.lock`));
   release();
   await Promise.all([first, second]);
   assertEquals(opened, ["first"]);
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
-  assertEquals(await entries(dir), [DIGEST.slice(7)]);
+  assertEquals(await listDir(dir), [DIGEST.slice(7)]);
 });
 
 Deno.test("sweep() removes partials and locks nobody touched for a day and partials of complete blobs", async () => {
@@ -162,7 +170,7 @@ Deno.test("sweep() removes partials and locks nobody touched for a day and parti
   }
   const removed = await cache.sweep();
   assertEquals(removed.sort(), [`${hex}.9e1f.partial`, `${other}.lock`, `${other}.partial`]);
-  assertEquals(await entries(dir), [hex, `${young}.lock`, `${young}.partial`]);
+  assertEquals(await listDir(dir), [hex, `${young}.lock`, `${young}.partial`]);
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
 });
 
@@ -190,7 +198,7 @@ Deno.test("download() throws IntegrityError on wrong bytes and leaves no file be
   );
   assertEquals(e.expected, DIGEST);
   assertEquals(e.actual, sha256(bad));
-  assertEquals(await entries(join(cache.root, "blobs", "sha256")), []);
+  assertEquals(await listDir(join(cache.root, "blobs", "sha256")), []);
 });
 
 Deno.test("download() refuses a body longer than the manifest says", async () => {
@@ -200,7 +208,7 @@ Deno.test("download() refuses a body longer than the manifest says", async () =>
     () => cache.download(DIGEST, BLOB.length, () => Promise.resolve(new Response(long))),
     IntegrityError,
   );
-  assertEquals(await entries(join(cache.root, "blobs", "sha256")), []);
+  assertEquals(await listDir(join(cache.root, "blobs", "sha256")), []);
 });
 
 Deno.test("download() restarts from 0 once when a resumed partial holds stale bytes", async () => {
@@ -228,7 +236,7 @@ Deno.test("readBlob() and hasBlob() notice a corrupted cached blob and remove it
   assertEquals(await cache.hasBlob(DIGEST), false);
   await Deno.writeFile(cache.blobPath(DIGEST), bad);
   assertEquals(await cache.hasBlob(DIGEST), false);
-  assertEquals(await entries(join(cache.root, "blobs", "sha256")), []);
+  assertEquals(await listDir(join(cache.root, "blobs", "sha256")), []);
 });
 
 Deno.test("two concurrent downloads of one blob both succeed with one verified file", async () => {
@@ -240,7 +248,7 @@ Deno.test("two concurrent downloads of one blob both succeed with one verified f
     new ZooCache(cache.root).download(DIGEST, BLOB.length, slow),
   ]);
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
-  assertEquals(await entries(join(cache.root, "blobs", "sha256")), [DIGEST.slice(7)]);
+  assertEquals(await listDir(join(cache.root, "blobs", "sha256")), [DIGEST.slice(7)]);
 });
 
 Deno.test("refs and version documents round-trip and reject unsafe names", async () => {
@@ -248,19 +256,7 @@ Deno.test("refs and version documents round-trip and reject unsafe names", async
   assertEquals(await cache.readRef("zoo", "lenet5", "latest"), null);
   await cache.writeRef("zoo", "lenet5", "latest", "1.2.0");
   assertEquals(await cache.readRef("zoo", "lenet5", "latest"), "1.2.0");
-  const doc = {
-    namespace: "zoo",
-    name: "lenet5",
-    version: "1.2.0",
-    reference: "zoo/lenet5@1.2.0",
-    yanked: false,
-    createdAt: "2026-01-01T00:00:00.000Z",
-    downloads: 0,
-    files: [{ path: "model.json", digest: DIGEST, size: BLOB.length }],
-    card: {},
-    architecture: {},
-    urls: { self: "", modelJson: "", page: "" },
-  };
+  const doc = versionDoc("1.2.0", [{ path: "model.json", digest: DIGEST, size: BLOB.length }]);
   await cache.writeVersion(doc);
   assertEquals(await cache.readVersion("zoo", "lenet5", "1.2.0"), doc);
   assert(
@@ -276,23 +272,13 @@ Deno.test("refs and version documents round-trip and reject unsafe names", async
 Deno.test("linkFiles() run concurrently never writes through a link into the blob", async () => {
   const cache = new ZooCache(await Deno.makeTempDir());
   await cache.download(DIGEST, BLOB.length, (s) => Promise.resolve(ranged(s)));
-  const doc = {
-    namespace: "zoo",
-    name: "lenet5",
-    version: "1.0.0",
-    reference: "zoo/lenet5@1.0.0",
-    yanked: false,
-    createdAt: "2026-01-01T00:00:00.000Z",
-    downloads: 0,
-    files: [{ path: "weights/group1-shard1of1.bin", digest: DIGEST, size: BLOB.length }],
-    card: {},
-    architecture: {},
-    urls: { self: "", modelJson: "", page: "" },
-  };
+  const doc = versionDoc("1.0.0", [
+    { path: "weights/group1-shard1of1.bin", digest: DIGEST, size: BLOB.length },
+  ]);
   const dirs = await Promise.all(Array.from({ length: 8 }, () => cache.linkFiles(doc)));
   assertEquals(await Deno.readFile(cache.blobPath(DIGEST)), BLOB);
   assertEquals(await Deno.readFile(join(dirs[0]!, "weights/group1-shard1of1.bin")), BLOB);
-  assertEquals(await entries(join(dirs[0]!, "weights")), ["group1-shard1of1.bin"]);
+  assertEquals(await listDir(join(dirs[0]!, "weights")), ["group1-shard1of1.bin"]);
 });
 
 Deno.test("readBlobInto() verifies blobs of 8 MiB and more on worker threads when asked to", async () => {

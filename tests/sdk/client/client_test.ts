@@ -521,57 +521,32 @@ Deno.test("publish() surfaces 401, 403, 409 and 422 with the registry's detail",
   const model = denseModel();
   try {
     const cacheDir = await tempCache();
-    const anonymous = await assertRejects(
-      () =>
-        client(reg.url, cacheDir, { token: "" }).publish(model, {
-          name: "zoo/dense",
-          version: "2.0.0",
-        }),
-      RegistryError,
-    );
+    /** The RegistryError of publishing `source` as `name@version` with `token`. */
+    const refused = (
+      token: string,
+      source: tf.LayersModel | string,
+      name: string,
+      version: string,
+    ) =>
+      assertRejects(
+        () => client(reg.url, cacheDir, { token }).publish(source, { name, version }),
+        RegistryError,
+      );
+    const anonymous = await refused("", model, "zoo/dense", "2.0.0");
     assertEquals(anonymous.status, 401);
     assertStringIncludes(anonymous.message, 'Cannot publish "zoo/dense@2.0.0": ');
-    const unknown = await assertRejects(
-      () =>
-        client(reg.url, cacheDir, { token: "zoo_bad_token" }).publish(model, {
-          name: "zoo/dense",
-          version: "2.0.0",
-        }),
-      RegistryError,
-    );
+    const unknown = await refused("zoo_bad_token", model, "zoo/dense", "2.0.0");
     assertEquals(unknown.status, 401);
     assert(!unknown.message.includes("no detail"), unknown.message);
-    const other = await reg.mint(["publish:other"]);
-    const forbidden = await assertRejects(
-      () =>
-        client(reg.url, cacheDir, { token: other }).publish(model, {
-          name: "zoo/dense",
-          version: "2.0.0",
-        }),
-      RegistryError,
-    );
+    const forbidden = await refused(await reg.mint(["publish:other"]), model, "zoo/dense", "2.0.0");
     assertEquals(forbidden.status, 403);
-    const exists = await assertRejects(
-      () =>
-        client(reg.url, cacheDir, { token: reg.token }).publish(model, {
-          name: "zoo/dense",
-          version: "1.0.0",
-        }),
-      RegistryError,
-    );
+    const exists = await refused(reg.token, model, "zoo/dense", "1.0.0");
     assertEquals(exists.status, 409);
     assertStringIncludes(exists.message, 'Cannot publish "zoo/dense@1.0.0": ');
     assertStringIncludes(exists.message, "(409): ");
     const empty = await Deno.makeTempDir();
     await Deno.writeTextFile(join(empty, "model.json"), JSON.stringify({ weightsManifest: [] }));
-    const invalid = await assertRejects(
-      () =>
-        client(reg.url, cacheDir, { token: reg.token }).publish(empty, {
-          name: "zoo/bad",
-          version: "1.0.0",
-        }),
-      RegistryError,
-    );
+    const invalid = await refused(reg.token, empty, "zoo/bad", "1.0.0");
     assertEquals(invalid.status, 422);
   } finally {
     model.dispose();
