@@ -22,6 +22,7 @@ import { selectDevice } from "../sdk/devices/select.ts";
 import { featureStrategy } from "../sdk/features/mod.ts";
 import { runTorchScript } from "./_torch.ts";
 import { lscpu, writeReport } from "./_report.ts";
+import { loadCheckpointModel } from "../zoo/_checkpoint.ts";
 
 const args = parseArgs(Deno.args, {
   string: ["rounds", "epochs", "out"],
@@ -34,13 +35,7 @@ const preprocess: Preprocessing = { height: 28, width: 28, channels: 1, range: [
 
 const device = await selectDevice("auto", { training: false });
 const dir = new URL("../zoo/lenet5/checkpoint/", import.meta.url);
-const json = JSON.parse(await Deno.readTextFile(new URL("model.json", dir)));
-const bin = await Deno.readFile(new URL("group1-shard1of1.bin", dir));
-const model = await tf.loadLayersModel(tf.io.fromMemory({
-  modelTopology: json.modelTopology,
-  weightSpecs: json.weightsManifest[0].weights,
-  weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
-}));
+const model = await loadCheckpointModel(dir);
 const train = await loadBuiltin("fashion-mnist", { perClass: 100 });
 const validation = await loadBuiltin("fashion-mnist", { perClass: 100, split: "validation" });
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import { join } from "node:path";
 import type { Architecture } from "../core/arch/types.ts";
 import type { Preprocessing } from "../sdk/data/types.ts";
@@ -121,6 +122,26 @@ export async function readCheckpoint(
   files.push({ path: "README.md", bytes: await Deno.readFile(join(dir, "README.md")) });
   const card = JSON.parse(await Deno.readTextFile(join(dir, "card.json")));
   return { files, card };
+}
+
+/**
+ * Loads the model of a checkpoint folder with one weight group, such as a
+ * committed zoo entry's `checkpoint/`, straight from its files (no registry).
+ *
+ * @param dir the folder, as a path or a `file:` URL ending in `/`
+ * @returns the LayersModel, on the current tfjs backend
+ * @throws {Deno.errors.NotFound} when model.json or its shard is missing
+ */
+export async function loadCheckpointModel(dir: string | URL): Promise<tf.LayersModel> {
+  const at = (name: string) => typeof dir === "string" ? join(dir, name) : new URL(name, dir);
+  const json = JSON.parse(await Deno.readTextFile(at("model.json")));
+  const group = json.weightsManifest[0];
+  const bin = await Deno.readFile(at(group.paths[0]));
+  return await tf.loadLayersModel(tf.io.fromMemory({
+    modelTopology: json.modelTopology,
+    weightSpecs: group.weights,
+    weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
+  }));
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   evaluateLinear,
   trainLinear,
 } from "../../../sdk/features/mod.ts";
+import { loadCheckpointModel } from "../../../zoo/_checkpoint.ts";
 
 await initWasmBackend();
 
@@ -23,13 +24,7 @@ const REFERENCE = { svm: 0.805, softmax: 0.806 } as const;
 
 Deno.test("on the main job's codes both classifiers reach the tuned scikit-learn reference within half a point", async () => {
   const dir = new URL("../../../zoo/lenet5/checkpoint/", import.meta.url);
-  const json = JSON.parse(await Deno.readTextFile(new URL("model.json", dir)));
-  const bin = await Deno.readFile(new URL("group1-shard1of1.bin", dir));
-  const model = await tf.loadLayersModel(tf.io.fromMemory({
-    modelTopology: json.modelTopology,
-    weightSpecs: json.weightsManifest[0].weights,
-    weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength),
-  }));
+  const model = await loadCheckpointModel(dir);
   const extractor = codeExtractor(model, "pool1", "flatten");
   const preprocess = { height: 28, width: 28, channels: 1, range: [0, 1] } as const;
   const codes = async (split: "train" | "validation" | "test") =>
