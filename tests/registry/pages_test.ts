@@ -5,6 +5,7 @@ import { createToken } from "../../registry/auth.ts";
 import { renderMarkdown, safeHref } from "../../registry/pages/_markdown.ts";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../registry/storage/store.ts";
+import { runDeno } from "../_helpers/cli.ts";
 import {
   type PageTestFile,
   publishVia,
@@ -487,12 +488,8 @@ Deno.test("an image classifier's page loads the registry's own script, served im
 });
 
 Deno.test("the checked-in web bundle matches a fresh build", async () => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../web/build.ts", import.meta.url).pathname, "--check"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const out = await runDeno(["run", "-A", "web/build.ts", "--check"]);
+  const text = out.stdout + out.stderr;
   assertEquals(out.code, 0, text);
   assertStringIncludes(text, "web/dist matches a fresh build");
 });

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { relativeError } from "./_compare.ts";
+import { runDeno } from "../../_helpers/cli.ts";
 
 const CHILD = new URL("./_threads_child.ts", import.meta.url).pathname;
 
@@ -73,13 +74,8 @@ Deno.test("an invalid ZOO_XNNPACK_THREADS is refused with what to set instead", 
 /** Runs a test file of this folder again with ZOO_WASM_THREADS=2; fails if any of its tests fails. */
 async function onTwoThreads(name: string): Promise<void> {
   const file = new URL(name, import.meta.url).pathname;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", file],
-    env: { ZOO_WASM_THREADS: "2" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const out = await runDeno(["test", "-A", file], { env: { ZOO_WASM_THREADS: "2" } });
+  const text = out.stdout + out.stderr;
   assertEquals(out.code, 0, text);
   assertStringIncludes(text, "0 failed");
 }
