@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { assertEmbeddedWasmFresh, HAS_CLANG } from "../../_helpers/embedded_wasm.ts";
 import { type BackendWasm, getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { assert, assertEquals } from "@std/assert";
 import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
@@ -894,34 +895,14 @@ Deno.test("with the compiled kernels off, the JavaScript and XNNPACK paths (conv
   }
 });
 
-const clang = await new Deno.Command("clang-16", {
-  args: ["--version"],
-  stdout: "null",
-  stderr: "null",
-})
-  .output().then((o) => o.success, () => false);
-
 Deno.test({
   name: "the embedded SIMD kernels are what build.sh makes of kernels.c",
-  ignore: !clang,
-  async fn() {
-    const dir = new URL("../../../sdk/devices/wasm/simd/", import.meta.url);
-    const committed = await Deno.readTextFile(new URL("kernels_wasm.ts", dir));
-    const tmp = await Deno.makeTempDir();
-    try {
-      // Build into a copy of the folder so the committed file is not touched.
-      for (const f of ["build.sh", "kernels.c"]) {
-        await Deno.copyFile(new URL(f, dir), `${tmp}/${f}`);
-      }
-      const out = await new Deno.Command("bash", { args: [`${tmp}/build.sh`] }).output();
-      assert(out.success, new TextDecoder().decode(out.stderr));
-      assertEquals(
-        await Deno.readTextFile(`${tmp}/kernels_wasm.ts`),
-        committed,
-        "kernels_wasm.ts is stale: run `deno task build:simd` and commit it",
-      );
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
+  ignore: !HAS_CLANG,
+  fn: () =>
+    assertEmbeddedWasmFresh({
+      dir: new URL("../../../sdk/devices/wasm/simd/", import.meta.url),
+      source: "kernels.c",
+      generated: "kernels_wasm.ts",
+      task: "build:simd",
+    }),
 });

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assertEmbeddedWasmFresh, HAS_CLANG } from "../../_helpers/embedded_wasm.ts";
 import { LinearKernels } from "../../../sdk/features/_linear_kernels.ts";
 import { csArrays } from "../../../sdk/features/_linear_svm.ts";
 import {
@@ -348,30 +349,16 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
   }
 });
 
-Deno.test("the embedded linear kernels are what build.sh makes of linear.c", {
-  ignore: !await new Deno.Command("clang-16", {
-    args: ["--version"],
-    stdout: "null",
-    stderr: "null",
-  })
-    .output().then((o) => o.success, () => false),
-}, async () => {
-  const dir = new URL("../../../sdk/features/simd/", import.meta.url);
-  const committed = await Deno.readTextFile(new URL("linear_wasm.ts", dir));
-  const tmp = await Deno.makeTempDir();
-  try {
-    // Build into a copy of the folder so the committed file is not touched.
-    for (const f of ["build.sh", "linear.c"]) await Deno.copyFile(new URL(f, dir), `${tmp}/${f}`);
-    const out = await new Deno.Command("bash", { args: [`${tmp}/build.sh`] }).output();
-    assert(out.success, new TextDecoder().decode(out.stderr));
-    assertEquals(
-      await Deno.readTextFile(`${tmp}/linear_wasm.ts`),
-      committed,
-      "linear_wasm.ts is stale: run `deno task build:features-simd` and commit it",
-    );
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
+Deno.test({
+  name: "the embedded linear kernels are what build.sh makes of linear.c",
+  ignore: !HAS_CLANG,
+  fn: () =>
+    assertEmbeddedWasmFresh({
+      dir: new URL("../../../sdk/features/simd/", import.meta.url),
+      source: "linear.c",
+      generated: "linear_wasm.ts",
+      task: "build:features-simd",
+    }),
 });
 
 Deno.test("the softmax's second thread gives the same weights bit for bit as one thread, and the split stays within rounding of no split", async () => {
