@@ -12,6 +12,7 @@
 // hono/jsx writes a `key` prop out as an HTML attribute, and pages rendered once on the
 // server never reconcile lists, so list items carry no key.
 // deno-lint-ignore-file jsx-key
+import type { Child } from "hono/jsx";
 import { raw } from "hono/html";
 import { compareSemver, parseRef } from "../../core/names.ts";
 import type { ModelRecord, VersionRecord } from "../storage/store.ts";
@@ -174,48 +175,33 @@ function CardFacts(props: { card: Record<string, unknown> }) {
   const { card } = props;
   const labels = Array.isArray(card.labels) ? card.labels.map((l) => plain(l)) : [];
   const more = Object.entries(card).filter(([k]) => !KNOWN_KEYS.has(k));
+  const labelList: Child = labels.length === 0 ? <Missing /> : (
+    <>
+      {labels.slice(0, LABELS_SHOWN).join(", ")}
+      {labels.length > LABELS_SHOWN
+        ? <span class="muted">{` +${labels.length - LABELS_SHOWN} more`}</span>
+        : ""}
+      <span class="muted">{` (${labels.length})`}</span>
+    </>
+  );
+  // One term and description per fact, the card's known keys first.
+  const facts: [string, Child][] = [
+    ["Task", str(card.task) ?? <Missing />],
+    ["Labels", labelList],
+    ["Dataset", <Dataset card={card} />],
+    ["License", str(card.license) ?? <Missing />],
+    ["Source", <SourceLink source={card.source} />],
+    ["Preprocessing", <KeyValues value={card.preprocessing} />],
+    ["Metrics", <KeyValues value={card.metrics} />],
+    ["Parent", <ParentLink parent={card.parent} />],
+    ...more.map(([k, v]): [string, Child] => [k, brief(v)]),
+  ];
   return (
     <dl id="card-facts">
-      <dt>Task</dt>
-      <dd>{str(card.task) ?? <Missing />}</dd>
-      <dt>Labels</dt>
-      <dd>
-        {labels.length === 0 ? <Missing /> : (
-          <>
-            {labels.slice(0, LABELS_SHOWN).join(", ")}
-            {labels.length > LABELS_SHOWN
-              ? <span class="muted">{` +${labels.length - LABELS_SHOWN} more`}</span>
-              : ""}
-            <span class="muted">{` (${labels.length})`}</span>
-          </>
-        )}
-      </dd>
-      <dt>Dataset</dt>
-      <dd>
-        <Dataset card={card} />
-      </dd>
-      <dt>License</dt>
-      <dd>{str(card.license) ?? <Missing />}</dd>
-      <dt>Source</dt>
-      <dd>
-        <SourceLink source={card.source} />
-      </dd>
-      <dt>Preprocessing</dt>
-      <dd>
-        <KeyValues value={card.preprocessing} />
-      </dd>
-      <dt>Metrics</dt>
-      <dd>
-        <KeyValues value={card.metrics} />
-      </dd>
-      <dt>Parent</dt>
-      <dd>
-        <ParentLink parent={card.parent} />
-      </dd>
-      {more.map(([k, v]) => (
+      {facts.map(([term, description]) => (
         <>
-          <dt>{k}</dt>
-          <dd>{brief(v)}</dd>
+          <dt>{term}</dt>
+          <dd>{description}</dd>
         </>
       ))}
     </dl>
