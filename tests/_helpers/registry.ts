@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { openStore, type StoreConfig } from "../../registry/storage/open.ts";
+import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import { parseS3Url, type S3Location } from "../../registry/storage/s3_blobs.ts";
 import { AwsClient } from "aws4fetch";
 import { freshBlobsUrl, freshDatabase, type TestDatabase } from "../registry/storage/_servers.ts";
@@ -131,6 +132,42 @@ export interface TestRegistry extends AsyncDisposable {
   pendingUploads(): Promise<string[]>;
   /** Stops the server and closes the store; the data stays for a restart on `dataDir`. */
   close(): Promise<void>;
+}
+
+/** The registry app over a fresh SQLite store, called in process (no port). */
+export interface InProcessApp extends AsyncDisposable {
+  /** The app: `app.request(path, init)` answers as the server would. */
+  app: ReturnType<typeof createRegistryApp>;
+  /** The store it serves. */
+  store: Store;
+  /** A token with `publish:zoo`. */
+  token: string;
+}
+
+/**
+ * Makes the registry app over a SQLite store in a temporary folder, which
+ * `await using` closes and removes.
+ *
+ * @param prefix the start of the folder's name
+ * @param opts the app's options but its store
+ * @returns the app, its store and a publish token
+ */
+export async function inProcessApp(
+  prefix: string,
+  opts: Omit<RegistryOptions, "store"> = {},
+): Promise<InProcessApp> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const store = await openSqliteFsStore(dir);
+  const { token } = await createToken(store, ["publish:zoo"], "test");
+  return {
+    app: createRegistryApp({ store, ...opts }),
+    store,
+    token,
+    async [Symbol.asyncDispose]() {
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
 }
 
 /** Options of {@linkcode startRegistry}: the app's own, and where the data lives. */

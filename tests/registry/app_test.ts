@@ -4,7 +4,7 @@ import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../registry/storage/store.ts";
-import { digestOf, type TestFile, tinyConvnetFiles } from "../_helpers/registry.ts";
+import { digestOf, inProcessApp, type TestFile, tinyConvnetFiles } from "../_helpers/registry.ts";
 
 await tf.setBackend("cpu");
 
@@ -17,10 +17,8 @@ interface Ctx {
 }
 
 async function withApp(fn: (ctx: Ctx) => Promise<void>, opts: Omit<RegistryOptions, "store"> = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "zoo-app-" });
-  const store = await openSqliteFsStore(dir);
-  const { token } = await createToken(store, ["publish:zoo"], "test");
-  const app = createRegistryApp({ store, ...opts });
+  await using registry = await inProcessApp("zoo-app-", opts);
+  const { app, store, token } = registry;
   const req: Ctx["req"] = (path, init = {}) => {
     const headers = new Headers(init.headers);
     const t = init.token === undefined ? token : init.token;
@@ -37,12 +35,7 @@ async function withApp(fn: (ctx: Ctx) => Promise<void>, opts: Omit<RegistryOptio
     }
     return out;
   };
-  try {
-    await fn({ app, store, token, req, upload });
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await fn({ app, store, token, req, upload });
 }
 
 async function problemOf(r: Response, status: number): Promise<string> {

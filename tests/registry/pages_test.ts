@@ -1,11 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { createRegistryApp, type RegistryOptions } from "../../registry/app.ts";
+import type { createRegistryApp, RegistryOptions } from "../../registry/app.ts";
 import { createToken } from "../../registry/auth.ts";
 import { renderMarkdown, safeHref } from "../../registry/pages/_markdown.ts";
-import { openSqliteFsStore } from "../../registry/storage/sqlite_fs.ts";
 import type { Store } from "../../registry/storage/store.ts";
 import { runDeno } from "../_helpers/cli.ts";
+import { inProcessApp } from "../_helpers/registry.ts";
 import {
   type PageTestFile,
   publishVia,
@@ -27,10 +27,8 @@ interface Ctx {
 }
 
 async function withApp(fn: (ctx: Ctx) => Promise<void>, opts: Omit<RegistryOptions, "store"> = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "zoo-pages-" });
-  const store = await openSqliteFsStore(dir);
-  const { token } = await createToken(store, ["publish:zoo"], "test");
-  const app = createRegistryApp({ store, ...opts });
+  await using registry = await inProcessApp("zoo-pages-", opts);
+  const { app, store, token } = registry;
   const publish: Ctx["publish"] = (name, version, files, card = {}) =>
     publishVia(app, token, name, version, files, card);
   const page: Ctx["page"] = async (path, status = 200, init = {}) => {
@@ -42,12 +40,7 @@ async function withApp(fn: (ctx: Ctx) => Promise<void>, opts: Omit<RegistryOptio
     }
     return text;
   };
-  try {
-    await fn({ app, store, token, publish, page });
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await fn({ app, store, token, publish, page });
 }
 
 const LENET_CARD = {
