@@ -7,17 +7,7 @@
  * @module
  */
 
-import type {
-  BlobBackend,
-  ListQuery,
-  MetadataBackend,
-  ModelRecord,
-  NewVersion,
-  Revision,
-  Store,
-  TokenRecord,
-  VersionRecord,
-} from "./store.ts";
+import type { BlobBackend, MetadataBackend, Store } from "./store.ts";
 
 /**
  * One store from a metadata backend and a blob backend. Closing it closes
@@ -46,73 +36,42 @@ export function combineStores(metadata: MetadataBackend, blobs: BlobBackend): St
   return new CombinedStore(metadata, blobs);
 }
 
+/** The metadata calls a combined store answers from its metadata backend. */
+type MetadataCalls = Omit<MetadataBackend, "close">;
+
+// Every metadata call goes straight to the metadata backend, bound to it, so
+// the signatures are the interface's and are not restated here.
 class CombinedStore implements Store {
   readonly blobs: BlobBackend;
   readonly #meta: MetadataBackend;
+  readonly publish: MetadataCalls["publish"];
+  readonly getModel: MetadataCalls["getModel"];
+  readonly getVersion: MetadataCalls["getVersion"];
+  readonly setTag: MetadataCalls["setTag"];
+  readonly setYanked: MetadataCalls["setYanked"];
+  readonly countDownload: MetadataCalls["countDownload"];
+  readonly revision: MetadataCalls["revision"];
+  readonly listModels: MetadataCalls["listModels"];
+  readonly addToken: MetadataCalls["addToken"];
+  readonly findToken: MetadataCalls["findToken"];
+  readonly exclusive: MetadataCalls["exclusive"];
+  readonly flush: MetadataCalls["flush"];
 
   constructor(metadata: MetadataBackend, blobs: BlobBackend) {
-    this.#meta = metadata;
     this.blobs = blobs;
-  }
-
-  publish(v: NewVersion): Promise<VersionRecord> {
-    return this.#meta.publish(v);
-  }
-
-  getModel(namespace: string, name: string): Promise<ModelRecord | null> {
-    return this.#meta.getModel(namespace, name);
-  }
-
-  getVersion(namespace: string, name: string, version: string): Promise<VersionRecord | null> {
-    return this.#meta.getVersion(namespace, name, version);
-  }
-
-  setTag(
-    namespace: string,
-    name: string,
-    tag: string,
-    version: string,
-    at?: string,
-  ): Promise<void> {
-    return this.#meta.setTag(namespace, name, tag, version, at);
-  }
-
-  setYanked(
-    namespace: string,
-    name: string,
-    version: string,
-    yanked: boolean,
-    at?: string,
-  ): Promise<void> {
-    return this.#meta.setYanked(namespace, name, version, yanked, at);
-  }
-
-  countDownload(namespace: string, name: string, version: string): Promise<number> {
-    return this.#meta.countDownload(namespace, name, version);
-  }
-
-  revision(namespace: string, name: string): Promise<Revision> {
-    return this.#meta.revision(namespace, name);
-  }
-
-  listModels(q: ListQuery): Promise<{ items: ModelRecord[]; nextCursor: string | null }> {
-    return this.#meta.listModels(q);
-  }
-
-  addToken(t: TokenRecord): Promise<void> {
-    return this.#meta.addToken(t);
-  }
-
-  findToken(hash: string): Promise<TokenRecord | null> {
-    return this.#meta.findToken(hash);
-  }
-
-  exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    return this.#meta.exclusive(name, fn);
-  }
-
-  flush(): Promise<void> {
-    return this.#meta.flush();
+    this.#meta = metadata;
+    this.publish = metadata.publish.bind(metadata);
+    this.getModel = metadata.getModel.bind(metadata);
+    this.getVersion = metadata.getVersion.bind(metadata);
+    this.setTag = metadata.setTag.bind(metadata);
+    this.setYanked = metadata.setYanked.bind(metadata);
+    this.countDownload = metadata.countDownload.bind(metadata);
+    this.revision = metadata.revision.bind(metadata);
+    this.listModels = metadata.listModels.bind(metadata);
+    this.addToken = metadata.addToken.bind(metadata);
+    this.findToken = metadata.findToken.bind(metadata);
+    this.exclusive = metadata.exclusive.bind(metadata);
+    this.flush = metadata.flush.bind(metadata);
   }
 
   async close(): Promise<void> {
