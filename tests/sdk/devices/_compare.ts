@@ -17,6 +17,27 @@ export function seeded(shape: number[], seed: number): Float32Array {
   return out;
 }
 
+/**
+ * Runs `fn` with `Math.random` drawing from a seeded generator, so that tfjs
+ * initializers without a seed of their own (they seed themselves from
+ * `Math.random`) give the same weights on every run.
+ */
+export function withSeededRandom<T>(seed: number, fn: () => T): T {
+  const original = Math.random;
+  let s = seed >>> 0 || 1;
+  Math.random = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  try {
+    return fn();
+  } finally {
+    Math.random = original;
+  }
+}
+
 /** {@linkcode seeded} values with their shape: a tensor's data, to create on either backend. */
 export function seededTensor(
   shape: number[],

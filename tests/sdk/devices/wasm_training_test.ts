@@ -8,7 +8,7 @@ import {
 } from "../../../sdk/devices/kernels.ts";
 import { mobilenetV2Small, resnetSmall } from "./_models.ts";
 import { lenet5 } from "../../../zoo/_recipes.ts";
-import { relativeError, seeded } from "./_compare.ts";
+import { relativeError, seeded, withSeededRandom } from "./_compare.ts";
 
 // One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
 // this file again on two threads, where every convolution runs on the SIMD pool).
@@ -73,7 +73,10 @@ function movingMomenta(model: tf.LayersModel): (number | undefined)[] {
 
 async function compareTraining(build: Build, batch: number, steps: number): Promise<number> {
   await tf.setBackend("cpu");
-  const model = build();
+  // Seeded initial weights: the comparison is the same on every run. With
+  // fresh random ones, a rare draw (a ReLU6 input within float noise of a
+  // kink) let the two backends' gradients part, once in many runs.
+  const model = withSeededRandom(20261203, build);
   const initial = model.getWeights().map((w) => w.dataSync() as Float32Array);
   const momenta = movingMomenta(model);
   assertEquals(momenta.length, initial.length);
