@@ -25,6 +25,7 @@ import { HttpProblem, problem } from "./problem.ts";
 import { blobRoutes } from "./routes/blobs.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { modelRoutes } from "./routes/models.ts";
+import { cachedReads, DocumentCache } from "./routes/_documents.ts";
 import { pageRoutes } from "./pages/mod.tsx";
 import { assetRoutes } from "./routes/assets.ts";
 import { NotFoundError, type Store } from "./storage/store.ts";
@@ -110,15 +111,32 @@ export function createRegistryApp(options: RegistryOptions): OpenAPIHono<Registr
   // Only writes can take long before their response starts (uploads, publish
   // validation); a read answers at once and streams, so it skips the timer.
   app.use("*", deadline(limits.requestTimeoutMs));
-  app.use("/api/*", apiCors(["etag", "content-range", "content-length", "accept-ranges"]));
+  const exposed = ["etag", "content-range", "content-length", "accept-ranges"];
+  app.use("/api/*", apiCors(exposed));
   app.use("*", authenticate());
 
   app.openapi(healthz, (c) => c.text("ok", 200));
   app.route("/", assetRoutes());
   app.route("/", blobRoutes());
-  app.route("/", modelRoutes());
+  const docs = new DocumentCache();
+  app.route("/", modelRoutes(docs));
   serveDocument(app, auth);
   app.route("/", docsRoutes());
   app.route("/", pageRoutes());
+  if (!auth.private) {
+    // Repeated anonymous GETs of a kept model or version document are
+    // answered before the router, with the headers the routes send.
+    const front = cachedReads({
+      store: options.store,
+      docs,
+      headers: {
+        "content-type": "application/json",
+        "access-control-allow-origin": "*",
+        "access-control-expose-headers": exposed.join(","),
+      },
+    });
+    const routed = app.fetch;
+    app.fetch = (req, env, ctx) => front(req, (r) => routed(r, env, ctx));
+  }
   return app;
 }

@@ -37,7 +37,7 @@ import { requirePublish, requireRead } from "../middleware/auth.ts";
 import { requestBody } from "../middleware/deadline.ts";
 import { problems, READ_SECURITY, WRITE_PROBLEMS } from "../openapi.ts";
 import { validationHook } from "../validate.ts";
-import { DocumentCache, versionBody } from "./_documents.ts";
+import { type DocumentCache, versionBody, versionText } from "./_documents.ts";
 
 const JSON_HEADERS = { "content-type": "application/json" } as const;
 
@@ -241,9 +241,10 @@ const yank = createRoute({
 /**
  * The model routes.
  *
+ * @param docs where the model and version GETs keep what they serialize
  * @returns an app with every `/api/models` route, documented
  */
-export function modelRoutes(): OpenAPIHono<RegistryEnv> {
+export function modelRoutes(docs: DocumentCache): OpenAPIHono<RegistryEnv> {
   const app = new OpenAPIHono<RegistryEnv>({ defaultHook: validationHook() });
   // A write's handler reads its body itself (size limit, nesting, deadline)
   // and checks it against the same schema: the route is documented with its
@@ -266,7 +267,6 @@ export function modelRoutes(): OpenAPIHono<RegistryEnv> {
     } as RouteConfig);
     return { ...route, hide: true };
   };
-  const docs = new DocumentCache();
 
   app.openapi(list, async (c) => {
     const { search, task, cursor, sort, limit } = c.req.valid("query");
@@ -317,7 +317,7 @@ export function modelRoutes(): OpenAPIHono<RegistryEnv> {
       if (ref !== v.version) docs.setVersion(`${ns}/${name}@${v.version}`, rev, doc);
     }
     const downloads = await store.countDownload(ns, name, doc.version);
-    return c.body(doc.head + downloads + doc.tail, 200, JSON_HEADERS) as never;
+    return c.body(versionText(doc, downloads), 200, JSON_HEADERS) as never;
   });
 
   app.openapi(getModelJson, async (c) => {

@@ -210,6 +210,23 @@ Deno.test("a private registry needs a read token for reads", async () => {
     await problemOf(await req("/api/models", { token: publisher }), 403);
     const { token: reader } = await createToken(store, ["read"]);
     assertEquals((await req("/api/models", { token: reader })).status, 200);
+    // A document read with a token is not kept for anonymous reads.
+    const { token: admin } = await createToken(store, ["admin"]);
+    const files = [{ path: "model.json", digest: `sha256:${"1".repeat(64)}`, size: 2 }];
+    await store.publish({
+      namespace: "zoo",
+      name: "secret",
+      version: "1.0.0",
+      files,
+      card: {},
+      architecture: {},
+    });
+    for (const path of ["/api/models/zoo/secret", "/api/models/zoo/secret/1.0.0"]) {
+      assertEquals((await req(path, { token: reader })).status, 200);
+      assertEquals((await req(path, { token: admin })).status, 200);
+      await problemOf(await req(path, { token: null }), 401);
+      await problemOf(await req(path, { token: publisher }), 403);
+    }
     assertEquals((await req("/healthz", { token: null })).status, 200);
   }, { auth: { private: true } });
 });
@@ -295,7 +312,20 @@ Deno.test("a yank, unyank, tag move or publish shows on the very next GET of a d
     for (const v of ["1.0.0", "1.1.0"]) {
       assertEquals((await req(`/api/models/zoo/fresh/${v}`, put(entries))).status, 201);
     }
-    const doc = async (path: string) => await (await req(path)).json();
+    // Each read goes anonymously (answered before the router once kept) and
+    // with a token (through the route); both must say the same.
+    const doc = async (path: string) => {
+      const anonymous = await (await req(path, { token: null })).json();
+      const routed = await (await req(path)).json();
+      // A version GET counts itself: the two counts are one apart.
+      if (path.split("/").length === 6) {
+        assertEquals(routed.downloads, anonymous.downloads + 1);
+        delete anonymous.downloads;
+        delete routed.downloads;
+      }
+      assertEquals(anonymous, routed);
+      return routed;
+    };
     const warm = async () => {
       for (const p of ["", "/1.0.0", "/1.1.0", "/latest"]) await doc(`/api/models/zoo/fresh${p}`);
     };
