@@ -798,21 +798,32 @@ async function measureSize(
       const blobs = names.map((n) =>
         zoo.cache.blobPath(doc.files.find((f) => f.path === n)!.digest)
       );
+      const readInto = async (buf: Uint8Array) => {
+        let off = 0;
+        for (const p of blobs) {
+          using f = await Deno.open(p);
+          for (;;) {
+            const n = await f.read(buf.subarray(off, Math.min(off + (4 << 20), bytes)));
+            if (n === null || n === 0) break;
+            off += n;
+          }
+        }
+      };
       const readAlone = async () => {
         add(
           "warm: read the files alone into one buffer",
-          await timed(async () => {
-            const buf = new Uint8Array(bytes);
-            let off = 0;
-            for (const p of blobs) {
-              using f = await Deno.open(p);
-              for (;;) {
-                const n = await f.read(buf.subarray(off, Math.min(off + (4 << 20), bytes)));
-                if (n === null || n === 0) break;
-                off += n;
-              }
-            }
-          }),
+          await timed(() => readInto(new Uint8Array(bytes))),
+        );
+        // What the fresh buffer's pages cost: every first write to a page
+        // of new memory faults; a buffer written before does not.
+        add(
+          "diag: a new buffer of that size, written once (page faults alone)",
+          await timed(() => Promise.resolve(new Uint8Array(bytes).fill(1))),
+        );
+        const touched = new Uint8Array(bytes).fill(1);
+        add(
+          "diag: the files read into a buffer written before (no new pages)",
+          await timed(() => readInto(touched)),
         );
       };
       const verified = async () => {
