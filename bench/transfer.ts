@@ -789,7 +789,29 @@ async function measureSize(
         add("pull: curl ← nginx", await curl(curlDownloads(`${nginx.url}/`, names, to)));
         await Deno.remove(to, { recursive: true });
       };
-      const order = [sdk, curlReg, curlNginx];
+      // What the disk takes to hold the same bytes durably: a pull syncs
+      // every file it keeps (curl syncs nothing).
+      const shardBytes = new Uint8Array(SHARD).fill(7);
+      const diskSync = async () => {
+        const to = await Deno.makeTempDir({ dir: root });
+        add(
+          "diag: the same bytes written to new files, each synced (4 at once)",
+          await timed(async () => {
+            let next = 0;
+            const files = bytes / SHARD;
+            const writer = async () => {
+              for (let i = next++; i < files; i = next++) {
+                using f = await Deno.open(join(to, `shard${i}`), { write: true, createNew: true });
+                for (let off = 0; off < SHARD;) off += await f.write(shardBytes.subarray(off));
+                await f.syncData();
+              }
+            };
+            await Promise.all([writer(), writer(), writer(), writer()]);
+          }),
+        );
+        await Deno.remove(to, { recursive: true });
+      };
+      const order = [sdk, curlReg, curlNginx, diskSync];
       for (const f of r % 2 ? order.reverse() : order) await f();
 
       // Warm load: reading the files alone, verified reads, and loadModel.
