@@ -19,6 +19,8 @@ interface Exports {
   row_update(x: number, d: number, w: number, cls: number, val: number, nz: number): void;
   cs_sweep(...args: number[]): number;
   softmax_eval(...args: number[]): number;
+  evaluate(...args: number[]): number;
+  evaluate32(...args: number[]): number;
 }
 
 /** The arrays of one Crammer–Singer problem in the kernels' memory (see {@linkcode LinearKernels.csSweep}). */
@@ -27,6 +29,8 @@ export interface CsArrays {
   x: HeapArray<Float32Array>;
   /** `k x (d + 1)` weights. */
   w: HeapArray<Float64Array>;
+  /** `k x (d + 1)`: the weights rounded to float32, the sweep's copy to score with. */
+  wf: HeapArray<Float32Array>;
   /** `n` labels. */
   y: HeapArray<Int32Array>;
   /** `n`: where each code's label sits in its class order. */
@@ -243,7 +247,9 @@ export class LinearKernels {
 
   /**
    * One sweep of Crammer–Singer dual coordinate descent with shrinking over
-   * the first `active` codes of `a.index`, at cost `c`. Returns the new
+   * the first `active` codes of `a.index`, at cost `c`, scoring the codes
+   * in float32 from `a.wf`, which must hold `a.w` rounded to float32 (the
+   * sweep keeps it so). Returns the new
    * number of active codes and the sweep's largest dual violation.
    *
    * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or an
@@ -263,6 +269,7 @@ export class LinearKernels {
     }
     checkSize("codes", a.x, 0, n * d);
     checkSize("weights", a.w, 0, k * (d + 1));
+    checkSize("float32 weights", a.wf, 0, k * (d + 1));
     for (
       const [name, arr] of [["labels", a.y], ["label positions", a.yIndex], [
         "norms",
@@ -287,6 +294,7 @@ export class LinearKernels {
       d,
       k,
       a.w.ptr >>> 0,
+      a.wf.ptr >>> 0,
       a.y.ptr >>> 0,
       a.yIndex.ptr >>> 0,
       a.qd.ptr >>> 0,
@@ -308,6 +316,94 @@ export class LinearKernels {
       );
     }
     return { active: left, stopping: a.stopping.view[0]! };
+  }
+
+  /**
+   * The summed loss (the Crammer–Singer hinge, or when `softmax` the
+   * cross-entropy, its exponentials and logarithm in float32) and the number
+   * whose first highest score is their label, of the `n` codes from row
+   * `row` of `x` (labels from row `row` of `y`) under the weights `w`
+   * (`k x (d + 1)`), scored in float64 as {@linkcode LinearKernels.scores}
+   * scores them. `scratch` holds `4k` values.
+   *
+   * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or a
+   * label in `y` is out of range
+   */
+  evaluate(
+    x: HeapArray<Float32Array>,
+    y: HeapArray<Int32Array>,
+    row: number,
+    n: number,
+    d: number,
+    w: HeapArray<Float64Array>,
+    k: number,
+    softmax: boolean,
+    scratch: HeapArray<Float64Array>,
+    out: HeapArray<Float64Array>,
+  ): { loss: number; correct: number } {
+    checkDims("evaluation", row, n, d, k);
+    checkSize("codes", x, row * d, n * d);
+    checkSize("labels", y, row, n);
+    checkSize("weights", w, 0, k * (d + 1));
+    checkSize("score scratch", scratch, 0, 4 * k);
+    checkSize("result", out, 0, 2);
+    const status = this.#ex.evaluate(
+      (x.ptr + row * d * 4) >>> 0,
+      n,
+      d,
+      w.ptr >>> 0,
+      k,
+      (y.ptr + row * 4) >>> 0,
+      softmax ? 1 : 0,
+      scratch.ptr >>> 0,
+      out.ptr >>> 0,
+    );
+    if (status < 0) throw new RangeError(`Invalid labels: one is outside 0 to ${k - 1}`);
+    return { loss: out.view[0]!, correct: out.view[1]! };
+  }
+
+  /**
+   * As {@linkcode LinearKernels.evaluate}, with the codes scored in float32
+   * as {@linkcode LinearKernels.softmaxEval} scores them (the weights rounded
+   * into `wf`, `k x (d + 1)`; `sf` holds `4k` values), the hinge in float32
+   * too: for standardized codes, whose float32 sums do not cancel.
+   *
+   * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or a
+   * label in `y` is out of range
+   */
+  evaluate32(
+    x: HeapArray<Float32Array>,
+    y: HeapArray<Int32Array>,
+    row: number,
+    n: number,
+    d: number,
+    w: HeapArray<Float64Array>,
+    k: number,
+    softmax: boolean,
+    scratch: { wf: HeapArray<Float32Array>; sf: HeapArray<Float32Array> },
+    out: HeapArray<Float64Array>,
+  ): { loss: number; correct: number } {
+    checkDims("evaluation", row, n, d, k);
+    checkSize("codes", x, row * d, n * d);
+    checkSize("labels", y, row, n);
+    checkSize("weights", w, 0, k * (d + 1));
+    checkSize("float32 weights", scratch.wf, 0, k * (d + 1));
+    checkSize("score scratch", scratch.sf, 0, 4 * k);
+    checkSize("result", out, 0, 2);
+    const status = this.#ex.evaluate32(
+      (x.ptr + row * d * 4) >>> 0,
+      n,
+      d,
+      w.ptr >>> 0,
+      k,
+      (y.ptr + row * 4) >>> 0,
+      softmax ? 1 : 0,
+      scratch.wf.ptr >>> 0,
+      scratch.sf.ptr >>> 0,
+      out.ptr >>> 0,
+    );
+    if (status < 0) throw new RangeError(`Invalid labels: one is outside 0 to ${k - 1}`);
+    return { loss: out.view[0]!, correct: out.view[1]! };
   }
 
   /**

@@ -3,8 +3,8 @@
  * shrinking, the method of liblinear's `Solver_MCSVM_CS` (Keerthi et al.,
  * KDD 2008), with the bias a regularized constant feature 1 as liblinear and
  * scikit-learn's `LinearSVC` have it. A sweep over the codes runs in the
- * compiled kernels (`cs_sweep` in `simd/linear.c`), scores, sub-problem and
- * update; the visiting order, the shrinking schedule and the stopping test
+ * compiled kernels (`cs_sweep` in `simd/linear.c`), scores (float32, from a
+ * float32 copy of the weights), sub-problem and update (float64); the visiting order, the shrinking schedule and the stopping test
  * run here.
  *
  * @module
@@ -61,6 +61,7 @@ export function svmSolve(
   const { kern, n, d, k } = p;
   const a = csArrays(p, qd);
   a.w.view.set(st.w);
+  a.wf.view.set(st.w);
   a.alpha.view.set(st.alpha);
   const index = a.index.view;
   for (let i = 0; i < n; i++) index[i] = i;
@@ -122,6 +123,7 @@ export function csArrays(p: Problem, qd: Float64Array): CsArrays {
   const a: CsArrays = {
     x: p.x,
     w: kern.alloc(Float64Array, k * (d + 1)),
+    wf: kern.alloc(Float32Array, k * (d + 1)),
     y: kern.alloc(Int32Array, n),
     yIndex: kern.alloc(Int32Array, n),
     qd: kern.alloc(Float64Array, n),

@@ -25,7 +25,7 @@ import type { EpochMetrics, LinearClassifier } from "../types.ts";
 import type { CnnCodes } from "./code_cache.ts";
 import { type HeapArray, LinearKernels } from "./_linear_kernels.ts";
 import {
-  BLOCK_ROWS,
+  evalScratch,
   evaluateRows,
   type LinearEvaluation,
   type Problem,
@@ -250,7 +250,11 @@ export async function trainLinear(
   const valX = validation ? standardized(kern, validation, mean, std) : undefined;
   // The softmax's evaluations split the codes in two, the second share on a second thread.
   using second = classifier === "softmax" ? await SecondShare.start(p) : undefined;
-  const scratch = kern.alloc(Float64Array, BLOCK_ROWS * k);
+  const scratch = evalScratch(kern, d, k);
+  const trainY = kern.alloc(Int32Array, n);
+  trainY.view.set(train.labels);
+  const valY = validation ? kern.alloc(Int32Array, validation.count) : undefined;
+  valY?.view.set(validation!.labels);
   const qd = new Float64Array(n);
   const xs = p.x.view;
   for (let i = 0; i < n; i++) {
@@ -274,12 +278,13 @@ export async function trainLinear(
         classifier,
         kern,
         valX,
-        validation!.labels,
+        valY!,
         validation!.count,
         d,
         valW,
         k,
         scratch,
+        true,
       );
       m.valLoss = v.loss;
       m.valAccuracy = v.accuracy;
@@ -313,7 +318,7 @@ export async function trainLinear(
     if (fit.history.length === 0) {
       const w = kern.alloc(Float64Array, st.w.length);
       w.view.set(st.w);
-      const e = evaluateRows(classifier, kern, p.x, p.y, n, d, w, k, scratch);
+      const e = evaluateRows(classifier, kern, p.x, trainY, n, d, w, k, scratch, true);
       record(1, e.loss, e.accuracy, w);
     }
     return fit;
@@ -434,6 +439,7 @@ function evaluateChecked(model: LinearModel, codes: CnnCodes): LinearEvaluation 
   }
   const x = kern.alloc(Float32Array, codes.codes.length);
   x.view.set(codes.codes);
-  const scratch = kern.alloc(Float64Array, BLOCK_ROWS * k);
-  return evaluateRows(model.classifier, kern, x, codes.labels, codes.count, d, w, k, scratch);
+  const y = kern.alloc(Int32Array, codes.count);
+  y.view.set(codes.labels);
+  return evaluateRows(model.classifier, kern, x, y, codes.count, d, w, k, evalScratch(kern, d, k));
 }

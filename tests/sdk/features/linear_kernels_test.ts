@@ -2,6 +2,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { assertEmbeddedWasmFresh, HAS_CLANG } from "../../_helpers/embedded_wasm.ts";
 import { LinearKernels } from "../../../sdk/features/_linear_kernels.ts";
 import { csArrays } from "../../../sdk/features/_linear_svm.ts";
+import { evalScratch, evaluateRows } from "../../../sdk/features/_linear_problem.ts";
 import {
   SecondShare,
   softmaxArrays,
@@ -31,6 +32,26 @@ function refScore(x: Float32Array, xAt: number, d: number, w: Float64Array, wAt:
   }
   let s = (a0 + b0) + (a1 + b1) + w[wAt + d]!;
   for (let j = d4; j < d; j++) s += x[xAt + j]! * w[wAt + j]!;
+  return s;
+}
+
+/**
+ * One code's score in float32 as the sweep sums it: two accumulators of four
+ * lanes (the even and the odd groups of four values), added, their lanes
+ * added pairwise, then the bias, then the rest in order, every operation
+ * rounded to float32. Bit for bit what `simd/linear.c`'s `score32` computes.
+ */
+function refScore32(x: Float32Array, xAt: number, d: number, w: Float32Array, wAt: number): number {
+  const f = Math.fround;
+  const d4 = d & ~3;
+  const acc = [[0, 0, 0, 0], [0, 0, 0, 0]];
+  for (let j = 0; j < d4; j += 4) {
+    const a = acc[(j / 4) % 2]!;
+    for (let l = 0; l < 4; l++) a[l] = f(f(x[xAt + j + l]! * w[wAt + j + l]!) + a[l]!);
+  }
+  const v = acc[0]!.map((a, l) => f(a + acc[1]![l]!));
+  let s = f(f(f(v[0]! + v[1]!) + f(v[2]! + v[3]!)) + w[wAt + d]!);
+  for (let j = d4; j < d; j++) s = f(s + f(x[xAt + j]! * w[wAt + j]!));
   return s;
 }
 
@@ -197,13 +218,84 @@ Deno.test("the float32 softmax kernel matches a float64 reference to float32 rou
   }
 });
 
+Deno.test("the kernels' evaluations match the hinge and cross-entropy of float64 scores on random shapes", () => {
+  for (let seed = 0; seed < 200; seed++) {
+    const { rand, n, d, k, kern, x, w } = problem(seed);
+    const y = kern.alloc(Int32Array, n);
+    y.view.forEach((_, i) => (y.view[i] = Math.floor((rand() + 1) / 2 * k)));
+    const scratch = evalScratch(kern, d, k);
+    const where = `seed ${seed} (n ${n}, d ${d}, k ${k})`;
+    for (const softmax of [false, true]) {
+      let loss = 0, correct = 0, ties = 0;
+      for (let i = 0; i < n; i++) {
+        const s = Array.from(
+          { length: k },
+          (_, m) => refScore(x.view, i * d, d, w.view, m * (d + 1)),
+        );
+        const label = y.view[i]!;
+        const best = s.indexOf(Math.max(...s));
+        if (best === label) correct++;
+        if (s.some((v, m) => m !== best && s[best]! - v < 1e-4)) ties++;
+        loss += softmax
+          ? Math.log(s.reduce((a, v) => a + Math.exp(v - s[best]!), 0)) + s[best]! - s[label]!
+          : Math.max(...s.map((v, m) => v + (m === label ? 0 : 1))) - s[label]!;
+      }
+      const exact = kern.evaluate(x, y, 0, n, d, w, k, softmax, scratch.scores, scratch.out);
+      assertEquals(exact.correct, correct, `correct (float64), ${where}`);
+      // The exponentials and the logarithm are float32: within their rounding.
+      const tol = softmax ? 1e-6 * n : 1e-9 * n;
+      assert(
+        Math.abs(exact.loss - loss) <= tol,
+        `loss (float64), ${where}: ${exact.loss} vs ${loss}`,
+      );
+      const f32 = kern.evaluate32(x, y, 0, n, d, w, k, softmax, scratch, scratch.out);
+      assert(Math.abs(f32.correct - correct) <= ties, `correct (float32), ${where}`);
+      assert(
+        Math.abs(f32.loss - loss) <= 1e-6 * n * (1 + Math.sqrt(d)),
+        `loss (float32), ${where}: ${f32.loss} vs ${loss}`,
+      );
+      // Both agree with evaluateRows over the same codes.
+      const rows = evaluateRows(softmax ? "softmax" : "svm", kern, x, y, n, d, w, k, scratch);
+      assertEquals(rows, { loss: exact.loss / n, accuracy: exact.correct / n });
+    }
+    const short = { ...scratch, wf: kern.alloc(Float32Array, k * (d + 1) - 1) };
+    assertThrows(
+      () => kern.evaluate32(x, y, 0, n, d, w, k, false, short, scratch.out),
+      RangeError,
+      "float32 weights",
+    );
+    y.view[0] = k;
+    assertThrows(
+      () => kern.evaluate32(x, y, 0, n, d, w, k, true, scratch, scratch.out),
+      RangeError,
+      "Invalid labels",
+    );
+    assertThrows(
+      () => kern.evaluate(x, y, 0, n, d, w, k, false, scratch.scores, scratch.out),
+      RangeError,
+      "Invalid labels",
+    );
+    assertThrows(
+      () => kern.evaluate(x, y, 1, n, d, w, k, false, scratch.scores, scratch.out),
+      RangeError,
+      "Invalid codes",
+    );
+  }
+});
+
 /**
  * One sweep of Crammer–Singer dual coordinate descent with shrinking,
  * line by line as liblinear's `Solver_MCSVM_CS` writes it: the reference the
  * compiled `cs_sweep` must match bit for bit.
  */
 function refSweep(
-  s0: { x: Float32Array; w: Float64Array; alpha: Float64Array; aidx: Int32Array },
+  s0: {
+    x: Float32Array;
+    w: Float64Array;
+    wf: Float32Array;
+    alpha: Float64Array;
+    aidx: Int32Array;
+  },
   p: { n: number; d: number; k: number; y: Int32Array; qd: Float64Array; c: number },
   state: {
     yIndex: Int32Array;
@@ -214,7 +306,7 @@ function refSweep(
     lastOk: Int32Array;
   },
 ): number {
-  const { x, w, alpha, aidx } = s0;
+  const { x, w, wf, alpha, aidx } = s0;
   const { d, k, y, qd, c } = p;
   const { yIndex, activeOf, index } = state;
   const ld = d + 1;
@@ -226,9 +318,9 @@ function refSweep(
     // Only the classes still active, and the label, are scored.
     sc.fill(NaN);
     for (let m = 0; m < act; m++) {
-      sc[aidx[base + m]!] = refScore(x, i * d, d, w, aidx[base + m]! * ld);
+      sc[aidx[base + m]!] = refScore32(x, i * d, d, wf, aidx[base + m]! * ld);
     }
-    if (yi >= act) sc[label] = refScore(x, i * d, d, w, label * ld);
+    if (yi >= act) sc[label] = refScore32(x, i * d, d, wf, label * ld);
     let mx = sc[label]!, ok = 1;
     for (let m = 0; m < act; m++) {
       const cls = aidx[base + m]!;
@@ -290,6 +382,8 @@ function refSweep(
     for (const [cls, delta] of upd) {
       for (let j = 0; j < d; j++) w[cls * ld + j] = x[i * d + j]! * delta + w[cls * ld + j]!;
       w[cls * ld + d]! += delta;
+      // The float32 copy the next codes are scored from.
+      for (let j = 0; j <= d; j++) wf[cls * ld + j] = w[cls * ld + j]!;
     }
   }
   return stop;
@@ -314,6 +408,7 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
     const ref = {
       x: x.view.slice(),
       w: a.w.view.slice(),
+      wf: a.wf.view.slice(),
       alpha: a.alpha.view.slice(),
       aidx: a.alphaIndex.view.slice(),
     };
@@ -335,6 +430,7 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
     }
     assert(a.w.view.some((v) => v !== 0), `the sweeps moved the weights, seed ${seed}`);
     assertEquals(a.w.view, ref.w, `weights, seed ${seed}`);
+    assertEquals(a.wf.view, ref.wf, `float32 weights, seed ${seed}`);
     assertEquals(a.alpha.view, ref.alpha, `dual variables, seed ${seed}`);
     assertEquals(a.index.view, state.index, `order, seed ${seed}`);
     assertEquals(a.lastLoss.view, state.lastLoss, `losses, seed ${seed}`);
