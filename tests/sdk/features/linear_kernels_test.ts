@@ -457,7 +457,7 @@ Deno.test({
     }),
 });
 
-Deno.test("the softmax's second thread gives the same weights bit for bit as one thread, and the split stays within rounding of no split", async () => {
+Deno.test("the softmax's second thread gives the same weights bit for bit as one thread, started or not, and the split stays within rounding of no split", async () => {
   const rand = random(7);
   const n = SPLIT_ROWS + 13, d = 9, k = 3;
   const kern = new LinearKernels();
@@ -476,9 +476,18 @@ Deno.test("the softmax's second thread gives the same weights bit for bit as one
   using threaded = await SecondShare.start(p);
   using local = await SecondShare.start(p, false);
   assert(local && !local.threaded, "the second share without a thread runs here");
-  assert(threaded?.threaded, "the Worker did not start within 20 s");
-  const a = solve(threaded), b = solve(local), whole = solve(undefined);
+  assert(threaded?.threaded, "a Worker was started");
+  // Solved once while the Worker may still be starting, then once it has.
+  const early = solve(threaded);
+  assert(await threaded.ready(), "the Worker started");
+  const b = solve(local), whole = solve(undefined);
+  assertEquals(early, b);
+  // On a busy machine the main thread may claim every share itself: solve again until the Worker took some.
+  let a = solve(threaded);
+  for (let tries = 1; tries < 10 && threaded.workerShares === 0; tries++) a = solve(threaded);
   assertEquals(a, b);
+  assert(threaded.workerShares > 0, "the Worker evaluated some of the shares");
+  assertEquals(local.workerShares, 0);
   for (let t = 0; t < a.w.length; t++) assert(Math.abs(a.w[t]! - whole.w[t]!) < 1e-4);
   assertEquals(await SecondShare.start({ ...p, n: SPLIT_ROWS - 1 }), undefined);
 });
