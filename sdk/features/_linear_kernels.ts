@@ -29,8 +29,13 @@ export interface CsArrays {
   x: HeapArray<Float32Array>;
   /** `k x (d + 1)` weights. */
   w: HeapArray<Float64Array>;
-  /** `k x (d + 1)`: the weights rounded to float32, the sweep's copy to score with. */
+  /** `k x (d + 1)`: the weights in float32, which the sweep scores with and updates. */
   wf: HeapArray<Float32Array>;
+  /**
+   * `k x (d + 1)`: the compensation of `wf` (the rounding errors its sums
+   * left, negated): the weights are `wf - wlo`.
+   */
+  wlo: HeapArray<Float32Array>;
   /** `n` labels. */
   y: HeapArray<Int32Array>;
   /** `n`: where each code's label sits in its class order. */
@@ -247,9 +252,10 @@ export class LinearKernels {
 
   /**
    * One sweep of Crammer–Singer dual coordinate descent with shrinking over
-   * the first `active` codes of `a.index`, at cost `c`, scoring the codes
-   * in float32 from `a.wf`, which must hold `a.w` rounded to float32 (the
-   * sweep keeps it so). Returns the new
+   * the first `active` codes of `a.index`, at cost `c`. The sweep holds
+   * the weights as `a.wf - a.wlo` (float32, compensated summation), scores
+   * the codes in float32 from `a.wf`, and writes the weights to `a.w` at its
+   * end. Returns the new
    * number of active codes and the sweep's largest dual violation.
    *
    * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or an
@@ -270,6 +276,7 @@ export class LinearKernels {
     checkSize("codes", a.x, 0, n * d);
     checkSize("weights", a.w, 0, k * (d + 1));
     checkSize("float32 weights", a.wf, 0, k * (d + 1));
+    checkSize("weight compensation", a.wlo, 0, k * (d + 1));
     for (
       const [name, arr] of [["labels", a.y], ["label positions", a.yIndex], [
         "norms",
@@ -295,6 +302,7 @@ export class LinearKernels {
       k,
       a.w.ptr >>> 0,
       a.wf.ptr >>> 0,
+      a.wlo.ptr >>> 0,
       a.y.ptr >>> 0,
       a.yIndex.ptr >>> 0,
       a.qd.ptr >>> 0,

@@ -145,9 +145,9 @@ function standardized(
   const { count, dim } = codes;
   const out = kern.alloc(Float32Array, count * dim);
   const v = out.view;
-  for (let i = 0; i < count; i++) {
-    const row = i * dim;
-    for (let j = 0; j < dim; j++) v[row + j] = (codes.codes[row + j]! - mean[j]!) / std[j]!;
+  const c = codes.codes;
+  for (let row = 0; row < count * dim; row += dim) {
+    for (let j = 0; j < dim; j++) v[row + j] = (c[row + j]! - mean[j]!) / std[j]!;
   }
   return out;
 }
@@ -237,11 +237,16 @@ export async function trainLinear(
   const { dim: d, count: n } = train;
   const sum = new Float64Array(d);
   const sq = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) sum[j]! += train.codes[i * d + j]!;
+  const codes = train.codes;
+  for (let row = 0; row < n * d; row += d) {
+    for (let j = 0; j < d; j++) sum[j]! += codes[row + j]!;
   }
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) sq[j]! += (train.codes[i * d + j]! - sum[j]! / n) ** 2;
+  const mean64 = sum.map((s) => s / n);
+  for (let row = 0; row < n * d; row += d) {
+    for (let j = 0; j < d; j++) {
+      const v = codes[row + j]! - mean64[j]!;
+      sq[j]! += v * v;
+    }
   }
   const mean = Float32Array.from(sum, (s) => s / n);
   const std = Float32Array.from(sq, (s) => Math.sqrt(s / n) > 1e-6 ? Math.sqrt(s / n) : 1);
@@ -259,7 +264,7 @@ export async function trainLinear(
   const xs = p.x.view;
   for (let i = 0; i < n; i++) {
     let s = 1;
-    for (let j = 0; j < d; j++) s += xs[i * d + j]! ** 2;
+    for (let j = i * d; j < (i + 1) * d; j++) s += xs[j]! * xs[j]!;
     qd[i] = s;
   }
   const valW = kern.alloc(Float64Array, k * (d + 1));

@@ -246,26 +246,28 @@ static inline __attribute__((always_inline)) void score32(const f32* x, int d, c
   }
 }
 
-/* wc[j] += v * x[j] for j < d and the bias wc[d] += v, in float64, then wf = wc in float32. */
-static void add_row_mirror(const f32* x, int d, f64 v, f64* wc, f32* wf) {
+/*
+ * wf + wlo (the weights as float32 plus the rounding errors their sums left,
+ * negated: the value is wf - wlo) += v * x, with the bias wf[d] last += v:
+ * compensated (Kahan) summation, so the weights sum their updates to within
+ * about float64's rounding while the codes are scored from wf alone.
+ */
+static void add_row_comp(const f32* x, int d, f32 v, f32* wf, f32* wlo) {
   const int d4 = d & ~3;
-  const v128_t vv = wasm_f64x2_splat(v);
+  const v128_t vv = wasm_f32x4_splat(v);
   for (int j = 0; j < d4; j += 4) {
-    v128_t lo, hi;
-    load4(x + j, &lo, &hi);
-    const v128_t p = fmadd(lo, vv, wasm_v128_load(wc + j));
-    const v128_t q = fmadd(hi, vv, wasm_v128_load(wc + j + 2));
-    wasm_v128_store(wc + j, p);
-    wasm_v128_store(wc + j + 2, q);
-    const v128_t pf = wasm_f32x4_demote_f64x2_zero(p), qf = wasm_f32x4_demote_f64x2_zero(q);
-    wasm_v128_store(wf + j, wasm_i32x4_shuffle(pf, qf, 0, 1, 4, 5));
+    const v128_t y = wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(x + j), vv), wasm_v128_load(wlo + j));
+    const v128_t h = wasm_v128_load(wf + j);
+    const v128_t t = wasm_f32x4_add(h, y);
+    wasm_v128_store(wlo + j, wasm_f32x4_sub(wasm_f32x4_sub(t, h), y));
+    wasm_v128_store(wf + j, t);
   }
-  for (int j = d4; j < d; j++) {
-    wc[j] += v * x[j];
-    wf[j] = (f32)wc[j];
+  for (int j = d4; j <= d; j++) {
+    const f32 y = (j < d ? x[j] * v : v) - wlo[j];
+    const f32 t = wf[j] + y;
+    wlo[j] = (t - wf[j]) - y;
+    wf[j] = t;
   }
-  wc[d] += v;
-  wf[d] = (f32)wc[d];
 }
 
 /*
@@ -274,9 +276,10 @@ static void add_row_mirror(const f32* x, int d, f64 v, f64* wc, f32* wf) {
  * order (../_linear_svm.ts runs the passes; the tests hold a line-by-line
  * JavaScript reference).
  *
- * The weights w are float64; wf is their float32 copy, kept equal to them
- * rounded, from which the codes are scored in float32 (score32). The dual
- * variables, the sub-problem and the updates of w are float64.
+ * The sweep keeps the weights as wf - wlo (float32 weights and their
+ * compensation, see add_row_comp), scores the codes in float32 from wf
+ * (score32), and writes them to the float64 w at its end; the dual
+ * variables and the sub-problem are float64.
  *
  * Per code i: alpha[i*k ..] its dual variables, aidx[i*k ..] the order of
  * its classes (the first act_of[i] active), y_index[i] where its label sits
@@ -286,8 +289,8 @@ static void add_row_mirror(const f32* x, int d, f64 v, f64* wc, f32* wf) {
  * the new number of active codes, or -1 when an index or label read from
  * memory is out of range (nothing is written past the arrays).
  */
-int cs_sweep(const f32* x, int n, int d, int k, f64* w, f32* wf, const int* y, int* y_index,
-             const f64* qd, f64* alpha, int* aidx_all, int* act_of, int* index, int active,
+int cs_sweep(const f32* x, int n, int d, int k, f64* w, f32* wf, f32* wlo, const int* y,
+             int* y_index, const f64* qd, f64* alpha, int* aidx_all, int* act_of, int* index, int active,
              f64 c, f64* last_loss, int* last_ok, f64* f, int* iscratch, f64* stopping) {
   const int ld = d + 1;
   f64* sc = f;
@@ -428,9 +431,10 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, f32* wf, const int* y, i
       }
     }
     for (int t = 0; t < nz; t++) {
-      add_row_mirror(xi, d, d_val[t], w + (long)d_ind[t] * ld, wf + (long)d_ind[t] * ld);
+      add_row_comp(xi, d, (f32)d_val[t], wf + (long)d_ind[t] * ld, wlo + (long)d_ind[t] * ld);
     }
   }
+  for (int t = 0; t < k * ld; t++) w[t] = (f64)wf[t] - (f64)wlo[t];
   *stopping = stop;
   return active;
 }

@@ -293,6 +293,7 @@ function refSweep(
     x: Float32Array;
     w: Float64Array;
     wf: Float32Array;
+    wlo: Float32Array;
     alpha: Float64Array;
     aidx: Int32Array;
   },
@@ -306,7 +307,7 @@ function refSweep(
     lastOk: Int32Array;
   },
 ): number {
-  const { x, w, wf, alpha, aidx } = s0;
+  const { x, w, wf, wlo, alpha, aidx } = s0;
   const { d, k, y, qd, c } = p;
   const { yIndex, activeOf, index } = state;
   const ld = d + 1;
@@ -379,13 +380,19 @@ function refSweep(
       alpha[base + cls] = next;
       if (Math.abs(delta) >= 1e-12) upd.push([cls, delta]);
     }
+    // The weights are wf - wlo: float32, compensated (Kahan) summation of the updates.
+    const f = Math.fround;
     for (const [cls, delta] of upd) {
-      for (let j = 0; j < d; j++) w[cls * ld + j] = x[i * d + j]! * delta + w[cls * ld + j]!;
-      w[cls * ld + d]! += delta;
-      // The float32 copy the next codes are scored from.
-      for (let j = 0; j <= d; j++) wf[cls * ld + j] = w[cls * ld + j]!;
+      const v = f(delta);
+      for (let j = 0, t = cls * ld; j <= d; j++, t++) {
+        const add = f(f(j < d ? f(x[i * d + j]! * v) : v) - wlo[t]!);
+        const sum = f(wf[t]! + add);
+        wlo[t] = f(f(sum - wf[t]!) - add);
+        wf[t] = sum;
+      }
     }
   }
+  for (let t = 0; t < w.length; t++) w[t] = wf[t]! - wlo[t]!;
   return stop;
 }
 
@@ -409,6 +416,7 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
       x: x.view.slice(),
       w: a.w.view.slice(),
       wf: a.wf.view.slice(),
+      wlo: a.wlo.view.slice(),
       alpha: a.alpha.view.slice(),
       aidx: a.alphaIndex.view.slice(),
     };
@@ -431,6 +439,7 @@ Deno.test("the compiled Crammer–Singer sweep matches liblinear's steps bit for
     assert(a.w.view.some((v) => v !== 0), `the sweeps moved the weights, seed ${seed}`);
     assertEquals(a.w.view, ref.w, `weights, seed ${seed}`);
     assertEquals(a.wf.view, ref.wf, `float32 weights, seed ${seed}`);
+    assertEquals(a.wlo.view, ref.wlo, `weight compensation, seed ${seed}`);
     assertEquals(a.alpha.view, ref.alpha, `dual variables, seed ${seed}`);
     assertEquals(a.index.view, state.index, `order, seed ${seed}`);
     assertEquals(a.lastLoss.view, state.lastLoss, `losses, seed ${seed}`);
