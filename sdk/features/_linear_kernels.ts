@@ -21,6 +21,8 @@ interface Exports {
   softmax_eval(...args: number[]): number;
   evaluate(...args: number[]): number;
   evaluate32(...args: number[]): number;
+  code_stats(x: number, n: number, d: number, sum: number, sq: number): void;
+  standardize(x: number, n: number, d: number, mean: number, std: number, qd: number): void;
 }
 
 /** The arrays of one Crammer–Singer problem in the kernels' memory (see {@linkcode LinearKernels.csSweep}). */
@@ -412,6 +414,46 @@ export class LinearKernels {
     );
     if (status < 0) throw new RangeError(`Invalid labels: one is outside 0 to ${k - 1}`);
     return { loss: out.view[0]!, correct: out.view[1]! };
+  }
+
+  /**
+   * The per-value sums of the `n` codes in `x` (`d` values each) into
+   * `sum`, then the sums of their squared differences to the means
+   * (`sum / n`) into `sq`, in float64.
+   */
+  codeStats(
+    x: HeapArray<Float32Array>,
+    n: number,
+    d: number,
+    sum: HeapArray<Float64Array>,
+    sq: HeapArray<Float64Array>,
+  ): void {
+    checkDims("statistics", n, d);
+    checkSize("codes", x, 0, n * d);
+    checkSize("sums", sum, 0, d);
+    checkSize("squared sums", sq, 0, d);
+    this.#ex.code_stats(x.ptr >>> 0, n, d, sum.ptr >>> 0, sq.ptr >>> 0);
+  }
+
+  /**
+   * Standardizes the `n` codes in `x` in place: `(x - mean) / std` value by
+   * value (float64, rounded to float32), and, with `qd`, writes each code's
+   * `1 + ||x||²` after.
+   */
+  standardize(
+    x: HeapArray<Float32Array>,
+    n: number,
+    d: number,
+    mean: HeapArray<Float32Array>,
+    std: HeapArray<Float32Array>,
+    qd?: HeapArray<Float64Array>,
+  ): void {
+    checkDims("standardization", n, d);
+    checkSize("codes", x, 0, n * d);
+    checkSize("means", mean, 0, d);
+    checkSize("deviations", std, 0, d);
+    if (qd) checkSize("norms", qd, 0, n);
+    this.#ex.standardize(x.ptr >>> 0, n, d, mean.ptr >>> 0, std.ptr >>> 0, qd ? qd.ptr >>> 0 : 0);
   }
 
   /**

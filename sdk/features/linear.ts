@@ -135,20 +135,21 @@ function checkCodes(codes: CnnCodes, numClasses: number, what: string): void {
   }
 }
 
-/** `codes` standardized with `mean` and `std`, laid out in the kernels' memory. */
+/**
+ * `codes` laid out in the kernels' memory and standardized there with
+ * `mean` and `std`; with `qd`, each code's `1 + ||x||²` after.
+ */
 function standardized(
   kern: LinearKernels,
   codes: CnnCodes,
-  mean: Float32Array,
-  std: Float32Array,
+  mean: HeapArray<Float32Array>,
+  std: HeapArray<Float32Array>,
+  qd?: HeapArray<Float64Array>,
 ): HeapArray<Float32Array> {
   const { count, dim } = codes;
   const out = kern.alloc(Float32Array, count * dim);
-  const v = out.view;
-  const c = codes.codes;
-  for (let row = 0; row < count * dim; row += dim) {
-    for (let j = 0; j < dim; j++) v[row + j] = (c[row + j]! - mean[j]!) / std[j]!;
-  }
+  out.view.set(codes.codes);
+  kern.standardize(out, count, dim, mean, std, qd);
   return out;
 }
 
@@ -235,24 +236,27 @@ export async function trainLinear(
     }
   }
   const { dim: d, count: n } = train;
-  const sum = new Float64Array(d);
-  const sq = new Float64Array(d);
-  const codes = train.codes;
-  for (let row = 0; row < n * d; row += d) {
-    for (let j = 0; j < d; j++) sum[j]! += codes[row + j]!;
-  }
-  const mean64 = sum.map((s) => s / n);
-  for (let row = 0; row < n * d; row += d) {
-    for (let j = 0; j < d; j++) {
-      const v = codes[row + j]! - mean64[j]!;
-      sq[j]! += v * v;
-    }
-  }
-  const mean = Float32Array.from(sum, (s) => s / n);
-  const std = Float32Array.from(sq, (s) => Math.sqrt(s / n) > 1e-6 ? Math.sqrt(s / n) : 1);
   const kern = new LinearKernels();
-  const p: Problem = { kern, x: standardized(kern, train, mean, std), y: train.labels, n, d, k };
-  const valX = validation ? standardized(kern, validation, mean, std) : undefined;
+  // The codes' statistics and standardization run in the kernels, over the copy laid out there.
+  const trainX = kern.alloc(Float32Array, n * d);
+  trainX.view.set(train.codes);
+  const sum = kern.alloc(Float64Array, d);
+  const sq = kern.alloc(Float64Array, d);
+  kern.codeStats(trainX, n, d, sum, sq);
+  const meanX = kern.alloc(Float32Array, d);
+  const stdX = kern.alloc(Float32Array, d);
+  for (let j = 0; j < d; j++) {
+    const s = Math.sqrt(sq.view[j]! / n);
+    meanX.view[j] = sum.view[j]! / n;
+    stdX.view[j] = s > 1e-6 ? s : 1;
+  }
+  const qdX = kern.alloc(Float64Array, n);
+  kern.standardize(trainX, n, d, meanX, stdX, qdX);
+  const mean = meanX.view.slice();
+  const std = stdX.view.slice();
+  const qd = qdX.view.slice();
+  const p: Problem = { kern, x: trainX, y: train.labels, n, d, k };
+  const valX = validation ? standardized(kern, validation, meanX, stdX) : undefined;
   // The softmax's evaluations split the codes in two, the second share on a second thread.
   using second = classifier === "softmax" ? await SecondShare.start(p) : undefined;
   const scratch = evalScratch(kern, d, k);
@@ -260,13 +264,6 @@ export async function trainLinear(
   trainY.view.set(train.labels);
   const valY = validation ? kern.alloc(Int32Array, validation.count) : undefined;
   valY?.view.set(validation!.labels);
-  const qd = new Float64Array(n);
-  const xs = p.x.view;
-  for (let i = 0; i < n; i++) {
-    let s = 1;
-    for (let j = i * d; j < (i + 1) * d; j++) s += xs[j]! * xs[j]!;
-    qd[i] = s;
-  }
   const valW = kern.alloc(Float64Array, k * (d + 1));
   /**
    * Fills in the validation metrics of the epochs in `fit` that lack them,

@@ -811,3 +811,47 @@ int evaluate32(const f32* x, int n, int d, const f64* w, int k, const int* y, in
   out[1] = correct;
   return 0;
 }
+
+/*
+ * The per-value sums of the n codes x (d values each) into sum, then the
+ * sums of their squared differences to the means sum / n into sq, both
+ * float64, code by code in order (two values at a time, each its own sum).
+ */
+void code_stats(const f32* x, int n, int d, f64* sum, f64* sq) {
+  const int d2 = d & ~1;
+  for (int j = 0; j < d; j++) sum[j] = sq[j] = 0;
+  for (int i = 0; i < n; i++) {
+    const f32* xi = x + (long)i * d;
+    int j = 0;
+    for (; j < d2; j += 2) {
+      const v128_t v = wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(xi + j));
+      wasm_v128_store(sum + j, wasm_f64x2_add(wasm_v128_load(sum + j), v));
+    }
+    for (; j < d; j++) sum[j] += xi[j];
+  }
+  const f64 count = n;
+  for (int i = 0; i < n; i++) {
+    const f32* xi = x + (long)i * d;
+    for (int j = 0; j < d; j++) {
+      const f64 v = xi[j] - sum[j] / count;
+      sq[j] += v * v;
+    }
+  }
+}
+
+/*
+ * x[i*d + j] = (x[i*d + j] - mean[j]) / std[j] in float64, rounded to
+ * float32, in place, for the n codes x; and qd[i] = 1 + the sum of the
+ * squares of code i's new values (float64, in order), when qd is not null.
+ */
+void standardize(f32* x, int n, int d, const f32* mean, const f32* std, f64* qd) {
+  for (int i = 0; i < n; i++) {
+    f32* xi = x + (long)i * d;
+    for (int j = 0; j < d; j++) xi[j] = (f32)(((f64)xi[j] - mean[j]) / std[j]);
+    if (qd) {
+      f64 s = 1;
+      for (int j = 0; j < d; j++) s += (f64)xi[j] * xi[j];
+      qd[i] = s;
+    }
+  }
+}

@@ -283,6 +283,51 @@ Deno.test("the kernels' evaluations match the hinge and cross-entropy of float64
   }
 });
 
+Deno.test("the kernels' code statistics and standardization match float64 JavaScript bit for bit", () => {
+  for (let seed = 0; seed < 100; seed++) {
+    const { rand, n, d, kern, x } = problem(seed);
+    x.view.forEach((v, i) => (x.view[i] = 50 * v + (i % d) - 3));
+    const raw = x.view.slice();
+    const sum = kern.alloc(Float64Array, d), sq = kern.alloc(Float64Array, d);
+    kern.codeStats(x, n, d, sum, sq);
+    const wantSum = new Float64Array(d), wantSq = new Float64Array(d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) wantSum[j]! += raw[i * d + j]!;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < d; j++) wantSq[j]! += (raw[i * d + j]! - wantSum[j]! / n) ** 2;
+    }
+    assertEquals(sum.view, wantSum, `sums, seed ${seed}`);
+    assertEquals(sq.view, wantSq, `squared sums, seed ${seed}`);
+    const mean = kern.alloc(Float32Array, d), std = kern.alloc(Float32Array, d);
+    mean.view.forEach((_, j) => (mean.view[j] = wantSum[j]! / n));
+    std.view.forEach((_, j) => (std.view[j] = 1 + (rand() + 1) * Math.sqrt(wantSq[j]! / n)));
+    const qd = kern.alloc(Float64Array, n);
+    kern.standardize(x, n, d, mean, std, qd);
+    const want = raw.map((v, i) => (v - mean.view[i % d]!) / std.view[i % d]!);
+    assertEquals(x.view, want, `standardized codes, seed ${seed}`);
+    for (let i = 0; i < n; i++) {
+      let q = 1;
+      for (let j = 0; j < d; j++) q += want[i * d + j]! ** 2;
+      assertEquals(qd.view[i], q, `norms, seed ${seed}`);
+    }
+    assertThrows(() => kern.codeStats(x, n + 1, d, sum, sq), RangeError, "Invalid codes");
+    assertThrows(() => kern.codeStats(x, n, d + 1, sum, sq), RangeError);
+    assertThrows(
+      () =>
+        kern.standardize(
+          x,
+          n,
+          d,
+          mean,
+          std,
+          kern.alloc(Float64Array, n - 1),
+        ),
+      RangeError,
+      "Invalid norms",
+    );
+    assertThrows(() => kern.standardize(x, n, d + 1, mean, std), RangeError);
+  }
+});
+
 /**
  * One sweep of Crammer–Singer dual coordinate descent with shrinking,
  * line by line as liblinear's `Solver_MCSVM_CS` writes it: the reference the
