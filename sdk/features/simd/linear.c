@@ -246,6 +246,10 @@ static inline __attribute__((always_inline)) void score32(const f32* x, int d, c
   }
 }
 
+/* How many codes ahead cs_sweep reads, and where it leaves the sum of what it read. */
+#define READ_AHEAD 4
+static volatile f64 read_ahead_sink;
+
 /*
  * wf + wlo (the weights as float32 plus the rounding errors their sums left,
  * negated: the value is wf - wlo) += v * x, with the bias wf[d] last += v:
@@ -301,7 +305,24 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, f32* wf, f32* wlo, const
   f64* d_val = f + 5 * k;
   int* d_ind = iscratch;
   f64 stop = -__builtin_inf();
+  f64 ahead = 0;
   for (int s = 0; s < active; s++) {
+    /*
+     * The code READ_AHEAD places on is read now, one value per cache line:
+     * the codes are visited at random, and their data would otherwise
+     * arrive only when wanted.
+     */
+    if (s + READ_AHEAD < active) {
+      const int t = index[s + READ_AHEAD];
+      if (t >= 0 && t < n) {
+        const f32* xt = x + (long)t * d;
+        for (int j = 0; j < d; j += 16) ahead += xt[j];
+        if (d > 0) ahead += xt[d - 1];
+        ahead += alpha[(long)t * k] + alpha[(long)t * k + k - 1] + qd[t] + last_loss[t];
+        ahead += aidx_all[(long)t * k] + aidx_all[(long)t * k + k - 1] + act_of[t] + y_index[t] +
+                 y[t] + last_ok[t];
+      }
+    }
     const int i = index[s];
     if (i < 0 || i >= n) return -1;
     const int label = y[i];
@@ -435,6 +456,7 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, f32* wf, f32* wlo, const
     }
   }
   for (int t = 0; t < k * ld; t++) w[t] = (f64)wf[t] - (f64)wlo[t];
+  read_ahead_sink = ahead;
   *stopping = stop;
   return active;
 }
