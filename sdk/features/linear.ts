@@ -3,9 +3,11 @@
  * hinge loss) or softmax regression (cross-entropy), each with L2
  * regularization, trained to convergence on standardized codes, with the
  * regularization chosen on the validation codes. No tensors: the arithmetic
- * runs in a small compiled wasm SIMD module (`simd/linear.c`) in float64,
- * with plain multiplies and adds, so the result is the same on every device
- * and machine.
+ * runs in a small compiled wasm SIMD module (`simd/linear.c`): codes are
+ * scored in float32, and the sums that need more are float64 (the SVM's
+ * dual variables and sub-problem, the softmax's gradient, the losses) or
+ * compensated float32 (the SVM's weights), with plain multiplies and adds,
+ * so the result is the same on every device and machine.
  *
  * - SVM: dual coordinate descent with shrinking, the method of liblinear's
  *   Crammer–Singer solver (`_linear_svm.ts`), with the bias as a
