@@ -2,8 +2,9 @@
  * The linear classifiers' compiled kernels (`simd/linear.c`, embedded as
  * `simd/linear_wasm.ts`): a small wasm SIMD module with its own memory, in
  * which one {@linkcode LinearKernels} lays out a problem's codes, weights and
- * scratch arrays once, then runs scores, gradient products and row updates
- * over them. Every call checks its shapes, sizes and offsets against the
+ * scratch arrays once, then standardizes the codes, runs the SVM's sweeps,
+ * the softmax's evaluations and the evaluations of weights over them. Every
+ * call checks its shapes, sizes and offsets against the
  * arrays it was handed before the module touches memory; pointers are passed
  * unsigned.
  *

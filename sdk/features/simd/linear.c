@@ -1,14 +1,18 @@
 /*
  * SIMD kernels of the linear classifiers on CNN codes (see ../linear.ts):
- * scores of codes under a weight matrix, the gradient's matrix product, and
- * one code's rank-few weight update. The module owns its memory (exported)
- * and has no data segment; the caller lays out every array in it and checks
- * every pointer and size first (../_linear_kernels.ts).
+ * the codes' statistics and standardization, the Crammer–Singer SVM's
+ * sweep, the softmax's loss and gradient, evaluations (loss and accuracy),
+ * and the scores, gradient products and row updates the tests check them
+ * by. The module owns its memory (exported) and has no data segment; the
+ * caller lays out every array in it and checks every pointer and size first
+ * (../_linear_kernels.ts).
  *
  * Codes `x` are float32, `n x d`, row-major. Weights `w` are float64,
- * `k x (d + 1)`, one row per class with that class's bias last. Arithmetic is
- * float64 (codes promoted), with plain multiply and add rather than fused or
- * relaxed operations, so results are the same on every machine.
+ * `k x (d + 1)`, one row per class with that class's bias last. The SVM's
+ * sweep, the softmax and evaluate32 score in float32; scores, grad_add,
+ * row_update and evaluate in float64 (codes promoted). Plain multiply and
+ * add rather than fused or relaxed operations, so results are the same on
+ * every machine.
  *
  * Built by build.sh (clang, wasm32, SIMD128).
  */
