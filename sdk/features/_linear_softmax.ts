@@ -163,8 +163,16 @@ export class SecondShare {
     const { cpuUsage } = await import("node:process");
     const worker = new Worker(new URL("./_linear_worker.ts", import.meta.url));
     const ready = new Promise<boolean>((resolve) => {
-      worker.once("message", () => resolve(true));
-      worker.once("error", () => resolve(false));
+      // A Worker not started in 20 s counts as failed; the timer does not keep the process alive.
+      const timer = setTimeout(() => resolve(false), 20_000);
+      Deno.unrefTimer(timer);
+      const settle = (started: boolean) => {
+        clearTimeout(timer);
+        resolve(started);
+      };
+      worker.once("message", () => settle(true));
+      worker.once("error", () => settle(false));
+      worker.once("exit", () => settle(false));
     });
     const start: HelperStart = {
       codes: p.x.view.slice(from * d, n * d).buffer,
