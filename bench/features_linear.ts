@@ -143,7 +143,8 @@ for at most ${epochs} epochs. Seconds per fit. PyTorch (${torchInfo}):
 \`nn.Linear(${d}, 10)\`, cross-entropy, ${epochs} full-batch epochs (forward,
 backward and one Adam step each) on the same standardized codes. tfjs side:
 \`trainLinear\` (the compiled wasm SIMD kernels: the SVM on one thread, the
-softmax's float32 evaluations split over two): the SVM and the
+softmax's float32 evaluations split in two halves, the second on a Worker
+when both threads run at once): the SVM and the
 softmax at a fixed \`C\` (one fit, at most ${epochs} passes), then with \`C\`
 chosen on the validation codes (trials of at most 20 passes from the
 strongest penalty down, then the fit kept, to ${epochs} epochs). Paired

@@ -2,8 +2,9 @@
  * The linear classifiers' compiled kernels (`simd/linear.c`, embedded as
  * `simd/linear_wasm.ts`): a small wasm SIMD module with its own memory, in
  * which one {@linkcode LinearKernels} lays out a problem's codes, weights and
- * scratch arrays once, then runs scores, gradient products and row updates
- * over them. Every call checks its shapes, sizes and offsets against the
+ * scratch arrays once, then standardizes the codes, runs the SVM's sweeps,
+ * the softmax's evaluations and the evaluations of weights over them. Every
+ * call checks its shapes, sizes and offsets against the
  * arrays it was handed before the module touches memory; pointers are passed
  * unsigned.
  *
@@ -19,6 +20,10 @@ interface Exports {
   row_update(x: number, d: number, w: number, cls: number, val: number, nz: number): void;
   cs_sweep(...args: number[]): number;
   softmax_eval(...args: number[]): number;
+  evaluate(...args: number[]): number;
+  evaluate32(...args: number[]): number;
+  code_stats(x: number, n: number, d: number, sum: number, sq: number): void;
+  standardize(x: number, n: number, d: number, mean: number, std: number, qd: number): void;
 }
 
 /** The arrays of one Crammer–Singer problem in the kernels' memory (see {@linkcode LinearKernels.csSweep}). */
@@ -27,6 +32,13 @@ export interface CsArrays {
   x: HeapArray<Float32Array>;
   /** `k x (d + 1)` weights. */
   w: HeapArray<Float64Array>;
+  /** `k x (d + 1)`: the weights in float32, which the sweep scores with and updates. */
+  wf: HeapArray<Float32Array>;
+  /**
+   * `k x (d + 1)`: the compensation of `wf` (the rounding errors its sums
+   * left, negated): the weights are `wf - wlo`.
+   */
+  wlo: HeapArray<Float32Array>;
   /** `n` labels. */
   y: HeapArray<Int32Array>;
   /** `n`: where each code's label sits in its class order. */
@@ -243,7 +255,10 @@ export class LinearKernels {
 
   /**
    * One sweep of Crammer–Singer dual coordinate descent with shrinking over
-   * the first `active` codes of `a.index`, at cost `c`. Returns the new
+   * the first `active` codes of `a.index`, at cost `c`. The sweep holds
+   * the weights as `a.wf - a.wlo` (float32, compensated summation), scores
+   * the codes in float32 from `a.wf`, and writes the weights to `a.w` at its
+   * end. Returns the new
    * number of active codes and the sweep's largest dual violation.
    *
    * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or an
@@ -263,6 +278,8 @@ export class LinearKernels {
     }
     checkSize("codes", a.x, 0, n * d);
     checkSize("weights", a.w, 0, k * (d + 1));
+    checkSize("float32 weights", a.wf, 0, k * (d + 1));
+    checkSize("weight compensation", a.wlo, 0, k * (d + 1));
     for (
       const [name, arr] of [["labels", a.y], ["label positions", a.yIndex], [
         "norms",
@@ -287,6 +304,8 @@ export class LinearKernels {
       d,
       k,
       a.w.ptr >>> 0,
+      a.wf.ptr >>> 0,
+      a.wlo.ptr >>> 0,
       a.y.ptr >>> 0,
       a.yIndex.ptr >>> 0,
       a.qd.ptr >>> 0,
@@ -308,6 +327,134 @@ export class LinearKernels {
       );
     }
     return { active: left, stopping: a.stopping.view[0]! };
+  }
+
+  /**
+   * The summed loss (the Crammer–Singer hinge, or when `softmax` the
+   * cross-entropy, its exponentials and logarithm in float32) and the number
+   * whose first highest score is their label, of the `n` codes from row
+   * `row` of `x` (labels from row `row` of `y`) under the weights `w`
+   * (`k x (d + 1)`), scored in float64 as {@linkcode LinearKernels.scores}
+   * scores them. `scratch` holds `4k` values.
+   *
+   * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or a
+   * label in `y` is out of range
+   */
+  evaluate(
+    x: HeapArray<Float32Array>,
+    y: HeapArray<Int32Array>,
+    row: number,
+    n: number,
+    d: number,
+    w: HeapArray<Float64Array>,
+    k: number,
+    softmax: boolean,
+    scratch: HeapArray<Float64Array>,
+    out: HeapArray<Float64Array>,
+  ): { loss: number; correct: number } {
+    checkDims("evaluation", row, n, d, k);
+    checkSize("codes", x, row * d, n * d);
+    checkSize("labels", y, row, n);
+    checkSize("weights", w, 0, k * (d + 1));
+    checkSize("score scratch", scratch, 0, 4 * k);
+    checkSize("result", out, 0, 2);
+    const status = this.#ex.evaluate(
+      (x.ptr + row * d * 4) >>> 0,
+      n,
+      d,
+      w.ptr >>> 0,
+      k,
+      (y.ptr + row * 4) >>> 0,
+      softmax ? 1 : 0,
+      scratch.ptr >>> 0,
+      out.ptr >>> 0,
+    );
+    if (status < 0) throw new RangeError(`Invalid labels: one is outside 0 to ${k - 1}`);
+    return { loss: out.view[0]!, correct: out.view[1]! };
+  }
+
+  /**
+   * As {@linkcode LinearKernels.evaluate}, with the codes scored in float32
+   * as {@linkcode LinearKernels.softmaxEval} scores them (the weights rounded
+   * into `wf`, `k x (d + 1)`; `sf` holds `4k` values), the hinge in float32
+   * too: for standardized codes, whose float32 sums do not cancel.
+   *
+   * @throws {RangeError} when an array is too short for `n`, `d`, `k`, or a
+   * label in `y` is out of range
+   */
+  evaluate32(
+    x: HeapArray<Float32Array>,
+    y: HeapArray<Int32Array>,
+    row: number,
+    n: number,
+    d: number,
+    w: HeapArray<Float64Array>,
+    k: number,
+    softmax: boolean,
+    scratch: { wf: HeapArray<Float32Array>; sf: HeapArray<Float32Array> },
+    out: HeapArray<Float64Array>,
+  ): { loss: number; correct: number } {
+    checkDims("evaluation", row, n, d, k);
+    checkSize("codes", x, row * d, n * d);
+    checkSize("labels", y, row, n);
+    checkSize("weights", w, 0, k * (d + 1));
+    checkSize("float32 weights", scratch.wf, 0, k * (d + 1));
+    checkSize("score scratch", scratch.sf, 0, 4 * k);
+    checkSize("result", out, 0, 2);
+    const status = this.#ex.evaluate32(
+      (x.ptr + row * d * 4) >>> 0,
+      n,
+      d,
+      w.ptr >>> 0,
+      k,
+      (y.ptr + row * 4) >>> 0,
+      softmax ? 1 : 0,
+      scratch.wf.ptr >>> 0,
+      scratch.sf.ptr >>> 0,
+      out.ptr >>> 0,
+    );
+    if (status < 0) throw new RangeError(`Invalid labels: one is outside 0 to ${k - 1}`);
+    return { loss: out.view[0]!, correct: out.view[1]! };
+  }
+
+  /**
+   * The per-value sums of the `n` codes in `x` (`d` values each) into
+   * `sum`, then the sums of their squared differences to the means
+   * (`sum / n`) into `sq`, in float64.
+   */
+  codeStats(
+    x: HeapArray<Float32Array>,
+    n: number,
+    d: number,
+    sum: HeapArray<Float64Array>,
+    sq: HeapArray<Float64Array>,
+  ): void {
+    checkDims("statistics", n, d);
+    checkSize("codes", x, 0, n * d);
+    checkSize("sums", sum, 0, d);
+    checkSize("squared sums", sq, 0, d);
+    this.#ex.code_stats(x.ptr >>> 0, n, d, sum.ptr >>> 0, sq.ptr >>> 0);
+  }
+
+  /**
+   * Standardizes the `n` codes in `x` in place: `(x - mean) / std` value by
+   * value (float64, rounded to float32), and, with `qd`, writes each code's
+   * `1 + ||x||²` after.
+   */
+  standardize(
+    x: HeapArray<Float32Array>,
+    n: number,
+    d: number,
+    mean: HeapArray<Float32Array>,
+    std: HeapArray<Float32Array>,
+    qd?: HeapArray<Float64Array>,
+  ): void {
+    checkDims("standardization", n, d);
+    checkSize("codes", x, 0, n * d);
+    checkSize("means", mean, 0, d);
+    checkSize("deviations", std, 0, d);
+    if (qd) checkSize("norms", qd, 0, n);
+    this.#ex.standardize(x.ptr >>> 0, n, d, mean.ptr >>> 0, std.ptr >>> 0, qd ? qd.ptr >>> 0 : 0);
   }
 
   /**

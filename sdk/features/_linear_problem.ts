@@ -1,7 +1,7 @@
 /**
  * What the linear classifiers' solvers share: a problem laid out in the
  * kernels' memory (standardized codes, labels, sizes), the weights' layout,
- * and the loss and accuracy of scores.
+ * and the loss and accuracy of weights on codes.
  *
  * Weights are `k x (d + 1)` float64, one row per class with its bias last,
  * so a class's weights are contiguous for the kernels and the whole vector
@@ -36,62 +36,50 @@ export interface LinearEvaluation {
   accuracy: number;
 }
 
-/** Rows scored per kernel call where whole blocks are scored: the scores stay in cache. */
-export const BLOCK_ROWS = 512;
-
-/** Loss (hinge or cross-entropy) of the `k` scores of one code at `at` in `s`. */
-export function rowLoss(
-  classifier: LinearClassifier,
-  s: Float64Array,
-  at: number,
-  k: number,
-  y: number,
-): number {
-  let max = -Infinity;
-  if (classifier === "svm") {
-    for (let m = 0; m < k; m++) max = Math.max(max, s[at + m]! + (m === y ? 0 : 1));
-    return max - s[at + y]!;
-  }
-  for (let m = 0; m < k; m++) max = Math.max(max, s[at + m]!);
-  let sum = 0;
-  for (let m = 0; m < k; m++) sum += Math.exp(s[at + m]! - max);
-  return Math.log(sum) + max - s[at + y]!;
+/** The kernels' scratch of an evaluation. */
+export interface EvalScratch {
+  /** `4k` values: four codes' scores (float64). */
+  scores: HeapArray<Float64Array>;
+  /** `k x (d + 1)`: the weights rounded to float32. */
+  wf: HeapArray<Float32Array>;
+  /** `4k` values: four codes' scores (float32). */
+  sf: HeapArray<Float32Array>;
+  /** Two values: the summed loss and the number correct. */
+  out: HeapArray<Float64Array>;
 }
 
-/** The class with the highest of the `k` scores at `at` in `s` (the first on ties). */
-export function argMax(s: Float64Array, at: number, k: number): number {
-  let best = 0;
-  for (let m = 1; m < k; m++) if (s[at + m]! > s[at + best]!) best = m;
-  return best;
+/** The scratch of evaluations with codes of length `d` and `k` classes, laid out in `kern`'s memory. */
+export function evalScratch(kern: LinearKernels, d: number, k: number): EvalScratch {
+  return {
+    scores: kern.alloc(Float64Array, 4 * k),
+    wf: kern.alloc(Float32Array, k * (d + 1)),
+    sf: kern.alloc(Float32Array, 4 * k),
+    out: kern.alloc(Float64Array, 2),
+  };
 }
 
 /**
- * Mean loss and accuracy over the `count` codes in `x` (`d` values each)
- * under weights `w`, scored a block at a time into `scratch` (at least
- * {@linkcode BLOCK_ROWS}` · k` values).
+ * Mean loss (hinge or cross-entropy) and accuracy over the `count` codes in
+ * `x` (`d` values each, labels in `labels`) under weights `w`: one call of
+ * the kernels, the scores in float64 (`evaluate`), or when `float32` in
+ * float32 (`evaluate32`, for standardized codes).
  */
 export function evaluateRows(
   classifier: LinearClassifier,
   kern: LinearKernels,
   x: HeapArray<Float32Array>,
-  labels: Int32Array,
+  labels: HeapArray<Int32Array>,
   count: number,
   d: number,
   w: HeapArray<Float64Array>,
   k: number,
-  scratch: HeapArray<Float64Array>,
+  scratch: EvalScratch,
+  float32 = false,
 ): LinearEvaluation {
-  let loss = 0;
-  let correct = 0;
-  for (let start = 0; start < count; start += BLOCK_ROWS) {
-    const rows = Math.min(BLOCK_ROWS, count - start);
-    kern.scores(x, start, rows, d, w, k, scratch);
-    const s = scratch.view;
-    for (let r = 0; r < rows; r++) {
-      const y = labels[start + r]!;
-      loss += rowLoss(classifier, s, r * k, k, y);
-      if (argMax(s, r * k, k) === y) correct++;
-    }
-  }
-  return { loss: count > 0 ? loss / count : NaN, accuracy: count > 0 ? correct / count : 0 };
+  if (count === 0) return { loss: NaN, accuracy: 0 };
+  const softmax = classifier === "softmax";
+  const r = float32
+    ? kern.evaluate32(x, labels, 0, count, d, w, k, softmax, scratch, scratch.out)
+    : kern.evaluate(x, labels, 0, count, d, w, k, softmax, scratch.scores, scratch.out);
+  return { loss: r.loss / count, accuracy: r.correct / count };
 }

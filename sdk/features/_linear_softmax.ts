@@ -38,10 +38,13 @@ export const SPLIT_ROWS = 8192;
 
 /** The first message to the second thread: its share of the codes and the buffer shared with it. */
 export interface HelperStart {
-  /** `labels.length x d` standardized codes. */
-  codes: Float32Array;
-  /** The codes' labels. */
-  labels: Int32Array;
+  /**
+   * `n x d` standardized codes, float32. Bare buffers, transferred: typed
+   * arrays are copied value by value on their way, some 100 ms a million.
+   */
+  codes: ArrayBuffer;
+  /** The codes' `n` labels, int32. */
+  labels: ArrayBuffer;
   /** Code length. */
   d: number;
   /** Number of classes. */
@@ -52,9 +55,13 @@ export interface HelperStart {
 
 /**
  * The shared buffer's parts: `control[0]` the number of the request posted
- * (-1: stop), `control[1]` the number of the last one answered; the weights,
- * the gradient of the share's summed loss, then its loss, number correct
- * and the gradient's scale.
+ * (-1: stop), `control[1]` the number of the last one the Worker answered,
+ * `control[2]` the number of the last one claimed (by whichever thread
+ * first moves it from the one before: the Worker when it wakes to a
+ * request, the main thread when done with its own share), `control[3]` the
+ * number of requests the Worker answered; the weights, the gradient of the
+ * share's summed loss, then its loss, number correct and the gradient's
+ * scale.
  */
 export function helperViews(shared: SharedArrayBuffer, size: number): {
   control: Int32Array;
@@ -63,48 +70,83 @@ export function helperViews(shared: SharedArrayBuffer, size: number): {
   result: Float64Array;
 } {
   return {
-    control: new Int32Array(shared, 0, 2),
-    w: new Float64Array(shared, 8, size),
-    grad: new Float64Array(shared, 8 + 8 * size, size),
-    result: new Float64Array(shared, 8 + 16 * size, 3),
+    control: new Int32Array(shared, 0, 4),
+    w: new Float64Array(shared, 16, size),
+    grad: new Float64Array(shared, 16 + 8 * size, size),
+    result: new Float64Array(shared, 16 + 16 * size, 3),
   };
 }
 
 /** The byte length of the buffer shared with the second thread for `size` weights. */
-const sharedBytes = (size: number) => 8 + 8 * (2 * size + 3);
+const sharedBytes = (size: number) => 16 + 8 * (2 * size + 3);
 
 /**
- * The second share of a problem's codes, from row `from` on, evaluated by a
- * Worker while the main thread evaluates the first, or, without one, by the
- * main thread after the first. Either way it is the same kernel call over
- * the same rows into a gradient of its own, so the sum is the same bit for
- * bit.
+ * Claims request `seq` for the calling thread: true for the first thread
+ * to ask, false for the other.
+ */
+export function claim(control: Int32Array, seq: number): boolean {
+  return Atomics.compareExchange(control, 2, seq - 1, seq) === seq - 1;
+}
+
+/**
+ * Evaluations the Worker takes before the two threads are timed (see
+ * {@linkcode SecondShare}), and evaluations the main thread then makes
+ * alone when they did not run at once, before trying the Worker again.
+ */
+const PROBE = 4, ALONE = 16;
+
+/**
+ * The second share of a problem's codes, from row `from` on. Each
+ * evaluation posts it to a Worker, then evaluates the first share; then,
+ * unless the Worker has claimed the second by then, evaluates that too. So
+ * the main thread never waits for a Worker that is still starting. Every
+ * {@linkcode PROBE} evaluations the Worker made, the process's CPU time is
+ * compared with the wall time they took: below 1.5 times, the two threads
+ * did not run at once (another process held the other core), and the main
+ * thread makes the next {@linkcode ALONE} evaluations alone, claiming the
+ * share as it posts it. Whichever thread evaluates it, it is the same kernel
+ * call over the same rows into a gradient of its own, so the sum is the
+ * same bit for bit.
  */
 export class SecondShare {
   /** The first row of the share. */
   readonly from: number;
   #p: Problem;
   #worker: { terminate(): unknown } | undefined;
+  #ready: Promise<boolean>;
   #views: ReturnType<typeof helperViews>;
   #seq = 0;
   #local: SoftmaxArrays | undefined;
+  #cpu: (() => number) | undefined;
+  /** Whether the main thread claimed the current request as it posted it. */
+  #mine = false;
+  /** Evaluations left that the main thread makes alone. */
+  #alone = 0;
+  /** The CPU and wall milliseconds of the Worker's evaluations since the last comparison, and their number. */
+  #timed = { cpu: 0, wall: 0, count: 0 };
+  #began = { cpu: 0, wall: 0 };
 
   private constructor(
     p: Problem,
     from: number,
     worker: { terminate(): unknown } | undefined,
+    ready: Promise<boolean>,
     shared: SharedArrayBuffer,
+    cpu: (() => number) | undefined,
   ) {
     this.#p = p;
     this.from = from;
     this.#worker = worker;
+    this.#ready = ready;
     this.#views = helperViews(shared, p.k * (p.d + 1));
+    this.#cpu = cpu;
   }
 
   /**
    * The second share of `p`, with a Worker when `thread`, the runtime is
-   * Deno, there are two cores or more, and the Worker starts; undefined
-   * when `p` has fewer than {@linkcode SPLIT_ROWS} codes.
+   * Deno and there are two cores or more; undefined when `p` has fewer
+   * than {@linkcode SPLIT_ROWS} codes. Does not wait for the Worker to
+   * start: until it does, the main thread evaluates both shares.
    */
   static async start(p: Problem, thread = true): Promise<SecondShare | undefined> {
     const { n, d, k } = p;
@@ -113,61 +155,89 @@ export class SecondShare {
     const shared = new SharedArrayBuffer(sharedBytes(k * (d + 1)));
     const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
     if (!thread || !("Deno" in globalThis) || cores < 2) {
-      return new SecondShare(p, from, undefined, shared);
+      return new SecondShare(p, from, undefined, Promise.resolve(false), shared, undefined);
     }
     // A node:worker_threads Worker: a Web Worker does not start once the
     // threaded wasm backend's own workers run.
     const { Worker } = await import("node:worker_threads");
+    const { cpuUsage } = await import("node:process");
     const worker = new Worker(new URL("./_linear_worker.ts", import.meta.url));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ready = await new Promise<boolean>((resolve) => {
-      worker.once("message", () => resolve(true));
-      worker.once("error", () => resolve(false));
-      // A Worker that has not started in 20 s is not waited for: one thread does.
-      timer = setTimeout(() => resolve(false), 20_000);
-      const start: HelperStart = {
-        codes: p.x.view.slice(from * d, n * d),
-        labels: p.y.slice(from, n),
-        d,
-        k,
-        shared,
+    const ready = new Promise<boolean>((resolve) => {
+      // A Worker not started in 20 s counts as failed; the timer does not keep the process alive.
+      const timer = setTimeout(() => resolve(false), 20_000);
+      Deno.unrefTimer(timer);
+      const settle = (started: boolean) => {
+        clearTimeout(timer);
+        resolve(started);
       };
-      worker.postMessage(start);
+      worker.once("message", () => settle(true));
+      worker.once("error", () => settle(false));
+      worker.once("exit", () => settle(false));
     });
-    clearTimeout(timer);
-    if (!ready) worker.terminate();
-    return new SecondShare(p, from, ready ? worker : undefined, shared);
+    const start: HelperStart = {
+      codes: p.x.view.slice(from * d, n * d).buffer,
+      labels: p.y.slice(from, n).buffer,
+      d,
+      k,
+      shared,
+    };
+    worker.postMessage(start, [start.codes, start.labels]);
+    const cpu = () => {
+      const u = cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
+    return new SecondShare(p, from, worker, ready, shared, cpu);
   }
 
-  /** Whether a Worker evaluates the share. */
+  /** Whether a Worker was started for the share (it may still be starting). */
   get threaded(): boolean {
     return this.#worker !== undefined;
   }
 
-  /** Posts the weights `at` to the Worker, which starts on its share. */
+  /** Whether the Worker started, once it has or failed to. */
+  ready(): Promise<boolean> {
+    return this.#ready;
+  }
+
+  /** The number of evaluations of the share the Worker made. */
+  get workerShares(): number {
+    return Atomics.load(this.#views.control, 3);
+  }
+
+  /** Posts the weights `at` for the share; a waiting Worker starts on it. */
   begin(at: Float64Array, scale: number): void {
     const { control, w, result } = this.#views;
     w.set(at);
     result[2] = scale;
-    if (!this.#worker) return;
-    Atomics.store(control, 0, ++this.#seq);
+    const seq = ++this.#seq;
+    Atomics.store(control, 0, seq);
+    this.#mine = !this.#worker || this.#alone > 0;
+    if (this.#mine) {
+      if (this.#alone > 0) this.#alone--;
+      claim(control, seq);
+      return;
+    }
+    this.#began = { cpu: this.#cpu!(), wall: performance.now() };
     Atomics.notify(control, 0);
   }
 
-  /** The share's summed loss, number correct and gradient (scaled), once the Worker is done or here. */
+  /** The share's summed loss, number correct and gradient (scaled): the Worker's, or evaluated here. */
   end(): { loss: number; correct: number; grad: Float64Array } {
     const { control, w, grad, result } = this.#views;
-    if (this.#worker) {
-      for (let waited = 0; Atomics.load(control, 1) !== this.#seq; waited++) {
-        if (waited === 600) {
+    const seq = this.#seq;
+    if (!this.#mine && !claim(control, seq)) {
+      // The Worker claimed it: it answers next.
+      for (let v = Atomics.load(control, 1), waited = 0; v !== seq; v = Atomics.load(control, 1)) {
+        if (waited++ === 600) {
           throw new Error("The softmax's second thread did not answer in 10 minutes");
         }
-        Atomics.wait(control, 1, this.#seq - 1, 1000);
+        Atomics.wait(control, 1, v, 1000);
       }
-      if (Number.isNaN(result[0])) {
-        throw new Error("The softmax's second thread failed on its codes");
+      // A NaN loss is the Worker's failure: the share is evaluated here instead.
+      if (!Number.isNaN(result[0])) {
+        this.#time();
+        return { loss: result[0]!, correct: result[1]!, grad };
       }
-      return { loss: result[0]!, correct: result[1]!, grad };
     }
     const p = this.#p;
     this.#local ??= softmaxArrays(p);
@@ -177,6 +247,16 @@ export class SecondShare {
     const r = p.kern.softmaxEval(a, this.from, p.n - this.from, p.d, p.k, result[2]!);
     grad.set(a.grad.view);
     return { ...r, grad };
+  }
+
+  /** Times an evaluation the Worker made; after {@linkcode PROBE}, compares CPU and wall time. */
+  #time(): void {
+    const t = this.#timed;
+    t.cpu += this.#cpu!() - this.#began.cpu;
+    t.wall += performance.now() - this.#began.wall;
+    if (++t.count < PROBE) return;
+    if (t.cpu < 1.5 * t.wall) this.#alone = ALONE;
+    this.#timed = { cpu: 0, wall: 0, count: 0 };
   }
 
   /** Stops the Worker, if any. */

@@ -3,8 +3,9 @@
  * shrinking, the method of liblinear's `Solver_MCSVM_CS` (Keerthi et al.,
  * KDD 2008), with the bias a regularized constant feature 1 as liblinear and
  * scikit-learn's `LinearSVC` have it. A sweep over the codes runs in the
- * compiled kernels (`cs_sweep` in `simd/linear.c`), scores, sub-problem and
- * update; the visiting order, the shrinking schedule and the stopping test
+ * compiled kernels (`cs_sweep` in `simd/linear.c`): scores in float32, the
+ * sub-problem in float64, the updates of the weights in float32 with
+ * compensated summation; the visiting order, the shrinking schedule and the stopping test
  * run here.
  *
  * @module
@@ -61,6 +62,12 @@ export function svmSolve(
   const { kern, n, d, k } = p;
   const a = csArrays(p, qd);
   a.w.view.set(st.w);
+  // The weights as float32 and the compensation that makes them st.w: wf - wlo.
+  const wf = a.wf.view, wlo = a.wlo.view;
+  for (let t = 0; t < wf.length; t++) {
+    wf[t] = st.w[t]!;
+    wlo[t] = wf[t]! - st.w[t]!;
+  }
   a.alpha.view.set(st.alpha);
   const index = a.index.view;
   for (let i = 0; i < n; i++) index[i] = i;
@@ -122,6 +129,8 @@ export function csArrays(p: Problem, qd: Float64Array): CsArrays {
   const a: CsArrays = {
     x: p.x,
     w: kern.alloc(Float64Array, k * (d + 1)),
+    wf: kern.alloc(Float32Array, k * (d + 1)),
+    wlo: kern.alloc(Float32Array, k * (d + 1)),
     y: kern.alloc(Int32Array, n),
     yIndex: kern.alloc(Int32Array, n),
     qd: kern.alloc(Float64Array, n),

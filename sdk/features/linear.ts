@@ -3,9 +3,11 @@
  * hinge loss) or softmax regression (cross-entropy), each with L2
  * regularization, trained to convergence on standardized codes, with the
  * regularization chosen on the validation codes. No tensors: the arithmetic
- * runs in a small compiled wasm SIMD module (`simd/linear.c`) in float64,
- * with plain multiplies and adds, so the result is the same on every device
- * and machine.
+ * runs in a small compiled wasm SIMD module (`simd/linear.c`): codes are
+ * scored in float32, and the sums that need more are float64 (the SVM's
+ * dual variables and sub-problem, the softmax's gradient, the losses) or
+ * compensated float32 (the SVM's weights), with plain multiplies and adds,
+ * so the result is the same on every device and machine.
  *
  * - SVM: dual coordinate descent with shrinking, the method of liblinear's
  *   Crammer–Singer solver (`_linear_svm.ts`), with the bias as a
@@ -25,7 +27,7 @@ import type { EpochMetrics, LinearClassifier } from "../types.ts";
 import type { CnnCodes } from "./code_cache.ts";
 import { type HeapArray, LinearKernels } from "./_linear_kernels.ts";
 import {
-  BLOCK_ROWS,
+  evalScratch,
   evaluateRows,
   type LinearEvaluation,
   type Problem,
@@ -135,20 +137,21 @@ function checkCodes(codes: CnnCodes, numClasses: number, what: string): void {
   }
 }
 
-/** `codes` standardized with `mean` and `std`, laid out in the kernels' memory. */
+/**
+ * `codes` laid out in the kernels' memory and standardized there with
+ * `mean` and `std`; with `qd`, each code's `1 + ||x||²` after.
+ */
 function standardized(
   kern: LinearKernels,
   codes: CnnCodes,
-  mean: Float32Array,
-  std: Float32Array,
+  mean: HeapArray<Float32Array>,
+  std: HeapArray<Float32Array>,
+  qd?: HeapArray<Float64Array>,
 ): HeapArray<Float32Array> {
   const { count, dim } = codes;
   const out = kern.alloc(Float32Array, count * dim);
-  const v = out.view;
-  for (let i = 0; i < count; i++) {
-    const row = i * dim;
-    for (let j = 0; j < dim; j++) v[row + j] = (codes.codes[row + j]! - mean[j]!) / std[j]!;
-  }
+  out.view.set(codes.codes);
+  kern.standardize(out, count, dim, mean, std, qd);
   return out;
 }
 
@@ -235,29 +238,34 @@ export async function trainLinear(
     }
   }
   const { dim: d, count: n } = train;
-  const sum = new Float64Array(d);
-  const sq = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) sum[j]! += train.codes[i * d + j]!;
-  }
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < d; j++) sq[j]! += (train.codes[i * d + j]! - sum[j]! / n) ** 2;
-  }
-  const mean = Float32Array.from(sum, (s) => s / n);
-  const std = Float32Array.from(sq, (s) => Math.sqrt(s / n) > 1e-6 ? Math.sqrt(s / n) : 1);
   const kern = new LinearKernels();
-  const p: Problem = { kern, x: standardized(kern, train, mean, std), y: train.labels, n, d, k };
-  const valX = validation ? standardized(kern, validation, mean, std) : undefined;
+  // The codes' statistics and standardization run in the kernels, over the copy laid out there.
+  const trainX = kern.alloc(Float32Array, n * d);
+  trainX.view.set(train.codes);
+  const sum = kern.alloc(Float64Array, d);
+  const sq = kern.alloc(Float64Array, d);
+  kern.codeStats(trainX, n, d, sum, sq);
+  const meanX = kern.alloc(Float32Array, d);
+  const stdX = kern.alloc(Float32Array, d);
+  for (let j = 0; j < d; j++) {
+    const s = Math.sqrt(sq.view[j]! / n);
+    meanX.view[j] = sum.view[j]! / n;
+    stdX.view[j] = s > 1e-6 ? s : 1;
+  }
+  const qdX = kern.alloc(Float64Array, n);
+  kern.standardize(trainX, n, d, meanX, stdX, qdX);
+  const mean = meanX.view.slice();
+  const std = stdX.view.slice();
+  const qd = qdX.view.slice();
+  const p: Problem = { kern, x: trainX, y: train.labels, n, d, k };
+  const valX = validation ? standardized(kern, validation, meanX, stdX) : undefined;
   // The softmax's evaluations split the codes in two, the second share on a second thread.
   using second = classifier === "softmax" ? await SecondShare.start(p) : undefined;
-  const scratch = kern.alloc(Float64Array, BLOCK_ROWS * k);
-  const qd = new Float64Array(n);
-  const xs = p.x.view;
-  for (let i = 0; i < n; i++) {
-    let s = 1;
-    for (let j = 0; j < d; j++) s += xs[i * d + j]! ** 2;
-    qd[i] = s;
-  }
+  const scratch = evalScratch(kern, d, k);
+  const trainY = kern.alloc(Int32Array, n);
+  trainY.view.set(train.labels);
+  const valY = validation ? kern.alloc(Int32Array, validation.count) : undefined;
+  valY?.view.set(validation!.labels);
   const valW = kern.alloc(Float64Array, k * (d + 1));
   /**
    * Fills in the validation metrics of the epochs in `fit` that lack them,
@@ -274,12 +282,13 @@ export async function trainLinear(
         classifier,
         kern,
         valX,
-        validation!.labels,
+        valY!,
         validation!.count,
         d,
         valW,
         k,
         scratch,
+        true,
       );
       m.valLoss = v.loss;
       m.valAccuracy = v.accuracy;
@@ -313,7 +322,7 @@ export async function trainLinear(
     if (fit.history.length === 0) {
       const w = kern.alloc(Float64Array, st.w.length);
       w.view.set(st.w);
-      const e = evaluateRows(classifier, kern, p.x, p.y, n, d, w, k, scratch);
+      const e = evaluateRows(classifier, kern, p.x, trainY, n, d, w, k, scratch, true);
       record(1, e.loss, e.accuracy, w);
     }
     return fit;
@@ -434,6 +443,7 @@ function evaluateChecked(model: LinearModel, codes: CnnCodes): LinearEvaluation 
   }
   const x = kern.alloc(Float32Array, codes.codes.length);
   x.view.set(codes.codes);
-  const scratch = kern.alloc(Float64Array, BLOCK_ROWS * k);
-  return evaluateRows(model.classifier, kern, x, codes.labels, codes.count, d, w, k, scratch);
+  const y = kern.alloc(Int32Array, codes.count);
+  y.view.set(codes.labels);
+  return evaluateRows(model.classifier, kern, x, y, codes.count, d, w, k, evalScratch(kern, d, k));
 }

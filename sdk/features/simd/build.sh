@@ -8,7 +8,7 @@ cc="${CLANG:-clang-16}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$cc" --target=wasm32 -O3 -msimd128 -nostdlib -fno-builtin -Wall -Wextra -Werror \
-  -Wl,--no-entry -Wl,--export=scores -Wl,--export=grad_add -Wl,--export=row_update -Wl,--export=cs_sweep -Wl,--export=softmax_eval \
+  -Wl,--no-entry -Wl,--export=scores -Wl,--export=grad_add -Wl,--export=row_update -Wl,--export=cs_sweep -Wl,--export=softmax_eval -Wl,--export=evaluate -Wl,--export=evaluate32 -Wl,--export=code_stats -Wl,--export=standardize \
   -Wl,--export=__heap_base -Wl,--strip-all -Wl,-z,stack-size=4096 \
   -o "$tmp/linear.wasm" "$here/linear.c"
 {

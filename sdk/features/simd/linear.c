@@ -1,14 +1,18 @@
 /*
  * SIMD kernels of the linear classifiers on CNN codes (see ../linear.ts):
- * scores of codes under a weight matrix, the gradient's matrix product, and
- * one code's rank-few weight update. The module owns its memory (exported)
- * and has no data segment; the caller lays out every array in it and checks
- * every pointer and size first (../_linear_kernels.ts).
+ * the codes' statistics and standardization, the Crammer–Singer SVM's
+ * sweep, the softmax's loss and gradient, evaluations (loss and accuracy),
+ * and the scores, gradient products and row updates the tests check them
+ * by. The module owns its memory (exported) and has no data segment; the
+ * caller lays out every array in it and checks every pointer and size first
+ * (../_linear_kernels.ts).
  *
  * Codes `x` are float32, `n x d`, row-major. Weights `w` are float64,
- * `k x (d + 1)`, one row per class with that class's bias last. Arithmetic is
- * float64 (codes promoted), with plain multiply and add rather than fused or
- * relaxed operations, so results are the same on every machine.
+ * `k x (d + 1)`, one row per class with that class's bias last. The SVM's
+ * sweep, the softmax and evaluate32 score in float32; scores, grad_add,
+ * row_update and evaluate in float64 (codes promoted). Plain multiply and
+ * add rather than fused or relaxed operations, so results are the same on
+ * every machine.
  *
  * Built by build.sh (clang, wasm32, SIMD128).
  */
@@ -48,15 +52,72 @@ static f64 row_score(const f32* x, int d, const f64* wc) {
 }
 
 /*
- * out[i*k + m] = sum_j x[i*d + j] * w[m*(d+1) + j] + w[m*(d+1) + d] for
- * i < n, m < k. Used for evaluation only, so one class at a time: the
- * softmax's training has softmax_eval, the SVM's cs_sweep.
+ * The scores of two codes (x0, x1) for two classes (w0, w1), each summed
+ * exactly as row_score sums it: each code's values are widened once for both
+ * classes.
  */
-void scores(const f32* x, int n, int d, const f64* w, int k, f64* out) {
+static inline void score_2x2(const f32* x0, const f32* x1, int d, const f64* w0, const f64* w1,
+                             f64* s00, f64* s01, f64* s10, f64* s11) {
+  const int d4 = d & ~3;
+  v128_t a00 = wasm_f64x2_splat(0), b00 = a00, a01 = a00, b01 = a00;
+  v128_t a10 = a00, b10 = a00, a11 = a00, b11 = a00;
+  for (int j = 0; j < d4; j += 4) {
+    v128_t lo0, hi0, lo1, hi1;
+    load4(x0 + j, &lo0, &hi0);
+    load4(x1 + j, &lo1, &hi1);
+    const v128_t u0 = wasm_v128_load(w0 + j), v0 = wasm_v128_load(w0 + j + 2);
+    const v128_t u1 = wasm_v128_load(w1 + j), v1 = wasm_v128_load(w1 + j + 2);
+    a00 = fmadd(lo0, u0, a00);
+    b00 = fmadd(hi0, v0, b00);
+    a01 = fmadd(lo0, u1, a01);
+    b01 = fmadd(hi0, v1, b01);
+    a10 = fmadd(lo1, u0, a10);
+    b10 = fmadd(hi1, v0, b10);
+    a11 = fmadd(lo1, u1, a11);
+    b11 = fmadd(hi1, v1, b11);
+  }
+  f64 t00 = hsum(wasm_f64x2_add(a00, b00)) + w0[d], t01 = hsum(wasm_f64x2_add(a01, b01)) + w1[d];
+  f64 t10 = hsum(wasm_f64x2_add(a10, b10)) + w0[d], t11 = hsum(wasm_f64x2_add(a11, b11)) + w1[d];
+  for (int j = d4; j < d; j++) {
+    t00 += (f64)x0[j] * w0[j];
+    t01 += (f64)x0[j] * w1[j];
+    t10 += (f64)x1[j] * w0[j];
+    t11 += (f64)x1[j] * w1[j];
+  }
+  *s00 = t00;
+  *s01 = t01;
+  *s10 = t10;
+  *s11 = t11;
+}
+
+/* The k scores of each of the n codes x into out (row-major), two codes by two classes at a time. */
+static void score_rows(const f32* x, int n, int d, const f64* w, int k, f64* out) {
   const int ld = d + 1;
-  for (int i = 0; i < n; i++) {
+  int i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const f32* x0 = x + (long)i * d;
+    f64* o = out + (long)i * k;
+    int m = 0;
+    for (; m + 2 <= k; m += 2) {
+      const f64* wm = w + (long)m * ld;
+      score_2x2(x0, x0 + d, d, wm, wm + ld, o + m, o + m + 1, o + k + m, o + k + m + 1);
+    }
+    for (; m < k; m++) {
+      o[m] = row_score(x0, d, w + (long)m * ld);
+      o[k + m] = row_score(x0 + d, d, w + (long)m * ld);
+    }
+  }
+  for (; i < n; i++) {
     for (int m = 0; m < k; m++) out[(long)i * k + m] = row_score(x + (long)i * d, d, w + (long)m * ld);
   }
+}
+
+/*
+ * out[i*k + m] = sum_j x[i*d + j] * w[m*(d+1) + j] + w[m*(d+1) + d] for
+ * i < n, m < k.
+ */
+void scores(const f32* x, int n, int d, const f64* w, int k, f64* out) {
+  score_rows(x, n, d, w, k, out);
 }
 
 /* wc[j] += v * x[j] for j < d, and the bias wc[d] += v. */
@@ -144,10 +205,89 @@ static inline int shrinkable(const f64* alpha, const int* aidx, int m, int yi, f
 }
 
 /*
+ * One code's score for one class in float32: x times the float32 weights
+ * wc (bias last), summed in two four-lane accumulators (the even and the odd
+ * groups of four values), the two added, their lanes added pairwise, then
+ * the bias, then the values past the last group of four, in order.
+ */
+static inline __attribute__((always_inline)) f32 score32_fold(v128_t a0, v128_t a1) {
+  const v128_t v = wasm_f32x4_add(a0, a1);
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+/*
+ * The float32 scores of one code for classes wc and, when two, wn, as
+ * described above; each group of the code's values is loaded once for both.
+ */
+static inline __attribute__((always_inline)) void score32(const f32* x, int d, const f32* wc,
+                                                          const f32* wn, int two, f32* sc,
+                                                          f32* sn) {
+  const int d4 = d & ~3;
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, b0 = a0, b1 = a0;
+  int j = 0;
+  for (; j + 8 <= d4; j += 8) {
+    const v128_t x0 = wasm_v128_load(x + j), x1 = wasm_v128_load(x + j + 4);
+    a0 = wasm_f32x4_add(wasm_f32x4_mul(x0, wasm_v128_load(wc + j)), a0);
+    a1 = wasm_f32x4_add(wasm_f32x4_mul(x1, wasm_v128_load(wc + j + 4)), a1);
+    if (two) {
+      b0 = wasm_f32x4_add(wasm_f32x4_mul(x0, wasm_v128_load(wn + j)), b0);
+      b1 = wasm_f32x4_add(wasm_f32x4_mul(x1, wasm_v128_load(wn + j + 4)), b1);
+    }
+  }
+  if (j < d4) {
+    const v128_t x0 = wasm_v128_load(x + j);
+    a0 = wasm_f32x4_add(wasm_f32x4_mul(x0, wasm_v128_load(wc + j)), a0);
+    if (two) b0 = wasm_f32x4_add(wasm_f32x4_mul(x0, wasm_v128_load(wn + j)), b0);
+  }
+  f32 s = score32_fold(a0, a1) + wc[d];
+  for (j = d4; j < d; j++) s += x[j] * wc[j];
+  *sc = s;
+  if (two) {
+    f32 t = score32_fold(b0, b1) + wn[d];
+    for (j = d4; j < d; j++) t += x[j] * wn[j];
+    *sn = t;
+  }
+}
+
+/* How many codes ahead cs_sweep reads, and where it leaves the sum of what it read. */
+#define READ_AHEAD 4
+static volatile f64 read_ahead_sink;
+
+/*
+ * wf + wlo (the weights as float32 plus the rounding errors their sums left,
+ * negated: the value is wf - wlo) += v * x, with the bias wf[d] last += v:
+ * compensated (Kahan) summation, so the weights sum their updates to within
+ * about float64's rounding while the codes are scored from wf alone.
+ */
+static void add_row_comp(const f32* x, int d, f32 v, f32* wf, f32* wlo) {
+  const int d4 = d & ~3;
+  const v128_t vv = wasm_f32x4_splat(v);
+  for (int j = 0; j < d4; j += 4) {
+    const v128_t y = wasm_f32x4_sub(wasm_f32x4_mul(wasm_v128_load(x + j), vv), wasm_v128_load(wlo + j));
+    const v128_t h = wasm_v128_load(wf + j);
+    const v128_t t = wasm_f32x4_add(h, y);
+    wasm_v128_store(wlo + j, wasm_f32x4_sub(wasm_f32x4_sub(t, h), y));
+    wasm_v128_store(wf + j, t);
+  }
+  for (int j = d4; j <= d; j++) {
+    const f32 y = (j < d ? x[j] * v : v) - wlo[j];
+    const f32 t = wf[j] + y;
+    wlo[j] = (t - wf[j]) - y;
+    wf[j] = t;
+  }
+}
+
+/*
  * One sweep of the Crammer–Singer dual coordinate descent with shrinking
  * (liblinear's Solver_MCSVM_CS) over the codes index[0 .. active), in that
  * order (../_linear_svm.ts runs the passes; the tests hold a line-by-line
  * JavaScript reference).
+ *
+ * The sweep keeps the weights as wf - wlo (float32 weights and their
+ * compensation, see add_row_comp), scores the codes in float32 from wf
+ * (score32), and writes them to the float64 w at its end; the dual
+ * variables and the sub-problem are float64.
  *
  * Per code i: alpha[i*k ..] its dual variables, aidx[i*k ..] the order of
  * its classes (the first act_of[i] active), y_index[i] where its label sits
@@ -157,8 +297,8 @@ static inline int shrinkable(const f64* alpha, const int* aidx, int m, int yi, f
  * the new number of active codes, or -1 when an index or label read from
  * memory is out of range (nothing is written past the arrays).
  */
-int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_index,
-             const f64* qd, f64* alpha, int* aidx_all, int* act_of, int* index, int active,
+int cs_sweep(const f32* x, int n, int d, int k, f64* w, f32* wf, f32* wlo, const int* y,
+             int* y_index, const f64* qd, f64* alpha, int* aidx_all, int* act_of, int* index, int active,
              f64 c, f64* last_loss, int* last_ok, f64* f, int* iscratch, f64* stopping) {
   const int ld = d + 1;
   f64* sc = f;
@@ -169,7 +309,24 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_ind
   f64* d_val = f + 5 * k;
   int* d_ind = iscratch;
   f64 stop = -__builtin_inf();
+  f64 ahead = 0;
   for (int s = 0; s < active; s++) {
+    /*
+     * The code READ_AHEAD places on is read now, one value per cache line:
+     * the codes are visited at random, and their data would otherwise
+     * arrive only when wanted.
+     */
+    if (s + READ_AHEAD < active) {
+      const int t = index[s + READ_AHEAD];
+      if (t >= 0 && t < n) {
+        const f32* xt = x + (long)t * d;
+        for (int j = 0; j < d; j += 16) ahead += xt[j];
+        if (d > 0) ahead += xt[d - 1];
+        ahead += alpha[(long)t * k] + alpha[(long)t * k + k - 1] + qd[t] + last_loss[t];
+        ahead += aidx_all[(long)t * k] + aidx_all[(long)t * k + k - 1] + act_of[t] + y_index[t] +
+                 y[t] + last_ok[t];
+      }
+    }
     const int i = index[s];
     if (i < 0 || i >= n) return -1;
     const int label = y[i];
@@ -187,8 +344,27 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_ind
      * Scores of the classes still active for this code, and of its label:
      * as in liblinear, the shrunk classes are neither scored nor updated.
      */
-    for (int m = 0; m < act; m++) sc[aidx[m]] = row_score(xi, d, w + (long)aidx[m] * ld);
-    if (yi >= act) sc[label] = row_score(xi, d, w + (long)label * ld);
+    {
+      int m = 0;
+      for (; m + 2 <= act; m += 2) {
+        f32 s0, s1;
+        score32(xi, d, wf + (long)aidx[m] * ld, wf + (long)aidx[m + 1] * ld, 1, &s0, &s1);
+        sc[aidx[m]] = s0;
+        sc[aidx[m + 1]] = s1;
+      }
+      /* The last active class and, when shrunk, the label: two at once where both are wanted. */
+      if (m < act && yi >= act) {
+        f32 s0, s1;
+        score32(xi, d, wf + (long)aidx[m] * ld, wf + (long)label * ld, 1, &s0, &s1);
+        sc[aidx[m]] = s0;
+        sc[label] = s1;
+      } else if (m < act || yi >= act) {
+        const int cls = m < act ? aidx[m] : label;
+        f32 s0, s1;
+        score32(xi, d, wf + (long)cls * ld, wf, 0, &s0, &s1);
+        sc[cls] = s0;
+      }
+    }
     /*
      * The code's hinge loss and correctness now, before its update, over
      * those classes (a shrunk class was below the others' margin when it
@@ -279,8 +455,12 @@ int cs_sweep(const f32* x, int n, int d, int k, f64* w, const int* y, int* y_ind
         nz++;
       }
     }
-    if (nz > 0) row_update(xi, d, w, d_ind, d_val, nz);
+    for (int t = 0; t < nz; t++) {
+      add_row_comp(xi, d, (f32)d_val[t], wf + (long)d_ind[t] * ld, wlo + (long)d_ind[t] * ld);
+    }
   }
+  for (int t = 0; t < k * ld; t++) w[t] = (f64)wf[t] - (f64)wlo[t];
+  read_ahead_sink = ahead;
   *stopping = stop;
   return active;
 }
@@ -436,6 +616,38 @@ static void flush(f32* gf, f64* g, int size, f64 scale) {
 }
 
 /*
+ * Four codes' scores for the k classes (weights wf, float32, bias last) into
+ * sf (class by class, a lane per code), with each lane's highest score mx,
+ * its first class best, and the score sy of its label (yv).
+ */
+static inline __attribute__((always_inline)) void forward4(const f32* x0, const f32* x1,
+                                                           const f32* x2, const f32* x3, int d,
+                                                           const f32* wf, int k, v128_t yv,
+                                                           f32* sf, f32x4* mx_out, f32x4* sy_out,
+                                                           v128_t* best_out) {
+  const int ld = d + 1;
+  f32x4 mx = splat32(-__builtin_inff()), sy = splat32(0);
+  v128_t best = wasm_i32x4_splat(0);
+  for (int m = 0; m < k; m += 2) {
+    const f32* wm = wf + (long)m * ld;
+    f32x4 pair[2];
+    if (m + 1 < k) score2(x0, x1, x2, x3, wm, wm + ld, d, 1, &pair[0], &pair[1]);
+    else score2(x0, x1, x2, x3, wm, wm, d, 0, &pair[0], &pair[1]);
+    for (int c = m; c < m + 2 && c < k; c++) {
+      const f32x4 s = pair[c - m];
+      wasm_v128_store(sf + 4 * c, s);
+      const v128_t higher = wasm_f32x4_gt(s, mx);
+      mx = wasm_v128_bitselect(s, mx, higher);
+      best = wasm_v128_bitselect(wasm_i32x4_splat(c), best, higher);
+      sy = wasm_v128_bitselect(s, sy, wasm_i32x4_eq(yv, wasm_i32x4_splat(c)));
+    }
+  }
+  *mx_out = mx;
+  *sy_out = sy;
+  *best_out = best;
+}
+
+/*
  * The softmax cross-entropy of the n codes x (labels y) under weights w
  * (k x (d + 1), bias last): out[0] = the summed loss, out[1] = the number
  * whose first highest score is their label, and g += scale * the gradient
@@ -468,22 +680,9 @@ int softmax_eval(const f32* x, int n, int d, int k, const int* y, const f64* w, 
     const v128_t live = wasm_i32x4_lt(lane, wasm_i32x4_splat(valid));
     const v128_t yv = wasm_i32x4_make(y[i], y[i + 1 < last ? i + 1 : last],
                                       y[i + 2 < last ? i + 2 : last], y[i + 3 < last ? i + 3 : last]);
-    f32x4 mx = splat32(-__builtin_inff()), sy = splat32(0);
-    v128_t best = wasm_i32x4_splat(0);
-    for (int m = 0; m < k; m += 2) {
-      const f32* wm = wf + (long)m * ld;
-      f32x4 pair[2];
-      if (m + 1 < k) score2(x0, x1, x2, x3, wm, wm + ld, d, 1, &pair[0], &pair[1]);
-      else score2(x0, x1, x2, x3, wm, wm, d, 0, &pair[0], &pair[1]);
-      for (int c = m; c < m + 2 && c < k; c++) {
-        const f32x4 s = pair[c - m];
-        wasm_v128_store(sf + 4 * c, s);
-        const v128_t higher = wasm_f32x4_gt(s, mx);
-        mx = wasm_v128_bitselect(s, mx, higher);
-        best = wasm_v128_bitselect(wasm_i32x4_splat(c), best, higher);
-        sy = wasm_v128_bitselect(s, sy, wasm_i32x4_eq(yv, wasm_i32x4_splat(c)));
-      }
-    }
+    f32x4 mx, sy;
+    v128_t best;
+    forward4(x0, x1, x2, x3, d, wf, k, yv, sf, &mx, &sy, &best);
     f32x4 sum = splat32(0);
     for (int m = 0; m < k; m++) {
       const f32x4 e = exp4(wasm_f32x4_sub(wasm_v128_load(sf + 4 * m), mx));
@@ -517,4 +716,168 @@ int softmax_eval(const f32* x, int n, int d, int k, const int* y, const f64* w, 
   out[0] = loss;
   out[1] = correct;
   return 0;
+}
+
+/*
+ * The loss and accuracy of the n codes x (labels y) under float64 weights w
+ * (k x (d + 1), bias last): scores as scores() has them, then, when softmax,
+ * the cross-entropy log(sum_m exp(s_m - max)) + max - s_y with the
+ * exponentials and the logarithm in float32 (exp4, log4; the differences to
+ * the highest score are float64), else the Crammer–Singer hinge
+ * max_m (s_m + [m != y]) - s_y. out[0] = the summed loss, out[1] = the number
+ * whose first highest score is their label. Scratch: s of 4k float64.
+ * Returns 0, or -1 when a label read from memory is out of range (nothing is
+ * written past the arrays).
+ */
+int evaluate(const f32* x, int n, int d, const f64* w, int k, const int* y, int softmax, f64* s,
+             f64* out) {
+  for (int i = 0; i < n; i++) {
+    if (y[i] < 0 || y[i] >= k) return -1;
+  }
+  f64 loss = 0;
+  int correct = 0;
+  for (int i = 0; i < n; i += 4) {
+    const int rows = n - i < 4 ? n - i : 4;
+    score_rows(x + (long)i * d, rows, d, w, k, s);
+    f64 mx[4] = {0, 0, 0, 0};
+    for (int r = 0; r < rows; r++) {
+      const f64* sr = s + (long)r * k;
+      const int label = y[i + r];
+      int best = 0;
+      for (int m = 1; m < k; m++) {
+        if (sr[m] > sr[best]) best = m;
+      }
+      correct += best == label;
+      if (softmax) {
+        mx[r] = sr[best];
+        loss += mx[r] - sr[label];
+      } else {
+        f64 h = sr[label];
+        for (int m = 0; m < k; m++) {
+          if (m != label && sr[m] + 1 > h) h = sr[m] + 1;
+        }
+        loss += h - sr[label];
+      }
+    }
+    if (!softmax) continue;
+    /* Lanes past the last code sum exp(0) and are left out. */
+    f32x4 sum = splat32(0);
+    for (int m = 0; m < k; m++) {
+      f32 e[4] = {0, 0, 0, 0};
+      for (int r = 0; r < rows; r++) e[r] = (f32)(s[(long)r * k + m] - mx[r]);
+      sum = wasm_f32x4_add(sum, exp4(wasm_f32x4_make(e[0], e[1], e[2], e[3])));
+    }
+    const f32x4 lg = log4(sum);
+    loss += (f64)wasm_f32x4_extract_lane(lg, 0);
+    if (rows > 1) loss += (f64)wasm_f32x4_extract_lane(lg, 1);
+    if (rows > 2) loss += (f64)wasm_f32x4_extract_lane(lg, 2);
+    if (rows > 3) loss += (f64)wasm_f32x4_extract_lane(lg, 3);
+  }
+  out[0] = loss;
+  out[1] = correct;
+  return 0;
+}
+
+/*
+ * As evaluate, with the codes scored in float32 as softmax_eval scores them
+ * (weights rounded to float32 into wf), and the hinge, when not softmax, in
+ * float32 too. For codes of a moderate range (standardized ones): over raw
+ * codes, the float32 sums may cancel. Scratch: wf of k*(d+1) float32, sf of
+ * 4k float32.
+ */
+int evaluate32(const f32* x, int n, int d, const f64* w, int k, const int* y, int softmax,
+               f32* wf, f32* sf, f64* out) {
+  const int size = k * (d + 1);
+  for (int i = 0; i < n; i++) {
+    if (y[i] < 0 || y[i] >= k) return -1;
+  }
+  for (int t = 0; t < size; t++) wf[t] = (f32)w[t];
+  f64 loss = 0;
+  int correct = 0;
+  const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
+  for (int i = 0; i < n; i += 4) {
+    const int last = n - 1;
+    const f32* x0 = x + (long)i * d;
+    const f32* x1 = x + (long)(i + 1 < last ? i + 1 : last) * d;
+    const f32* x2 = x + (long)(i + 2 < last ? i + 2 : last) * d;
+    const f32* x3 = x + (long)(i + 3 < last ? i + 3 : last) * d;
+    const int valid = n - i < 4 ? n - i : 4;
+    const v128_t live = wasm_i32x4_lt(lane, wasm_i32x4_splat(valid));
+    const v128_t yv = wasm_i32x4_make(y[i], y[i + 1 < last ? i + 1 : last],
+                                      y[i + 2 < last ? i + 2 : last], y[i + 3 < last ? i + 3 : last]);
+    f32x4 mx, sy;
+    v128_t best;
+    forward4(x0, x1, x2, x3, d, wf, k, yv, sf, &mx, &sy, &best);
+    const v128_t hit = wasm_v128_and(wasm_i32x4_eq(best, yv), live);
+    correct -= wasm_i32x4_extract_lane(hit, 0) + wasm_i32x4_extract_lane(hit, 1) +
+               wasm_i32x4_extract_lane(hit, 2) + wasm_i32x4_extract_lane(hit, 3);
+    f32x4 lv;
+    if (softmax) {
+      f32x4 sum = splat32(0);
+      for (int m = 0; m < k; m++) {
+        sum = wasm_f32x4_add(sum, exp4(wasm_f32x4_sub(wasm_v128_load(sf + 4 * m), mx)));
+      }
+      lv = wasm_f32x4_sub(wasm_f32x4_add(log4(sum), mx), sy);
+    } else {
+      f32x4 h = sy;
+      for (int m = 0; m < k; m++) {
+        const v128_t other = wasm_v128_not(wasm_i32x4_eq(yv, wasm_i32x4_splat(m)));
+        const f32x4 v = wasm_f32x4_add(wasm_v128_load(sf + 4 * m),
+                                       wasm_v128_and(other, splat32(1.0f)));
+        h = wasm_v128_bitselect(v, h, wasm_f32x4_gt(v, h));
+      }
+      lv = wasm_f32x4_sub(h, sy);
+    }
+    loss += (f64)wasm_f32x4_extract_lane(lv, 0);
+    if (valid > 1) loss += (f64)wasm_f32x4_extract_lane(lv, 1);
+    if (valid > 2) loss += (f64)wasm_f32x4_extract_lane(lv, 2);
+    if (valid > 3) loss += (f64)wasm_f32x4_extract_lane(lv, 3);
+  }
+  out[0] = loss;
+  out[1] = correct;
+  return 0;
+}
+
+/*
+ * The per-value sums of the n codes x (d values each) into sum, then the
+ * sums of their squared differences to the means sum / n into sq, both
+ * float64, code by code in order (two values at a time, each its own sum).
+ */
+void code_stats(const f32* x, int n, int d, f64* sum, f64* sq) {
+  const int d2 = d & ~1;
+  for (int j = 0; j < d; j++) sum[j] = sq[j] = 0;
+  for (int i = 0; i < n; i++) {
+    const f32* xi = x + (long)i * d;
+    int j = 0;
+    for (; j < d2; j += 2) {
+      const v128_t v = wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(xi + j));
+      wasm_v128_store(sum + j, wasm_f64x2_add(wasm_v128_load(sum + j), v));
+    }
+    for (; j < d; j++) sum[j] += xi[j];
+  }
+  const f64 count = n;
+  for (int i = 0; i < n; i++) {
+    const f32* xi = x + (long)i * d;
+    for (int j = 0; j < d; j++) {
+      const f64 v = xi[j] - sum[j] / count;
+      sq[j] += v * v;
+    }
+  }
+}
+
+/*
+ * x[i*d + j] = (x[i*d + j] - mean[j]) / std[j] in float64, rounded to
+ * float32, in place, for the n codes x; and qd[i] = 1 + the sum of the
+ * squares of code i's new values (float64, in order), when qd is not null.
+ */
+void standardize(f32* x, int n, int d, const f32* mean, const f32* std, f64* qd) {
+  for (int i = 0; i < n; i++) {
+    f32* xi = x + (long)i * d;
+    for (int j = 0; j < d; j++) xi[j] = (f32)(((f64)xi[j] - mean[j]) / std[j]);
+    if (qd) {
+      f64 s = 1;
+      for (int j = 0; j < d; j++) s += (f64)xi[j] * xi[j];
+      qd[i] = s;
+    }
+  }
 }
