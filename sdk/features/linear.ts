@@ -185,8 +185,10 @@ function breathe(): Promise<void> {
  * (at most `epochs` passes; see the module doc for the solvers). Unless
  * `l2` is given, it is chosen on the validation codes: fits along
  * {@linkcode L2_GRID_C} from the strongest penalty down, each starting from
- * the previous solution and stopped after 20 passes, until two in a row do
- * not raise the validation accuracy; the best one goes on to convergence (or
+ * the previous solution and stopped after 20 passes, until one falls below
+ * the best validation accuracy by more than that accuracy's standard error
+ * (`√(a(1 − a)/n)` over the `n` validation codes) or two in a row do not
+ * raise it; the best one goes on to convergence (or
  * `epochs` passes in all), and its passes are the epochs `history` reports. A training epoch's loss and accuracy are those of the weights
  * when the pass reached each code (the SVM, over the classes still active
  * for that code: as in liblinear, the classes shrinking set aside are not
@@ -365,8 +367,12 @@ export async function trainLinear(
         if (best === undefined || trial.valAccuracy > best.trial.valAccuracy) {
           best = { trial, state: { w: st.w.slice(), alpha: st.alpha.slice() }, fit };
           since = 0;
-        } else if (++since >= 2) {
-          break;
+        } else {
+          // A fit clearly below the best (by more than the best accuracy's standard error over
+          // the validation codes) ends the search; within that noise, one more fit decides.
+          const top = best.trial.valAccuracy;
+          const noise = Math.sqrt(top * (1 - top) / validation!.count);
+          if (++since >= 2 || top - trial.valAccuracy > noise) break;
         }
         await breathe();
       }
