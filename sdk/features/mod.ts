@@ -163,12 +163,13 @@ export async function featureStrategy(options: FeatureStrategyOptions): Promise<
       `Invalid numClasses "${numClasses}": the training data "${train.name}" has ${train.classes.length} classes`,
     );
   }
-  const arch = analyze(model);
-  const cut = options.cut ?? arch.classifierCut ?? arch.featureCut;
+  // The architecture is analyzed only to find the default cut (cutAt checks a given one).
+  const arch = options.cut === undefined ? analyze(model) : undefined;
+  const cut = options.cut ?? arch!.classifierCut ?? arch!.featureCut;
   if (cut === null) {
     throw new RangeError(
-      `Cannot find the feature cut of "${arch.name}": pass a cut point as "cut": one of ${
-        arch.cutPoints.map((c) => `"${c}"`).join(", ")
+      `Cannot find the feature cut of "${arch!.name}": pass a cut point as "cut": one of ${
+        arch!.cutPoints.map((c) => `"${c}"`).join(", ")
       }`,
     );
   }
