@@ -145,8 +145,26 @@ export class LinearKernels {
     this.#top = (this.#ex.__heap_base.value as number) >>> 0;
   }
 
-  /** A zeroed array of `length` values of `ctor`'s type, 16-byte aligned. */
-  alloc<T extends Typed>(ctor: Ctor<T>, length: number): HeapArray<T> {
+  /**
+   * Forgets every array laid out so far (their views must not be used
+   * after): the next ones reuse the memory, already grown and touched.
+   */
+  reset(): void {
+    this.#top = (this.#ex.__heap_base.value as number) >>> 0;
+    this.#arrays = [];
+  }
+
+  /** Bytes of memory the instance holds. */
+  get bytes(): number {
+    return this.#ex.memory.buffer.byteLength;
+  }
+
+  /**
+   * An array of `length` values of `ctor`'s type, 16-byte aligned: zeroed,
+   * or with `zero` false, holding whatever the memory held (for an array the
+   * caller fills at once).
+   */
+  alloc<T extends Typed>(ctor: Ctor<T>, length: number, zero = true): HeapArray<T> {
     checkDims("array", length);
     const ptr = (this.#top + 15) & ~15;
     const end = ptr + length * ctor.BYTES_PER_ELEMENT;
@@ -163,7 +181,7 @@ export class LinearKernels {
     // The module's memory is not shared: its buffer is an ArrayBuffer.
     const buffer = mem.buffer as ArrayBuffer;
     const a = { ptr: ptr >>> 0, view: new ctor(buffer, ptr >>> 0, length) } as HeapArray<T>;
-    a.view.fill(0);
+    if (zero) a.view.fill(0);
     this.#arrays.push({ a, ctor: ctor as Ctor<Typed>, length });
     // A detached view reads as empty: each array keeps its own length.
     for (const { a: old, ctor: c, length: n } of this.#arrays) {
@@ -509,4 +527,27 @@ export class LinearKernels {
     if (status < 0) throw new RangeError(`Invalid labels: one is outside 0 to ${k - 1}`);
     return { loss: a.out.view[0]!, correct: a.out.view[1]! };
   }
+}
+
+/** The most memory an idle instance may hold to be kept for the next fit. */
+const KEEP_BYTES = 64 * 2 ** 20;
+let idle: LinearKernels | undefined;
+
+/**
+ * An instance of the kernels for one fit or evaluation: the one the last
+ * fit handed back (its memory already grown and touched, so laying out the
+ * next problem's codes costs no page faults) or a new one. Hand it back
+ * with {@linkcode returnKernels} once no array of it is used any more.
+ */
+export function borrowKernels(): LinearKernels {
+  const kern = idle ?? new LinearKernels();
+  idle = undefined;
+  return kern;
+}
+
+/** Takes back an instance from {@linkcode borrowKernels}, keeping it when it holds at most 64 MiB. */
+export function returnKernels(kern: LinearKernels): void {
+  if (kern.bytes > KEEP_BYTES) return;
+  kern.reset();
+  idle = kern;
 }

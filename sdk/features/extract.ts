@@ -98,9 +98,46 @@ export function codeExtractor(
   };
 }
 
+/** Values of one layer's output a batch of codes may hold by default: 8M, 32 MiB of float32. */
+const BATCH_VALUES = 2 ** 23;
+
+/**
+ * The default number of images per forward pass of `extractor`: as many as
+ * keep its largest layer output within 8M values (32 MiB), between 128 and
+ * 1,024. Small networks on small images run in a few large batches, whose
+ * per-batch cost (dispatch, layout, reads) is then paid a few times only;
+ * large ones keep batches of 128.
+ *
+ * @param extractor a model from images to `[batch, dim]`
+ * @returns the batch size
+ *
+ * @example LeNet-sized codes run 1,024 images at a time
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { assertEquals } from "@std/assert";
+ * import { defaultCodeBatchSize } from "./extract.ts";
+ * const small = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 6, kernelSize: 5 })] });
+ * assertEquals(defaultCodeBatchSize(small), 1024);
+ * const large = tf.sequential({ layers: [tf.layers.conv2d({ inputShape: [224, 224, 3], filters: 64, kernelSize: 3 })] });
+ * assertEquals(defaultCodeBatchSize(large), 128);
+ * ```
+ */
+export function defaultCodeBatchSize(extractor: LayersModel): number {
+  let largest = 1;
+  for (const layer of extractor.layers) {
+    const shapes = layer.outputShape;
+    const list = (Array.isArray(shapes[0]) ? shapes : [shapes]) as (number | null)[][];
+    for (const shape of list) {
+      const values = shape.slice(1).reduce<number>((a, b) => a * (b ?? 1), 1);
+      if (values > largest) largest = values;
+    }
+  }
+  return Math.max(128, Math.min(1024, Math.floor(BATCH_VALUES / largest)));
+}
+
 /** Options of {@linkcode computeCodes}. */
 export interface ComputeCodesOptions {
-  /** Images per forward pass. @default 128 */
+  /** Images per forward pass. @default {@linkcode defaultCodeBatchSize} of the extractor */
   batchSize?: number;
   /** Stop after this many examples. @default all */
   limit?: number;
@@ -140,7 +177,7 @@ export async function computeCodes(
   preprocess: Preprocessing,
   options: ComputeCodesOptions = {},
 ): Promise<CnnCodes> {
-  const batchSize = options.batchSize ?? 128;
+  const batchSize = options.batchSize ?? defaultCodeBatchSize(extractor);
   const count = Math.min(data.size, options.limit ?? data.size);
   const dim = extractor.outputs[0]!.shape[1] as number;
   const codes = new Float32Array(count * dim);

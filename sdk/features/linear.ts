@@ -25,7 +25,12 @@
  */
 import type { EpochMetrics, LinearClassifier } from "../types.ts";
 import type { CnnCodes } from "./code_cache.ts";
-import { type HeapArray, LinearKernels } from "./_linear_kernels.ts";
+import {
+  borrowKernels,
+  type HeapArray,
+  type LinearKernels,
+  returnKernels,
+} from "./_linear_kernels.ts";
 import {
   evalScratch,
   evaluateRows,
@@ -149,7 +154,7 @@ function standardized(
   qd?: HeapArray<Float64Array>,
 ): HeapArray<Float32Array> {
   const { count, dim } = codes;
-  const out = kern.alloc(Float32Array, count * dim);
+  const out = kern.alloc(Float32Array, count * dim, false);
   out.view.set(codes.codes);
   kern.standardize(out, count, dim, mean, std, qd);
   return out;
@@ -168,9 +173,20 @@ interface Fit {
   weights: Float64Array[];
 }
 
-/** Lets timers and requests of the same process run between two fits. */
+/**
+ * Lets timers and requests of the same process run between two fits: one
+ * turn of the event loop, by a message to itself. (A `setTimeout` of 0
+ * waits for the timers' clamp, 1 to 2 ms, at every fit.)
+ */
 function breathe(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  return new Promise((resolve) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.onmessage = () => {
+      port1.close();
+      resolve();
+    };
+    port2.postMessage(null);
+  });
 }
 
 /**
@@ -180,8 +196,10 @@ function breathe(): Promise<void> {
  * (at most `epochs` passes; see the module doc for the solvers). Unless
  * `l2` is given, it is chosen on the validation codes: fits along
  * {@linkcode L2_GRID_C} from the strongest penalty down, each starting from
- * the previous solution and stopped after 20 passes, until two in a row do
- * not raise the validation accuracy; the best one goes on to convergence (or
+ * the previous solution and stopped after 20 passes, until one falls below
+ * the best validation accuracy by more than that accuracy's standard error
+ * (`√(a(1 − a)/n)` over the `n` validation codes) or two in a row do not
+ * raise it; the best one goes on to convergence (or
  * `epochs` passes in all), and its passes are the epochs `history` reports. A training epoch's loss and accuracy are those of the weights
  * when the pass reached each code (the SVM, over the classes still active
  * for that code: as in liblinear, the classes shrinking set aside are not
@@ -238,165 +256,173 @@ export async function trainLinear(
     }
   }
   const { dim: d, count: n } = train;
-  const kern = new LinearKernels();
-  // The codes' statistics and standardization run in the kernels, over the copy laid out there.
-  const trainX = kern.alloc(Float32Array, n * d);
-  trainX.view.set(train.codes);
-  const sum = kern.alloc(Float64Array, d);
-  const sq = kern.alloc(Float64Array, d);
-  kern.codeStats(trainX, n, d, sum, sq);
-  const meanX = kern.alloc(Float32Array, d);
-  const stdX = kern.alloc(Float32Array, d);
-  for (let j = 0; j < d; j++) {
-    const s = Math.sqrt(sq.view[j]! / n);
-    meanX.view[j] = sum.view[j]! / n;
-    stdX.view[j] = s > 1e-6 ? s : 1;
-  }
-  const qdX = kern.alloc(Float64Array, n);
-  kern.standardize(trainX, n, d, meanX, stdX, qdX);
-  const mean = meanX.view.slice();
-  const std = stdX.view.slice();
-  const qd = qdX.view.slice();
-  const p: Problem = { kern, x: trainX, y: train.labels, n, d, k };
-  const valX = validation ? standardized(kern, validation, meanX, stdX) : undefined;
-  // The softmax's evaluations split the codes in two, the second share on a second thread.
-  using second = classifier === "softmax" ? await SecondShare.start(p) : undefined;
-  const scratch = evalScratch(kern, d, k);
-  const trainY = kern.alloc(Int32Array, n);
-  trainY.view.set(train.labels);
-  const valY = validation ? kern.alloc(Int32Array, validation.count) : undefined;
-  valY?.view.set(validation!.labels);
-  const valW = kern.alloc(Float64Array, k * (d + 1));
-  /**
-   * Fills in the validation metrics of the epochs in `fit` that lack them,
-   * from the weights kept after each. Only the fit chosen needs every
-   * epoch's; a trial needs its last one only, so this runs after the fact.
-   */
-  const validate = (fit: Fit, from = 0): void => {
-    if (!valX) return;
-    for (let e = from; e < fit.history.length; e++) {
-      const m = fit.history[e]!;
-      if (m.valAccuracy !== undefined) continue;
-      valW.view.set(fit.weights[e]!);
-      const v = evaluateRows(
-        classifier,
-        kern,
-        valX,
-        valY!,
-        validation!.count,
-        d,
-        valW,
-        k,
-        scratch,
-        true,
-      );
-      m.valLoss = v.loss;
-      m.valAccuracy = v.accuracy;
-    }
-  };
-  const fresh = (): SvmState => ({
-    w: new Float64Array((d + 1) * k),
-    alpha: new Float64Array(classifier === "svm" ? n * k : 0),
-  });
-  /** One fit of at most `passes` passes from `st` (updated in place), with the metrics of each, numbered after `done`, and the weights after each. */
-  const fitAt = (l2: number, st: SvmState, passes: number, done = 0): Fit => {
-    const fit: Fit = { history: [], weights: [] };
-    let last = performance.now();
-    const record = (pass: number, loss: number, accuracy: number, w: HeapArray<Float64Array>) => {
-      const now = performance.now();
-      const seconds = (now - last) / 1000;
-      fit.history.push({
-        epoch: firstEpoch + done + pass - 1,
-        phase: "linear",
-        trainLoss: loss,
-        trainAccuracy: accuracy,
-        imagesPerSecond: n / Math.max(seconds, 1e-9),
-        seconds,
-      });
-      fit.weights.push(w.view.slice());
-      last = performance.now();
-    };
-    if (classifier === "svm") svmSolve(p, qd, 1 / (2 * l2 * n), st, passes, tol, seed, record);
-    else softmaxSolve(p, l2, st.w, passes, tol, record, second);
-    // Converged before its first pass (the starting weights are optimal): report them once.
-    if (fit.history.length === 0) {
-      const w = kern.alloc(Float64Array, st.w.length);
-      w.view.set(st.w);
-      const e = evaluateRows(classifier, kern, p.x, trainY, n, d, w, k, scratch, true);
-      record(1, e.loss, e.accuracy, w);
-    }
-    return fit;
-  };
-
-  const trials: L2Trial[] = [];
-  let l2 = options.l2 ?? (valX === undefined ? 1e-3 : undefined);
-  let w: Weights;
-  let history: EpochMetrics[];
-  if (l2 !== undefined) {
-    const st = fresh();
-    const fit = fitAt(l2, st, epochs);
-    validate(fit);
-    history = fit.history;
-    w = st.w;
-  } else {
-    const st = fresh();
-    let best: { trial: L2Trial; state: SvmState; fit: Fit } | undefined;
-    let since = 0;
-    const cap = Math.min(epochs, TRIAL_PASSES);
-    for (const c of L2_GRID_C) {
-      const trialL2 = 1 / (2 * c * n);
-      const fit = fitAt(trialL2, st, cap);
-      validate(fit, fit.history.length - 1);
-      const end = fit.history.at(-1)!;
-      const trial = {
-        l2: trialL2,
-        c,
-        valAccuracy: end.valAccuracy!,
-        valLoss: end.valLoss!,
-        epochs: fit.history.length,
-      };
-      trials.push(trial);
-      if (best === undefined || trial.valAccuracy > best.trial.valAccuracy) {
-        best = { trial, state: { w: st.w.slice(), alpha: st.alpha.slice() }, fit };
-        since = 0;
-      } else if (++since >= 2) {
-        break;
-      }
-      await breathe();
-    }
-    l2 = best!.trial.l2;
-    validate(best!.fit);
-    history = best!.fit.history;
-    w = best!.state.w;
-    if (history.length === cap && cap < epochs) {
-      // The trial stopped at the cap, not converged: go on to convergence or `epochs`.
-      const more = fitAt(l2, best!.state, epochs - cap, cap);
-      validate(more);
-      history = [...history, ...more.history];
-    }
-  }
-  for (const m of history) {
-    options.onBatch?.(n, n, m.trainLoss);
-    options.onEpoch?.(m);
-  }
-
-  const kernel = new Float32Array(d * k);
-  const bias = new Float32Array(k);
-  for (let m = 0; m < k; m++) {
-    let b = w[m * (d + 1) + d]!;
+  const kern = borrowKernels();
+  try {
+    // The codes' statistics and standardization run in the kernels, over the copy laid out there.
+    const trainX = kern.alloc(Float32Array, n * d, false);
+    trainX.view.set(train.codes);
+    const sum = kern.alloc(Float64Array, d);
+    const sq = kern.alloc(Float64Array, d);
+    kern.codeStats(trainX, n, d, sum, sq);
+    const meanX = kern.alloc(Float32Array, d);
+    const stdX = kern.alloc(Float32Array, d);
     for (let j = 0; j < d; j++) {
-      const v = w[m * (d + 1) + j]! / std[j]!;
-      kernel[j * k + m] = v;
-      b -= mean[j]! * v;
+      const s = Math.sqrt(sq.view[j]! / n);
+      meanX.view[j] = sum.view[j]! / n;
+      stdX.view[j] = s > 1e-6 ? s : 1;
     }
-    bias[m] = b;
+    const qdX = kern.alloc(Float64Array, n);
+    kern.standardize(trainX, n, d, meanX, stdX, qdX);
+    const mean = meanX.view.slice();
+    const std = stdX.view.slice();
+    const qd = qdX.view.slice();
+    const p: Problem = { kern, x: trainX, y: train.labels, n, d, k };
+    const valX = validation ? standardized(kern, validation, meanX, stdX) : undefined;
+    // The softmax's evaluations split the codes in two, the second share on a second thread.
+    using second = classifier === "softmax" ? await SecondShare.start(p) : undefined;
+    const scratch = evalScratch(kern, d, k);
+    const trainY = kern.alloc(Int32Array, n);
+    trainY.view.set(train.labels);
+    const valY = validation ? kern.alloc(Int32Array, validation.count) : undefined;
+    valY?.view.set(validation!.labels);
+    const valW = kern.alloc(Float64Array, k * (d + 1));
+    /**
+     * Fills in the validation metrics of the epochs in `fit` that lack them,
+     * from the weights kept after each. Only the fit chosen needs every
+     * epoch's; a trial needs its last one only, so this runs after the fact.
+     */
+    const validate = (fit: Fit, from = 0): void => {
+      if (!valX) return;
+      for (let e = from; e < fit.history.length; e++) {
+        const m = fit.history[e]!;
+        if (m.valAccuracy !== undefined) continue;
+        valW.view.set(fit.weights[e]!);
+        const v = evaluateRows(
+          classifier,
+          kern,
+          valX,
+          valY!,
+          validation!.count,
+          d,
+          valW,
+          k,
+          scratch,
+          true,
+        );
+        m.valLoss = v.loss;
+        m.valAccuracy = v.accuracy;
+      }
+    };
+    const fresh = (): SvmState => ({
+      w: new Float64Array((d + 1) * k),
+      alpha: new Float64Array(classifier === "svm" ? n * k : 0),
+    });
+    /** One fit of at most `passes` passes from `st` (updated in place), with the metrics of each, numbered after `done`, and the weights after each. */
+    const fitAt = (l2: number, st: SvmState, passes: number, done = 0): Fit => {
+      const fit: Fit = { history: [], weights: [] };
+      let last = performance.now();
+      const record = (pass: number, loss: number, accuracy: number, w: HeapArray<Float64Array>) => {
+        const now = performance.now();
+        const seconds = (now - last) / 1000;
+        fit.history.push({
+          epoch: firstEpoch + done + pass - 1,
+          phase: "linear",
+          trainLoss: loss,
+          trainAccuracy: accuracy,
+          imagesPerSecond: n / Math.max(seconds, 1e-9),
+          seconds,
+        });
+        fit.weights.push(w.view.slice());
+        last = performance.now();
+      };
+      if (classifier === "svm") svmSolve(p, qd, 1 / (2 * l2 * n), st, passes, tol, seed, record);
+      else softmaxSolve(p, l2, st.w, passes, tol, record, second);
+      // Converged before its first pass (the starting weights are optimal): report them once.
+      if (fit.history.length === 0) {
+        const w = kern.alloc(Float64Array, st.w.length);
+        w.view.set(st.w);
+        const e = evaluateRows(classifier, kern, p.x, trainY, n, d, w, k, scratch, true);
+        record(1, e.loss, e.accuracy, w);
+      }
+      return fit;
+    };
+
+    const trials: L2Trial[] = [];
+    let l2 = options.l2 ?? (valX === undefined ? 1e-3 : undefined);
+    let w: Weights;
+    let history: EpochMetrics[];
+    if (l2 !== undefined) {
+      const st = fresh();
+      const fit = fitAt(l2, st, epochs);
+      validate(fit);
+      history = fit.history;
+      w = st.w;
+    } else {
+      const st = fresh();
+      let best: { trial: L2Trial; state: SvmState; fit: Fit } | undefined;
+      let since = 0;
+      const cap = Math.min(epochs, TRIAL_PASSES);
+      for (const c of L2_GRID_C) {
+        const trialL2 = 1 / (2 * c * n);
+        const fit = fitAt(trialL2, st, cap);
+        validate(fit, fit.history.length - 1);
+        const end = fit.history.at(-1)!;
+        const trial = {
+          l2: trialL2,
+          c,
+          valAccuracy: end.valAccuracy!,
+          valLoss: end.valLoss!,
+          epochs: fit.history.length,
+        };
+        trials.push(trial);
+        if (best === undefined || trial.valAccuracy > best.trial.valAccuracy) {
+          best = { trial, state: { w: st.w.slice(), alpha: st.alpha.slice() }, fit };
+          since = 0;
+        } else {
+          // A fit clearly below the best (by more than the best accuracy's standard error over
+          // the validation codes) ends the search; within that noise, one more fit decides.
+          const top = best.trial.valAccuracy;
+          const noise = Math.sqrt(top * (1 - top) / validation!.count);
+          if (++since >= 2 || top - trial.valAccuracy > noise) break;
+        }
+        await breathe();
+      }
+      l2 = best!.trial.l2;
+      validate(best!.fit);
+      history = best!.fit.history;
+      w = best!.state.w;
+      if (history.length === cap && cap < epochs) {
+        // The trial stopped at the cap, not converged: go on to convergence or `epochs`.
+        const more = fitAt(l2, best!.state, epochs - cap, cap);
+        validate(more);
+        history = [...history, ...more.history];
+      }
+    }
+    for (const m of history) {
+      options.onBatch?.(n, n, m.trainLoss);
+      options.onEpoch?.(m);
+    }
+
+    const kernel = new Float32Array(d * k);
+    const bias = new Float32Array(k);
+    for (let m = 0; m < k; m++) {
+      let b = w[m * (d + 1) + d]!;
+      for (let j = 0; j < d; j++) {
+        const v = w[m * (d + 1) + j]! / std[j]!;
+        kernel[j * k + m] = v;
+        b -= mean[j]! * v;
+      }
+      bias[m] = b;
+    }
+    return {
+      model: { classifier, dim: d, numClasses: k, kernel, bias, mean, std, l2 },
+      history,
+      bestEpoch: history.at(-1)!.epoch,
+      trials,
+    };
+  } finally {
+    returnKernels(kern);
   }
-  return {
-    model: { classifier, dim: d, numClasses: k, kernel, bias, mean, std, l2 },
-    history,
-    bestEpoch: history.at(-1)!.epoch,
-    trials,
-  };
 }
 
 /**
@@ -435,15 +461,29 @@ function evaluateChecked(model: LinearModel, codes: CnnCodes): LinearEvaluation 
     );
   }
   const { dim: d, numClasses: k } = model;
-  const kern = new LinearKernels();
-  const w = kern.alloc(Float64Array, k * (d + 1));
-  for (let m = 0; m < k; m++) {
-    for (let j = 0; j < d; j++) w.view[m * (d + 1) + j] = model.kernel[j * k + m]!;
-    w.view[m * (d + 1) + d] = model.bias[m]!;
+  const kern = borrowKernels();
+  try {
+    const w = kern.alloc(Float64Array, k * (d + 1));
+    for (let m = 0; m < k; m++) {
+      for (let j = 0; j < d; j++) w.view[m * (d + 1) + j] = model.kernel[j * k + m]!;
+      w.view[m * (d + 1) + d] = model.bias[m]!;
+    }
+    const x = kern.alloc(Float32Array, codes.codes.length, false);
+    x.view.set(codes.codes);
+    const y = kern.alloc(Int32Array, codes.count);
+    y.view.set(codes.labels);
+    return evaluateRows(
+      model.classifier,
+      kern,
+      x,
+      y,
+      codes.count,
+      d,
+      w,
+      k,
+      evalScratch(kern, d, k),
+    );
+  } finally {
+    returnKernels(kern);
   }
-  const x = kern.alloc(Float32Array, codes.codes.length);
-  x.view.set(codes.codes);
-  const y = kern.alloc(Int32Array, codes.count);
-  y.view.set(codes.labels);
-  return evaluateRows(model.classifier, kern, x, y, codes.count, d, w, k, evalScratch(kern, d, k));
 }

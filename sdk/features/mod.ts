@@ -60,7 +60,7 @@ export interface FeatureStrategyOptions extends TrainCommonOptions {
   checkpointDigest?: string;
   /** Weight of the L2 penalty on the classifier's weights (over standardized codes). @default chosen on the validation codes (see `trainLinear`), 1e-3 without them */
   l2?: number;
-  /** Images per forward pass while computing codes. @default 128 */
+  /** Images per forward pass while computing codes. @default as many as keep a layer's output within 32 MiB, 128 to 1,024 (`defaultCodeBatchSize`) */
   codeBatchSize?: number;
   /** Called once per dataset with whether its codes came from the cache. */
   onCodes?: (info: { dataset: string; cached: boolean; count: number; seconds: number }) => void;
@@ -105,7 +105,7 @@ async function codesOf(
     }
   }
   const codes = await computeCodes(extractor.model, data, opts.preprocess, {
-    batchSize: opts.codeBatchSize ?? 128,
+    ...(opts.codeBatchSize !== undefined ? { batchSize: opts.codeBatchSize } : {}),
   });
   if (!opts.noCache) await writeCachedCodes(dir(), fullKey, codes, extractor.description);
   report(false, codes.count);
@@ -163,12 +163,13 @@ export async function featureStrategy(options: FeatureStrategyOptions): Promise<
       `Invalid numClasses "${numClasses}": the training data "${train.name}" has ${train.classes.length} classes`,
     );
   }
-  const arch = analyze(model);
-  const cut = options.cut ?? arch.classifierCut ?? arch.featureCut;
+  // The architecture is analyzed only to find the default cut (cutAt checks a given one).
+  const arch = options.cut === undefined ? analyze(model) : undefined;
+  const cut = options.cut ?? arch!.classifierCut ?? arch!.featureCut;
   if (cut === null) {
     throw new RangeError(
-      `Cannot find the feature cut of "${arch.name}": pass a cut point as "cut": one of ${
-        arch.cutPoints.map((c) => `"${c}"`).join(", ")
+      `Cannot find the feature cut of "${arch!.name}": pass a cut point as "cut": one of ${
+        arch!.cutPoints.map((c) => `"${c}"`).join(", ")
       }`,
     );
   }
@@ -177,7 +178,8 @@ export async function featureStrategy(options: FeatureStrategyOptions): Promise<
   let predictor: tf.LayersModel | undefined;
   try {
     const key: Omit<CodeKey, "dataset"> = {
-      model: options.checkpointDigest ?? await weightsDigest(model),
+      // Only the cache reads the key: without it, the weights need not be hashed.
+      model: options.noCache ? "" : options.checkpointDigest ?? await weightsDigest(model),
       cut,
       preprocess: options.preprocess,
       pooling,
