@@ -128,6 +128,24 @@ function checkSize(what: string, a: HeapArray<Typed>, at: number, need: number):
   }
 }
 
+/** The checks both evaluations make: sizes, the rows of codes and labels, the weights, the result. */
+function checkEvaluation(
+  x: HeapArray<Float32Array>,
+  y: HeapArray<Int32Array>,
+  row: number,
+  n: number,
+  d: number,
+  w: HeapArray<Float64Array>,
+  k: number,
+  out: HeapArray<Float64Array>,
+): void {
+  checkDims("evaluation", row, n, d, k);
+  checkSize("codes", x, row * d, n * d);
+  checkSize("labels", y, row, n);
+  checkSize("weights", w, 0, k * (d + 1));
+  checkSize("result", out, 0, 2);
+}
+
 /**
  * One instance of the kernels module and the arrays laid out in its memory.
  * Arrays are allocated once per problem (a bump allocator; the memory grows
@@ -370,12 +388,8 @@ export class LinearKernels {
     scratch: HeapArray<Float64Array>,
     out: HeapArray<Float64Array>,
   ): { loss: number; correct: number } {
-    checkDims("evaluation", row, n, d, k);
-    checkSize("codes", x, row * d, n * d);
-    checkSize("labels", y, row, n);
-    checkSize("weights", w, 0, k * (d + 1));
+    checkEvaluation(x, y, row, n, d, w, k, out);
     checkSize("score scratch", scratch, 0, 4 * k);
-    checkSize("result", out, 0, 2);
     const status = this.#ex.evaluate(
       (x.ptr + row * d * 4) >>> 0,
       n,
@@ -412,13 +426,9 @@ export class LinearKernels {
     scratch: { wf: HeapArray<Float32Array>; sf: HeapArray<Float32Array> },
     out: HeapArray<Float64Array>,
   ): { loss: number; correct: number } {
-    checkDims("evaluation", row, n, d, k);
-    checkSize("codes", x, row * d, n * d);
-    checkSize("labels", y, row, n);
-    checkSize("weights", w, 0, k * (d + 1));
+    checkEvaluation(x, y, row, n, d, w, k, out);
     checkSize("float32 weights", scratch.wf, 0, k * (d + 1));
     checkSize("score scratch", scratch.sf, 0, 4 * k);
-    checkSize("result", out, 0, 2);
     const status = this.#ex.evaluate32(
       (x.ptr + row * d * 4) >>> 0,
       n,

@@ -666,6 +666,50 @@ static void flush(f32* gf, f64* g, int size, f64 scale) {
 }
 
 /*
+ * The four codes from row i of x (n codes of d values, labels y) that a
+ * SIMD group scores, a lane each: past the last code, lanes repeat it, and
+ * `live` masks them out of every sum.
+ */
+typedef struct {
+  const f32* x[4];
+  v128_t yv;
+  v128_t live;
+  /* The number of real codes, 1 to 4. */
+  int valid;
+} group4_t;
+
+static inline __attribute__((always_inline)) group4_t group4(const f32* x, const int* y, int n,
+                                                             int d, int i) {
+  group4_t g;
+  const int last = n - 1;
+  int rows[4];
+  for (int j = 0; j < 4; j++) {
+    rows[j] = i + j < last ? i + j : last;
+    g.x[j] = x + (long)rows[j] * d;
+  }
+  g.valid = n - i < 4 ? n - i : 4;
+  g.live = wasm_i32x4_lt(wasm_i32x4_make(0, 1, 2, 3), wasm_i32x4_splat(g.valid));
+  g.yv = wasm_i32x4_make(y[rows[0]], y[rows[1]], y[rows[2]], y[rows[3]]);
+  return g;
+}
+
+/* Adds the first `count` lanes of v to *acc in float64, lane by lane. */
+static inline void add_lanes(f64* acc, f32x4 v, int count) {
+  *acc += (f64)wasm_f32x4_extract_lane(v, 0);
+  if (count > 1) *acc += (f64)wasm_f32x4_extract_lane(v, 1);
+  if (count > 2) *acc += (f64)wasm_f32x4_extract_lane(v, 2);
+  if (count > 3) *acc += (f64)wasm_f32x4_extract_lane(v, 3);
+}
+
+/* 1 when every one of the n labels y is a class from 0 to k - 1. */
+static inline int labels_ok(const int* y, int n, int k) {
+  for (int i = 0; i < n; i++) {
+    if (y[i] < 0 || y[i] >= k) return 0;
+  }
+  return 1;
+}
+
+/*
  * Four codes' scores for the k classes (weights wf, float32, bias last) into
  * sf (class by class, a lane per code), with each lane's highest score mx,
  * its first class best, and the score sy of its label (yv).
@@ -709,27 +753,18 @@ int softmax_eval(const f32* x, int n, int d, int k, const int* y, const f64* w, 
                  f32* sf, f64 scale, f64* g, f64* out) {
   const int ld = d + 1;
   const int size = k * ld;
-  for (int i = 0; i < n; i++) {
-    if (y[i] < 0 || y[i] >= k) return -1;
-  }
+  if (!labels_ok(y, n, k)) return -1;
   for (int t = 0; t < size; t++) {
     wf[t] = (f32)w[t];
     gf[t] = 0;
   }
   f64 loss = 0;
   int correct = 0;
-  const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
   for (int i = 0; i < n; i += 4) {
-    /* Past the last code, lanes repeat it and are masked out of every sum. */
-    const int last = n - 1;
-    const f32* x0 = x + (long)i * d;
-    const f32* x1 = x + (long)(i + 1 < last ? i + 1 : last) * d;
-    const f32* x2 = x + (long)(i + 2 < last ? i + 2 : last) * d;
-    const f32* x3 = x + (long)(i + 3 < last ? i + 3 : last) * d;
-    const int valid = n - i < 4 ? n - i : 4;
-    const v128_t live = wasm_i32x4_lt(lane, wasm_i32x4_splat(valid));
-    const v128_t yv = wasm_i32x4_make(y[i], y[i + 1 < last ? i + 1 : last],
-                                      y[i + 2 < last ? i + 2 : last], y[i + 3 < last ? i + 3 : last]);
+    const group4_t grp = group4(x, y, n, d, i);
+    const f32 *x0 = grp.x[0], *x1 = grp.x[1], *x2 = grp.x[2], *x3 = grp.x[3];
+    const v128_t live = grp.live, yv = grp.yv;
+    const int valid = grp.valid;
     f32x4 mx, sy;
     v128_t best;
     forward4(x0, x1, x2, x3, d, wf, k, yv, sf, &mx, &sy, &best);
@@ -743,10 +778,7 @@ int softmax_eval(const f32* x, int n, int d, int k, const int* y, const f64* w, 
     const v128_t hit = wasm_v128_and(wasm_i32x4_eq(best, yv), live);
     correct -= wasm_i32x4_extract_lane(hit, 0) + wasm_i32x4_extract_lane(hit, 1) +
                wasm_i32x4_extract_lane(hit, 2) + wasm_i32x4_extract_lane(hit, 3);
-    loss += (f64)wasm_f32x4_extract_lane(lv, 0);
-    if (valid > 1) loss += (f64)wasm_f32x4_extract_lane(lv, 1);
-    if (valid > 2) loss += (f64)wasm_f32x4_extract_lane(lv, 2);
-    if (valid > 3) loss += (f64)wasm_f32x4_extract_lane(lv, 3);
+    add_lanes(&loss, lv, valid);
     const f32x4 inv = wasm_f32x4_div(splat32(1.0f), sum);
     /* The gradient by the scores, softmax minus one-hot, into each class's row of gf. */
     f32x4 dv[2];
@@ -781,9 +813,7 @@ int softmax_eval(const f32* x, int n, int d, int k, const int* y, const f64* w, 
  */
 int evaluate(const f32* x, int n, int d, const f64* w, int k, const int* y, int softmax, f64* s,
              f64* out) {
-  for (int i = 0; i < n; i++) {
-    if (y[i] < 0 || y[i] >= k) return -1;
-  }
+  if (!labels_ok(y, n, k)) return -1;
   f64 loss = 0;
   int correct = 0;
   for (int i = 0; i < n; i += 4) {
@@ -818,10 +848,7 @@ int evaluate(const f32* x, int n, int d, const f64* w, int k, const int* y, int 
       sum = wasm_f32x4_add(sum, exp4(wasm_f32x4_make(e[0], e[1], e[2], e[3])));
     }
     const f32x4 lg = log4(sum);
-    loss += (f64)wasm_f32x4_extract_lane(lg, 0);
-    if (rows > 1) loss += (f64)wasm_f32x4_extract_lane(lg, 1);
-    if (rows > 2) loss += (f64)wasm_f32x4_extract_lane(lg, 2);
-    if (rows > 3) loss += (f64)wasm_f32x4_extract_lane(lg, 3);
+    add_lanes(&loss, lg, rows);
   }
   out[0] = loss;
   out[1] = correct;
@@ -838,23 +865,15 @@ int evaluate(const f32* x, int n, int d, const f64* w, int k, const int* y, int 
 int evaluate32(const f32* x, int n, int d, const f64* w, int k, const int* y, int softmax,
                f32* wf, f32* sf, f64* out) {
   const int size = k * (d + 1);
-  for (int i = 0; i < n; i++) {
-    if (y[i] < 0 || y[i] >= k) return -1;
-  }
+  if (!labels_ok(y, n, k)) return -1;
   for (int t = 0; t < size; t++) wf[t] = (f32)w[t];
   f64 loss = 0;
   int correct = 0;
-  const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
   for (int i = 0; i < n; i += 4) {
-    const int last = n - 1;
-    const f32* x0 = x + (long)i * d;
-    const f32* x1 = x + (long)(i + 1 < last ? i + 1 : last) * d;
-    const f32* x2 = x + (long)(i + 2 < last ? i + 2 : last) * d;
-    const f32* x3 = x + (long)(i + 3 < last ? i + 3 : last) * d;
-    const int valid = n - i < 4 ? n - i : 4;
-    const v128_t live = wasm_i32x4_lt(lane, wasm_i32x4_splat(valid));
-    const v128_t yv = wasm_i32x4_make(y[i], y[i + 1 < last ? i + 1 : last],
-                                      y[i + 2 < last ? i + 2 : last], y[i + 3 < last ? i + 3 : last]);
+    const group4_t grp = group4(x, y, n, d, i);
+    const f32 *x0 = grp.x[0], *x1 = grp.x[1], *x2 = grp.x[2], *x3 = grp.x[3];
+    const v128_t live = grp.live, yv = grp.yv;
+    const int valid = grp.valid;
     f32x4 mx, sy;
     v128_t best;
     forward4(x0, x1, x2, x3, d, wf, k, yv, sf, &mx, &sy, &best);
@@ -878,10 +897,7 @@ int evaluate32(const f32* x, int n, int d, const f64* w, int k, const int* y, in
       }
       lv = wasm_f32x4_sub(h, sy);
     }
-    loss += (f64)wasm_f32x4_extract_lane(lv, 0);
-    if (valid > 1) loss += (f64)wasm_f32x4_extract_lane(lv, 1);
-    if (valid > 2) loss += (f64)wasm_f32x4_extract_lane(lv, 2);
-    if (valid > 3) loss += (f64)wasm_f32x4_extract_lane(lv, 3);
+    add_lanes(&loss, lv, valid);
   }
   out[0] = loss;
   out[1] = correct;
