@@ -71,16 +71,24 @@ export function versionDocument(v: VersionRecord): VersionDocument {
 /**
  * Reads and parses a JSON request body. Its nesting is checked on the text
  * before parsing: a request holds its documents (the card) one level down, so
- * it may nest one level more than a stored document.
+ * it may nest one level more than a stored document. An `optional` body that
+ * is absent or empty reads as undefined.
  */
 async function readJsonBody(
   c: Context<RegistryEnv>,
   limit: number,
   what: string,
+  optional = false,
 ): Promise<unknown> {
   const body = requestBody(c);
-  if (!body) throw new HttpProblem(400, `${what} is missing: send it as a JSON request body`);
+  if (!body) {
+    if (optional) return undefined;
+    throw new HttpProblem(400, `${what} is missing: send it as a JSON request body`);
+  }
   const text = new TextDecoder().decode(await readAll(body, limit, what));
+  // A request whose body may be left out can also come with an empty one
+  // (a POST without Content-Length, as `curl -X POST` sends it).
+  if (optional && text.trim() === "") return undefined;
   const deep = jsonTextTooDeep(text, MAX_JSON_DEPTH + 1);
   if (deep) {
     const [first, ...rest] = deep;
@@ -378,9 +386,7 @@ export function modelRoutes(docs: DocumentCache): OpenAPIHono<RegistryEnv> {
   writes.openapi(write(yank, YankRequest, false), async (c) => {
     const { ns, name, version } = c.req.valid("param");
     requirePublish(c, ns);
-    const raw = c.req.header("content-length") === "0" || !c.req.raw.body
-      ? {}
-      : await readJsonBody(c, 4096, "The yank request");
+    const raw = (await readJsonBody(c, 4096, "The yank request", true)) ?? {};
     const body = YankRequest.safeParse(raw);
     if (!body.success) {
       throw new HttpProblem(422, 'The yank request must be empty or { "yanked": true | false }');

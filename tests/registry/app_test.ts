@@ -276,6 +276,18 @@ Deno.test("tags move, yanked versions are skipped by tags and latest but stay do
     });
     assertEquals((await unyank.json()).yanked, false);
     assertEquals(await latest(), "1.1.0");
+    // An empty body yanks as none does: a POST without Content-Length
+    // (`curl -X POST`) arrives as an empty stream.
+    const emptyStream = () => new ReadableStream({ start: (ctl) => ctl.close() });
+    for (const body of [emptyStream(), ""]) {
+      const r = await req("/api/models/zoo/m/1.1.0/yank", { method: "POST", body });
+      assertEquals((await r.json()).yanked, true);
+      assertEquals(await latest(), "2.0.0-rc.1");
+      await req("/api/models/zoo/m/1.1.0/yank", {
+        method: "POST",
+        body: JSON.stringify({ yanked: false }),
+      });
+    }
     assertStringIncludes(
       await problemOf(await req("/api/models/zoo/m/3.0.0"), 404),
       "available versions",
