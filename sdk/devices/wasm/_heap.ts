@@ -12,6 +12,9 @@ import * as tf from "@tensorflow/tfjs";
 import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import type { SimdKernels } from "./simd/module.ts";
 
+/** What to do when a tensor does not fit on the heap. */
+const ADVICE = "use a smaller batch or micro-batch, or dispose tensors no longer needed";
+
 /** A tensor as kernels see it: its data id, shape and dtype. */
 export type Info = tf.TensorInfo;
 
@@ -91,17 +94,70 @@ export function checkedOutput(
   const bytes = tf.util.sizeFromShape(shape) * (dtype === "bool" ? 1 : 4);
   if (bytes >= 2 ** 32) {
     throw new RangeError(
-      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap holds at most 4 GiB`,
+      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap holds at most 4 GiB; ${ADVICE}`,
     );
   }
   const out = backend.makeOutput(shape, dtype);
   if (bytes > 0 && offset(backend, out) === 0) {
     backend.disposeData(out.dataId);
     throw new RangeError(
-      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap is full`,
+      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap is full; ${ADVICE}`,
     );
   }
   return out;
+}
+
+/** Backends whose tensor allocations {@linkcode guardAllocations} checks. */
+const guarded = new WeakSet<BackendWasm>();
+
+/** The members of the wasm backend that place a tensor's data on the heap. */
+interface Placing {
+  move(
+    dataId: object,
+    values: unknown,
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void;
+  dataIdMap: { get(id: object): { memoryOffset: number | null } | undefined };
+  disposeData(dataId: object, force?: boolean): boolean;
+  wasm: { HEAPU8: Uint8Array };
+}
+
+/**
+ * Makes every tensor the backend places on its heap (uploads, and the
+ * outputs of every kernel, shipped ones included) fail with a RangeError
+ * when the heap has no room, instead of being placed at address 0: the
+ * backend's allocator answers 0 when it has none, and the shipped backend
+ * uses that as an address, so a kernel's output overwrites the heap's own
+ * bookkeeping (a MobileNetV2 micro-batch of 16 hung that way in XNNPACK's
+ * depthwise convolution). Uploads are copied only after the check.
+ *
+ * @param backend the wasm backend; guarding it twice is harmless
+ */
+export function guardAllocations(backend: BackendWasm): void {
+  if (guarded.has(backend)) return;
+  guarded.add(backend);
+  const b = backend as unknown as Placing;
+  const move = b.move;
+  b.move = function (this: Placing, dataId, values, shape, dtype, refCount) {
+    if (dtype === "string") return move.call(this, dataId, values, shape, dtype, refCount);
+    const bytes = tf.util.sizeFromShape(shape) * tf.util.bytesPerElement(dtype);
+    const what = `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes)`;
+    if (bytes >= 2 ** 32) {
+      throw new RangeError(`${what}: the wasm heap holds at most 4 GiB; ${ADVICE}`);
+    }
+    move.call(this, dataId, null, shape, dtype, refCount);
+    const at = (this.dataIdMap.get(dataId)?.memoryOffset ?? 0) >>> 0;
+    if (bytes > 0 && at === 0) {
+      this.disposeData(dataId, true);
+      throw new RangeError(`${what}: the wasm heap is full; ${ADVICE}`);
+    }
+    if (values !== null && values !== undefined) {
+      const v = values as ArrayBufferView;
+      this.wasm.HEAPU8.set(new Uint8Array(v.buffer, v.byteOffset, bytes), at);
+    }
+  };
 }
 
 /**

@@ -13,6 +13,7 @@ import { registerWasmKernels } from "./register.ts";
 import { setSimdThreads, simdKernels } from "./simd/module.ts";
 import { simdKernelsAvailable } from "./_compiled.ts";
 import { startWasmThreads } from "./_threads.ts";
+import { guardAllocations } from "./_heap.ts";
 
 /**
  * The installed package's `dist/` folder, which holds the wasm binaries next
@@ -179,6 +180,7 @@ export async function initWasmBackend(options: WasmBackendOptions = {}): Promise
   if (!(await tf.setBackend("wasm"))) {
     throw new Error(`Cannot initialize the wasm backend from "${dir}": run \`deno install\``);
   }
+  guardAllocations(tf.backend() as wasm.BackendWasm);
   const info: WasmBackendInfo = {
     backend: "wasm",
     threads: simdKernelsAvailable(tf.backend() as wasm.BackendWasm)
