@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type Inbound, layerGraph, type LayerNode, tensorKey } from "../surgery/_rebuild.ts";
 import type { Batch, Dataset, Preprocessing } from "../data/types.ts";
 import type { EpochMetrics } from "../types.ts";
-import { accumulatedGradients, type MicroBatch, splitBatch } from "./accumulate.ts";
+import { accumulatedGradients, type MicroBatch, splitBatch, variableGrads } from "./accumulate.ts";
 import type { CheckpointState } from "./checkpoint.ts";
 
 /** A model's forward pass split after `lastFrozen`. */
@@ -207,7 +207,7 @@ export async function trainStep(
   if (microBatch === undefined || microBatch >= batch.xs.shape[0]) {
     const h = frozenForward(split, batch.xs);
     try {
-      result = tf.variableGrads(() => loss({ h, ys: batch.ys }), vars);
+      result = variableGrads(() => loss({ h, ys: batch.ys }), vars);
     } finally {
       h.dispose();
     }

@@ -66,31 +66,37 @@ export async function accumulatedGradients<T>(
   let sums: tf.NamedTensorMap | null = null;
   let lossSum: tf.Scalar | null = null;
   let total = 0;
-  for await (const { data, size } of microBatches) {
-    if (!Number.isInteger(size) || size <= 0) {
-      throw new RangeError(
-        `Cannot accumulate gradients: micro-batch size "${size}" is not a positive integer`,
-      );
-    }
-    const { value, grads } = tf.variableGrads(() => f(data), vars);
-    const next: tf.NamedTensorMap = tf.tidy(() => {
-      const out: tf.NamedTensorMap = {};
-      for (const [name, g] of Object.entries(grads)) {
-        const weighted = tf.mul(g, size);
-        out[name] = sums === null ? weighted : tf.add(sums[name]!, weighted);
+  try {
+    for await (const { data, size } of microBatches) {
+      if (!Number.isInteger(size) || size <= 0) {
+        throw new RangeError(
+          `Cannot accumulate gradients: micro-batch size "${size}" is not a positive integer`,
+        );
       }
-      return out;
-    });
-    const nextLoss = tf.tidy(() => {
-      const weighted = tf.mul(value, size) as tf.Scalar;
-      return lossSum === null ? weighted : (tf.add(lossSum, weighted) as tf.Scalar);
-    });
-    tf.dispose([value, grads, sums ?? {}, lossSum ?? []]);
-    sums = next;
-    lossSum = nextLoss;
-    total += size;
-    // Let the event loop breathe between micro-batches (progress bars, webgpu readbacks).
-    await Promise.resolve();
+      const { value, grads } = variableGrads(() => f(data), vars);
+      const next: tf.NamedTensorMap = tf.tidy(() => {
+        const out: tf.NamedTensorMap = {};
+        for (const [name, g] of Object.entries(grads)) {
+          const weighted = tf.mul(g, size);
+          out[name] = sums === null ? weighted : tf.add(sums[name]!, weighted);
+        }
+        return out;
+      });
+      const nextLoss = tf.tidy(() => {
+        const weighted = tf.mul(value, size) as tf.Scalar;
+        return lossSum === null ? weighted : (tf.add(lossSum, weighted) as tf.Scalar);
+      });
+      tf.dispose([value, grads, sums ?? {}, lossSum ?? []]);
+      sums = next;
+      lossSum = nextLoss;
+      total += size;
+      // Let the event loop breathe between micro-batches (progress bars, webgpu readbacks).
+      await Promise.resolve();
+    }
+  } catch (e) {
+    // Whatever was summed so far is of no use to the caller.
+    tf.dispose([sums ?? {}, lossSum ?? []]);
+    throw e;
   }
   if (sums === null || lossSum === null) {
     throw new RangeError("Cannot accumulate gradients: there are no micro-batches");
@@ -103,6 +109,52 @@ export async function accumulatedGradients<T>(
   const value = tf.tidy(() => tf.div(lossSum!, total) as tf.Scalar);
   tf.dispose([sums, lossSum]);
   return { value, grads };
+}
+
+/**
+ * `tf.variableGrads`, which also frees what the gradient tape holds when `f`
+ * or a gradient throws. tfjs keeps the activations that gradients need
+ * (every `save`d tensor) until the backward pass ends, and an error on the
+ * way (the wasm heap full, a bad shape) leaves them alive and the tape in
+ * place: a MobileNetV2 micro-batch that ran out of heap kept 1,000 tensors
+ * and the whole heap, so that a retry with a smaller micro-batch failed too.
+ *
+ * @param f the loss
+ * @param vars the variables to differentiate
+ * @returns what `tf.variableGrads` returns
+ * @throws {Error} whatever `f` or the backward pass throws, once the tape is freed
+ *
+ * @example A failing loss leaves no tensors behind
+ * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
+ * import * as tf from "@tensorflow/tfjs";
+ * import { variableGrads } from "./accumulate.ts";
+ * const w = tf.variable(tf.ones([4]), true, "w4");
+ * const before = tf.memory().numTensors;
+ * assertThrows(() =>
+ *   variableGrads(() => {
+ *     tf.exp(tf.mul(w, 2));
+ *     throw new Error("no loss");
+ *   }, [w])
+ * );
+ * assertEquals(tf.memory().numTensors, before);
+ * ```
+ */
+export function variableGrads(f: () => Scalar, vars: Variable[]): AccumulatedGradients {
+  try {
+    // The tidy frees the tensors the failed call made outside the tape (the loss).
+    return tf.tidy(() => tf.variableGrads(f, vars));
+  } catch (e) {
+    const state = (tf.engine() as unknown as {
+      state: { activeTape: { saved?: Tensor[] }[] | null; gradientDepth: number };
+    }).state;
+    // At depth 0 the tape is ours alone (no enclosing gradient computation).
+    if (state.gradientDepth === 0 && state.activeTape !== null) {
+      for (const node of state.activeTape) tf.dispose(node.saved ?? []);
+      state.activeTape = null;
+    }
+    throw e;
+  }
 }
 
 /**

@@ -55,3 +55,31 @@ Deno.test("accumulatedGradients() and splitBatch() reject empty input and bad si
   );
   w.dispose();
 });
+
+Deno.test("a micro-batch that fails leaves no tensors behind, and the next call computes as before", async () => {
+  await tf.setBackend("wasm");
+  const w = tf.variable(tf.tensor1d([1, 2, 3]), true, "acc_fail_w");
+  const loss = (x: tf.Tensor) => tf.sum(tf.exp(tf.mul(w, x))) as tf.Scalar;
+  const parts = [1, 2, 3].map((v) => ({ data: tf.fill([3], v * 0.1), size: 1 }));
+  const first = await accumulatedGradients(loss, [w], parts);
+  const want = [...await first.grads[w.name]!.data()];
+  tf.dispose([first.value, first.grads]);
+  const before = tf.memory().numTensors;
+  // The third micro-batch fails in its backward pass, after two were summed.
+  let calls = 0;
+  const failing = (x: tf.Tensor) => {
+    const y = loss(x);
+    if (++calls < 3) return y;
+    return tf.customGrad((...a: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+      value: tf.clone(a[0] as tf.Tensor),
+      gradFunc: () => {
+        throw new RangeError("out of heap");
+      },
+    }))(y) as tf.Scalar;
+  };
+  await assertRejects(() => accumulatedGradients(failing, [w], parts), RangeError, "out of heap");
+  assertEquals(tf.memory().numTensors, before);
+  const again = await accumulatedGradients(loss, [w], parts);
+  assertEquals([...await again.grads[w.name]!.data()], want);
+  tf.dispose([again.value, again.grads, parts.map((p) => p.data), w]);
+});
