@@ -32,6 +32,7 @@ import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "@std/cli";
 import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
+import { splitForward, trainableForward } from "../sdk/train/_loop.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
 import { lscpu, median, writeReport } from "./_report.ts";
@@ -56,7 +57,7 @@ const EXPECTED: Record<CaseName, [number, number]> = {
 };
 
 const args = parseArgs(Deno.args, {
-  string: ["budget", "out", "child", "case", "micro", "rounds", "backends", "cases"],
+  string: ["budget", "out", "child", "case", "micro", "rounds", "backends", "cases", "forward"],
   boolean: ["profile"],
   default: {
     budget: "15",
@@ -64,6 +65,7 @@ const args = parseArgs(Deno.args, {
     rounds: "3",
     backends: "wasm-threads",
     cases: "lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer",
+    forward: "sdk",
   },
 });
 const budgetS = Number(args.budget);
@@ -234,11 +236,14 @@ async function child(backend: string, name: CaseName): Promise<ChildRow> {
   const micro = Number(args.micro ?? 8);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = tf.train.sgd(1e-4);
+  // The SDK's training forward pass (what `fineTuneNetwork` runs), or with
+  // `--forward layers` tfjs's own `model.apply` in training mode.
+  const split = splitForward(model, null);
+  const forward = args.forward === "layers"
+    ? (xs: tf.Tensor) => model.apply(xs, { training: true }) as tf.Tensor
+    : (xs: tf.Tensor) => trainableForward(split, xs);
   const loss = (d: { xs: tf.Tensor; ys: tf.Tensor }) =>
-    tf.losses.softmaxCrossEntropy(
-      d.ys,
-      model.apply(d.xs, { training: true }) as tf.Tensor,
-    ) as tf.Scalar;
+    tf.losses.softmaxCrossEntropy(d.ys, forward(d.xs)) as tf.Scalar;
   const step = async () => {
     const parts = splitBatch({ xs: x, ys: y }, micro);
     const { value, grads } = await accumulatedGradients(loss, vars, parts);
@@ -276,6 +281,8 @@ async function runChild(
       name,
       "--budget",
       String(budgetS),
+      "--forward",
+      String(args.forward),
       ...(profile ? ["--profile"] : []),
     ],
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },

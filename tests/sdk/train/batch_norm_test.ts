@@ -8,6 +8,7 @@ import { assert, assertEquals } from "@std/assert";
 import type { Dataset } from "../../../sdk/data/types.ts";
 import { fineTuneNetwork } from "../../../sdk/train/network.ts";
 import { splitForward, trainableForward } from "../../../sdk/train/_loop.ts";
+import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 
 await tf.setBackend("cpu");
 
@@ -92,3 +93,81 @@ Deno.test("fineTuneNetwork() full trains a net whose BatchNormalization has neit
   assertEquals(tf.memory().numTensors, before);
   model.dispose();
 });
+
+/** The largest absolute difference between two tensors, relative to the larger's largest magnitude. */
+async function relativeDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  const [d, m] = tf.tidy(
+    () => [tf.max(tf.abs(tf.sub(a, b))), tf.maximum(tf.max(tf.abs(a)), tf.max(tf.abs(b)))],
+  );
+  const out = (await d!.data())[0]! / Math.max((await m!.data())[0]!, 1e-12);
+  tf.dispose([d!, m!]);
+  return out;
+}
+
+for (
+  const [backend, scale, center] of [
+    ["cpu", true, true],
+    ["cpu", false, true],
+    ["cpu", true, false],
+    ["cpu", false, false],
+    ["wasm", true, true],
+    ["wasm", false, false],
+  ] as const
+) {
+  Deno.test(`the training loop's BatchNormalization (scale ${scale}, center ${center}) gives tfjs's gradients for every weight on ${backend}`, async () => {
+    if (backend === "wasm") await initWasmBackend({ threads: false });
+    else await tf.setBackend("cpu");
+    // tfjs's own training path fails without a scale or an offset, so the
+    // reference is the same net with the missing ones fixed at 1 and 0 (not trained).
+    const model = net(scale, center), reference = net(true, true);
+    for (const name of ["conv", "logits"]) {
+      reference.getLayer(name).setWeights(model.getLayer(name).getWeights());
+    }
+    // getWeights() gives the variables themselves: nothing here disposes them.
+    const stats = model.getLayer("bn").getWeights().slice(-2);
+    // Channels of different scale and offset, so that each term of the gradient matters.
+    const g2 = tf.tensor1d([0.5, 2, -1.5]), b2 = tf.tensor1d([0.3, -0.7, 1.1]);
+    const one = tf.ones([3]), zero = tf.zeros([3]);
+    model.getLayer("bn").setWeights([...(scale ? [g2] : []), ...(center ? [b2] : []), ...stats]);
+    reference.getLayer("bn").setWeights([scale ? g2 : one, center ? b2 : zero, ...stats]);
+    const x = tf.randomUniform([5, 6, 6, 3], -1, 2, "float32", 7);
+    const labels = tf.oneHot(tf.tensor1d([0, 1, 1, 0, 1], "int32"), 2);
+    const lossOf = (probs: tf.Tensor) => tf.losses.logLoss(labels, probs) as tf.Scalar;
+    const split = splitForward(model, null);
+    const ours = tf.variableGrads(
+      () => lossOf(trainableForward(split, x)),
+      model.trainableWeights.map((w) => w.read() as tf.Variable),
+    );
+    const theirs = tf.variableGrads(
+      () => lossOf(reference.apply(x, { training: true }) as tf.Tensor),
+      reference.trainableWeights.map((w) => w.read() as tf.Variable),
+    );
+    assert(Math.abs((await ours.value.data())[0]! - (await theirs.value.data())[0]!) < 1e-6);
+    const byLayer = (m: tf.LayersModel, grads: tf.NamedTensorMap) =>
+      new Map(
+        m.trainableWeights.map((
+          w,
+        ) => [`${w.originalName}`, grads[(w.read() as tf.Variable).name]!]),
+      );
+    const a = byLayer(model, ours.grads), b = byLayer(reference, theirs.grads);
+    assertEquals(a.size, 4 + Number(scale) + Number(center));
+    for (const [name, g] of a) {
+      if (name === "conv/bias") {
+        // Before a batch's normalization a bias cancels out: its gradient is zero.
+        for (const t of [g, b.get(name)!]) assert((await tf.max(tf.abs(t)).data())[0]! < 1e-5);
+        continue;
+      }
+      const diff = await relativeDiff(g, b.get(name)!);
+      assert(diff < 1e-4, `${name}: gradients differ by ${diff} of their largest value`);
+      assert((await tf.max(tf.abs(g)).data())[0]! > 1e-6, `${name}: a zero gradient tests nothing`);
+    }
+    // The moving statistics moved as tfjs moves them.
+    const [m1, v1] = model.getLayer("bn").getWeights().slice(-2);
+    const [m2, v2] = reference.getLayer("bn").getWeights().slice(-2);
+    assert((await relativeDiff(m1!, m2!)) < 1e-6, "moving mean");
+    assert((await relativeDiff(v1!, v2!)) < 1e-6, "moving variance");
+    tf.dispose([x, labels, g2, b2, one, zero, ours.value, theirs.value, ours.grads, theirs.grads]);
+    model.dispose();
+    reference.dispose();
+  });
+}
