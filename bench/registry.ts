@@ -213,7 +213,7 @@ async function profile(dir: string, blobFile: string): Promise<string[][]> {
     await op("`store.getModel`", () => store.getModel(ns, name));
     await op("`store.getVersion`", () => store.getVersion(ns, name, version));
     await op(
-      "`store.revision` (PRAGMA data_version: other processes' writes)",
+      "`store.revision` (other processes' writes: the WAL index header, then PRAGMA data_version if it moved)",
       () => store.revision(ns, name),
     );
     await op(

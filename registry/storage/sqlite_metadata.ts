@@ -35,6 +35,7 @@ import {
 } from "./_common.ts";
 import { printable } from "../../core/names.ts";
 import { storageLayout } from "./paths.ts";
+import { WalHeader } from "./_wal_header.ts";
 import {
   BUSY_TIMEOUT_MS,
   isBusy,
@@ -146,6 +147,8 @@ class SqliteMetadataStore implements MetadataBackend {
   #generation = 0;
   /** `PRAGMA data_version` when last read: it changes when another connection commits. */
   #dataVersion: number;
+  /** The WAL's index header, read before asking for `data_version` (null: ask every time). */
+  readonly #walHeader: WalHeader | null;
   /** Downloads counted here per `namespace/name`. */
   readonly #countsByModel = new Map<string, number>();
 
@@ -153,6 +156,7 @@ class SqliteMetadataStore implements MetadataBackend {
     this.#db = db;
     this.#path = path;
     this.#flushMs = flushMs;
+    this.#walHeader = WalHeader.open(path);
     this.#dataVersion = this.#readDataVersion();
   }
 
@@ -162,6 +166,8 @@ class SqliteMetadataStore implements MetadataBackend {
 
   /** Notices commits by other connections, in this process or another. */
   #noticeOtherWriters(): void {
+    // No connection committed since the header last looked the same.
+    if (this.#walHeader !== null && !this.#walHeader.moved()) return;
     const v = this.#readDataVersion();
     if (v !== this.#dataVersion) {
       this.#dataVersion = v;
@@ -631,6 +637,7 @@ class SqliteMetadataStore implements MetadataBackend {
         this.#writeDownloads(BUSY_TIMEOUT_MS);
       } finally {
         this.#statements.clear();
+        this.#walHeader?.close();
         this.#db.close();
       }
     });
