@@ -8,6 +8,23 @@
 import * as tf from "@tensorflow/tfjs";
 
 /**
+ * Kernels the wasm backend adds for BatchNormalization in training mode,
+ * which the training loop runs where the active backend has them (on
+ * others it computes the same with tfjs's ops). All take NHWC float32
+ * tensors normalized over every axis but the last (`C` channels, `N` values
+ * each) and per-channel float32 vectors:
+ * - `variance`: `{x, mean}` → the biased variance `Σ (x − mean)² / N`, `[C]`;
+ * - `gradSums`: `{x, dy, mean}` → `[Σ dy, Σ dy · (x − mean)]`, `[2, C]`;
+ * - `gradInput`: `{x, dy, mean, coef}` with `coef` `[3, C]` holding a, b and
+ *   c → `a · dy + b · (x − mean) + c`, shaped as x.
+ */
+export const BATCH_NORM_KERNELS = {
+  variance: "ZooBatchNormVariance",
+  gradSums: "ZooBatchNormGradSums",
+  gradInput: "ZooBatchNormGradInput",
+} as const;
+
+/**
  * The kernels one training step of a convolutional classifier runs
  * (Conv2D and depthwise layers, BatchNormalization, ReLU/ReLU6, max and
  * average pooling, zero padding, residual Add, global average pooling, Dense

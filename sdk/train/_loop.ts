@@ -13,6 +13,7 @@ import { type Inbound, layerGraph, type LayerNode, tensorKey } from "../surgery/
 import type { Batch, Dataset, Preprocessing } from "../data/types.ts";
 import type { EpochMetrics } from "../types.ts";
 import { accumulatedGradients, type MicroBatch, splitBatch, variableGrads } from "./accumulate.ts";
+import { BATCH_NORM_KERNELS } from "../devices/kernels.ts";
 import type { CheckpointState } from "./checkpoint.ts";
 
 /** A model's forward pass split after `lastFrozen`. */
@@ -114,11 +115,19 @@ function ownsBatchNorm(layer: tf.layers.Layer): boolean {
  * `∂β = Σ dy`, `∂γ = Σ dy · x̂`, `∂x = a · (dy − (∂β + x̂ · ∂γ) / N)`,
  * computed as two per-channel affine maps (`FusedBatchNorm`, one pass each)
  * and a sum, instead of the chain of full-size products, differences and
- * reductions that differentiating each step gives.
+ * reductions that differentiating each step gives. Where the backend has
+ * the kernels of `BATCH_NORM_KERNELS` (wasm), the variance, both sums and
+ * `∂x` take one pass over the activations each.
  */
 function batchNormInTraining(layer: BatchNormLayer, x: tf.Tensor): tf.Tensor {
   const config = layer.getConfig() as { epsilon: number; momentum: number };
   const gamma = layer.gamma?.read(), beta = layer.beta?.read();
+  // The backend's own kernels for the statistics and the gradient, where it has them (wasm).
+  const backend = tf.getBackend();
+  const compiled = x.dtype === "float32" &&
+    Object.values(BATCH_NORM_KERNELS).every((k) => tf.getKernel(k, backend) !== undefined);
+  const run = (kernel: string, inputs: tf.NamedTensorMap) =>
+    tf.engine().runKernel(kernel, inputs, {}) as tf.Tensor;
   let stats: tf.Tensor[] = [];
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.at(-1) as tf.GradSaveFunc;
@@ -126,7 +135,12 @@ function batchNormInTraining(layer: BatchNormLayer, x: tf.Tensor): tf.Tensor {
     const scale = gamma === undefined ? undefined : args[1] as tf.Tensor;
     const offset = beta === undefined ? undefined : args[gamma === undefined ? 1 : 2] as tf.Tensor;
     const axes = Array.from({ length: input.rank - 1 }, (_, i) => i);
-    const { mean, variance } = tf.moments(input, axes);
+    const { mean, variance } = compiled
+      ? (() => {
+        const mean = tf.mean(input, axes);
+        return { mean, variance: run(BATCH_NORM_KERNELS.variance, { x: input, mean }) };
+      })()
+      : tf.moments(input, axes);
     stats = [tf.keep(mean), tf.keep(variance)];
     const y = tf.batchNorm(input, mean, variance, offset, scale, config.epsilon);
     save([input, mean, variance]);
@@ -136,6 +150,22 @@ function batchNormInTraining(layer: BatchNormLayer, x: tf.Tensor): tf.Tensor {
         const [xs, mu, v] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         const n = xs.size / xs.shape[xs.rank - 1]!;
         const invStd = tf.rsqrt(tf.add(v, config.epsilon));
+        if (compiled) {
+          // One pass for both sums, one for dx = a·dy + b·(x − μ) + c.
+          const [sumDy, sumDyDev] = tf.unstack(
+            run(BATCH_NORM_KERNELS.gradSums, { x: xs, dy, mean: mu }),
+          );
+          const dGamma = tf.mul(sumDyDev!, invStd), dBeta = sumDy!;
+          const a = scale === undefined ? invStd : tf.mul(scale, invStd);
+          const b = tf.mul(tf.mul(a, invStd), tf.div(dGamma, -n));
+          const c = tf.mul(a, tf.div(dBeta, -n));
+          const coef = tf.stack([a, b, c]);
+          const dx = run(BATCH_NORM_KERNELS.gradInput, { x: xs, dy, mean: mu, coef });
+          const grads = [dx];
+          if (scale !== undefined) grads.push(dGamma);
+          if (offset !== undefined) grads.push(dBeta);
+          return grads;
+        }
         const xHat = tf.batchNorm(xs, mu, v, undefined, undefined, config.epsilon);
         const dBeta = tf.sum(dy, axes);
         const dGamma = tf.sum(tf.mul(dy, xHat), axes);

@@ -15,7 +15,7 @@
  * | `elementwise.ts` | `Add`, `Sub`, `Multiply`, `Square`, `Relu`, `ClipByValue`, `Cast`, `Identity` | `ZooReluGrad`, `ZooClipGrad` |
  * | `matmul.ts` | `BatchMatMul` | |
  * | `layout.ts` | `Slice`, `Tile`, `Transpose`, `PadV2` | |
- * | `batchnorm.ts` | `FusedBatchNorm` | |
+ * | `batchnorm.ts` | `FusedBatchNorm` | `ZooBatchNormVariance`, `ZooBatchNormGradSums`, `ZooBatchNormGradInput` |
  * | `reduction.ts` | `Mean`, `Sum` | |
  *
  * Most run on the compiled SIMD kernels (`simd/kernels.c`) where those can
@@ -42,6 +42,7 @@ import { LAYOUT_KERNELS } from "./kernels/layout.ts";
 import { MATMUL_KERNELS } from "./kernels/matmul.ts";
 import { POOL_KERNELS } from "./kernels/pool.ts";
 import { REDUCTION_KERNELS } from "./kernels/reduction.ts";
+import { BATCH_NORM_KERNELS } from "../kernels.ts";
 
 export { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL };
 
@@ -68,6 +69,9 @@ export const ADDED_KERNELS: readonly string[] = [
   "DepthwiseConv2dNativeBackpropInput",
   RELU_GRAD_KERNEL,
   CLIP_GRAD_KERNEL,
+  BATCH_NORM_KERNELS.variance,
+  BATCH_NORM_KERNELS.gradSums,
+  BATCH_NORM_KERNELS.gradInput,
 ];
 
 /**

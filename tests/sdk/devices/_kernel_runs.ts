@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
+import { BATCH_NORM_KERNELS } from "../../../sdk/devices/kernels.ts";
 import { seededTensor } from "./_compare.ts";
 
 /** A tensor's values and shape (created on whichever backend runs the call). */
@@ -21,6 +22,11 @@ export interface KernelCall {
   attrs: Record<string, unknown>;
 }
 
+/** Every axis of `x` but the last: the axes BatchNormalization reduces over. */
+function leading(x: tf.Tensor): number[] {
+  return Array.from({ length: x.rank - 1 }, (_, i) => i);
+}
+
 /**
  * The kernels this project adds have no cpu kernel: on cpu, the ops tfjs
  * runs for them instead.
@@ -30,6 +36,14 @@ const CPU_EQUIVALENT: Record<
   (t: Record<string, tf.Tensor>, attrs: tf.NamedAttrMap) => tf.Tensor
 > = {
   [RELU_GRAD_KERNEL]: ({ x, dy }) => tf.mul(dy!, tf.step(x!)),
+  [BATCH_NORM_KERNELS.variance]: ({ x, mean }) =>
+    tf.mean(tf.square(tf.sub(x!, mean!)), leading(x!)),
+  [BATCH_NORM_KERNELS.gradSums]: ({ x, dy, mean }) =>
+    tf.stack([tf.sum(dy!, leading(x!)), tf.sum(tf.mul(dy!, tf.sub(x!, mean!)), leading(x!))]),
+  [BATCH_NORM_KERNELS.gradInput]: ({ x, dy, mean, coef }) => {
+    const [a, b, c] = tf.unstack(tf.reshape(coef!, [3, -1]));
+    return tf.add(tf.add(tf.mul(a!, dy!), tf.mul(b!, tf.sub(x!, mean!))), c!);
+  },
   [CLIP_GRAD_KERNEL]: ({ x, dy }, a) =>
     tf.where(
       tf.logicalAnd(
@@ -137,6 +151,9 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
     ["Square", { x }, {}],
     ["ClipByValue", { x }, { clipValueMin: -0.5, clipValueMax: 0.5 }],
     [RELU_GRAD_KERNEL, { x, dy: t(...x.shape) }, {}],
+    [BATCH_NORM_KERNELS.variance, { x, mean: vec }, {}],
+    [BATCH_NORM_KERNELS.gradSums, { x, dy: t(...x.shape), mean: vec }, {}],
+    [BATCH_NORM_KERNELS.gradInput, { x, dy: t(...x.shape), mean: vec, coef: t(3, C) }, {}],
     [CLIP_GRAD_KERNEL, { x, dy: t(...x.shape) }, { clipValueMin: -0.5, clipValueMax: 0.5 }],
     ["PadV2", { x }, { paddings: [[0, 0], [1, 2], [0, 1], [0, 0]], constantValue: 0 }],
     ["MaxPool", { x }, pool2],

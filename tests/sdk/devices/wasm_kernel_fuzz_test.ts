@@ -18,6 +18,7 @@ import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { convolutionalize } from "../../../sdk/surgery/convolutionalize.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
+import { BATCH_NORM_KERNELS } from "../../../sdk/devices/kernels.ts";
 import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/depthwise.ts";
 import { simdPointwiseFilterGrad } from "../../../sdk/devices/wasm/kernels/conv_grad.ts";
 import { assertNear, relativeError, seeded, seededTensor } from "./_compare.ts";
@@ -270,6 +271,26 @@ function otherCall(r: Rng, kernel: string): FuzzCall {
         attrs: { dtype: r.pick(["float32", "int32", "bool"]) },
         invalid: false,
       };
+    case BATCH_NORM_KERNELS.variance:
+    case BATCH_NORM_KERNELS.gradSums:
+    case BATCH_NORM_KERNELS.gradInput: {
+      // Sometimes a per-channel vector of the wrong length, or dy of another shape.
+      const badMean = r.chance(0.1), badDy = r.chance(0.1);
+      const inputs: Record<string, Values> = {
+        x: values(shape),
+        mean: values([badMean ? C + 1 : C]),
+      };
+      if (kernel !== BATCH_NORM_KERNELS.variance) {
+        inputs.dy = values(badDy ? [...shape, 2] : shape);
+      }
+      if (kernel === BATCH_NORM_KERNELS.gradInput) inputs.coef = values([3, C]);
+      return {
+        kernel,
+        inputs,
+        attrs: {},
+        invalid: badMean || (badDy && kernel !== BATCH_NORM_KERNELS.variance),
+      };
+    }
     case "ZooReluGrad":
     case "ZooClipGrad": {
       const bad = r.chance(0.1);

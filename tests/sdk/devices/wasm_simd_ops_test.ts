@@ -28,6 +28,8 @@ import { simdMatMul } from "../../../sdk/devices/wasm/kernels/matmul.ts";
 import { simdSumLeading } from "../../../sdk/devices/wasm/kernels/reduction.ts";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
 import { simdKernels } from "../../../sdk/devices/wasm/simd/module.ts";
+import { BATCH_NORM_KERNELS } from "../../../sdk/devices/kernels.ts";
+import { type KernelCall, runNow, runOn } from "./_kernel_runs.ts";
 import { assertNear, relativeError, seeded, seededTensor } from "./_compare.ts";
 
 // One thread unless ZOO_WASM_THREADS says otherwise (wasm_threads_test.ts runs
@@ -905,4 +907,37 @@ Deno.test({
       generated: "kernels_wasm.ts",
       task: "build:simd",
     }),
+});
+
+Deno.test("BatchNormalization's training kernels match cpu's ops, compiled and not: every channel tail, rows left over, split sizes", async () => {
+  await tf.setBackend("wasm");
+  let seed = 500;
+  for (const C of [1, 2, 3, 4, 5, 8, 13, 96]) {
+    for (const shape of [[1, 1, 3, C], [2, 5, 7, C], [4, 40, 36, C]]) {
+      const x = seededTensor(shape, seed++), dy = seededTensor(shape, seed++);
+      const mean = seededTensor([C], seed++), coef = seededTensor([3, C], seed++);
+      const calls: KernelCall[] = [
+        { kernel: BATCH_NORM_KERNELS.variance, inputs: { x, mean }, attrs: {} },
+        { kernel: BATCH_NORM_KERNELS.gradSums, inputs: { x, dy, mean }, attrs: {} },
+        { kernel: BATCH_NORM_KERNELS.gradInput, inputs: { x, dy, mean, coef }, attrs: {} },
+      ];
+      for (const call of calls) {
+        const want = await runOn("cpu", call);
+        for (const compiled of [true, false]) {
+          setSimdKernelsEnabled(compiled);
+          try {
+            const got = runNow(call);
+            assertEquals(got.shape, want.shape);
+            const err = relativeError(got.values, want.values);
+            assert(
+              err <= 1e-5,
+              `${call.kernel} [${shape}], compiled ${compiled}: relative error ${err}`,
+            );
+          } finally {
+            setSimdKernelsEnabled(true);
+          }
+        }
+      }
+    }
+  }
 });

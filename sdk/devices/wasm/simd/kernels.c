@@ -863,6 +863,58 @@ void batch_norm(const f32* x, const f32* mean, const f32* a, const f32* off, int
 }
 
 /*
+ * Batch normalization's statistics and gradient sums over `rows` rows of L
+ * floats (L a multiple of 4 holding whole channel rows; mean tiled to L),
+ * in float32 blocks of 64 rows added into float64, as sum_rows does:
+ * without dy, acc[j] += Σ (x − mean)²; with dy, acc[j] += Σ dy and
+ * acc[L + j] += Σ dy · (x − mean). tmp holds 2L floats.
+ */
+void bn_sums(const f32* x, const f32* dy, const f32* mean, int L, int rows, f32* tmp,
+             double* acc) {
+  for (int r0 = 0; r0 < rows; r0 += 64) {
+    const int r1 = rows - r0 < 64 ? rows : r0 + 64;
+    for (int j = 0; j < 2 * L; j += 4) wasm_v128_store(tmp + j, wasm_f32x4_splat(0.0f));
+    for (int r = r0; r < r1; r++) {
+      const f32* xr = x + (long)r * L;
+      if (dy == 0) {
+        for (int j = 0; j < L; j += 4) {
+          const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + j), wasm_v128_load(mean + j));
+          wasm_v128_store(tmp + j, madd(d, d, wasm_v128_load(tmp + j)));
+        }
+      } else {
+        const f32* gr = dy + (long)r * L;
+        for (int j = 0; j < L; j += 4) {
+          const v128_t g = wasm_v128_load(gr + j);
+          const v128_t d = wasm_f32x4_sub(wasm_v128_load(xr + j), wasm_v128_load(mean + j));
+          wasm_v128_store(tmp + j, wasm_f32x4_add(wasm_v128_load(tmp + j), g));
+          wasm_v128_store(tmp + L + j, madd(g, d, wasm_v128_load(tmp + L + j)));
+        }
+      }
+    }
+    const int n = dy == 0 ? L : 2 * L;
+    for (int j = 0; j < n; j++) acc[j] += (double)tmp[j];
+  }
+}
+
+/*
+ * Batch normalization's input gradient over `rows` rows of L floats (the
+ * per-channel a, b, c and mean tiled to L): dx = a · dy + b · (x − mean) + c.
+ */
+void bn_grad_dx(const f32* x, const f32* dy, const f32* mean, const f32* a, const f32* b,
+                const f32* c, int L, int rows, f32* dx) {
+  for (int r = 0; r < rows; r++) {
+    for (int j = 0; j < L; j += 4) {
+      const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + j), wasm_v128_load(mean + j));
+      const v128_t t = madd(wasm_v128_load(a + j), wasm_v128_load(dy + j), wasm_v128_load(c + j));
+      wasm_v128_store(dx + j, madd(wasm_v128_load(b + j), d, t));
+    }
+    x += L;
+    dy += L;
+    dx += L;
+  }
+}
+
+/*
  * out = x > hi ? hi : x < lo ? lo : x for n floats (NaN and -0 stay as they
  * are, as in the cpu backend); lo and hi come as their float bits.
  */

@@ -193,6 +193,28 @@ export interface SimdExports {
     rows: number,
     out: number,
   ): void;
+  /** `bn_sums` of `kernels.c`, whose comment there says what it computes (dy 0: none). */
+  bn_sums(
+    x: number,
+    dy: number,
+    mean: number,
+    L: number,
+    rows: number,
+    tmp: number,
+    acc: number,
+  ): void;
+  /** `bn_grad_dx` of `kernels.c`, whose comment there says what it computes. */
+  bn_grad_dx(
+    x: number,
+    dy: number,
+    mean: number,
+    a: number,
+    b: number,
+    c: number,
+    L: number,
+    rows: number,
+    dx: number,
+  ): void;
   /** `clip` of `kernels.c`, whose comment there says what it computes. */
   clip(x: number, out: number, n: number, loBits: number, hiBits: number): void;
   /** `clip_grad` of `kernels.c`, whose comment there says what it computes. */
