@@ -89,3 +89,48 @@ Deno.test("an idle worker falls asleep after polling, and warm() wakes it to pol
   assertEquals(pool.asleep, 0, "warm() did not wake the sleeping worker");
   await until(1, "the woken worker did not fall asleep again");
 });
+
+Deno.test("work beside a call runs on this thread while the workers take the jobs; its error comes after they finish", async () => {
+  const { memory, fn, pool } = await setup(1);
+  const f32 = new Float32Array(memory.buffer);
+  const jobs = Array.from({ length: 8 }, (_, j) => [256 + 64 * j, 1024 + 64 * j, 16]);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 20));
+    f32.fill(-2, 64, 256 + 128);
+    f32.fill(NaN, 256, 256 + 128);
+    for (let i = 0; i < 128; i++) f32[64 + i] = i % 5 - 2;
+    let onThisThread = 0, besideRan = false;
+    pool.warm();
+    pool.run(
+      (args) => {
+        onThisThread++;
+        fn.relu!(...args);
+      },
+      "relu",
+      jobs,
+      () => {
+        // Busy for a while, so the worker takes jobs meanwhile.
+        const until = performance.now() + 5;
+        while (performance.now() < until) { /* wait */ }
+        besideRan = true;
+      },
+    );
+    assert(besideRan);
+    for (let i = 0; i < 128; i++) {
+      assertEquals(f32[256 + i], Math.max(0, i % 5 - 2), `element ${i}`);
+    }
+    if (onThisThread < jobs.length) break;
+    assert(attempt < 19, "the worker took no job in 20 calls");
+  }
+  assertThrows(
+    () =>
+      pool.run((args) => fn.relu!(...args), "relu", jobs, () => {
+        throw new RangeError("beside");
+      }),
+    RangeError,
+    "beside",
+  );
+  f32.set([-1, 2, -3, 4], 16);
+  pool.run((args) => fn.relu!(...args), "relu", [[64, 128, 2], [72, 136, 2]]);
+  assertEquals(Array.from(f32.subarray(32, 36)), [0, 2, 0, 4]);
+});

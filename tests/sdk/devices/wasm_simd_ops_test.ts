@@ -941,3 +941,37 @@ Deno.test("BatchNormalization's training kernels match cpu's ops, compiled and n
     }
   }
 });
+
+Deno.test("large 1×1 input gradients match cpu (on two threads, XNNPACK and the compiled product share the rows)", async () => {
+  await tf.setBackend("wasm");
+  let seed = 900;
+  const cases: [number, number, number, number, number][] = [
+    [2, 56, 56, 144, 24],
+    [8, 28, 28, 96, 16],
+    [1, 57, 55, 36, 100],
+    [3, 7, 9, 384, 64],
+  ];
+  for (const [B, H, W, O, C] of cases) {
+    const call: KernelCall = {
+      kernel: "Conv2DBackpropInput",
+      inputs: {
+        dy: seededTensor([B, H, W, O], seed++),
+        filter: seededTensor([1, 1, C, O], seed++),
+      },
+      attrs: {
+        strides: 1,
+        pad: "same",
+        dataFormat: "NHWC",
+        dilations: 1,
+        inputShape: [B, H, W, C],
+      },
+    };
+    const want = await runOn("cpu", call);
+    const before = tf.memory().numTensors;
+    const got = runNow(call);
+    assertEquals(tf.memory().numTensors, before);
+    assertEquals(got.shape, want.shape);
+    const err = relativeError(got.values, want.values);
+    assert(err <= 1e-5, `[${B},${H},${W},${O}] → ${C}: relative error ${err}`);
+  }
+});
