@@ -15,8 +15,9 @@
  * - Keras' MNIST example convnet (conv 32 3×3, conv 64 3×3, max pool,
  *   dropout, dense 128, dropout, dense 10; batch 128);
  * - MobileNetV2 (the nsfwjs checkpoint) fine-tuned with every layer trainable
- *   (224×224, batch 32; on tfjs as micro-batches of 8 with gradient
- *   accumulation, which the 4 GiB wasm heap needs);
+ *   (224×224, batch 32; on tfjs as the micro-batches the SDK's planner picks,
+ *   with gradient accumulation, which the 4 GiB wasm heap needs; `--micro N`
+ *   to set them);
  * - MobileNetV2 inference (batch 32).
  *
  *   deno run -A bench/training.ts [--rounds 3] [--budget 15] [--backends wasm-threads] [--profile]
@@ -33,12 +34,20 @@ import { parseArgs } from "@std/cli";
 import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
 import { splitForward, trainableForward } from "../sdk/train/_loop.ts";
+import { planMicroBatch, stepCost } from "../sdk/train/plan.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
 import { lscpu, median, writeReport } from "./_report.ts";
 
 type CaseName = "lenetTrain" | "kerasMnistTrain" | "mobilenetTrain" | "mobilenetInfer";
-type Result = { imagesPerSecond: number; iterations: number; tensors: number; params: number };
+type Result = {
+  imagesPerSecond: number;
+  iterations: number;
+  tensors: number;
+  params: number;
+  /** The micro-batch tfjs accumulated gradients over, where it did. */
+  microBatch?: number;
+};
 
 const ALL_CASES: CaseName[] = ["lenetTrain", "kerasMnistTrain", "mobilenetTrain", "mobilenetInfer"];
 const LABELS: Record<CaseName, string> = {
@@ -233,7 +242,9 @@ async function child(backend: string, name: CaseName): Promise<ChildRow> {
     row.result = { ...r, tensors: counts[0], params: counts[1] };
     return row;
   }
-  const micro = Number(args.micro ?? 8);
+  // The micro-batch fineTuneNetwork would pick for this step (or --micro).
+  const planned = planMicroBatch(stepCost(model, model.layers.map((l) => l.name), counts[1]), 32);
+  const micro = args.micro === undefined ? planned.microBatch : Number(args.micro);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = tf.train.sgd(1e-4);
   // The SDK's training forward pass (what `fineTuneNetwork` runs), or with
@@ -252,7 +263,7 @@ async function child(backend: string, name: CaseName): Promise<ChildRow> {
     tf.dispose([value, grads, parts.map((p) => p.data)]);
   };
   const r = await measure(step, 32, 5);
-  row.result = { ...r, tensors: counts[0], params: counts[1] };
+  row.result = { ...r, tensors: counts[0], params: counts[1], microBatch: micro };
   if (args.profile) {
     const parts = splitBatch({ xs: x, ys: y }, micro).slice(0, 1);
     row.profile = await profileMicroBatch(async () => {
@@ -392,11 +403,14 @@ const sections = CASES.map((name) => {
   const any = rounds.map((r) => r[name]!).flatMap((runs) => Object.values(runs)).find((x) =>
     x.result
   )?.result;
+  const micro = rounds.flatMap((r) => Object.values(r[name]!)).find((x) =>
+    x.result?.microBatch !== undefined
+  )?.result?.microBatch;
   return `### ${LABELS[name]}
 
 Trainable tensors and parameters, printed and checked by both sides: ${
     any ? `${any.tensors} tensors, ${any.params.toLocaleString("en-US")} parameters` : "–"
-  }.
+  }.${micro === undefined ? "" : ` tfjs accumulates gradients over micro-batches of ${micro}.`}
 
 ${header}
 | --- | ---: | ${backends.map(() => "---:").join(" | ")} |
@@ -422,8 +436,9 @@ a ${budgetS} s budget (at least one timed step). Inputs are random.
 MobileNetV2 is the nsfwjs checkpoint (5 classes) on tfjs and the same
 architecture and head defined in \`bench/training_torch.py\` for PyTorch. The
 fine-tune trains every layer with SGD (the checkpoint's frozen blocks 0–10
-included); on tfjs it accumulates gradients over micro-batches of 8
-(\`sdk/train/accumulate.ts\`), PyTorch takes the batch of 32 at once.
+included); on tfjs it accumulates gradients over the micro-batches the SDK's
+planner picks for the 4 GiB heap (\`sdk/train/plan.ts\`, said in the setups below;
+\`sdk/train/accumulate.ts\`), PyTorch takes the batch of 32 at once.
 
 - date: ${started.toISOString()}, commit ${commit}
 - command: \`deno run -A bench/training.ts --rounds ${args.rounds} --budget ${budgetS} --backends ${args.backends} --cases ${args.cases}\`
@@ -446,7 +461,7 @@ One LeNet-size step (batch 128), per kernel, median of 5 profiled steps:
 
 ${profiles.lenetTrain}
 
-One MobileNetV2 micro-batch of 8, forward + backward, every layer trainable, median of 3:
+One MobileNetV2 micro-batch (its size in the setups above), forward + backward, every layer trainable, median of 3:
 
 ${profiles.mobilenetTrain}
 `
