@@ -74,9 +74,8 @@ export function heap(backend: BackendWasm, info: Info): Float32Array {
 /**
  * A new tensor on the heap, after the checks the cpu backend makes of an
  * output shape (a too-small input gives a negative size, which the cpu
- * backend rejects with this same error) and a check that the heap had room:
- * the backend's allocator gives address 0 when it has none, and a kernel
- * writing there would overwrite the heap's own bookkeeping.
+ * backend rejects with this same error), placed by the backend under
+ * {@linkcode guardAllocations}, which refuses it when the heap has no room.
  *
  * @param backend the wasm backend
  * @param shape the output's shape
@@ -91,20 +90,9 @@ export function checkedOutput(
   dtype: tf.DataType = "float32",
 ): Info {
   tf.util.assertNonNegativeIntegerDimensions(shape);
-  const bytes = tf.util.sizeFromShape(shape) * (dtype === "bool" ? 1 : 4);
-  if (bytes >= 2 ** 32) {
-    throw new RangeError(
-      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap holds at most 4 GiB; ${ADVICE}`,
-    );
-  }
-  const out = backend.makeOutput(shape, dtype);
-  if (bytes > 0 && offset(backend, out) === 0) {
-    backend.disposeData(out.dataId);
-    throw new RangeError(
-      `Cannot allocate a tensor of shape [${shape}] (${bytes} bytes): the wasm heap is full; ${ADVICE}`,
-    );
-  }
-  return out;
+  // initWasmBackend guards the backend; this covers kernels registered on one set up otherwise.
+  guardAllocations(backend);
+  return backend.makeOutput(shape, dtype);
 }
 
 /** Backends whose tensor allocations {@linkcode guardAllocations} checks. */
