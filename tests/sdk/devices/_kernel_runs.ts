@@ -106,7 +106,7 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
     return { values: v.values.map((a) => Math.abs(a) + 0.5), shape: v.shape };
   };
   const x = t(B, H, W, C), x1 = t(B, H, W, 1), vec = t(C);
-  const f = t(3, 3, C, 4), f1 = t(3, 5, 1, 6), df = t(3, 3, C, 2);
+  const f = t(3, 3, C, 4), f1 = t(3, 5, 1, 6), df = t(3, 3, C, 2), pw = t(1, 1, C, 4);
   const dy = t(B, H, W, 4), dyS = t(B, Math.ceil(H / 2), Math.ceil(W / 2), 4);
   const dyD = t(B, H, W, 2 * C), dyPool = t(B, Math.floor(H / 2), Math.floor(W / 2), C);
   const dyPool3 = t(B, Math.floor(H / 3), Math.floor(W / 3), C);
@@ -122,6 +122,8 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
     ["Conv2D", { x: x1, filter: f1 }, same],
     ["Conv2D", { x, filter: f }, convAttrs([2, 1], "valid")],
     ["FusedConv2D", { x, filter: f, bias: t(4) }, { ...same, activation: "relu6" }],
+    // 1×1, stride 1: the compiled matrix product of rows (and its input gradient below).
+    ["FusedConv2D", { x, filter: pw, bias: t(4) }, { ...same, activation: "relu" }],
     ["Conv2DBackpropFilter", { x, dy }, { ...same, ...fs }],
     ["Conv2DBackpropFilter", { x: x1, dy: t(B, H, W, 6) }, { ...same, filterShape: [3, 5, 1, 6] }],
     ["Conv2DBackpropFilter", { x, dy: dyS }, { ...strided, ...fs }],
@@ -129,6 +131,7 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
     ["Conv2DBackpropFilter", { x, dy }, { ...same, filterShape: [1, 1, C, 4] }],
     ["Conv2DBackpropInput", { dy, filter: f }, { ...same, ...inShape }],
     ["Conv2DBackpropInput", { dy: dyS, filter: f }, { ...strided, ...inShape }],
+    ["Conv2DBackpropInput", { dy, filter: pw }, { ...same, ...inShape }],
     ["DepthwiseConv2dNative", { x, filter: df }, strided],
     ["FusedDepthwiseConv2D", { x, filter: df, bias: t(2 * C) }, { ...same, activation: "relu" }],
     ["DepthwiseConv2dNativeBackpropFilter", { x, dy: dyD }, { ...same, filterShape: df.shape }],

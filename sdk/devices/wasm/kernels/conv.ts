@@ -130,6 +130,17 @@ export function oneChannelStride1(info: ConvInfo): boolean {
     info.dilationHeight === 1 && info.dilationWidth === 1;
 }
 
+/**
+ * A 1×1 filter at stride 1 over an unpadded input: output row p reads input
+ * row p alone, so the convolution is a matrix product of x's rows.
+ */
+export function contiguousRows(info: ConvInfo): boolean {
+  const { top, bottom, left, right } = info.padInfo;
+  return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && top === 0 && bottom === 0 && left === 0 && right === 0 &&
+    info.outHeight === info.inHeight && info.outWidth === info.inWidth;
+}
+
 /** The activations a fused convolution can apply, by their code in conv_taps. */
 const ACTIVATIONS = ["linear", "relu", "relu6"] as const;
 
@@ -194,6 +205,18 @@ export function simdConv2D(
         (P * O >= 65536 ? shares(k, B * OH) : ranges(B * OH, 1)).map((
           [r0, r1],
         ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1]),
+      );
+      return y;
+    }
+    if (xp === offset(backend, x) && contiguousRows(info)) {
+      // Every output row reads one input row: a matrix product of x's rows.
+      const C = info.inChannels, OP = Math.ceil(O / 16) * 16;
+      const w = scratch.alloc(C * OP);
+      k.fn.pack_rows(offset(backend, filter), C, O, O, 1, w, OP);
+      const yo = offset(backend, y);
+      k.parallel(
+        "pw_gemm",
+        shares(k, P, 2).map(([p0, p1]) => [xp, C, w, O, OP, yo, p0, p1, bo, act]),
       );
       return y;
     }

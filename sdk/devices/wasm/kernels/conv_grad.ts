@@ -55,7 +55,14 @@ import {
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
-import { oneChannelStride1, padded, paddedInput, tapOffsets, windowBases } from "./conv.ts";
+import {
+  contiguousRows,
+  oneChannelStride1,
+  padded,
+  paddedInput,
+  tapOffsets,
+  windowBases,
+} from "./conv.ts";
 import { transposeLastTwo } from "./layout.ts";
 import { accumulate, batchRows, im2colT, imagesPerChunk } from "./_im2col.ts";
 import { flippedFilter, upsamplePadded } from "./_transposed.ts";
@@ -402,95 +409,49 @@ function conv2DBackpropInputCol2im(
 }
 
 /**
- * The wasm `Conv2DBackpropInput` is a scalar loop; this one is one XNNPACK
- * convolution of the zero-upsampled, padded `dy` with the flipped,
- * channel-swapped filter.
+ * A 1×1 stride-1 input gradient `dx = dy · Wᵀ` as the compiled matrix
+ * product (`pw_gemm`) on every thread, or `null` when the kernels cannot run
+ * or run on one thread (XNNPACK's convolution then: on one thread the two
+ * are about as fast).
  */
-/** Products smaller than this many multiply-adds run on XNNPACK alone. */
-const SHARED_PRODUCT_MIN = 1 << 22;
-
-/**
- * The share of the rows XNNPACK takes on this thread: the compiled product
- * runs at about half XNNPACK's speed per thread, so two thirds would finish
- * together; a little less, since this thread also takes the worker's jobs
- * still left when XNNPACK is done.
- */
-const XNNPACK_SHARE = 0.6;
-
-/**
- * A 1×1 stride-1 input gradient `dx = dy · Wᵀ` (a matrix product) on two
- * engines at once: XNNPACK's convolution, on its one thread, for the first
- * rows, and the compiled product on the worker threads for the rest, or
- * `null` when the product is small, the kernels cannot run or there is no
- * worker thread (XNNPACK alone then).
- */
-function pointwiseInputGradShared(
+function pointwiseInputGrad(
   backend: BackendWasm,
   dy: Info,
   filter: Info,
   info: ConvInfo,
 ): Info | null {
   const k = kernels(backend);
+  if (k === null || k.threads < 2) return null;
   const { B, H, W, C, O } = dims(info);
   const P = B * H * W;
-  if (k === null || k.threads < 2 || P * C * O < SHARED_PRODUCT_MIN) return null;
   expectShape("pointwise input gradient", "dy", dy, [B, H, W, O]);
   expectShape("pointwise input gradient", "the filter", filter, [1, 1, C, O]);
-  const p1 = Math.max(4, Math.min(P - 4, 4 * Math.round(P * XNNPACK_SHARE / 4)));
   const dx = checkedOutput(backend, [B, H, W, C], "float32");
   const scratch = new Scratch(k);
-  let flipped: Info | null = null, part: Info | null = null, view: Info | null = null;
   try {
-    // The compiled product's operands: Wᵀ packed to rows of CP floats, row
-    // and tap offsets (as simdMatMul lays out a · bᵀ).
-    const CP = Math.ceil(C / 8) * 8;
-    const w = scratch.alloc(O * CP), base = scratch.alloc(P), koff = scratch.alloc(O);
+    // Wᵀ packed as O rows of CP floats.
+    const CP = Math.ceil(C / 16) * 16;
+    const w = scratch.alloc(O * CP);
     k.fn.pack_rows(offset(backend, filter), O, C, 1, O, w, CP);
-    k.fn.bases3(base, 1, 1, P, 0, 0, O, 0);
-    k.fn.bases3(koff, 1, 1, O, 0, 0, 1, 0);
-    flipped = flippedFilter(backend, filter, true);
-    // dy's first p1 rows as a tensor of their own (no copy), for XNNPACK.
-    view = backend.makeOutput([1, 1, p1, O], "float32", offset(backend, dy));
     const dyo = offset(backend, dy), dxo = offset(backend, dx);
-    const jobs = ranges(P - p1, Math.max(1, k.chunks - 2), 4).map((
-      [r0, r1],
-    ) => [dyo, base, koff, O, w, C, CP, dxo, p1 + r0, p1 + r1, 0, 0]);
-    k.beside("conv_taps", jobs, () => {
-      part = run(backend, "Conv2D", { x: view!, filter: flipped! }, {
-        strides: [1, 1],
-        pad: "valid",
-        dataFormat: "NHWC",
-        dilations: [1, 1],
-        dimRoundingMode: undefined,
-      });
-    });
-    const f32 = k.f32(), from = offset(backend, part!) >>> 2;
-    f32.copyWithin(dxo >>> 2, from, from + p1 * C);
+    k.parallel(
+      "pw_gemm",
+      shares(k, P, 2).map(([p0, p1]) => [dyo, O, w, C, CP, dxo, p0, p1, 0, 0]),
+    );
     return dx;
   } catch (e) {
     dispose(backend, dx);
     throw e;
   } finally {
     scratch.free();
-    if (part !== null) dispose(backend, part);
-    if (flipped !== null) dispose(backend, flipped);
-    // The view shares dy's memory: unregister it without freeing that.
-    if (view !== null) forgetView(backend, view);
   }
 }
 
-/** Unregisters a tensor that `makeOutput` placed on memory another tensor owns. */
-function forgetView(backend: BackendWasm, view: Info): void {
-  const b = backend as unknown as {
-    dataIdMap: { get(id: object): { id: number } | undefined; delete(id: object): void };
-    wasm: { tfjs: { disposeData(id: number): void } };
-  };
-  const data = b.dataIdMap.get(view.dataId);
-  if (data === undefined) return;
-  b.wasm.tfjs.disposeData(data.id);
-  b.dataIdMap.delete(view.dataId);
-}
-
+/**
+ * The wasm `Conv2DBackpropInput` is a scalar loop; this one is one XNNPACK
+ * convolution of the zero-upsampled, padded `dy` with the flipped,
+ * channel-swapped filter.
+ */
 const conv2DBackpropInput = unpacked<{ dy: Info; filter: Info }>(
   (backend, { dy, filter }, attrs) => {
     if (
@@ -505,11 +466,11 @@ const conv2DBackpropInput = unpacked<{ dy: Info; filter: Info }>(
     }
     const info = convInfo(attrs.inputShape, filter.shape, attrs);
     const strided = info.strideHeight > 1 || info.strideWidth > 1;
-    // A 1×1 stride-1 input gradient is one XNNPACK convolution (a matrix
-    // product), which beats the compiled scatter kernel there.
-    const pointwise = info.filterHeight * info.filterWidth === 1 && !strided;
+    // A 1×1 stride-1 unpadded input gradient is a matrix product, which
+    // beats the compiled scatter kernel there (so does XNNPACK's).
+    const pointwise = contiguousRows(info);
     const fast = pointwise
-      ? pointwiseInputGradShared(backend, dy, filter, info)
+      ? pointwiseInputGrad(backend, dy, filter, info)
       : simdConv2DBackpropInput(backend, dy, filter, info);
     if (fast !== null) return fast;
     // With a stride, the convolution of the upsampled dy multiplies mostly

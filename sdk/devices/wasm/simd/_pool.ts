@@ -198,25 +198,17 @@ export class SimdPool {
    * @param run calls the function on this thread
    * @param fn the exported function's name
    * @param jobs integer arguments, one array per job, all of one length
-   * @param beside work for this thread to do first, while the workers start
-   *   on the jobs (with more than {@linkcode MAX_JOBS} jobs: during the first
-   *   batch of them)
    * @throws {Error} when the function trapped on a worker
    */
-  run(run: (args: number[]) => void, fn: string, jobs: number[][], beside?: () => void): void {
+  run(run: (args: number[]) => void, fn: string, jobs: number[][]): void {
     const index = this.#names.indexOf(fn);
     if (index < 0) throw new Error(`"${fn}" is not a kernel the workers can run`);
     for (let i = 0; i < jobs.length; i += MAX_JOBS) {
-      this.#call(run, index, jobs.slice(i, i + MAX_JOBS), i === 0 ? beside : undefined);
+      this.#call(run, index, jobs.slice(i, i + MAX_JOBS));
     }
   }
 
-  #call(
-    run: (args: number[]) => void,
-    index: number,
-    jobs: number[][],
-    beside?: () => void,
-  ): void {
+  #call(run: (args: number[]) => void, index: number, jobs: number[][]): void {
     const ctrl = this.#ctrl, nargs = jobs[0]?.length ?? 0;
     if (nargs > MAX_ARGS) throw new RangeError(`at most ${MAX_ARGS} arguments`);
     for (const [j, args] of jobs.entries()) {
@@ -233,9 +225,7 @@ export class SimdPool {
     for (let j = 0; j < jobs.length; j++) ctrl[claims + j] = 0;
     const seq = ++this.#seq;
     const woken: number[] = [];
-    // With work beside, every job may go to a worker.
-    const spare = beside === undefined ? 1 : 0;
-    for (let w = 0; w < this.#workers.length && w < jobs.length - spare; w++) {
+    for (let w = 0; w < this.#workers.length && w < jobs.length - 1; w++) {
       const base = WORKERS + w * PER_WORKER;
       if (Atomics.load(ctrl, base + READY) !== 1) continue;
       Atomics.store(ctrl, base + STATE, 2 * seq);
@@ -245,7 +235,6 @@ export class SimdPool {
     }
     let failed = false;
     try {
-      beside?.();
       const n = jobs.length, h1 = Math.floor(n / (this.#workers.length + 1));
       for (let i = 0; i < n; i++) {
         const j = claimOrder(i, 0, h1, n);

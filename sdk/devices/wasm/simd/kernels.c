@@ -154,6 +154,69 @@ void conv_taps(const f32* x, const int* base, const int* koff, int K, const f32*
   }
 }
 
+/* Stores a row's 16 sums (c0..c3) after act: all 16, or the first n when n < 16. */
+static inline __attribute__((always_inline)) void store16(f32* p, int n, int act, v128_t c0,
+                                                          v128_t c1, v128_t c2, v128_t c3) {
+  if (n >= 16) {
+    wasm_v128_store(p, activate(c0, act));
+    wasm_v128_store(p + 4, activate(c1, act));
+    wasm_v128_store(p + 8, activate(c2, act));
+    wasm_v128_store(p + 12, activate(c3, act));
+  } else {
+    store_n(p, activate(c0, act), n);
+    store_n(p + 4, activate(c1, act), n - 4);
+    store_n(p + 8, activate(c2, act), n - 8);
+    store_n(p + 12, activate(c3, act), n - 12);
+  }
+}
+
+/*
+ * A matrix product over contiguous rows (a 1×1, stride-1, unpadded
+ * convolution, or its input gradient), for rows [p0, p1):
+ *   y[p·O + o] = act(bias[o] + Σ_k x[p·K + k] · w[k·OP + o])
+ * w is packed as K rows of OP floats, OP = O rounded up to 16 (the padding
+ * zero); bias (O floats) may be 0. Tiles of 2 rows × 16 channels: per k,
+ * four weight vectors and two broadcast inputs feed eight multiply-adds
+ * (conv_taps' 4 × 8 tiles load four broadcasts for eight, and look each
+ * tap up in koff). Reads exactly the rows' K floats; writes exactly O
+ * floats per row.
+ */
+void pw_gemm(const f32* x, int K, const f32* w, int O, int OP, f32* y, int p0, int p1,
+             const f32* bias, int act) {
+  for (int p = p0; p < p1; p += 2) {
+    const f32* x0 = x + p * K;
+    const int two = p + 1 < p1;
+    const f32* x1 = two ? x0 + K : x0;
+    for (int o0 = 0; o0 < O; o0 += 16) {
+      const int n = O - o0;
+      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c02 = c00, c03 = c00;
+      if (bias) {
+        c00 = load_n(bias + o0, n);
+        c01 = load_n(bias + o0 + 4, n - 4);
+        c02 = load_n(bias + o0 + 8, n - 8);
+        c03 = load_n(bias + o0 + 12, n - 12);
+      }
+      v128_t c10 = c00, c11 = c01, c12 = c02, c13 = c03;
+      const f32* wk = w + o0;
+      for (int k = 0; k < K; k++, wk += OP) {
+        const v128_t w0 = wasm_v128_load(wk), w1 = wasm_v128_load(wk + 4);
+        const v128_t w2 = wasm_v128_load(wk + 8), w3 = wasm_v128_load(wk + 12);
+        const v128_t a = wasm_v128_load32_splat(x0 + k), b = wasm_v128_load32_splat(x1 + k);
+        c00 = madd(a, w0, c00);
+        c01 = madd(a, w1, c01);
+        c02 = madd(a, w2, c02);
+        c03 = madd(a, w3, c03);
+        c10 = madd(b, w0, c10);
+        c11 = madd(b, w1, c11);
+        c12 = madd(b, w2, c12);
+        c13 = madd(b, w3, c13);
+      }
+      store16(y + p * O + o0, n, act, c00, c01, c02, c03);
+      if (two) store16(y + (p + 1) * O + o0, n, act, c10, c11, c12, c13);
+    }
+  }
+}
+
 /*
  * Filter gradient over taps [k0, k1), summed over rows [p0, p1) and added
  * into dw (the caller zeroes it):

@@ -54,6 +54,19 @@ export interface SimdExports {
     bias: number,
     act: number,
   ): void;
+  /** `pw_gemm` of `kernels.c`, whose comment there says what it computes. */
+  pw_gemm(
+    x: number,
+    K: number,
+    w: number,
+    O: number,
+    OP: number,
+    y: number,
+    p0: number,
+    p1: number,
+    bias: number,
+    act: number,
+  ): void;
   /** `conv1_taps` of `kernels.c`, whose comment there says what it computes. */
   conv1_taps(
     x: number,
@@ -282,14 +295,6 @@ export interface SimdKernels {
    * threads as int32).
    */
   parallel<K extends keyof SimdExports>(fn: K, jobs: number[][]): void;
-  /**
-   * As {@linkcode SimdKernels.parallel}, but this thread first runs `work`
-   * (say, a shipped XNNPACK kernel on its own share of the rows) while the
-   * worker threads take the jobs; it then takes the jobs still left. `work`
-   * must not call these kernels' threads itself. On one thread: `work`,
-   * then the jobs.
-   */
-  beside<K extends keyof SimdExports>(fn: K, jobs: number[][], work: () => void): void;
   /** Wakes sleeping worker threads ahead of a {@linkcode SimdKernels.parallel} call (a no-op on one thread). */
   warm(): void;
   /**
@@ -389,14 +394,6 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
             for (const args of jobs) call(name)(args);
           } else {
             pool.run(call(name), name, jobs);
-          }
-        },
-        beside: (name, jobs, work) => {
-          if (pool === undefined) {
-            work();
-            for (const args of jobs) call(name)(args);
-          } else {
-            pool.run(call(name), name, jobs, work);
           }
         },
         warm: () => pool?.warm(),
