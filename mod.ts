@@ -9,6 +9,8 @@
  * - Change: {@linkcode convolutionalize}, {@linkcode resizeInput},
  *   {@linkcode adaptInputChannels}, {@linkcode cutAt} (cut at a layer),
  *   {@linkcode codeExtractor} (cut for CNN codes), {@linkcode freeze}.
+ * - Predict faster: {@linkcode foldForInference} (BatchNormalization folded
+ *   into the convolutions).
  * - Train: {@linkcode fineTune}, on the device {@linkcode selectDevice} picks.
  *
  * Importing the SDK starts no tfjs backend, so every op works from the start
@@ -70,6 +72,7 @@ export { adaptInputChannels } from "./sdk/surgery/adapt_channels.ts";
 export { cutAt, type CutModel } from "./sdk/surgery/cut.ts";
 export { type CodeExtractor, codeExtractor, type CodePooling } from "./sdk/features/extract.ts";
 export { freeze, type FreezeOptions, type FrozenLayers } from "./sdk/surgery/freeze.ts";
+export { type FoldedModel, foldForInference } from "./sdk/surgery/fold.ts";
 export {
   fineTune,
   type FineTuneCallbacks,

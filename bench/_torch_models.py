@@ -54,6 +54,32 @@ def keras_mnist():
                          nn.Linear(128, 10))
 
 
+def fold_batch_norms(model):
+    """The eval-mode `model` with every BatchNorm2d that directly follows a Conv2d
+    in a Sequential folded into it (torch.nn.utils.fusion.fuse_conv_bn_eval),
+    and how many were folded."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    count = 0
+
+    def fold(mod):
+        nonlocal count
+        if isinstance(mod, nn.Sequential):
+            kids, out, i = list(mod.children()), [], 0
+            while i < len(kids):
+                if isinstance(kids[i], nn.Conv2d) and i + 1 < len(kids) and isinstance(kids[i + 1], nn.BatchNorm2d):
+                    out.append(fuse_conv_bn_eval(kids[i], kids[i + 1]))
+                    count += 1
+                    i += 2
+                else:
+                    out.append(fold(kids[i]))
+                    i += 1
+            return nn.Sequential(*out)
+        for name, child in list(mod.named_children()):
+            setattr(mod, name, fold(child))
+        return mod
+    return fold(model), count
+
+
 def training_step(model, opt, x, y):
     """One optimizer step of softmax cross-entropy on the batch (x, y), as a closure to time."""
     loss_fn = nn.CrossEntropyLoss()

@@ -21,7 +21,7 @@
  * - MobileNetV2 inference (batch 32).
  *
  *   deno run -A bench/training.ts [--rounds 3] [--budget 15] [--backends wasm-threads] [--profile]
- *     [--cases lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer]
+ *     [--cases lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer,mobilenetInferFolded]
  *     [--out bench/results/training.md]
  *
  * A hand-written part after the `<!-- findings -->` line of the output file
@@ -35,11 +35,17 @@ import { initWasmBackend } from "../sdk/devices/wasm/backend.ts";
 import { accumulatedGradients, splitBatch } from "../sdk/train/accumulate.ts";
 import { splitForward, trainableForward } from "../sdk/train/_loop.ts";
 import { planMicroBatch, stepCost } from "../sdk/train/plan.ts";
+import { foldForInference } from "../sdk/surgery/fold.ts";
 import { loadNsfwjsModel } from "../zoo/nsfwjs/source.ts";
 import { runTorchScript } from "./_torch.ts";
 import { lscpu, median, writeReport } from "./_report.ts";
 
-type CaseName = "lenetTrain" | "kerasMnistTrain" | "mobilenetTrain" | "mobilenetInfer";
+type CaseName =
+  | "lenetTrain"
+  | "kerasMnistTrain"
+  | "mobilenetTrain"
+  | "mobilenetInfer"
+  | "mobilenetInferFolded";
 type Result = {
   imagesPerSecond: number;
   iterations: number;
@@ -49,12 +55,20 @@ type Result = {
   microBatch?: number;
 };
 
-const ALL_CASES: CaseName[] = ["lenetTrain", "kerasMnistTrain", "mobilenetTrain", "mobilenetInfer"];
+const ALL_CASES: CaseName[] = [
+  "lenetTrain",
+  "kerasMnistTrain",
+  "mobilenetTrain",
+  "mobilenetInfer",
+  "mobilenetInferFolded",
+];
 const LABELS: Record<CaseName, string> = {
   lenetTrain: "LeNet-size CNN training (28×28×1, batch 128)",
   kerasMnistTrain: "Keras' MNIST convnet training (conv 32/64, dense 128; batch 128)",
   mobilenetTrain: "MobileNetV2 fine-tune, every layer (224, batch 32)",
   mobilenetInfer: "MobileNetV2 inference (224, batch 32)",
+  mobilenetInferFolded:
+    "MobileNetV2 inference, BatchNormalization folded into the convolutions on both sides (224, batch 32)",
 };
 
 /** Trainable tensors and parameters of each case's model (the same in training_torch.py's EXPECTED). */
@@ -63,6 +77,7 @@ const EXPECTED: Record<CaseName, [number, number]> = {
   kerasMnistTrain: [8, 1_199_882],
   mobilenetTrain: [162, 2_585_349],
   mobilenetInfer: [162, 2_585_349],
+  mobilenetInferFolded: [162, 2_585_349],
 };
 
 const args = parseArgs(Deno.args, {
@@ -73,7 +88,7 @@ const args = parseArgs(Deno.args, {
     out: "bench/results/training.md",
     rounds: "3",
     backends: "wasm-threads",
-    cases: "lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer",
+    cases: "lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer,mobilenetInferFolded",
     forward: "sdk",
   },
 });
@@ -229,10 +244,20 @@ async function child(backend: string, name: CaseName): Promise<ChildRow> {
   for (const layer of model.layers) layer.trainable = true;
   const counts = checkTrainable(name, model.trainableWeights);
   const x = tf.randomUniform([32, 224, 224, 3]), y = labels(32, 5);
-  if (name === "mobilenetInfer") {
+  if (name === "mobilenetInfer" || name === "mobilenetInferFolded") {
+    // The SDK's inference pass with every BatchNormalization folded into the
+    // convolution before it (PyTorch folds its own the same way), or tfjs's
+    // model.predict as it comes.
+    const folded = name === "mobilenetInferFolded" ? foldForInference(model) : null;
+    if (folded !== null) {
+      const bns = model.layers.filter((l) => l.getClassName() === "BatchNormalization").length;
+      if (folded.folded.length !== bns) {
+        throw new Error(`folded ${folded.folded.length} of ${bns} BatchNormalization layers`);
+      }
+    }
     const r = await measure(
       async () => {
-        const p = model.predict(x) as tf.Tensor;
+        const p = folded === null ? model.predict(x) as tf.Tensor : folded.predict(x);
         await p.data();
         p.dispose();
       },
@@ -240,6 +265,7 @@ async function child(backend: string, name: CaseName): Promise<ChildRow> {
       10,
     );
     row.result = { ...r, tensors: counts[0], params: counts[1] };
+    folded?.dispose();
     return row;
   }
   // The micro-batch fineTuneNetwork would pick for this step (or --micro).

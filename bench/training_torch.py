@@ -1,14 +1,16 @@
 """PyTorch CPU side of bench/training.ts: runs one case and prints one JSON line.
 
 Usage: python3 bench/training_torch.py SECONDS CASE
-CASE is lenetTrain, kerasMnistTrain, mobilenetTrain or mobilenetInfer. The line
+CASE is lenetTrain, kerasMnistTrain, mobilenetTrain, mobilenetInfer or
+mobilenetInferFolded (every BatchNorm2d folded into the Conv2d before it, as
+the tfjs side folds its BatchNormalization layers). The line
 holds images/s (median of timed steps after one warm-up step) and the number of
 trainable tensors and parameters, which must match what the tfjs side trains
 (EXPECTED; the script stops otherwise). The models are bench/_torch_models.py's.
 """
 import json, sys
 import torch
-from _torch_models import keras_mnist, lenet, measure, mobilenet_v2, training_step
+from _torch_models import fold_batch_norms, keras_mnist, lenet, measure, mobilenet_v2, training_step
 
 budget = float(sys.argv[1]) if len(sys.argv) > 1 else 15.0
 case = sys.argv[2] if len(sys.argv) > 2 else "lenetTrain"
@@ -19,6 +21,7 @@ EXPECTED = {
     "kerasMnistTrain": (8, 1_199_882),
     "mobilenetTrain": (162, 2_585_349),
     "mobilenetInfer": (162, 2_585_349),
+    "mobilenetInferFolded": (162, 2_585_349),
 }
 
 
@@ -41,6 +44,10 @@ elif case == "mobilenetTrain":
     out[case] = measure(train_step(model.train(), x, y), 32, 5, budget)
 else:
     model = model.eval()
+    if case == "mobilenetInferFolded":
+        model, folded = fold_batch_norms(model)
+        if folded != 52:
+            sys.exit(f"{case}: folded {folded} BatchNorm2d layers, not 52")
     x = torch.randn(32, 3, 224, 224)
 
     def infer():

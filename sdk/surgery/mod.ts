@@ -11,6 +11,9 @@
  *   saying why a layer is not a cut point).
  * - Give it a new classifier: {@linkcode attachHead}.
  * - Freeze its early layers for `model.fit`: {@linkcode freeze}.
+ * - Run it faster for inference, with its BatchNormalization layers folded
+ *   into the convolutions before them: {@linkcode foldForInference} (an
+ *   inference pass, not a new model).
  *
  * All of them read a single-input, single-output LayersModel (Sequential or
  * functional) as a graph of layers and rebuild it layer by layer; shared and
@@ -37,5 +40,6 @@ export * from "./adapt_channels.ts";
 export * from "./cut.ts";
 export * from "./head.ts";
 export * from "./freeze.ts";
+export * from "./fold.ts";
 export type { LayersModel } from "../_tfjs_types.ts";
 export type { Architecture, HeadKind, LayerInfo, Shape } from "../../core/arch/types.ts";
