@@ -978,3 +978,68 @@ Deno.test("large 1×1 input gradients match cpu (on two threads, the compiled pr
     assert(err <= 1e-5, `[${B},${H},${W},${O}] → ${C}: relative error ${err}`);
   }
 });
+
+Deno.test("3×3 depthwise convolutions (bias and activation fused) and their input gradients match cpu at strides 1 and 2, every padding, every channel tail, on the compiled kernels where the threads outnumber XNNPACK's", async () => {
+  await tf.setBackend("wasm");
+  const pooled = simdThreadsBeyondXnnpack(tf.backend() as BackendWasm);
+  const activations = ["linear", "relu", "relu6"] as const;
+  const pads: unknown[] = ["same", "valid", 1, [[0, 0], [0, 2], [1, 0], [0, 0]]];
+  let seed = 5000, i = 0;
+  for (const C of [1, 3, 4, 5, 8, 13, 16, 17]) {
+    for (const [H, W] of [[1, 1], [2, 3], [5, 4], [9, 12]] as const) {
+      for (const s of [[1, 1], [2, 2], [1, 2], [2, 1]] as [number, number][]) {
+        const pad = pads[i % pads.length]!, activation = activations[i % 3]!;
+        i++;
+        const xShape: Shape4 = [1 + (i % 3), H, W, C];
+        let ci: tf.backend_util.Conv2DInfo;
+        try {
+          ci = tf.backend_util.computeConv2DInfo(
+            xShape,
+            [3, 3, C, 1],
+            s,
+            1,
+            pad as "same",
+            undefined,
+            true,
+          );
+        } catch {
+          continue;
+        }
+        if (ci.outHeight <= 0 || ci.outWidth <= 0) continue;
+        const what = `x ${xShape}, strides ${s}, pad ${JSON.stringify(pad)}, ${activation}`;
+        const x = { values: seeded(xShape, seed++).map((v) => 4 * v), shape: xShape };
+        const f = seededTensor([3, 3, C, 1], seed++), b = seededTensor([C], seed++);
+        const conv = {
+          strides: s,
+          pad,
+          dataFormat: "NHWC",
+          dilations: 1,
+          dimRoundingMode: undefined,
+        };
+        const fused = { ...conv, activation };
+        const runs: KernelRun[] = [
+          ["DepthwiseConv2dNative", { x, filter: f }, conv],
+          ["FusedDepthwiseConv2D", { x, filter: f, bias: b }, fused],
+          [
+            "DepthwiseConv2dNativeBackpropInput",
+            { dy: seededTensor([xShape[0], ci.outHeight, ci.outWidth, C], seed++), filter: f },
+            { ...conv, inputShape: xShape },
+          ],
+        ];
+        for (const [kernel, inputs, kernelAttrs] of runs) {
+          const want = await onEngine("cpu", kernel, inputs, kernelAttrs);
+          let got = want;
+          const before = tf.memory().numTensors;
+          const calls = await compiledCalls(async () => {
+            got = await onEngine("wasm", kernel, inputs, kernelAttrs);
+          });
+          assertEquals(tf.memory().numTensors, before, `${kernel}, ${what}: tensors left`);
+          const compiled = kernel.endsWith("Input") ? "dw3x3_grad_input" : "dw3x3";
+          assertEquals(calls.includes(compiled), pooled, `${kernel}, ${what}: ${compiled} ran`);
+          assertEquals(got.shape, want.shape, `${kernel}, ${what}: shape`);
+          assertNear(got.values, want.values, TOL, `${kernel}, ${what}`);
+        }
+      }
+    }
+  }
+});

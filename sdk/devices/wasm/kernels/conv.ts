@@ -142,7 +142,7 @@ export function contiguousRows(info: ConvInfo): boolean {
 }
 
 /** The activations a fused convolution can apply, by their code in conv_taps. */
-const ACTIVATIONS = ["linear", "relu", "relu6"] as const;
+export const ACTIVATIONS = ["linear", "relu", "relu6"] as const;
 
 /** What a fused convolution adds to `x ⊛ filter`: a bias per output channel, then an activation. */
 export interface ConvEpilogue {

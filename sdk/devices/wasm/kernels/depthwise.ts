@@ -9,9 +9,14 @@
  *   kernel (channel multiplier 1); otherwise
  *   `dW[k, c, m] = Σₙ im2col(x)[n, k, c] · dy[n, c, m]`, a broadcast product
  *   reduced over `n` by a matrix product with ones.
- * - Input gradient: a stride-1 depthwise convolution of the zero-upsampled,
- *   padded `dy` with the spatially flipped filter (a direct scatter when the
- *   convolution is dilated).
+ * - Forward, 3×3 with multiplier 1 (MobileNets'), when the compiled kernels
+ *   run on more threads than XNNPACK: `dw3x3`, split by output rows, with
+ *   the bias and activation applied as it stores.
+ * - Input gradient: for those 3×3 convolutions, `dw3x3_grad_input` gathers
+ *   each input's taps (at stride 2, only the taps that reach it); otherwise
+ *   a stride-1 depthwise convolution of the zero-upsampled, padded `dy` with
+ *   the spatially flipped filter (a direct scatter when the convolution is
+ *   dilated).
  *
  * @example The gradient of a depthwise convolution's input
  * ```ts
@@ -42,7 +47,7 @@ import {
   Scratch,
   zeros,
 } from "../_heap.ts";
-import { kernels, sumByRows } from "../_compiled.ts";
+import { kernels, shares, simdThreadsBeyondXnnpack, sumByRows } from "../_compiled.ts";
 import {
   type Attrs,
   type ConvInfo,
@@ -53,16 +58,118 @@ import {
   unpacked,
   type WasmKernel,
 } from "../_kernel.ts";
-import { emptyForward, shippedConv, validateForward } from "./conv.ts";
+import { ACTIVATIONS, emptyForward, shippedConv, validateForward } from "./conv.ts";
 import { validateGrad } from "./conv_grad.ts";
 import { flippedFilter, upsamplePadded } from "./_transposed.ts";
 import { accumulate, batchRows, im2col, imagesPerChunk } from "./_im2col.ts";
 
-/** A shipped depthwise convolution, with {@linkcode shippedConv}'s padding fix. */
-function depthwiseForward(name: "DepthwiseConv2dNative" | "FusedDepthwiseConv2D"): tf.KernelFunc {
-  return unpacked<Record<string, Info>>((backend, inputs, attrs) =>
-    shippedConv(backend, name, inputs, attrs)
+/**
+ * Whether the compiled 3×3 kernels take this depthwise convolution: a 3×3
+ * filter, channel multiplier 1, strides of 1 or 2, no dilation, paddings ≥ 0.
+ */
+function compiled3x3(info: ConvInfo): boolean {
+  const one2 = (s: number) => s === 1 || s === 2;
+  return info.filterHeight === 3 && info.filterWidth === 3 &&
+    info.outChannels === info.inChannels && info.dilationHeight === 1 &&
+    info.dilationWidth === 1 && one2(info.strideHeight) && one2(info.strideWidth) &&
+    info.padInfo.top >= 0 && info.padInfo.left >= 0;
+}
+
+/**
+ * A 3×3 depthwise convolution (channel multiplier 1) with an optional bias
+ * and a linear, relu or relu6 activation on the compiled kernel (`dw3x3`),
+ * split by output rows over the threads, or `null` when it does not apply
+ * (see {@linkcode compiled3x3}) or the kernels cannot run.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input
+ * @param filter the `[3, 3, C, 1]` float32 filter
+ * @param info the convolution's geometry (depthwise)
+ * @param bias one value per channel, or none
+ * @param activation `"linear"`, `"relu"` or `"relu6"`
+ * @returns the NHWC output, owned by the caller
+ */
+export function simdDepthwise3x3(
+  backend: BackendWasm,
+  x: Info,
+  filter: Info,
+  info: ConvInfo,
+  bias?: Info,
+  activation = "linear",
+): Info | null {
+  const k = kernels(backend);
+  const act = (ACTIVATIONS as readonly string[]).indexOf(activation);
+  if (k === null || act < 0 || !compiled3x3(info)) return null;
+  const { B, H, W, C, OH, OW, sh, sw, pt, pl } = dims(info);
+  expectShape("dw3x3", "x", x, [B, H, W, C]);
+  expectShape("dw3x3", "the filter", filter, [3, 3, C, 1]);
+  if (bias !== undefined) expectShape("dw3x3", "the bias", bias, [C]);
+  const y = checkedOutput(backend, [B, OH, OW, C], "float32");
+  const xo = offset(backend, x), wo = offset(backend, filter), yo = offset(backend, y);
+  const bo = bias === undefined ? 0 : offset(backend, bias);
+  k.parallel(
+    "dw3x3",
+    shares(k, B * OH).map((
+      [r0, r1],
+    ) => [xo, H, W, C, wo, OH, OW, sh, sw, pt, pl, yo, r0, r1, bo, act]),
   );
+  return y;
+}
+
+/**
+ * A depthwise convolution: the compiled 3×3 kernel when the kernels run on
+ * more threads than XNNPACK (XNNPACK's depthwise runs on one), else the
+ * shipped one, with {@linkcode shippedConv}'s padding fix.
+ */
+function depthwiseForward(name: "DepthwiseConv2dNative" | "FusedDepthwiseConv2D"): tf.KernelFunc {
+  return unpacked<Record<string, Info>>((backend, inputs, attrs) => {
+    const { x, filter, bias, preluActivationWeights } = inputs;
+    if (
+      simdThreadsBeyondXnnpack(backend) && preluActivationWeights === undefined &&
+      x!.dtype === "float32" && filter!.dtype === "float32" &&
+      (bias === undefined || bias.dtype === "float32") &&
+      (attrs.dataFormat ?? "NHWC") === "NHWC" && x!.shape.length === 4 &&
+      filter!.shape.length === 4
+    ) {
+      const info = convInfo(x!.shape, filter!.shape, attrs, true);
+      const fast = simdDepthwise3x3(
+        backend,
+        x!,
+        filter!,
+        info,
+        bias,
+        String(attrs.activation ?? "linear"),
+      );
+      if (fast !== null) return fast;
+    }
+    return shippedConv(backend, name, inputs, attrs);
+  });
+}
+
+/**
+ * The input gradient of a 3×3 depthwise convolution (channel multiplier 1)
+ * gathered on the compiled kernel (`dw3x3_grad_input`), split by rows of dx
+ * over the threads, or `null` when it does not apply or the kernels cannot
+ * run. Strided convolutions read only the taps that reach each input.
+ */
+export function simdDepthwise3x3BackpropInput(
+  backend: BackendWasm,
+  dy: Info,
+  filter: Info,
+  info: ConvInfo,
+): Info | null {
+  const k = kernels(backend);
+  if (k === null || !compiled3x3(info)) return null;
+  const { B, H, W, C, OH, OW, sh, sw, pt, pl } = dims(info);
+  expectShape("dw3x3_grad_input", "dy", dy, [B, OH, OW, C]);
+  expectShape("dw3x3_grad_input", "the filter", filter, [3, 3, C, 1]);
+  const dx = checkedOutput(backend, [B, H, W, C], "float32");
+  const dyo = offset(backend, dy), wo = offset(backend, filter), dxo = offset(backend, dx);
+  k.parallel(
+    "dw3x3_grad_input",
+    shares(k, B * H).map(([r0, r1]) => [dyo, OH, OW, C, wo, H, W, sh, sw, pt, pl, dxo, r0, r1]),
+  );
+  return dx;
 }
 
 function depthwiseInfo(x: Info, attrs: Attrs): ConvInfo {
@@ -164,6 +271,10 @@ const depthwiseBackpropInput = unpacked<{ dy: Info; filter: Info }>(
     const info = convInfo(inShape, filter.shape, attrs, true);
     const { B, H, W, C, KH, KW, dh, dw, pt, pl } = dims(info);
     const M = info.outChannels / C;
+    if (simdThreadsBeyondXnnpack(backend)) {
+      const fast = simdDepthwise3x3BackpropInput(backend, dy, filter, info);
+      if (fast !== null) return fast;
+    }
     if (dh > 1 || dw > 1) return depthwiseBackpropInputDilated(backend, dy, filter, info);
     // dx[i] = Σₖ dyUp[i + padTop − k·d] w[k]: a stride-1 correlation of the
     // zero-upsampled dy, shifted by `top`/`left`, with the flipped filter.

@@ -1156,3 +1156,129 @@ void pw_filter_grad(const f32* x, int C, const f32* dy, int O, f32* dw, int p0, 
     }
   }
 }
+
+/*
+ * Depthwise 3×3 convolution, channel multiplier 1, strides sh and sw of 1
+ * or 2, no dilation, over output rows [r0, r1) of the B·OH rows:
+ *   y[b, oh, ow, c] = act(bias[c] + Σ_{kh, kw} x[b, oh·sh + kh − top, ow·sw + kw − left, c] · w[kh, kw, c])
+ * x is the unpadded input [B, H, W, C]: taps over its edge (the padding's
+ * zeros) are skipped. For each 4 channels the nine weight vectors stay in
+ * registers while the row's outputs are computed. bias (C floats) may be 0.
+ */
+void dw3x3(const f32* x, int H, int W, int C, const f32* w, int OH, int OW, int sh, int sw,
+           int top, int left, f32* y, int r0, int r1, const f32* bias, int act) {
+  for (int r = r0; r < r1; r++) {
+    const int b = r / OH, oh = r % OH, ih = oh * sh - top;
+    const int v0 = ih >= 0 && ih < H, v1 = ih + 1 >= 0 && ih + 1 < H, v2 = ih + 2 >= 0 && ih + 2 < H;
+    const f32* x0 = x + ((b * H + ih) * W) * C;
+    const f32* x1 = x0 + W * C;
+    const f32* x2 = x1 + W * C;
+    f32* yr = y + r * OW * C;
+    // Output columns whose three taps all lie inside the row: [lo, hi).
+    int lo = (left + sw - 1) / sw, hi = (W - 3 + left) / sw + 1;
+    if (W - 3 + left < 0) hi = 0;
+    if (hi > OW) hi = OW;
+    if (lo > hi) lo = hi;
+    for (int c = 0; c < C; c += 4) {
+      const int n = C - c;
+      const f32* wc = w + c;
+      const v128_t w00 = load_n(wc, n), w01 = load_n(wc + C, n), w02 = load_n(wc + 2 * C, n);
+      const v128_t w10 = load_n(wc + 3 * C, n), w11 = load_n(wc + 4 * C, n),
+                   w12 = load_n(wc + 5 * C, n);
+      const v128_t w20 = load_n(wc + 6 * C, n), w21 = load_n(wc + 7 * C, n),
+                   w22 = load_n(wc + 8 * C, n);
+      const v128_t b0 = bias ? load_n(bias + c, n) : wasm_f32x4_splat(0.0f);
+      for (int ow = 0; ow < OW; ow++) {
+        const int iw = ow * sw - left;
+        v128_t acc = b0;
+        if (ow >= lo && ow < hi && n >= 4) {
+          const int o = iw * C + c;
+          if (v0) {
+            acc = madd(wasm_v128_load(x0 + o), w00, acc);
+            acc = madd(wasm_v128_load(x0 + o + C), w01, acc);
+            acc = madd(wasm_v128_load(x0 + o + 2 * C), w02, acc);
+          }
+          if (v1) {
+            acc = madd(wasm_v128_load(x1 + o), w10, acc);
+            acc = madd(wasm_v128_load(x1 + o + C), w11, acc);
+            acc = madd(wasm_v128_load(x1 + o + 2 * C), w12, acc);
+          }
+          if (v2) {
+            acc = madd(wasm_v128_load(x2 + o), w20, acc);
+            acc = madd(wasm_v128_load(x2 + o + C), w21, acc);
+            acc = madd(wasm_v128_load(x2 + o + 2 * C), w22, acc);
+          }
+        } else {
+          const int c0 = iw >= 0 && iw < W, c1 = iw + 1 >= 0 && iw + 1 < W,
+                    c2 = iw + 2 >= 0 && iw + 2 < W;
+          const int o = iw * C + c;
+#define TAP(v, cv, xr, k, wv) \
+  if (v && cv) acc = madd(load_n(xr + o + (k) * C, n), wv, acc);
+          TAP(v0, c0, x0, 0, w00) TAP(v0, c1, x0, 1, w01) TAP(v0, c2, x0, 2, w02)
+          TAP(v1, c0, x1, 0, w10) TAP(v1, c1, x1, 1, w11) TAP(v1, c2, x1, 2, w12)
+          TAP(v2, c0, x2, 0, w20) TAP(v2, c1, x2, 1, w21) TAP(v2, c2, x2, 2, w22)
+#undef TAP
+        }
+        store_n(yr + ow * C + c, activate(acc, act), n);
+      }
+    }
+  }
+}
+
+/*
+ * The input gradient of dw3x3 (no bias or activation), over rows [r0, r1)
+ * of the B·H rows of dx, gathered:
+ *   dx[b, ih, iw, c] = Σ_{kh, kw} dy[b, oh, ow, c] · w[kh, kw, c]
+ * over the taps with oh·sh = ih + top − kh and ow·sw = iw + left − kw inside
+ * dy (sh, sw of 1 or 2). Writes every element of its rows.
+ */
+void dw3x3_grad_input(const f32* dy, int OH, int OW, int C, const f32* w, int H, int W, int sh,
+                      int sw, int top, int left, f32* dx, int r0, int r1) {
+  const int hs = sh - 1, ws = sw - 1;
+  for (int r = r0; r < r1; r++) {
+    const int b = r / H, ih = r % H;
+    // Row tap kh reads dy row (ih + top − kh) / sh when that is whole and inside.
+    const int t0 = ih + top, t1 = t0 - 1, t2 = t0 - 2;
+    const int v0 = t0 >= 0 && !(t0 & hs) && (t0 >> hs) < OH;
+    const int v1 = t1 >= 0 && !(t1 & hs) && (t1 >> hs) < OH;
+    const int v2 = t2 >= 0 && !(t2 & hs) && (t2 >> hs) < OH;
+    const f32* d0 = dy + (b * OH + (v0 ? t0 >> hs : 0)) * OW * C;
+    const f32* d1 = dy + (b * OH + (v1 ? t1 >> hs : 0)) * OW * C;
+    const f32* d2 = dy + (b * OH + (v2 ? t2 >> hs : 0)) * OW * C;
+    f32* xr = dx + r * W * C;
+    for (int c = 0; c < C; c += 4) {
+      const int n = C - c;
+      const f32* wc = w + c;
+      const v128_t w00 = load_n(wc, n), w01 = load_n(wc + C, n), w02 = load_n(wc + 2 * C, n);
+      const v128_t w10 = load_n(wc + 3 * C, n), w11 = load_n(wc + 4 * C, n),
+                   w12 = load_n(wc + 5 * C, n);
+      const v128_t w20 = load_n(wc + 6 * C, n), w21 = load_n(wc + 7 * C, n),
+                   w22 = load_n(wc + 8 * C, n);
+      for (int iw = 0; iw < W; iw++) {
+        const int s0 = iw + left, s1 = s0 - 1, s2 = s0 - 2;
+        const int c0 = s0 >= 0 && !(s0 & ws) && (s0 >> ws) < OW;
+        const int c1 = s1 >= 0 && !(s1 & ws) && (s1 >> ws) < OW;
+        const int c2 = s2 >= 0 && !(s2 & ws) && (s2 >> ws) < OW;
+        const int o0 = c0 ? (s0 >> ws) * C + c : 0, o1 = c1 ? (s1 >> ws) * C + c : 0,
+                  o2 = c2 ? (s2 >> ws) * C + c : 0;
+        v128_t acc = wasm_f32x4_splat(0.0f);
+        if (n >= 4) {
+#define TAP(v, cv, d, o, wv) \
+  if (v && cv) acc = madd(wasm_v128_load(d + o), wv, acc);
+          TAP(v0, c0, d0, o0, w00) TAP(v0, c1, d0, o1, w01) TAP(v0, c2, d0, o2, w02)
+          TAP(v1, c0, d1, o0, w10) TAP(v1, c1, d1, o1, w11) TAP(v1, c2, d1, o2, w12)
+          TAP(v2, c0, d2, o0, w20) TAP(v2, c1, d2, o1, w21) TAP(v2, c2, d2, o2, w22)
+#undef TAP
+        } else {
+#define TAP(v, cv, d, o, wv) \
+  if (v && cv) acc = madd(load_n(d + o, n), wv, acc);
+          TAP(v0, c0, d0, o0, w00) TAP(v0, c1, d0, o1, w01) TAP(v0, c2, d0, o2, w02)
+          TAP(v1, c0, d1, o0, w10) TAP(v1, c1, d1, o1, w11) TAP(v1, c2, d1, o2, w12)
+          TAP(v2, c0, d2, o0, w20) TAP(v2, c1, d2, o1, w21) TAP(v2, c2, d2, o2, w22)
+#undef TAP
+        }
+        store_n(xr + iw * C + c, acc, n);
+      }
+    }
+  }
+}

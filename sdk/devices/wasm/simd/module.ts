@@ -67,6 +67,42 @@ export interface SimdExports {
     bias: number,
     act: number,
   ): void;
+  /** `dw3x3` of `kernels.c`, whose comment there says what it computes. */
+  dw3x3(
+    x: number,
+    H: number,
+    W: number,
+    C: number,
+    w: number,
+    OH: number,
+    OW: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
+    y: number,
+    r0: number,
+    r1: number,
+    bias: number,
+    act: number,
+  ): void;
+  /** `dw3x3_grad_input` of `kernels.c`, whose comment there says what it computes. */
+  dw3x3_grad_input(
+    dy: number,
+    OH: number,
+    OW: number,
+    C: number,
+    w: number,
+    H: number,
+    W: number,
+    sh: number,
+    sw: number,
+    top: number,
+    left: number,
+    dx: number,
+    r0: number,
+    r1: number,
+  ): void;
   /** `conv1_taps` of `kernels.c`, whose comment there says what it computes. */
   conv1_taps(
     x: number,
