@@ -43,7 +43,7 @@ import {
   shape4,
   zeros,
 } from "../_heap.ts";
-import { byImages, elementwise, kernels, ranges, shares, sumByRows } from "../_compiled.ts";
+import { byImages, elementwise, kernels, shares, sumByRows } from "../_compiled.ts";
 import {
   checkedConv,
   type ConvInfo,
