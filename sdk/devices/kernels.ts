@@ -25,6 +25,14 @@ export const BATCH_NORM_KERNELS = {
 } as const;
 
 /**
+ * The kernel the wasm backend adds for the gradient of a clip, `lo ≤ x ≤ hi
+ * ? dy : 0` in one pass (`{x, dy}`, attributes `clipValueMin` and
+ * `clipValueMax`); the training loop runs a bounded ReLU's gradient on it
+ * where the active backend has it.
+ */
+export const CLIP_GRAD_KERNEL = "ZooClipGrad";
+
+/**
  * The kernels one training step of a convolutional classifier runs
  * (Conv2D and depthwise layers, BatchNormalization, ReLU/ReLU6, max and
  * average pooling, zero padding, residual Add, global average pooling, Dense

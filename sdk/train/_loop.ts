@@ -13,7 +13,7 @@ import { type Inbound, layerGraph, type LayerNode, tensorKey } from "../surgery/
 import type { Batch, Dataset, Preprocessing } from "../data/types.ts";
 import type { EpochMetrics } from "../types.ts";
 import { accumulatedGradients, type MicroBatch, splitBatch, variableGrads } from "./accumulate.ts";
-import { BATCH_NORM_KERNELS } from "../devices/kernels.ts";
+import { BATCH_NORM_KERNELS, CLIP_GRAD_KERNEL } from "../devices/kernels.ts";
 import type { CheckpointState } from "./checkpoint.ts";
 
 /** A model's forward pass split after `lastFrozen`. */
@@ -67,14 +67,61 @@ function walk(
   for (const node of nodes) {
     const inputs = node.inbound.map((ref) => tensors.get(tensorKey(ref))!);
     const input = inputs.length === 1 ? inputs[0]! : inputs;
+    const bound = reluBound(node.layer);
     const out = training && ownsBatchNorm(node.layer)
       ? batchNormInTraining(node.layer as BatchNormLayer, input as tf.Tensor)
+      : bound !== null
+      ? boundedRelu(input as tf.Tensor, bound)
       : node.layer.apply(input, { training });
     (Array.isArray(out) ? out : [out]).forEach((t, i) =>
       tensors.set(tensorKey({ layer: node.name, tensorIndex: i }), t as tf.Tensor)
     );
   }
   return tensors.get(tensorKey(to))!;
+}
+
+/** The bound of a ReLU layer with a `maxValue` (ReLU6 in MobileNets), or null for any other layer. */
+function reluBound(layer: tf.layers.Layer): number | null {
+  if (layer.getClassName() !== "ReLU") return null;
+  const max = (layer.getConfig() as { maxValue?: number | null }).maxValue;
+  return typeof max === "number" && max >= 0 ? max : null;
+}
+
+/** The smallest positive float32: `x ≥ it` is `x > 0` for every float32 `x`. */
+const SMALLEST_POSITIVE = 2 ** -149;
+
+/**
+ * A ReLU bounded at `max` as one operation: `min(max(x, 0), max)`, with the
+ * gradient `dy · [0 < x ≤ max]` that tfjs's ReLU layer gets from its `relu`
+ * followed by `clipByValue`, in one pass each way where the layer takes two
+ * (on wasm, the gradient runs on the clip gradient's kernel). The values
+ * are the layer's, except that −0 stays −0 where `relu` makes it 0, and a
+ * NaN input gets a gradient of 0 where the layer's is NaN.
+ */
+function boundedRelu(x: tf.Tensor, max: number): tf.Tensor {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const t = args[0] as tf.Tensor, save = args[1] as tf.GradSaveFunc;
+    save([t]);
+    return {
+      value: tf.clipByValue(t, 0, max),
+      gradFunc: (dy, saved) => {
+        const [v] = saved as [tf.Tensor];
+        const g = dy as tf.Tensor;
+        if (
+          v.dtype === "float32" && tf.getKernel(CLIP_GRAD_KERNEL, tf.getBackend()) !== undefined
+        ) {
+          return tf.engine().runKernel(CLIP_GRAD_KERNEL, { x: v, dy: g }, {
+            clipValueMin: SMALLEST_POSITIVE,
+            clipValueMax: max,
+          }) as tf.Tensor;
+        }
+        return tf.tidy(() =>
+          tf.mul(g, tf.cast(tf.logicalAnd(tf.greater(v, 0), tf.lessEqual(v, max)), g.dtype))
+        );
+      },
+    };
+  });
+  return op(x);
 }
 
 /** The members of tfjs's BatchNormalization layer that training mode uses. */

@@ -171,3 +171,78 @@ for (
     reference.dispose();
   });
 }
+
+/** A conv → ReLU6 → pool → softmax net: the training forward runs its ReLU6 as one operation. */
+function relu6Net(): tf.LayersModel {
+  const input = tf.input({ name: "image", shape: [5, 5, 2] });
+  const conv = tf.layers.conv2d({ name: "conv", filters: 4, kernelSize: 3, seed: 2 } as never)
+    .apply(input) as tf.SymbolicTensor;
+  const relu = tf.layers.reLU({ name: "relu6", maxValue: 6 }).apply(conv) as tf.SymbolicTensor;
+  const pool = tf.layers.globalAveragePooling2d({ name: "pool" }).apply(relu) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ name: "logits", units: 2, activation: "softmax" })
+    .apply(pool) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out });
+}
+
+for (const backend of ["cpu", "wasm"]) {
+  Deno.test(`a bounded ReLU trains as one operation with tfjs's ReLU-then-clip values and gradients (${backend})`, async () => {
+    if (backend === "wasm") await initWasmBackend({ threads: false });
+    else await tf.setBackend("cpu");
+    const model = relu6Net();
+    // Inputs that put the ReLU's input below 0, inside (0, 6], exactly at 0 and 6, and above 6.
+    const x = tf.randomUniform([3, 5, 5, 2], -4, 4, "float32", 9);
+    const conv = model.getLayer("conv");
+    const [w, b] = conv.getWeights();
+    conv.setWeights([w!.mul(3), b!]);
+    const exact = tf.tensor([0, 6, -1, 7], [4]);
+    const split = splitForward(model, null);
+    const layersLoss = () =>
+      tf.sum(tf.mul(model.apply(x, { training: true }) as tf.Tensor, tf.tensor([1, -2])));
+    const oursLoss = () => tf.sum(tf.mul(trainableForward(split, x), tf.tensor([1, -2])));
+    const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+    const theirs = tf.variableGrads(layersLoss as () => tf.Scalar, vars);
+    const profile = await tf.profile(() => {
+      const run = tf.variableGrads(oursLoss as () => tf.Scalar, vars);
+      tf.dispose(Object.values(run.grads));
+      return run.value;
+    });
+    const kernels = profile.kernelNames;
+    const ours = tf.variableGrads(oursLoss as () => tf.Scalar, vars);
+    assertEquals(await ours.value.data(), await theirs.value.data());
+    for (const v of vars) {
+      const d =
+        (await tf.max(tf.abs(tf.sub(ours.grads[v.name]!, theirs.grads[v.name]!))).data())[0]!;
+      assert(d < 1e-6, `${v.name}: gradients differ by ${d}`);
+    }
+    assert(!kernels.includes("Relu"), `the ReLU6 ran as relu then clip: ${kernels.join(" ")}`);
+    // At 0 and 6 themselves, and either side: the gradient of the one operation is dy · [0 < x ≤ 6].
+    const relu = model.getLayer("relu6");
+    const g = tf.grad((t: tf.Tensor) =>
+      trainableForward(splitForward(reluOnly(relu), null), t).sum()
+    );
+    const want = tf.grad((t: tf.Tensor) => (relu.apply(t) as tf.Tensor).sum());
+    const at = exact.reshape([1, 1, 2, 2]);
+    assertEquals(await g(at).data(), await want(at).data());
+    assertEquals(await g(at).data(), new Float32Array([0, 1, 0, 0]));
+    tf.dispose([
+      x,
+      exact,
+      at,
+      ours.value,
+      theirs.value,
+      Object.values(ours.grads),
+      Object.values(theirs.grads),
+    ]);
+    model.dispose();
+  });
+}
+
+/** A model of one ReLU layer (with `relu`'s config) on a [1, 2, 2] input. */
+function reluOnly(layer: tf.layers.Layer): tf.LayersModel {
+  const input = tf.input({ name: "in", shape: [1, 2, 2] });
+  const config = layer.getConfig() as { maxValue?: number };
+  const out = tf.layers.reLU({ name: "only", maxValue: config.maxValue ?? 6 }).apply(
+    input,
+  ) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out });
+}

@@ -37,6 +37,7 @@ import {
 import { elementwise, kernels, ranges, rowsPerVectorRow } from "../_compiled.ts";
 import { type Attrs, fastOr, run, unaryKernel, unpacked, type WasmKernel } from "../_kernel.ts";
 import type { SimdExports } from "../simd/module.ts";
+import { CLIP_GRAD_KERNEL } from "../../kernels.ts";
 
 /**
  * The fused ReLU gradient `dy · step(x)`, a kernel this module adds; the
@@ -50,7 +51,7 @@ export const RELU_GRAD_KERNEL = "ZooReluGrad";
  * `LessEqual`, `LogicalAnd`, `ZerosLike`, `Select`). Attributes
  * `clipValueMin`, `clipValueMax`.
  */
-export const CLIP_GRAD_KERNEL = "ZooClipGrad";
+export { CLIP_GRAD_KERNEL };
 
 /**
  * A new float32 tensor shaped as `inputs[0]`, computed by the elementwise
