@@ -8,6 +8,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createHash } from "node:crypto";
 import { cutAt } from "../surgery/cut.ts";
+import { type FoldedModel, foldForInference } from "../surgery/fold.ts";
 import type { Dataset, Preprocessing } from "../data/types.ts";
 import type { CnnCodes, CodePooling } from "./code_cache.ts";
 import type { LayersModel } from "../_tfjs_types.ts";
@@ -188,20 +189,48 @@ export async function computeCodes(
     shuffle: options.shuffle ?? false,
     seed: options.seed ?? 0,
   });
-  for await (const { xs, ys } of batches) {
-    const take = Math.min(xs.shape[0], count - at);
-    const out = tf.tidy(() => {
-      const x = take < xs.shape[0] ? xs.slice(0, take) : xs;
-      return extractor.predict(x, { batchSize }) as tf.Tensor;
-    });
-    const [values, ls] = await Promise.all([out.data(), ys.data()]);
-    tf.dispose([out, xs, ys]);
-    codes.set(values as Float32Array, at * dim);
-    labels.set((ls as Int32Array).subarray(0, take), at);
-    at += take;
-    if (at >= count) break;
+  // With BatchNormalization after its convolutions (MobileNets, InceptionV3), the
+  // extractor runs with them folded in: the same codes up to float rounding, in
+  // one pass per layer instead of up to four.
+  const folded = foldedOrNull(extractor);
+  try {
+    for await (const { xs, ys } of batches) {
+      const take = Math.min(xs.shape[0], count - at);
+      const out = tf.tidy(() => {
+        const x = take < xs.shape[0] ? xs.slice(0, take) : xs;
+        return folded !== null
+          ? folded.predict(x)
+          : extractor.predict(x, { batchSize }) as tf.Tensor;
+      });
+      const [values, ls] = await Promise.all([out.data(), ys.data()]);
+      tf.dispose([out, xs, ys]);
+      codes.set(values as Float32Array, at * dim);
+      labels.set((ls as Int32Array).subarray(0, take), at);
+      at += take;
+      if (at >= count) break;
+    }
+  } finally {
+    folded?.dispose();
   }
   return { codes, labels, count: at, dim };
+}
+
+/**
+ * `model`'s inference pass with its BatchNormalization layers folded, or
+ * null when it has none to fold or its graph is not one `foldForInference`
+ * reads (the model then runs as it is).
+ */
+function foldedOrNull(model: LayersModel): FoldedModel | null {
+  let folded: FoldedModel;
+  try {
+    folded = foldForInference(model);
+  } catch (e) {
+    if (e instanceof TypeError) return null;
+    throw e;
+  }
+  if (folded.folded.length > 0) return folded;
+  folded.dispose();
+  return null;
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   type FeatureStrategyOptions,
 } from "../../../sdk/features/mod.ts";
 import { lenet5, resnetMini } from "../../../zoo/_recipes.ts";
+import { foldForInference } from "../../../sdk/surgery/fold.ts";
 
 await initWasmBackend();
 
@@ -167,4 +168,41 @@ Deno.test("featureStrategy() leaves no tensor behind but the predictor's weights
   outcome.model.dispose();
   assertEquals(tf.memory().numTensors, before);
   model.dispose();
+});
+
+Deno.test("computeCodes folds an extractor's BatchNormalization layers and gives the codes its predict gives", async () => {
+  const model = resnetMini();
+  // Moving statistics, scales and offsets far from their initial values, so folding shows.
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== "BatchNormalization") continue;
+    layer.setWeights(
+      layer.getWeights().map((w, i, all) =>
+        tf.tidy(() => {
+          const u = tf.randomUniform(w.shape, 0, 1, "float32", 40 + i);
+          return i === all.length - 1 ? u.add(0.2) : u.sub(0.5).mul(2);
+        })
+      ),
+    );
+  }
+  const cut = model.layers.at(-2)!.name;
+  const extractor = codeExtractor(model, cut);
+  const probe = foldForInference(extractor.model);
+  assert(probe.folded.length > 0, "resnetMini has convolutions with BatchNormalization to fold");
+  probe.dispose();
+  const data = await loadBuiltin("mnist", { split: "test", perClass: 3 });
+  const before = tf.memory().numTensors;
+  const codes = await computeCodes(extractor.model, data, PREPROCESS, { batchSize: 16 });
+  assertEquals(tf.memory().numTensors, before, "the folded weights are freed");
+  let at = 0, worst = 0, scale = 0;
+  for await (const { xs, ys } of data.batches(16, { preprocess: PREPROCESS })) {
+    const want = await (extractor.model.predict(xs) as tf.Tensor).data();
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(codes.codes[at + i]! - want[i]!));
+      scale = Math.max(scale, Math.abs(want[i]!));
+    }
+    at += want.length;
+    tf.dispose([xs, ys]);
+  }
+  assertEquals(at, codes.count * codes.dim);
+  assert(scale > 0 && worst / scale < 1e-5, `codes differ by ${worst} (of ${scale})`);
 });
