@@ -28,7 +28,7 @@
  * const folded = foldForInference(net);
  * const x = tf.randomNormal([2, 8, 8, 3]);
  * const diff = tf.sub(folded.predict(x), net.predict(x) as tf.Tensor).abs().max();
- * assert(diff.dataSync()[0]! < 1e-5);
+ * assert((await diff.data())[0]! < 1e-5);
  * folded.dispose();
  * ```
  *
@@ -86,28 +86,31 @@ function standaloneActivation(node: LayerNode): Activation | null {
   return null;
 }
 
-/** The per-channel `s` and `β − s·μ` of a BatchNormalization layer over the last axis, or null. */
-function batchNormAffine(node: LayerNode, channels: number): [Float32Array, Float32Array] | null {
+/**
+ * The BatchNormalization layer's weights when it normalizes over the last
+ * axis with one value per channel: `γ` and `β` (absent without a scale or
+ * an offset), the moving mean and variance, and `ε`; null otherwise.
+ */
+function batchNormWeights(node: LayerNode, channels: number): {
+  gamma: tf.Tensor | undefined;
+  beta: tf.Tensor | undefined;
+  mean: tf.Tensor;
+  variance: tf.Tensor;
+  epsilon: number;
+} | null {
   if (node.className !== "BatchNormalization") return null;
   const config = node.layer.getConfig() as Config;
   const axis = config.axis;
   const last = axis === -1 || axis === 3 || (Array.isArray(axis) && axis.length === 1 &&
     (axis[0] === -1 || axis[0] === 3));
   if (!last) return null;
-  const scale = config.scale !== false, center = config.center !== false;
   const weights = node.layer.getWeights();
   let i = 0;
-  const gamma = scale ? weights[i++]!.dataSync() : null;
-  const beta = center ? weights[i++]!.dataSync() : null;
-  const mean = weights[i++]?.dataSync(), variance = weights[i++]?.dataSync();
-  if (mean === undefined || variance === undefined || mean.length !== channels) return null;
-  const epsilon = Number(config.epsilon ?? 1e-3);
-  const s = new Float32Array(channels), shift = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) {
-    s[c] = (gamma?.[c] ?? 1) / Math.sqrt(variance[c]! + epsilon);
-    shift[c] = (beta?.[c] ?? 0) - s[c]! * mean[c]!;
-  }
-  return [s, shift];
+  const gamma = config.scale !== false ? weights[i++] : undefined;
+  const beta = config.center !== false ? weights[i++] : undefined;
+  const mean = weights[i++], variance = weights[i++];
+  if (mean === undefined || variance === undefined || mean.size !== channels) return null;
+  return { gamma, beta, mean, variance, epsilon: Number(config.epsilon ?? 1e-3) };
 }
 
 /**
@@ -156,28 +159,27 @@ export function foldForInference(model: LayersModel): FoldedModel {
       const bn = soleReader(node.name);
       const weights = node.layer.getWeights();
       const kernel = weights[0]!;
-      const [kh, kw, cin, last] = kernel.shape as [number, number, number, number];
+      const [, , cin, last] = kernel.shape as [number, number, number, number];
       const channels = depthwise ? cin * last : last;
-      const affine = bn === undefined ? null : batchNormAffine(bn, channels);
-      if (bn === undefined || affine === null) continue;
-      const [s, shift] = affine;
+      const bnw = bn === undefined ? null : batchNormWeights(bn, channels);
+      if (bn === undefined || bnw === null) continue;
       const act = soleReader(bn.name);
       const activation = act === undefined ? null : standaloneActivation(act);
-      const b = weights[1]?.dataSync();
-      const bias = new Float32Array(channels);
-      for (let c = 0; c < channels; c++) bias[c] = s[c]! * (b?.[c] ?? 0) + shift[c]!;
+      // With tensor ops, so that no backend is read synchronously (webgpu cannot be):
+      // s = γ / √(σ² + ε), W' = W·s per output channel, b' = s·(b − μ) + β.
+      const { filter, bias } = tf.tidy(() => {
+        const s = tf.div(bnw.gamma ?? 1, tf.sqrt(tf.add(bnw.variance, bnw.epsilon)));
+        const b = weights[1] ?? tf.zeros([channels]);
+        return {
+          // The output channel is the last axis (a depthwise kernel's channel × multiplier, flattened).
+          filter: tf.mul(kernel, s.reshape(depthwise ? [cin, last] : [last])) as tf.Tensor4D,
+          bias: tf.add(tf.mul(s, tf.sub(b, bnw.mean)), bnw.beta ?? 0) as tf.Tensor1D,
+        };
+      });
       convs.set(node.name, {
         depthwise,
-        // The output channel is the last axis (a depthwise kernel's channel × multiplier, flattened).
-        filter: tf.tidy(() =>
-          tf.mul(kernel, tf.tensor(s, depthwise ? [cin, last] : [last])).reshape([
-            kh,
-            kw,
-            cin,
-            last,
-          ]) as tf.Tensor4D
-        ),
-        bias: tf.tensor1d(bias),
+        filter,
+        bias,
         strides: pair(config.strides ?? 1),
         pad: config.padding,
         dilations: pair(config.dilationRate ?? 1),
