@@ -1158,6 +1158,17 @@ void pw_filter_grad(const f32* x, int C, const f32* dy, int O, f32* dw, int p0, 
 }
 
 /*
+ * Declares w00 .. w22, the nine weight vectors of a 3×3 depthwise filter laid
+ * out [3, 3, C] (wc points at its first tap's channel c), n channels each.
+ */
+#define DW3X3_WEIGHTS(wc, C, n)                                                       \
+  const v128_t w00 = load_n(wc, n), w01 = load_n((wc) + (C), n),                     \
+               w02 = load_n((wc) + 2 * (C), n), w10 = load_n((wc) + 3 * (C), n),     \
+               w11 = load_n((wc) + 4 * (C), n), w12 = load_n((wc) + 5 * (C), n),     \
+               w20 = load_n((wc) + 6 * (C), n), w21 = load_n((wc) + 7 * (C), n),     \
+               w22 = load_n((wc) + 8 * (C), n)
+
+/*
  * Depthwise 3×3 convolution, channel multiplier 1, strides sh and sw of 1
  * or 2, no dilation, over output rows [r0, r1) of the B·OH rows:
  *   y[b, oh, ow, c] = act(bias[c] + Σ_{kh, kw} x[b, oh·sh + kh − top, ow·sw + kw − left, c] · w[kh, kw, c])
@@ -1181,12 +1192,7 @@ void dw3x3(const f32* x, int H, int W, int C, const f32* w, int OH, int OW, int 
     if (lo > hi) lo = hi;
     for (int c = 0; c < C; c += 4) {
       const int n = C - c;
-      const f32* wc = w + c;
-      const v128_t w00 = load_n(wc, n), w01 = load_n(wc + C, n), w02 = load_n(wc + 2 * C, n);
-      const v128_t w10 = load_n(wc + 3 * C, n), w11 = load_n(wc + 4 * C, n),
-                   w12 = load_n(wc + 5 * C, n);
-      const v128_t w20 = load_n(wc + 6 * C, n), w21 = load_n(wc + 7 * C, n),
-                   w22 = load_n(wc + 8 * C, n);
+      DW3X3_WEIGHTS(w + c, C, n);
       const v128_t b0 = bias ? load_n(bias + c, n) : wasm_f32x4_splat(0.0f);
       for (int ow = 0; ow < OW; ow++) {
         const int iw = ow * sw - left;
@@ -1248,12 +1254,7 @@ void dw3x3_grad_input(const f32* dy, int OH, int OW, int C, const f32* w, int H,
     f32* xr = dx + r * W * C;
     for (int c = 0; c < C; c += 4) {
       const int n = C - c;
-      const f32* wc = w + c;
-      const v128_t w00 = load_n(wc, n), w01 = load_n(wc + C, n), w02 = load_n(wc + 2 * C, n);
-      const v128_t w10 = load_n(wc + 3 * C, n), w11 = load_n(wc + 4 * C, n),
-                   w12 = load_n(wc + 5 * C, n);
-      const v128_t w20 = load_n(wc + 6 * C, n), w21 = load_n(wc + 7 * C, n),
-                   w22 = load_n(wc + 8 * C, n);
+      DW3X3_WEIGHTS(w + c, C, n);
       for (int iw = 0; iw < W; iw++) {
         const int s0 = iw + left, s1 = s0 - 1, s2 = s0 - 2;
         const int c0 = s0 >= 0 && !(s0 & ws) && (s0 >> ws) < OW;
@@ -1262,21 +1263,22 @@ void dw3x3_grad_input(const f32* dy, int OH, int OW, int C, const f32* w, int H,
         const int o0 = c0 ? (s0 >> ws) * C + c : 0, o1 = c1 ? (s1 >> ws) * C + c : 0,
                   o2 = c2 ? (s2 >> ws) * C + c : 0;
         v128_t acc = wasm_f32x4_splat(0.0f);
+        // The taps that reach this input, whole vectors or the last n channels.
+#define TAP(v, cv, d, o, wv, LOAD) \
+  if (v && cv) acc = madd(LOAD(d + o), wv, acc);
+#define TAPS(LOAD)                                                                        \
+  TAP(v0, c0, d0, o0, w00, LOAD) TAP(v0, c1, d0, o1, w01, LOAD) TAP(v0, c2, d0, o2, w02, LOAD) \
+  TAP(v1, c0, d1, o0, w10, LOAD) TAP(v1, c1, d1, o1, w11, LOAD) TAP(v1, c2, d1, o2, w12, LOAD) \
+  TAP(v2, c0, d2, o0, w20, LOAD) TAP(v2, c1, d2, o1, w21, LOAD) TAP(v2, c2, d2, o2, w22, LOAD)
+#define LOAD_TAIL(p) load_n(p, n)
         if (n >= 4) {
-#define TAP(v, cv, d, o, wv) \
-  if (v && cv) acc = madd(wasm_v128_load(d + o), wv, acc);
-          TAP(v0, c0, d0, o0, w00) TAP(v0, c1, d0, o1, w01) TAP(v0, c2, d0, o2, w02)
-          TAP(v1, c0, d1, o0, w10) TAP(v1, c1, d1, o1, w11) TAP(v1, c2, d1, o2, w12)
-          TAP(v2, c0, d2, o0, w20) TAP(v2, c1, d2, o1, w21) TAP(v2, c2, d2, o2, w22)
-#undef TAP
+          TAPS(wasm_v128_load)
         } else {
-#define TAP(v, cv, d, o, wv) \
-  if (v && cv) acc = madd(load_n(d + o, n), wv, acc);
-          TAP(v0, c0, d0, o0, w00) TAP(v0, c1, d0, o1, w01) TAP(v0, c2, d0, o2, w02)
-          TAP(v1, c0, d1, o0, w10) TAP(v1, c1, d1, o1, w11) TAP(v1, c2, d1, o2, w12)
-          TAP(v2, c0, d2, o0, w20) TAP(v2, c1, d2, o1, w21) TAP(v2, c2, d2, o2, w22)
-#undef TAP
+          TAPS(LOAD_TAIL)
         }
+#undef LOAD_TAIL
+#undef TAPS
+#undef TAP
         store_n(xr + iw * C + c, acc, n);
       }
     }
