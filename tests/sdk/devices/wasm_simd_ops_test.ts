@@ -8,7 +8,11 @@ import {
   simdKernelsAvailable,
   simdThreadsBeyondXnnpack,
 } from "../../../sdk/devices/wasm/_compiled.ts";
-import { contiguousRows, simdConv2D } from "../../../sdk/devices/wasm/kernels/conv.ts";
+import {
+  contiguousRows,
+  oneChannelStride1,
+  simdConv2D,
+} from "../../../sdk/devices/wasm/kernels/conv.ts";
 import {
   simdConv2DBackpropFilter,
   simdConv2DBackpropInput,
@@ -192,7 +196,7 @@ Deno.test("compiled forward convolution matches cpu on random shapes, strides an
 
 Deno.test("compiled fused convolution (bias, then linear, relu or relu6) matches cpu's FusedConv2D, directly and as the registered kernel", async () => {
   const activations = ["linear", "relu", "relu6"] as const;
-  for (const [i, c] of cases(24, 17, true).entries()) {
+  for (const [i, c] of [...cases(24, 17, true), ...oneChannelCases].entries()) {
     const activation = activations[i % 3]!, withBias = i % 4 !== 3;
     const x = { values: seeded(c.x, 2800 + i).map((v) => 4 * v), shape: c.x };
     x.values[0] = NaN;
@@ -227,8 +231,14 @@ Deno.test("compiled fused convolution (bias, then linear, relu or relu6) matches
       engine = await onEngine("wasm", "FusedConv2D", inputs, fusedAttrs);
     });
     const pooled = simdThreadsBeyondXnnpack(backend);
-    // A 1×1 convolution over an unpadded input is a matrix product of its rows.
-    const kernel = contiguousRows(info(c)) ? "pw_gemm" : "conv_taps";
+    // One input channel: columns × every output channel (up to 8); a 1×1 convolution over an
+    // unpadded input: a matrix product of its rows.
+    const ci = info(c);
+    const kernel = oneChannelStride1(ci) && ci.outChannels <= 8 && ci.outWidth >= 4
+      ? "conv1_taps"
+      : contiguousRows(ci)
+      ? "pw_gemm"
+      : "conv_taps";
     assertEquals(calls.includes(kernel), pooled, `${what}: ${kernel} ran`);
     assertNear(clean(engine.values), clean(want.values), TOL, `${what} (registered kernel)`);
   }

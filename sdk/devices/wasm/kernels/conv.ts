@@ -196,15 +196,15 @@ export function simdConv2D(
   try {
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
-    if (oneChannelStride1(info) && O >= 1 && O <= 8 && OW >= 4 && bo === 0 && act === 0) {
-      // One input channel: tiles of 4 columns × every output channel.
+    if (oneChannelStride1(info) && O >= 1 && O <= 8 && OW >= 4) {
+      // One input channel: tiles of 4 columns × every output channel, bias and activation fused.
       const { filterHeight: KH, filterWidth: KW } = info, w = offset(backend, filter);
       const yo = offset(backend, y);
       k.parallel(
         "conv1_taps",
         (P * O >= 65536 ? shares(k, B * OH) : ranges(B * OH, 1)).map((
           [r0, r1],
-        ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1]),
+        ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1, bo, act]),
       );
       return y;
     }

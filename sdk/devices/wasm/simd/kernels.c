@@ -726,11 +726,12 @@ void avg_pool_tiled(const f32* x, f32* y, int B, int H, int W, int C, int KH, in
  */
 static inline __attribute__((always_inline)) void conv1_row(const f32* xr, int XW, int KH, int KW,
                                                             const f32* w, f32* yr, int OW,
+                                                            const f32* bias, int act,
                                                             const int O) {
   for (int ow0 = 0; ow0 < OW; ow0 += 4) {
     const int ow = ow0 + 4 <= OW ? ow0 : OW - 4;
     v128_t acc[8];
-    for (int o = 0; o < O; o++) acc[o] = wasm_f32x4_splat(0.0f);
+    for (int o = 0; o < O; o++) acc[o] = wasm_f32x4_splat(bias ? bias[o] : 0.0f);
     for (int kh = 0; kh < KH; kh++) {
       const f32* xk = xr + kh * XW + ow;
       const f32* wk = w + kh * KW * O;
@@ -739,6 +740,7 @@ static inline __attribute__((always_inline)) void conv1_row(const f32* xr, int X
         for (int o = 0; o < O; o++) acc[o] = madd(v, wasm_v128_load32_splat(wk + o), acc[o]);
       }
     }
+    for (int o = 0; o < O; o++) acc[o] = activate(acc[o], act);
     f32* y = yr + ow * O;
     for (int o = 0; o < O; o++) {
       y[o] = wasm_f32x4_extract_lane(acc[o], 0);
@@ -751,27 +753,28 @@ static inline __attribute__((always_inline)) void conv1_row(const f32* xr, int X
 /*
  * Forward convolution of a one-channel input, stride 1, no dilation (a
  * first layer on grey images), for output rows r in [r0, r1) of (b, oh):
- *   y[(r·OW + ow)·O + o] = Σ_{kh, kw} x[(b·XH + oh + kh)·XW + ow + kw] · w[(kh·KW + kw)·O + o]
- * x is the zero-padded input [B, XH, XW]; OW >= 4 and 1 <= O <= 8. One
+ *   y[(r·OW + ow)·O + o] = act(bias[o] + Σ_{kh, kw} x[(b·XH + oh + kh)·XW + ow + kw] · w[(kh·KW + kw)·O + o])
+ * x is the zero-padded input [B, XH, XW]; OW >= 4 and 1 <= O <= 8; bias (O
+ * floats) may be 0 (none); act as activate() takes it. One
  * accumulator per output channel over four columns, so no lane is spent on
  * channels past O (conv_taps' tiles are 8 channels wide), and no window
  * starts are needed.
  */
 void conv1_taps(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, const f32* w, int O,
-                f32* y, int r0, int r1) {
+                f32* y, int r0, int r1, const f32* bias, int act) {
   for (int r = r0; r < r1; r++) {
     const int b = r / OH, oh = r % OH;
     const f32* xr = x + (b * XH + oh) * XW;
     f32* yr = y + r * OW * O;
     switch (O) {
-      case 1: conv1_row(xr, XW, KH, KW, w, yr, OW, 1); break;
-      case 2: conv1_row(xr, XW, KH, KW, w, yr, OW, 2); break;
-      case 3: conv1_row(xr, XW, KH, KW, w, yr, OW, 3); break;
-      case 4: conv1_row(xr, XW, KH, KW, w, yr, OW, 4); break;
-      case 5: conv1_row(xr, XW, KH, KW, w, yr, OW, 5); break;
-      case 6: conv1_row(xr, XW, KH, KW, w, yr, OW, 6); break;
-      case 7: conv1_row(xr, XW, KH, KW, w, yr, OW, 7); break;
-      default: conv1_row(xr, XW, KH, KW, w, yr, OW, 8); break;
+      case 1: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 1); break;
+      case 2: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 2); break;
+      case 3: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 3); break;
+      case 4: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 4); break;
+      case 5: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 5); break;
+      case 6: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 6); break;
+      case 7: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 7); break;
+      default: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 8); break;
     }
   }
 }

@@ -117,6 +117,8 @@ export interface SimdExports {
     y: number,
     r0: number,
     r1: number,
+    bias: number,
+    act: number,
   ): void;
   /** `conv1_filter_grad` of `kernels.c`, whose comment there says what it computes. */
   conv1_filter_grad(
