@@ -33,6 +33,14 @@ export const BATCH_NORM_KERNELS = {
 export const CLIP_GRAD_KERNEL = "ZooClipGrad";
 
 /**
+ * The kernel the wasm backend adds for the gradient of a ReLU, `dy · step(x)`
+ * in one pass (`{x, dy}`); the ReLU's registered gradient runs it on wasm,
+ * and so does the training loop's fused convolution where the active
+ * backend has it.
+ */
+export const RELU_GRAD_KERNEL = "ZooReluGrad";
+
+/**
  * The kernels one training step of a convolutional classifier runs
  * (Conv2D and depthwise layers, BatchNormalization, ReLU/ReLU6, max and
  * average pooling, zero padding, residual Add, global average pooling, Dense

@@ -15,6 +15,7 @@ import type { EpochMetrics } from "../types.ts";
 import { accumulatedGradients, type MicroBatch, splitBatch, variableGrads } from "./accumulate.ts";
 import { BATCH_NORM_KERNELS, CLIP_GRAD_KERNEL } from "../devices/kernels.ts";
 import type { CheckpointState } from "./checkpoint.ts";
+import { fusableConv, fusedConv } from "./_fused_conv.ts";
 
 /** A model's forward pass split after `lastFrozen`. */
 export interface SplitForward {
@@ -68,10 +69,13 @@ function walk(
     const inputs = node.inbound.map((ref) => tensors.get(tensorKey(ref))!);
     const input = inputs.length === 1 ? inputs[0]! : inputs;
     const bound = reluBound(node.layer);
+    const conv = training ? fusableConv(node.layer, input) : null;
     const out = training && ownsBatchNorm(node.layer)
       ? batchNormInTraining(node.layer as BatchNormLayer, input as tf.Tensor)
       : bound !== null
       ? boundedRelu(input as tf.Tensor, bound)
+      : conv !== null
+      ? fusedConv(conv, input as tf.Tensor4D)
       : node.layer.apply(input, { training });
     (Array.isArray(out) ? out : [out]).forEach((t, i) =>
       tensors.set(tensorKey({ layer: node.name, tensorIndex: i }), t as tf.Tensor)

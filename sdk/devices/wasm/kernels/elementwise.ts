@@ -37,21 +37,17 @@ import {
 import { elementwise, kernels, ranges, rowsPerVectorRow } from "../_compiled.ts";
 import { type Attrs, fastOr, run, unaryKernel, unpacked, type WasmKernel } from "../_kernel.ts";
 import type { SimdExports } from "../simd/module.ts";
-import { CLIP_GRAD_KERNEL } from "../../kernels.ts";
+import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../kernels.ts";
 
 /**
- * The fused ReLU gradient `dy · step(x)`, a kernel this module adds; the
- * ReLU's registered gradient runs it on wasm (see `installFusedGradient`).
+ * The kernels this module adds: ClipByValue's gradient (ReLU6 in
+ * MobileNets), one pass where tfjs runs five kernels (`GreaterEqual`,
+ * `LessEqual`, `LogicalAnd`, `ZerosLike`, `Select`), attributes
+ * `clipValueMin` and `clipValueMax`; and the fused ReLU gradient
+ * `dy · step(x)`, which the ReLU's registered gradient runs on wasm (see
+ * `installFusedGradient`).
  */
-export const RELU_GRAD_KERNEL = "ZooReluGrad";
-
-/**
- * The kernel this module adds for ClipByValue's gradient (ReLU6 in
- * MobileNets): one pass where tfjs runs five kernels (`GreaterEqual`,
- * `LessEqual`, `LogicalAnd`, `ZerosLike`, `Select`). Attributes
- * `clipValueMin`, `clipValueMax`.
- */
-export { CLIP_GRAD_KERNEL };
+export { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL };
 
 /**
  * A new float32 tensor shaped as `inputs[0]`, computed by the elementwise
