@@ -246,7 +246,9 @@ export function imagesToTensor(images: readonly RawImage[], p: Preprocessing): T
     }
     if (p.channels === 3 && p.channelOrder === "bgr") x = tf.reverse(x, -1);
     const [min, max] = p.range;
-    x = tf.add(tf.mul(x, (max - min) / 255), min);
+    x = tf.mul(x, (max - min) / 255);
+    // Adding 0 would change no value (the products of pixels are never -0), only cost a pass.
+    if (min !== 0) x = tf.add(x, min);
     if (p.mean) x = tf.sub(x, tf.tensor1d([...p.mean]));
     if (p.std) x = tf.div(x, tf.tensor1d([...p.std]));
     return x;

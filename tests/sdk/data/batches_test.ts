@@ -76,6 +76,42 @@ Deno.test("Preprocessing reduces RGB to gray by luma and applies BGR order, mean
   tf.dispose([gray, bgr]);
 });
 
+Deno.test("Scaling to the range gives the float32 multiply and add's values, 0 added or not", async () => {
+  // Every byte value, as one 16x16 gray image and as a 4x4x3 one repeated 16 times over.
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const cases = [
+    { im: { data: all, height: 16, width: 16, channels: 1 as const }, channels: 1 as const },
+    {
+      im: { data: all.subarray(0, 48), height: 4, width: 4, channels: 3 as const },
+      channels: 3 as const,
+    },
+  ];
+  for (const { im, channels } of cases) {
+    for (const range of [[0, 1], [-1, 1], [0, 255], [-0.5, 2.75]] as [number, number][]) {
+      const p = { height: im.height, width: im.width, channels, range };
+      const got = imagesToTensor([im, im], p);
+      const want = tf.tidy(() => {
+        const raw = tf.tensor4d(Float32Array.from([...im.data, ...im.data]), got.shape);
+        return tf.add(tf.mul(raw, (range[1] - range[0]) / 255), range[0]);
+      });
+      assertEquals(Array.from(await got.data()), Array.from(await want.data()), `${range}`);
+      const std = imagesToTensor([im], {
+        ...p,
+        mean: [0.25, 0.5, 1].slice(0, channels),
+        std: [2, 4, 8].slice(0, channels),
+      });
+      const ref = tf.tidy(() =>
+        tf.div(
+          tf.sub(want.slice(0, 1), tf.tensor1d([0.25, 0.5, 1].slice(0, channels))),
+          tf.tensor1d([2, 4, 8].slice(0, channels)),
+        )
+      );
+      assertEquals(Array.from(await std.data()), Array.from(await ref.data()), `${range} mean/std`);
+      tf.dispose([got, want, std, ref]);
+    }
+  }
+});
+
 Deno.test("Images of different sizes and channels are resized into one batch", async () => {
   const small = { data: new Uint8Array(4).fill(255), height: 2, width: 2, channels: 1 as const };
   const wide = { data: new Uint8Array(3 * 8 * 3), height: 3, width: 8, channels: 3 as const };
