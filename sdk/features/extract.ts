@@ -198,9 +198,10 @@ export async function computeCodes(
       const take = Math.min(xs.shape[0], count - at);
       const out = tf.tidy(() => {
         const x = take < xs.shape[0] ? xs.slice(0, take) : xs;
+        // The batch is the forward pass: `apply` runs it without `predict`'s copy of the input.
         return folded !== null
           ? folded.predict(x)
-          : extractor.predict(x, { batchSize }) as tf.Tensor;
+          : extractor.apply(x, { training: false }) as tf.Tensor;
       });
       const [values, ls] = await Promise.all([out.data(), ys.data()]);
       tf.dispose([out, xs, ys]);
