@@ -904,10 +904,15 @@ int evaluate32(const f32* x, int n, int d, const f64* w, int k, const int* y, in
   return 0;
 }
 
+/* How many values' means code_stats holds at once (on the stack). */
+#define STATS_BLOCK 64
+
 /*
  * The per-value sums of the n codes x (d values each) into sum, then the
  * sums of their squared differences to the means sum / n into sq, both
  * float64, code by code in order (two values at a time, each its own sum).
+ * The squared differences run over blocks of STATS_BLOCK values, whose
+ * means are divided out once per block rather than once per code.
  */
 void code_stats(const f32* x, int n, int d, f64* sum, f64* sq) {
   const int d2 = d & ~1;
@@ -922,28 +927,72 @@ void code_stats(const f32* x, int n, int d, f64* sum, f64* sq) {
     for (; j < d; j++) sum[j] += xi[j];
   }
   const f64 count = n;
-  for (int i = 0; i < n; i++) {
-    const f32* xi = x + (long)i * d;
-    for (int j = 0; j < d; j++) {
-      const f64 v = xi[j] - sum[j] / count;
-      sq[j] += v * v;
+  f64 mean[STATS_BLOCK];
+  for (int j0 = 0; j0 < d; j0 += STATS_BLOCK) {
+    const int len = d - j0 < STATS_BLOCK ? d - j0 : STATS_BLOCK, len2 = len & ~1;
+    for (int j = 0; j < len; j++) mean[j] = sum[j0 + j] / count;
+    f64* q = sq + j0;
+    for (int i = 0; i < n; i++) {
+      const f32* xi = x + (long)i * d + j0;
+      int j = 0;
+      for (; j < len2; j += 2) {
+        const v128_t v = wasm_f64x2_sub(
+            wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(xi + j)), wasm_v128_load(mean + j));
+        wasm_v128_store(q + j, wasm_f64x2_add(wasm_v128_load(q + j), wasm_f64x2_mul(v, v)));
+      }
+      for (; j < len; j++) {
+        const f64 v = xi[j] - mean[j];
+        q[j] += v * v;
+      }
     }
   }
 }
 
 /*
  * x[i*d + j] = (x[i*d + j] - mean[j]) / std[j] in float64, rounded to
- * float32, in place, for the n codes x; and qd[i] = 1 + the sum of the
- * squares of code i's new values (float64, in order), when qd is not null.
+ * float32, in place, for the n codes x (two values at a time); and qd[i] =
+ * 1 + the sum of the squares of code i's new values (float64, in order),
+ * when qd is not null: four codes at a time, each its own sum, so the four
+ * chains of additions overlap.
  */
 void standardize(f32* x, int n, int d, const f32* mean, const f32* std, f64* qd) {
-  for (int i = 0; i < n; i++) {
-    f32* xi = x + (long)i * d;
-    for (int j = 0; j < d; j++) xi[j] = (f32)(((f64)xi[j] - mean[j]) / std[j]);
-    if (qd) {
-      f64 s = 1;
-      for (int j = 0; j < d; j++) s += (f64)xi[j] * xi[j];
-      qd[i] = s;
+  const int d2 = d & ~1;
+  for (int i0 = 0; i0 < n; i0 += 4) {
+    const int rows = n - i0 < 4 ? n - i0 : 4;
+    for (int r = 0; r < rows; r++) {
+      f32* xi = x + (long)(i0 + r) * d;
+      int j = 0;
+      for (; j < d2; j += 2) {
+        const v128_t v = wasm_f64x2_div(
+            wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(xi + j)),
+                           wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(mean + j))),
+            wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(std + j)));
+        wasm_v128_store64_lane(xi + j, wasm_f32x4_demote_f64x2_zero(v), 0);
+      }
+      for (; j < d; j++) xi[j] = (f32)(((f64)xi[j] - mean[j]) / std[j]);
+    }
+    if (!qd) continue;
+    if (rows == 4) {
+      const f32* x0 = x + (long)i0 * d;
+      const f32 *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
+      f64 s0 = 1, s1 = 1, s2 = 1, s3 = 1;
+      for (int j = 0; j < d; j++) {
+        s0 += (f64)x0[j] * x0[j];
+        s1 += (f64)x1[j] * x1[j];
+        s2 += (f64)x2[j] * x2[j];
+        s3 += (f64)x3[j] * x3[j];
+      }
+      qd[i0] = s0;
+      qd[i0 + 1] = s1;
+      qd[i0 + 2] = s2;
+      qd[i0 + 3] = s3;
+    } else {
+      for (int r = 0; r < rows; r++) {
+        const f32* xi = x + (long)(i0 + r) * d;
+        f64 s = 1;
+        for (int j = 0; j < d; j++) s += (f64)xi[j] * xi[j];
+        qd[i0 + r] = s;
+      }
     }
   }
 }

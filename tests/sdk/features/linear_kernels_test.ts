@@ -10,10 +10,17 @@ import {
   SPLIT_ROWS,
 } from "../../../sdk/features/_linear_softmax.ts";
 
-/** A seeded generator of uniform values in [-1, 1). */
+/**
+ * A seeded generator of uniform values in [-1, 1). The first steps are
+ * skipped: from a small seed, the first values of this generator sit close
+ * to -1 (seed + 1 times 16807 is small next to 2³¹ - 1), so every shape
+ * drawn first would be the smallest.
+ */
 function random(seed: number): () => number {
   let s = seed + 1;
-  return () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  const next = () => (s = (s * 16807) % 2147483647);
+  for (let i = 0; i < 4; i++) next();
+  return () => (next() / 2147483647) * 2 - 1;
 }
 
 /**
@@ -67,6 +74,17 @@ function problem(seed: number) {
   const w = kern.alloc(Float64Array, k * (d + 1));
   w.view.forEach((_, i) => (w.view[i] = rand()));
   return { rand, n, d, k, kern, x, w };
+}
+
+/** n (1 to 41) random codes of d (65 to 300) values. */
+function wideCodes(seed: number) {
+  const rand = random(seed);
+  const n = 1 + Math.floor((rand() + 1) * 20);
+  const d = 65 + Math.floor((rand() + 1) * 118);
+  const kern = new LinearKernels();
+  const x = kern.alloc(Float32Array, n * d);
+  x.view.forEach((_, i) => (x.view[i] = rand()));
+  return { rand, n, d, kern, x };
 }
 
 Deno.test("the kernels' scores, gradient products and row updates match a float64 reference on random shapes", () => {
@@ -285,7 +303,8 @@ Deno.test("the kernels' evaluations match the hinge and cross-entropy of float64
 
 Deno.test("the kernels' code statistics and standardization match float64 JavaScript bit for bit", () => {
   for (let seed = 0; seed < 100; seed++) {
-    const { rand, n, d, kern, x } = problem(seed);
+    // Half the shapes are wider than the kernel's blocks of 64 values, the widths odd and even.
+    const { rand, n, d, kern, x } = seed < 50 ? problem(seed) : wideCodes(seed);
     x.view.forEach((v, i) => (x.view[i] = 50 * v + (i % d) - 3));
     const raw = x.view.slice();
     const sum = kern.alloc(Float64Array, d), sq = kern.alloc(Float64Array, d);
