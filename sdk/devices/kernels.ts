@@ -41,6 +41,17 @@ export const CLIP_GRAD_KERNEL = "ZooClipGrad";
 export const RELU_GRAD_KERNEL = "ZooReluGrad";
 
 /**
+ * The kernel the wasm backend adds for a convolution followed by 2×2
+ * stride-2 unpadded max pooling: `FusedConv2D`'s inputs (`{x, filter,
+ * bias?}`) and attributes, the pooled output. For a one-channel input at
+ * stride 1 (a first layer on grey images) it pools as it convolves, without
+ * storing the convolution's output; other calls run the two kernels in turn.
+ * The inference walk of `sdk/surgery/fold.ts` runs such a pair on it where
+ * the active backend has it.
+ */
+export const CONV_MAX_POOL_KERNEL = "ZooConv2DMaxPool";
+
+/**
  * The kernels one training step of a convolutional classifier runs
  * (Conv2D and depthwise layers, BatchNormalization, ReLU/ReLU6, max and
  * average pooling, zero padding, residual Add, global average pooling, Dense

@@ -191,7 +191,8 @@ export async function computeCodes(
   });
   // With BatchNormalization after its convolutions (MobileNets, InceptionV3), the
   // extractor runs with them folded in: the same codes up to float rounding, in
-  // one pass per layer instead of up to four.
+  // one pass per layer instead of up to four. A convolution and the 2×2 max pooling
+  // after it (LeNet's conv1 and pool1) run as one op.
   const folded = foldedOrNull(extractor);
   try {
     for await (const { xs, ys } of batches) {
@@ -217,9 +218,10 @@ export async function computeCodes(
 }
 
 /**
- * `model`'s inference pass with its BatchNormalization layers folded, or
- * null when it has none to fold or its graph is not one `foldForInference`
- * reads (the model then runs as it is).
+ * `model`'s inference pass with its BatchNormalization layers folded and
+ * its convolutions run with the max pooling after them, or null when it has
+ * neither or its graph is not one `foldForInference` reads (the model then
+ * runs as it is).
  */
 function foldedOrNull(model: LayersModel): FoldedModel | null {
   let folded: FoldedModel;
@@ -229,7 +231,7 @@ function foldedOrNull(model: LayersModel): FoldedModel | null {
     if (e instanceof TypeError) return null;
     throw e;
   }
-  if (folded.folded.length > 0) return folded;
+  if (folded.folded.length > 0 || folded.pooled.length > 0) return folded;
   folded.dispose();
   return null;
 }

@@ -12,8 +12,13 @@
  *
  * {@linkcode foldForInference} does this for every `Conv2D` and
  * `DepthwiseConv2D` followed by a BatchNormalization over the channel axis
- * that nothing else reads; every other layer runs as the model runs it.
- * The results equal `model.predict`'s up to float rounding.
+ * that nothing else reads. It also runs a `Conv2D` (folded or not, with a
+ * linear, ReLU or ReLU6 activation) and the 2×2, stride-2, unpadded
+ * `MaxPooling2D` that alone reads it as one kernel where the active backend
+ * has it (`ZooConv2DMaxPool` on wasm: LeNet's first layer pools as it
+ * convolves, without storing its output), as the two ops elsewhere. Every
+ * other layer runs as the model runs it. The results equal
+ * `model.predict`'s up to float rounding.
  *
  * @example Fold a convolution and its normalization
  * ```ts
@@ -35,6 +40,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { CONV_MAX_POOL_KERNEL } from "../devices/kernels.ts";
 import { type Inbound, layerGraph, type LayerNode, tensorKey } from "./_rebuild.ts";
 import type { LayersModel, Tensor } from "../_tfjs_types.ts";
 
@@ -47,6 +53,8 @@ export interface FoldedModel {
   predict(x: Tensor): Tensor;
   /** The convolutions that absorbed the layers after them, with those layers' names. */
   readonly folded: readonly { conv: string; into: readonly string[] }[];
+  /** The convolutions run with the 2×2 max pooling after them as one op, with the pooling's name. */
+  readonly pooled: readonly { conv: string; pool: string }[];
   /** Frees the folded weights (the model's own weights are not touched). */
   dispose(): void;
 }
@@ -58,13 +66,16 @@ type Activation = "linear" | "relu" | "relu6";
 interface FoldedConv {
   depthwise: boolean;
   filter: tf.Tensor4D;
-  bias: tf.Tensor1D;
+  /** Absent for a convolution without a bias (only one not folded). */
+  bias: tf.Tensor1D | undefined;
   strides: [number, number];
   pad: "same" | "valid";
   dilations: [number, number];
   activation: Activation;
   /** The tensor the folded chain's last layer outputs. */
   output: string;
+  /** The 2×2 max pooling run with it as one op, when one is. */
+  pooledBy?: string;
 }
 
 type Config = Record<string, unknown>;
@@ -84,6 +95,48 @@ function standaloneActivation(node: LayerNode): Activation | null {
     return config.activation === "relu" || config.activation === "relu6" ? config.activation : null;
   }
   return null;
+}
+
+/** Whether a layer is 2×2, stride-2, unpadded max pooling over channels-last data. */
+function pools2x2(node: LayerNode): boolean {
+  if (node.className !== "MaxPooling2D") return false;
+  const config = node.layer.getConfig() as Config;
+  const [ph, pw] = pair(config.poolSize ?? 2);
+  const [sh, sw] = pair(config.strides ?? config.poolSize ?? 2);
+  return ph === 2 && pw === 2 && sh === 2 && sw === 2 && (config.padding ?? "valid") === "valid" &&
+    (config.dataFormat ?? "channelsLast") === "channelsLast";
+}
+
+/** The arguments of a fused convolution, as the folded ones are called. */
+interface ConvArgs {
+  x: tf.Tensor4D;
+  filter: tf.Tensor4D;
+  bias?: tf.Tensor1D;
+  strides: [number, number];
+  pad: "same" | "valid";
+  dilations: [number, number];
+  activation: Activation;
+}
+
+/**
+ * A fused convolution followed by 2×2, stride-2, unpadded max pooling: one
+ * kernel where the active backend has {@linkcode CONV_MAX_POOL_KERNEL}, the
+ * two ops elsewhere (the same values).
+ */
+function convMaxPool(args: ConvArgs): tf.Tensor4D {
+  if (tf.getKernel(CONV_MAX_POOL_KERNEL, tf.getBackend()) === undefined) {
+    return tf.maxPool(tf.fused.conv2d(args), 2, 2, "valid");
+  }
+  const inputs: tf.NamedTensorMap = { x: args.x, filter: args.filter };
+  if (args.bias !== undefined) inputs.bias = args.bias;
+  const { strides, pad, dilations, activation } = args;
+  return tf.engine().runKernel(CONV_MAX_POOL_KERNEL, inputs, {
+    strides,
+    pad,
+    dilations,
+    dataFormat: "NHWC",
+    activation,
+  }) as tf.Tensor4D;
 }
 
 /**
@@ -146,6 +199,7 @@ export function foldForInference(model: LayersModel): FoldedModel {
   const convs = new Map<string, FoldedConv>();
   const skipped = new Set<string>();
   const folded: { conv: string; into: string[] }[] = [];
+  const pooled: { conv: string; pool: string }[] = [];
   try {
     for (const node of graph.layers) {
       const depthwise = node.className === "DepthwiseConv2D";
@@ -193,8 +247,42 @@ export function foldForInference(model: LayersModel): FoldedModel {
         into: activation === null ? [bn.name] : [bn.name, act!.name],
       });
     }
+    // A Conv2D (folded or with a fused activation of its own) whose output only a 2×2, stride-2,
+    // unpadded max pooling reads: the two run as one op.
+    for (const node of graph.layers) {
+      if (node.className !== "Conv2D") continue;
+      let conv = convs.get(node.name);
+      const config = node.layer.getConfig() as Config;
+      const activation = config.activation ?? "linear";
+      if (
+        conv === undefined &&
+        ((config.dataFormat ?? "channelsLast") !== "channelsLast" ||
+          (activation !== "linear" && activation !== "relu" && activation !== "relu6") ||
+          (config.padding !== "same" && config.padding !== "valid"))
+      ) continue;
+      const pool = soleReader(conv?.output ?? node.name);
+      if (pool === undefined || !pools2x2(pool)) continue;
+      if (conv === undefined) {
+        const [kernel, bias] = node.layer.getWeights();
+        conv = {
+          depthwise: false,
+          filter: tf.clone(kernel!) as tf.Tensor4D,
+          bias: bias === undefined ? undefined : tf.clone(bias) as tf.Tensor1D,
+          strides: pair(config.strides ?? 1),
+          pad: config.padding as "same" | "valid",
+          dilations: pair(config.dilationRate ?? 1),
+          activation: activation as Activation,
+          output: node.name,
+        };
+        convs.set(node.name, conv);
+      }
+      conv.pooledBy = pool.name;
+      conv.output = pool.name;
+      skipped.add(pool.name);
+      pooled.push({ conv: node.name, pool: pool.name });
+    }
   } catch (e) {
-    for (const c of convs.values()) tf.dispose([c.filter, c.bias]);
+    for (const c of convs.values()) tf.dispose([c.filter, ...(c.bias ? [c.bias] : [])]);
     throw e;
   }
 
@@ -202,6 +290,7 @@ export function foldForInference(model: LayersModel): FoldedModel {
   let disposed = false;
   return {
     folded,
+    pooled,
     predict(x: Tensor): Tensor {
       if (disposed) throw new Error("This folded model was disposed: fold the model again");
       return tf.tidy(() => {
@@ -211,16 +300,20 @@ export function foldForInference(model: LayersModel): FoldedModel {
           const inputs = node.inbound.map((ref) => tensors.get(tensorKey(ref))!);
           const conv = convs.get(node.name);
           if (conv !== undefined) {
-            const args = {
+            const args: ConvArgs = {
               x: inputs[0] as tf.Tensor4D,
               filter: conv.filter,
-              bias: conv.bias,
               strides: conv.strides,
               pad: conv.pad,
               dilations: conv.dilations,
               activation: conv.activation,
             };
-            const y = conv.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+            if (conv.bias !== undefined) args.bias = conv.bias;
+            const y = conv.pooledBy !== undefined
+              ? convMaxPool(args)
+              : conv.depthwise
+              ? tf.fused.depthwiseConv2d(args)
+              : tf.fused.conv2d(args);
             tensors.set(tensorKey({ layer: conv.output, tensorIndex: 0 }), y);
             continue;
           }
@@ -237,7 +330,7 @@ export function foldForInference(model: LayersModel): FoldedModel {
     dispose(): void {
       if (disposed) return;
       disposed = true;
-      for (const c of convs.values()) tf.dispose([c.filter, c.bias]);
+      for (const c of convs.values()) tf.dispose([c.filter, ...(c.bias ? [c.bias] : [])]);
     },
   };
 }

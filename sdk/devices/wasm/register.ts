@@ -3,12 +3,12 @@
  * that replace kernels `@tensorflow/tfjs-backend-wasm` ships
  * ({@linkcode REPLACED_KERNELS}: faster, or right where the shipped ones are
  * wrong) and those it adds ({@linkcode ADDED_KERNELS}: gradients the package
- * lacks, and two fused gradients). The kernels live by family in
- * `kernels/`, as the package lays out its own:
+ * lacks, two fused gradients, and a convolution pooled as it is computed).
+ * The kernels live by family in `kernels/`, as the package lays out its own:
  *
  * | family | replaced | added |
  * | --- | --- | --- |
- * | `conv.ts` | `Conv2D`, `FusedConv2D` | |
+ * | `conv.ts` | `Conv2D`, `FusedConv2D` | `ZooConv2DMaxPool` |
  * | `conv_grad.ts` | `Conv2DBackpropInput` | `Conv2DBackpropFilter` |
  * | `depthwise.ts` | `DepthwiseConv2dNative`, `FusedDepthwiseConv2D` | `DepthwiseConv2dNativeBackpropFilter`, `DepthwiseConv2dNativeBackpropInput` |
  * | `pool.ts` | `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad` | |
@@ -42,7 +42,7 @@ import { LAYOUT_KERNELS } from "./kernels/layout.ts";
 import { MATMUL_KERNELS } from "./kernels/matmul.ts";
 import { POOL_KERNELS } from "./kernels/pool.ts";
 import { REDUCTION_KERNELS } from "./kernels/reduction.ts";
-import { BATCH_NORM_KERNELS } from "../kernels.ts";
+import { BATCH_NORM_KERNELS, CONV_MAX_POOL_KERNEL } from "../kernels.ts";
 
 export { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL };
 
@@ -69,6 +69,7 @@ export const ADDED_KERNELS: readonly string[] = [
   "DepthwiseConv2dNativeBackpropInput",
   RELU_GRAD_KERNEL,
   CLIP_GRAD_KERNEL,
+  CONV_MAX_POOL_KERNEL,
   BATCH_NORM_KERNELS.variance,
   BATCH_NORM_KERNELS.gradSums,
   BATCH_NORM_KERNELS.gradInput,

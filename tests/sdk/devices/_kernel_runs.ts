@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
-import { BATCH_NORM_KERNELS } from "../../../sdk/devices/kernels.ts";
+import { BATCH_NORM_KERNELS, CONV_MAX_POOL_KERNEL } from "../../../sdk/devices/kernels.ts";
 import { seededTensor } from "./_compare.ts";
 
 /** A tensor's values and shape (created on whichever backend runs the call). */
@@ -44,6 +44,14 @@ const CPU_EQUIVALENT: Record<
     const [a, b, c] = tf.unstack(tf.reshape(coef!, [3, -1]));
     return tf.add(tf.add(tf.mul(a!, dy!), tf.mul(b!, tf.sub(x!, mean!))), c!);
   },
+  // cpu's FusedConv2D kernel (with its checks, in its order), then the pooling.
+  [CONV_MAX_POOL_KERNEL]: (t, a) =>
+    tf.maxPool(
+      tf.engine().runKernel("FusedConv2D", t, a) as tf.Tensor4D,
+      2,
+      2,
+      "valid",
+    ),
   [CLIP_GRAD_KERNEL]: ({ x, dy }, a) =>
     tf.where(
       tf.logicalAnd(
@@ -124,6 +132,9 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
     ["FusedConv2D", { x, filter: f, bias: t(4) }, { ...same, activation: "relu6" }],
     // 1×1, stride 1: the compiled matrix product of rows (and its input gradient below).
     ["FusedConv2D", { x, filter: pw, bias: t(4) }, { ...same, activation: "relu" }],
+    // One channel at stride 1: pooled as it is computed; more channels: the two kernels.
+    [CONV_MAX_POOL_KERNEL, { x: x1, filter: f1, bias: t(6) }, { ...same, activation: "relu" }],
+    [CONV_MAX_POOL_KERNEL, { x, filter: f }, { ...convAttrs(1, "valid"), activation: "linear" }],
     ["Conv2DBackpropFilter", { x, dy }, { ...same, ...fs }],
     ["Conv2DBackpropFilter", { x: x1, dy: t(B, H, W, 6) }, { ...same, filterShape: [3, 5, 1, 6] }],
     ["Conv2DBackpropFilter", { x, dy: dyS }, { ...strided, ...fs }],

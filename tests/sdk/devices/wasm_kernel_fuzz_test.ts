@@ -18,7 +18,7 @@ import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { convolutionalize } from "../../../sdk/surgery/convolutionalize.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
-import { BATCH_NORM_KERNELS } from "../../../sdk/devices/kernels.ts";
+import { BATCH_NORM_KERNELS, CONV_MAX_POOL_KERNEL } from "../../../sdk/devices/kernels.ts";
 import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/depthwise.ts";
 import { simdPointwiseFilterGrad } from "../../../sdk/devices/wasm/kernels/conv_grad.ts";
 import { assertNear, relativeError, seeded, seededTensor } from "./_compare.ts";
@@ -102,12 +102,16 @@ function gradOf(r: Rng, out: number[]): { dy: Values; invalid: boolean } {
 const ACTIVATIONS = ["linear", "relu", "relu6"];
 
 function convCall(r: Rng, kernel: string): FuzzCall {
-  const { B, H, W, C } = nhwc(r);
+  const { B, H, W, C: anyC } = nhwc(r);
   const depthwise = kernel.includes("epthwise");
   // cpu's convolution gradients ignore dilations (tfjs refuses to take those
   // gradients); the adjoint test below checks wasm's.
   const { k, attrs } = convGeometry(r, !kernel.includes("Backprop"));
-  const O = depthwise ? r.pick([1, 2]) : r.pick([0, 1, 4, 9, 16]);
+  // The pooled convolution's own kernel takes one channel at stride 1: mostly those.
+  const pooledOwn = kernel === CONV_MAX_POOL_KERNEL && r.chance(0.7);
+  const C = pooledOwn ? 1 : anyC;
+  if (pooledOwn) attrs.strides = [1, 1];
+  const O = depthwise ? r.pick([1, 2]) : r.pick([0, 1, 4, 9, 16, ...(pooledOwn ? [6, 8] : [])]);
   const mismatch = r.chance(0.05);
   const filter = [k[0], k[1], mismatch ? C + 1 : C, O];
   const x = [B, H, W, C];
@@ -122,6 +126,7 @@ function convCall(r: Rng, kernel: string): FuzzCall {
       };
     case "FusedConv2D":
     case "FusedDepthwiseConv2D":
+    case CONV_MAX_POOL_KERNEL:
       return {
         kernel,
         inputs: { x: values(x), filter: values(filter), bias: values([depthwise ? C * O : O]) },
@@ -309,6 +314,7 @@ function otherCall(r: Rng, kernel: string): FuzzCall {
 const CONV = [
   "Conv2D",
   "FusedConv2D",
+  CONV_MAX_POOL_KERNEL,
   "DepthwiseConv2dNative",
   "FusedDepthwiseConv2D",
   "Conv2DBackpropFilter",

@@ -11,6 +11,7 @@ import {
 import {
   contiguousRows,
   oneChannelStride1,
+  padded,
   simdConv2D,
 } from "../../../sdk/devices/wasm/kernels/conv.ts";
 import {
@@ -241,6 +242,86 @@ Deno.test("compiled fused convolution (bias, then linear, relu or relu6) matches
       : "conv_taps";
     assertEquals(calls.includes(kernel), pooled, `${what}: ${kernel} ran`);
     assertNear(clean(engine.values), clean(want.values), TOL, `${what} (registered kernel)`);
+  }
+});
+
+Deno.test("the one-channel convolution pooled as it is computed equals FusedConv2D then MaxPool bit for bit, and the registered kernel runs it", async () => {
+  const activations = ["linear", "relu", "relu6"] as const;
+  // Every output channel count up to 8; conv outputs with odd and even heights and widths,
+  // widths whose pooled columns are not a multiple of 2 (the last group overlaps); images
+  // enough to split the pooled rows across threads.
+  const geometries: [Shape4, number, number, "same" | "valid"][] = [];
+  for (let o = 1; o <= 8; o++) {
+    geometries.push([[1 + (o % 3), 8 + o, 9 + 2 * o, 1], 1 + (o % 5), 1 + ((o * 3) % 5), "same"]);
+    geometries.push([[2, 11 + o, 7 + o, 1], 3, 3, o % 2 === 0 ? "valid" : "same"]);
+  }
+  // LeNet's first layer on 40 images; outputs too narrow (3 columns) and too short (1 row) to
+  // pool as they are computed: FusedConv2D and MaxPool run, or nothing (no window).
+  geometries.push(
+    [[40, 28, 28, 1], 5, 5, "same"],
+    [[2, 6, 5, 1], 3, 3, "valid"],
+    [[3, 5, 8, 1], 5, 5, "valid"],
+  );
+  for (const [i, [xs, kh, kw, pad]] of geometries.entries()) {
+    const o = i < 16 ? 1 + (i >> 1) : 6;
+    const c: Case = { x: xs, f: [kh, kw, 1, o], s: [1, 1], pad, d: [1, 1] };
+    const activation = activations[i % 3]!, withBias = i % 4 !== 3;
+    const x = { values: seeded(c.x, 5100 + i).map((v) => 4 * v), shape: c.x };
+    // NaN never wins a window; ties between 0 and -0 keep the first value.
+    x.values[0] = NaN;
+    x.values[3] = -0;
+    const f = seededTensor(c.f, 5200 + i), b = seededTensor([o], 5300 + i);
+    const inputs = withBias ? { x, filter: f, bias: b } : { x, filter: f };
+    const fusedAttrs = { ...attrs(c), activation };
+    const what = `case ${JSON.stringify(c)}, ${activation}, bias ${withBias}`;
+    let want: { values: Float32Array; shape: number[] } = {
+      values: new Float32Array(0),
+      shape: [],
+    };
+    const twoCalls = await compiledCalls(async () => {
+      const conv = await onEngine("wasm", "FusedConv2D", inputs, fusedAttrs);
+      want = await onEngine("wasm", "MaxPool", { x: conv }, {
+        filterSize: 2,
+        strides: 2,
+        pad: "valid",
+      });
+    });
+    let got = want;
+    const calls = await compiledCalls(async () => {
+      got = await onEngine("wasm", "ZooConv2DMaxPool", inputs, fusedAttrs);
+    });
+    assertEquals(got.shape, want.shape, what);
+    const ci = info(c), reach = padded(ci);
+    const copied = reach.XH !== c.x[1] || reach.XW !== c.x[2];
+    if (ci.outHeight < 2) assertEquals(calls, [], what);
+    else if (ci.outWidth < 4) assertEquals(calls, twoCalls, what);
+    else assertEquals(calls, copied ? ["pad_copy", "conv1_taps_pool"] : ["conv1_taps_pool"], what);
+    /** The values that are not finite (a window of NaNs pools to -Infinity), by position. */
+    const special = (v: Float32Array) =>
+      Array.from(v).flatMap((a, j) => Number.isFinite(a) ? [] : [`${j}:${a}`]);
+    const finite = (v: Float32Array) => v.map((a) => Number.isFinite(a) ? a : 0);
+    // FusedConv2D runs conv1_taps where the SIMD pool has more threads than XNNPACK (the same
+    // sums, so the same values); XNNPACK's sums round otherwise, and its ReLU makes NaN 0.
+    if (twoCalls.includes("conv1_taps") || ci.outWidth < 4) {
+      assertSameValues(got.values, want.values, what);
+    } else if (activation === "linear") {
+      assertEquals(special(got.values), special(want.values), `${what}: NaN and infinities`);
+      assertNear(finite(got.values), finite(want.values), TOL, what);
+    }
+    assertEquals(
+      twoCalls.includes("conv1_taps"),
+      ci.outWidth >= 4 && simdThreadsBeyondXnnpack(tf.backend() as BackendWasm),
+      `${what}: conv1_taps ran for the reference`,
+    );
+    // And cpu's two ops, to within rounding.
+    const cpu = await onEngine("cpu", "FusedConv2D", inputs, fusedAttrs);
+    const cpuPooled = await onEngine("cpu", "MaxPool", { x: cpu }, {
+      filterSize: 2,
+      strides: 2,
+      pad: "valid",
+    });
+    assertEquals(special(got.values), special(cpuPooled.values), `${what}: cpu's NaN, infinities`);
+    assertNear(finite(got.values), finite(cpuPooled.values), TOL, `${what} against cpu`);
   }
 });
 

@@ -4,6 +4,7 @@ import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { loadBuiltin } from "../../../sdk/data/builtin.ts";
 import type { Batch, BatchOptions, Dataset, Preprocessing } from "../../../sdk/data/types.ts";
 import {
+  type CnnCodes,
   codeExtractor,
   computeCodes,
   featureStrategy,
@@ -205,4 +206,36 @@ Deno.test("computeCodes folds an extractor's BatchNormalization layers and gives
   }
   assertEquals(at, codes.count * codes.dim);
   assert(scale > 0 && worst / scale < 1e-5, `codes differ by ${worst} (of ${scale})`);
+});
+
+Deno.test("computeCodes runs LeNet-5's conv1 and pool1 as one pooled convolution and gives the codes its predict gives", async () => {
+  const model = lenet5();
+  const extractor = codeExtractor(model, "pool1", "flatten");
+  const data = await loadBuiltin("mnist", { split: "test", perClass: 5 });
+  const before = tf.memory().numTensors;
+  let codes: CnnCodes = { codes: new Float32Array(0), labels: new Int32Array(0), count: 0, dim: 0 };
+  const profile = await tf.profile(async () => {
+    codes = await computeCodes(extractor.model, data, PREPROCESS, { batchSize: 32 });
+    return [];
+  });
+  assertEquals(tf.memory().numTensors, before, "the copied weights are freed");
+  const kernels = profile.kernels.map((k) => k.name);
+  assert(kernels.includes("ZooConv2DMaxPool"), `${kernels}`);
+  assert(!kernels.includes("MaxPool"), `${kernels}`);
+  let at = 0, worst = 0, scale = 0;
+  for await (const { xs, ys } of data.batches(32, { preprocess: PREPROCESS })) {
+    const want = await (extractor.model.predict(xs) as tf.Tensor).data();
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(codes.codes[at + i]! - want[i]!));
+      scale = Math.max(scale, Math.abs(want[i]!));
+    }
+    at += want.length;
+    tf.dispose([xs, ys]);
+  }
+  assertEquals([at, codes.dim], [codes.count * codes.dim, 1176]);
+  assert(scale > 0 && worst / scale < 1e-5, `codes differ by ${worst} (of ${scale})`);
+  tf.dispose([
+    ...extractor.model.weights.map((w) => w.read()),
+    ...model.weights.map((w) => w.read()),
+  ]);
 });

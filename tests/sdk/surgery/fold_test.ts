@@ -149,6 +149,83 @@ Deno.test("foldForInference leaves a BatchNormalization over another axis and a 
   folded.dispose();
 });
 
+/**
+ * LeNet's first layers and the pairs foldForInference runs as one op or
+ * leaves: c1 (ReLU, 5×5 over one channel) → 2×2 max pool; c2 (no bias) → BN
+ * → ReLU → 2×2 max pool (folded, then pooled); c3 → a max pool of stride 1,
+ * c4 (tanh) → a 2×2 max pool, c5 read by a pool and the output (none pooled).
+ */
+function poolNet(): tf.LayersModel {
+  const input = tf.input({ shape: [12, 14, 1] });
+  const layer = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) =>
+    l.apply(x) as tf.SymbolicTensor;
+  const c1 = layer(
+    tf.layers.conv2d({
+      filters: 6,
+      kernelSize: 5,
+      padding: "same",
+      activation: "relu",
+      name: "c1",
+    }),
+    input,
+  );
+  const p1 = layer(tf.layers.maxPooling2d({ poolSize: 2, name: "p1" }), c1);
+  const c2 = layer(tf.layers.conv2d({ filters: 8, kernelSize: 3, useBias: false, name: "c2" }), p1);
+  const b2 = layer(tf.layers.batchNormalization({ name: "b2" }), c2);
+  const r2 = layer(tf.layers.reLU({ name: "r2" }), b2);
+  const p2 = layer(tf.layers.maxPooling2d({ poolSize: 2, name: "p2" }), r2);
+  const c3 = layer(tf.layers.conv2d({ filters: 4, kernelSize: 1, name: "c3" }), p2);
+  const p3 = layer(tf.layers.maxPooling2d({ poolSize: 2, strides: 1, name: "p3" }), c3);
+  const c4 = layer(
+    tf.layers.conv2d({ filters: 4, kernelSize: 1, activation: "tanh", name: "c4" }),
+    p2,
+  );
+  const p4 = layer(tf.layers.maxPooling2d({ poolSize: 2, name: "p4" }), c4);
+  const c5 = layer(tf.layers.conv2d({ filters: 4, kernelSize: 1, name: "c5" }), p2);
+  const p5 = layer(tf.layers.maxPooling2d({ poolSize: 2, name: "p5" }), c5);
+  const flat = (t: tf.SymbolicTensor) => layer(tf.layers.flatten(), t);
+  const out = layer(tf.layers.concatenate({ name: "cat" }), [
+    flat(p3),
+    flat(p4),
+    flat(p5),
+    flat(c5),
+  ]);
+  return tf.model({ inputs: input, outputs: out });
+}
+
+Deno.test("foldForInference runs a convolution and the 2×2 max pool after it as one op, on wasm pooled as it is computed", async () => {
+  for (const backend of ["cpu", "wasm"]) {
+    if (backend === "wasm") await initWasmBackend({});
+    else await tf.setBackend("cpu");
+    const model = poolNet();
+    seedWeights(model, 200);
+    randomizeBatchNorms(model, 11);
+    const before = tf.memory().numTensors;
+    const folded = foldForInference(model);
+    assertEquals(folded.folded, [{ conv: "c2", into: ["b2", "r2"] }]);
+    assertEquals(folded.pooled, [{ conv: "c1", pool: "p1" }, { conv: "c2", pool: "p2" }]);
+    const x = tf.randomNormal([5, 12, 14, 1], 0, 2, "float32", 9);
+    const want = model.predict(x) as tf.Tensor;
+    const inFold = tf.memory().numTensors;
+    const profile = await tf.profile(() => folded.predict(x));
+    const got = profile.result as tf.Tensor;
+    assertEquals(tf.memory().numTensors, inFold + 1, `${backend}: predict keeps only its output`);
+    const kernels = profile.kernels.map((k) => k.name);
+    if (backend === "wasm") {
+      assertEquals(kernels.filter((k) => k === "ZooConv2DMaxPool").length, 2, `${kernels}`);
+      assertEquals(kernels.filter((k) => k === "MaxPool").length, 3, `${kernels}`);
+    } else assertEquals(kernels.filter((k) => k === "MaxPool").length, 5, `${kernels}`);
+    assertEquals(got.shape, want.shape);
+    const err = await relativeError(got, want);
+    assert(err < 1e-5, `${backend}: relative error ${err}`);
+    tf.dispose([x, want, got]);
+    folded.dispose();
+    assertEquals(tf.memory().numTensors, before, `${backend}: dispose frees the weights it copied`);
+    model.dispose();
+  }
+  await tf.setBackend("cpu");
+});
+
 Deno.test("foldForInference refuses a model with two inputs, saying which shapes it folds", () => {
   const a = tf.input({ shape: [4] }), b = tf.input({ shape: [4] });
   const sum = tf.layers.add().apply([a, b]) as tf.SymbolicTensor;

@@ -1,9 +1,11 @@
 /**
  * Forward 2-D convolutions on the wasm backend: `Conv2D` and `FusedConv2D`
- * (both replace the shipped kernels), and what the other convolution
- * families share: the zero-padded input, the window bases and tap offsets
- * the compiled kernels take, and the shipped convolution with its padding
- * made explicit.
+ * (both replace the shipped kernels), `ZooConv2DMaxPool` (added: a fused
+ * convolution followed by 2×2 stride-2 max pooling, which for a
+ * one-channel input at stride 1 pools as it convolves, without storing the
+ * convolution's output), and what the other convolution families share: the
+ * zero-padded input, the window bases and tap offsets the compiled kernels
+ * take, and the shipped convolution with its padding made explicit.
  *
  * The compiled forward kernel is a sum over filter taps on a zero-padded
  * copy of the input (no copy when the convolution does not pad):
@@ -53,6 +55,7 @@ import {
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
+import { CONV_MAX_POOL_KERNEL } from "../../kernels.ts";
 import { padCopy, type Padded, simdPadHW } from "./layout.ts";
 
 /**
@@ -231,6 +234,65 @@ export function simdConv2D(
         shares(k, P, 4).map(([p0, p1]) => [xp, base, koff, K, w, O, OP, yo, p0, p1, bo, act]),
       );
     }
+  } finally {
+    scratch.free();
+  }
+  return y;
+}
+
+/**
+ * The forward convolution `act(x ⊛ filter + bias)` of a one-channel input at
+ * stride 1, pooled by 2×2 stride-2 unpadded max pooling in the same pass
+ * (the convolution's output is never stored), or `null` when this kernel
+ * does not cover the call (not one channel at stride 1, undilated; more than
+ * 8 output channels; an output under 2×4; an activation other than linear,
+ * relu or relu6; a bias not one value per output channel).
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input
+ * @param filter the `[kh, kw, 1, out]` float32 filter
+ * @param info the convolution's geometry
+ * @param epilogue the bias and activation
+ * @returns the pooled `[B, ⌊OH/2⌋, ⌊OW/2⌋, out]` output, owned by the caller
+ */
+export function simdConv2DMaxPool(
+  backend: BackendWasm,
+  x: Info,
+  filter: Info,
+  info: ConvInfo,
+  epilogue: ConvEpilogue = {},
+): Info | null {
+  const k = kernels(backend);
+  if (k === null) return null;
+  const { bias, activation = "linear" } = epilogue;
+  const act = (ACTIVATIONS as readonly string[]).indexOf(activation);
+  const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
+  if (
+    !oneChannelStride1(info) || O < 1 || O > 8 || OH < 2 || OW < 4 || act < 0 ||
+    (bias !== undefined && tf.util.sizeFromShape(bias.shape) !== O)
+  ) return null;
+  expectShape("conv1_taps_pool", "x", x, info.inShape);
+  expectShape("conv1_taps_pool", "the filter", filter, [
+    info.filterHeight,
+    info.filterWidth,
+    1,
+    O,
+  ]);
+  const PH = Math.floor(OH / 2), PW = Math.floor(OW / 2);
+  const y = checkedOutput(backend, [B, PH, PW, O], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const pad = padded(info);
+    const xp = paddedInput(backend, k, scratch, x, info, pad);
+    const { filterHeight: KH, filterWidth: KW } = info;
+    const w = offset(backend, filter), yo = offset(backend, y);
+    const bo = bias === undefined ? 0 : offset(backend, bias);
+    k.parallel(
+      "conv1_taps_pool",
+      (B * OH * OW * O >= 65536 ? shares(k, B * PH) : ranges(B * PH, 1)).map((
+        [r0, r1],
+      ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1, bo, act]),
+    );
   } finally {
     scratch.free();
   }
@@ -429,7 +491,47 @@ const fusedConv2D = unpacked<FusedConvInputs>((backend, inputs, attrs) => {
   return shippedConv(backend, "FusedConv2D", inputs as Record<string, Info>, attrs);
 });
 
-/** The forward convolutions: `Conv2D`, `FusedConv2D` (both replaced). */
+/** The pooled shape of {@linkcode CONV_MAX_POOL_KERNEL}: the convolution's output, halved and floored. */
+function convMaxPoolShape(inputs: Inputs, attrs: Attrs): number[] {
+  const [B, OH, OW, O] = convInfo(inputs.x!.shape, inputs.filter!.shape, attrs).outShape;
+  return [B!, Math.floor(OH! / 2), Math.floor(OW! / 2), O!];
+}
+
+/**
+ * {@linkcode CONV_MAX_POOL_KERNEL}: a one-channel, stride-1 convolution
+ * pooled as it is computed (`conv1_taps_pool`); any other one (or one of an
+ * empty input) as the registered `FusedConv2D`, then `MaxPool`.
+ */
+const convMaxPool = unpacked<FusedConvInputs>((backend, inputs, attrs) => {
+  const { x, filter, bias, preluActivationWeights } = inputs;
+  if (
+    preluActivationWeights === undefined && x.dtype === "float32" &&
+    filter.dtype === "float32" && (bias === undefined || bias.dtype === "float32") &&
+    (attrs.dataFormat ?? "NHWC") === "NHWC" && !anyEmpty(x, filter)
+  ) {
+    const info = convInfo(x.shape, filter.shape, attrs);
+    const fast = simdConv2DMaxPool(backend, x, filter, info, {
+      bias,
+      activation: String(attrs.activation ?? "linear"),
+    });
+    if (fast !== null) return fast;
+  }
+  // The registered kernels, with their checks and their answers for empty inputs.
+  const registered = (name: string, args: Record<string, unknown>, a: Attrs) =>
+    tf.getKernel(name, "wasm")!.kernelFunc({
+      inputs: args as tf.NamedTensorInfoMap,
+      backend,
+      attrs: a as tf.NamedAttrMap,
+    }) as Info;
+  const conv = registered("FusedConv2D", inputs, attrs);
+  try {
+    return registered("MaxPool", { x: conv }, { filterSize: 2, strides: 2, pad: "valid" });
+  } finally {
+    dispose(backend, conv);
+  }
+});
+
+/** The forward convolutions: `Conv2D`, `FusedConv2D` (both replaced), {@linkcode CONV_MAX_POOL_KERNEL} (added). */
 export const CONV_KERNELS: readonly WasmKernel[] = [
   {
     name: "Conv2D",
@@ -444,5 +546,15 @@ export const CONV_KERNELS: readonly WasmKernel[] = [
     kernelFunc: fusedConv2D,
     validate: validateForward("FusedConv2D", false),
     empty: emptyForward(false),
+  },
+  {
+    name: CONV_MAX_POOL_KERNEL,
+    kind: "added",
+    kernelFunc: convMaxPool,
+    validate: validateForward(CONV_MAX_POOL_KERNEL, false),
+    empty: (backend, inputs, attrs) => {
+      const shape = convMaxPoolShape(inputs, attrs);
+      return tf.util.sizeFromShape(shape) === 0 ? zeros(backend, shape) : null;
+    },
   },
 ];

@@ -780,6 +780,88 @@ void conv1_taps(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, co
 }
 
 /*
+ * Two output rows' values of one conv1_taps column group, activated, into
+ * the running maxima of their 2×2 windows (yp: two pooled columns × O
+ * channels), continuing from best (lanes 0 and 1: the two windows).
+ */
+static inline __attribute__((always_inline)) v128_t pool_pairs(v128_t a, v128_t best) {
+  /* Lanes 0 and 1: the left and the right value of the two windows' row. */
+  const v128_t left = wasm_i32x4_shuffle(a, a, 0, 2, 0, 2);
+  const v128_t right = wasm_i32x4_shuffle(a, a, 1, 3, 1, 3);
+  best = wasm_v128_bitselect(left, best, wasm_f32x4_gt(left, best));
+  return wasm_v128_bitselect(right, best, wasm_f32x4_gt(right, best));
+}
+
+/*
+ * One group of four columns (from ow) of the two output rows of a row of
+ * 2×2 windows (xr: the first row's input), pooled into yp (two pooled
+ * columns × O channels). Both rows are summed at once, so each weight is
+ * loaded once for both. Each window's values are taken in max_pool_2x2's
+ * order (row by row, left to right) from -Infinity, each replacing the
+ * maximum only when greater, so NaN never wins and the same value is chosen.
+ */
+static inline __attribute__((always_inline)) void conv1_pool_group(
+    const f32* xr, int XW, int KH, int KW, const f32* w, int ow, const f32* bias, int act,
+    f32* yp, const int O) {
+  v128_t acc0[8], acc1[8];
+  for (int o = 0; o < O; o++) acc0[o] = acc1[o] = wasm_f32x4_splat(bias ? bias[o] : 0.0f);
+  for (int kh = 0; kh < KH; kh++) {
+    const f32* xk = xr + kh * XW + ow;
+    const f32* wk = w + kh * KW * O;
+    for (int kw = 0; kw < KW; kw++, wk += O) {
+      const v128_t v0 = wasm_v128_load(xk + kw), v1 = wasm_v128_load(xk + XW + kw);
+      for (int o = 0; o < O; o++) {
+        const v128_t wv = wasm_v128_load32_splat(wk + o);
+        acc0[o] = madd(v0, wv, acc0[o]);
+        acc1[o] = madd(v1, wv, acc1[o]);
+      }
+    }
+  }
+  const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
+  for (int o = 0; o < O; o++) {
+    const v128_t best =
+        pool_pairs(activate(acc1[o], act), pool_pairs(activate(acc0[o], act), ninf));
+    yp[o] = wasm_f32x4_extract_lane(best, 0);
+    yp[O + o] = wasm_f32x4_extract_lane(best, 1);
+  }
+}
+
+/*
+ * conv1_taps followed by 2×2 stride-2 unpadded max pooling, without the
+ * convolution's output: pooled rows r in [r0, r1) of (b, ph), each from
+ * output rows 2ph and 2ph + 1 of conv1_taps (same arguments; OH, OW its
+ * output size), into y [B, OH/2, OW/2, O]. The values are conv1_taps'
+ * pooled as max_pool_2x2 pools them. Needs OW >= 4 and 1 <= O <= 8. Groups
+ * of four columns start at even columns; where the pooled columns are not a
+ * multiple of two, the last group overlaps the one before and computes the
+ * same windows again.
+ */
+void conv1_taps_pool(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, const f32* w,
+                     int O, f32* y, int r0, int r1, const f32* bias, int act) {
+  const int PH = OH / 2, PW = OW / 2;
+  for (int r = r0; r < r1; r++) {
+    const int b = r / PH, ph = r % PH;
+    f32* yr = y + r * PW * O;
+    const f32* xr = x + (b * XH + 2 * ph) * XW;
+    for (int g = 0; g < PW; g += 2) {
+      const int pw = g + 2 <= PW ? g : PW - 2;
+      f32* yp = yr + pw * O;
+      const int ow = 2 * pw;
+      switch (O) {
+        case 1: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 1); break;
+        case 2: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 2); break;
+        case 3: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 3); break;
+        case 4: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 4); break;
+        case 5: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 5); break;
+        case 6: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 6); break;
+        case 7: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 7); break;
+        default: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 8); break;
+      }
+    }
+  }
+}
+
+/*
  * One pass of conv1_filter_grad: nr rows of transposed dy (t0, and t1 for a
  * second channel when two) against the filter row's windows of x, into the
  * accumulators a0/a1 of nk taps. Inlined with constant nk and two for the

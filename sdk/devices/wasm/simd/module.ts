@@ -120,6 +120,23 @@ export interface SimdExports {
     bias: number,
     act: number,
   ): void;
+  /** `conv1_taps_pool` of `kernels.c`, whose comment there says what it computes. */
+  conv1_taps_pool(
+    x: number,
+    XH: number,
+    XW: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    w: number,
+    O: number,
+    y: number,
+    r0: number,
+    r1: number,
+    bias: number,
+    act: number,
+  ): void;
   /** `conv1_filter_grad` of `kernels.c`, whose comment there says what it computes. */
   conv1_filter_grad(
     x: number,
