@@ -751,6 +751,50 @@ static inline __attribute__((always_inline)) void conv1_row(const f32* xr, int X
   }
 }
 /*
+ * Two consecutive output rows of conv1_taps for a compile-time channel count
+ * O (xr: the first row's input, yr: its output; the second follows each),
+ * four columns at a time as conv1_row, summing both rows at once so that
+ * each weight is loaded once for both. Each accumulator takes its bias and
+ * its products in conv1_row's order, so the values are conv1_row's.
+ */
+static inline __attribute__((always_inline)) void conv1_row2(const f32* xr, int XW, int KH, int KW,
+                                                             const f32* w, f32* yr, int OW,
+                                                             const f32* bias, int act,
+                                                             const int O) {
+  f32* yr1 = yr + OW * O;
+  for (int ow0 = 0; ow0 < OW; ow0 += 4) {
+    const int ow = ow0 + 4 <= OW ? ow0 : OW - 4;
+    v128_t acc0[8], acc1[8];
+    for (int o = 0; o < O; o++) acc0[o] = acc1[o] = wasm_f32x4_splat(bias ? bias[o] : 0.0f);
+    for (int kh = 0; kh < KH; kh++) {
+      const f32* xk = xr + kh * XW + ow;
+      const f32* wk = w + kh * KW * O;
+      for (int kw = 0; kw < KW; kw++, wk += O) {
+        const v128_t v0 = wasm_v128_load(xk + kw), v1 = wasm_v128_load(xk + XW + kw);
+        for (int o = 0; o < O; o++) {
+          const v128_t wv = wasm_v128_load32_splat(wk + o);
+          acc0[o] = madd(v0, wv, acc0[o]);
+          acc1[o] = madd(v1, wv, acc1[o]);
+        }
+      }
+    }
+    f32* y0 = yr + ow * O;
+    f32* y1 = yr1 + ow * O;
+    for (int o = 0; o < O; o++) {
+      const v128_t a = activate(acc0[o], act), b = activate(acc1[o], act);
+      y0[o] = wasm_f32x4_extract_lane(a, 0);
+      y0[O + o] = wasm_f32x4_extract_lane(a, 1);
+      y0[2 * O + o] = wasm_f32x4_extract_lane(a, 2);
+      y0[3 * O + o] = wasm_f32x4_extract_lane(a, 3);
+      y1[o] = wasm_f32x4_extract_lane(b, 0);
+      y1[O + o] = wasm_f32x4_extract_lane(b, 1);
+      y1[2 * O + o] = wasm_f32x4_extract_lane(b, 2);
+      y1[3 * O + o] = wasm_f32x4_extract_lane(b, 3);
+    }
+  }
+}
+
+/*
  * Forward convolution of a one-channel input, stride 1, no dilation (a
  * first layer on grey images), for output rows r in [r0, r1) of (b, oh):
  *   y[(r·OW + ow)·O + o] = act(bias[o] + Σ_{kh, kw} x[(b·XH + oh + kh)·XW + ow + kw] · w[(kh·KW + kw)·O + o])
@@ -758,14 +802,29 @@ static inline __attribute__((always_inline)) void conv1_row(const f32* xr, int X
  * floats) may be 0 (none); act as activate() takes it. One
  * accumulator per output channel over four columns, so no lane is spent on
  * channels past O (conv_taps' tiles are 8 channels wide), and no window
- * starts are needed.
+ * starts are needed. Two rows of one image run together where they can
+ * (conv1_row2), one alone otherwise: the same values either way.
  */
 void conv1_taps(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, const f32* w, int O,
                 f32* y, int r0, int r1, const f32* bias, int act) {
-  for (int r = r0; r < r1; r++) {
+  for (int r = r0; r < r1;) {
     const int b = r / OH, oh = r % OH;
     const f32* xr = x + (b * XH + oh) * XW;
     f32* yr = y + r * OW * O;
+    if (r + 1 < r1 && oh + 1 < OH) {
+      switch (O) {
+        case 1: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 1); break;
+        case 2: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 2); break;
+        case 3: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 3); break;
+        case 4: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 4); break;
+        case 5: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 5); break;
+        case 6: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 6); break;
+        case 7: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 7); break;
+        default: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 8); break;
+      }
+      r += 2;
+      continue;
+    }
     switch (O) {
       case 1: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 1); break;
       case 2: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 2); break;
@@ -776,6 +835,7 @@ void conv1_taps(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, co
       case 7: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 7); break;
       default: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 8); break;
     }
+    r++;
   }
 }
 
