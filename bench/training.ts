@@ -20,9 +20,15 @@
  *   to set them);
  * - MobileNetV2 inference (batch 32).
  *
+ * tfjs trains as the SDK does: its training forward (`trainableForward`,
+ * what `fineTuneNetwork` runs), the cross-entropy of the model's softmax
+ * output, plain SGD; `--forward layers` runs tfjs's own instead
+ * (`trainOnBatch` for the MNIST nets, `model.apply` in training mode for
+ * MobileNetV2).
+ *
  *   deno run -A bench/training.ts [--rounds 3] [--budget 15] [--backends wasm-threads] [--profile]
  *     [--cases lenetTrain,kerasMnistTrain,mobilenetTrain,mobilenetInfer,mobilenetInferFolded]
- *     [--out bench/results/training.md]
+ *     [--forward sdk|layers] [--out bench/results/training.md]
  *
  * A hand-written part after the `<!-- findings -->` line of the output file
  * is kept.
@@ -169,6 +175,15 @@ async function measure(
   return { imagesPerSecond: batch / (median(times) / 1000), iterations: times.length };
 }
 
+/**
+ * The SDK's training loss (`crossEntropy` of `sdk/train/_loop.ts`): the mean
+ * categorical cross-entropy of the model's class probabilities, here against
+ * one-hot labels. (PyTorch's side takes `CrossEntropyLoss` of the logits.)
+ */
+function sdkLoss(probs: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
+  return tf.mean(tf.metrics.categoricalCrossentropy(oneHot, probs)) as tf.Scalar;
+}
+
 function labels(n: number, classes: number): tf.Tensor {
   return tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % classes), "int32"), classes);
 }
@@ -227,11 +242,29 @@ async function child(backend: string, name: CaseName): Promise<ChildRow> {
   if (name === "lenetTrain" || name === "kerasMnistTrain") {
     const model = name === "lenetTrain" ? lenet() : kerasMnist();
     const counts = checkTrainable(name, model.trainableWeights);
-    model.compile({ optimizer: tf.train.sgd(0.01), loss: "categoricalCrossentropy" });
     const x = tf.randomNormal([128, 28, 28, 1]), y = labels(128, 10);
-    const step = async () => {
-      await model.trainOnBatch(x, y);
-    };
+    let step: () => Promise<void>;
+    if (args.forward === "layers") {
+      // tfjs's own training step.
+      model.compile({ optimizer: tf.train.sgd(0.01), loss: "categoricalCrossentropy" });
+      step = async () => {
+        await model.trainOnBatch(x, y);
+      };
+    } else {
+      // The SDK's: its training forward (`fineTuneNetwork`'s), its loss, one SGD step.
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const optimizer = tf.train.sgd(0.01);
+      const split = splitForward(model, null);
+      step = async () => {
+        const { value, grads } = tf.variableGrads(
+          () => sdkLoss(trainableForward(split, x), y),
+          vars,
+        );
+        optimizer.applyGradients(grads);
+        await value.data();
+        tf.dispose([value, Object.values(grads)]);
+      };
+    }
     const r = await measure(step, 128, 100);
     row.result = { ...r, tensors: counts[0], params: counts[1] };
     if (args.profile) row.profile = await profileMicroBatch(step);
@@ -274,13 +307,13 @@ async function child(backend: string, name: CaseName): Promise<ChildRow> {
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const optimizer = tf.train.sgd(1e-4);
   // The SDK's training forward pass (what `fineTuneNetwork` runs), or with
-  // `--forward layers` tfjs's own `model.apply` in training mode.
+  // `--forward layers` tfjs's own `model.apply` in training mode; either way
+  // the model's softmax output and the SDK's cross-entropy of it.
   const split = splitForward(model, null);
   const forward = args.forward === "layers"
     ? (xs: tf.Tensor) => model.apply(xs, { training: true }) as tf.Tensor
     : (xs: tf.Tensor) => trainableForward(split, xs);
-  const loss = (d: { xs: tf.Tensor; ys: tf.Tensor }) =>
-    tf.losses.softmaxCrossEntropy(d.ys, forward(d.xs)) as tf.Scalar;
+  const loss = (d: { xs: tf.Tensor; ys: tf.Tensor }) => sdkLoss(forward(d.xs), d.ys);
   const step = async () => {
     const parts = splitBatch({ xs: x, ys: y }, micro);
     const { value, grads } = await accumulatedGradients(loss, vars, parts);
@@ -464,10 +497,17 @@ architecture and head defined in \`bench/training_torch.py\` for PyTorch. The
 fine-tune trains every layer with SGD (the checkpoint's frozen blocks 0–10
 included); on tfjs it accumulates gradients over the micro-batches the SDK's
 planner picks for the 4 GiB heap (\`sdk/train/plan.ts\`, said in the setups below;
-\`sdk/train/accumulate.ts\`), PyTorch takes the batch of 32 at once.
+\`sdk/train/accumulate.ts\`), PyTorch takes the batch of 32 at once. tfjs trains
+${
+  args.forward === "layers"
+    ? "with tfjs's own training path (`trainOnBatch` for the MNIST nets, `model.apply` for MobileNetV2)"
+    : "as the SDK does (its training forward, `trainableForward`, and its cross-entropy of the softmax output)"
+}; PyTorch takes \`CrossEntropyLoss\` of the logits.
 
 - date: ${started.toISOString()}, commit ${commit}
-- command: \`deno run -A bench/training.ts --rounds ${args.rounds} --budget ${budgetS} --backends ${args.backends} --cases ${args.cases}\`
+- command: \`deno run -A bench/training.ts --rounds ${args.rounds} --budget ${budgetS} --backends ${args.backends} --cases ${args.cases}${
+  args.forward === "layers" ? " --forward layers" : ""
+}\`
 - Deno ${Deno.version.deno}, tfjs ${tf.version.tfjs}; PyTorch with OMP_NUM_THREADS=${navigator.hardwareConcurrency}
 - setups:
 ${setups.join("\n")}
