@@ -159,6 +159,33 @@ export interface ConvEpilogue {
 }
 
 /**
+ * Runs a one-channel convolution kernel of `kernels.c` (`conv1_taps`, or
+ * `conv1_taps_pool` with its pooling) over its `rows` rows, split across the
+ * SIMD pool when the convolution's output holds 64 Ki values or more.
+ */
+function oneChannel(
+  k: SimdKernels,
+  fn: "conv1_taps" | "conv1_taps_pool",
+  rows: number,
+  info: ConvInfo,
+  pad: Padded,
+  xp: number,
+  w: number,
+  yo: number,
+  bo: number,
+  act: number,
+): void {
+  const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
+  const { filterHeight: KH, filterWidth: KW } = info;
+  k.parallel(
+    fn,
+    (B * OH * OW * O >= 65536 ? shares(k, rows) : ranges(rows, 1)).map((
+      [r0, r1],
+    ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1, bo, act]),
+  );
+}
+
+/**
  * The forward convolution `act(x ⊛ filter + bias)`, or `null` when the
  * kernels cannot run (or the bias is not one value per output channel, or
  * the activation is not linear, relu or relu6).
@@ -201,13 +228,17 @@ export function simdConv2D(
     const xp = paddedInput(backend, k, scratch, x, info, pad);
     if (oneChannelStride1(info) && O >= 1 && O <= 8 && OW >= 4) {
       // One input channel: tiles of 4 columns × every output channel, bias and activation fused.
-      const { filterHeight: KH, filterWidth: KW } = info, w = offset(backend, filter);
-      const yo = offset(backend, y);
-      k.parallel(
+      oneChannel(
+        k,
         "conv1_taps",
-        (P * O >= 65536 ? shares(k, B * OH) : ranges(B * OH, 1)).map((
-          [r0, r1],
-        ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1, bo, act]),
+        B * OH,
+        info,
+        pad,
+        xp,
+        offset(backend, filter),
+        offset(backend, y),
+        bo,
+        act,
       );
       return y;
     }
@@ -284,14 +315,18 @@ export function simdConv2DMaxPool(
   try {
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
-    const { filterHeight: KH, filterWidth: KW } = info;
-    const w = offset(backend, filter), yo = offset(backend, y);
     const bo = bias === undefined ? 0 : offset(backend, bias);
-    k.parallel(
+    oneChannel(
+      k,
       "conv1_taps_pool",
-      (B * OH * OW * O >= 65536 ? shares(k, B * PH) : ranges(B * PH, 1)).map((
-        [r0, r1],
-      ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1, bo, act]),
+      B * PH,
+      info,
+      pad,
+      xp,
+      offset(backend, filter),
+      offset(backend, y),
+      bo,
+      act,
     );
   } finally {
     scratch.free();

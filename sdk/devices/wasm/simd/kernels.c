@@ -720,79 +720,80 @@ void avg_pool_tiled(const f32* x, f32* y, int B, int H, int W, int C, int KH, in
 }
 
 /*
- * One output row of conv1_taps for a compile-time channel count O, four
- * columns at a time (the last group overlaps the one before when OW is not
- * a multiple of 4; it writes the same values there).
+ * The sums of one group of four columns (from ow) of conv1_taps for a
+ * compile-time channel count O: acc0 for the output row whose input starts
+ * at xr and, when two, acc1 for the row after it, both summed at once so
+ * that each weight is loaded once for both. Each accumulator starts from
+ * the bias and takes its products in filter order (kh, then kw), whether or
+ * not the second row is summed with it.
  */
-static inline __attribute__((always_inline)) void conv1_row(const f32* xr, int XW, int KH, int KW,
-                                                            const f32* w, f32* yr, int OW,
-                                                            const f32* bias, int act,
-                                                            const int O) {
-  for (int ow0 = 0; ow0 < OW; ow0 += 4) {
-    const int ow = ow0 + 4 <= OW ? ow0 : OW - 4;
-    v128_t acc[8];
-    for (int o = 0; o < O; o++) acc[o] = wasm_f32x4_splat(bias ? bias[o] : 0.0f);
-    for (int kh = 0; kh < KH; kh++) {
-      const f32* xk = xr + kh * XW + ow;
-      const f32* wk = w + kh * KW * O;
-      for (int kw = 0; kw < KW; kw++, wk += O) {
-        const v128_t v = wasm_v128_load(xk + kw);
-        for (int o = 0; o < O; o++) acc[o] = madd(v, wasm_v128_load32_splat(wk + o), acc[o]);
+static inline __attribute__((always_inline)) void conv1_sums(const f32* xr, int XW, int KH, int KW,
+                                                             const f32* w, int ow,
+                                                             const f32* bias, v128_t* acc0,
+                                                             v128_t* acc1, const int O,
+                                                             const int two) {
+  for (int o = 0; o < O; o++) {
+    acc0[o] = wasm_f32x4_splat(bias ? bias[o] : 0.0f);
+    if (two) acc1[o] = acc0[o];
+  }
+  for (int kh = 0; kh < KH; kh++) {
+    const f32* xk = xr + kh * XW + ow;
+    const f32* wk = w + kh * KW * O;
+    for (int kw = 0; kw < KW; kw++, wk += O) {
+      const v128_t v0 = wasm_v128_load(xk + kw);
+      const v128_t v1 = two ? wasm_v128_load(xk + XW + kw) : v0;
+      for (int o = 0; o < O; o++) {
+        const v128_t wv = wasm_v128_load32_splat(wk + o);
+        acc0[o] = madd(v0, wv, acc0[o]);
+        if (two) acc1[o] = madd(v1, wv, acc1[o]);
       }
-    }
-    for (int o = 0; o < O; o++) acc[o] = activate(acc[o], act);
-    f32* y = yr + ow * O;
-    for (int o = 0; o < O; o++) {
-      y[o] = wasm_f32x4_extract_lane(acc[o], 0);
-      y[O + o] = wasm_f32x4_extract_lane(acc[o], 1);
-      y[2 * O + o] = wasm_f32x4_extract_lane(acc[o], 2);
-      y[3 * O + o] = wasm_f32x4_extract_lane(acc[o], 3);
     }
   }
 }
+
+/* Stores the activated lanes of acc (four columns × O channels) at y, column by column. */
+static inline __attribute__((always_inline)) void conv1_store(f32* y, const v128_t* acc, int act,
+                                                              const int O) {
+  for (int o = 0; o < O; o++) {
+    const v128_t a = activate(acc[o], act);
+    y[o] = wasm_f32x4_extract_lane(a, 0);
+    y[O + o] = wasm_f32x4_extract_lane(a, 1);
+    y[2 * O + o] = wasm_f32x4_extract_lane(a, 2);
+    y[3 * O + o] = wasm_f32x4_extract_lane(a, 3);
+  }
+}
+
 /*
- * Two consecutive output rows of conv1_taps for a compile-time channel count
- * O (xr: the first row's input, yr: its output; the second follows each),
- * four columns at a time as conv1_row, summing both rows at once so that
- * each weight is loaded once for both. Each accumulator takes its bias and
- * its products in conv1_row's order, so the values are conv1_row's.
+ * One output row of conv1_taps (yr, from input row xr) and, when two, the
+ * row after it, for a compile-time channel count O, four columns at a time
+ * (the last group overlaps the one before when OW is not a multiple of 4;
+ * it writes the same values there). The values do not depend on two.
  */
-static inline __attribute__((always_inline)) void conv1_row2(const f32* xr, int XW, int KH, int KW,
+static inline __attribute__((always_inline)) void conv1_rows(const f32* xr, int XW, int KH, int KW,
                                                              const f32* w, f32* yr, int OW,
                                                              const f32* bias, int act,
-                                                             const int O) {
-  f32* yr1 = yr + OW * O;
+                                                             const int O, const int two) {
   for (int ow0 = 0; ow0 < OW; ow0 += 4) {
     const int ow = ow0 + 4 <= OW ? ow0 : OW - 4;
     v128_t acc0[8], acc1[8];
-    for (int o = 0; o < O; o++) acc0[o] = acc1[o] = wasm_f32x4_splat(bias ? bias[o] : 0.0f);
-    for (int kh = 0; kh < KH; kh++) {
-      const f32* xk = xr + kh * XW + ow;
-      const f32* wk = w + kh * KW * O;
-      for (int kw = 0; kw < KW; kw++, wk += O) {
-        const v128_t v0 = wasm_v128_load(xk + kw), v1 = wasm_v128_load(xk + XW + kw);
-        for (int o = 0; o < O; o++) {
-          const v128_t wv = wasm_v128_load32_splat(wk + o);
-          acc0[o] = madd(v0, wv, acc0[o]);
-          acc1[o] = madd(v1, wv, acc1[o]);
-        }
-      }
-    }
-    f32* y0 = yr + ow * O;
-    f32* y1 = yr1 + ow * O;
-    for (int o = 0; o < O; o++) {
-      const v128_t a = activate(acc0[o], act), b = activate(acc1[o], act);
-      y0[o] = wasm_f32x4_extract_lane(a, 0);
-      y0[O + o] = wasm_f32x4_extract_lane(a, 1);
-      y0[2 * O + o] = wasm_f32x4_extract_lane(a, 2);
-      y0[3 * O + o] = wasm_f32x4_extract_lane(a, 3);
-      y1[o] = wasm_f32x4_extract_lane(b, 0);
-      y1[O + o] = wasm_f32x4_extract_lane(b, 1);
-      y1[2 * O + o] = wasm_f32x4_extract_lane(b, 2);
-      y1[3 * O + o] = wasm_f32x4_extract_lane(b, 3);
-    }
+    conv1_sums(xr, XW, KH, KW, w, ow, bias, acc0, acc1, O, two);
+    conv1_store(yr + ow * O, acc0, act, O);
+    if (two) conv1_store(yr + (OW + ow) * O, acc1, act, O);
   }
 }
+
+/* Calls CALL(n) with the compile-time channel count n equal to O (1 to 8). */
+#define BY_CHANNELS(O, CALL) \
+  switch (O) {               \
+    case 1: CALL(1); break;  \
+    case 2: CALL(2); break;  \
+    case 3: CALL(3); break;  \
+    case 4: CALL(4); break;  \
+    case 5: CALL(5); break;  \
+    case 6: CALL(6); break;  \
+    case 7: CALL(7); break;  \
+    default: CALL(8); break; \
+  }
 
 /*
  * Forward convolution of a one-channel input, stride 1, no dilation (a
@@ -802,8 +803,8 @@ static inline __attribute__((always_inline)) void conv1_row2(const f32* xr, int 
  * floats) may be 0 (none); act as activate() takes it. One
  * accumulator per output channel over four columns, so no lane is spent on
  * channels past O (conv_taps' tiles are 8 channels wide), and no window
- * starts are needed. Two rows of one image run together where they can
- * (conv1_row2), one alone otherwise: the same values either way.
+ * starts are needed. Two rows of one image run together where they can,
+ * one alone otherwise: the same values either way.
  */
 void conv1_taps(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, const f32* w, int O,
                 f32* y, int r0, int r1, const f32* bias, int act) {
@@ -812,40 +813,26 @@ void conv1_taps(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, co
     const f32* xr = x + (b * XH + oh) * XW;
     f32* yr = y + r * OW * O;
     if (r + 1 < r1 && oh + 1 < OH) {
-      switch (O) {
-        case 1: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 1); break;
-        case 2: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 2); break;
-        case 3: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 3); break;
-        case 4: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 4); break;
-        case 5: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 5); break;
-        case 6: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 6); break;
-        case 7: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 7); break;
-        default: conv1_row2(xr, XW, KH, KW, w, yr, OW, bias, act, 8); break;
-      }
+#define ROWS2(n) conv1_rows(xr, XW, KH, KW, w, yr, OW, bias, act, n, 1)
+      BY_CHANNELS(O, ROWS2)
+#undef ROWS2
       r += 2;
-      continue;
+    } else {
+#define ROW1(n) conv1_rows(xr, XW, KH, KW, w, yr, OW, bias, act, n, 0)
+      BY_CHANNELS(O, ROW1)
+#undef ROW1
+      r++;
     }
-    switch (O) {
-      case 1: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 1); break;
-      case 2: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 2); break;
-      case 3: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 3); break;
-      case 4: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 4); break;
-      case 5: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 5); break;
-      case 6: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 6); break;
-      case 7: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 7); break;
-      default: conv1_row(xr, XW, KH, KW, w, yr, OW, bias, act, 8); break;
-    }
-    r++;
   }
 }
 
 /*
- * Two output rows' values of one conv1_taps column group, activated, into
- * the running maxima of their 2×2 windows (yp: two pooled columns × O
- * channels), continuing from best (lanes 0 and 1: the two windows).
+ * One row of activated values of two 2×2 windows (lanes 0 and 1 of a hold
+ * the left window's row, lanes 2 and 3 the right one's) taken into their
+ * running maxima best (lane 0: the left window, lane 1: the right), left to
+ * right, each replacing the maximum only when greater.
  */
 static inline __attribute__((always_inline)) v128_t pool_pairs(v128_t a, v128_t best) {
-  /* Lanes 0 and 1: the left and the right value of the two windows' row. */
   const v128_t left = wasm_i32x4_shuffle(a, a, 0, 2, 0, 2);
   const v128_t right = wasm_i32x4_shuffle(a, a, 1, 3, 1, 3);
   best = wasm_v128_bitselect(left, best, wasm_f32x4_gt(left, best));
@@ -855,28 +842,16 @@ static inline __attribute__((always_inline)) v128_t pool_pairs(v128_t a, v128_t 
 /*
  * One group of four columns (from ow) of the two output rows of a row of
  * 2×2 windows (xr: the first row's input), pooled into yp (two pooled
- * columns × O channels). Both rows are summed at once, so each weight is
- * loaded once for both. Each window's values are taken in max_pool_2x2's
- * order (row by row, left to right) from -Infinity, each replacing the
- * maximum only when greater, so NaN never wins and the same value is chosen.
+ * columns × O channels). The sums are conv1_rows' (conv1_sums, both rows at
+ * once). Each window's values are taken in max_pool_2x2's order (row by
+ * row, left to right) from -Infinity, each replacing the maximum only when
+ * greater, so NaN never wins and the same value is chosen.
  */
 static inline __attribute__((always_inline)) void conv1_pool_group(
     const f32* xr, int XW, int KH, int KW, const f32* w, int ow, const f32* bias, int act,
     f32* yp, const int O) {
   v128_t acc0[8], acc1[8];
-  for (int o = 0; o < O; o++) acc0[o] = acc1[o] = wasm_f32x4_splat(bias ? bias[o] : 0.0f);
-  for (int kh = 0; kh < KH; kh++) {
-    const f32* xk = xr + kh * XW + ow;
-    const f32* wk = w + kh * KW * O;
-    for (int kw = 0; kw < KW; kw++, wk += O) {
-      const v128_t v0 = wasm_v128_load(xk + kw), v1 = wasm_v128_load(xk + XW + kw);
-      for (int o = 0; o < O; o++) {
-        const v128_t wv = wasm_v128_load32_splat(wk + o);
-        acc0[o] = madd(v0, wv, acc0[o]);
-        acc1[o] = madd(v1, wv, acc1[o]);
-      }
-    }
-  }
+  conv1_sums(xr, XW, KH, KW, w, ow, bias, acc0, acc1, O, 1);
   const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
   for (int o = 0; o < O; o++) {
     const v128_t best =
@@ -907,16 +882,9 @@ void conv1_taps_pool(const f32* x, int XH, int XW, int OH, int OW, int KH, int K
       const int pw = g + 2 <= PW ? g : PW - 2;
       f32* yp = yr + pw * O;
       const int ow = 2 * pw;
-      switch (O) {
-        case 1: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 1); break;
-        case 2: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 2); break;
-        case 3: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 3); break;
-        case 4: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 4); break;
-        case 5: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 5); break;
-        case 6: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 6); break;
-        case 7: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 7); break;
-        default: conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, 8); break;
-      }
+#define GROUP(n) conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, n)
+      BY_CHANNELS(O, GROUP)
+#undef GROUP
     }
   }
 }
