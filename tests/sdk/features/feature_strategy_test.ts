@@ -171,6 +171,27 @@ Deno.test("featureStrategy() leaves no tensor behind but the predictor's weights
   model.dispose();
 });
 
+/** Asserts that `codes` are the extractor's `predict` of every image of `data`, to a relative 1e-5. */
+async function assertCodesLikePredict(
+  extractor: tf.LayersModel,
+  data: Dataset,
+  codes: CnnCodes,
+): Promise<void> {
+  let at = 0, worst = 0, scale = 0;
+  for await (const { xs, ys } of data.batches(16, { preprocess: PREPROCESS })) {
+    const out = extractor.predict(xs) as tf.Tensor;
+    const want = await out.data();
+    tf.dispose([out, xs, ys]);
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(codes.codes[at + i]! - want[i]!));
+      scale = Math.max(scale, Math.abs(want[i]!));
+    }
+    at += want.length;
+  }
+  assertEquals(at, codes.count * codes.dim);
+  assert(scale > 0 && worst / scale < 1e-5, `codes differ by ${worst} (of ${scale})`);
+}
+
 Deno.test("computeCodes folds an extractor's BatchNormalization layers and gives the codes its predict gives", async () => {
   const model = resnetMini();
   // Moving statistics, scales and offsets far from their initial values, so folding shows.
@@ -194,18 +215,7 @@ Deno.test("computeCodes folds an extractor's BatchNormalization layers and gives
   const before = tf.memory().numTensors;
   const codes = await computeCodes(extractor.model, data, PREPROCESS, { batchSize: 16 });
   assertEquals(tf.memory().numTensors, before, "the folded weights are freed");
-  let at = 0, worst = 0, scale = 0;
-  for await (const { xs, ys } of data.batches(16, { preprocess: PREPROCESS })) {
-    const want = await (extractor.model.predict(xs) as tf.Tensor).data();
-    for (let i = 0; i < want.length; i++) {
-      worst = Math.max(worst, Math.abs(codes.codes[at + i]! - want[i]!));
-      scale = Math.max(scale, Math.abs(want[i]!));
-    }
-    at += want.length;
-    tf.dispose([xs, ys]);
-  }
-  assertEquals(at, codes.count * codes.dim);
-  assert(scale > 0 && worst / scale < 1e-5, `codes differ by ${worst} (of ${scale})`);
+  await assertCodesLikePredict(extractor.model, data, codes);
 });
 
 Deno.test("computeCodes runs LeNet-5's conv1 and pool1 as one pooled convolution and gives the codes its predict gives", async () => {
@@ -222,18 +232,8 @@ Deno.test("computeCodes runs LeNet-5's conv1 and pool1 as one pooled convolution
   const kernels = profile.kernels.map((k) => k.name);
   assert(kernels.includes("ZooConv2DMaxPool"), `${kernels}`);
   assert(!kernels.includes("MaxPool"), `${kernels}`);
-  let at = 0, worst = 0, scale = 0;
-  for await (const { xs, ys } of data.batches(32, { preprocess: PREPROCESS })) {
-    const want = await (extractor.model.predict(xs) as tf.Tensor).data();
-    for (let i = 0; i < want.length; i++) {
-      worst = Math.max(worst, Math.abs(codes.codes[at + i]! - want[i]!));
-      scale = Math.max(scale, Math.abs(want[i]!));
-    }
-    at += want.length;
-    tf.dispose([xs, ys]);
-  }
-  assertEquals([at, codes.dim], [codes.count * codes.dim, 1176]);
-  assert(scale > 0 && worst / scale < 1e-5, `codes differ by ${worst} (of ${scale})`);
+  assertEquals(codes.dim, 1176);
+  await assertCodesLikePredict(extractor.model, data, codes);
   tf.dispose([
     ...extractor.model.weights.map((w) => w.read()),
     ...model.weights.map((w) => w.read()),
