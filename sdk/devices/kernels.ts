@@ -52,6 +52,28 @@ export const RELU_GRAD_KERNEL = "ZooReluGrad";
 export const CONV_MAX_POOL_KERNEL = "ZooConv2DMaxPool";
 
 /**
+ * {@linkcode CONV_MAX_POOL_KERNEL} that also says where each maximum was,
+ * for training: the same inputs and attributes, and two outputs, the pooled
+ * values and int32 positions `[B, PH, PW, ⌈channels / 16⌉]`, each channel's
+ * window position (0 to 3, row-major) of its first maximum in 2 bits
+ * (channel `c` in word `⌊c / 16⌋`, at bit `2·(c mod 16)`). The training
+ * walk of `sdk/train/` runs a Conv2D and the 2×2 max pooling after it on it
+ * where the active backend has it, with {@linkcode MAX_POOL_SCATTER_KERNEL}
+ * in the gradient.
+ */
+export const CONV_MAX_POOL_POSITIONS_KERNEL = "ZooConv2DMaxPoolPositions";
+
+/**
+ * The kernel the wasm backend adds for the gradient of 2×2 stride-2
+ * unpadded max pooling from where its maxima were (`{dy, y, indices}`, the
+ * attribute `inputShape`): `dy` at each window's position in `indices`
+ * (the layout of {@linkcode CONV_MAX_POOL_POSITIONS_KERNEL}) where the
+ * pooled value `y` is above -Infinity, 0 everywhere else; `MaxPoolGrad`'s
+ * values without reading the pooling's input.
+ */
+export const MAX_POOL_SCATTER_KERNEL = "ZooMaxPoolScatter";
+
+/**
  * The kernels one training step of a convolutional classifier runs
  * (Conv2D and depthwise layers, BatchNormalization, ReLU/ReLU6, max and
  * average pooling, zero padding, residual Add, global average pooling, Dense

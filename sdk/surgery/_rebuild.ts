@@ -23,6 +23,24 @@ export interface LayerNode {
   inbound: Inbound[];
 }
 
+/**
+ * Whether a layer is 2×2, stride-2, unpadded max pooling over channels-last
+ * data: the pooling a convolution before it can run with as one op.
+ *
+ * @param node the layer's node
+ * @returns whether it is
+ */
+export function pools2x2(node: LayerNode): boolean {
+  if (node.className !== "MaxPooling2D") return false;
+  const config = node.layer.getConfig() as Record<string, unknown>;
+  const pair = (v: unknown): [number, number] =>
+    Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : [Number(v), Number(v)];
+  const [ph, pw] = pair(config.poolSize ?? 2);
+  const [sh, sw] = pair(config.strides ?? config.poolSize ?? 2);
+  return ph === 2 && pw === 2 && sh === 2 && sw === 2 && (config.padding ?? "valid") === "valid" &&
+    (config.dataFormat ?? "channelsLast") === "channelsLast";
+}
+
 /** A single-input, single-output model read as a graph of layers. */
 export interface LayerGraph {
   /** Name of the InputLayer. */

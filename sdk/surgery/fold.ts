@@ -41,7 +41,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { CONV_MAX_POOL_KERNEL } from "../devices/kernels.ts";
-import { type Inbound, layerGraph, type LayerNode, tensorKey } from "./_rebuild.ts";
+import { type Inbound, layerGraph, type LayerNode, pools2x2, tensorKey } from "./_rebuild.ts";
 import type { LayersModel, Tensor } from "../_tfjs_types.ts";
 
 /** A model's inference pass with its BatchNormalization layers folded (what {@linkcode foldForInference} returns). */
@@ -95,16 +95,6 @@ function standaloneActivation(node: LayerNode): Activation | null {
     return config.activation === "relu" || config.activation === "relu6" ? config.activation : null;
   }
   return null;
-}
-
-/** Whether a layer is 2×2, stride-2, unpadded max pooling over channels-last data. */
-function pools2x2(node: LayerNode): boolean {
-  if (node.className !== "MaxPooling2D") return false;
-  const config = node.layer.getConfig() as Config;
-  const [ph, pw] = pair(config.poolSize ?? 2);
-  const [sh, sw] = pair(config.strides ?? config.poolSize ?? 2);
-  return ph === 2 && pw === 2 && sh === 2 && sw === 2 && (config.padding ?? "valid") === "valid" &&
-    (config.dataFormat ?? "channelsLast") === "channelsLast";
 }
 
 /** The arguments of a fused convolution, as the folded ones are called. */

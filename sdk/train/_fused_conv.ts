@@ -9,10 +9,23 @@
  * input's gradient is computed only when the step needs it (never the
  * image's, under the first layer).
  *
+ * Where a 2×2 stride-2 unpadded max pooling alone reads such a convolution
+ * and the active backend has the kernels (wasm), the two run as one
+ * `ZooConv2DMaxPoolPositions`, which returns the pooled values and where
+ * each maximum was; its gradient puts `dy · step(y)` (for a ReLU) back at
+ * those positions with `ZooMaxPoolScatter` (what `MaxPoolGrad`, then the
+ * ReLU's gradient, compute from the convolution's output, which this never
+ * stores), then takes the convolution's gradients from there, and the
+ * bias's from the pooled gradient.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { RELU_GRAD_KERNEL } from "../devices/kernels.ts";
+import {
+  CONV_MAX_POOL_POSITIONS_KERNEL,
+  MAX_POOL_SCATTER_KERNEL,
+  RELU_GRAD_KERNEL,
+} from "../devices/kernels.ts";
 
 /** What a fused convolution needs of a Conv2D layer. */
 export interface FusableConv {
@@ -72,6 +85,64 @@ export function fusableConv(layer: tf.layers.Layer, input: unknown): FusableConv
   };
 }
 
+/**
+ * The gradient of the convolution `x ⊛ filter` (geometry in `attrs`) from
+ * `dz`, the gradient of its biased output: each input's only when asked for.
+ */
+function convInputGrads(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  dz: tf.Tensor4D,
+  attrs: ConvAttrs,
+): { x: () => tf.Tensor; filter: () => tf.Tensor } {
+  const { strides, pad, dataFormat, dimRoundingMode } = attrs;
+  const shared = { strides, pad, dataFormat, dimRoundingMode };
+  return {
+    x: () =>
+      tf.engine().runKernel("Conv2DBackpropInput", { dy: dz, filter }, {
+        ...shared,
+        inputShape: x.shape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor,
+    filter: () =>
+      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: dz }, {
+        ...shared,
+        filterShape: filter.shape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor,
+  };
+}
+
+/** The attributes of a `FusedConv2D` call, as its gradients read them. */
+interface ConvAttrs {
+  strides: [number, number];
+  pad: "same" | "valid";
+  dataFormat: string;
+  dimRoundingMode?: string;
+  dilations: number | [number, number];
+  activation: string;
+}
+
+/** Throws unless the call's activation and dilations are ones whose gradient is fused here. */
+function checkFusedGrad(kernel: string, attrs: ConvAttrs): void {
+  const { dilations, activation } = attrs;
+  const ones = typeof dilations === "number"
+    ? dilations === 1
+    : dilations[0] === 1 && dilations[1] === 1;
+  if (!ones || (activation !== "linear" && activation !== "relu")) {
+    throw new Error(
+      `Cannot compute the gradient of ${kernel} with activation "${activation}" and dilations ${
+        JSON.stringify(dilations)
+      }: only linear or relu, without dilation`,
+    );
+  }
+}
+
+/** `dy · step(y)`: the gradient through a ReLU from its output `y`. */
+function reluGrad(y: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor4D {
+  return tf.getKernel(RELU_GRAD_KERNEL, tf.getBackend()) !== undefined && dy.dtype === "float32"
+    ? tf.engine().runKernel(RELU_GRAD_KERNEL, { x: y, dy }) as tf.Tensor4D
+    : tf.mul(dy, tf.step(y)) as tf.Tensor4D;
+}
+
 /** The gradient this module registers for `FusedConv2D`, once. */
 let registered: tf.GradFunc | undefined;
 
@@ -85,45 +156,12 @@ function registerFusedConvGradient(): void {
   if (registered !== undefined && tf.getGradient("FusedConv2D")?.gradFunc === registered) return;
   const gradFunc: tf.GradFunc = (dy, saved, attrs) => {
     const [x, filter, y] = saved as tf.Tensor4D[];
-    const { strides, pad, dataFormat, dimRoundingMode, dilations, activation } = attrs as {
-      strides: [number, number];
-      pad: "same" | "valid";
-      dataFormat: string;
-      dimRoundingMode?: string;
-      dilations: number | [number, number];
-      activation: string;
-    };
-    const ones = typeof dilations === "number"
-      ? dilations === 1
-      : dilations[0] === 1 && dilations[1] === 1;
-    if (!ones || (activation !== "linear" && activation !== "relu")) {
-      throw new Error(
-        `Cannot compute the gradient of FusedConv2D with activation "${activation}" and dilations ${
-          JSON.stringify(dilations)
-        }: only linear or relu, without dilation`,
-      );
-    }
+    const a = attrs as unknown as ConvAttrs;
+    checkFusedGrad("FusedConv2D", a);
     const g = dy as tf.Tensor4D;
     // Every input's gradient starts from dz: computed once, here.
-    const dz = activation === "linear"
-      ? g
-      : tf.getKernel(RELU_GRAD_KERNEL, tf.getBackend()) !== undefined && g.dtype === "float32"
-      ? tf.engine().runKernel(RELU_GRAD_KERNEL, { x: y!, dy: g }) as tf.Tensor4D
-      : tf.mul(g, tf.step(y!)) as tf.Tensor4D;
-    const shared = { strides, pad, dataFormat, dimRoundingMode };
-    return {
-      x: () =>
-        tf.engine().runKernel("Conv2DBackpropInput", { dy: dz, filter: filter! }, {
-          ...shared,
-          inputShape: x!.shape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      filter: () =>
-        tf.engine().runKernel("Conv2DBackpropFilter", { x: x!, dy: dz }, {
-          ...shared,
-          filterShape: filter!.shape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor,
-      bias: () => tf.sum(dz, [0, 1, 2]),
-    };
+    const dz = a.activation === "linear" ? g : reluGrad(y!, g);
+    return { ...convInputGrads(x!, filter!, dz, a), bias: () => tf.sum(dz, [0, 1, 2]) };
   };
   tf.registerGradient({
     kernelName: "FusedConv2D",
@@ -145,16 +183,95 @@ function registerFusedConvGradient(): void {
  */
 export function fusedConv(conv: FusableConv, x: tf.Tensor4D): tf.Tensor4D {
   registerFusedConvGradient();
-  const { kernel, bias, strides, pad, activation } = conv;
-  const inputs: tf.NamedTensorMap = bias === undefined
-    ? { x, filter: kernel }
-    : { x, filter: kernel, bias };
-  return tf.engine().runKernel("FusedConv2D", inputs, {
+  return runConv("FusedConv2D", conv, x) as tf.Tensor4D;
+}
+
+/** Runs `kernel` (`FusedConv2D`'s inputs and attributes) for a fusable Conv2D layer on `x`. */
+function runConv(kernel: string, conv: FusableConv, x: tf.Tensor4D): tf.Tensor | tf.Tensor[] {
+  const { kernel: filter, bias, strides, pad, activation } = conv;
+  const inputs: tf.NamedTensorMap = bias === undefined ? { x, filter } : { x, filter, bias };
+  return tf.engine().runKernel(kernel, inputs, {
     strides,
     pad,
     dataFormat: "NHWC",
     dilations: [1, 1],
     dimRoundingMode: undefined,
     activation,
-  } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  } as unknown as tf.NamedAttrMap);
+}
+
+/** The gradient this module registers for `ZooConv2DMaxPoolPositions`, once. */
+let registeredPooled: tf.GradFunc | undefined;
+
+/**
+ * Registers the gradient of `ZooConv2DMaxPoolPositions`: the pooled
+ * gradient through the activation (`dy · step(y)` for a ReLU: at each
+ * window's maximum, the convolution's output is the pooled value), put back
+ * at the maxima by `ZooMaxPoolScatter`, is the convolution's `dz`; the
+ * bias's gradient sums the pooled one (the same values, the zeros left
+ * out). The positions output has no gradient.
+ */
+function registerPooledGradient(): void {
+  const current = tf.getGradient(CONV_MAX_POOL_POSITIONS_KERNEL)?.gradFunc;
+  if (registeredPooled !== undefined && current === registeredPooled) return;
+  const gradFunc: tf.GradFunc = (dys, saved, attrs) => {
+    const [x, filter, y, positions] = saved as tf.Tensor4D[];
+    const a = attrs as unknown as ConvAttrs;
+    checkFusedGrad(CONV_MAX_POOL_POSITIONS_KERNEL, a);
+    const g = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor4D;
+    const dzp = a.activation === "linear" ? g : reluGrad(y!, g);
+    const convShape = tf.backend_util.computeConv2DInfo(
+      x!.shape,
+      filter!.shape,
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode as "floor" | undefined,
+    ).outShape;
+    const dz = tf.engine().runKernel(MAX_POOL_SCATTER_KERNEL, {
+      dy: dzp,
+      y: y!,
+      indices: positions!,
+    }, { inputShape: convShape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    return { ...convInputGrads(x!, filter!, dz, a), bias: () => tf.sum(dzp, [0, 1, 2]) };
+  };
+  tf.registerGradient({
+    kernelName: CONV_MAX_POOL_POSITIONS_KERNEL,
+    inputsToSave: ["x", "filter"],
+    outputsToSave: [true, true],
+    gradFunc,
+  });
+  registeredPooled = gradFunc;
+}
+
+/**
+ * Whether the active backend runs a fusable convolution and the 2×2 max
+ * pooling after it as one op in training (wasm does).
+ *
+ * @returns whether both kernels are registered
+ */
+export function poolsInTraining(): boolean {
+  const backend = tf.getBackend();
+  return tf.getKernel(CONV_MAX_POOL_POSITIONS_KERNEL, backend) !== undefined &&
+    tf.getKernel(MAX_POOL_SCATTER_KERNEL, backend) !== undefined;
+}
+
+/**
+ * `maxPool(act(x ⊛ kernel + bias), 2, 2, "valid")` of a fusable Conv2D layer
+ * and the pooling after it as one `ZooConv2DMaxPoolPositions`, recorded on
+ * the gradient tape with the gradient above. The values are those of
+ * {@linkcode fusedConv} then `tf.maxPool` up to float rounding; from the
+ * same values, the gradients are theirs, but for the order in which the
+ * bias's sums its terms. Only where {@linkcode poolsInTraining}.
+ *
+ * @param conv the layer's parts, from {@linkcode fusableConv}
+ * @param x its NHWC float32 input
+ * @returns the pooled output
+ */
+export function fusedConvMaxPool(conv: FusableConv, x: tf.Tensor4D): tf.Tensor4D {
+  registerPooledGradient();
+  // The positions are an intermediate like the rest, left to the enclosing
+  // scope; the tape keeps its own copy for the gradient.
+  const [y] = runConv(CONV_MAX_POOL_POSITIONS_KERNEL, conv, x) as tf.Tensor4D[];
+  return y!;
 }

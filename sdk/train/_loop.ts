@@ -9,13 +9,19 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type Inbound, layerGraph, type LayerNode, tensorKey } from "../surgery/_rebuild.ts";
+import {
+  type Inbound,
+  layerGraph,
+  type LayerNode,
+  pools2x2,
+  tensorKey,
+} from "../surgery/_rebuild.ts";
 import type { Batch, Dataset, Preprocessing } from "../data/types.ts";
 import type { EpochMetrics } from "../types.ts";
 import { accumulatedGradients, type MicroBatch, splitBatch, variableGrads } from "./accumulate.ts";
 import { BATCH_NORM_KERNELS, CLIP_GRAD_KERNEL } from "../devices/kernels.ts";
 import type { CheckpointState } from "./checkpoint.ts";
-import { fusableConv, fusedConv } from "./_fused_conv.ts";
+import { fusableConv, fusedConv, fusedConvMaxPool, poolsInTraining } from "./_fused_conv.ts";
 
 /** A model's forward pass split after `lastFrozen`. */
 export interface SplitForward {
@@ -65,11 +71,22 @@ function walk(
   training: boolean,
 ): tf.Tensor {
   const tensors = new Map<string, tf.Tensor>([[tensorKey(from), start]]);
+  const pooling = training && poolsInTraining() ? poolings(nodes, to) : NONE;
+  const skipped = new Set<string>();
   for (const node of nodes) {
+    if (skipped.has(node.name)) continue;
     const inputs = node.inbound.map((ref) => tensors.get(tensorKey(ref))!);
     const input = inputs.length === 1 ? inputs[0]! : inputs;
     const bound = reluBound(node.layer);
     const conv = training ? fusableConv(node.layer, input) : null;
+    const pool = conv !== null ? pooling.get(node.name) : undefined;
+    if (pool !== undefined) {
+      // The convolution and the max pooling that alone reads it, as one op.
+      const out = fusedConvMaxPool(conv!, input as tf.Tensor4D);
+      tensors.set(tensorKey({ layer: pool, tensorIndex: 0 }), out);
+      skipped.add(pool);
+      continue;
+    }
     const out = training && ownsBatchNorm(node.layer)
       ? batchNormInTraining(node.layer as BatchNormLayer, input as tf.Tensor)
       : bound !== null
@@ -82,6 +99,36 @@ function walk(
     );
   }
   return tensors.get(tensorKey(to))!;
+}
+
+const NONE: ReadonlyMap<string, string> = new Map();
+const found = new WeakMap<LayerNode[], { to: string; pools: Map<string, string> }>();
+
+/**
+ * The 2×2 stride-2 unpadded max pooling nodes among `nodes` that alone read
+ * a Conv2D's output, by the Conv2D's name; not where the Conv2D's output is
+ * the walk's result `to`. Found once per list of nodes and result.
+ */
+function poolings(nodes: LayerNode[], to: Inbound): ReadonlyMap<string, string> {
+  const known = found.get(nodes);
+  if (known?.to === tensorKey(to)) return known.pools;
+  const readers = new Map<string, LayerNode[]>();
+  for (const node of nodes) {
+    for (const ref of node.inbound) {
+      const key = tensorKey(ref);
+      readers.set(key, [...(readers.get(key) ?? []), node]);
+    }
+  }
+  const out = new Map<string, string>();
+  for (const node of nodes) {
+    if (node.className !== "Conv2D" || node.name === to.layer) continue;
+    const read = readers.get(tensorKey({ layer: node.name, tensorIndex: 0 })) ?? [];
+    if (read.length === 1 && pools2x2(read[0]!) && read[0]!.inbound.length === 1) {
+      out.set(node.name, read[0]!.name);
+    }
+  }
+  found.set(nodes, { to: tensorKey(to), pools: out });
+  return out;
 }
 
 /** The bound of a ReLU layer with a `maxValue` (ReLU6 in MobileNets), or null for any other layer. */

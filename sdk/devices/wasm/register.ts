@@ -8,10 +8,10 @@
  *
  * | family | replaced | added |
  * | --- | --- | --- |
- * | `conv.ts` | `Conv2D`, `FusedConv2D` | `ZooConv2DMaxPool` |
+ * | `conv.ts` | `Conv2D`, `FusedConv2D` | `ZooConv2DMaxPool`, `ZooConv2DMaxPoolPositions` |
  * | `conv_grad.ts` | `Conv2DBackpropInput` | `Conv2DBackpropFilter` |
  * | `depthwise.ts` | `DepthwiseConv2dNative`, `FusedDepthwiseConv2D` | `DepthwiseConv2dNativeBackpropFilter`, `DepthwiseConv2dNativeBackpropInput` |
- * | `pool.ts` | `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad` | |
+ * | `pool.ts` | `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad` | `ZooMaxPoolScatter` |
  * | `elementwise.ts` | `Add`, `Sub`, `Multiply`, `Square`, `Relu`, `ClipByValue`, `Cast`, `Identity` | `ZooReluGrad`, `ZooClipGrad` |
  * | `matmul.ts` | `BatchMatMul` | |
  * | `layout.ts` | `Slice`, `Tile`, `Transpose`, `PadV2` | |
@@ -42,7 +42,12 @@ import { LAYOUT_KERNELS } from "./kernels/layout.ts";
 import { MATMUL_KERNELS } from "./kernels/matmul.ts";
 import { POOL_KERNELS } from "./kernels/pool.ts";
 import { REDUCTION_KERNELS } from "./kernels/reduction.ts";
-import { BATCH_NORM_KERNELS, CONV_MAX_POOL_KERNEL } from "../kernels.ts";
+import {
+  BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_KERNEL,
+  CONV_MAX_POOL_POSITIONS_KERNEL,
+  MAX_POOL_SCATTER_KERNEL,
+} from "../kernels.ts";
 
 export { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL };
 
@@ -70,6 +75,8 @@ export const ADDED_KERNELS: readonly string[] = [
   RELU_GRAD_KERNEL,
   CLIP_GRAD_KERNEL,
   CONV_MAX_POOL_KERNEL,
+  CONV_MAX_POOL_POSITIONS_KERNEL,
+  MAX_POOL_SCATTER_KERNEL,
   BATCH_NORM_KERNELS.variance,
   BATCH_NORM_KERNELS.gradSums,
   BATCH_NORM_KERNELS.gradInput,

@@ -6,13 +6,20 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
-import { BATCH_NORM_KERNELS, CONV_MAX_POOL_KERNEL } from "../../../sdk/devices/kernels.ts";
+import {
+  BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_KERNEL,
+  CONV_MAX_POOL_POSITIONS_KERNEL,
+  MAX_POOL_SCATTER_KERNEL,
+} from "../../../sdk/devices/kernels.ts";
 import { seededTensor } from "./_compare.ts";
 
 /** A tensor's values and shape (created on whichever backend runs the call). */
 export interface Values {
   values: Float32Array;
   shape: number[];
+  /** The tensor's dtype when not float32. */
+  dtype?: "int32";
 }
 
 /** A kernel, its inputs and attributes. */
@@ -25,6 +32,48 @@ export interface KernelCall {
 /** Every axis of `x` but the last: the axes BatchNormalization reduces over. */
 function leading(x: tf.Tensor): number[] {
   return Array.from({ length: x.rank - 1 }, (_, i) => i);
+}
+
+/**
+ * `MaxPoolGrad` from the positions of the maxima, on cpu: `dy` at each
+ * window's position where `y` is above -Infinity, with the wasm kernel's
+ * checks (the same error classes).
+ */
+function scatterOnCpu({ dy, y, indices }: Record<string, tf.Tensor>, attrs: tf.NamedAttrMap) {
+  const shape = attrs.inputShape as number[];
+  if (
+    !Array.isArray(shape) || shape.length !== 4 ||
+    !shape.every((d) => Number.isInteger(d) && d >= 0)
+  ) {
+    throw new Error(`inputShape of 4 whole sizes >= 0: got ${JSON.stringify(shape)}`);
+  }
+  if (indices!.dtype !== "int32") throw new TypeError("needs int32 indices");
+  const [B, H, W, C] = shape as [number, number, number, number];
+  const OH = Math.floor(H / 2), OW = Math.floor(W / 2), NW = Math.ceil(C / 16);
+  const pooled = [B, OH, OW, C];
+  const wanted: [string, tf.Tensor | undefined, number[]][] = [
+    ["dy", dy, pooled],
+    ["y", y, pooled],
+    ["indices", indices, [B, OH, OW, NW]],
+  ];
+  for (const [name, t, want] of wanted) {
+    if (!tf.util.arraysEqual(t!.shape, want)) throw new Error(`${name} has shape [${t!.shape}]`);
+  }
+  const g = dy!.dataSync(), v = y!.dataSync(), words = indices!.dataSync();
+  const out = new Float32Array(B * H * W * C);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const o = (b * OH + oh) * OW + ow;
+        for (let c = 0; c < C; c++) {
+          if (!(v[o * C + c]! > -Infinity)) continue;
+          const at = (words[o * NW + (c >> 4)]! >>> (2 * (c & 15))) & 3;
+          out[((b * H + 2 * oh + (at >> 1)) * W + 2 * ow + (at & 1)) * C + c] = g[o * C + c]!;
+        }
+      }
+    }
+  }
+  return tf.tensor(out, shape);
 }
 
 /**
@@ -52,6 +101,15 @@ const CPU_EQUIVALENT: Record<
       2,
       "valid",
     ),
+  // Its pooled output (the values compared; the positions are checked exactly elsewhere).
+  [CONV_MAX_POOL_POSITIONS_KERNEL]: (t, a) =>
+    tf.maxPool(
+      tf.engine().runKernel("FusedConv2D", t, a) as tf.Tensor4D,
+      2,
+      2,
+      "valid",
+    ),
+  [MAX_POOL_SCATTER_KERNEL]: scatterOnCpu,
   [CLIP_GRAD_KERNEL]: ({ x, dy }, a) =>
     tf.where(
       tf.logicalAnd(
@@ -65,18 +123,21 @@ const CPU_EQUIVALENT: Record<
 
 /**
  * Runs `call` through the engine on the current backend and returns the
- * output's values and shape; every tensor it made is disposed, also when it
- * throws.
+ * output's values and shape (the first output's, for a kernel with more);
+ * every tensor it made is disposed, also when it throws.
  */
 export function runNow(call: KernelCall): Values {
   return tf.tidy(() => {
     const ts: Record<string, tf.Tensor> = {};
-    for (const [k, v] of Object.entries(call.inputs)) ts[k] = tf.tensor(v.values, v.shape);
+    for (const [k, v] of Object.entries(call.inputs)) {
+      ts[k] = tf.tensor(v.values, v.shape, v.dtype ?? "float32");
+    }
     const attrs = call.attrs as tf.NamedAttrMap;
     const cpu = tf.getBackend() === "cpu" ? CPU_EQUIVALENT[call.kernel] : undefined;
-    const out = cpu !== undefined
+    const ran = cpu !== undefined
       ? cpu(ts, attrs)
-      : tf.engine().runKernel(call.kernel, ts, attrs) as tf.Tensor;
+      : tf.engine().runKernel(call.kernel, ts, attrs) as tf.Tensor | tf.Tensor[];
+    const out = Array.isArray(ran) ? ran[0]! : ran;
     return { values: out.dataSync() as Float32Array, shape: out.shape };
   });
 }
@@ -113,6 +174,15 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
     const v = t(n);
     return { values: v.values.map((a) => Math.abs(a) + 0.5), shape: v.shape };
   };
+  /** Packed window positions: every channel's 2 bits drawn from the seed. */
+  const positions = (...shape: number[]): Values => {
+    const v = t(...shape);
+    return {
+      values: v.values.map((a) => Math.floor(Math.abs(a) * 1e4) % 1024),
+      shape,
+      dtype: "int32",
+    };
+  };
   const x = t(B, H, W, C), x1 = t(B, H, W, 1), vec = t(C);
   const f = t(3, 3, C, 4), f1 = t(3, 5, 1, 6), df = t(3, 3, C, 2), pw = t(1, 1, C, 4);
   const dy = t(B, H, W, 4), dyS = t(B, Math.ceil(H / 2), Math.ceil(W / 2), 4);
@@ -135,6 +205,22 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
     // One channel at stride 1: pooled as it is computed; more channels: the two kernels.
     [CONV_MAX_POOL_KERNEL, { x: x1, filter: f1, bias: t(6) }, { ...same, activation: "relu" }],
     [CONV_MAX_POOL_KERNEL, { x, filter: f }, { ...convAttrs(1, "valid"), activation: "linear" }],
+    // The same with the maxima's positions; and the gradient put back at given positions.
+    [
+      CONV_MAX_POOL_POSITIONS_KERNEL,
+      { x: x1, filter: f1, bias: t(6) },
+      { ...same, activation: "relu" },
+    ],
+    [
+      CONV_MAX_POOL_POSITIONS_KERNEL,
+      { x, filter: f },
+      { ...convAttrs(1, "valid"), activation: "linear" },
+    ],
+    [
+      MAX_POOL_SCATTER_KERNEL,
+      { dy: dyPool, y: dyPool, indices: positions(B, Math.floor(H / 2), Math.floor(W / 2), 1) },
+      { inputShape: x.shape },
+    ],
     ["Conv2DBackpropFilter", { x, dy }, { ...same, ...fs }],
     ["Conv2DBackpropFilter", { x: x1, dy: t(B, H, W, 6) }, { ...same, filterShape: [3, 5, 1, 6] }],
     ["Conv2DBackpropFilter", { x, dy: dyS }, { ...strided, ...fs }],

@@ -18,7 +18,12 @@ import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
 import { convolutionalize } from "../../../sdk/surgery/convolutionalize.ts";
 import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
-import { BATCH_NORM_KERNELS, CONV_MAX_POOL_KERNEL } from "../../../sdk/devices/kernels.ts";
+import {
+  BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_KERNEL,
+  CONV_MAX_POOL_POSITIONS_KERNEL,
+  MAX_POOL_SCATTER_KERNEL,
+} from "../../../sdk/devices/kernels.ts";
 import { simdDepthwiseConv2DBackpropFilter } from "../../../sdk/devices/wasm/kernels/depthwise.ts";
 import { simdPointwiseFilterGrad } from "../../../sdk/devices/wasm/kernels/conv_grad.ts";
 import { assertNear, relativeError, seeded, seededTensor } from "./_compare.ts";
@@ -108,7 +113,9 @@ function convCall(r: Rng, kernel: string): FuzzCall {
   // gradients); the adjoint test below checks wasm's.
   const { k, attrs } = convGeometry(r, !kernel.includes("Backprop"));
   // The pooled convolution's own kernel takes one channel at stride 1: mostly those.
-  const pooledOwn = kernel === CONV_MAX_POOL_KERNEL && r.chance(0.7);
+  const pooledOwn =
+    (kernel === CONV_MAX_POOL_KERNEL || kernel === CONV_MAX_POOL_POSITIONS_KERNEL) &&
+    r.chance(0.7);
   const C = pooledOwn ? 1 : anyC;
   if (pooledOwn) attrs.strides = [1, 1];
   const O = depthwise ? r.pick([1, 2]) : r.pick([0, 1, 4, 9, 16, ...(pooledOwn ? [6, 8] : [])]);
@@ -127,6 +134,7 @@ function convCall(r: Rng, kernel: string): FuzzCall {
     case "FusedConv2D":
     case "FusedDepthwiseConv2D":
     case CONV_MAX_POOL_KERNEL:
+    case CONV_MAX_POOL_POSITIONS_KERNEL:
       return {
         kernel,
         inputs: { x: values(x), filter: values(filter), bias: values([depthwise ? C * O : O]) },
@@ -296,6 +304,31 @@ function otherCall(r: Rng, kernel: string): FuzzCall {
         invalid: badMean || (badDy && kernel !== BATCH_NORM_KERNELS.variance),
       };
     }
+    case MAX_POOL_SCATTER_KERNEL: {
+      // Any window positions; pooled values with some -Infinity (no maximum there); sometimes
+      // an input of the wrong shape, or an input shape that is not one.
+      const { B, H, W, C: c } = nhwc(r);
+      const pooled = [B, Math.floor(H / 2), Math.floor(W / 2), c];
+      const bad = r.pick(["", "", "", "", "", "dy", "y", "indices", "inputShape"]);
+      const grow = (s: number[]) => s.map((d, i) => (i === 3 ? d + 1 : d));
+      const y = values(bad === "y" ? grow(pooled) : pooled);
+      y.values = y.values.map((v) => (v < -0.8 ? -Infinity : v));
+      const words = [...pooled.slice(0, 3), Math.ceil(c / 16) + (bad === "indices" ? 1 : 0)];
+      const indices: Values = {
+        values: Float32Array.from(
+          { length: words.reduce((a, b) => a * b, 1) },
+          () => Math.floor(r.next() * 2 ** 24) - 2 ** 23,
+        ),
+        shape: words,
+        dtype: "int32",
+      };
+      return {
+        kernel,
+        inputs: { dy: values(bad === "dy" ? grow(pooled) : pooled), y, indices },
+        attrs: { inputShape: bad === "inputShape" ? [B, H, W] : [B, H, W, c] },
+        invalid: bad !== "",
+      };
+    }
     case "ZooReluGrad":
     case "ZooClipGrad": {
       const bad = r.chance(0.1);
@@ -315,6 +348,7 @@ const CONV = [
   "Conv2D",
   "FusedConv2D",
   CONV_MAX_POOL_KERNEL,
+  CONV_MAX_POOL_POSITIONS_KERNEL,
   "DepthwiseConv2dNative",
   "FusedDepthwiseConv2D",
   "Conv2DBackpropFilter",

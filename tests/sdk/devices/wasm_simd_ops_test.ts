@@ -33,7 +33,11 @@ import { simdMatMul } from "../../../sdk/devices/wasm/kernels/matmul.ts";
 import { simdSumLeading } from "../../../sdk/devices/wasm/kernels/reduction.ts";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
 import { simdKernels } from "../../../sdk/devices/wasm/simd/module.ts";
-import { BATCH_NORM_KERNELS } from "../../../sdk/devices/kernels.ts";
+import {
+  BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_POSITIONS_KERNEL,
+  MAX_POOL_SCATTER_KERNEL,
+} from "../../../sdk/devices/kernels.ts";
 import { type KernelCall, runNow, runOn } from "./_kernel_runs.ts";
 import { assertNear, relativeError, seeded, seededTensor } from "./_compare.ts";
 
@@ -1133,4 +1137,183 @@ Deno.test("3×3 depthwise convolutions (bias and activation fused) and their inp
       }
     }
   }
+});
+
+/**
+ * The first maximum above -Infinity of each 2×2 window of `r` ([B, H, W, C],
+ * stride 2, unpadded) in row-major window order, as `MaxPoolGrad` picks it:
+ * the pooled values, each window's position (0 when none won), and the
+ * gradient `dz` a pooled gradient `dp` gives `r` through the pooling.
+ */
+function firstMaxima(r: Float32Array, [B, H, W, C]: Shape4, dp: Float32Array) {
+  const OH = Math.floor(H / 2), OW = Math.floor(W / 2);
+  const pooled = new Float32Array(B * OH * OW * C), at = new Int32Array(pooled.length);
+  const dz = new Float32Array(r.length);
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const i00 = ((b * H + 2 * oh) * W + 2 * ow) * C;
+        const taps = [i00, i00 + C, i00 + W * C, i00 + W * C + C];
+        for (let c = 0; c < C; c++) {
+          const o = ((b * OH + oh) * OW + ow) * C + c;
+          let best = -Infinity, where = -1;
+          taps.forEach((t, q) => {
+            if (r[t + c]! > best) [best, where] = [r[t + c]!, q];
+          });
+          pooled[o] = best;
+          at[o] = Math.max(where, 0);
+          if (where >= 0) dz[taps[where]! + c] = dp[o]!;
+        }
+      }
+    }
+  }
+  return { pooled, at, dz };
+}
+
+/** Each channel's window position from packed words (2 bits a channel, 16 a word). */
+function unpackPositions(words: Int32Array, C: number): Int32Array {
+  const NW = Math.ceil(C / 16), n = words.length / NW;
+  const out = new Int32Array(n * C);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++) out[i * C + c] = (words[i * NW + (c >> 4)]! >>> (2 * (c & 15))) & 3;
+  }
+  return out;
+}
+
+Deno.test("the convolution pooled with its maxima's positions and the gradient scattered back to them are MaxPool's and MaxPoolGrad's values, exactly", async () => {
+  await tf.setBackend("wasm");
+  // Small whole numbers: every convolution sums exactly on cpu and on wasm, whatever
+  // the order, and ties are common. One input channel at stride 1 (the pooled-as-computed
+  // kernel): every output channel count up to 8, odd and even sizes, 'same' and 'valid';
+  // more channels in or out (the convolution, then the pooling with positions): 16
+  // channels fill a word, 18 and 33 take two and three, one group of four straddling two.
+  const geometries: [Shape4, number, number, number, "same" | "valid", number][] = [];
+  for (let o = 1; o <= 8; o++) {
+    geometries.push([
+      [1 + (o % 3), 7 + o, 9 + o, 1],
+      3 + (o % 3),
+      3,
+      1,
+      o % 2 ? "same" : "valid",
+      o,
+    ]);
+  }
+  geometries.push(
+    [[40, 28, 28, 1], 5, 5, 1, "same", 6],
+    [[2, 9, 8, 2], 3, 3, 1, "same", 16],
+    [[2, 7, 9, 3], 3, 3, 1, "same", 18],
+    [[1, 10, 11, 2], 3, 2, 2, "valid", 33],
+    [[2, 6, 5, 1], 3, 3, 1, "valid", 3],
+  );
+  const activations = ["linear", "relu", "relu6"] as const;
+  for (const [i, [xs, kh, kw, stride, pad, o]] of geometries.entries()) {
+    const whole = (shape: number[], seed: number, scale: number) => ({
+      values: seeded(shape, seed).map((v) => Math.round(v * scale)),
+      shape,
+    });
+    const x = whole(xs, 6100 + i, 3), f = whole([kh, kw, xs[3], o], 6200 + i, 2);
+    const b = whole([o], 6300 + i, 4);
+    // A NaN and a -Infinity: windows they reach have NaN (never a maximum) or -Infinity.
+    x.values[1] = NaN;
+    x.values[x.values.length - 1] = -Infinity;
+    const activation = activations[i % 3]!;
+    const what = `case ${JSON.stringify([xs, kh, kw, stride, pad, o])}, ${activation}`;
+    const fusedAttrs = { ...sameConv([stride, stride]), pad, activation };
+    // The pooled-as-computed kernel sums as cpu does; other calls pool the registered
+    // FusedConv2D's output (on one thread XNNPACK's, whose activations turn NaN to 0).
+    const r = await onEngine("cpu", "FusedConv2D", { x, filter: f, bias: b }, fusedAttrs);
+    const rShape = r.shape as Shape4;
+    const oneChannel = xs[3] === 1 && stride === 1 && rShape[2] >= 4;
+    if (!oneChannel) {
+      r.values =
+        (await onEngine("wasm", "FusedConv2D", { x, filter: f, bias: b }, fusedAttrs)).values;
+    }
+    const dp = seeded([rShape[0], rShape[1] >> 1, rShape[2] >> 1, o], 6400 + i);
+    const want = firstMaxima(r.values, rShape, dp);
+    /** The kernel's pooled values and positions, and the scatter of dp to them, checked against want. */
+    const check = async (want: ReturnType<typeof firstMaxima>, label: string) => {
+      const ts = [x, f, b].map((v) => tf.tensor(v.values, v.shape));
+      const [y, positions] = tf.engine().runKernel(
+        CONV_MAX_POOL_POSITIONS_KERNEL,
+        { x: ts[0]!, filter: ts[1]!, bias: ts[2]! },
+        fusedAttrs as tf.NamedAttrMap,
+      ) as tf.Tensor[];
+      assertEquals(positions!.dtype, "int32", what);
+      assertEquals(positions!.shape, [...y!.shape.slice(0, 3), Math.ceil(o / 16)], what);
+      const dy = tf.tensor(dp, y!.shape);
+      const dz = tf.engine().runKernel(MAX_POOL_SCATTER_KERNEL, {
+        dy,
+        y: y!,
+        indices: positions!,
+      }, { inputShape: rShape }) as tf.Tensor;
+      const pooled = (await y!.data()) as Float32Array;
+      assertSameValues(pooled, want.pooled, `${what}: pooled${label}`);
+      const words = (await positions!.data()) as Int32Array;
+      assertEquals(unpackPositions(words, o), want.at, `${what}: positions${label}`);
+      assertSameValues((await dz.data()) as Float32Array, want.dz, `${what}: gradient${label}`);
+      tf.dispose([...ts, y!, positions!, dy, dz]);
+    };
+    const calls = await compiledCalls(() => check(want, ""));
+    assert(
+      calls.includes(oneChannel ? "conv1_taps_pool_idx" : "max_pool_2x2_idx"),
+      `${what}: ${calls}`,
+    );
+    assert(calls.includes("max_pool_scatter_2x2"), `${what}: ${calls}`);
+    // Without the compiled kernels, the JavaScript paths give the values of the
+    // convolution that then runs (XNNPACK's activations turn NaN to 0 where cpu's keep it).
+    setSimdKernelsEnabled(false);
+    try {
+      const rJs = await onEngine("wasm", "FusedConv2D", { x, filter: f, bias: b }, fusedAttrs);
+      await check(firstMaxima(rJs.values, rShape, dp), " (JS)");
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
+  }
+});
+
+Deno.test("the scattered max-pool gradient refuses what does not fit, says what, and leaves the backend correct", async () => {
+  await tf.setBackend("wasm");
+  const shape = [2, 5, 6, 3];
+  const dy = tf.ones([2, 2, 3, 3]),
+    y = tf.ones([2, 2, 3, 3]),
+    positions = tf.zeros([2, 2, 3, 1], "int32");
+  const scatter = (inputs: Record<string, tf.Tensor>, inputShape: unknown = shape) => () =>
+    tf.engine().runKernel(MAX_POOL_SCATTER_KERNEL, { dy, y, indices: positions, ...inputs }, {
+      inputShape,
+    } as unknown as tf.NamedAttrMap);
+  const before = tf.memory().numTensors;
+  const cases: [() => unknown, ErrorConstructor | TypeErrorConstructor, string][] = [
+    [
+      scatter({ dy: tf.ones([2, 3, 3, 3]) }),
+      Error,
+      "dy has shape [2,3,3,3] where the geometry needs [2,2,3,3]",
+    ],
+    [scatter({ y: tf.ones([2, 2, 3, 4]) }), Error, "y has shape"],
+    [scatter({ indices: tf.zeros([2, 2, 3, 2], "int32") }), Error, "indices has shape"],
+    [scatter({ indices: tf.zeros([2, 2, 3, 1]) }), TypeError, "int32 indices"],
+    [scatter({}, [2, 5, 6]), Error, "inputShape of 4 whole sizes"],
+    [scatter({}, [2, 5, -6, 3]), Error, "inputShape of 4 whole sizes"],
+  ];
+  for (const [run, kind, message] of cases) {
+    let thrown: unknown;
+    try {
+      run();
+    } catch (e) {
+      thrown = e;
+    }
+    assert(thrown instanceof kind, `${message}: threw ${thrown}`);
+    assert((thrown as Error).message.includes(message), (thrown as Error).message);
+  }
+  // What a valid call gives: each window's first position takes dy; the uncovered row and none else.
+  const dz = tf.engine().runKernel(MAX_POOL_SCATTER_KERNEL, { dy, y, indices: positions }, {
+    inputShape: shape,
+  }) as tf.Tensor;
+  const v = await dz.data();
+  assertEquals(Array.from(v).reduce((a, b) => a + b, 0), 2 * 2 * 3 * 3);
+  assertEquals(v[0], 1);
+  tf.dispose(dz);
+  const made = tf.memory().numTensors - before;
+  // The inputs the cases made (one each), not any output.
+  assertEquals(made, 6 - 2);
+  tf.dispose([dy, y, positions]);
 });

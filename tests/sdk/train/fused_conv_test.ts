@@ -5,9 +5,16 @@
  * gradient of the image under the first layer.
  */
 import * as tf from "@tensorflow/tfjs";
-import { assert, assertEquals, assertThrows } from "@std/assert";
+import { assertEquals } from "@std/assert";
 import { splitForward, trainableForward } from "../../../sdk/train/_loop.ts";
 import { initWasmBackend } from "../../../sdk/devices/wasm/backend.ts";
+import {
+  assertGradientRefuses,
+  assertSameStep,
+  assertStepLeavesNothing,
+  spreadBiases,
+  twoLosses,
+} from "./_parity.ts";
 
 /**
  * Convolutions with a bias and a ReLU ('same', stride 1; one input
@@ -53,19 +60,9 @@ for (const backend of ["cpu", "wasm"]) {
     if (backend === "wasm") await initWasmBackend({ threads: false });
     else await tf.setBackend("cpu");
     const model = convNet();
-    // Biases that put some pre-activations below 0, some above.
-    for (const name of ["c1", "c3"]) {
-      const layer = model.getLayer(name);
-      const [w, b] = layer.getWeights();
-      layer.setWeights([w!, tf.randomUniform(b!.shape, -0.3, 0.3, "float32", 5)]);
-    }
+    spreadBiases(model, ["c1", "c3"]);
     const x = tf.randomUniform([4, 9, 9, 1], -1, 1, "float32", 7);
-    const weights = tf.tensor([1, -2, 0.5]);
-    const split = splitForward(model, null);
-    const layersLoss = () =>
-      tf.sum(tf.mul(model.apply(x, { training: true }) as tf.Tensor, weights)) as tf.Scalar;
-    const oursLoss = () => tf.sum(tf.mul(trainableForward(split, x), weights)) as tf.Scalar;
-    const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+    const { layers: layersLoss, ours: oursLoss, vars, weights } = twoLosses(model, x);
     const step = (loss: () => tf.Scalar) => () => {
       const run = tf.variableGrads(loss, vars);
       tf.dispose(Object.values(run.grads));
@@ -73,23 +70,11 @@ for (const backend of ["cpu", "wasm"]) {
     };
     const theirKernels = await kernelsOf(step(layersLoss));
     const ourKernels = await kernelsOf(step(oursLoss));
-    const theirs = tf.variableGrads(layersLoss, vars);
-    const ours = tf.variableGrads(oursLoss, vars);
-    const [a, b] = [(await ours.value.data())[0]!, (await theirs.value.data())[0]!];
-    assert(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `loss ${a} vs ${b}`);
-    for (const v of vars) {
-      const want = theirs.grads[v.name]!;
-      const [scale, d] = await Promise.all(
-        tf.tidy(() => [tf.max(tf.abs(want)), tf.max(tf.abs(tf.sub(ours.grads[v.name]!, want)))])
-          .map(async (t) => {
-            const value = (await t.data())[0]!;
-            t.dispose();
-            return value;
-          }),
-      );
-      assert(scale! > 0, `${v.name}: a gradient of zeros tests nothing`);
-      assert(d! <= 1e-5 * scale!, `${v.name}: gradients differ by ${d} (largest ${scale})`);
-    }
+    await assertSameStep(
+      tf.variableGrads(oursLoss, vars),
+      tf.variableGrads(layersLoss, vars),
+      vars,
+    );
     // tfjs runs the two ReLU convolutions as Conv2D, then Add (c1's bias) and Relu, and the linear
     // one (c3) as FusedConv2D; here, all three are one FusedConv2D each. Neither computes the
     // image's gradient under c1: two input gradients (c2's and c3's), as tfjs has.
@@ -101,12 +86,7 @@ for (const backend of ["cpu", "wasm"]) {
     assertEquals(count(ourKernels, "Conv2DBackpropInput"), 2, ourKernels.join(" "));
     assertEquals(count(theirKernels, "Conv2DBackpropInput"), 2, theirKernels.join(" "));
     assertEquals(count(ourKernels, "Conv2DBackpropFilter"), 3, ourKernels.join(" "));
-    tf.dispose([ours.value, theirs.value, Object.values(ours.grads), Object.values(theirs.grads)]);
-    // A step leaves nothing behind but its loss and gradients.
-    const before = tf.memory().numTensors;
-    const again = tf.variableGrads(oursLoss, vars);
-    tf.dispose([again.value, Object.values(again.grads)]);
-    assertEquals(tf.memory().numTensors, before, "the step left tensors behind");
+    assertStepLeavesNothing(oursLoss, vars);
     tf.dispose([x, weights]);
     model.dispose();
   });
@@ -119,22 +99,7 @@ Deno.test("FusedConv2D's registered gradient refuses activations and dilations i
   const x = tf.zeros([1, 9, 9, 1]);
   // Registers the gradient, through a training forward.
   tf.dispose(trainableForward(split, x));
-  const filter = tf.ones([3, 3, 1, 2]) as tf.Tensor4D;
-  const run = (attrs: Record<string, unknown>) => () =>
-    tf.grad((t: tf.Tensor) =>
-      tf.engine().runKernel("FusedConv2D", { x: t, filter }, {
-        strides: [1, 1],
-        pad: "same",
-        dataFormat: "NHWC",
-        dilations: [1, 1],
-        dimRoundingMode: undefined,
-        activation: "linear",
-        ...attrs,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor
-    )(x);
-  tf.dispose(run({})());
-  assertThrows(run({ activation: "elu" }), Error, 'activation "elu"');
-  assertThrows(run({ dilations: [2, 2] }), Error, "without dilation");
-  tf.dispose([x, filter]);
+  assertGradientRefuses("FusedConv2D", x, "linear", "elu");
+  x.dispose();
   model.dispose();
 });

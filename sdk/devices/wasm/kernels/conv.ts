@@ -3,9 +3,11 @@
  * (both replace the shipped kernels), `ZooConv2DMaxPool` (added: a fused
  * convolution followed by 2×2 stride-2 max pooling, which for a
  * one-channel input at stride 1 pools as it convolves, without storing the
- * convolution's output), and what the other convolution families share: the
- * zero-padded input, the window bases and tap offsets the compiled kernels
- * take, and the shipped convolution with its padding made explicit.
+ * convolution's output), `ZooConv2DMaxPoolPositions` (added: the same, also
+ * returning where each maximum was, for training), and what the other
+ * convolution families share: the zero-padded input, the window bases and
+ * tap offsets the compiled kernels take, and the shipped convolution with
+ * its padding made explicit.
  *
  * The compiled forward kernel is a sum over filter taps on a zero-padded
  * copy of the input (no copy when the convolution does not pad):
@@ -55,8 +57,9 @@ import {
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdKernels } from "../simd/module.ts";
-import { CONV_MAX_POOL_KERNEL } from "../../kernels.ts";
+import { CONV_MAX_POOL_KERNEL, CONV_MAX_POOL_POSITIONS_KERNEL } from "../../kernels.ts";
 import { padCopy, type Padded, simdPadHW } from "./layout.ts";
+import { maxPool2x2Positions } from "./pool.ts";
 
 /**
  * The zero-padded input's size: the padding on each side, and at least what
@@ -160,12 +163,13 @@ export interface ConvEpilogue {
 
 /**
  * Runs a one-channel convolution kernel of `kernels.c` (`conv1_taps`, or
- * `conv1_taps_pool` with its pooling) over its `rows` rows, split across the
+ * `conv1_taps_pool` with its pooling, or `conv1_taps_pool_idx` with the
+ * positions' pointer in `extra`) over its `rows` rows, split across the
  * SIMD pool when the convolution's output holds 64 Ki values or more.
  */
 function oneChannel(
   k: SimdKernels,
-  fn: "conv1_taps" | "conv1_taps_pool",
+  fn: "conv1_taps" | "conv1_taps_pool" | "conv1_taps_pool_idx",
   rows: number,
   info: ConvInfo,
   pad: Padded,
@@ -174,6 +178,7 @@ function oneChannel(
   yo: number,
   bo: number,
   act: number,
+  extra: number[] = [],
 ): void {
   const { batchSize: B, outHeight: OH, outWidth: OW, outChannels: O } = info;
   const { filterHeight: KH, filterWidth: KW } = info;
@@ -181,7 +186,7 @@ function oneChannel(
     fn,
     (B * OH * OW * O >= 65536 ? shares(k, rows) : ranges(rows, 1)).map((
       [r0, r1],
-    ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1, bo, act]),
+    ) => [xp, pad.XH, pad.XW, OH, OW, KH, KW, w, O, yo, r0, r1, bo, act, ...extra]),
   );
 }
 
@@ -293,6 +298,43 @@ export function simdConv2DMaxPool(
   info: ConvInfo,
   epilogue: ConvEpilogue = {},
 ): Info | null {
+  return conv1Pooled(backend, x, filter, info, epilogue, false)?.[0] ?? null;
+}
+
+/**
+ * {@linkcode simdConv2DMaxPool} that also says where each maximum was:
+ * int32 positions `[B, ⌊OH/2⌋, ⌊OW/2⌋, 1]`, channel `o`'s window position
+ * (0 to 3, row-major) at bits `2·o` (the layout of
+ * {@linkcode maxPool2x2Positions}), or `null` for the calls
+ * `simdConv2DMaxPool` does not cover.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input
+ * @param filter the `[kh, kw, 1, out]` float32 filter
+ * @param info the convolution's geometry
+ * @param epilogue the bias and activation
+ * @returns the pooled output and the positions, owned by the caller
+ */
+export function simdConv2DMaxPoolPositions(
+  backend: BackendWasm,
+  x: Info,
+  filter: Info,
+  info: ConvInfo,
+  epilogue: ConvEpilogue = {},
+): [Info, Info] | null {
+  const out = conv1Pooled(backend, x, filter, info, epilogue, true);
+  return out === null ? null : [out[0], out[1]!];
+}
+
+/** The pooled one-channel convolution, with its maxima's positions when `positions`. */
+function conv1Pooled(
+  backend: BackendWasm,
+  x: Info,
+  filter: Info,
+  info: ConvInfo,
+  epilogue: ConvEpilogue,
+  positions: boolean,
+): [Info, Info | undefined] | null {
   const k = kernels(backend);
   if (k === null) return null;
   const { bias, activation = "linear" } = epilogue;
@@ -302,23 +344,21 @@ export function simdConv2DMaxPool(
     !oneChannelStride1(info) || O < 1 || O > 8 || OH < 2 || OW < 4 || act < 0 ||
     (bias !== undefined && tf.util.sizeFromShape(bias.shape) !== O)
   ) return null;
-  expectShape("conv1_taps_pool", "x", x, info.inShape);
-  expectShape("conv1_taps_pool", "the filter", filter, [
-    info.filterHeight,
-    info.filterWidth,
-    1,
-    O,
-  ]);
+  const fn = positions ? "conv1_taps_pool_idx" : "conv1_taps_pool";
+  expectShape(fn, "x", x, info.inShape);
+  expectShape(fn, "the filter", filter, [info.filterHeight, info.filterWidth, 1, O]);
   const PH = Math.floor(OH / 2), PW = Math.floor(OW / 2);
   const y = checkedOutput(backend, [B, PH, PW, O], "float32");
+  let idx: Info | undefined;
   const scratch = new Scratch(k);
   try {
+    idx = positions ? checkedOutput(backend, [B, PH, PW, 1], "int32") : undefined;
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
     const bo = bias === undefined ? 0 : offset(backend, bias);
     oneChannel(
       k,
-      "conv1_taps_pool",
+      fn,
       B * PH,
       info,
       pad,
@@ -327,11 +367,15 @@ export function simdConv2DMaxPool(
       offset(backend, y),
       bo,
       act,
+      idx === undefined ? [] : [offset(backend, idx)],
     );
+  } catch (e) {
+    dispose(backend, y, ...(idx === undefined ? [] : [idx]));
+    throw e;
   } finally {
     scratch.free();
   }
-  return y;
+  return [y, idx];
 }
 
 /**
@@ -533,38 +577,78 @@ function convMaxPoolShape(inputs: Inputs, attrs: Attrs): number[] {
 }
 
 /**
+ * The pooled one-channel convolution of a {@linkcode CONV_MAX_POOL_KERNEL}
+ * or {@linkcode CONV_MAX_POOL_POSITIONS_KERNEL} call, by `pooled` (one of
+ * {@linkcode simdConv2DMaxPool} and {@linkcode simdConv2DMaxPoolPositions}),
+ * or `null` for a call it does not cover.
+ */
+function pooledFast<R>(
+  backend: BackendWasm,
+  inputs: FusedConvInputs,
+  attrs: Attrs,
+  pooled: (b: BackendWasm, x: Info, f: Info, info: ConvInfo, e: ConvEpilogue) => R | null,
+): R | null {
+  const { x, filter, bias, preluActivationWeights } = inputs;
+  if (
+    preluActivationWeights !== undefined || x.dtype !== "float32" ||
+    filter.dtype !== "float32" || (bias !== undefined && bias.dtype !== "float32") ||
+    (attrs.dataFormat ?? "NHWC") !== "NHWC" || anyEmpty(x, filter)
+  ) return null;
+  const info = convInfo(x.shape, filter.shape, attrs);
+  return pooled(backend, x, filter, info, {
+    bias,
+    activation: String(attrs.activation ?? "linear"),
+  });
+}
+
+/** Runs the registered wasm kernel `name`, with its checks and its answers for empty inputs. */
+function registered(backend: BackendWasm, name: string, args: object, attrs: Attrs): Info {
+  return tf.getKernel(name, "wasm")!.kernelFunc({
+    inputs: args as tf.NamedTensorInfoMap,
+    backend,
+    attrs: attrs as tf.NamedAttrMap,
+  }) as Info;
+}
+
+/**
  * {@linkcode CONV_MAX_POOL_KERNEL}: a one-channel, stride-1 convolution
  * pooled as it is computed (`conv1_taps_pool`); any other one (or one of an
  * empty input) as the registered `FusedConv2D`, then `MaxPool`.
  */
 const convMaxPool = unpacked<FusedConvInputs>((backend, inputs, attrs) => {
-  const { x, filter, bias, preluActivationWeights } = inputs;
-  if (
-    preluActivationWeights === undefined && x.dtype === "float32" &&
-    filter.dtype === "float32" && (bias === undefined || bias.dtype === "float32") &&
-    (attrs.dataFormat ?? "NHWC") === "NHWC" && !anyEmpty(x, filter)
-  ) {
-    const info = convInfo(x.shape, filter.shape, attrs);
-    const fast = simdConv2DMaxPool(backend, x, filter, info, {
-      bias,
-      activation: String(attrs.activation ?? "linear"),
-    });
-    if (fast !== null) return fast;
-  }
-  // The registered kernels, with their checks and their answers for empty inputs.
-  const registered = (name: string, args: Record<string, unknown>, a: Attrs) =>
-    tf.getKernel(name, "wasm")!.kernelFunc({
-      inputs: args as tf.NamedTensorInfoMap,
-      backend,
-      attrs: a as tf.NamedAttrMap,
-    }) as Info;
-  const conv = registered("FusedConv2D", inputs, attrs);
+  const fast = pooledFast(backend, inputs, attrs, simdConv2DMaxPool);
+  if (fast !== null) return fast;
+  const conv = registered(backend, "FusedConv2D", inputs, attrs);
   try {
-    return registered("MaxPool", { x: conv }, { filterSize: 2, strides: 2, pad: "valid" });
+    return registered(backend, "MaxPool", { x: conv }, {
+      filterSize: 2,
+      strides: 2,
+      pad: "valid",
+    });
   } finally {
     dispose(backend, conv);
   }
 });
+
+/**
+ * {@linkcode CONV_MAX_POOL_POSITIONS_KERNEL}: the pooled output and where
+ * each maximum was, for a one-channel, stride-1 convolution as it is
+ * computed (`conv1_taps_pool_idx`); any other one as the registered
+ * `FusedConv2D`, then `max_pool_2x2_idx`.
+ */
+const convMaxPoolPositions: tf.KernelFunc = (args) => {
+  const backend = args.backend as BackendWasm;
+  const inputs = args.inputs as unknown as FusedConvInputs;
+  const attrs = (args.attrs ?? {}) as Attrs;
+  const fast = pooledFast(backend, inputs, attrs, simdConv2DMaxPoolPositions);
+  if (fast !== null) return fast;
+  const conv = registered(backend, "FusedConv2D", inputs, attrs);
+  try {
+    return maxPool2x2Positions(backend, conv);
+  } finally {
+    dispose(backend, conv);
+  }
+};
 
 /** The forward convolutions: `Conv2D`, `FusedConv2D` (both replaced), {@linkcode CONV_MAX_POOL_KERNEL} (added). */
 export const CONV_KERNELS: readonly WasmKernel[] = [
@@ -581,6 +665,12 @@ export const CONV_KERNELS: readonly WasmKernel[] = [
     kernelFunc: fusedConv2D,
     validate: validateForward("FusedConv2D", false),
     empty: emptyForward(false),
+  },
+  {
+    name: CONV_MAX_POOL_POSITIONS_KERNEL,
+    kind: "added",
+    kernelFunc: convMaxPoolPositions,
+    validate: validateForward(CONV_MAX_POOL_POSITIONS_KERNEL, false),
   },
   {
     name: CONV_MAX_POOL_KERNEL,

@@ -1,6 +1,8 @@
 /**
  * 2-D pooling on the wasm backend: `MaxPool`, `AvgPool` and their gradients
- * `MaxPoolGrad`, `AvgPoolGrad` (all four replaced). The compiled kernels
+ * `MaxPoolGrad`, `AvgPoolGrad` (all four replaced), and `ZooMaxPoolScatter`
+ * (added: the gradient of 2×2 max pooling from the positions of its maxima,
+ * without the pooling's input). The compiled kernels
  * take the common cases, windows that tile the input (stride = window, no
  * padding: 2×2 for max pooling); the gradients' other cases run here in
  * JavaScript (the shipped ones are scalar loops over every input position
@@ -24,12 +26,15 @@ import type { BackendWasm } from "@tensorflow/tfjs-backend-wasm";
 import {
   anyEmpty,
   checkedOutput,
+  checkFloat,
   checkRank4,
   checkShapeIs,
   expectShape,
   heap,
   type Info,
   offset,
+  shape4,
+  view,
   zeros,
 } from "../_heap.ts";
 import { byImages, kernels } from "../_compiled.ts";
@@ -44,6 +49,7 @@ import {
   type WasmKernel,
 } from "../_kernel.ts";
 import type { SimdExports, SimdKernels } from "../simd/module.ts";
+import { MAX_POOL_SCATTER_KERNEL } from "../../kernels.ts";
 
 /**
  * Runs a pooling kernel `fn(...pointers, images, H, W, C, ...extra)` over
@@ -399,6 +405,142 @@ function emptyPoolGrad(backend: BackendWasm, { dy, input }: Inputs): Info | null
   return anyEmpty(dy!, input!) ? zeros(backend, input!.shape) : null;
 }
 
+/**
+ * Words of packed window positions per pooled position, for `C` channels:
+ * 2 bits a channel, 16 channels a word.
+ *
+ * @param C the channels
+ * @returns `⌈C / 16⌉`
+ */
+export function positionWords(C: number): number {
+  return Math.ceil(C / 16);
+}
+
+/**
+ * Calls `visit` with each 2×2 stride-2 unpadded window of an NHWC input of
+ * `shape`: the window's pooled position (its index among them) and the
+ * offsets of channel 0 at its four positions, row-major.
+ */
+function forEachWindow(
+  [B, H, W, C]: readonly number[],
+  visit: (o: number, at: readonly number[]) => void,
+): void {
+  const OH = Math.floor(H! / 2), OW = Math.floor(W! / 2);
+  for (let b = 0; b < B!; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const i00 = ((b * H! + 2 * oh) * W! + 2 * ow) * C!;
+        visit((b * OH + oh) * OW + ow, [i00, i00 + C!, i00 + W! * C!, i00 + W! * C! + C!]);
+      }
+    }
+  }
+}
+
+/** The window position (0 to 3, row-major) of channel `c` in one pooled position's words. */
+function positionOf(words: Int32Array, at: number, c: number): number {
+  return (words[at + (c >> 4)]! >>> (2 * (c & 15))) & 3;
+}
+
+/**
+ * 2×2 stride-2 unpadded max pooling of `x`, and where each maximum was: the
+ * pooled values as `MaxPool` takes them, and per pooled position
+ * {@linkcode positionWords} int32 words holding each channel's window
+ * position (0 to 3, row-major) of its first maximum above -Infinity (0 when
+ * none is), as `MaxPoolGrad` picks it.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input
+ * @returns the pooled `[B, ⌊H/2⌋, ⌊W/2⌋, C]` values and the `[B, ⌊H/2⌋, ⌊W/2⌋, ⌈C/16⌉]` positions, owned by the caller
+ */
+export function maxPool2x2Positions(backend: BackendWasm, x: Info): [Info, Info] {
+  checkRank4("max_pool_2x2_idx", { x });
+  checkFloat("max_pool_2x2_idx", x);
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const OH = Math.floor(H / 2), OW = Math.floor(W / 2), NW = positionWords(C);
+  const y = checkedOutput(backend, [B, OH, OW, C], "float32");
+  const idx = checkedOutput(backend, [B, OH, OW, NW], "int32");
+  if (B * OH * OW * C === 0) return [y, idx];
+  const k = kernels(backend);
+  if (k !== null) {
+    poolByImages(k, "max_pool_2x2_idx", x.shape, [
+      [offset(backend, x), 4 * H * W * C],
+      [offset(backend, y), 4 * OH * OW * C],
+      [offset(backend, idx), 4 * OH * OW * NW],
+    ]);
+    return [y, idx];
+  }
+  const v = heap(backend, x), out = heap(backend, y), words = view(backend, idx) as Int32Array;
+  words.fill(0);
+  forEachWindow(x.shape, (o, at) => {
+    for (let c = 0; c < C; c++) {
+      let best = -Infinity, where = 0;
+      for (let q = 0; q < 4; q++) {
+        const value = v[at[q]! + c]!;
+        if (value > best) {
+          best = value;
+          where = q;
+        }
+      }
+      out[o * C + c] = best;
+      words[o * NW + (c >> 4)]! |= where << (2 * (c & 15));
+    }
+  });
+  return [y, idx];
+}
+
+/**
+ * {@linkcode MAX_POOL_SCATTER_KERNEL}: the gradient of 2×2 stride-2
+ * unpadded max pooling from where its maxima were. `dy` goes to the window
+ * position `indices` names where the pooled value `y` is above -Infinity;
+ * every other position of the `inputShape` output gets 0. With positions
+ * from {@linkcode maxPool2x2Positions}, the values are `MaxPoolGrad`'s.
+ */
+const maxPoolScatter = unpacked<{ dy: Info; y: Info; indices: Info }>(
+  (backend, { dy, y, indices }, attrs) => {
+    const shape = attrs.inputShape as [number, number, number, number];
+    const [, H, W, C] = shape;
+    const OH = Math.floor(H / 2), OW = Math.floor(W / 2), NW = positionWords(C);
+    const dz = checkedOutput(backend, shape, "float32");
+    const k = kernels(backend);
+    if (k !== null) {
+      poolByImages(k, "max_pool_scatter_2x2", shape, [
+        [offset(backend, dy), 4 * OH * OW * C],
+        [offset(backend, y), 4 * OH * OW * C],
+        [offset(backend, indices), 4 * OH * OW * NW],
+        [offset(backend, dz), 4 * H * W * C],
+      ]);
+      return dz;
+    }
+    const g = heap(backend, dy), v = heap(backend, y), out = heap(backend, dz);
+    const words = view(backend, indices) as Int32Array;
+    out.fill(0);
+    forEachWindow(shape, (o, at) => {
+      for (let c = 0; c < C; c++) {
+        if (v[o * C + c]! > -Infinity) out[at[positionOf(words, o * NW, c)]! + c] = g[o * C + c]!;
+      }
+    });
+    return dz;
+  },
+);
+
+/** The checks of {@linkcode MAX_POOL_SCATTER_KERNEL}: float32 `dy` and `y` and int32 `indices` of the shapes `inputShape` pools to. */
+function validateScatter(inputs: Inputs, attrs: Attrs): void {
+  const name = MAX_POOL_SCATTER_KERNEL;
+  const { dy, y, indices } = inputs;
+  if (dy === undefined || y === undefined || indices === undefined) {
+    throw new Error(`${name} on wasm needs the inputs dy, y and indices`);
+  }
+  const [B, H, W, C] = shape4(name, "inputShape", attrs.inputShape);
+  checkFloat(name, dy, y);
+  if (indices.dtype !== "int32") {
+    throw new TypeError(`${name} on wasm needs int32 indices: got "${indices.dtype}"`);
+  }
+  const pooled = [B, Math.floor(H / 2), Math.floor(W / 2), C];
+  checkShapeIs(name, "dy", dy, pooled);
+  checkShapeIs(name, "y", y, pooled);
+  checkShapeIs(name, "indices", indices, [B, pooled[1]!, pooled[2]!, positionWords(C)]);
+}
+
 /** The checks of a pooling gradient: a rank-4 `dy` of the shape that pooling `input` gives. */
 function validatePoolGrad(name: string): NonNullable<WasmKernel["validate"]> {
   return ({ dy, input }, attrs) => {
@@ -407,8 +549,24 @@ function validatePoolGrad(name: string): NonNullable<WasmKernel["validate"]> {
   };
 }
 
-/** The pooling kernels: `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad` (all replaced). */
+/**
+ * The pooling kernels: `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad`
+ * (all replaced), {@linkcode MAX_POOL_SCATTER_KERNEL} (added).
+ */
 export const POOL_KERNELS: readonly WasmKernel[] = [
+  {
+    name: MAX_POOL_SCATTER_KERNEL,
+    kind: "added",
+    kernelFunc: maxPoolScatter,
+    validate: validateScatter,
+    empty: (backend, _inputs, attrs) => {
+      // No input, or no window: every value is 0.
+      const shape = attrs.inputShape as number[];
+      return tf.util.sizeFromShape(shape) === 0 || shape[1]! < 2 || shape[2]! < 2
+        ? zeros(backend, shape)
+        : null;
+    },
+  },
   {
     name: "MaxPool",
     kind: "replaced",

@@ -476,6 +476,20 @@ void sum_rows(const f32* x, int L, int rows, f32* tmp, double* acc) {
   }
 }
 
+/* The odd last column of a row pair of an [H, W, C] gradient (r: the pair's first row), which no 2×2 window covers: 0. */
+static inline void zero_last_column(f32* r, int W, int C) {
+  for (int i = 0; i < 2; i++) {
+    f32* p = r + i * W * C + (W - 1) * C;
+    for (int c = 0; c < C; c++) p[c] = 0.0f;
+  }
+}
+
+/* The odd last row of an image's [H, W, C] gradient at img (row floats a row), which no 2×2 window covers: 0. */
+static inline void zero_last_row(f32* img, int H, int row) {
+  f32* p = img + (H - 1) * row;
+  for (int i = 0; i < row; i++) p[i] = 0.0f;
+}
+
 /*
  * Four channels from c of one 2×2 window of max_pool_grad_2x2: the window's
  * positions start at a00, a01, a10, a11 in x and dx; its dy at g.
@@ -542,19 +556,9 @@ void max_pool_grad_2x2(const f32* x, const f32* dy, f32* dx, int B, int H, int W
           dx[a11 + c] = at == a11 ? g[c] : 0.0f;
         }
       }
-      /* An odd last column that no window covers. */
-      if (W & 1) {
-        for (int r = 0; r < 2; r++) {
-          f32* p = dx + i0 + r * row + (W - 1) * C;
-          for (int c = 0; c < C; c++) p[c] = 0.0f;
-        }
-      }
+      if (W & 1) zero_last_column(dx + i0, W, C);
     }
-    /* An odd last row that no window covers. */
-    if (H & 1) {
-      f32* p = dx + ((b * H + H - 1) * W) * C;
-      for (int i = 0; i < row; i++) p[i] = 0.0f;
-    }
+    if (H & 1) zero_last_row(dx + b * H * row, H, row);
   }
 }
 
@@ -672,6 +676,165 @@ void max_pool_2x2(const f32* x, f32* y, int B, int H, int W, int C) {
         }
       }
     }
+  }
+}
+
+/*
+ * Four channels from c of one window of max_pool_2x2_idx (p: the window's
+ * first value of channel 0): their maxima to yo + c, and their positions
+ * ORed into the words at io.
+ */
+static inline void pool_idx_vec(const f32* p, int C, int row, int c, f32* yo, int* io,
+                                v128_t ninf) {
+  const v128_t v00 = wasm_v128_load(p + c), v01 = wasm_v128_load(p + C + c);
+  const v128_t v10 = wasm_v128_load(p + row + c), v11 = wasm_v128_load(p + row + C + c);
+  v128_t best = wasm_v128_bitselect(v00, ninf, wasm_f32x4_gt(v00, ninf));
+  v128_t at = wasm_i32x4_splat(0);
+  v128_t m = wasm_f32x4_gt(v01, best);
+  best = wasm_v128_bitselect(v01, best, m);
+  at = wasm_v128_bitselect(wasm_i32x4_splat(1), at, m);
+  m = wasm_f32x4_gt(v10, best);
+  best = wasm_v128_bitselect(v10, best, m);
+  at = wasm_v128_bitselect(wasm_i32x4_splat(2), at, m);
+  m = wasm_f32x4_gt(v11, best);
+  best = wasm_v128_bitselect(v11, best, m);
+  at = wasm_v128_bitselect(wasm_i32x4_splat(3), at, m);
+  wasm_v128_store(yo + c, best);
+  if ((c & 15) <= 12) {
+    /* The four in one word: 2 bits each, lane l at bit 2·l, then shifted to channel c's. */
+    const v128_t sh = wasm_i32x4_mul(at, wasm_i32x4_make(1, 4, 16, 64));
+    const int bits = wasm_i32x4_extract_lane(sh, 0) | wasm_i32x4_extract_lane(sh, 1) |
+                     wasm_i32x4_extract_lane(sh, 2) | wasm_i32x4_extract_lane(sh, 3);
+    io[c >> 4] |= (int)((unsigned)bits << (2 * (c & 15)));
+  } else {
+    io[c >> 4] |= (int)((unsigned)wasm_i32x4_extract_lane(at, 0) << (2 * (c & 15)));
+    io[(c + 1) >> 4] |= (int)((unsigned)wasm_i32x4_extract_lane(at, 1) << (2 * ((c + 1) & 15)));
+    io[(c + 2) >> 4] |= (int)((unsigned)wasm_i32x4_extract_lane(at, 2) << (2 * ((c + 2) & 15)));
+    io[(c + 3) >> 4] |= (int)((unsigned)wasm_i32x4_extract_lane(at, 3) << (2 * ((c + 3) & 15)));
+  }
+}
+
+/*
+ * max_pool_2x2 that also writes where each maximum was: y as max_pool_2x2
+ * writes it, and idx [B, H/2, W/2, ⌈C/16⌉] one 2-bit window position (0 to
+ * 3, row-major) per channel, channel c in word c/16 at bit 2·(c mod 16): the
+ * first value above all before it and above -Infinity, as max_pool_grad_2x2
+ * picks it; 0 where none is.
+ */
+void max_pool_2x2_idx(const f32* x, f32* y, int* idx, int B, int H, int W, int C) {
+  const int OH = H / 2, OW = W / 2, row = W * C, NW = (C + 15) >> 4;
+  const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const f32* x0 = x + ((b * H + 2 * oh) * W) * C;
+      for (int ow = 0; ow < OW; ow++) {
+        const int o = (b * OH + oh) * OW + ow;
+        const f32* p = x0 + 2 * ow * C;
+        f32* yo = y + o * C;
+        int* io = idx + o * NW;
+        for (int q = 0; q < NW; q++) io[q] = 0;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) pool_idx_vec(p, C, row, c, yo, io, ninf);
+        /* C > 4 not a multiple of 4: the last 4 channels again, overlapping
+           (the same values and positions, ORed in twice). */
+        if (c < C && C > 4) {
+          pool_idx_vec(p, C, row, C - 4, yo, io, ninf);
+          c = C;
+        }
+        for (; c < C; c++) {
+          f32 best = -__builtin_inff();
+          int at = 0;
+          if (p[c] > best) best = p[c];
+          if (p[c + C] > best) {
+            best = p[c + C];
+            at = 1;
+          }
+          if (p[c + row] > best) {
+            best = p[c + row];
+            at = 2;
+          }
+          if (p[c + row + C] > best) {
+            best = p[c + row + C];
+            at = 3;
+          }
+          yo[c] = best;
+          io[c >> 4] |= (int)((unsigned)at << (2 * (c & 15)));
+        }
+      }
+    }
+  }
+}
+
+/*
+ * Four channels from c of one window of max_pool_scatter_2x2: dy where the
+ * pooled value is above -Infinity, at the window position its idx word
+ * names, 0 at the other three.
+ */
+static inline void scatter_vec(const f32* g, const f32* yv, const int* io, f32* dz, int a00,
+                               int a01, int a10, int a11, int c, v128_t ninf) {
+  /* Lane l's 2 bits at bit 2·l, the others cleared. */
+  v128_t at;
+  if ((c & 15) <= 12) {
+    at = wasm_v128_and(wasm_i32x4_splat((int)((unsigned)io[c >> 4] >> (2 * (c & 15)))),
+                       wasm_i32x4_make(3, 3 << 2, 3 << 4, 3 << 6));
+  } else {
+    at = wasm_i32x4_make((io[c >> 4] >> (2 * (c & 15))) & 3,
+                         ((io[(c + 1) >> 4] >> (2 * ((c + 1) & 15))) & 3) << 2,
+                         ((io[(c + 2) >> 4] >> (2 * ((c + 2) & 15))) & 3) << 4,
+                         ((io[(c + 3) >> 4] >> (2 * ((c + 3) & 15))) & 3) << 6);
+  }
+  const v128_t v = wasm_v128_and(wasm_v128_load(g + c), wasm_f32x4_gt(wasm_v128_load(yv + c), ninf));
+  wasm_v128_store(dz + a00 + c, wasm_v128_and(v, wasm_i32x4_eq(at, wasm_i32x4_splat(0))));
+  wasm_v128_store(dz + a01 + c,
+                  wasm_v128_and(v, wasm_i32x4_eq(at, wasm_i32x4_make(1, 1 << 2, 1 << 4, 1 << 6))));
+  wasm_v128_store(dz + a10 + c,
+                  wasm_v128_and(v, wasm_i32x4_eq(at, wasm_i32x4_make(2, 2 << 2, 2 << 4, 2 << 6))));
+  wasm_v128_store(dz + a11 + c,
+                  wasm_v128_and(v, wasm_i32x4_eq(at, wasm_i32x4_make(3, 3 << 2, 3 << 4, 3 << 6))));
+}
+
+/*
+ * The gradient of 2×2 stride-2 unpadded max pooling from the positions of
+ * its maxima: dz [B, H, W, C] gets each window's dy [B, H/2, W/2, C] at the
+ * position idx names (max_pool_2x2_idx's layout) where the pooled value y
+ * is above -Infinity (where it is not, no value won and none passes), and 0
+ * everywhere else, rows or columns no window covers included. With idx from
+ * max_pool_2x2_idx, the values are max_pool_grad_2x2's.
+ */
+void max_pool_scatter_2x2(const f32* dy, const f32* y, const int* idx, f32* dz, int B, int H,
+                          int W, int C) {
+  const int OH = H / 2, OW = W / 2, row = W * C, NW = (C + 15) >> 4;
+  const int CV = C & ~3;
+  const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
+  for (int b = 0; b < B; b++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const int i0 = ((b * H + 2 * oh) * W) * C;
+      for (int ow = 0; ow < OW; ow++) {
+        const int o = (b * OH + oh) * OW + ow;
+        const f32* g = dy + o * C;
+        const f32* yv = y + o * C;
+        const int* io = idx + o * NW;
+        const int a00 = i0 + 2 * ow * C, a01 = a00 + C, a10 = a00 + row, a11 = a10 + C;
+        int c = 0;
+        for (; c < CV; c += 4) scatter_vec(g, yv, io, dz, a00, a01, a10, a11, c, ninf);
+        /* C > 4 not a multiple of 4: one more vector over the last 4 channels,
+           overlapping the one before (it writes the same values there). */
+        if (c < C && C > 4) {
+          scatter_vec(g, yv, io, dz, a00, a01, a10, a11, C - 4, ninf);
+          c = C;
+        }
+        for (; c < C; c++) {
+          const int at = (io[c >> 4] >> (2 * (c & 15))) & 3;
+          const f32 v = yv[c] > -__builtin_inff() ? g[c] : 0.0f;
+          dz[a00 + c] = at == 0 ? v : 0.0f;
+          dz[a01 + c] = at == 1 ? v : 0.0f;
+          dz[a10 + c] = at == 2 ? v : 0.0f;
+          dz[a11 + c] = at == 3 ? v : 0.0f;
+        }
+      }
+      if (W & 1) zero_last_column(dz + i0, W, C);
+    }
+    if (H & 1) zero_last_row(dz + b * H * row, H, row);
   }
 }
 
@@ -840,24 +1003,79 @@ static inline __attribute__((always_inline)) v128_t pool_pairs(v128_t a, v128_t 
 }
 
 /*
+ * pool_pairs, also tracking where each maximum came from: at (lanes 0 and
+ * 1, as in best) takes 2·row for the window's left column and 2·row + 1 for
+ * its right one whenever that value replaces the maximum, so it ends at the
+ * window position (0 to 3, row-major) of the first maximum.
+ */
+static inline __attribute__((always_inline)) v128_t pool_pairs_at(v128_t a, v128_t best,
+                                                                   v128_t* at, const int row) {
+  const v128_t left = wasm_i32x4_shuffle(a, a, 0, 2, 0, 2);
+  const v128_t right = wasm_i32x4_shuffle(a, a, 1, 3, 1, 3);
+  const v128_t ml = wasm_f32x4_gt(left, best);
+  best = wasm_v128_bitselect(left, best, ml);
+  *at = wasm_v128_bitselect(wasm_i32x4_splat(2 * row), *at, ml);
+  const v128_t mr = wasm_f32x4_gt(right, best);
+  *at = wasm_v128_bitselect(wasm_i32x4_splat(2 * row + 1), *at, mr);
+  return wasm_v128_bitselect(right, best, mr);
+}
+
+/*
  * One group of four columns (from ow) of the two output rows of a row of
  * 2×2 windows (xr: the first row's input), pooled into yp (two pooled
  * columns × O channels). The sums are conv1_rows' (conv1_sums, both rows at
  * once). Each window's values are taken in max_pool_2x2's order (row by
  * row, left to right) from -Infinity, each replacing the maximum only when
- * greater, so NaN never wins and the same value is chosen.
+ * greater, so NaN never wins and the same value is chosen. With where, the
+ * window position of each maximum goes to ip[0] and ip[1] (one word per
+ * pooled column, 2 bits per channel: channel o at bit 2·o).
  */
 static inline __attribute__((always_inline)) void conv1_pool_group(
     const f32* xr, int XW, int KH, int KW, const f32* w, int ow, const f32* bias, int act,
-    f32* yp, const int O) {
+    f32* yp, int* ip, const int O, const int where) {
   v128_t acc0[8], acc1[8];
   conv1_sums(xr, XW, KH, KW, w, ow, bias, acc0, acc1, O, 1);
   const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
+  int w0 = 0, w1 = 0;
   for (int o = 0; o < O; o++) {
-    const v128_t best =
-        pool_pairs(activate(acc1[o], act), pool_pairs(activate(acc0[o], act), ninf));
+    v128_t best;
+    if (where) {
+      v128_t at = wasm_i32x4_splat(0);
+      best = pool_pairs_at(activate(acc0[o], act), ninf, &at, 0);
+      best = pool_pairs_at(activate(acc1[o], act), best, &at, 1);
+      w0 |= wasm_i32x4_extract_lane(at, 0) << (2 * o);
+      w1 |= wasm_i32x4_extract_lane(at, 1) << (2 * o);
+    } else {
+      best = pool_pairs(activate(acc1[o], act), pool_pairs(activate(acc0[o], act), ninf));
+    }
     yp[o] = wasm_f32x4_extract_lane(best, 0);
     yp[O + o] = wasm_f32x4_extract_lane(best, 1);
+  }
+  if (where) {
+    ip[0] = w0;
+    ip[1] = w1;
+  }
+}
+
+/* conv1_taps_pool's rows, with the maxima's positions written to idx when where. */
+static inline __attribute__((always_inline)) void conv1_pool_rows(
+    const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, const f32* w, int O, f32* y,
+    int r0, int r1, const f32* bias, int act, int* idx, const int where) {
+  const int PH = OH / 2, PW = OW / 2;
+  for (int r = r0; r < r1; r++) {
+    const int b = r / PH, ph = r % PH;
+    f32* yr = y + r * PW * O;
+    int* ir = where ? idx + r * PW : idx;
+    const f32* xr = x + (b * XH + 2 * ph) * XW;
+    for (int g = 0; g < PW; g += 2) {
+      const int pw = g + 2 <= PW ? g : PW - 2;
+      f32* yp = yr + pw * O;
+      int* ip = where ? ir + pw : ir;
+      const int ow = 2 * pw;
+#define GROUP(n) conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, ip, n, where)
+      BY_CHANNELS(O, GROUP)
+#undef GROUP
+    }
   }
 }
 
@@ -873,20 +1091,20 @@ static inline __attribute__((always_inline)) void conv1_pool_group(
  */
 void conv1_taps_pool(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW, const f32* w,
                      int O, f32* y, int r0, int r1, const f32* bias, int act) {
-  const int PH = OH / 2, PW = OW / 2;
-  for (int r = r0; r < r1; r++) {
-    const int b = r / PH, ph = r % PH;
-    f32* yr = y + r * PW * O;
-    const f32* xr = x + (b * XH + 2 * ph) * XW;
-    for (int g = 0; g < PW; g += 2) {
-      const int pw = g + 2 <= PW ? g : PW - 2;
-      f32* yp = yr + pw * O;
-      const int ow = 2 * pw;
-#define GROUP(n) conv1_pool_group(xr, XW, KH, KW, w, ow, bias, act, yp, n)
-      BY_CHANNELS(O, GROUP)
-#undef GROUP
-    }
-  }
+  conv1_pool_rows(x, XH, XW, OH, OW, KH, KW, w, O, y, r0, r1, bias, act, 0, 0);
+}
+
+/*
+ * conv1_taps_pool that also writes where each maximum was: idx [B, OH/2,
+ * OW/2] holds one word per pooled position, the window position (0 to 3,
+ * row-major) of channel o's first maximum at bits 2·o (max_pool_2x2_idx's
+ * layout for up to 16 channels). A window with no value above -Infinity
+ * gets position 0.
+ */
+void conv1_taps_pool_idx(const f32* x, int XH, int XW, int OH, int OW, int KH, int KW,
+                         const f32* w, int O, f32* y, int r0, int r1, const f32* bias, int act,
+                         int* idx) {
+  conv1_pool_rows(x, XH, XW, OH, OW, KH, KW, w, O, y, r0, r1, bias, act, idx, 1);
 }
 
 /*

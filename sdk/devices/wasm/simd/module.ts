@@ -137,6 +137,24 @@ export interface SimdExports {
     bias: number,
     act: number,
   ): void;
+  /** `conv1_taps_pool_idx` of `kernels.c`, whose comment there says what it computes. */
+  conv1_taps_pool_idx(
+    x: number,
+    XH: number,
+    XW: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    w: number,
+    O: number,
+    y: number,
+    r0: number,
+    r1: number,
+    bias: number,
+    act: number,
+    idx: number,
+  ): void;
   /** `conv1_filter_grad` of `kernels.c`, whose comment there says what it computes. */
   conv1_filter_grad(
     x: number,
@@ -291,6 +309,27 @@ export interface SimdExports {
   add_into(dst: number, src: number, n: number): void;
   /** `max_pool_2x2` of `kernels.c`, whose comment there says what it computes. */
   max_pool_2x2(x: number, y: number, B: number, H: number, W: number, C: number): void;
+  /** `max_pool_2x2_idx` of `kernels.c`, whose comment there says what it computes. */
+  max_pool_2x2_idx(
+    x: number,
+    y: number,
+    idx: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+  ): void;
+  /** `max_pool_scatter_2x2` of `kernels.c`, whose comment there says what it computes. */
+  max_pool_scatter_2x2(
+    dy: number,
+    y: number,
+    idx: number,
+    dz: number,
+    B: number,
+    H: number,
+    W: number,
+    C: number,
+  ): void;
   /** `avg_pool_tiled` of `kernels.c`, whose comment there says what it computes. */
   avg_pool_tiled: TiledPoolKernel;
   /** `avg_pool_grad_tiled` of `kernels.c`, whose comment there says what it computes. */
