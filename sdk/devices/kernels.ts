@@ -74,6 +74,19 @@ export const CONV_MAX_POOL_POSITIONS_KERNEL = "ZooConv2DMaxPoolPositions";
 export const MAX_POOL_SCATTER_KERNEL = "ZooMaxPoolScatter";
 
 /**
+ * The kernel the wasm backend adds for the filter gradient of a
+ * convolution whose output a 2×2 max pooling read, from the pooling's
+ * gradient (`{x, dy, y, indices}`: the convolution's input, the pooled
+ * gradient through the activation, the pooled values and positions as
+ * {@linkcode CONV_MAX_POOL_POSITIONS_KERNEL} gives them; `Conv2DBackpropFilter`'s
+ * attributes): `Conv2DBackpropFilter` of what {@linkcode MAX_POOL_SCATTER_KERNEL}
+ * makes of them. A one-channel, stride-1 convolution's (a first layer on
+ * grey images) makes that gradient a row at a time as it reads it, and
+ * never stores it.
+ */
+export const CONV_MAX_POOL_FILTER_GRAD_KERNEL = "ZooConv2DMaxPoolFilterGrad";
+
+/**
  * The kernels one training step of a convolutional classifier runs
  * (Conv2D and depthwise layers, BatchNormalization, ReLU/ReLU6, max and
  * average pooling, zero padding, residual Add, global average pooling, Dense

@@ -13,15 +13,16 @@
  * and the active backend has the kernels (wasm), the two run as one
  * `ZooConv2DMaxPoolPositions`, which returns the pooled values and where
  * each maximum was; its gradient puts `dy · step(y)` (for a ReLU) back at
- * those positions with `ZooMaxPoolScatter` (what `MaxPoolGrad`, then the
- * ReLU's gradient, compute from the convolution's output, which this never
- * stores), then takes the convolution's gradients from there, and the
- * bias's from the pooled gradient.
+ * those positions (what `MaxPoolGrad`, then the ReLU's gradient, compute
+ * from the convolution's output, which this never stores), and takes the
+ * convolution's gradients from there, and the bias's from the pooled
+ * gradient.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import {
+  CONV_MAX_POOL_FILTER_GRAD_KERNEL,
   CONV_MAX_POOL_POSITIONS_KERNEL,
   MAX_POOL_SCATTER_KERNEL,
   RELU_GRAD_KERNEL,
@@ -207,9 +208,11 @@ let registeredPooled: tf.GradFunc | undefined;
  * Registers the gradient of `ZooConv2DMaxPoolPositions`: the pooled
  * gradient through the activation (`dy · step(y)` for a ReLU: at each
  * window's maximum, the convolution's output is the pooled value), put back
- * at the maxima by `ZooMaxPoolScatter`, is the convolution's `dz`; the
- * bias's gradient sums the pooled one (the same values, the zeros left
- * out). The positions output has no gradient.
+ * at the maxima by `ZooMaxPoolScatter`, is the convolution's `dz`, from
+ * which the input's gradient is taken. The filter's is taken by
+ * `ZooConv2DMaxPoolFilterGrad` from the pooled gradient (a first layer's
+ * never stores `dz`), the bias's sums the pooled gradient (the same values,
+ * the zeros left out). The positions output has no gradient.
  */
 function registerPooledGradient(): void {
   const current = tf.getGradient(CONV_MAX_POOL_POSITIONS_KERNEL)?.gradFunc;
@@ -228,12 +231,26 @@ function registerPooledGradient(): void {
       a.pad,
       a.dimRoundingMode as "floor" | undefined,
     ).outShape;
-    const dz = tf.engine().runKernel(MAX_POOL_SCATTER_KERNEL, {
-      dy: dzp,
-      y: y!,
-      indices: positions!,
-    }, { inputShape: convShape } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-    return { ...convInputGrads(x!, filter!, dz, a), bias: () => tf.sum(dzp, [0, 1, 2]) };
+    const pooled = { dy: dzp, y: y!, indices: positions! };
+    // The convolution's output gradient, made only for the input's gradient: the
+    // filter's is taken from the pooled gradient directly.
+    const dz = () =>
+      tf.engine().runKernel(MAX_POOL_SCATTER_KERNEL, pooled, {
+        inputShape: convShape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+    const { strides, pad, dataFormat, dimRoundingMode } = a;
+    return {
+      x: () => convInputGrads(x!, filter!, dz(), a).x(),
+      filter: () =>
+        tf.engine().runKernel(CONV_MAX_POOL_FILTER_GRAD_KERNEL, { x: x!, ...pooled }, {
+          strides,
+          pad,
+          dataFormat,
+          dimRoundingMode,
+          filterShape: filter!.shape,
+        } as unknown as tf.NamedAttrMap) as tf.Tensor,
+      bias: () => tf.sum(dzp, [0, 1, 2]),
+    };
   };
   tf.registerGradient({
     kernelName: CONV_MAX_POOL_POSITIONS_KERNEL,
@@ -248,12 +265,12 @@ function registerPooledGradient(): void {
  * Whether the active backend runs a fusable convolution and the 2×2 max
  * pooling after it as one op in training (wasm does).
  *
- * @returns whether both kernels are registered
+ * @returns whether the three kernels are registered
  */
 export function poolsInTraining(): boolean {
   const backend = tf.getBackend();
-  return tf.getKernel(CONV_MAX_POOL_POSITIONS_KERNEL, backend) !== undefined &&
-    tf.getKernel(MAX_POOL_SCATTER_KERNEL, backend) !== undefined;
+  return [CONV_MAX_POOL_POSITIONS_KERNEL, MAX_POOL_SCATTER_KERNEL, CONV_MAX_POOL_FILTER_GRAD_KERNEL]
+    .every((kernel) => tf.getKernel(kernel, backend) !== undefined);
 }
 
 /**

@@ -9,7 +9,7 @@
  * | family | replaced | added |
  * | --- | --- | --- |
  * | `conv.ts` | `Conv2D`, `FusedConv2D` | `ZooConv2DMaxPool`, `ZooConv2DMaxPoolPositions` |
- * | `conv_grad.ts` | `Conv2DBackpropInput` | `Conv2DBackpropFilter` |
+ * | `conv_grad.ts` | `Conv2DBackpropInput` | `Conv2DBackpropFilter`, `ZooConv2DMaxPoolFilterGrad` |
  * | `depthwise.ts` | `DepthwiseConv2dNative`, `FusedDepthwiseConv2D` | `DepthwiseConv2dNativeBackpropFilter`, `DepthwiseConv2dNativeBackpropInput` |
  * | `pool.ts` | `MaxPool`, `AvgPool`, `MaxPoolGrad`, `AvgPoolGrad` | `ZooMaxPoolScatter` |
  * | `elementwise.ts` | `Add`, `Sub`, `Multiply`, `Square`, `Relu`, `ClipByValue`, `Cast`, `Identity` | `ZooReluGrad`, `ZooClipGrad` |
@@ -44,6 +44,7 @@ import { POOL_KERNELS } from "./kernels/pool.ts";
 import { REDUCTION_KERNELS } from "./kernels/reduction.ts";
 import {
   BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_FILTER_GRAD_KERNEL,
   CONV_MAX_POOL_KERNEL,
   CONV_MAX_POOL_POSITIONS_KERNEL,
   MAX_POOL_SCATTER_KERNEL,
@@ -77,6 +78,7 @@ export const ADDED_KERNELS: readonly string[] = [
   CONV_MAX_POOL_KERNEL,
   CONV_MAX_POOL_POSITIONS_KERNEL,
   MAX_POOL_SCATTER_KERNEL,
+  CONV_MAX_POOL_FILTER_GRAD_KERNEL,
   BATCH_NORM_KERNELS.variance,
   BATCH_NORM_KERNELS.gradSums,
   BATCH_NORM_KERNELS.gradInput,

@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/register.ts";
 import {
   BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_FILTER_GRAD_KERNEL,
   CONV_MAX_POOL_KERNEL,
   CONV_MAX_POOL_POSITIONS_KERNEL,
   MAX_POOL_SCATTER_KERNEL,
@@ -110,6 +111,22 @@ const CPU_EQUIVALENT: Record<
       "valid",
     ),
   [MAX_POOL_SCATTER_KERNEL]: scatterOnCpu,
+  // The scatter onto the convolution's output shape, then cpu's filter gradient.
+  [CONV_MAX_POOL_FILTER_GRAD_KERNEL]: ({ x, dy, y, indices }, a) => {
+    const shape = tf.backend_util.computeConv2DInfo(
+      x!.shape as [number, number, number, number],
+      a.filterShape as [number, number, number, number],
+      a.strides as [number, number],
+      (a.dilations ?? 1) as number,
+      a.pad as "same",
+    ).outShape;
+    // A convolution whose output has a negative size (a RangeError, as for a typed array of
+    // that length) or a negative dimension (tfjs's shape check): no pooling read it.
+    if (tf.util.sizeFromShape(shape) < 0) throw new RangeError(`the output shape [${shape}]`);
+    tf.util.assertNonNegativeIntegerDimensions(shape);
+    const dz = scatterOnCpu({ dy: dy!, y: y!, indices: indices! }, { inputShape: shape });
+    return tf.engine().runKernel("Conv2DBackpropFilter", { x: x!, dy: dz }, a) as tf.Tensor;
+  },
   [CLIP_GRAD_KERNEL]: ({ x, dy }, a) =>
     tf.where(
       tf.logicalAnd(
@@ -188,6 +205,8 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
   const dy = t(B, H, W, 4), dyS = t(B, Math.ceil(H / 2), Math.ceil(W / 2), 4);
   const dyD = t(B, H, W, 2 * C), dyPool = t(B, Math.floor(H / 2), Math.floor(W / 2), C);
   const dyPool3 = t(B, Math.floor(H / 3), Math.floor(W / 3), C);
+  const dyPool6 = t(B, Math.floor(H / 2), Math.floor(W / 2), 6);
+  const dyPool4 = t(B, Math.floor(H / 2), Math.floor(W / 2), 4);
   const a = t(big ? 300 : 40, 30), b = t(big ? 300 : 40, 20), b2 = t(30, 20);
   const same = convAttrs(1, "same"), strided = convAttrs(2, "same");
   const fs = { filterShape: [3, 3, C, 4] }, inShape = { inputShape: x.shape };
@@ -220,6 +239,27 @@ export function everyKernel(seed: number, big = false): KernelCall[] {
       MAX_POOL_SCATTER_KERNEL,
       { dy: dyPool, y: dyPool, indices: positions(B, Math.floor(H / 2), Math.floor(W / 2), 1) },
       { inputShape: x.shape },
+    ],
+    // The filter gradient from a pooled one: one channel (compiled), and five (the two kernels).
+    [
+      CONV_MAX_POOL_FILTER_GRAD_KERNEL,
+      {
+        x: x1,
+        dy: dyPool6,
+        y: dyPool6,
+        indices: positions(B, Math.floor(H / 2), Math.floor(W / 2), 1),
+      },
+      { ...same, filterShape: [3, 5, 1, 6] },
+    ],
+    [
+      CONV_MAX_POOL_FILTER_GRAD_KERNEL,
+      {
+        x,
+        dy: dyPool4,
+        y: dyPool4,
+        indices: positions(B, Math.floor(H / 2), Math.floor(W / 2), 1),
+      },
+      { ...same, ...fs },
     ],
     ["Conv2DBackpropFilter", { x, dy }, { ...same, ...fs }],
     ["Conv2DBackpropFilter", { x: x1, dy: t(B, H, W, 6) }, { ...same, filterShape: [3, 5, 1, 6] }],

@@ -20,6 +20,7 @@ import { loadNsfwjsModel } from "../../../zoo/nsfwjs/source.ts";
 import { ADDED_KERNELS, REPLACED_KERNELS } from "../../../sdk/devices/wasm/register.ts";
 import {
   BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_FILTER_GRAD_KERNEL,
   CONV_MAX_POOL_KERNEL,
   CONV_MAX_POOL_POSITIONS_KERNEL,
   MAX_POOL_SCATTER_KERNEL,
@@ -111,7 +112,10 @@ function convCall(r: Rng, kernel: string): FuzzCall {
   const depthwise = kernel.includes("epthwise");
   // cpu's convolution gradients ignore dilations (tfjs refuses to take those
   // gradients); the adjoint test below checks wasm's.
-  const { k, attrs } = convGeometry(r, !kernel.includes("Backprop"));
+  const { k, attrs } = convGeometry(
+    r,
+    !kernel.includes("Backprop") && kernel !== CONV_MAX_POOL_FILTER_GRAD_KERNEL,
+  );
   // The pooled convolution's own kernel takes one channel at stride 1: mostly those.
   const pooledOwn =
     (kernel === CONV_MAX_POOL_KERNEL || kernel === CONV_MAX_POOL_POSITIONS_KERNEL) &&
@@ -141,6 +145,21 @@ function convCall(r: Rng, kernel: string): FuzzCall {
         attrs: { ...attrs, activation: r.pick(ACTIVATIONS) },
         invalid: mismatch,
       };
+    case CONV_MAX_POOL_FILTER_GRAD_KERNEL: {
+      // The pooled gradient of the convolution's output, its values and positions (any).
+      const out = convOut(x, filter, attrs, depthwise);
+      const { dy, invalid } = gradOf(
+        r,
+        out.map((d, i) => (i === 1 || i === 2 ? Math.floor(d / 2) : d)),
+      );
+      const indices = positions(r, [...dy.shape.slice(0, 3), Math.ceil(Math.max(0, O) / 16)]);
+      return {
+        kernel,
+        inputs: { x: values(x), dy, y: noWinner(values(dy.shape)), indices },
+        attrs: { ...attrs, filterShape: filter },
+        invalid: invalid || mismatch || out.some((d) => d < 0),
+      };
+    }
     case "Conv2DBackpropFilter":
     case "DepthwiseConv2dNativeBackpropFilter": {
       const { dy, invalid } = gradOf(r, convOut(x, filter, attrs, depthwise));
@@ -194,6 +213,21 @@ function poolCall(r: Rng, kernel: string): FuzzCall {
 function anyShape(r: Rng): number[] {
   const rank = r.pick([1, 2, 3, 4]);
   return Array.from({ length: rank }, () => r.pick([0, 1, 2, 3, 5, 8]));
+}
+
+/** Any packed window positions, int32, of `shape`. */
+function positions(r: Rng, shape: number[]): Values {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return {
+    values: Float32Array.from({ length: n }, () => Math.floor(r.next() * 2 ** 24) - 2 ** 23),
+    shape,
+    dtype: "int32",
+  };
+}
+
+/** Pooled values with some -Infinity: windows where no value won, which pass no gradient. */
+function noWinner(v: Values): Values {
+  return { ...v, values: v.values.map((a) => (a < -0.8 ? -Infinity : a)) };
 }
 
 function otherCall(r: Rng, kernel: string): FuzzCall {
@@ -311,17 +345,11 @@ function otherCall(r: Rng, kernel: string): FuzzCall {
       const pooled = [B, Math.floor(H / 2), Math.floor(W / 2), c];
       const bad = r.pick(["", "", "", "", "", "dy", "y", "indices", "inputShape"]);
       const grow = (s: number[]) => s.map((d, i) => (i === 3 ? d + 1 : d));
-      const y = values(bad === "y" ? grow(pooled) : pooled);
-      y.values = y.values.map((v) => (v < -0.8 ? -Infinity : v));
-      const words = [...pooled.slice(0, 3), Math.ceil(c / 16) + (bad === "indices" ? 1 : 0)];
-      const indices: Values = {
-        values: Float32Array.from(
-          { length: words.reduce((a, b) => a * b, 1) },
-          () => Math.floor(r.next() * 2 ** 24) - 2 ** 23,
-        ),
-        shape: words,
-        dtype: "int32",
-      };
+      const y = noWinner(values(bad === "y" ? grow(pooled) : pooled));
+      const indices = positions(r, [
+        ...pooled.slice(0, 3),
+        Math.ceil(c / 16) + (bad === "indices" ? 1 : 0),
+      ]);
       return {
         kernel,
         inputs: { dy: values(bad === "dy" ? grow(pooled) : pooled), y, indices },
@@ -349,6 +377,7 @@ const CONV = [
   "FusedConv2D",
   CONV_MAX_POOL_KERNEL,
   CONV_MAX_POOL_POSITIONS_KERNEL,
+  CONV_MAX_POOL_FILTER_GRAD_KERNEL,
   "DepthwiseConv2dNative",
   "FusedDepthwiseConv2D",
   "Conv2DBackpropFilter",

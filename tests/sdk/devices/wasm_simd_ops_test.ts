@@ -35,6 +35,7 @@ import { CLIP_GRAD_KERNEL, RELU_GRAD_KERNEL } from "../../../sdk/devices/wasm/re
 import { simdKernels } from "../../../sdk/devices/wasm/simd/module.ts";
 import {
   BATCH_NORM_KERNELS,
+  CONV_MAX_POOL_FILTER_GRAD_KERNEL,
   CONV_MAX_POOL_POSITIONS_KERNEL,
   MAX_POOL_SCATTER_KERNEL,
 } from "../../../sdk/devices/kernels.ts";
@@ -1180,7 +1181,7 @@ function unpackPositions(words: Int32Array, C: number): Int32Array {
   return out;
 }
 
-Deno.test("the convolution pooled with its maxima's positions and the gradient scattered back to them are MaxPool's and MaxPoolGrad's values, exactly", async () => {
+Deno.test("the convolution pooled with its maxima's positions and the gradient scattered back to them are MaxPool's and MaxPoolGrad's values, exactly, and the filter's gradient from the pooled one is Conv2DBackpropFilter's", async () => {
   await tf.setBackend("wasm");
   // Small whole numbers: every convolution sums exactly on cpu and on wasm, whatever
   // the order, and ties are common. One input channel at stride 1 (the pooled-as-computed
@@ -1251,7 +1252,27 @@ Deno.test("the convolution pooled with its maxima's positions and the gradient s
       const words = (await positions!.data()) as Int32Array;
       assertEquals(unpackPositions(words, o), want.at, `${what}: positions${label}`);
       assertSameValues((await dz.data()) as Float32Array, want.dz, `${what}: gradient${label}`);
-      tf.dispose([...ts, y!, positions!, dy, dz]);
+      // The filter's gradient from the pooled one: Conv2DBackpropFilter's of dz, bit for bit.
+      const filterAttrs = { ...sameConv([stride, stride]), pad, filterShape: f.shape };
+      const [fromPooled, fromDz] = [
+        tf.engine().runKernel(CONV_MAX_POOL_FILTER_GRAD_KERNEL, {
+          x: ts[0]!,
+          dy,
+          y: y!,
+          indices: positions!,
+        }, filterAttrs as tf.NamedAttrMap),
+        tf.engine().runKernel(
+          "Conv2DBackpropFilter",
+          { x: ts[0]!, dy: dz },
+          filterAttrs as tf.NamedAttrMap,
+        ),
+      ] as tf.Tensor[];
+      assertSameValues(
+        (await fromPooled!.data()) as Float32Array,
+        (await fromDz!.data()) as Float32Array,
+        `${what}: filter gradient${label}`,
+      );
+      tf.dispose([...ts, y!, positions!, dy, dz, fromPooled!, fromDz!]);
     };
     const calls = await compiledCalls(() => check(want, ""));
     assert(
@@ -1259,6 +1280,9 @@ Deno.test("the convolution pooled with its maxima's positions and the gradient s
       `${what}: ${calls}`,
     );
     assert(calls.includes("max_pool_scatter_2x2"), `${what}: ${calls}`);
+    // The filter gradient from the pooled one takes any one-channel, stride-1 convolution.
+    const oneChannelGrad = xs[3] === 1 && stride === 1 && o <= 16;
+    assertEquals(calls.includes("conv1_filter_grad_pooled"), oneChannelGrad, `${what}: ${calls}`);
     // Without the compiled kernels, the JavaScript paths give the values of the
     // convolution that then runs (XNNPACK's activations turn NaN to 0 where cpu's keep it).
     setSimdKernelsEnabled(false);

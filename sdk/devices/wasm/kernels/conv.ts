@@ -601,8 +601,17 @@ function pooledFast<R>(
   });
 }
 
-/** Runs the registered wasm kernel `name`, with its checks and its answers for empty inputs. */
-function registered(backend: BackendWasm, name: string, args: object, attrs: Attrs): Info {
+/**
+ * Runs the registered wasm kernel `name`, with its checks and its answers
+ * for empty inputs.
+ *
+ * @param backend the wasm backend
+ * @param name the kernel
+ * @param args its inputs
+ * @param attrs its attributes
+ * @returns its output, owned by the caller
+ */
+export function registered(backend: BackendWasm, name: string, args: object, attrs: Attrs): Info {
   return tf.getKernel(name, "wasm")!.kernelFunc({
     inputs: args as tf.NamedTensorInfoMap,
     backend,

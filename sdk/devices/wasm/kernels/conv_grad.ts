@@ -1,7 +1,10 @@
 /**
  * The gradients of a 2-D convolution on the wasm backend:
- * `Conv2DBackpropFilter` (added: tfjs-backend-wasm has none) and
- * `Conv2DBackpropInput` (replaced: the shipped one is a scalar loop).
+ * `Conv2DBackpropFilter` (added: tfjs-backend-wasm has none),
+ * `Conv2DBackpropInput` (replaced: the shipped one is a scalar loop) and
+ * `ZooConv2DMaxPoolFilterGrad` (added: the filter gradient of a convolution
+ * whose output a 2×2 max pooling read, from the pooling's gradient and the
+ * positions of its maxima).
  *
  * - Filter gradient: `dW[k, o] = Σₚ x[p, k] · dy[p, o]` on the compiled
  *   kernel, tiles of 4 taps × 8 channels; a wide 1×1 filter as one XNNPACK
@@ -45,10 +48,12 @@ import {
 } from "../_heap.ts";
 import { byImages, elementwise, kernels, shares, sumByRows } from "../_compiled.ts";
 import {
+  type Attrs,
   checkedConv,
   type ConvInfo,
   convInfo,
   dims,
+  type Inputs,
   reshape,
   run,
   unpacked,
@@ -60,9 +65,12 @@ import {
   oneChannelStride1,
   padded,
   paddedInput,
+  registered,
   tapOffsets,
   windowBases,
 } from "./conv.ts";
+import { positionWords } from "./pool.ts";
+import { CONV_MAX_POOL_FILTER_GRAD_KERNEL, MAX_POOL_SCATTER_KERNEL } from "../../kernels.ts";
 import { transposeLastTwo } from "./layout.ts";
 import { accumulate, batchRows, im2colT, imagesPerChunk } from "./_im2col.ts";
 import { flippedFilter, upsamplePadded } from "./_transposed.ts";
@@ -495,6 +503,110 @@ const conv2DBackpropInput = unpacked<{ dy: Info; filter: Info }>(
 );
 
 /**
+ * The filter gradient of a one-channel, stride-1 convolution whose output
+ * a 2×2 max pooling read, from the pooling's gradient `dy`, its values `y`
+ * and its maxima's positions (one word each): `conv1_filter_grad_pooled`,
+ * which makes the convolution's output gradient a row at a time as it reads
+ * it. The same values as `max_pool_scatter_2x2`, then the one-channel filter
+ * gradient. `null` when the kernels cannot run or the call is not one
+ * channel at stride 1, undilated, with 1 to 16 output channels.
+ *
+ * @param backend the wasm backend holding the tensors
+ * @param x the NHWC float32 input of the convolution
+ * @param dy the float32 gradient of the pooled output
+ * @param y the pooled output
+ * @param positions the int32 positions, `[B, ⌊OH/2⌋, ⌊OW/2⌋, 1]`
+ * @param info the convolution's geometry
+ * @returns the `[kh, kw, 1, out]` filter gradient, owned by the caller
+ */
+export function simdConv2DMaxPoolFilterGrad(
+  backend: BackendWasm,
+  x: Info,
+  dy: Info,
+  y: Info,
+  positions: Info,
+  info: ConvInfo,
+): Info | null {
+  const k = kernels(backend);
+  const { B, OH, OW, O, KH, KW, C } = dims(info);
+  if (k === null || !oneChannelStride1(info) || O < 1 || O > 16) return null;
+  const fn = "conv1_filter_grad_pooled";
+  const pooled = [B, Math.floor(OH / 2), Math.floor(OW / 2), O];
+  expectShape(fn, "x", x, info.inShape);
+  expectShape(fn, "dy", dy, pooled);
+  expectShape(fn, "y", y, pooled);
+  expectShape(fn, "the positions", positions, [...pooled.slice(0, 3), 1]);
+  const K = KH * KW * C, P = B * OH * OW;
+  const dw = checkedOutput(backend, [KH, KW, C, O], "float32");
+  const scratch = new Scratch(k);
+  try {
+    const pad = padded(info);
+    const xp = paddedInput(backend, k, scratch, x, info, pad);
+    const rows = B * OH, OWP = Math.ceil(OW / 4) * 4, tmp = 8 * O * OWP + K * O * 4;
+    const [g, v, at] = [dy, y, positions].map((t) => offset(backend, t));
+    // The rows split as Conv2DBackpropFilter splits them: the same sums.
+    sumByRows(k, scratch, fn, offset(backend, dw), K * O, rows, P * K * O, 4, (
+      r0,
+      r1,
+      buffer,
+    ) => [xp, pad.XH, pad.XW, g!, v!, at!, OH, OW, KH, KW, O, buffer, scratch.alloc(tmp), r0, r1]);
+    return dw;
+  } catch (e) {
+    dispose(backend, dw);
+    throw e;
+  } finally {
+    scratch.free();
+  }
+}
+
+/**
+ * {@linkcode CONV_MAX_POOL_FILTER_GRAD_KERNEL}: on the compiled kernel for
+ * a one-channel, stride-1 convolution; otherwise `ZooMaxPoolScatter`, then
+ * `Conv2DBackpropFilter`, as registered.
+ */
+const convMaxPoolFilterGrad = unpacked<{ x: Info; dy: Info; y: Info; indices: Info }>(
+  (backend, { x, dy, y, indices }, attrs) => {
+    const info = convInfo(x.shape, attrs.filterShape, attrs);
+    const fast = (attrs.dataFormat ?? "NHWC") === "NHWC" && !anyEmpty(x, dy)
+      ? simdConv2DMaxPoolFilterGrad(backend, x, dy, y, indices, info)
+      : null;
+    if (fast !== null) return fast;
+    const dz = registered(backend, MAX_POOL_SCATTER_KERNEL, { dy, y, indices }, {
+      inputShape: info.outShape,
+    });
+    try {
+      return registered(backend, "Conv2DBackpropFilter", { x, dy: dz }, attrs);
+    } finally {
+      dispose(backend, dz);
+    }
+  },
+);
+
+/**
+ * The checks of {@linkcode CONV_MAX_POOL_FILTER_GRAD_KERNEL}: the
+ * convolution's geometry as `Conv2DBackpropFilter` checks it, float32 `x`,
+ * `dy` and `y`, int32 `indices`, and the pooled shapes that geometry gives.
+ */
+function validatePooledFilterGrad(inputs: Inputs, attrs: Attrs): void {
+  const name = CONV_MAX_POOL_FILTER_GRAD_KERNEL;
+  const { x, dy, y, indices } = inputs;
+  if (!x || !dy || !y || !indices) {
+    throw new Error(`${name} on wasm needs the inputs x, dy, y and indices`);
+  }
+  checkRank4(name, { x, dy, y, indices });
+  checkFloat(name, x, dy, y);
+  if (indices.dtype !== "int32") {
+    throw new TypeError(`${name} on wasm needs int32 indices: got "${indices.dtype}"`);
+  }
+  const fs = shape4(name, "a filterShape", attrs.filterShape);
+  const [B, OH, OW, O] = checkedConv(name, x.shape, fs, attrs, false).outShape;
+  const pooled = [B!, Math.floor(OH! / 2), Math.floor(OW! / 2), O!];
+  checkShapeIs(name, "dy", dy, pooled);
+  checkShapeIs(name, "y", y, pooled);
+  checkShapeIs(name, "indices", indices, [...pooled.slice(0, 3), positionWords(O!)]);
+}
+
+/**
  * The checks of a convolution gradient: rank-4 tensors, a whole shape in
  * the attribute `shapeAttr`, an output size the cpu backend accepts, and a
  * `dy` of the output's shape.
@@ -526,9 +638,16 @@ export function validateGrad(
 
 /**
  * The convolution gradients: `Conv2DBackpropFilter` (added),
- * `Conv2DBackpropInput` (replaced).
+ * `Conv2DBackpropInput` (replaced), {@linkcode CONV_MAX_POOL_FILTER_GRAD_KERNEL}
+ * (added).
  */
 export const CONV_GRAD_KERNELS: readonly WasmKernel[] = [
+  {
+    name: CONV_MAX_POOL_FILTER_GRAD_KERNEL,
+    kind: "added",
+    kernelFunc: convMaxPoolFilterGrad,
+    validate: validatePooledFilterGrad,
+  },
   {
     name: "Conv2DBackpropFilter",
     kind: "added",

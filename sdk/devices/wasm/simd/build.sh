@@ -8,7 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cc="${CLANG:-clang-16}"
 exports=(conv_taps conv_filter_grad conv_input_grad pack_rows bases3 swap_hw pad_copy crop_copy bias_add sum_rows
   max_pool_grad_2x2 relu_grad avg_pool_grad_tiled
-  relu max_pool_2x2 avg_pool_tiled conv1_taps conv1_taps_pool conv1_taps_pool_idx max_pool_2x2_idx max_pool_scatter_2x2 conv1_filter_grad zero add_into batch_norm clip clip_grad square
+  relu max_pool_2x2 avg_pool_tiled conv1_taps conv1_taps_pool conv1_taps_pool_idx max_pool_2x2_idx max_pool_scatter_2x2 conv1_filter_grad conv1_filter_grad_pooled zero add_into batch_norm clip clip_grad square
   dw_filter_grad mul pw_filter_grad bn_sums bn_grad_dx pw_gemm dw3x3 dw3x3_grad_input)
 flags=(--target=wasm32 -O3 -msimd128 -mrelaxed-simd -mbulk-memory -DRELAXED -nostdlib
   -fno-builtin-memset -Wall -Wextra -Werror

@@ -1161,21 +1161,58 @@ static inline __attribute__((always_inline)) void transpose_rows(const f32* d, i
 }
 
 /*
- * Filter gradient of a one-channel, stride-1, undilated convolution (the
- * first layer on grey images), over output rows r in [r0, r1) of (b, oh):
- *   dw[(kh·KW + kw)·O + o] += Σ_{r, ow} x[(b·XH + oh + kh)·XW + ow + kw] · dy[(r·OW + ow)·O + o]
- * x is the zero-padded input [B, XH, XW] (XW >= OW + KW - 1); the caller
- * zeroes dw. Vectors run along ow, so every lane does useful work whatever
- * O is (lanes over o waste a quarter of them at O = 6): each block of up to
- * 8 rows of dy is transposed to [row][o][ow] in `tmp`, zero-padded to OWP =
- * OW rounded up to 4 columns (x's lanes past OW are zeroed too, so nothing
- * past a row is ever multiplied in). The accumulators (one vector per tap
- * and channel) live in `tmp` across blocks; a pass holds a pair of channels
- * × 5 taps of one filter row in registers. They are summed across lanes at
- * the end. tmp: 8·O·OWP + KH·KW·O·4 floats.
+ * One row (b, oh) of the gradient max_pool_scatter_2x2 makes from a 2×2
+ * pooling's gradient dp, values y and positions idx ([B, OH/2, OW/2, O]
+ * and one word per pooled position: O <= 16), transposed to t [O][OWP]:
+ * t[o][ow] is dp at the window's position the word names where y is above
+ * -Infinity, 0 elsewhere, in rows or columns no window covers and past OW.
  */
-void conv1_filter_grad(const f32* x, int XH, int XW, const f32* dy, int OH, int OW, int KH, int KW,
-                       int O, f32* dw, f32* tmp, int r0, int r1) {
+static inline __attribute__((always_inline)) void scatter_row_t(const f32* dp, const f32* y,
+                                                                const int* idx, int b, int oh,
+                                                                int OH, int OW, int OWP, f32* t,
+                                                                const int O) {
+  const int PH = OH / 2, PW = OW / 2;
+  int ow = 0;
+  if (oh < 2 * PH) {
+    const int p0 = (b * PH + oh / 2) * PW;
+    /* Columns 2pw, 2pw + 1, 2pw + 2, 2pw + 3 take window positions 2·(oh mod 2) + 0, 1, 0, 1. */
+    const int at = 2 * (oh & 1);
+    const v128_t want = wasm_i32x4_make(at, at + 1, at, at + 1);
+    const v128_t ninf = wasm_f32x4_splat(-__builtin_inff());
+    for (; ow + 4 <= 2 * PW; ow += 4) {
+      const int p = p0 + ow / 2;
+      const unsigned w0 = (unsigned)idx[p], w1 = (unsigned)idx[p + 1];
+      const f32* g0 = dp + p * O;
+      const f32* y0 = y + p * O;
+      for (int o = 0; o < O; o++) {
+        const int c0 = (int)((w0 >> (2 * o)) & 3), c1 = (int)((w1 >> (2 * o)) & 3);
+        const v128_t g = wasm_f32x4_make(g0[o], g0[o], g0[O + o], g0[O + o]);
+        const v128_t v = wasm_f32x4_make(y0[o], y0[o], y0[O + o], y0[O + o]);
+        const v128_t hit = wasm_v128_and(wasm_i32x4_eq(wasm_i32x4_make(c0, c0, c1, c1), want),
+                                         wasm_f32x4_gt(v, ninf));
+        wasm_v128_store(t + o * OWP + ow, wasm_v128_and(g, hit));
+      }
+    }
+    for (; ow < 2 * PW; ow++) {
+      const int p = p0 + ow / 2;
+      const unsigned word = (unsigned)idx[p], w = (unsigned)(at + (ow & 1));
+      for (int o = 0; o < O; o++) {
+        const int hit = ((word >> (2 * o)) & 3) == w && y[p * O + o] > -__builtin_inff();
+        t[o * OWP + ow] = hit ? dp[p * O + o] : 0.0f;
+      }
+    }
+  }
+  for (; ow < OWP; ow++)
+    for (int o = 0; o < O; o++) t[o * OWP + ow] = 0.0f;
+}
+
+/*
+ * conv1_filter_grad's body, its rows of dy read from dy or, when pooled,
+ * made from a 2×2 pooling's gradient, values and positions (scatter_row_t).
+ */
+static inline __attribute__((always_inline)) void conv1_fg_body(
+    const f32* x, int XH, int XW, const f32* dy, const f32* py, const int* idx, int OH, int OW,
+    int KH, int KW, int O, f32* dw, f32* tmp, int r0, int r1, const int pooled) {
   const int OWP = (OW + 3) & ~3, R = 8;
   f32* dyT = tmp;
   f32* acc = tmp + R * O * OWP;
@@ -1183,8 +1220,16 @@ void conv1_filter_grad(const f32* x, int XH, int XW, const f32* dy, int OH, int 
   for (int rb = r0; rb < r1; rb += R) {
     const int nr = r1 - rb < R ? r1 - rb : R;
     for (int r = 0; r < nr; r++) {
-      const f32* d = dy + (rb + r) * OW * O;
       f32* t = dyT + r * O * OWP;
+      if (pooled) {
+        const int b = (rb + r) / OH, oh = (rb + r) % OH;
+        switch (O) {
+          case 6: scatter_row_t(dy, py, idx, b, oh, OH, OW, OWP, t, 6); break;
+          default: scatter_row_t(dy, py, idx, b, oh, OH, OW, OWP, t, O); break;
+        }
+        continue;
+      }
+      const f32* d = dy + (rb + r) * OW * O;
       switch (O) {
         case 4: transpose_rows(d, OW, OWP, t, 4); break;
         case 6: transpose_rows(d, OW, OWP, t, 6); break;
@@ -1223,6 +1268,38 @@ void conv1_filter_grad(const f32* x, int XH, int XW, const f32* dy, int OH, int 
     const f32* a = acc + i * 4;
     dw[i] += (a[0] + a[1]) + (a[2] + a[3]);
   }
+}
+
+/*
+ * Filter gradient of a one-channel, stride-1, undilated convolution (the
+ * first layer on grey images), over output rows r in [r0, r1) of (b, oh):
+ *   dw[(kh·KW + kw)·O + o] += Σ_{r, ow} x[(b·XH + oh + kh)·XW + ow + kw] · dy[(r·OW + ow)·O + o]
+ * x is the zero-padded input [B, XH, XW] (XW >= OW + KW - 1); the caller
+ * zeroes dw. Vectors run along ow, so every lane does useful work whatever
+ * O is (lanes over o waste a quarter of them at O = 6): each block of up to
+ * 8 rows of dy is transposed to [row][o][ow] in `tmp`, zero-padded to OWP =
+ * OW rounded up to 4 columns (x's lanes past OW are zeroed too, so nothing
+ * past a row is ever multiplied in). The accumulators (one vector per tap
+ * and channel) live in `tmp` across blocks; a pass holds a pair of channels
+ * × 5 taps of one filter row in registers. They are summed across lanes at
+ * the end. tmp: 8·O·OWP + KH·KW·O·4 floats.
+ */
+void conv1_filter_grad(const f32* x, int XH, int XW, const f32* dy, int OH, int OW, int KH, int KW,
+                       int O, f32* dw, f32* tmp, int r0, int r1) {
+  conv1_fg_body(x, XH, XW, dy, 0, 0, OH, OW, KH, KW, O, dw, tmp, r0, r1, 0);
+}
+
+/*
+ * conv1_filter_grad with dy the gradient that max_pool_scatter_2x2 makes of
+ * a 2×2 pooling's gradient dp, its values y and positions idx (pooled
+ * [B, OH/2, OW/2, O], one word of positions each: O <= 16), made a row at a
+ * time as it is read, never stored whole: the same values as
+ * max_pool_scatter_2x2, then conv1_filter_grad.
+ */
+void conv1_filter_grad_pooled(const f32* x, int XH, int XW, const f32* dp, const f32* y,
+                              const int* idx, int OH, int OW, int KH, int KW, int O, f32* dw,
+                              f32* tmp, int r0, int r1) {
+  conv1_fg_body(x, XH, XW, dp, y, idx, OH, OW, KH, KW, O, dw, tmp, r0, r1, 1);
 }
 
 /* p[i] = 0 for n floats (memory.fill). */

@@ -155,6 +155,24 @@ export interface SimdExports {
     act: number,
     idx: number,
   ): void;
+  /** `conv1_filter_grad_pooled` of `kernels.c`, whose comment there says what it computes. */
+  conv1_filter_grad_pooled(
+    x: number,
+    XH: number,
+    XW: number,
+    dp: number,
+    y: number,
+    idx: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    O: number,
+    dw: number,
+    tmp: number,
+    r0: number,
+    r1: number,
+  ): void;
   /** `conv1_filter_grad` of `kernels.c`, whose comment there says what it computes. */
   conv1_filter_grad(
     x: number,
