@@ -88,24 +88,25 @@ export function fusableConv(layer: tf.layers.Layer, input: unknown): FusableConv
 
 /**
  * The gradient of the convolution `x ⊛ filter` (geometry in `attrs`) from
- * `dz`, the gradient of its biased output: each input's only when asked for.
+ * `dz()`, the gradient of its biased output: each input's only when asked
+ * for.
  */
 function convInputGrads(
   x: tf.Tensor4D,
   filter: tf.Tensor4D,
-  dz: tf.Tensor4D,
+  dz: () => tf.Tensor4D,
   attrs: ConvAttrs,
 ): { x: () => tf.Tensor; filter: () => tf.Tensor } {
   const { strides, pad, dataFormat, dimRoundingMode } = attrs;
   const shared = { strides, pad, dataFormat, dimRoundingMode };
   return {
     x: () =>
-      tf.engine().runKernel("Conv2DBackpropInput", { dy: dz, filter }, {
+      tf.engine().runKernel("Conv2DBackpropInput", { dy: dz(), filter }, {
         ...shared,
         inputShape: x.shape,
       } as unknown as tf.NamedAttrMap) as tf.Tensor,
     filter: () =>
-      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: dz }, {
+      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy: dz() }, {
         ...shared,
         filterShape: filter.shape,
       } as unknown as tf.NamedAttrMap) as tf.Tensor,
@@ -162,7 +163,7 @@ function registerFusedConvGradient(): void {
     const g = dy as tf.Tensor4D;
     // Every input's gradient starts from dz: computed once, here.
     const dz = a.activation === "linear" ? g : reluGrad(y!, g);
-    return { ...convInputGrads(x!, filter!, dz, a), bias: () => tf.sum(dz, [0, 1, 2]) };
+    return { ...convInputGrads(x!, filter!, () => dz, a), bias: () => tf.sum(dz, [0, 1, 2]) };
   };
   tf.registerGradient({
     kernelName: "FusedConv2D",
@@ -209,10 +210,11 @@ let registeredPooled: tf.GradFunc | undefined;
  * gradient through the activation (`dy · step(y)` for a ReLU: at each
  * window's maximum, the convolution's output is the pooled value), put back
  * at the maxima by `ZooMaxPoolScatter`, is the convolution's `dz`, from
- * which the input's gradient is taken. The filter's is taken by
- * `ZooConv2DMaxPoolFilterGrad` from the pooled gradient (a first layer's
- * never stores `dz`), the bias's sums the pooled gradient (the same values,
- * the zeros left out). The positions output has no gradient.
+ * which the input's and the filter's gradients are taken; for a one-channel
+ * convolution at stride 1, the filter's comes from the pooled gradient by
+ * `ZooConv2DMaxPoolFilterGrad` instead (a first layer never makes `dz`).
+ * The bias's sums the pooled gradient (the same values, the zeros left
+ * out). The positions output has no gradient.
  */
 function registerPooledGradient(): void {
   const current = tf.getGradient(CONV_MAX_POOL_POSITIONS_KERNEL)?.gradFunc;
@@ -232,23 +234,32 @@ function registerPooledGradient(): void {
       a.dimRoundingMode as "floor" | undefined,
     ).outShape;
     const pooled = { dy: dzp, y: y!, indices: positions! };
-    // The convolution's output gradient, made only for the input's gradient: the
-    // filter's is taken from the pooled gradient directly.
-    const dz = () =>
+    const scatter = () =>
       tf.engine().runKernel(MAX_POOL_SCATTER_KERNEL, pooled, {
         inputShape: convShape,
       } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
     const { strides, pad, dataFormat, dimRoundingMode } = a;
+    const [sh, sw] = typeof strides === "number" ? [strides, strides] : strides;
+    // A one-channel, stride-1 convolution's filter gradient (a first layer's) comes from the
+    // pooled gradient, and the convolution's output gradient is made only if the input's
+    // gradient is asked for (never for an image). Other convolutions make it once, here, for
+    // both: each input's gradient runs in a scope of its own, which frees what it made.
+    const fromPooled = x!.shape[3] === 1 && sh === 1 && sw === 1 && filter!.shape[3] <= 16;
+    const shared = fromPooled ? undefined : scatter();
+    const dz = () => shared ?? scatter();
+    const grads = convInputGrads(x!, filter!, dz, a);
     return {
-      x: () => convInputGrads(x!, filter!, dz(), a).x(),
-      filter: () =>
-        tf.engine().runKernel(CONV_MAX_POOL_FILTER_GRAD_KERNEL, { x: x!, ...pooled }, {
-          strides,
-          pad,
-          dataFormat,
-          dimRoundingMode,
-          filterShape: filter!.shape,
-        } as unknown as tf.NamedAttrMap) as tf.Tensor,
+      x: grads.x,
+      filter: fromPooled
+        ? () =>
+          tf.engine().runKernel(CONV_MAX_POOL_FILTER_GRAD_KERNEL, { x: x!, ...pooled }, {
+            strides,
+            pad,
+            dataFormat,
+            dimRoundingMode,
+            filterShape: filter!.shape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor
+        : grads.filter,
       bias: () => tf.sum(dzp, [0, 1, 2]),
     };
   };
