@@ -71,7 +71,7 @@ import {
 } from "./conv.ts";
 import { positionWords } from "./pool.ts";
 import { CONV_MAX_POOL_FILTER_GRAD_KERNEL, MAX_POOL_SCATTER_KERNEL } from "../../kernels.ts";
-import { transposeLastTwo } from "./layout.ts";
+import { type Padded, transposeLastTwo } from "./layout.ts";
 import { accumulate, batchRows, im2colT, imagesPerChunk } from "./_im2col.ts";
 import { flippedFilter, upsamplePadded } from "./_transposed.ts";
 
@@ -116,6 +116,43 @@ export function sumOverRows(
 }
 
 /**
+ * A one-channel, stride-1 convolution's filter gradient into `dw` by `fn`
+ * (`conv1_filter_grad`, or `conv1_filter_grad_pooled`), whose arguments
+ * after the padded input `xp` are the `gradient` pointers, then the
+ * geometry: its rows split across threads, each part summed into a buffer
+ * of its own, the same way for both, so both sum alike.
+ */
+function oneChannelFilterGrad(
+  k: SimdKernels,
+  scratch: Scratch,
+  fn: "conv1_filter_grad" | "conv1_filter_grad_pooled",
+  xp: number,
+  pad: Padded,
+  info: ConvInfo,
+  gradient: number[],
+  dw: number,
+): void {
+  const { B, OH, OW, O, KH, KW, C } = dims(info);
+  const K = KH * KW * C, P = B * OH * OW;
+  const OWP = Math.ceil(OW / 4) * 4, tmp = 8 * O * OWP + K * O * 4;
+  sumByRows(k, scratch, fn, dw, K * O, B * OH, P * K * O, 4, (r0, r1, buffer) => [
+    xp,
+    pad.XH,
+    pad.XW,
+    ...gradient,
+    OH,
+    OW,
+    KH,
+    KW,
+    O,
+    buffer,
+    scratch.alloc(tmp),
+    r0,
+    r1,
+  ]);
+}
+
+/**
  * The filter gradient `Σₚ x[p, k] · dy[p, o]`, or `null` when the kernels cannot run.
  *
  * @param backend the wasm backend holding the tensors
@@ -143,13 +180,9 @@ export function simdConv2DBackpropFilter(
     const xp = paddedInput(backend, k, scratch, x, info, pad);
     if (oneChannelStride1(info)) {
       // One input channel: vectors along the output row (conv1_filter_grad).
-      const rows = B * OH, OWP = Math.ceil(OW / 4) * 4, tmp = 8 * O * OWP + K * O * 4;
-      const dyo = offset(backend, dy);
-      sumByRows(k, scratch, "conv1_filter_grad", offset(backend, dw), K * O, rows, P * K * O, 4, (
-        r0,
-        r1,
-        buffer,
-      ) => [xp, pad.XH, pad.XW, dyo, OH, OW, KH, KW, O, buffer, scratch.alloc(tmp), r0, r1]);
+      oneChannelFilterGrad(k, scratch, "conv1_filter_grad", xp, pad, info, [
+        offset(backend, dy),
+      ], offset(backend, dw));
       return dw;
     }
     const base = windowBases(k, scratch, info, pad);
@@ -536,20 +569,14 @@ export function simdConv2DMaxPoolFilterGrad(
   expectShape(fn, "dy", dy, pooled);
   expectShape(fn, "y", y, pooled);
   expectShape(fn, "the positions", positions, [...pooled.slice(0, 3), 1]);
-  const K = KH * KW * C, P = B * OH * OW;
   const dw = checkedOutput(backend, [KH, KW, C, O], "float32");
   const scratch = new Scratch(k);
   try {
     const pad = padded(info);
     const xp = paddedInput(backend, k, scratch, x, info, pad);
-    const rows = B * OH, OWP = Math.ceil(OW / 4) * 4, tmp = 8 * O * OWP + K * O * 4;
-    const [g, v, at] = [dy, y, positions].map((t) => offset(backend, t));
     // The rows split as Conv2DBackpropFilter splits them: the same sums.
-    sumByRows(k, scratch, fn, offset(backend, dw), K * O, rows, P * K * O, 4, (
-      r0,
-      r1,
-      buffer,
-    ) => [xp, pad.XH, pad.XW, g!, v!, at!, OH, OW, KH, KW, O, buffer, scratch.alloc(tmp), r0, r1]);
+    const gradient = [dy, y, positions].map((t) => offset(backend, t));
+    oneChannelFilterGrad(k, scratch, fn, xp, pad, info, gradient, offset(backend, dw));
     return dw;
   } catch (e) {
     dispose(backend, dw);
