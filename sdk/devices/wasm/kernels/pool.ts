@@ -226,6 +226,44 @@ function checkedPool(kernel: string, x: Info, attrs: Attrs): ConvInfo {
 }
 
 /**
+ * Calls `visit` with each 2×2 stride-2 unpadded window of an NHWC input of
+ * `shape`: the window's pooled position (its index among them) and the
+ * offsets of channel 0 at its four positions, row-major.
+ */
+function forEachWindow(
+  [B, H, W, C]: readonly number[],
+  visit: (o: number, at: readonly number[]) => void,
+): void {
+  const OH = Math.floor(H! / 2), OW = Math.floor(W! / 2);
+  for (let b = 0; b < B!; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const i00 = ((b * H! + 2 * oh) * W! + 2 * ow) * C!;
+        visit((b * OH + oh) * OW + ow, [i00, i00 + C!, i00 + W! * C!, i00 + W! * C! + C!]);
+      }
+    }
+  }
+}
+
+/**
+ * The window position (0 to 3, row-major) of channel `c`'s first value
+ * above all before it and above -Infinity, as the cpu backend picks it, or
+ * -1 when none is (NaN never wins). `at`: the window's four offsets of
+ * channel 0.
+ */
+function firstMaximum(x: Float32Array, at: readonly number[], c: number): number {
+  let where = -1, best = -Infinity;
+  for (let q = 0; q < 4; q++) {
+    const v = x[at[q]! + c]!;
+    if (v > best) {
+      best = v;
+      where = q;
+    }
+  }
+  return where;
+}
+
+/**
  * `MaxPoolGrad` for the common 2×2, stride-2, unpadded pooling: the windows
  * do not overlap, so each `dy` goes to its window's first maximum with no
  * bookkeeping across windows.
@@ -234,45 +272,16 @@ function maxPoolGrad2x2(
   x: Float32Array,
   g: Float32Array,
   out: Float32Array,
-  B: number,
-  H: number,
-  W: number,
-  C: number,
-  OH: number,
-  OW: number,
+  shape: readonly number[],
 ): void {
-  const rowStride = W * C;
-  for (let b = 0; b < B; b++) {
-    for (let oh = 0; oh < OH; oh++) {
-      for (let ow = 0; ow < OW; ow++) {
-        const i00 = ((b * H + 2 * oh) * W + 2 * ow) * C, i01 = i00 + C;
-        const i10 = i00 + rowStride, i11 = i10 + C;
-        const o = ((b * OH + oh) * OW + ow) * C;
-        for (let c = 0; c < C; c++) {
-          // The first value above all before it (and above -Infinity) in
-          // row-major window order, as the cpu backend picks it: a window of
-          // NaN or -Infinity only passes no gradient.
-          let at = -1, best = -Infinity, v = x[i00 + c]!;
-          if (v > best) {
-            best = v;
-            at = i00 + c;
-          }
-          v = x[i01 + c]!;
-          if (v > best) {
-            best = v;
-            at = i01 + c;
-          }
-          v = x[i10 + c]!;
-          if (v > best) {
-            best = v;
-            at = i10 + c;
-          }
-          if (x[i11 + c]! > best) at = i11 + c;
-          if (at >= 0) out[at] = g[o + c]!;
-        }
-      }
+  const C = shape[3]!;
+  forEachWindow(shape, (o, at) => {
+    for (let c = 0; c < C; c++) {
+      // A window of NaN or -Infinity only passes no gradient.
+      const where = firstMaximum(x, at, c);
+      if (where >= 0) out[at[where]! + c] = g[o * C + c]!;
     }
-  }
+  });
 }
 
 /**
@@ -296,7 +305,7 @@ const maxPoolGrad = unpacked<{ dy: Info; input: Info; output: Info }>(
     const x = heap(backend, input), g = heap(backend, dy), out = heap(backend, dx);
     out.fill(0);
     if (twoByTwo) {
-      maxPoolGrad2x2(x, g, out, B, H, W, C, OH, OW);
+      maxPoolGrad2x2(x, g, out, input.shape);
       return dx;
     }
     const best = new Float32Array(C), at = new Int32Array(C);
@@ -416,26 +425,6 @@ export function positionWords(C: number): number {
   return Math.ceil(C / 16);
 }
 
-/**
- * Calls `visit` with each 2×2 stride-2 unpadded window of an NHWC input of
- * `shape`: the window's pooled position (its index among them) and the
- * offsets of channel 0 at its four positions, row-major.
- */
-function forEachWindow(
-  [B, H, W, C]: readonly number[],
-  visit: (o: number, at: readonly number[]) => void,
-): void {
-  const OH = Math.floor(H! / 2), OW = Math.floor(W! / 2);
-  for (let b = 0; b < B!; b++) {
-    for (let oh = 0; oh < OH; oh++) {
-      for (let ow = 0; ow < OW; ow++) {
-        const i00 = ((b * H! + 2 * oh) * W! + 2 * ow) * C!;
-        visit((b * OH + oh) * OW + ow, [i00, i00 + C!, i00 + W! * C!, i00 + W! * C! + C!]);
-      }
-    }
-  }
-}
-
 /** The window position (0 to 3, row-major) of channel `c` in one pooled position's words. */
 function positionOf(words: Int32Array, at: number, c: number): number {
   return (words[at + (c >> 4)]! >>> (2 * (c & 15))) & 3;
@@ -473,16 +462,9 @@ export function maxPool2x2Positions(backend: BackendWasm, x: Info): [Info, Info]
   words.fill(0);
   forEachWindow(x.shape, (o, at) => {
     for (let c = 0; c < C; c++) {
-      let best = -Infinity, where = 0;
-      for (let q = 0; q < 4; q++) {
-        const value = v[at[q]! + c]!;
-        if (value > best) {
-          best = value;
-          where = q;
-        }
-      }
-      out[o * C + c] = best;
-      words[o * NW + (c >> 4)]! |= where << (2 * (c & 15));
+      const where = firstMaximum(v, at, c);
+      out[o * C + c] = where < 0 ? -Infinity : v[at[where]! + c]!;
+      words[o * NW + (c >> 4)]! |= Math.max(where, 0) << (2 * (c & 15));
     }
   });
   return [y, idx];
