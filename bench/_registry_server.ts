@@ -8,8 +8,11 @@
  *   `registry/main.ts` serves it.
  * - `diagnostic`: bare `Deno.serve` handlers with no Hono in between, to split
  *   the registry's cost into its parts: `/file/<name>` streams a file of the
- *   static folder with `Deno.open` (Deno's own static file server) and
- *   `/store/<digest>` answers with `store.blobs.read()` alone.
+ *   static folder with `Deno.open` (Deno's own static file server),
+ *   `/memory/<name>` answers with that file's bytes held in memory (read once;
+ *   the headers of the registry's documents), the least any handler served by
+ *   `Deno.serve` costs, and `/store/<digest>` answers with `store.blobs.read()`
+ *   alone.
  *
  * Usage: `deno run -A bench/_registry_server.ts --data <dir> --blob <file> --static <dir>`
  *
@@ -30,6 +33,12 @@ if (import.meta.main) {
   const weights = await publishBenchModel(store, blob);
 
   const quiet = { hostname: "127.0.0.1", port: 0, onListen: () => {} };
+  const inMemory = new Map<string, Uint8Array<ArrayBuffer>>();
+  const documentHeaders = {
+    "content-type": "application/json",
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "etag,content-range,content-length,accept-ranges",
+  };
   const registry = Deno.serve(quiet, createRegistryApp({ store }).fetch);
   const diagnostic = Deno.serve(quiet, async (req) => {
     const path = new URL(req.url).pathname;
@@ -39,6 +48,13 @@ if (import.meta.main) {
       const file = await Deno.open(`${staticDir}/${name}`, { read: true });
       const { size } = await file.stat();
       return new Response(file.readable, { headers: { "content-length": String(size) } });
+    }
+    if (path.startsWith("/memory/")) {
+      const name = path.slice("/memory/".length);
+      if (!/^[a-z0-9._-]+$/.test(name)) return new Response(null, { status: 400 });
+      let bytes = inMemory.get(name);
+      if (!bytes) inMemory.set(name, bytes = await Deno.readFile(`${staticDir}/${name}`));
+      return new Response(bytes, { headers: documentHeaders });
     }
     if (path.startsWith("/store/")) {
       const digest = path.slice("/store/".length);

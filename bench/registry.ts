@@ -11,8 +11,9 @@
  * The registry runs in its own process (`_registry_server.ts`). The static
  * server is nginx (installed with apt-get when missing and root), else Deno's
  * own (`Deno.serve` streaming `Deno.open`). The load generator is wrk, else an
- * in-process fetch loop. Diagnostic rows (bare `Deno.serve` without Hono)
- * and an in-process profile of the store split the registry's cost into its
+ * in-process fetch loop. Diagnostic rows (bare `Deno.serve` without Hono,
+ * down to the version document answered from memory, the floor of any
+ * `Deno.serve` answer) and an in-process profile of the store split the registry's cost into its
  * parts. Writes `bench/results/registry.md`; a hand-written part after the
  * `<!-- findings -->` line of that file is kept.
  *
@@ -366,6 +367,11 @@ async function main(): Promise<void> {
         label: "diag: Deno.serve + Deno.open (same file)",
         url: `${diag}/file/version.json`,
       },
+      {
+        key: "denoMemory",
+        label: "diag: Deno.serve, same bytes from memory",
+        url: `${diag}/memory/version.json`,
+      },
     ].map((c) => ({ ...c, connections: META_CONNECTIONS }));
     const allCases = [
       ...blobCases.filter((c) => haveNginx || c.key !== "denoFile").map((c) => ({
@@ -530,7 +536,7 @@ ${
 
 \`${META_CONNECTIONS}/(req/s)\` is the mean latency Little's law allows a closed loop of ${META_CONNECTIONS} connections: a p99 under ${META_P99_TARGET_MS} ms needs well over ${
       (META_CONNECTIONS / META_P99_TARGET_MS * 1000).toFixed(0)
-    } req/s.
+    } req/s. The "same bytes from memory" row is the floor of any answer \`Deno.serve\` gives here: the version document's bytes held in memory, with the registry's headers, no routing and no store, in the same minutes as the rows above.
 
 ## Summary
 
