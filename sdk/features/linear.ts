@@ -37,7 +37,7 @@ import {
   type LinearEvaluation,
   type Problem,
 } from "./_linear_problem.ts";
-import { svmSolve, type SvmState } from "./_linear_svm.ts";
+import { scaleSvmState, svmSolve, type SvmState } from "./_linear_svm.ts";
 import { SecondShare, softmaxSolve } from "./_linear_softmax.ts";
 
 export type { LinearEvaluation };
@@ -108,7 +108,7 @@ export interface L2Trial {
   valAccuracy: number;
   /** Mean data loss on the validation codes. */
   valLoss: number;
-  /** Passes the fit took (warm-started from the previous trial's solution). */
+  /** Passes the fit took (from the previous trial's solution; the SVM's scaled to this `C`). */
   epochs: number;
 }
 
@@ -116,7 +116,7 @@ export interface L2Trial {
 export interface LinearFit {
   /** The classifier at the chosen L2 weight, trained to convergence. */
   model: LinearModel;
-  /** Metrics of every epoch of the fit kept (at the chosen L2 weight, from the previous trial's solution), phase `linear`. */
+  /** Metrics of every epoch of the fit kept (at the chosen L2 weight, from the previous trial's solution; the SVM's scaled to this `C`), phase `linear`. */
   history: EpochMetrics[];
   /** The last epoch: the model is the converged one. */
   bestEpoch: number;
@@ -196,7 +196,9 @@ function breathe(): Promise<void> {
  * (at most `epochs` passes; see the module doc for the solvers). Unless
  * `l2` is given, it is chosen on the validation codes: fits along
  * {@linkcode L2_GRID_C} from the strongest penalty down, each starting from
- * the previous solution and stopped after 20 passes, until one falls below
+ * the previous solution (the SVM's dual solution scaled by the ratio of the
+ * two `C`s: still feasible, and nearer the new one where the penalty is
+ * strong) and stopped after 20 passes, until one falls below
  * the best validation accuracy by more than that accuracy's standard error
  * (`√(a(1 − a)/n)` over the `n` validation codes) or two in a row do not
  * raise it; the best one goes on to convergence (or
@@ -362,8 +364,13 @@ export async function trainLinear(
       let best: { trial: L2Trial; state: SvmState; fit: Fit } | undefined;
       let since = 0;
       const cap = Math.min(epochs, TRIAL_PASSES);
+      let previousC: number | undefined;
       for (const c of L2_GRID_C) {
         const trialL2 = 1 / (2 * c * n);
+        // The SVM's dual solution at the previous C, scaled to this one: still feasible, and
+        // where the penalty is strong (most codes' variables at their bounds) near the new one.
+        if (classifier === "svm" && previousC !== undefined) scaleSvmState(st, c / previousC);
+        previousC = c;
         const fit = fitAt(trialL2, st, cap);
         validate(fit, fit.history.length - 1);
         const end = fit.history.at(-1)!;

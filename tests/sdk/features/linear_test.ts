@@ -1,8 +1,10 @@
 import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
 import { type CnnCodes, evaluateLinear, trainLinear } from "../../../sdk/features/mod.ts";
+import { LinearKernels } from "../../../sdk/features/_linear_kernels.ts";
+import { scaleSvmState, svmSolve, type SvmState } from "../../../sdk/features/_linear_svm.ts";
 
-/** Three Gaussian blobs in 5 dimensions, far from the origin and on different scales. */
-function blobs(perClass: number, seed: number): CnnCodes {
+/** Three blobs in 5 dimensions, far from the origin and on different scales, `spread` wide. */
+function blobs(perClass: number, seed: number, spread = 0.3): CnnCodes {
   let s = seed + 1;
   const rand = () => ((s = (s * 16807) % 2147483647) / 2147483647) - 0.5;
   const dim = 5, count = 3 * perClass;
@@ -11,7 +13,7 @@ function blobs(perClass: number, seed: number): CnnCodes {
   for (let i = 0; i < count; i++) {
     labels[i] = i % 3;
     for (let d = 0; d < dim; d++) {
-      codes[i * dim + d] = 100 + (d + 1) * 10 * ((d === labels[i] ? 1 : 0) + 0.3 * rand());
+      codes[i * dim + d] = 100 + (d + 1) * 10 * ((d === labels[i] ? 1 : 0) + spread * rand());
     }
   }
   return { codes, labels, count, dim };
@@ -73,6 +75,49 @@ Deno.test("trainLinear() chooses the L2 weight with the best validation accuracy
     0,
   );
   assert(gap < 1e-2, `kernels differ by ${gap}`);
+});
+
+Deno.test("an SVM solution scaled to a larger C is a feasible start that ends at the new C's optimum", () => {
+  // Overlapping blobs, centred: at C = 0.01 most codes' dual variables sit at their bounds.
+  const raw = blobs(40, 1, 2.5);
+  const { count: n, dim: d } = raw;
+  const k = 3;
+  const kern = new LinearKernels();
+  const x = kern.alloc(Float32Array, n * d);
+  for (let t = 0; t < n * d; t++) x.view[t] = (raw.codes[t]! - 100) / 10;
+  const p = { kern, x, y: raw.labels, n, d, k };
+  const qd = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    qd[i] = 1 + x.view.subarray(i * d, (i + 1) * d).reduce((s, v) => s + v * v, 0);
+  }
+  const zero = (): SvmState => ({
+    w: new Float64Array(k * (d + 1)),
+    alpha: new Float64Array(n * k),
+  });
+  const small = zero();
+  svmSolve(p, qd, 0.01, small, 5000, 1e-6, 0);
+  const atBound = raw.labels.filter((l, i) => small.alpha[i * k + l] === 0.01).length;
+  assertGreater(atBound, n / 2, `${atBound} of ${n} codes' label variables at C`);
+  const start = { w: small.w.slice(), alpha: small.alpha.slice() };
+  scaleSvmState(start, 10);
+  for (let i = 0; i < n; i++) {
+    const a = start.alpha.subarray(i * k, (i + 1) * k);
+    assert(Math.abs(a.reduce((s, v) => s + v, 0)) < 1e-12, `code ${i}: the variables sum to ${a}`);
+    a.forEach((v, m) => assert(v <= (m === raw.labels[i] ? 0.1 : 0), `code ${i}: ${a}`));
+  }
+  // The weights stay the variables' sum over the codes (with the bias a constant feature).
+  for (let m = 0; m < k; m++) {
+    for (let j = 0; j <= d; j++) {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += start.alpha[i * k + m]! * (j < d ? x.view[i * d + j]! : 1);
+      assert(Math.abs(sum - start.w[m * (d + 1) + j]!) < 1e-5, `class ${m}, weight ${j}`);
+    }
+  }
+  const fromScaled = svmSolve(p, qd, 0.1, start, 5000, 1e-6, 0);
+  const fresh = zero();
+  svmSolve(p, qd, 0.1, fresh, 5000, 1e-6, 0);
+  const gap = fresh.w.reduce((g, v, t) => Math.max(g, Math.abs(v - start.w[t]!)), 0);
+  assert(gap < 1e-3, `weights differ by ${gap} (${fromScaled} passes from the scaled start)`);
 });
 
 Deno.test("trainLinear() trains the Crammer–Singer SVM to the optimum of its objective", async () => {
